@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// The names of the expression environment. Each is set in the env map the
+// rules run against; the types of the values are what the rules are
+// checked against at load, so a misspelt name or field is a load error.
+const (
+	varEvent        = "event"
+	varMail         = "mail"
+	varBounce       = "bounce"
+	varComplaint    = "complaint"
+	varDelivery     = "delivery"
+	varDelay        = "delay"
+	varReject       = "reject"
+	varFailure      = "failure"
+	varOpen         = "open"
+	varClick        = "click"
+	varSubscription = "subscription"
+	varRecipient    = "recipient"
+	varLists        = "lists"
+)
+
+// exprVars are a notification's values, boxed once at decode so that
+// routing a recipient allocates nothing.
+type exprVars struct {
+	event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription any
+	recipients                                                                                  []any
+}
+
+// seal boxes the expression values of n. Decode calls it; a Notification
+// built another way is sealed by Route on a copy, at the cost of a few
+// allocations.
+func (n *Notification) seal() {
+	n.vars = newExprVars(n)
+}
+
+func newExprVars(n *Notification) *exprVars {
+	v := &exprVars{
+		event: n.Event, mail: n.Mail, bounce: n.Bounce, complaint: n.Complaint, delivery: n.Delivery,
+		delay: n.Delay, reject: n.Reject, failure: n.Failure, open: n.Open, click: n.Click,
+		subscription: n.Subscription, recipients: make([]any, len(n.Recipients)),
+	}
+	for i, r := range n.Recipients {
+		v.recipients[i] = r
+	}
+	return v
+}
+
+// newEnv returns an expression environment: for checking at load (the
+// zero values give the types) and, filled per recipient, for running.
+func newEnv(lists map[string][]string) map[string]any {
+	return map[string]any{
+		varEvent: Event{}, varMail: Mail{}, varBounce: Bounce{}, varComplaint: Complaint{},
+		varDelivery: Delivery{}, varDelay: Delay{}, varReject: Reject{}, varFailure: Failure{},
+		varOpen: Open{}, varClick: Click{}, varSubscription: Subscription{}, varRecipient: Recipient{},
+		varLists:   lists,
+		"glob":     Glob,
+		"inDomain": InDomain,
+	}
+}
+
+// setNotification puts n's values into env.
+func setNotification(env map[string]any, v *exprVars) {
+	env[varEvent], env[varMail], env[varBounce], env[varComplaint] = v.event, v.mail, v.bounce, v.complaint
+	env[varDelivery], env[varDelay], env[varReject], env[varFailure] = v.delivery, v.delay, v.reject, v.failure
+	env[varOpen], env[varClick], env[varSubscription] = v.open, v.click, v.subscription
+}
+
+type compiler struct {
+	lists map[string][]string
+	env   map[string]any
+}
+
+func newCompiler(lists map[string][]string) *compiler {
+	return &compiler{lists: lists, env: newEnv(lists)}
+}
+
+// exprProblem is a problem in an expression, at a line (1-based) and
+// column (0-based, in runes) of the expression.
+type exprProblem struct {
+	line, col int
+	msg       string
+}
+
+// compile compiles one when expression against the typed environment.
+func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
+	lp := &listPatcher{lists: c.lists}
+	prog, err := expr.Compile(src, expr.Env(c.env), expr.AsBool(), expr.Patch(lp), expr.Optimize(true))
+	var probs []exprProblem
+	for _, u := range lp.unknown {
+		fe := (&file.Error{Location: u.loc, Message: ""}).Bind(file.NewSource(src))
+		probs = append(probs, exprProblem{fe.Line, fe.Column, "unknown list " + quote(u.name) + c.knownLists()})
+	}
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			probs = append(probs, exprProblem{max(fe.Line, 1), fe.Column, explain(fe.Message)})
+		} else {
+			probs = append(probs, exprProblem{1, 0, err.Error()})
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return prog, nil
+}
+
+func (c *compiler) knownLists() string {
+	if len(c.lists) == 0 {
+		return " (no lists are defined)"
+	}
+	names := make([]string, 0, len(c.lists))
+	for k := range c.lists {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return " (defined: " + strings.Join(names, ", ") + ")"
+}
+
+// explain adds the names a rule may use to expr's "unknown name" messages.
+func explain(msg string) string {
+	if strings.HasPrefix(msg, "unknown name ") {
+		return msg + " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)"
+	}
+	return msg
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// listPatcher replaces lists.NAME by the list's literal items, as if the
+// rule had written ["a", "b"]: expr then compiles `x in lists.NAME` into a
+// set lookup. An unknown list is recorded (and replaced by an empty list so
+// that checking goes on).
+type listPatcher struct {
+	lists   map[string][]string
+	unknown []struct {
+		name string
+		loc  file.Location
+	}
+}
+
+// Visit implements ast.Visitor.
+func (p *listPatcher) Visit(node *ast.Node) {
+	m, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	if !ok || id.Value != varLists {
+		return
+	}
+	prop, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	items, known := p.lists[prop.Value]
+	if !known {
+		p.unknown = append(p.unknown, struct {
+			name string
+			loc  file.Location
+		}{prop.Value, prop.Location()})
+	}
+	arr := &ast.ArrayNode{Nodes: make([]ast.Node, len(items))}
+	for i, s := range items {
+		arr.Nodes[i] = &ast.StringNode{Value: s}
+	}
+	ast.Patch(node, arr)
+}
+
+// Glob reports whether s matches the shell pattern, ignoring case: '*'
+// matches any run of characters, '?' one character, [abc] and [a-z] one
+// of a set ([!abc] or [^abc] one not in it), and '\' quotes the next
+// character. A malformed pattern matches nothing. It allocates nothing.
+func Glob(pattern, s string) bool {
+	// Iterative matching with backtracking to the last '*'.
+	var starP, starS = -1, -1
+	p, i := 0, 0
+	for i < len(s) {
+		if p < len(pattern) {
+			pc, pw := utf8.DecodeRuneInString(pattern[p:])
+			sc, sw := utf8.DecodeRuneInString(s[i:])
+			switch pc {
+			case '*':
+				starP, starS = p, i
+				p += pw
+				continue
+			case '?':
+				p += pw
+				i += sw
+				continue
+			case '[':
+				ok, width, valid := matchClass(pattern[p:], sc)
+				if !valid {
+					return false
+				}
+				if ok {
+					p += width
+					i += sw
+					continue
+				}
+			case '\\':
+				if p+pw < len(pattern) {
+					qc, qw := utf8.DecodeRuneInString(pattern[p+pw:])
+					if foldEq(qc, sc) {
+						p += pw + qw
+						i += sw
+						continue
+					}
+				} else if sc == '\\' {
+					p += pw
+					i += sw
+					continue
+				}
+			default:
+				if foldEq(pc, sc) {
+					p += pw
+					i += sw
+					continue
+				}
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		// Let the last '*' take one more character.
+		_, sw := utf8.DecodeRuneInString(s[starS:])
+		starS += sw
+		p, i = starP+1, starS
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// matchClass matches c against the class at the start of pattern ("[...]").
+// It returns whether c is in it, the width of the class, and whether the
+// class is well formed.
+func matchClass(pattern string, c rune) (matched bool, width int, valid bool) {
+	i := 1
+	negate := false
+	if i < len(pattern) && (pattern[i] == '!' || pattern[i] == '^') {
+		negate = true
+		i++
+	}
+	first := true
+	for i < len(pattern) {
+		if pattern[i] == ']' && !first {
+			return matched != negate, i + 1, true
+		}
+		first = false
+		lo, w := utf8.DecodeRuneInString(pattern[i:])
+		if lo == '\\' && i+w < len(pattern) {
+			i += w
+			lo, w = utf8.DecodeRuneInString(pattern[i:])
+		}
+		i += w
+		hi := lo
+		if i+1 < len(pattern) && pattern[i] == '-' && pattern[i+1] != ']' {
+			var w2 int
+			hi, w2 = utf8.DecodeRuneInString(pattern[i+1:])
+			i += 1 + w2
+		}
+		lc := unicode.ToLower(c)
+		uc := unicode.ToUpper(c)
+		if (lo <= c && c <= hi) || (lo <= lc && lc <= hi) || (lo <= uc && uc <= hi) {
+			matched = true
+		}
+	}
+	return false, 0, false
+}
+
+func foldEq(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	if a < utf8.RuneSelf && b < utf8.RuneSelf {
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		return a == b
+	}
+	return unicode.ToLower(a) == unicode.ToLower(b)
+}
+
+// InDomain reports whether an address (or a bare domain) is in domain or
+// one of its subdomains, ignoring case: InDomain("a@mx.example.com",
+// "example.com") is true, InDomain("a@badexample.com", "example.com") is
+// false. It allocates nothing.
+func InDomain(addressOrDomain, domain string) bool {
+	d := addressOrDomain
+	if at := strings.LastIndexByte(d, '@'); at >= 0 {
+		d = d[at+1:]
+	}
+	d = strings.TrimSuffix(strings.TrimRight(d, ">"), ".")
+	domain = strings.TrimSuffix(strings.TrimPrefix(domain, "@"), ".")
+	if domain == "" || len(d) < len(domain) {
+		return false
+	}
+	if !strings.EqualFold(d[len(d)-len(domain):], domain) {
+		return false
+	}
+	return len(d) == len(domain) || d[len(d)-len(domain)-1] == '.'
+}

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Router routes notifications by a loaded rules file. It is safe for
+// concurrent use: each goroutine borrows its own expression VM.
+type Router struct {
+	rules *Rules
+	pool  sync.Pool // of *evaluator
+}
+
+type evaluator struct {
+	vm  vm.VM
+	env map[string]any
+}
+
+// NewRouter returns a Router for rules, which must come from Load.
+func NewRouter(rules *Rules) *Router {
+	r := &Router{rules: rules}
+	r.pool.New = func() any { return &evaluator{env: newEnv(rules.Lists)} }
+	return r
+}
+
+// Rules returns the rules the router routes by.
+func (r *Router) Rules() *Rules { return r.rules }
+
+// Plan is what the rules decided for one notification: per recipient, the
+// rules tried and the actions. Nothing in it has been performed.
+type Plan struct {
+	Notification *Notification
+	Recipients   []Decision
+}
+
+// Decision is the routing of one recipient.
+type Decision struct {
+	// Recipient points into Notification.Recipients.
+	Recipient *Recipient
+	// Trials are the rules tried, in order, with whether each matched.
+	Trials []Trial
+	// Matched are the rules that matched and so gave actions: rules with
+	// continue, then the deciding rule.
+	Matched []*Rule
+	// Decider is the rule that ended the evaluation, or nil when no rule
+	// without continue matched.
+	Decider *Rule
+	// Actions are the actions of the matched rules, in order, each once.
+	Actions []Action
+	// Dropped says that a drop action ended the evaluation.
+	Dropped bool
+	// Unmatched says that no rule matched: the recipient gets no action.
+	Unmatched bool
+	// Err is set when a rule's expression failed at run time (say, an
+	// index out of range); that rule counts as not matched.
+	Err error
+}
+
+// Trial is one rule tried for one recipient.
+type Trial struct {
+	Rule    *Rule
+	Matched bool
+	Err     error
+}
+
+// Route returns the plan for n. It performs nothing.
+func (r *Router) Route(n *Notification) *Plan {
+	p := new(Plan)
+	r.RouteInto(p, n)
+	return p
+}
+
+// RouteInto writes the plan for n into p, reusing p's storage: routing
+// into a reused Plan allocates nothing in the steady state.
+func (r *Router) RouteInto(p *Plan, n *Notification) {
+	p.Notification = n
+	if cap(p.Recipients) < len(n.Recipients) {
+		p.Recipients = append(p.Recipients[:cap(p.Recipients)], make([]Decision, len(n.Recipients)-cap(p.Recipients))...)
+	}
+	p.Recipients = p.Recipients[:len(n.Recipients)]
+	if len(n.Recipients) == 0 {
+		return
+	}
+	vars := n.vars
+	if vars == nil {
+		vars = newExprVars(n)
+	}
+	ev := r.pool.Get().(*evaluator)
+	setNotification(ev.env, vars)
+	for i := range n.Recipients {
+		ev.env[varRecipient] = vars.recipients[i]
+		r.decide(ev, &p.Recipients[i], &n.Recipients[i])
+	}
+	ev.env[varRecipient] = nil
+	r.pool.Put(ev)
+}
+
+func (r *Router) decide(ev *evaluator, d *Decision, rc *Recipient) {
+	*d = Decision{Recipient: rc, Trials: d.Trials[:0], Matched: d.Matched[:0], Actions: d.Actions[:0]}
+	for _, rule := range r.rules.Rules {
+		out, err := ev.vm.Run(rule.program, ev.env)
+		if err != nil {
+			err = fmt.Errorf("rule %q: %w", rule.Name, err)
+			d.Trials = append(d.Trials, Trial{Rule: rule, Err: err})
+			if d.Err == nil {
+				d.Err = err
+			}
+			continue
+		}
+		matched, _ := out.(bool)
+		d.Trials = append(d.Trials, Trial{Rule: rule, Matched: matched})
+		if !matched {
+			continue
+		}
+		d.Matched = append(d.Matched, rule)
+		for _, a := range rule.Actions {
+			if !hasAction(d.Actions, a) {
+				d.Actions = append(d.Actions, a)
+			}
+			if a.Kind == ActionDrop {
+				d.Dropped = true
+			}
+		}
+		if d.Dropped || !rule.Continue {
+			d.Decider = rule
+			return
+		}
+	}
+	d.Unmatched = len(d.Matched) == 0
+}
+
+func hasAction(as []Action, a Action) bool {
+	for _, b := range as {
+		if b == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Step is one action to carry out for a notification.
+type Step struct {
+	Action Action
+	// Recipient is the recipient of a per-recipient action (drop,
+	// unsuppress, suppress, log); nil for notify.
+	Recipient *Recipient
+	// Recipients are, for notify, the decisions of every recipient routed
+	// to the destination, in recipient order.
+	Recipients []*Decision
+}
+
+// Steps lists what the plan asks for, in the order it is to be carried
+// out: first every per-recipient action (SES actions, log, drop) in
+// recipient order, then one notify per destination, in order of first
+// use, carrying every recipient routed there.
+func (p *Plan) Steps() []Step {
+	var steps []Step
+	for i := range p.Recipients {
+		d := &p.Recipients[i]
+		for _, a := range d.Actions {
+			if a.Kind != ActionNotify {
+				steps = append(steps, Step{Action: a, Recipient: d.Recipient})
+			}
+		}
+	}
+	first := len(steps)
+	for i := range p.Recipients {
+		d := &p.Recipients[i]
+		for _, a := range d.Actions {
+			if a.Kind != ActionNotify {
+				continue
+			}
+			found := false
+			for j := first; j < len(steps); j++ {
+				if steps[j].Action == a {
+					steps[j].Recipients = append(steps[j].Recipients, d)
+					found = true
+					break
+				}
+			}
+			if !found {
+				steps = append(steps, Step{Action: a, Recipients: []*Decision{d}})
+			}
+		}
+	}
+	return steps
+}

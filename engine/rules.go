@@ -1,0 +1,576 @@
+package engine
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+// Rules is a loaded rules file: destinations, lists and compiled rules.
+type Rules struct {
+	// File is the name the rules were loaded under, used in messages.
+	File    string
+	Version int
+	// Destinations by name; DestinationNames lists them in file order.
+	Destinations     map[string]*Destination
+	DestinationNames []string
+	// Lists by name, each a set of strings usable as lists.NAME.
+	Lists map[string][]string
+	// Rules in the order they are tried.
+	Rules []*Rule
+}
+
+// Destination is where notify actions post.
+type Destination struct {
+	Name  string
+	Pos   Pos
+	Slack SlackDestination
+}
+
+// SlackDestination is a Slack channel (through chat.postMessage with the
+// bot token) or an incoming webhook (whose URL is in an environment
+// variable). Exactly one of Channel and WebhookEnv is set.
+type SlackDestination struct {
+	Channel    string
+	WebhookEnv string
+}
+
+// Describe says where the destination posts, without any secret.
+func (d *Destination) Describe() string {
+	if d.Slack.Channel != "" {
+		return "Slack channel " + d.Slack.Channel
+	}
+	return "Slack webhook $" + d.Slack.WebhookEnv
+}
+
+// Rule is one named rule of the rules file.
+type Rule struct {
+	Name string
+	// When is the expression, as written.
+	When string
+	// Continue says that, when this rule matches, the following rules are
+	// tried too.
+	Continue bool
+	Actions  []Action
+	// Pos is the position of the rule in the file.
+	Pos Pos
+
+	program *vm.Program
+}
+
+// Pos is a position in the rules file.
+type Pos struct {
+	Line, Col int
+}
+
+// ActionKind is the kind of an action.
+type ActionKind uint8
+
+// The action kinds.
+const (
+	ActionDrop ActionKind = iota + 1
+	ActionUnsuppress
+	ActionSuppress
+	ActionLog
+	ActionNotify
+)
+
+// String returns the action kind as written in the rules file.
+func (k ActionKind) String() string {
+	switch k {
+	case ActionDrop:
+		return "drop"
+	case ActionUnsuppress:
+		return "unsuppress"
+	case ActionSuppress:
+		return "suppress"
+	case ActionLog:
+		return "log"
+	case ActionNotify:
+		return "notify"
+	}
+	return fmt.Sprintf("ActionKind(%d)", k)
+}
+
+// Action is one action of a rule.
+type Action struct {
+	Kind ActionKind
+	// Destination is the destination of a notify action.
+	Destination string
+}
+
+// String returns the action as the JSON output and rule tests write it:
+// "unsuppress", "notify:ses-alerts".
+func (a Action) String() string {
+	if a.Kind == ActionNotify {
+		return "notify:" + a.Destination
+	}
+	return a.Kind.String()
+}
+
+// Problem is one thing wrong with a rules file.
+type Problem struct {
+	File string
+	Pos  Pos
+	// Context is what the problem is in: `rule "NAME"`,
+	// `destination "NAME"`, `list "NAME"`, or empty.
+	Context string
+	Message string
+}
+
+// Error formats the problem as FILE:LINE:COL: CONTEXT: MESSAGE.
+func (p *Problem) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", p.File, p.Pos.Line, p.Pos.Col)
+	if p.Context != "" {
+		b.WriteString(p.Context)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// LoadFile reads and loads the rules file at path.
+func LoadFile(path string) (*Rules, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return Load(path, src)
+}
+
+// Load parses, checks and compiles a rules file. name is used in messages.
+// On failure the error joins one *Problem per problem found, in file
+// order, each saying FILE:LINE:COL: rule "NAME": message.
+func Load(name string, src []byte) (*Rules, error) {
+	l := &loader{file: name, src: src, rules: &Rules{
+		File:         name,
+		Destinations: map[string]*Destination{},
+		Lists:        map[string][]string{},
+	}}
+	l.load()
+	if len(l.problems) > 0 {
+		slices.SortStableFunc(l.problems, func(a, b *Problem) int {
+			return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+		})
+		errs := make([]error, len(l.problems))
+		for i, p := range l.problems {
+			errs[i] = p
+		}
+		return nil, errors.Join(errs...)
+	}
+	return l.rules, nil
+}
+
+type loader struct {
+	file     string
+	src      []byte
+	rules    *Rules
+	problems []*Problem
+}
+
+func (l *loader) problem(n *yaml.Node, context, format string, args ...any) {
+	p := &Problem{File: l.file, Context: context, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		p.Pos = Pos{n.Line, n.Column}
+	} else {
+		p.Pos = Pos{1, 1}
+	}
+	l.problems = append(l.problems, p)
+}
+
+var (
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	destRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func (l *loader) load() {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(l.src))
+	if err := dec.Decode(&doc); err != nil {
+		l.yamlError(err)
+		return
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		l.problem(&extra, "", "a rules file holds one YAML document; a second one starts here")
+	}
+	if len(doc.Content) == 0 {
+		l.problem(&doc, "", "empty rules file: it needs version: 1 and rules")
+		return
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		l.problem(root, "", "the rules file must be a mapping with version, destinations, lists and rules")
+		return
+	}
+	var rulesNode, versionNode *yaml.Node
+	var destNode, listNode *yaml.Node
+	l.eachKey(root, "", func(k, v *yaml.Node) {
+		switch k.Value {
+		case "version":
+			versionNode = v
+		case "destinations":
+			destNode = v
+		case "lists":
+			listNode = v
+		case "rules":
+			rulesNode = v
+		default:
+			l.problem(k, "", "unknown key %q (want version, destinations, lists or rules)", k.Value)
+		}
+	})
+	switch {
+	case versionNode == nil:
+		l.problem(root, "", "missing version: 1")
+	case versionNode.Kind != yaml.ScalarNode || versionNode.Value != "1":
+		l.problem(versionNode, "", "version must be 1, not %s", nodeText(versionNode))
+	default:
+		l.rules.Version = 1
+	}
+	if destNode != nil {
+		l.loadDestinations(destNode)
+	}
+	if listNode != nil {
+		l.loadLists(listNode)
+	}
+	if rulesNode == nil {
+		l.problem(root, "", "missing rules: a list of named rules")
+		return
+	}
+	l.loadRules(rulesNode)
+}
+
+// yamlError turns a yaml.v3 syntax error ("yaml: line N: msg") into a
+// Problem with its line.
+func (l *loader) yamlError(err error) {
+	msg := err.Error()
+	line := 1
+	var n int
+	if _, scanErr := fmt.Sscanf(msg, "yaml: line %d:", &n); scanErr == nil {
+		line = n
+		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, 1}, Message: "YAML: " + msg})
+}
+
+// eachKey calls fn for each key of a mapping, reporting duplicate keys.
+func (l *loader) eachKey(m *yaml.Node, context string, fn func(k, v *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			l.problem(k, context, "keys must be plain strings")
+			continue
+		}
+		if seen[k.Value] {
+			l.problem(k, context, "key %q appears twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		fn(k, v)
+	}
+}
+
+func (l *loader) loadDestinations(n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		l.problem(n, "", "destinations must be a mapping of name to destination")
+		return
+	}
+	l.eachKey(n, "", func(k, v *yaml.Node) {
+		ctx := fmt.Sprintf("destination %q", k.Value)
+		if !destRE.MatchString(k.Value) {
+			l.problem(k, ctx, "a destination name holds letters, digits, '_', '-' and '.'")
+		}
+		d := &Destination{Name: k.Value, Pos: Pos{k.Line, k.Column}}
+		l.rules.Destinations[k.Value] = d
+		l.rules.DestinationNames = append(l.rules.DestinationNames, k.Value)
+		if v.Kind != yaml.MappingNode {
+			l.problem(v, ctx, "a destination is a mapping with slack: {channel: …} or slack: {webhook_env: …}")
+			return
+		}
+		var slackNode *yaml.Node
+		l.eachKey(v, ctx, func(k2, v2 *yaml.Node) {
+			switch k2.Value {
+			case "slack":
+				slackNode = v2
+			default:
+				l.problem(k2, ctx, "unknown key %q (want slack)", k2.Value)
+			}
+		})
+		if slackNode == nil {
+			l.problem(v, ctx, "missing slack: {channel: …} or slack: {webhook_env: …}")
+			return
+		}
+		if slackNode.Kind != yaml.MappingNode {
+			l.problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
+			return
+		}
+		l.eachKey(slackNode, ctx, func(k3, v3 *yaml.Node) {
+			switch k3.Value {
+			case "channel":
+				d.Slack.Channel = l.str(v3, ctx, "channel")
+			case "webhook_env":
+				d.Slack.WebhookEnv = l.str(v3, ctx, "webhook_env")
+				if d.Slack.WebhookEnv != "" && !envNameRE.MatchString(d.Slack.WebhookEnv) {
+					l.problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q: the URL itself never goes in the rules file", d.Slack.WebhookEnv)
+				}
+			case "webhook_url", "url", "webhook", "token":
+				l.problem(k3, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k3.Value)
+			default:
+				l.problem(k3, ctx, "unknown key %q (want channel or webhook_env)", k3.Value)
+			}
+		})
+		switch {
+		case d.Slack.Channel != "" && d.Slack.WebhookEnv != "":
+			l.problem(slackNode, ctx, "set channel or webhook_env, not both")
+		case d.Slack.Channel == "" && d.Slack.WebhookEnv == "":
+			l.problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
+		}
+	})
+}
+
+func (l *loader) loadLists(n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		l.problem(n, "", "lists must be a mapping of name to a list of strings")
+		return
+	}
+	l.eachKey(n, "", func(k, v *yaml.Node) {
+		ctx := fmt.Sprintf("list %q", k.Value)
+		if !identRE.MatchString(k.Value) {
+			l.problem(k, ctx, "a list name must be usable as lists.NAME: letters, digits and '_', not starting with a digit")
+		}
+		if v.Kind != yaml.SequenceNode {
+			l.problem(v, ctx, "a list is a sequence of strings, like [a@example.com, b@example.com]")
+			return
+		}
+		items := make([]string, 0, len(v.Content))
+		for _, it := range v.Content {
+			if s := l.str(it, ctx, "a list item"); s != "" {
+				items = append(items, s)
+			}
+		}
+		l.rules.Lists[k.Value] = items
+	})
+}
+
+// str returns a scalar string, reporting anything else.
+func (l *loader) str(n *yaml.Node, context, what string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.problem(n, context, "%s must be a string, not %s", what, nodeText(n))
+		return ""
+	}
+	if n.Value == "" {
+		l.problem(n, context, "%s must not be empty", what)
+	}
+	return n.Value
+}
+
+func (l *loader) loadRules(n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		l.problem(n, "", "rules must be a list of rules, each with name, when and actions")
+		return
+	}
+	names := map[string]*yaml.Node{}
+	c := newCompiler(l.rules.Lists)
+	for i, rn := range n.Content {
+		ctx := fmt.Sprintf("rule #%d", i+1)
+		if rn.Kind != yaml.MappingNode {
+			l.problem(rn, ctx, "a rule is a mapping with name, when, actions and optionally continue")
+			continue
+		}
+		// The name first, so that every other problem can name the rule.
+		for j := 0; j+1 < len(rn.Content); j += 2 {
+			if rn.Content[j].Value == "name" && rn.Content[j+1].Kind == yaml.ScalarNode && rn.Content[j+1].Value != "" {
+				ctx = fmt.Sprintf("rule %q", rn.Content[j+1].Value)
+			}
+		}
+		r := &Rule{Pos: Pos{rn.Line, rn.Column}}
+		var whenNode, actionsNode *yaml.Node
+		l.eachKey(rn, ctx, func(k, v *yaml.Node) {
+			switch k.Value {
+			case "name":
+				r.Name = l.str(v, ctx, "name")
+				if prev, dup := names[r.Name]; dup && r.Name != "" {
+					l.problem(v, ctx, "duplicate rule name (first used at line %d)", prev.Line)
+				} else if r.Name != "" {
+					names[r.Name] = v
+				}
+			case "when":
+				whenNode = v
+				r.When = l.str(v, ctx, "when")
+			case "actions":
+				actionsNode = v
+			case "continue":
+				if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "false") {
+					l.problem(v, ctx, "continue must be true or false, not %s", nodeText(v))
+				}
+				r.Continue = v.Value == "true"
+			default:
+				l.problem(k, ctx, "unknown key %q (want name, when, actions or continue)", k.Value)
+			}
+		})
+		if r.Name == "" {
+			l.problem(rn, ctx, "missing name")
+		}
+		if whenNode == nil {
+			l.problem(rn, ctx, "missing when: an expression that is true for the recipients this rule takes")
+		} else if r.When != "" {
+			prog, probs := c.compile(r.When)
+			for _, p := range probs {
+				line, col := exprPos(whenNode, l.src, p.line, p.col)
+				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
+			}
+			r.program = prog
+		}
+		if actionsNode == nil {
+			l.problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")
+		} else {
+			r.Actions = l.loadActions(actionsNode, ctx)
+		}
+		l.rules.Rules = append(l.rules.Rules, r)
+	}
+}
+
+func (l *loader) loadActions(n *yaml.Node, ctx string) []Action {
+	if n.Kind != yaml.SequenceNode {
+		l.problem(n, ctx, "actions must be a list, like [unsuppress, {notify: ses-alerts}]")
+		return nil
+	}
+	if len(n.Content) == 0 {
+		l.problem(n, ctx, "actions is empty: say [drop] to take no action")
+		return nil
+	}
+	var acts []Action
+	seen := map[Action]bool{}
+	add := func(a Action, at *yaml.Node) {
+		if seen[a] {
+			l.problem(at, ctx, "action %s is listed twice", a)
+			return
+		}
+		seen[a] = true
+		acts = append(acts, a)
+	}
+	for _, an := range n.Content {
+		switch an.Kind {
+		case yaml.ScalarNode:
+			switch an.Value {
+			case "drop":
+				add(Action{Kind: ActionDrop}, an)
+			case "unsuppress":
+				add(Action{Kind: ActionUnsuppress}, an)
+			case "suppress":
+				add(Action{Kind: ActionSuppress}, an)
+			case "log":
+				add(Action{Kind: ActionLog}, an)
+			case "notify":
+				l.problem(an, ctx, "notify needs a destination: {notify: NAME}")
+			default:
+				if dest, ok := strings.CutPrefix(an.Value, "notify:"); ok {
+					l.problem(an, ctx, "write {notify: %s}, a mapping, not the string %q", strings.TrimSpace(dest), an.Value)
+				} else {
+					l.problem(an, ctx, "unknown action %q (want drop, unsuppress, suppress, log or {notify: DESTINATION})", an.Value)
+				}
+			}
+		case yaml.MappingNode:
+			if len(an.Content) != 2 || an.Content[0].Value != "notify" {
+				l.problem(an, ctx, "an action mapping is {notify: DESTINATION}")
+				continue
+			}
+			v := an.Content[1]
+			dest := l.str(v, ctx, "notify")
+			if dest == "" {
+				continue
+			}
+			if _, ok := l.rules.Destinations[dest]; !ok {
+				l.problem(v, ctx, "unknown destination %q%s", dest, l.knownDestinations())
+				continue
+			}
+			add(Action{Kind: ActionNotify, Destination: dest}, v)
+		default:
+			l.problem(an, ctx, "an action is drop, unsuppress, suppress, log or {notify: DESTINATION}")
+		}
+	}
+	if seen[Action{Kind: ActionDrop}] {
+		for _, a := range acts {
+			if a.Kind != ActionDrop && a.Kind != ActionLog {
+				l.problem(n, ctx, "drop cannot go with %s: a dropped recipient gets no further action (only log may go with drop)", a)
+				break
+			}
+		}
+	}
+	return acts
+}
+
+func (l *loader) knownDestinations() string {
+	if len(l.rules.DestinationNames) == 0 {
+		return " (no destinations are defined)"
+	}
+	return " (defined: " + strings.Join(l.rules.DestinationNames, ", ") + ")"
+}
+
+func nodeText(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if n.Tag == "!!null" {
+		return "null"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+// exprPos maps a position inside an expression (line 1-based, column
+// 0-based in runes) to a position in the rules file.
+func exprPos(n *yaml.Node, src []byte, line, col int) (int, int) {
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		lines := bytes.Split(src, []byte("\n"))
+		// The content starts on the line after the indicator.
+		first := n.Line // 0-based index of the next line
+		indent := 0
+		for i := first; i < len(lines); i++ {
+			if t := bytes.TrimLeft(lines[i], " "); len(t) > 0 {
+				indent = len(lines[i]) - len(t)
+				break
+			}
+		}
+		if n.Style == yaml.LiteralStyle {
+			return n.Line + line, indent + col + 1
+		}
+		// Folded: the expression is the content lines joined by spaces.
+		for i := first; i < len(lines); i++ {
+			t := []rune(strings.TrimSpace(string(lines[i])))
+			if col <= len(t) {
+				return i + 1, indent + col + 1
+			}
+			col -= len(t) + 1
+		}
+		return n.Line, n.Column
+	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+		if line == 1 {
+			return n.Line, n.Column + 1 + col
+		}
+	default:
+		if line == 1 {
+			return n.Line, n.Column + col
+		}
+	}
+	return n.Line + line - 1, col + 1
+}
