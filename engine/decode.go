@@ -2,11 +2,9 @@ package engine
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // Item is what one input notification decoded to: a Notification, or the
@@ -37,95 +35,203 @@ func Decode(input string, doc []byte) []Item {
 	return AppendDecode(nil, input, doc)
 }
 
-// AppendDecode is Decode appending to dst.
+// AppendDecode is Decode appending to dst. doc is not kept: it may be
+// reused once AppendDecode returns.
 func AppendDecode(dst []Item, input string, doc []byte) []Item {
 	var d document
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: jsonError("", err)})
-	}
+	d.read(doc)
 	switch {
-	case d.Records != nil:
-		if len(d.Records) == 0 {
+	case d.err != nil:
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: d.err})
+	case d.isArray:
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile,
+			Skipped: "a JSON array, not a notification (a file holds one JSON document per line, or one document)"})
+	case d.hasRecords:
+		if len(d.records) == 0 {
 			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
 		}
-		for i, rec := range d.Records {
-			dst = append(dst, decodeRecord(fmt.Sprintf("%s#%d", input, i+1), rec))
+		for i, rec := range d.records {
+			dst = append(dst, decodeRecord(input+"#"+strconv.Itoa(i+1), rec))
 		}
 		return dst
-	case d.Source != "" || d.DetailType != "":
+	case d.source != "" || d.detailType != "":
 		return append(dst, decodeEventBridge(input, &d))
-	case d.Type != "":
+	case d.sns.Type != "":
 		it := Item{Input: input, Envelope: EnvelopeHTTP}
-		decodeSNS(&it, &d.snsFields)
+		decodeSNS(&it, &d.sns)
 		return append(dst, it)
-	case d.NotificationType != "" || d.EventType != "":
+	case d.sesType:
 		it := Item{Input: input, Envelope: EnvelopeFile}
 		// doc may be the caller's buffer: the Notification keeps a copy.
 		decodeSESInto(&it, bytes.Clone(doc))
 		return append(dst, it)
+	case d.notObject:
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "a JSON " + d.kind + ", not a notification"})
 	}
 	return append(dst, Item{Input: input, Envelope: EnvelopeFile,
 		Skipped: "not an SES notification: no Records, Type, detail-type, notificationType or eventType"})
 }
 
-// document is the union of every top-level shape; which fields are set
-// tells the shape. Only fields whose names do not collide across shapes
-// (encoding/json matches names case-insensitively) are listed.
+// document is what the top level of an input says about its shape.
 type document struct {
-	Records []json.RawMessage `json:"Records"`
-	snsFields
+	err        error
+	isArray    bool
+	notObject  bool
+	kind       string
+	hasRecords bool
+	records    [][]byte
+	sns        snsFields
 	// EventBridge.
-	Source     string          `json:"source"`
-	DetailType string          `json:"detail-type"`
-	ID         string          `json:"id"`
-	Detail     json.RawMessage `json:"detail"`
+	source, detailType, id string
+	detail                 []byte
 	// Bare SES.
-	NotificationType string `json:"notificationType"`
-	EventType        string `json:"eventType"`
+	sesType bool
 }
 
-// snsFields are the fields of an SNS message in its HTTP (and SQS body)
-// layout; a Lambda SNS record has the same names apart from the URL keys,
-// which are not read.
+// snsFields are the fields of an SNS message that sesrouter reads: the
+// HTTP (and SQS body) layout and the Lambda record's Sns object share
+// them.
 type snsFields struct {
-	Type      string          `json:"Type"`
-	MessageID string          `json:"MessageId"`
-	TopicArn  string          `json:"TopicArn"`
-	Message   json.RawMessage `json:"Message"`
+	Type, MessageID, TopicArn string
+	// Message is the decoded Message string (never a slice of the input);
+	// messageKind is the JSON kind when Message was not a string.
+	Message     []byte
+	hasMessage  bool
+	messageKind string
 }
 
-type record struct {
-	EventSource string     `json:"eventSource"` // aws:sns or aws:sqs (any case)
-	MessageID   string     `json:"messageId"`
-	Body        *string    `json:"body"`
-	Sns         *snsFields `json:"Sns"`
+func (d *document) read(doc []byte) {
+	l := lexer{b: doc}
+	switch c := l.peek(); c {
+	case '{':
+	case '[':
+		l.skip()
+		l.end()
+		d.err, d.isArray = l.err, l.err == nil
+		return
+	default:
+		l.skip()
+		l.end()
+		d.err, d.notObject, d.kind = l.err, true, jsonKind(c)
+		if c == '"' {
+			d.kind = "string"
+		}
+		return
+	}
+	l.object(func(k []byte) {
+		switch string(k) {
+		case "Records":
+			d.hasRecords = true
+			l.array(func() { d.records = append(d.records, l.raw()) })
+		case "source":
+			d.source = l.str()
+		case "detail-type":
+			d.detailType = l.str()
+		case "id":
+			d.id = l.str()
+		case "detail":
+			d.detail = l.raw()
+		case "notificationType", "eventType":
+			d.sesType = true
+			l.skip()
+		default:
+			if !d.sns.member(&l, k) {
+				l.skip()
+			}
+		}
+	})
+	l.end()
+	d.err = l.err
 }
 
-func decodeRecord(input string, raw json.RawMessage) Item {
-	var r record
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Item{Input: input, Envelope: EnvelopeFile, Err: jsonError("record: ", err)}
+// member reads the SNS field k, reporting whether it is one.
+func (s *snsFields) member(l *lexer, k []byte) bool {
+	switch string(k) {
+	case "Type":
+		s.Type = l.str()
+	case "MessageId":
+		s.MessageID = l.str()
+	case "TopicArn":
+		s.TopicArn = l.str()
+	case "Message":
+		s.hasMessage = true
+		switch c := l.peek(); c {
+		case '"':
+			b, owned := l.strBytes()
+			if !owned {
+				b = bytes.Clone(b)
+			}
+			s.Message = b
+		case 'n':
+			l.literal("null")
+			s.hasMessage = false
+		default:
+			s.messageKind = jsonKind(c)
+			l.skip()
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func decodeRecord(input string, raw []byte) Item {
+	var (
+		eventSource, messageID string
+		body                   []byte
+		hasBody                bool
+		sns                    snsFields
+		hasSNS                 bool
+	)
+	l := lexer{b: raw}
+	l.object(func(k []byte) {
+		switch string(k) {
+		case "EventSource", "eventSource":
+			eventSource = l.str()
+		case "messageId":
+			messageID = l.str()
+		case "body":
+			if l.null() {
+				return
+			}
+			b, owned := l.strBytes()
+			if !owned {
+				b = bytes.Clone(b)
+			}
+			body, hasBody = b, true
+		case "Sns":
+			hasSNS = true
+			l.object(func(k2 []byte) {
+				if !sns.member(&l, k2) {
+					l.skip()
+				}
+			})
+		default:
+			l.skip()
+		}
+	})
+	if l.err != nil {
+		return Item{Input: input, Envelope: EnvelopeFile, Err: fmt.Errorf("record: %w", l.err)}
 	}
 	switch {
-	case r.Sns != nil:
+	case hasSNS:
 		it := Item{Input: input, Envelope: EnvelopeSNS}
-		decodeSNS(&it, r.Sns)
+		decodeSNS(&it, &sns)
 		return it
-	case r.Body != nil:
-		it := Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: r.MessageID}
-		decodeSQSBody(&it, []byte(*r.Body))
+	case hasBody:
+		it := Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID}
+		decodeSQSBody(&it, body)
 		return it
 	}
-	src := r.EventSource
-	if src == "" {
-		src = "unknown"
+	if eventSource == "" {
+		eventSource = "an unknown source"
 	}
-	return Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda record from " + src + " is neither SNS nor SQS"}
+	return Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda record from " + eventSource + " is neither SNS nor SQS"}
 }
 
-// decodeSQSBody reads an SQS message body: an SNS envelope (raw delivery
-// off), an EventBridge event (EventBridge to SQS), or the bare SES JSON
-// (raw delivery on).
+// decodeSQSBody reads an SQS message body (owned by the caller): an SNS
+// envelope (raw delivery off), an EventBridge event (EventBridge to SQS),
+// or the bare SES JSON (raw delivery on).
 func decodeSQSBody(it *Item, body []byte) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -133,18 +239,17 @@ func decodeSQSBody(it *Item, body []byte) {
 		return
 	}
 	var d document
-	if err := json.Unmarshal(trimmed, &d); err != nil {
-		it.Err = jsonError("SQS body: ", err)
-		return
-	}
+	d.read(trimmed)
 	switch {
-	case d.Type != "":
+	case d.err != nil:
+		it.Err = fmt.Errorf("SQS body: %w", d.err)
+	case d.sns.Type != "":
 		id := it.EnvelopeID
-		decodeSNS(it, &d.snsFields)
+		decodeSNS(it, &d.sns)
 		if it.EnvelopeID == "" {
 			it.EnvelopeID = id
 		}
-	case d.Source != "" || d.DetailType != "":
+	case d.source != "" || d.detailType != "":
 		eb := decodeEventBridge(it.Input, &d)
 		eb.Envelope, eb.EnvelopeID = EnvelopeSQS, it.EnvelopeID
 		if eb.Notification != nil {
@@ -152,10 +257,10 @@ func decodeSQSBody(it *Item, body []byte) {
 			eb.Notification.EnvelopeID = it.EnvelopeID
 		}
 		*it = eb
-	case d.NotificationType != "" || d.EventType != "":
+	case d.sesType:
 		decodeSESInto(it, trimmed)
 	default:
-		it.Skipped = "SQS body is not an SES notification"
+		it.Skipped = "SQS body is JSON but not an SES notification"
 	}
 }
 
@@ -171,51 +276,50 @@ func decodeSNS(it *Item, s *snsFields) {
 		it.Skipped = "SNS message of type " + strconv.Quote(s.Type)
 		return
 	}
-	msg := bytes.TrimSpace(s.Message)
-	if len(msg) == 0 || bytes.Equal(msg, []byte("null")) {
+	switch {
+	case s.messageKind != "":
+		it.Err = errors.New("SNS Message is a JSON " + s.messageKind + ", not a string: SNS always sends the message as a string (was it decoded twice?)")
+		return
+	case !s.hasMessage:
 		it.Err = errors.New("SNS Notification has no Message")
 		return
 	}
-	if msg[0] != '"' {
-		it.Err = errors.New("SNS Message is a JSON " + jsonKind(msg[0]) + ", not a string: SNS always sends the message as a string (was it decoded twice?)")
+	t := bytes.TrimSpace(s.Message)
+	if len(t) == 0 || t[0] != '{' {
+		it.Skipped = "SNS message is not JSON: " + preview(t)
 		return
 	}
-	var text string
-	if err := json.Unmarshal(msg, &text); err != nil {
-		it.Err = jsonError("SNS Message: ", err)
-		return
-	}
-	t := strings.TrimSpace(text)
-	if !strings.HasPrefix(t, "{") {
-		it.Skipped = "SNS message is not JSON: " + preview([]byte(t))
-		return
-	}
-	decodeSESInto(it, []byte(t))
+	decodeSESInto(it, t)
 }
 
 func decodeEventBridge(input string, d *document) Item {
-	it := Item{Input: input, Envelope: EnvelopeEventBridge, EnvelopeID: d.ID}
-	if d.Source != "aws.ses" {
-		it.Skipped = "EventBridge event from " + strconv.Quote(d.Source) + ", not aws.ses"
+	it := Item{Input: input, Envelope: EnvelopeEventBridge, EnvelopeID: d.id}
+	if d.source != "aws.ses" {
+		it.Skipped = "EventBridge event from " + strconv.Quote(d.source) + ", not aws.ses"
 		return it
 	}
-	detail := bytes.TrimSpace(d.Detail)
-	if len(detail) == 0 || detail[0] != '{' {
-		it.Err = fmt.Errorf("EventBridge %q event has no detail object", d.DetailType)
+	if len(d.detail) == 0 || d.detail[0] != '{' {
+		it.Err = fmt.Errorf("EventBridge %q event has no detail object", d.detailType)
 		return it
 	}
-	var probe struct {
-		EventType string `json:"eventType"`
-	}
-	if err := json.Unmarshal(detail, &probe); err != nil {
-		it.Err = jsonError("EventBridge detail: ", err)
+	var hasType bool
+	l := lexer{b: d.detail}
+	l.object(func(k []byte) {
+		if string(k) == "eventType" {
+			hasType = l.str() != ""
+			return
+		}
+		l.skip()
+	})
+	if l.err != nil {
+		it.Err = fmt.Errorf("EventBridge detail: %w", l.err)
 		return it
 	}
-	if probe.EventType == "" {
-		it.Skipped = "EventBridge " + strconv.Quote(d.DetailType) + " is not an SES mail event"
+	if !hasType {
+		it.Skipped = "EventBridge " + strconv.Quote(d.detailType) + " is not an SES mail event"
 		return it
 	}
-	decodeSESInto(&it, detail)
+	decodeSESInto(&it, bytes.Clone(d.detail))
 	return it
 }
 
@@ -248,18 +352,6 @@ func jsonKind(c byte) string {
 		return "null"
 	}
 	return "number"
-}
-
-func jsonError(prefix string, err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("%sinvalid JSON at byte %d: %w", prefix, se.Offset, err)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("%sfield %q: JSON %s where %s was expected: %w", prefix, te.Field, te.Value, te.Type, err)
-	}
-	return fmt.Errorf("%s%w", prefix, err)
 }
 
 func preview(b []byte) string {

@@ -3,8 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"errors"
+
 	"fmt"
 	"io"
 	"strconv"
@@ -125,19 +124,21 @@ func (r *Reader) document() ([]byte, int, error) {
 			}
 		}
 	}
-	// The common cases: one document per line, or a single-line file.
+	// The common cases: one document per line, or a single-line file. A
+	// line that opens and closes like an object is taken whole without
+	// scanning it twice: decoding validates it.
+	t := bytes.TrimSpace(first)
+	if t[0] == '{' && t[len(t)-1] == '}' {
+		return t, start, nil
+	}
 	var sc scanner
 	sc.feed(first)
-	if sc.depth == 0 && !sc.inString {
-		t := bytes.TrimSpace(first)
-		if json.Valid(t) {
-			return t, start, nil
-		}
-		return nil, start, invalidJSON(t)
+	if sc.depth == 0 {
+		return t, start, nil
 	}
 	// A document over several lines: gather lines until it closes.
 	r.buf = append(r.buf[:0], first...)
-	for sc.depth > 0 || sc.inString {
+	for sc.depth > 0 {
 		line, err := r.readLine()
 		if err == io.EOF {
 			return nil, start, fmt.Errorf("invalid JSON: the document starting here never closes (%d unclosed brackets at the end of the input)", sc.depth)
@@ -147,7 +148,7 @@ func (r *Reader) document() ([]byte, int, error) {
 		}
 		// A line that starts at column 0 with '{' and is a whole document
 		// begins the next one: the gathered lines were a broken document.
-		if len(line) > 0 && line[0] == '{' && json.Valid(line) {
+		if len(line) > 0 && line[0] == '{' && validJSON(line) {
 			r.next, r.nextAt = append([]byte(nil), line...), r.line
 			return nil, start, fmt.Errorf("invalid JSON: the document starting here is not closed before line %d", r.line)
 		}
@@ -158,42 +159,32 @@ func (r *Reader) document() ([]byte, int, error) {
 		r.buf = append(r.buf, line...)
 		sc.feed(line)
 	}
-	t := bytes.TrimSpace(r.buf)
-	if json.Valid(t) {
-		return t, start, nil
-	}
-	return nil, start, invalidJSON(t)
+	return bytes.TrimSpace(r.buf), start, nil
 }
 
-func invalidJSON(b []byte) error {
-	var v any
-	err := json.Unmarshal(b, &v)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d of the document: %w", se.Offset, err)
-	}
-	if err == nil {
-		err = errors.New("more than one JSON value")
-	}
-	return fmt.Errorf("invalid JSON: %w", err)
+// validJSON reports whether b is one valid JSON value.
+func validJSON(b []byte) bool {
+	l := lexer{b: b}
+	l.skip()
+	l.end()
+	return l.err == nil
 }
 
 // scanner tracks bracket depth across lines, outside strings.
 type scanner struct {
-	depth    int
-	inString bool
-	escaped  bool
+	depth            int
+	inString, escape bool
 }
 
 func (s *scanner) feed(b []byte) {
 	for _, c := range b {
 		switch {
-		case s.escaped:
-			s.escaped = false
+		case s.escape:
+			s.escape = false
 		case s.inString:
 			switch c {
 			case '\\':
-				s.escaped = true
+				s.escape = true
 			case '"':
 				s.inString = false
 			}
@@ -209,5 +200,5 @@ func (s *scanner) feed(b []byte) {
 	}
 	// A JSON string never spans lines: an open one at the end of a line is
 	// broken, and the line end closes it so that framing recovers.
-	s.inString, s.escaped = false, false
+	s.inString, s.escape = false, false
 }

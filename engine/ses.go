@@ -1,317 +1,419 @@
 package engine
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
-// Wire types of the SES JSON. Both formats share them; fields absent in one
-// format simply stay empty. Unknown fields are ignored here and kept in
-// Notification.Raw.
-type wireSES struct {
-	NotificationType string          `json:"notificationType"`
-	EventType        string          `json:"eventType"`
-	Mail             *wireMail       `json:"mail"`
-	Bounce           *wireBounce     `json:"bounce"`
-	Complaint        *wireComplaint  `json:"complaint"`
-	Delivery         *wireDelivery   `json:"delivery"`
-	Reject           *Reject         `json:"reject"`
-	Failure          *Failure        `json:"failure"`
-	Open             *Open           `json:"open"`
-	Click            *Click          `json:"click"`
-	DeliveryDelay    *wireDelay      `json:"deliveryDelay"`
-	Subscription     *wireSubscribe  `json:"subscription"`
-	Message          json.RawMessage `json:"message"` // AmazonSnsSubscriptionSucceeded
+// sesWire is the SES JSON as read, before normalisation. Both SES formats
+// share it; fields absent in one format simply stay empty. Unknown fields
+// are skipped here and kept in Notification.Raw.
+type sesWire struct {
+	notificationType, eventType string
+	hasMail                     bool
+	mail                        Mail
+	headers                     []header
+	from, to, cc, replyTo       []string
+	subject                     string
+
+	bounce       Bounce
+	bounced      []wireRecipient
+	hasBounce    bool
+	complaint    Complaint
+	complained   []wireRecipient
+	hasComplaint bool
+	delivery     Delivery
+	delivered    []string
+	hasDelivery  bool
+	delay        Delay
+	delayed      []wireRecipient
+	hasDelay     bool
+	reject       Reject
+	failure      Failure
+	open         Open
+	click        Click
+	subscription Subscription
 }
 
-type wireMail struct {
-	Timestamp        string          `json:"timestamp"`
-	MessageID        string          `json:"messageId"`
-	Source           string          `json:"source"`
-	SourceArn        string          `json:"sourceArn"`
-	SourceIP         string          `json:"sourceIp"`
-	SendingAccountID string          `json:"sendingAccountId"`
-	CallerIdentity   string          `json:"callerIdentity"`
-	Destination      []string        `json:"destination"`
-	HeadersTruncated flexBool        `json:"headersTruncated"`
-	Headers          []wireHeader    `json:"headers"`
-	CommonHeaders    *wireCommon     `json:"commonHeaders"`
-	Tags             map[string]strs `json:"tags"`
-}
-
-type wireHeader struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-type wireCommon struct {
-	From    strs   `json:"from"`
-	To      strs   `json:"to"`
-	Cc      strs   `json:"cc"`
-	ReplyTo strs   `json:"replyTo"`
-	Subject string `json:"subject"`
-}
-
-type wireBounce struct {
-	BounceType        string          `json:"bounceType"`
-	BounceSubType     string          `json:"bounceSubType"`
-	BouncedRecipients []wireRecipient `json:"bouncedRecipients"`
-	Timestamp         string          `json:"timestamp"`
-	FeedbackID        string          `json:"feedbackId"`
-	RemoteMtaIP       string          `json:"remoteMtaIp"`
-	ReportingMTA      string          `json:"reportingMTA"`
-}
+type header struct{ name, value string }
 
 type wireRecipient struct {
-	EmailAddress   string `json:"emailAddress"`
-	Action         string `json:"action"`
-	Status         string `json:"status"`
-	DiagnosticCode string `json:"diagnosticCode"`
+	address, action, status, diagnosticCode string
 }
 
-type wireComplaint struct {
-	ComplainedRecipients  []wireRecipient `json:"complainedRecipients"`
-	Timestamp             string          `json:"timestamp"`
-	FeedbackID            string          `json:"feedbackId"`
-	ComplaintSubType      string          `json:"complaintSubType"`
-	UserAgent             string          `json:"userAgent"`
-	ComplaintFeedbackType string          `json:"complaintFeedbackType"`
-	ArrivalDate           string          `json:"arrivalDate"`
-}
-
-type wireDelivery struct {
-	Timestamp            string     `json:"timestamp"`
-	ProcessingTimeMillis flexNumber `json:"processingTimeMillis"`
-	Recipients           []string   `json:"recipients"`
-	SMTPResponse         string     `json:"smtpResponse"`
-	ReportingMTA         string     `json:"reportingMTA"`
-	RemoteMtaIP          string     `json:"remoteMtaIp"`
-}
-
-type wireDelay struct {
-	Timestamp         string          `json:"timestamp"`
-	DelayType         string          `json:"delayType"`
-	ExpirationTime    string          `json:"expirationTime"`
-	DelayedRecipients []wireRecipient `json:"delayedRecipients"`
-	ReportingMTA      string          `json:"reportingMTA"`
-}
-
-type wireSubscribe struct {
-	ContactList         string `json:"contactList"`
-	Timestamp           string `json:"timestamp"`
-	Source              string `json:"source"`
-	NewTopicPreferences *struct {
-		UnsubscribeAll flexBool `json:"unsubscribeAll"`
-	} `json:"newTopicPreferences"`
-}
-
-// strs is a list of strings that also accepts a single string or null.
-type strs []string
-
-func (s *strs) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var one string
-		if err := json.Unmarshal(b, &one); err != nil {
-			return err
-		}
-		*s = strs{one}
-		return nil
-	}
-	return json.Unmarshal(b, (*[]string)(s))
-}
-
-// flexBool accepts true, false, "true", "false" and null: SES documents
-// headersTruncated as a string and sends a boolean.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	switch string(bytes.Trim(bytes.TrimSpace(b), `"`)) {
-	case "true", "True", "TRUE":
-		*f = true
-	case "false", "False", "FALSE", "null", "":
-		*f = false
-	default:
-		return fmt.Errorf("not a boolean: %s", b)
-	}
-	return nil
-}
-
-// flexNumber accepts a JSON number or a string holding one, or null.
-type flexNumber int
-
-func (f *flexNumber) UnmarshalJSON(b []byte) error {
-	s := string(bytes.Trim(bytes.TrimSpace(b), `"`))
-	if s == "null" || s == "" {
-		return nil
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("not a number: %s", b)
-	}
-	*f = flexNumber(v)
-	return nil
-}
-
-// decodeSES decodes the SES JSON into a Notification. A set-up message, an
-// inbound-mail notification or JSON that is not SES's gives a skip reason
-// instead.
+// decodeSES decodes the SES JSON (raw, which the Notification keeps) into
+// a Notification. A set-up message, an inbound-mail notification or JSON
+// that is not SES's gives a skip reason instead.
 func decodeSES(raw []byte) (*Notification, string, error) {
-	var w wireSES
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, "", jsonError("SES JSON: ", err)
+	var w sesWire
+	l := lexer{b: raw}
+	l.object(func(k []byte) { w.member(&l, k) })
+	l.end()
+	if l.err != nil {
+		return nil, "", fmt.Errorf("SES JSON: %w", l.err)
 	}
 	n := &Notification{Raw: raw}
 	switch {
-	case w.EventType != "":
+	case w.eventType != "":
 		n.Format = "event"
-		n.Event.Type = strings.ReplaceAll(w.EventType, " ", "")
-	case w.NotificationType == "AmazonSnsSubscriptionSucceeded":
+		n.Event.Type = strings.ReplaceAll(w.eventType, " ", "")
+	case w.notificationType == "AmazonSnsSubscriptionSucceeded":
 		return nil, "SES set-up message AmazonSnsSubscriptionSucceeded", nil
-	case w.NotificationType == "Received":
+	case w.notificationType == "Received":
 		return nil, "SES inbound mail (Received), not feedback", nil
-	case w.NotificationType != "":
+	case w.notificationType != "":
 		n.Format = "notification"
-		n.Event.Type = w.NotificationType
+		n.Event.Type = w.notificationType
 	default:
 		return nil, "JSON message that is not an SES notification (no notificationType or eventType)", nil
 	}
-	if w.Mail == nil {
+	if !w.hasMail {
 		return nil, "", fmt.Errorf("SES %s notification has no mail object", n.Event.Type)
 	}
-	fillMail(&n.Mail, w.Mail)
+	w.finishMail()
+	n.Mail = w.mail
 	n.Event.Timestamp = n.Mail.Timestamp
 
 	var recips []wireRecipient
-	named := true // whether the type names its own recipients
 	switch n.Event.Type {
 	case TypeBounce:
-		b := w.Bounce
-		if b == nil {
+		if !w.hasBounce {
 			return nil, "", missing("bounce")
 		}
-		n.Bounce = Bounce{Type: b.BounceType, SubType: b.BounceSubType, ReportingMTA: b.ReportingMTA,
-			RemoteMtaIP: b.RemoteMtaIP, FeedbackID: b.FeedbackID, Timestamp: b.Timestamp}
-		recips = b.BouncedRecipients
-		n.Event.Timestamp = firstNonEmpty(b.Timestamp, n.Event.Timestamp)
+		n.Bounce, recips = w.bounce, w.bounced
+		n.Event.Timestamp = firstNonEmpty(w.bounce.Timestamp, n.Event.Timestamp)
 	case TypeComplaint:
-		c := w.Complaint
-		if c == nil {
+		if !w.hasComplaint {
 			return nil, "", missing("complaint")
 		}
-		n.Complaint = Complaint{FeedbackType: c.ComplaintFeedbackType, SubType: c.ComplaintSubType, UserAgent: c.UserAgent,
-			ArrivalDate: c.ArrivalDate, FeedbackID: c.FeedbackID, Timestamp: c.Timestamp}
-		recips = c.ComplainedRecipients
-		n.Event.Timestamp = firstNonEmpty(c.Timestamp, n.Event.Timestamp)
+		n.Complaint, recips = w.complaint, w.complained
+		n.Event.Timestamp = firstNonEmpty(w.complaint.Timestamp, n.Event.Timestamp)
 	case TypeDelivery:
-		d := w.Delivery
-		if d == nil {
+		if !w.hasDelivery {
 			return nil, "", missing("delivery")
 		}
-		n.Delivery = Delivery{Timestamp: d.Timestamp, ProcessingTimeMillis: int(d.ProcessingTimeMillis),
-			SMTPResponse: d.SMTPResponse, ReportingMTA: d.ReportingMTA, RemoteMtaIP: d.RemoteMtaIP}
-		for _, a := range d.Recipients {
-			recips = append(recips, wireRecipient{EmailAddress: a})
+		n.Delivery = w.delivery
+		recips = make([]wireRecipient, len(w.delivered))
+		for i, a := range w.delivered {
+			recips[i].address = a
 		}
-		n.Event.Timestamp = firstNonEmpty(d.Timestamp, n.Event.Timestamp)
+		n.Event.Timestamp = firstNonEmpty(w.delivery.Timestamp, n.Event.Timestamp)
 	case TypeDeliveryDelay:
-		d := w.DeliveryDelay
-		if d == nil {
+		if !w.hasDelay {
 			return nil, "", missing("deliveryDelay")
 		}
-		n.Delay = Delay{Type: d.DelayType, ExpirationTime: d.ExpirationTime, ReportingMTA: d.ReportingMTA, Timestamp: d.Timestamp}
-		recips = d.DelayedRecipients
-		n.Event.Timestamp = firstNonEmpty(d.Timestamp, n.Event.Timestamp)
+		n.Delay, recips = w.delay, w.delayed
+		n.Event.Timestamp = firstNonEmpty(w.delay.Timestamp, n.Event.Timestamp)
 	default:
-		named = false
-	}
-	switch n.Event.Type {
-	case TypeReject:
-		if w.Reject != nil {
-			n.Reject = *w.Reject
-		}
-	case TypeRenderingFailure:
-		if w.Failure != nil {
-			n.Failure = *w.Failure
-		}
-	case TypeOpen:
-		if w.Open != nil {
-			n.Open = *w.Open
-			n.Event.Timestamp = firstNonEmpty(n.Open.Timestamp, n.Event.Timestamp)
-		}
-	case TypeClick:
-		if w.Click != nil {
-			n.Click = *w.Click
-			n.Event.Timestamp = firstNonEmpty(n.Click.Timestamp, n.Event.Timestamp)
-		}
-	case TypeSubscription:
-		if s := w.Subscription; s != nil {
-			n.Subscription = Subscription{ContactList: s.ContactList, Source: s.Source, Timestamp: s.Timestamp}
-			if s.NewTopicPreferences != nil {
-				n.Subscription.UnsubscribeAll = bool(s.NewTopicPreferences.UnsubscribeAll)
-			}
-			n.Event.Timestamp = firstNonEmpty(s.Timestamp, n.Event.Timestamp)
-		}
-	}
-	if !named {
 		// Send, Reject, Open, Click, RenderingFailure, Subscription and
 		// types SES may add later name no recipients: mail.destination.
-		for _, a := range n.Mail.Destination {
-			recips = append(recips, wireRecipient{EmailAddress: a})
+		n.Reject, n.Failure, n.Open, n.Click, n.Subscription = w.reject, w.failure, w.open, w.click, w.subscription
+		n.Event.Timestamp = firstNonEmpty(firstNonEmpty(firstNonEmpty(w.open.Timestamp, w.click.Timestamp), w.subscription.Timestamp), n.Event.Timestamp)
+		recips = make([]wireRecipient, len(n.Mail.Destination))
+		for i, a := range n.Mail.Destination {
+			recips[i].address = a
 		}
 	}
-	n.Recipients = make([]Recipient, 0, len(recips))
-	for _, r := range recips {
-		rc := NewRecipient(r.EmailAddress)
-		rc.Status, rc.Action, rc.DiagnosticCode = r.Status, r.Action, r.DiagnosticCode
-		n.Recipients = append(n.Recipients, rc)
+	n.Recipients = make([]Recipient, len(recips))
+	for i, r := range recips {
+		rc := NewRecipient(r.address)
+		rc.Status, rc.Action, rc.DiagnosticCode = r.status, r.action, r.diagnosticCode
+		n.Recipients[i] = rc
 	}
 	return n, "", nil
 }
 
-func fillMail(m *Mail, w *wireMail) {
-	*m = Mail{
-		Timestamp: w.Timestamp, MessageID: w.MessageID, Source: w.Source,
-		SourceArn: w.SourceArn, SourceIP: w.SourceIP, SendingAccountID: w.SendingAccountID,
-		CallerIdentity: w.CallerIdentity, Destination: w.Destination, HeadersTruncated: bool(w.HeadersTruncated),
+// member reads the top-level SES field k.
+func (w *sesWire) member(l *lexer, k []byte) {
+	switch string(k) {
+	case "notificationType":
+		w.notificationType = l.str()
+	case "eventType":
+		w.eventType = l.str()
+	case "mail":
+		w.hasMail = !l.null() && l.object(func(k []byte) { w.mailMember(l, k) })
+	case "bounce":
+		w.hasBounce = !l.null() && l.object(func(k []byte) { w.bounceMember(l, k) })
+	case "complaint":
+		w.hasComplaint = !l.null() && l.object(func(k []byte) { w.complaintMember(l, k) })
+	case "delivery":
+		w.hasDelivery = !l.null() && l.object(func(k []byte) { w.deliveryMember(l, k) })
+	case "deliveryDelay":
+		w.hasDelay = !l.null() && l.object(func(k []byte) { w.delayMember(l, k) })
+	case "reject":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "reason":
+				w.reject.Reason = l.str()
+			default:
+				l.skip()
+			}
+		})
+	case "failure":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "errorMessage":
+				w.failure.ErrorMessage = l.str()
+			case "templateName":
+				w.failure.TemplateName = l.str()
+			default:
+				l.skip()
+			}
+		})
+	case "open":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "ipAddress":
+				w.open.IPAddress = l.str()
+			case "userAgent":
+				w.open.UserAgent = l.str()
+			case "timestamp":
+				w.open.Timestamp = l.str()
+			default:
+				l.skip()
+			}
+		})
+	case "click":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "ipAddress":
+				w.click.IPAddress = l.str()
+			case "userAgent":
+				w.click.UserAgent = l.str()
+			case "timestamp":
+				w.click.Timestamp = l.str()
+			case "link":
+				w.click.Link = l.str()
+			case "linkTags":
+				w.click.LinkTags = l.strMap()
+			default:
+				l.skip()
+			}
+		})
+	case "subscription":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "contactList":
+				w.subscription.ContactList = l.str()
+			case "timestamp":
+				w.subscription.Timestamp = l.str()
+			case "source":
+				w.subscription.Source = l.str()
+			case "newTopicPreferences":
+				l.object(func(k []byte) {
+					if string(k) == "unsubscribeAll" {
+						w.subscription.UnsubscribeAll = l.boolish()
+						return
+					}
+					l.skip()
+				})
+			default:
+				l.skip()
+			}
+		})
+	default:
+		l.skip()
 	}
+}
+
+func (w *sesWire) mailMember(l *lexer, k []byte) {
+	m := &w.mail
+	switch string(k) {
+	case "timestamp":
+		m.Timestamp = l.str()
+	case "messageId":
+		m.MessageID = l.str()
+	case "source":
+		m.Source = l.str()
+	case "sourceArn":
+		m.SourceArn = l.str()
+	case "sourceIp":
+		m.SourceIP = l.str()
+	case "sendingAccountId":
+		m.SendingAccountID = l.str()
+	case "callerIdentity":
+		m.CallerIdentity = l.str()
+	case "destination":
+		m.Destination = l.strs()
+	case "headersTruncated":
+		m.HeadersTruncated = l.boolish()
+	case "tags":
+		m.Tags = l.strMap()
+	case "headers":
+		l.array(func() {
+			var h header
+			l.object(func(k []byte) {
+				switch string(k) {
+				case "name":
+					h.name = l.str()
+				case "value":
+					h.value = l.str()
+				default:
+					l.skip()
+				}
+			})
+			w.headers = append(w.headers, h)
+		})
+	case "commonHeaders":
+		l.object(func(k []byte) {
+			switch string(k) {
+			case "from":
+				w.from = l.strs()
+			case "to":
+				w.to = l.strs()
+			case "cc":
+				w.cc = l.strs()
+			case "replyTo":
+				w.replyTo = l.strs()
+			case "subject":
+				w.subject = l.str()
+			default:
+				l.skip()
+			}
+		})
+	default:
+		l.skip()
+	}
+}
+
+// finishMail derives the mail fields that are not read as they are.
+func (w *sesWire) finishMail() {
+	m := &w.mail
 	if m.Destination == nil {
 		m.Destination = []string{}
 	}
-	m.SourceAddress = BareAddress(w.Source)
+	m.SourceAddress = BareAddress(m.Source)
 	if at := strings.LastIndexByte(m.SourceAddress, '@'); at >= 0 {
 		m.SourceDomain = strings.ToLower(m.SourceAddress[at+1:])
 	}
-	if c := w.CommonHeaders; c != nil {
-		m.Subject = c.Subject
-		m.From, m.To, m.Cc, m.ReplyTo = splitAddresses(c.From), splitAddresses(c.To), splitAddresses(c.Cc), splitAddresses(c.ReplyTo)
-	}
-	if len(w.Tags) > 0 {
-		m.Tags = make(map[string][]string, len(w.Tags))
-		for k, v := range w.Tags {
-			m.Tags[k] = v
-		}
-	}
-	if len(w.Headers) > 0 {
-		m.Headers = make(map[string]string, len(w.Headers))
-		for _, h := range w.Headers {
-			if prev, ok := m.Headers[h.Name]; ok {
-				m.Headers[h.Name] = prev + ", " + h.Value
+	m.Subject = w.subject
+	m.From, m.To, m.Cc, m.ReplyTo = splitAddresses(w.from), splitAddresses(w.to), splitAddresses(w.cc), splitAddresses(w.replyTo)
+	if len(w.headers) > 0 {
+		m.Headers = make(map[string]string, len(w.headers))
+		for _, h := range w.headers {
+			if prev, ok := m.Headers[h.name]; ok {
+				m.Headers[h.name] = prev + ", " + h.value
 			} else {
-				m.Headers[h.Name] = h.Value
+				m.Headers[h.name] = h.value
 			}
 		}
+		if m.Subject == "" {
+			m.Subject = m.Headers["Subject"]
+		}
 	}
-	if m.Subject == "" && m.Headers != nil {
-		m.Subject = m.Headers["Subject"]
+}
+
+func (l *lexer) recipients(dst *[]wireRecipient) {
+	l.array(func() {
+		var r wireRecipient
+		switch l.peek() {
+		case '"': // tolerate a bare address
+			r.address = l.str()
+		default:
+			l.object(func(k []byte) {
+				switch string(k) {
+				case "emailAddress":
+					r.address = l.str()
+				case "action":
+					r.action = l.str()
+				case "status":
+					r.status = l.str()
+				case "diagnosticCode":
+					r.diagnosticCode = l.str()
+				default:
+					l.skip()
+				}
+			})
+		}
+		*dst = append(*dst, r)
+	})
+}
+
+func (w *sesWire) bounceMember(l *lexer, k []byte) {
+	b := &w.bounce
+	switch string(k) {
+	case "bounceType":
+		b.Type = l.str()
+	case "bounceSubType":
+		b.SubType = l.str()
+	case "bouncedRecipients":
+		l.recipients(&w.bounced)
+	case "timestamp":
+		b.Timestamp = l.str()
+	case "feedbackId":
+		b.FeedbackID = l.str()
+	case "remoteMtaIp":
+		b.RemoteMtaIP = l.str()
+	case "reportingMTA":
+		b.ReportingMTA = l.str()
+	default:
+		l.skip()
+	}
+}
+
+func (w *sesWire) complaintMember(l *lexer, k []byte) {
+	c := &w.complaint
+	switch string(k) {
+	case "complainedRecipients":
+		l.recipients(&w.complained)
+	case "timestamp":
+		c.Timestamp = l.str()
+	case "feedbackId":
+		c.FeedbackID = l.str()
+	case "complaintSubType":
+		c.SubType = l.str()
+	case "userAgent":
+		c.UserAgent = l.str()
+	case "complaintFeedbackType":
+		c.FeedbackType = l.str()
+	case "arrivalDate":
+		c.ArrivalDate = l.str()
+	default:
+		l.skip()
+	}
+}
+
+func (w *sesWire) deliveryMember(l *lexer, k []byte) {
+	d := &w.delivery
+	switch string(k) {
+	case "timestamp":
+		d.Timestamp = l.str()
+	case "processingTimeMillis":
+		d.ProcessingTimeMillis = int(l.number())
+	case "recipients":
+		w.delivered = l.strs()
+	case "smtpResponse":
+		d.SMTPResponse = l.str()
+	case "reportingMTA":
+		d.ReportingMTA = l.str()
+	case "remoteMtaIp":
+		d.RemoteMtaIP = l.str()
+	default:
+		l.skip()
+	}
+}
+
+func (w *sesWire) delayMember(l *lexer, k []byte) {
+	d := &w.delay
+	switch string(k) {
+	case "timestamp":
+		d.Timestamp = l.str()
+	case "delayType":
+		d.Type = l.str()
+	case "expirationTime":
+		d.ExpirationTime = l.str()
+	case "delayedRecipients":
+		l.recipients(&w.delayed)
+	case "reportingMTA":
+		d.ReportingMTA = l.str()
+	default:
+		l.skip()
 	}
 }
 
 func missing(obj string) error {
-	return fmt.Errorf("SES JSON has no %s object", obj)
+	return errors.New("SES JSON has no " + obj + " object")
 }
 
 func firstNonEmpty(a, b string) string {
