@@ -12,16 +12,24 @@ import (
 type Router struct {
 	rules *Rules
 	pool  sync.Pool // of *evaluator
+	// needVM says that some rule runs on expr's VM (see fast.go).
+	needVM bool
 }
 
 type evaluator struct {
 	vm  vm.VM
 	env map[string]any
+	ctx evalCtx
 }
 
 // NewRouter returns a Router for rules, which must come from Load.
 func NewRouter(rules *Rules) *Router {
 	r := &Router{rules: rules}
+	for _, rule := range rules.Rules {
+		if rule.fast == nil {
+			r.needVM = true
+		}
+	}
 	r.pool.New = func() any { return &evaluator{env: newEnv(rules.Lists)} }
 	return r
 }
@@ -84,33 +92,47 @@ func (r *Router) RouteInto(p *Plan, n *Notification) {
 	if len(n.Recipients) == 0 {
 		return
 	}
-	vars := n.vars
-	if vars == nil {
-		vars = newExprVars(n)
-	}
 	ev := r.pool.Get().(*evaluator)
-	setNotification(ev.env, vars)
+	var vars *exprVars
+	if r.needVM {
+		if vars = n.vars; vars == nil {
+			vars = newExprVars(n)
+		}
+		setNotification(ev.env, vars)
+	}
+	ev.ctx.n = n
 	for i := range n.Recipients {
-		ev.env[varRecipient] = vars.recipients[i]
+		if r.needVM {
+			ev.env[varRecipient] = vars.recipients[i]
+		}
+		ev.ctx.r = &n.Recipients[i]
 		r.decide(ev, &p.Recipients[i], &n.Recipients[i])
 	}
-	ev.env[varRecipient] = nil
+	ev.ctx = evalCtx{}
+	if r.needVM {
+		clear(ev.env) // keep no notification alive through the pool
+	}
 	r.pool.Put(ev)
 }
 
 func (r *Router) decide(ev *evaluator, d *Decision, rc *Recipient) {
 	*d = Decision{Recipient: rc, Trials: d.Trials[:0], Matched: d.Matched[:0], Actions: d.Actions[:0]}
 	for _, rule := range r.rules.Rules {
-		out, err := ev.vm.Run(rule.program, ev.env)
-		if err != nil {
-			err = fmt.Errorf("rule %q: %w", rule.Name, err)
-			d.Trials = append(d.Trials, Trial{Rule: rule, Err: err})
-			if d.Err == nil {
-				d.Err = err
+		var matched bool
+		if rule.fast != nil {
+			matched = rule.fast(&ev.ctx)
+		} else {
+			out, err := ev.vm.Run(rule.program, ev.env)
+			if err != nil {
+				err = fmt.Errorf("rule %q: %w", rule.Name, err)
+				d.Trials = append(d.Trials, Trial{Rule: rule, Err: err})
+				if d.Err == nil {
+					d.Err = err
+				}
+				continue
 			}
-			continue
+			matched, _ = out.(bool)
 		}
-		matched, _ := out.(bool)
 		d.Trials = append(d.Trials, Trial{Rule: rule, Matched: matched})
 		if !matched {
 			continue

@@ -64,6 +64,7 @@ type Rule struct {
 	Pos Pos
 
 	program *vm.Program
+	fast    boolFn // nil when the expression runs on the VM
 }
 
 // Pos is a position in the rules file.
@@ -434,6 +435,9 @@ func (l *loader) loadRules(n *yaml.Node) {
 				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog
+			if prog != nil {
+				r.fast, _ = fastCompile(prog.Node())
+			}
 		}
 		if actionsNode == nil {
 			l.problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")
