@@ -2,6 +2,9 @@ package engine
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -101,7 +104,11 @@ func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
 	var probs []exprProblem
 	for _, u := range lp.unknown {
 		fe := (&file.Error{Location: u.loc, Message: ""}).Bind(file.NewSource(src))
-		probs = append(probs, exprProblem{fe.Line, fe.Column, "unknown list " + quote(u.name) + c.knownLists()})
+		msg := "unknown list " + quote(u.name)
+		if near := nearest(u.name, slices.Sorted(maps.Keys(c.lists))); near != "" {
+			msg += "; did you mean lists." + near + "?"
+		}
+		probs = append(probs, exprProblem{fe.Line, fe.Column, msg + c.knownLists()})
 	}
 	if err != nil {
 		var fe *file.Error
@@ -121,18 +128,39 @@ func (c *compiler) knownLists() string {
 	if len(c.lists) == 0 {
 		return " (no lists are defined)"
 	}
-	names := make([]string, 0, len(c.lists))
-	for k := range c.lists {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return " (defined: " + strings.Join(names, ", ") + ")"
+	return " (defined: " + strings.Join(slices.Sorted(maps.Keys(c.lists)), ", ") + ")"
 }
 
-// explain adds the names a rule may use to expr's "unknown name" messages.
+// explain rewrites expr's messages about unknown names and fields in the
+// rules' own terms, listing what there is.
 func explain(msg string) string {
-	if strings.HasPrefix(msg, "unknown name ") {
-		return msg + " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)"
+	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
+		names := []string{"event", "mail", "bounce", "complaint", "delivery", "delay", "reject", "failure", "open", "click", "subscription", "recipient", "lists", "glob", "inDomain"}
+		if near := nearest(name, names); near != "" {
+			msg += "; did you mean " + near + "?"
+		}
+		return msg + " (names: " + strings.Join(names, ", ") + ")"
+	}
+	// "type engine.Recipient has no field adress"
+	if rest, ok := strings.CutPrefix(msg, "type engine."); ok {
+		typeName, field, ok := strings.Cut(rest, " has no field ")
+		if !ok {
+			return msg
+		}
+		for name, v := range newEnv(nil) {
+			t := reflect.TypeOf(v)
+			if t == nil || t.Kind() != reflect.Struct || t.Name() != typeName {
+				continue
+			}
+			fields := make([]string, t.NumField())
+			for i := range fields {
+				fields[i] = t.Field(i).Tag.Get("expr")
+			}
+			if near := nearest(field, fields); near != "" {
+				return fmt.Sprintf("%s has no field %s; did you mean %s.%s? (fields: %s)", name, field, name, near, strings.Join(fields, ", "))
+			}
+			return fmt.Sprintf("%s has no field %s (fields: %s)", name, field, strings.Join(fields, ", "))
+		}
 	}
 	return msg
 }
@@ -316,4 +344,38 @@ func InDomain(addressOrDomain, domain string) bool {
 		return false
 	}
 	return len(d) == len(domain) || d[len(d)-len(domain)-1] == '.'
+}
+
+// nearest returns the candidate within two edits of word (ignoring case),
+// or "" when there is none or it is word itself.
+func nearest(word string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestDist && c != word {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in runes.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
 }
