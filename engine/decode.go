@@ -16,8 +16,13 @@ type Item struct {
 	Input string
 	// Envelope is sns, sqs, eventbridge, http or file.
 	Envelope string
-	// EnvelopeID is the SNS, SQS or EventBridge message id, when known.
+	// EnvelopeID is the id of the envelope the item came in: the SNS
+	// MessageId (Lambda SNS record, SNS HTTP body), the SQS messageId
+	// (SQS record, whatever its body) or the EventBridge event id.
 	EnvelopeID string
+	// SNSMessageID is the SNS MessageId when SNS carried the item (also
+	// inside an SQS body); SNS reuses it when it delivers again.
+	SNSMessageID string
 	// TopicArn is the SNS topic, when known.
 	TopicArn string
 
@@ -55,7 +60,9 @@ func AppendDecode(dst []Item, input string, doc []byte) []Item {
 		}
 		return dst
 	case d.source != "" || d.detailType != "":
-		return append(dst, decodeEventBridge(input, &d))
+		it := Item{Input: input, Envelope: EnvelopeEventBridge, EnvelopeID: d.id}
+		decodeEventBridge(&it, &d)
+		return append(dst, it)
 	case d.sns.Type != "":
 		it := Item{Input: input, Envelope: EnvelopeHTTP}
 		decodeSNS(&it, &d.sns)
@@ -244,19 +251,10 @@ func decodeSQSBody(it *Item, body []byte) {
 	case d.err != nil:
 		it.Err = fmt.Errorf("SQS body: %w", d.err)
 	case d.sns.Type != "":
-		id := it.EnvelopeID
 		decodeSNS(it, &d.sns)
-		if it.EnvelopeID == "" {
-			it.EnvelopeID = id
-		}
 	case d.source != "" || d.detailType != "":
-		eb := decodeEventBridge(it.Input, &d)
-		eb.Envelope, eb.EnvelopeID = EnvelopeSQS, it.EnvelopeID
-		if eb.Notification != nil {
-			eb.Notification.Event.Envelope = EnvelopeSQS
-			eb.Notification.EnvelopeID = it.EnvelopeID
-		}
-		*it = eb
+		// EventBridge to SQS: the envelope it came in is SQS.
+		decodeEventBridge(it, &d)
 	case d.sesType:
 		decodeSESInto(it, trimmed)
 	default:
@@ -266,7 +264,10 @@ func decodeSQSBody(it *Item, body []byte) {
 
 // decodeSNS reads the Message of an SNS envelope.
 func decodeSNS(it *Item, s *snsFields) {
-	it.EnvelopeID, it.TopicArn = s.MessageID, s.TopicArn
+	it.SNSMessageID, it.TopicArn = s.MessageID, s.TopicArn
+	if it.Envelope != EnvelopeSQS {
+		it.EnvelopeID = s.MessageID
+	}
 	switch s.Type {
 	case "Notification":
 	case "SubscriptionConfirmation", "UnsubscribeConfirmation":
@@ -292,15 +293,16 @@ func decodeSNS(it *Item, s *snsFields) {
 	decodeSESInto(it, t)
 }
 
-func decodeEventBridge(input string, d *document) Item {
-	it := Item{Input: input, Envelope: EnvelopeEventBridge, EnvelopeID: d.id}
+// decodeEventBridge reads the detail of an EventBridge event into it,
+// whose envelope the caller has set.
+func decodeEventBridge(it *Item, d *document) {
 	if d.source != "aws.ses" {
 		it.Skipped = "EventBridge event from " + strconv.Quote(d.source) + ", not aws.ses"
-		return it
+		return
 	}
 	if len(d.detail) == 0 || d.detail[0] != '{' {
 		it.Err = fmt.Errorf("EventBridge %q event has no detail object", d.detailType)
-		return it
+		return
 	}
 	var hasType bool
 	l := lexer{b: d.detail}
@@ -313,14 +315,13 @@ func decodeEventBridge(input string, d *document) Item {
 	})
 	if l.err != nil {
 		it.Err = fmt.Errorf("EventBridge detail: %w", l.err)
-		return it
+		return
 	}
 	if !hasType {
 		it.Skipped = "EventBridge " + strconv.Quote(d.detailType) + " is not an SES mail event"
-		return it
+		return
 	}
-	decodeSESInto(&it, bytes.Clone(d.detail))
-	return it
+	decodeSESInto(it, bytes.Clone(d.detail))
 }
 
 // decodeSESInto decodes the SES JSON itself and fills it.Notification, or
@@ -333,7 +334,7 @@ func decodeSESInto(it *Item, raw []byte) {
 	case skipped != "":
 		it.Skipped = skipped
 	default:
-		n.Input, n.EnvelopeID = it.Input, it.EnvelopeID
+		n.Input, n.EnvelopeID, n.SNSMessageID = it.Input, it.EnvelopeID, it.SNSMessageID
 		n.Event.Envelope, n.Event.TopicArn = it.Envelope, it.TopicArn
 		n.seal()
 		it.Notification = n

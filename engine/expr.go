@@ -81,6 +81,15 @@ func setNotification(env map[string]any, v *exprVars) {
 	env[varOpen], env[varClick], env[varSubscription] = v.open, v.click, v.subscription
 }
 
+// forgetNotification drops a notification's values from env, so that a
+// pooled evaluator keeps none alive; the functions and lists stay.
+func forgetNotification(env map[string]any) {
+	for _, k := range [...]string{varEvent, varMail, varBounce, varComplaint, varDelivery, varDelay, varReject,
+		varFailure, varOpen, varClick, varSubscription, varRecipient} {
+		env[k] = nil
+	}
+}
+
 type compiler struct {
 	lists map[string][]string
 	env   map[string]any
@@ -90,11 +99,11 @@ func newCompiler(lists map[string][]string) *compiler {
 	return &compiler{lists: lists, env: newEnv(lists)}
 }
 
-// exprProblem is a problem in an expression, at a line (1-based) and
-// column (0-based, in runes) of the expression.
+// exprProblem is a problem in an expression, at an offset (in runes)
+// into the expression.
 type exprProblem struct {
-	line, col int
-	msg       string
+	offset int
+	msg    string
 }
 
 // compile compiles one when expression against the typed environment.
@@ -103,19 +112,18 @@ func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
 	prog, err := expr.Compile(src, expr.Env(c.env), expr.AsBool(), expr.Patch(lp), expr.Optimize(true))
 	var probs []exprProblem
 	for _, u := range lp.unknown {
-		fe := (&file.Error{Location: u.loc, Message: ""}).Bind(file.NewSource(src))
 		msg := "unknown list " + quote(u.name)
 		if near := nearest(u.name, slices.Sorted(maps.Keys(c.lists))); near != "" {
 			msg += "; did you mean lists." + near + "?"
 		}
-		probs = append(probs, exprProblem{fe.Line, fe.Column, msg + c.knownLists()})
+		probs = append(probs, exprProblem{u.loc.From, msg + c.knownLists()})
 	}
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			probs = append(probs, exprProblem{max(fe.Line, 1), fe.Column, explain(fe.Message)})
+			probs = append(probs, exprProblem{fe.From, explain(fe.Message)})
 		} else {
-			probs = append(probs, exprProblem{1, 0, err.Error()})
+			probs = append(probs, exprProblem{0, err.Error()})
 		}
 	}
 	if len(probs) > 0 {

@@ -43,8 +43,10 @@ type Notification struct {
 	// "FILE:LINE#RECORD" for a record of a Lambda batch event.
 	Input string
 	// EnvelopeID is the SNS MessageId, the SQS messageId or the EventBridge
-	// event id; empty for bare SES JSON.
-	EnvelopeID string
+	// event id; empty for bare SES JSON. SNSMessageID is the SNS MessageId
+	// whenever SNS carried the notification, also inside SQS.
+	EnvelopeID   string
+	SNSMessageID string
 	// Format is "notification" (identity notifications, notificationType)
 	// or "event" (event publishing, eventType).
 	Format string

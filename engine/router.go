@@ -110,7 +110,7 @@ func (r *Router) RouteInto(p *Plan, n *Notification) {
 	}
 	ev.ctx = evalCtx{}
 	if r.needVM {
-		clear(ev.env) // keep no notification alive through the pool
+		forgetNotification(ev.env)
 	}
 	r.pool.Put(ev)
 }

@@ -431,7 +431,7 @@ func (l *loader) loadRules(n *yaml.Node) {
 		} else if r.When != "" {
 			prog, probs := c.compile(r.When)
 			for _, p := range probs {
-				line, col := exprPos(whenNode, l.src, p.line, p.col)
+				line, col := exprPos(whenNode, l.src, p.offset)
 				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog
@@ -540,41 +540,55 @@ func nodeText(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
-// exprPos maps a position inside an expression (line 1-based, column
-// 0-based in runes) to a position in the rules file.
-func exprPos(n *yaml.Node, src []byte, line, col int) (int, int) {
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		lines := bytes.Split(src, []byte("\n"))
-		// The content starts on the line after the indicator.
-		first := n.Line // 0-based index of the next line
+// exprPos maps an offset (in runes) into a when expression to a position
+// in the rules file. Literal blocks keep their lines; plain, quoted and
+// folded scalars fold their lines into spaces, so the offset is walked
+// through the source lines the scalar spans. Escapes in double-quoted
+// scalars make the column approximate; the line is right.
+func exprPos(n *yaml.Node, src []byte, offset int) (int, int) {
+	lines := strings.Split(string(src), "\n")
+	value := []rune(n.Value)
+	offset = max(0, min(offset, len(value)))
+	if n.Style == yaml.LiteralStyle {
+		vline, vcol := 0, 0
+		for _, r := range value[:offset] {
+			if r == '\n' {
+				vline, vcol = vline+1, 0
+			} else {
+				vcol++
+			}
+		}
+		// The content starts after the indicator; its indentation is
+		// that of its first line that is not blank.
 		indent := 0
-		for i := first; i < len(lines); i++ {
-			if t := bytes.TrimLeft(lines[i], " "); len(t) > 0 {
+		for i := n.Line; i < len(lines); i++ {
+			if t := strings.TrimLeft(lines[i], " "); t != "" {
 				indent = len(lines[i]) - len(t)
 				break
 			}
 		}
-		if n.Style == yaml.LiteralStyle {
-			return n.Line + line, indent + col + 1
-		}
-		// Folded: the expression is the content lines joined by spaces.
-		for i := first; i < len(lines); i++ {
-			t := []rune(strings.TrimSpace(string(lines[i])))
-			if col <= len(t) {
-				return i + 1, indent + col + 1
-			}
-			col -= len(t) + 1
-		}
-		return n.Line, n.Column
-	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
-		if line == 1 {
-			return n.Line, n.Column + 1 + col
-		}
-	default:
-		if line == 1 {
-			return n.Line, n.Column + col
-		}
+		return min(n.Line+1+vline, len(lines)), indent + vcol + 1
 	}
-	return n.Line + line - 1, col + 1
+	// The first segment starts after the indicator (folded: on the next
+	// line) or the opening quote (quoted) or at the scalar (plain).
+	line, col := n.Line, n.Column
+	switch n.Style {
+	case yaml.FoldedStyle:
+		line, col = n.Line+1, 0
+	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+		col++
+	}
+	for ; line <= len(lines); line, col = line+1, 0 {
+		text := []rune(lines[line-1])
+		start := min(max(col-1, 0), len(text))
+		if col == 0 { // a continuation line: its content starts after the indentation
+			start = len(text) - len([]rune(strings.TrimLeft(string(text), " \t")))
+		}
+		seg := len(text) - start
+		if offset <= seg || line == len(lines) {
+			return line, start + min(offset, seg) + 1
+		}
+		offset -= seg + 1 // the line break folds into one character
+	}
+	return n.Line, n.Column
 }
