@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -124,7 +128,7 @@ func (r *Router) decide(ev *evaluator, d *Decision, rc *Recipient) {
 		} else {
 			out, err := ev.vm.Run(rule.program, ev.env)
 			if err != nil {
-				err = fmt.Errorf("rule %q: %w", rule.Name, err)
+				err = runError(rule, err)
 				d.Trials = append(d.Trials, Trial{Rule: rule, Err: err})
 				if d.Err == nil {
 					d.Err = err
@@ -209,4 +213,27 @@ func (p *Plan) Steps() []Step {
 		}
 	}
 	return steps
+}
+
+// runError is the error of a rule whose expression failed at run time:
+// expr's message without its multi-line snippet, and where in the
+// expression it happened.
+func runError(rule *Rule, err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return fmt.Errorf("rule %q: %s (at %s, offset %d of the expression)", rule.Name, fe.Message, quoteAt(rule.When, fe.From), fe.From)
+	}
+	return fmt.Errorf("rule %q: %w", rule.Name, err)
+}
+
+// quoteAt quotes a little of s from rune offset i.
+func quoteAt(s string, i int) string {
+	r := []rune(s)
+	i = max(0, min(i, len(r)))
+	end := min(i+24, len(r))
+	frag := strings.TrimSpace(string(r[i:end]))
+	if end < len(r) {
+		frag += "…"
+	}
+	return strconv.Quote(frag)
 }

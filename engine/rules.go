@@ -432,6 +432,10 @@ func (l *loader) loadRules(n *yaml.Node) {
 			prog, probs := c.compile(r.When)
 			for _, p := range probs {
 				line, col := exprPos(whenNode, l.src, p.offset)
+				if whenNode.LineComment != "" && whenNode.Style == 0 {
+					// "any(xs, # == 1)" unquoted: YAML took " #…" as a comment.
+					p.msg += "; note: YAML read \"" + whenNode.LineComment + "\" as a comment: quote an expression that holds #"
+				}
 				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog

@@ -39,18 +39,27 @@ func main() {
 // variables, the executable's folder and whether stderr is a terminal.
 // Tests build their own.
 type env struct {
-	getenv      func(string) string
-	executable  string
-	stderrIsTTY bool
+	getenv                   func(string) string
+	executable               string
+	stdoutIsTTY, stderrIsTTY bool
 }
 
 func newEnv() env {
 	exe, _ := os.Executable()
-	tty := false
-	if fi, err := os.Stderr.Stat(); err == nil {
-		tty = fi.Mode()&os.ModeCharDevice != 0
+	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr)}
+}
+
+// isTerminal reports whether f is a terminal: a character device that is
+// not /dev/null (which is one too).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
 	}
-	return env{getenv: os.Getenv, executable: exe, stderrIsTTY: tty}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
 }
 
 const usage = `sesrouter routes Amazon SES feedback by the rules of a YAML file.
@@ -108,8 +117,13 @@ func newFlags(name, synopsis, text string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sesrouter %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(text))
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Usage: sesrouter %s\n\n%s\n", synopsis, strings.TrimSpace(text))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
@@ -151,6 +165,10 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version", "version", "Prints the version of sesrouter and of Go it was built with.", stderr)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sesrouter version: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
 	}
 	version, goVersion := "(devel)", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {

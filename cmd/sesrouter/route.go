@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +57,9 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 	if !ok {
 		return exitUsage
 	}
-	opt.progress = e.stderrIsTTY
+	// Progress goes to a terminal, and only when the output does not go
+	// to that terminal too (the two would mix on one screen).
+	opt.progress = e.stderrIsTTY && !e.stdoutIsTTY
 	files := fs.Args()
 	if len(files) == 0 {
 		files = []string{"-"}
@@ -259,7 +262,7 @@ func (rt *router) writeText(it *engine.Item, results []actions.Result) {
 	for i := range rt.plan.Recipients {
 		d := &rt.plan.Recipients[i]
 		fmt.Fprintf(w, "  %-*s  %s\n", width, d.Recipient.Address, describeDecision(d))
-		if d.Err != nil {
+		if d.Err != nil && !rt.opt.explain { // -explain shows it on the rule
 			fmt.Fprintf(w, "  %-*s  error: %v\n", width, "", d.Err)
 		}
 		if rt.opt.explain {
@@ -274,7 +277,7 @@ func (rt *router) writeText(it *engine.Item, results []actions.Result) {
 				note := ""
 				switch {
 				case t.Err != nil:
-					note = "  (" + t.Err.Error() + ")"
+					note = "  (failed: " + strings.TrimPrefix(t.Err.Error(), "rule "+strconv.Quote(t.Rule.Name)+": ") + ")"
 				case t.Rule == d.Decider:
 					note = "  (decides)"
 				case t.Matched:
@@ -365,6 +368,9 @@ func (rt *router) showProgress(input string) {
 	rt.lastProgress = now
 	rt.progressOn = true
 	rate := float64(rt.stats.items) / now.Sub(rt.start).Seconds()
+	if r := []rune(input); len(r) > 40 { // one terminal row, so that \r erases it all
+		input = "…" + string(r[len(r)-39:])
+	}
 	fmt.Fprintf(rt.stderr, "\r\033[Ksesrouter: %d inputs, %.0f/s, at %s", rt.stats.items, rate, input)
 }
 

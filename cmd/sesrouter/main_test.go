@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// testEnv returns an env whose getenv reads vars, with no executable and
+// stderr not a terminal.
+func testEnv(vars map[string]string) env {
+	return env{getenv: func(k string) string { return vars[k] }}
+}
+
+// cliResult is what one in-process run of sesrouter gave.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs sesrouter with args in-process.
+func runCLI(t *testing.T, e env, stdin string, args ...string) cliResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &stdout, &stderr, e)
+	return cliResult{code, stdout.String(), stderr.String()}
+}
+
+// writeFile writes a file under dir, making its folder, and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// minimalRules is a valid rules file with one rule.
+const minimalRules = `version: 1
+rules:
+  - name: drop-all
+    when: "true"
+    actions: [drop]
+`
+
+// badRules has four problems: a misspelt name in an expression, an
+// unknown key, an unknown destination and a duplicate rule name.
+const badRules = `version: 1
+
+destinations:
+  ses-alerts:
+    slack:
+      channel: C0123456789
+
+rules:
+  - name: hard-bounce
+    when: event.type == "Bounce" && recipent.domain == "example.com"
+    actions: [suppress]
+
+  - name: soft-bounce
+    when: event.type == "Bounce"
+    priority: 2
+    actions: [log]
+
+  - name: complaints
+    when: event.type == "Complaint"
+    actions: [{notify: ses-alert}]
+
+  - name: hard-bounce
+    when: "true"
+    actions: [log]
+`
+
+const badRulesReport = `bad.yaml:10:37: rule "hard-bounce": unknown name recipent; did you mean recipient? (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)
+bad.yaml:15:5: rule "soft-bounce": unknown key "priority" (want name, when, actions or continue)
+bad.yaml:20:24: rule "complaints": unknown destination "ses-alert" (defined: ses-alerts)
+bad.yaml:22:11: rule "hard-bounce": duplicate rule name (first used at line 9)
+bad.yaml: 4 problems
+`
+
+// bounceLine is one identity bounce notification for a@example.org, on
+// one line.
+const bounceLine = `{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"a@example.org"}],"timestamp":"2024-05-01T10:00:02.000Z","feedbackId":"fb-1"},"mail":{"timestamp":"2024-05-01T10:00:00.000Z","source":"shop@example.net","messageId":"m-1","destination":["a@example.org"]}}` + "\n"
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "bad.yaml", badRules)
+	writeFile(t, dir, "good.yaml", minimalRules)
+	shipped, err := filepath.Abs("../../rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string // a regular expression, matched against all of stdout
+		wantStderr string // exact
+	}{
+		{
+			name:       "shipped rules.yaml is ok",
+			args:       []string{"check", "-rules", shipped},
+			wantCode:   exitOK,
+			wantStdout: `^` + regexp.QuoteMeta(shipped) + `: ok: [0-9]+ rules?, [0-9]+ destinations?, [0-9]+ lists?\n$`,
+		},
+		{
+			name:       "counts are singular for one",
+			args:       []string{"check", "-rules", "good.yaml"},
+			wantCode:   exitOK,
+			wantStdout: `^good\.yaml: ok: 1 rule, 0 destinations, 0 lists\n$`,
+		},
+		{
+			name:       "four problems, each with FILE:LINE:COL",
+			args:       []string{"check", "-rules", "bad.yaml"},
+			wantCode:   exitUsage,
+			wantStdout: `^$`,
+			wantStderr: badRulesReport,
+		},
+		{
+			name:       "route reports the same problems",
+			args:       []string{"route", "-dry-run", "-rules", "bad.yaml"},
+			wantCode:   exitUsage,
+			wantStdout: `^$`,
+			wantStderr: badRulesReport,
+		},
+		{
+			name:       "missing rules file",
+			args:       []string{"check", "-rules", "nope.yaml"},
+			wantCode:   exitUsage,
+			wantStdout: `^$`,
+			wantStderr: "sesrouter: rules: open nope.yaml: no such file or directory\n",
+		},
+		{
+			name:       "unexpected argument",
+			args:       []string{"check", "-rules", "good.yaml", "extra"},
+			wantCode:   exitUsage,
+			wantStdout: `^$`,
+			wantStderr: "sesrouter check: unexpected argument \"extra\"\n",
+		},
+	}
+	t.Chdir(dir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, testEnv(nil), "", tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
+			}
+			if !regexp.MustCompile(tt.wantStdout).MatchString(r.stdout) {
+				t.Errorf("stdout = %q, want a match for %s", r.stdout, tt.wantStdout)
+			}
+			if r.stderr != tt.wantStderr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout string // a substring of stdout ("" for none)
+		wantStderr string // a substring of stderr ("" for none)
+	}{
+		{"check -h", []string{"check", "-h"}, "", "Usage: sesrouter check [-rules FILE]\n"},
+		{"route -h", []string{"route", "-h"}, "", "Usage: sesrouter route [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]\n"},
+		{"route -help", []string{"route", "-help"}, "", "  -dry-run\n"},
+		{"version -h", []string{"version", "-h"}, "", "Usage: sesrouter version\n"},
+		{"-h", []string{"-h"}, "Usage:\n  sesrouter route ", ""},
+		{"help", []string{"help"}, "Usage:\n  sesrouter route ", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, testEnv(nil), "", tt.args...)
+			if r.code != exitOK {
+				t.Errorf("exit status %d, want 0", r.code)
+			}
+			check := func(stream, got, want string) {
+				t.Helper()
+				if want == "" && got != "" {
+					t.Errorf("%s = %q, want nothing", stream, got)
+				}
+				if !strings.Contains(got, want) {
+					t.Errorf("%s = %q, want it to contain %q", stream, got, want)
+				}
+			}
+			check("stdout", r.stdout, tt.wantStdout)
+			check("stderr", r.stderr, tt.wantStderr)
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantStderr string // a substring of stderr
+	}{
+		{"unknown flag of route", []string{"route", "-dry-run", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter route "},
+		{"unknown flag of check", []string{"check", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter check "},
+		{"unknown flag of version", []string{"version", "-bogus"}, nil, "flag provided but not defined: -bogus\n"},
+		{"unknown command", []string{"frob"}, nil, "sesrouter: unknown command \"frob\"\n\nsesrouter routes Amazon SES feedback"},
+		{"route without -dry-run", []string{"route", "-rules", "none.yaml", "x.json"}, nil,
+			"sesrouter route: only -dry-run is available in this version: live Slack and SES actions are not built yet\n"},
+		{"-format xml", []string{"route", "-dry-run", "-format", "xml"}, nil, "sesrouter route: -format is text or json, not \"xml\"\n"},
+		{"no arguments", nil, nil, "Usage:\n  sesrouter route "},
+		{"no arguments in Lambda", nil, map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"},
+			"sesrouter: lambda is not available in this version yet"},
+		{"lambda", []string{"lambda"}, nil, "sesrouter: lambda is not available in this version yet"},
+		{"serve", []string{"serve"}, nil, "sesrouter: serve is not available in this version yet"},
+		{"test", []string{"test", "x.yaml"}, nil, "sesrouter: test is not available in this version yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, testEnv(tt.env), "", tt.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit status %d, want %d", r.code, exitUsage)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			if !strings.Contains(r.stderr, tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestRulesLookup checks the order in which the rules file is found:
+// -rules, then $SESROUTER_RULES, then rules.yaml in the working folder,
+// then rules.yaml beside the executable. check prints the file it loaded.
+func TestRulesLookup(t *testing.T) {
+	tests := []struct {
+		name     string
+		flag     bool // pass -rules flag.yaml
+		envVar   bool // set SESROUTER_RULES to env.yaml
+		cwd      bool // rules.yaml in the working folder
+		exe      bool // rules.yaml beside the executable
+		want     string
+		wantCode int
+	}{
+		{"flag first", true, true, true, true, "flag.yaml", exitOK},
+		{"then SESROUTER_RULES", false, true, true, true, "env.yaml", exitOK},
+		{"then the working folder", false, false, true, true, "rules.yaml", exitOK},
+		{"then beside the executable", false, false, false, true, "EXE/rules.yaml", exitOK},
+		{"none: rules.yaml in the working folder is missing", false, false, false, false, "", exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			cwd := filepath.Join(root, "work")
+			exeDir := filepath.Join(root, "bin")
+			for _, d := range []string{cwd, exeDir} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The flag and variable files exist in every case, so that only
+			// the lookup order decides.
+			writeFile(t, cwd, "flag.yaml", minimalRules)
+			writeFile(t, cwd, "env.yaml", minimalRules)
+			if tt.cwd {
+				writeFile(t, cwd, "rules.yaml", minimalRules)
+			}
+			if tt.exe {
+				writeFile(t, exeDir, "rules.yaml", minimalRules)
+			}
+			vars := map[string]string{}
+			if tt.envVar {
+				vars["SESROUTER_RULES"] = "env.yaml"
+			}
+			e := testEnv(vars)
+			e.executable = filepath.Join(exeDir, "sesrouter")
+			args := []string{"check"}
+			if tt.flag {
+				args = append(args, "-rules", "flag.yaml")
+			}
+			t.Chdir(cwd)
+
+			r := runCLI(t, e, "", args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit status %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
+			}
+			if tt.wantCode != exitOK {
+				want := "sesrouter: rules: open rules.yaml: no such file or directory\n"
+				if r.stderr != want {
+					t.Errorf("stderr = %q, want %q", r.stderr, want)
+				}
+				return
+			}
+			want := strings.Replace(tt.want, "EXE", exeDir, 1) + ": ok: 1 rule, 0 destinations, 0 lists\n"
+			if r.stdout != want {
+				t.Errorf("stdout = %q, want %q", r.stdout, want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runCLI(t, testEnv(nil), "", "version")
+	if r.code != exitOK {
+		t.Errorf("exit status %d, want 0", r.code)
+	}
+	if !strings.HasPrefix(r.stdout, "sesrouter ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
+		t.Errorf("stdout = %q, want one line starting with %q", r.stdout, "sesrouter ")
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr = %q, want nothing", r.stderr)
+	}
+}
+
+// TestRouteInputs checks which inputs route reads and how it names them:
+// files in order, "-" and no FILE for standard input, and a missing file
+// that is reported while the other files are still read.
+func TestRouteInputs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "rules.yaml", minimalRules)
+	writeFile(t, dir, "a.json", bounceLine)
+	writeFile(t, dir, "b.ndjson", bounceLine+"\n"+bounceLine)
+	tests := []struct {
+		name       string
+		files      []string
+		stdin      string
+		wantCode   int
+		wantInputs []string
+		wantStderr string // a substring of stderr
+	}{
+		{"no FILE reads stdin", nil, bounceLine + bounceLine, exitOK, []string{"stdin:1", "stdin:2"}, "2 notifications"},
+		{"- reads stdin", []string{"-"}, bounceLine, exitOK, []string{"stdin:1"}, "1 notification"},
+		{"- between files", []string{"a.json", "-", "b.ndjson"}, bounceLine, exitOK,
+			[]string{"a.json:1", "stdin:1", "b.ndjson:1", "b.ndjson:3"}, "4 notifications"},
+		{"empty stdin", nil, "", exitOK, nil, "0 notifications (0 recipients), 0 skipped, 0 failed"},
+		{"missing file, the others are read", []string{"a.json", "missing.json", "b.ndjson"}, "", exitFailed,
+			[]string{"a.json:1", "b.ndjson:1", "b.ndjson:3"},
+			"sesrouter route: open missing.json: no such file or directory\n"},
+	}
+	t.Chdir(dir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"route", "-dry-run", "-format", "json"}, tt.files...)
+			r := runCLI(t, testEnv(nil), tt.stdin, args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
+			}
+			var got []string
+			for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+				if m := regexp.MustCompile(`^\{"input":"([^"]*)"`).FindStringSubmatch(line); m != nil {
+					got = append(got, m[1])
+				} else if line != "" {
+					t.Errorf("unexpected stdout line %q", line)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.wantInputs, " ") {
+				t.Errorf("inputs %q, want %q", got, tt.wantInputs)
+			}
+			if !strings.Contains(r.stderr, tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
