@@ -206,15 +206,19 @@ func (l *lexer) array(elem func()) bool {
 	return false
 }
 
-// str reads a string; null reads as "".
+// str reads a string; null reads as "", and a number or a boolean as its
+// JSON text (SES documents some fields as strings and sends others, and a
+// bounce is worth more than a type quarrel).
 func (l *lexer) str() string {
-	switch l.peek() {
-	case '"':
+	switch c := l.peek(); {
+	case c == '"':
 		b, _ := l.strBytes()
 		return string(b)
-	case 'n':
+	case c == 'n':
 		l.literal("null")
 		return ""
+	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
+		return string(l.raw())
 	}
 	l.typeError("a string")
 	return ""
@@ -257,12 +261,14 @@ func (l *lexer) boolish() bool {
 		l.literal("null")
 		return false
 	case '"':
+		start := l.i
 		switch s := l.str(); s {
 		case "true", "True", "TRUE":
 			return true
 		case "false", "False", "FALSE", "":
 			return false
 		}
+		l.i = start
 	}
 	l.typeError("a boolean")
 	return false
@@ -275,12 +281,14 @@ func (l *lexer) number() float64 {
 		l.literal("null")
 		return 0
 	case c == '"':
+		start := l.i
 		s := l.str()
 		if s == "" {
 			return 0
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
+			l.i = start
 			l.typeError("a number")
 		}
 		return f

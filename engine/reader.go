@@ -147,8 +147,10 @@ func (r *Reader) document() ([]byte, int, error) {
 			return nil, start, err
 		}
 		// A line that starts at column 0 with '{' and is a whole document
-		// begins the next one: the gathered lines were a broken document.
-		if len(line) > 0 && line[0] == '{' && validJSON(line) {
+		// begins the next one, unless what is gathered so far can go on
+		// with an object (it ends in '[', ',' or ':'): the gathered lines
+		// were a broken document.
+		if len(line) > 0 && line[0] == '{' && !expectsValue(r.buf) && validJSON(line) {
 			r.next, r.nextAt = append([]byte(nil), line...), r.line
 			return nil, start, fmt.Errorf("invalid JSON: the document starting here is not closed before line %d", r.line)
 		}
@@ -160,6 +162,20 @@ func (r *Reader) document() ([]byte, int, error) {
 		sc.feed(line)
 	}
 	return bytes.TrimSpace(r.buf), start, nil
+}
+
+// expectsValue reports whether JSON text that ends like b can go on with
+// a value.
+func expectsValue(b []byte) bool {
+	b = bytes.TrimRight(b, " \t\r\n")
+	if len(b) == 0 {
+		return false
+	}
+	switch b[len(b)-1] {
+	case '[', ',', ':':
+		return true
+	}
+	return false
 }
 
 // validJSON reports whether b is one valid JSON value.

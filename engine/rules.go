@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -198,6 +199,10 @@ func (l *loader) load() {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(l.src))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			l.problem(nil, "", "empty rules file: it needs version: 1 and rules")
+			return
+		}
 		l.yamlError(err)
 		return
 	}
@@ -415,10 +420,10 @@ func (l *loader) loadRules(n *yaml.Node) {
 			case "actions":
 				actionsNode = v
 			case "continue":
-				if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "false") {
+				if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 					l.problem(v, ctx, "continue must be true or false, not %s", nodeText(v))
 				}
-				r.Continue = v.Value == "true"
+				r.Continue = strings.EqualFold(v.Value, "true")
 			default:
 				l.problem(k, ctx, "unknown key %q (want name, when, actions or continue)", k.Value)
 			}

@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+
+// shippedRules is the rules file committed at the root of the repository.
+var shippedRules = filepath.Join("..", "rules.yaml")
+
+// loadShipped loads the shipped rules file, failing clearly without it.
+func loadShipped(tb testing.TB) *Rules {
+	tb.Helper()
+	if _, err := os.Stat(shippedRules); err != nil {
+		abs, _ := filepath.Abs(shippedRules)
+		tb.Fatalf("the shipped rules file is missing: %s (%v)", abs, err)
+	}
+	rules, err := LoadFile(shippedRules)
+	if err != nil {
+		tb.Fatalf("the shipped rules file does not load:\n%v", err)
+	}
+	return rules
+}
+
+// worstCase is a bounce whose one recipient no earlier rule of the
+// shipped file takes: every rule is tried and the last one decides.
+func worstCase(tb testing.TB) *Notification {
+	tb.Helper()
+	return bounceFor(tb, "someone@example.com")
+}
+
+// TestRouteRulesYAMLAllocs checks that routing into a reused Plan
+// allocates nothing, on the worst-case path through the shipped rules.
+func TestRouteRulesYAMLAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool allocate")
+	}
+	rules := loadShipped(t)
+	r := NewRouter(rules)
+	n := worstCase(t)
+	var p Plan
+	r.RouteInto(&p, n)
+	last := rules.Rules[len(rules.Rules)-1]
+	if d := p.Recipients[0]; d.Decider != last || len(d.Trials) != len(rules.Rules) {
+		t.Fatalf("the worst case is decided by %v after %d trials; want the last rule %q after all %d",
+			d.Decider, len(d.Trials), last.Name, len(rules.Rules))
+	}
+	if allocs := testing.AllocsPerRun(1000, func() { r.RouteInto(&p, n) }); allocs != 0 {
+		t.Errorf("RouteInto a reused plan allocates %v times per run, want 0", allocs)
+	}
+}
+
+func BenchmarkRouteRulesYAML(b *testing.B) {
+	r := NewRouter(loadShipped(b))
+	n := worstCase(b)
+	var p Plan
+	b.ReportAllocs()
+	for b.Loop() {
+		r.RouteInto(&p, n)
+	}
+	if p.Recipients[0].Decider == nil {
+		b.Fatal("no rule decided")
+	}
+}
+
+// handDecision is what routeByHand decides for one recipient: the same
+// things a Decision holds.
+type handDecision struct {
+	Recipient *Recipient
+	Trials    []string
+	Decider   string
+	Actions   []Action
+	Dropped   bool
+	Unmatched bool
+}
+
+var (
+	handIgnored = map[string]struct{}{"ignore@example.com": {}}
+	handKeep    = map[string]struct{}{"no.suppress.domain.jp": {}}
+	handNotify  = Action{Kind: ActionNotify, Destination: "ses-alerts"}
+)
+
+// routeByHand makes the decisions of the shipped rules with plain Go,
+// into out's storage: the baseline BenchmarkRouteRulesYAML compares with.
+func routeByHand(n *Notification, out []handDecision) []handDecision {
+	out = out[:0]
+	for i := range n.Recipients {
+		rc := &n.Recipients[i]
+		var d handDecision
+		if len(out) < cap(out) {
+			d = out[:len(out)+1][len(out)]
+		}
+		d = handDecision{Recipient: rc, Trials: d.Trials[:0], Actions: d.Actions[:0]}
+		d.Trials = append(d.Trials, "ignore-dummies")
+		_, ignored := handIgnored[rc.Address]
+		switch {
+		case ignored || rc.Domain == "ignore.domain.jp":
+			d.Decider, d.Dropped = "ignore-dummies", true
+			d.Actions = append(d.Actions, Action{Kind: ActionDrop})
+		default:
+			d.Trials = append(d.Trials, "keep-deliverable")
+			_, keep := handKeep[rc.Domain]
+			if n.Event.Type == TypeBounce && (strings.Contains(rc.Address, "no-suppress") || keep) {
+				d.Decider = "keep-deliverable"
+				d.Actions = append(d.Actions, Action{Kind: ActionUnsuppress}, handNotify)
+				break
+			}
+			d.Trials = append(d.Trials, "notify-bounces-and-complaints")
+			if n.Event.Type == TypeBounce || n.Event.Type == TypeComplaint {
+				d.Decider = "notify-bounces-and-complaints"
+				d.Actions = append(d.Actions, handNotify)
+				break
+			}
+			d.Unmatched = true
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestRouteByHandAgrees checks that the hand-written baseline makes the
+// decisions the shipped rules make, so that the benchmarks compare like
+// with like.
+func TestRouteByHandAgrees(t *testing.T) {
+	r := NewRouter(loadShipped(t))
+	for _, addr := range []string{"someone@example.com", "ignore@example.com", "x@ignore.domain.jp",
+		"no-suppress-1@example.com", "y@no.suppress.domain.jp"} {
+		t.Run(addr, func(t *testing.T) {
+			n := bounceFor(t, addr)
+			d := r.Route(n).Recipients[0]
+			h := routeByHand(n, nil)[0]
+			var trials []string
+			for _, tr := range d.Trials {
+				trials = append(trials, tr.Rule.Name)
+			}
+			checkEq(t, "trials", h.Trials, trials)
+			checkEq(t, "decider", h.Decider, d.Decider.Name)
+			checkEq(t, "actions", h.Actions, d.Actions)
+			checkEq(t, "dropped", h.Dropped, d.Dropped)
+		})
+	}
+}
+
+func BenchmarkRouteHandWritten(b *testing.B) {
+	n := worstCase(b)
+	var out []handDecision
+	b.ReportAllocs()
+	for b.Loop() {
+		out = routeByHand(n, out)
+	}
+	if out[0].Decider == "" {
+		b.Fatal("no rule decided")
+	}
+}
+
+// hundredRules returns 100 rules of the shapes real files have (domain
+// checks, globs, bounce subtypes, tags) of which a bounce to
+// someone@example.com with campaign tag "spring" matches only the last.
+func hundredRules() string {
+	var b strings.Builder
+	b.WriteString("version: 1\ndestinations:\n  ops: {slack: {webhook_env: OPS_URL}}\nlists:\n")
+	for i := range 5 {
+		fmt.Fprintf(&b, "  domains%d: [a%d.example.com, b%d.example.net, c%d.example.org]\n", i, i, i, i)
+	}
+	b.WriteString("rules:\n")
+	for i := range 99 {
+		var when string
+		switch i % 5 {
+		case 0:
+			when = fmt.Sprintf(`recipient.domain == "d%d.example.com" || recipient.domain in lists.domains%d`, i, i%5)
+		case 1:
+			when = fmt.Sprintf(`glob("*-%d@*.example.org", recipient.address)`, i)
+		case 2:
+			when = fmt.Sprintf(`bounce.subType == "Sub%d" && inDomain(recipient.address, "corp%d.example")`, i, i)
+		case 3:
+			when = fmt.Sprintf(`"c%d" in mail.tags["campaign"] && event.type == "Bounce"`, i)
+		case 4:
+			when = fmt.Sprintf(`recipient.address startsWith "team%d+" || mail.sourceDomain == "s%d.example"`, i, i)
+		}
+		fmt.Fprintf(&b, "  - name: rule-%d\n    when: %s\n    actions: [{notify: ops}]\n", i, quoteYAML(when))
+	}
+	b.WriteString("  - name: last\n    when: event.type in [\"Bounce\", \"Complaint\"]\n    actions: [unsuppress, {notify: ops}]\n")
+	return b.String()
+}
+
+func quoteYAML(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func BenchmarkRoute100Rules(b *testing.B) {
+	rules := mustLoad(b, hundredRules())
+	r := NewRouter(rules)
+	n := worstCase(b)
+	var p Plan
+	r.RouteInto(&p, n)
+	if d := p.Recipients[0]; len(rules.Rules) != 100 || d.Decider == nil || d.Decider.Name != "last" || len(d.Matched) != 1 {
+		b.Fatalf("want 100 rules of which only the last matches; %d rules, decision %+v", len(rules.Rules), viewDecision(&d))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.RouteInto(&p, n)
+	}
+}
