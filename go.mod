@@ -3,6 +3,6 @@ module github.com/sesrouter/sesrouter
 go 1.26.8
 
 require (
-	github.com/expr-lang/expr v1.17.8 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	github.com/expr-lang/expr v1.17.8
+	gopkg.in/yaml.v3 v3.0.1
 )

@@ -8,7 +8,6 @@ import (
 	"testing"
 )
 
-
 // shippedRules is the rules file committed at the root of the repository.
 var shippedRules = filepath.Join("..", "rules.yaml")
 

@@ -47,7 +47,11 @@ func AppendDecode(dst []Item, input string, doc []byte) []Item {
 	d.read(doc)
 	switch {
 	case d.err != nil:
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: d.err})
+		err := d.err
+		if t := bytes.TrimSpace(doc); len(t) > 0 && t[0] != '{' && t[0] != '[' {
+			err = errors.New("invalid JSON: " + preview(t) + " is not a JSON document")
+		}
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: err})
 	case d.isArray:
 		return append(dst, Item{Input: input, Envelope: EnvelopeFile,
 			Skipped: "a JSON array, not a notification (a file holds one JSON document per line, or one document)"})

@@ -1013,6 +1013,10 @@ func TestReaderInline(t *testing.T) {
 		{"pretty event whose records start at column 0", "{\"Records\":[\n" + `{"eventSource":"aws:sqs","messageId":"q1","body":"{\"eventType\":\"Send\",\"mail\":{\"destination\":[\"a@b.example\"]}}"}` + ",\n" +
 			`{"eventSource":"aws:sqs","messageId":"q2","body":"{\"eventType\":\"Send\",\"mail\":{\"destination\":[\"a@b.example\"]}}"}` + "\n]}\n" + send,
 			[]readerWant{{input: "t:1#1", typ: TypeSend}, {input: "t:1#2", typ: TypeSend}, {input: "t:5", typ: TypeSend}}},
+		{"NDJSON line cut after a comma", `{"eventType":"Send","mail":{"destination":["a@b.example"],` + "\n" + send + "\n" + send + "\n",
+			[]readerWant{{input: "t:1", err: "not closed before line 2"}, {input: "t:2", typ: TypeSend}, {input: "t:3", typ: TypeSend}}},
+		{"broken pretty document is one error", "{\n  \"eventType\": \"Send\"\n  \"mail\": {}\n}\n" + send,
+			[]readerWant{{input: "t:1", err: "invalid JSON"}, {input: "t:5", typ: TypeSend}}},
 		{"escaped quote in string", "{\"eventType\":\"Send\",\"mail\":{\"source\":\"a\\\"{\",\n\"destination\":[]},\"send\":{}}\n" + send,
 			[]readerWant{{input: "t:1", typ: TypeSend}, {input: "t:3", typ: TypeSend}}},
 	}

@@ -19,16 +19,28 @@ const MaxDocument = 8 << 20
 // does not grow with the input.
 //
 // A document that is not valid JSON is an Item with Err, and reading goes
-// on with the next one.
+// on with the next one: when a document never closes, or closes as
+// invalid JSON, the lines it gathered that start at column 0 with '{' are
+// read again as documents of their own, so a line of NDJSON cut short
+// does not take the lines after it down with it.
 type Reader struct {
 	name    string
 	r       *bufio.Reader
-	line    int // lines consumed so far
+	line    int      // lines read from r so far
+	queue   []queued // lines given back, read again before r
 	pending []Item
 	buf     []byte
-	next    []byte // a line read ahead that starts a new document
-	nextAt  int
+	lines   []queued // the lines gathered into buf after the first (offsets, not text)
 	err     error
+}
+
+// queued is a line to read again, or, in Reader.lines, where a gathered
+// line starts in Reader.buf (off) and its number.
+type queued struct {
+	text []byte
+	off  int
+	num  int
+	err  error
 }
 
 // NewReader returns a Reader over r; name is the input's name in
@@ -64,6 +76,19 @@ func (r *Reader) Next() (Item, error) {
 	r.pending[0] = Item{}
 	r.pending = r.pending[1:]
 	return it, nil
+}
+
+// nextLine returns the next line (given back or read) and its number. The
+// text is only valid until the next call.
+func (r *Reader) nextLine() ([]byte, int, error) {
+	if len(r.queue) > 0 {
+		q := r.queue[0]
+		r.queue[0] = queued{}
+		r.queue = r.queue[1:]
+		return q.text, q.num, q.err
+	}
+	line, err := r.readLine()
+	return line, r.line, err
 }
 
 // readLine returns the next line without its end, or io.EOF. Lines longer
@@ -107,21 +132,17 @@ var errTooLong = fmt.Errorf("document larger than %d bytes", MaxDocument)
 func (r *Reader) document() ([]byte, int, error) {
 	var first []byte
 	var start int
-	if r.next != nil {
-		first, start, r.next = r.next, r.nextAt, nil
-	} else {
-		for {
-			line, err := r.readLine()
-			if err == errTooLong {
-				return nil, r.line, err
-			}
-			if err != nil {
-				return nil, 0, err
-			}
-			if len(bytes.TrimSpace(line)) > 0 {
-				first, start = line, r.line
-				break
-			}
+	for {
+		line, num, err := r.nextLine()
+		if err == errTooLong {
+			return nil, num, err
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			first, start = line, num
+			break
 		}
 	}
 	// The common cases: one document per line, or a single-line file. A
@@ -138,44 +159,66 @@ func (r *Reader) document() ([]byte, int, error) {
 	}
 	// A document over several lines: gather lines until it closes.
 	r.buf = append(r.buf[:0], first...)
+	r.lines = r.lines[:0]
 	for sc.depth > 0 {
-		line, err := r.readLine()
-		if err == io.EOF {
-			return nil, start, fmt.Errorf("invalid JSON: the document starting here never closes (%d unclosed brackets at the end of the input)", sc.depth)
-		}
-		if err != nil {
+		line, num, err := r.nextLine()
+		switch {
+		case err == io.EOF:
+			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here never closes (%d unclosed brackets at the end of the input)", sc.depth))
+		case err == errTooLong:
+			r.queue = append(r.queue, queued{num: num, err: err})
+			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here is not closed before line %d, which is too long", num))
+		case err != nil:
 			return nil, start, err
-		}
-		// A line that starts at column 0 with '{' and is a whole document
-		// begins the next one, unless what is gathered so far can go on
-		// with an object (it ends in '[', ',' or ':'): the gathered lines
-		// were a broken document.
-		if len(line) > 0 && line[0] == '{' && !expectsValue(r.buf) && validJSON(line) {
-			r.next, r.nextAt = append([]byte(nil), line...), r.line
-			return nil, start, fmt.Errorf("invalid JSON: the document starting here is not closed before line %d", r.line)
-		}
-		if len(r.buf)+len(line)+1 > MaxDocument {
-			return nil, start, errTooLong
+		case len(r.buf)+len(line)+1 > MaxDocument:
+			r.queue = append(r.queue, queued{text: bytes.Clone(line), num: num})
+			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here is not closed within %d bytes", MaxDocument))
 		}
 		r.buf = append(r.buf, '\n')
+		r.lines = append(r.lines, queued{off: len(r.buf), num: num})
 		r.buf = append(r.buf, line...)
 		sc.feed(line)
 	}
-	return bytes.TrimSpace(r.buf), start, nil
+	doc := bytes.TrimSpace(r.buf)
+	if err := checkJSON(doc); err != nil {
+		return r.giveBack(start, err)
+	}
+	return doc, start, nil
 }
 
-// expectsValue reports whether JSON text that ends like b can go on with
-// a value.
-func expectsValue(b []byte) bool {
-	b = bytes.TrimRight(b, " \t\r\n")
-	if len(b) == 0 {
-		return false
+// giveBack ends a document that did not frame: from the first gathered
+// line that starts at column 0 with '{', the gathered lines are read
+// again, and the lines before it are the broken document; when there is
+// no such line, the whole document is broken, as err says.
+func (r *Reader) giveBack(start int, err error) ([]byte, int, error) {
+	from := -1
+	for i, l := range r.lines {
+		if l.off < len(r.buf) && r.buf[l.off] == '{' {
+			from = i
+			break
+		}
 	}
-	switch b[len(b)-1] {
-	case '[', ',', ':':
-		return true
+	if from >= 0 {
+		back := make([]queued, 0, len(r.lines)-from+len(r.queue))
+		for i := from; i < len(r.lines); i++ {
+			end := len(r.buf)
+			if i+1 < len(r.lines) {
+				end = r.lines[i+1].off - 1
+			}
+			back = append(back, queued{text: bytes.Clone(r.buf[r.lines[i].off:end]), num: r.lines[i].num})
+		}
+		r.queue = append(back, r.queue...)
+		err = fmt.Errorf("invalid JSON: the document starting here is not closed before line %d", r.lines[from].num)
 	}
-	return false
+	return nil, start, err
+}
+
+// checkJSON returns why b is not one valid JSON value, or nil.
+func checkJSON(b []byte) error {
+	l := lexer{b: b}
+	l.skip()
+	l.end()
+	return l.err
 }
 
 // validJSON reports whether b is one valid JSON value.

@@ -26,9 +26,11 @@ import (
 // TestGenerateBenchFile writes such a file for measuring the real binary
 // (see the README's Performance section):
 //
-//	SESROUTER_BENCH_OUT=/tmp/bench.ndjson go test -run=TestGenerateBenchFile ./cmd/sesrouter
+//	SESROUTER_BENCH_OUT=/tmp/bench.ndjson go test -count=1 -run=TestGenerateBenchFile ./cmd/sesrouter
 //
-// SESROUTER_BENCH_N sets the number of events (default 100000).
+// SESROUTER_BENCH_N sets the number of events (default 100000). -count=1
+// matters: go test does not know that the test writes a file, and a
+// cached pass would write nothing.
 
 // benchEventsPerRun is the size of the file BenchmarkRouteDryRunJSON routes.
 const benchEventsPerRun = 10_000

@@ -88,7 +88,6 @@ type router struct {
 	stderr io.Writer
 	opt    routeOptions
 	plan   engine.Plan
-	line   []byte
 
 	start        time.Time
 	lastProgress time.Time
