@@ -37,18 +37,9 @@ type (
 	setFn func(*evalCtx, string) bool
 )
 
-// fastCompile returns the closure for a checked expression tree, or false
-// when the tree uses something the fast path does not handle.
-func fastCompile(node ast.Node) (boolFn, bool) {
-	f, ok := compileNode(node)
-	if !ok {
-		return nil, false
-	}
-	b, ok := f.(boolFn)
-	return b, ok
-}
-
-// compileNode returns a boolFn, strFn, intFn, strsFn or a *setValue.
+// compileNode returns a boolFn, strFn, intFn, strsFn or setFn for a
+// checked expression tree, or false when the tree uses something the fast
+// path does not handle.
 func compileNode(node ast.Node) (any, bool) {
 	switch n := node.(type) {
 	case *ast.BoolNode:
@@ -265,6 +256,8 @@ func compileTags(n *ast.MemberNode) (func(*evalCtx) map[string][]string, bool) {
 	return nil, false
 }
 
+// compileBool returns the closure of a boolean expression tree (a rule's
+// when, or a part of one), or false when the fast path does not handle it.
 func compileBool(n ast.Node) (boolFn, bool) {
 	f, ok := compileNode(n)
 	if !ok {

@@ -445,7 +445,7 @@ func (l *loader) loadRules(n *yaml.Node) {
 			}
 			r.program = prog
 			if prog != nil {
-				r.fast, _ = fastCompile(prog.Node())
+				r.fast, _ = compileBool(prog.Node())
 			}
 		}
 		if actionsNode == nil {
