@@ -324,6 +324,7 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 			l.problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
 			return
 		}
+		secretKey := false
 		l.eachKey(slackNode, ctx, func(k3, v3 *yaml.Node) {
 			switch k3.Value {
 			case "channel":
@@ -334,6 +335,7 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 					l.problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q: the URL itself never goes in the rules file", d.Slack.WebhookEnv)
 				}
 			case "webhook_url", "url", "webhook", "token":
+				secretKey = true
 				l.problem(k3, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k3.Value)
 			default:
 				l.problem(k3, ctx, "unknown key %q (want channel or webhook_env)", k3.Value)
@@ -342,7 +344,7 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 		switch {
 		case d.Slack.Channel != "" && d.Slack.WebhookEnv != "":
 			l.problem(slackNode, ctx, "set channel or webhook_env, not both")
-		case d.Slack.Channel == "" && d.Slack.WebhookEnv == "":
+		case d.Slack.Channel == "" && d.Slack.WebhookEnv == "" && !secretKey: // a secret key has said enough
 			l.problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
 		}
 	})
