@@ -1,0 +1,52 @@
+package actions
+
+import (
+	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
+	"github.com/slack-go/slack"
+)
+
+// Notice is what one notify step tells one destination: the notification,
+// and every recipient of it routed there, with the rule that decided and
+// the outcomes of the recipient's SES actions.
+type Notice struct {
+	Notification *engine.Notification
+	Destination  *engine.Destination
+	Recipients   []NoticeRecipient
+}
+
+// NoticeRecipient is one recipient of a Notice.
+type NoticeRecipient struct {
+	Recipient *engine.Recipient
+	// Rule is the rule that decided for the recipient (or, when only
+	// continue rules matched, the last of them).
+	Rule string
+	// SES are the outcomes of the recipient's unsuppress and suppress
+	// actions, in order; empty when it had none.
+	SES []SESOutcome
+}
+
+// SESOutcome is the outcome of one SES suppression-list action.
+type SESOutcome struct {
+	// Action is engine.ActionUnsuppress or engine.ActionSuppress.
+	Action engine.ActionKind
+	// Outcome is OutcomeRemoved, OutcomeNotSuppressed, OutcomeAdded,
+	// OutcomeFailed or OutcomeDryRun.
+	Outcome string
+	// Reason and ListedAt say, for OutcomeRemoved, why and since when the
+	// address had been on the list (Reason BOUNCE or COMPLAINT); empty
+	// when SES did not say.
+	Reason   string
+	ListedAt time.Time
+	// Error says why, for OutcomeFailed.
+	Error string
+}
+
+// Message is one Slack message: the one-line fallback text and the Block
+// Kit blocks. A Notice becomes one Message, or several when its recipients
+// do not fit in one.
+type Message struct {
+	Text   string
+	Blocks []slack.Block
+}
