@@ -1,6 +1,10 @@
 package actions
 
-import "github.com/sesrouter/sesrouter/engine"
+import (
+	"encoding/json"
+
+	"github.com/sesrouter/sesrouter/engine"
+)
 
 // Outcomes of an action, as SPEC's JSON output names them.
 const (
@@ -23,25 +27,13 @@ type Result struct {
 	Recipient string `json:"recipient,omitempty"`
 	Outcome   string `json:"outcome"`
 	Error     string `json:"error,omitempty"`
+	// Payload is, for a notify in a dry run, the exact JSON body that
+	// would be sent to Slack (an array of bodies when the notification
+	// takes several messages).
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Messages are, for a notify, the messages posted (or, in a dry run,
+	// that would be).
+	Messages []Message `json:"-"`
 	// Step is the step of the plan this result is for.
 	Step engine.Step `json:"-"`
-}
-
-// DryRun returns the results of carrying out plan without performing
-// anything: every action is "dry-run", except drop, which is "dropped"
-// (dropping is the absence of an action, so it is the same either way).
-func DryRun(plan *engine.Plan) []Result {
-	steps := plan.Steps()
-	results := make([]Result, 0, len(steps))
-	for _, s := range steps {
-		r := Result{Action: s.Action.String(), Outcome: OutcomeDryRun, Step: s}
-		if s.Recipient != nil {
-			r.Recipient = s.Recipient.Address
-		}
-		if s.Action.Kind == engine.ActionDrop {
-			r.Outcome = OutcomeDropped
-		}
-		results = append(results, r)
-	}
-	return results
 }

@@ -42,6 +42,11 @@ type Destination struct {
 type SlackDestination struct {
 	Channel    string
 	WebhookEnv string
+	// Mention is put in the first message of every notice to the
+	// destination, on purpose:
+	// <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID>,
+	// several separated by spaces. Nothing from an event can mention.
+	Mention string
 }
 
 // Describe says where the destination posts, without any secret.
@@ -193,6 +198,7 @@ var (
 	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	destRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
 )
 
 func (l *loader) load() {
@@ -334,11 +340,16 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 				if d.Slack.WebhookEnv != "" && !envNameRE.MatchString(d.Slack.WebhookEnv) {
 					l.problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q: the URL itself never goes in the rules file", d.Slack.WebhookEnv)
 				}
+			case "mention":
+				d.Slack.Mention = l.str(v3, ctx, "mention")
+				if d.Slack.Mention != "" && !mentionRE.MatchString(d.Slack.Mention) {
+					l.problem(v3, ctx, "mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not %q", d.Slack.Mention)
+				}
 			case "webhook_url", "url", "webhook", "token":
 				secretKey = true
 				l.problem(k3, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k3.Value)
 			default:
-				l.problem(k3, ctx, "unknown key %q (want channel or webhook_env)", k3.Value)
+				l.problem(k3, ctx, "unknown key %q (want channel, webhook_env or mention)", k3.Value)
 			}
 		})
 		switch {

@@ -208,8 +208,13 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag of check", []string{"check", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter check "},
 		{"unknown flag of version", []string{"version", "-bogus"}, nil, "flag provided but not defined: -bogus\n"},
 		{"unknown command", []string{"frob"}, nil, "sesrouter: unknown command \"frob\"\n\nsesrouter routes Amazon SES feedback"},
-		{"route without -dry-run", []string{"route", "-rules", "none.yaml", "x.json"}, nil,
-			"sesrouter route: only -dry-run is available in this version: live Slack and SES actions are not built yet\n"},
+		{"route without the webhook URL", []string{"route", "-rules", "../../rules.yaml", "x.json"}, nil,
+			"sesrouter route: cannot carry out the actions:\n  destination \"ses-alerts\" posts to the incoming webhook in $SLACK_WEBHOOK_URL, but SLACK_WEBHOOK_URL is not set"},
+		{"route with a webhook variable that is not a URL", []string{"route", "-rules", "../../rules.yaml", "x.json"},
+			map[string]string{"SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/not-a-url-secret"},
+			"destination \"ses-alerts\": $SLACK_WEBHOOK_URL does not hold an http(s) URL"},
+		{"bad log level", []string{"route", "-rules", "../../rules.yaml", "x.json"}, map[string]string{"SESROUTER_LOG_LEVEL": "loud"},
+			"SESROUTER_LOG_LEVEL is debug, info, warn or error, not \"loud\""},
 		{"-format xml", []string{"route", "-dry-run", "-format", "xml"}, nil, "sesrouter route: -format is text or json, not \"xml\"\n"},
 		{"no arguments", nil, nil, "Usage:\n  sesrouter route "},
 		{"no arguments in Lambda", nil, map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"},
@@ -229,6 +234,11 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(r.stderr, tt.wantStderr) {
 				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tt.wantStderr)
+			}
+			for name, v := range tt.env {
+				if strings.Contains(v, "secret") && strings.Contains(r.stderr, v) {
+					t.Errorf("stderr shows the value of %s: %q", name, r.stderr)
+				}
 			}
 		})
 	}

@@ -65,7 +65,7 @@ func TestShowProgress(t *testing.T) {
 		opt:    routeOptions{progress: true},
 		start:  time.Now(),
 	}
-	rt.stats.items = 2048
+	rt.inputs = 2048
 
 	rt.showProgress("events.ndjson:2048")
 	if stderr.Len() != 0 {
@@ -80,7 +80,7 @@ func TestShowProgress(t *testing.T) {
 	}
 
 	stderr.Reset()
-	rt.stats.items = 3072
+	rt.inputs = 3072
 	rt.showProgress("events.ndjson:3072")
 	if stderr.Len() != 0 {
 		t.Errorf("second progress line within a second: %q", stderr.String())

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
@@ -21,19 +24,37 @@ done. A file holds one JSON document or many, one per line (NDJSON), in any
 envelope sesrouter knows (Lambda SNS or SQS event, EventBridge event, SNS
 HTTP body, bare SES JSON); it is streamed.
 
+Without -dry-run it carries the actions out: unsuppress and suppress on the
+SES account suppression list (the AWS SDK's configuration: AWS_REGION,
+credentials, AWS_ENDPOINT_URL_SESV2, ...), then one Slack message per
+destination and notification (SLACK_BOT_TOKEN for channel destinations, the
+variable a destination's webhook_env names for webhooks). Notifications are
+handled concurrently; the output keeps the input order.
+
 -dry-run evaluates and renders every action and prints what would be done,
-calling nothing outside the process. -explain shows, per recipient, every
+with the exact Slack payload in JSON output, calling nothing outside the
+process and needing no credentials. -explain shows, per recipient, every
 rule tried, whether it matched and which rule decided.
 
-Exit status: 0 all good; 1 some input could not be read or a rule failed;
-2 bad usage or bad rules.`
+Exit status: 0 all good; 1 some input could not be read, a rule failed or
+an action failed; 2 bad usage, bad rules or missing configuration.`
 
 type routeOptions struct {
 	dryRun   bool
 	explain  bool
 	format   string
 	progress bool
+	// concurrency bounds the notifications whose actions run at once.
+	concurrency int
+	// timeout bounds the actions of one notification, retries included.
+	timeout time.Duration
 }
+
+// Defaults of the live actions.
+const (
+	defaultConcurrency = 16
+	defaultTimeout     = 2 * time.Minute
+)
 
 func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("route", "route [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]", routeText, stderr)
@@ -49,12 +70,21 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 		fmt.Fprintf(stderr, "sesrouter route: -format is text or json, not %q\n", opt.format)
 		return exitUsage
 	}
-	if !opt.dryRun {
-		fmt.Fprintln(stderr, "sesrouter route: only -dry-run is available in this version: live Slack and SES actions are not built yet")
-		return exitUsage
-	}
 	rules, ok := loadRules(rulesPath(*rulesFlag, e), stderr)
 	if !ok {
+		return exitUsage
+	}
+	logger, err := newLogger(stderr, e)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
+		return exitUsage
+	}
+	opt.concurrency, opt.timeout = defaultConcurrency, defaultTimeout
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	disp, err := newDispatcher(ctx, rules, e, logger, opt.dryRun, opt.concurrency)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter route: cannot carry out the actions:\n  %s\n", joinedLines(err))
 		return exitUsage
 	}
 	// Progress goes to a terminal, and only when the output does not go
@@ -65,14 +95,18 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 		files = []string{"-"}
 	}
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	rt := &router{router: engine.NewRouter(rules), rules: rules, out: out, stderr: stderr, opt: opt, start: time.Now()}
+	rt := &router{router: engine.NewRouter(rules), rules: rules, disp: disp, ctx: ctx, out: out, stderr: stderr, opt: opt, start: time.Now()}
+	rt.startPipeline()
 	for _, name := range files {
 		if err := rt.file(name, stdin); err != nil {
+			rt.waitPipeline()
 			rt.flush()
 			fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
 			rt.stats.failed++
+			rt.startPipeline()
 		}
 	}
+	rt.waitPipeline()
 	rt.flush()
 	rt.summary()
 	if rt.stats.failed > 0 {
@@ -84,17 +118,35 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 type router struct {
 	router *engine.Router
 	rules  *engine.Rules
+	disp   *actions.Dispatcher
+	ctx    context.Context
 	out    *bufio.Writer
 	stderr io.Writer
 	opt    routeOptions
 	plan   engine.Plan
 
+	// The live pipeline: jobs enter queue in input order, their actions
+	// run at most opt.concurrency at a time, and the writer prints them
+	// in input order. A dry run runs each job inline instead.
+	queue      chan *job
+	sem        chan struct{}
+	writerDone chan struct{}
+
 	start        time.Time
 	lastProgress time.Time
 	progressOn   bool
+	inputs       int // counted as read, for progress
 	stats        struct {
-		items, notifications, recipients, skipped, failed int
+		notifications, recipients, skipped, failed int
 	}
+}
+
+// job is one input on its way through route.
+type job struct {
+	it      engine.Item
+	plan    *engine.Plan
+	results []actions.Result
+	done    chan struct{}
 }
 
 func (rt *router) file(name string, stdin io.Reader) error {
@@ -117,38 +169,97 @@ func (rt *router) file(name string, stdin io.Reader) error {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		rt.item(&it)
-		if rt.opt.progress && rt.stats.items%1024 == 0 {
+		if rt.opt.progress && rt.inputs%1024 == 0 {
 			rt.showProgress(it.Input)
 		}
 	}
 }
 
 func (rt *router) item(it *engine.Item) {
-	rt.stats.items++
+	rt.inputs++
+	j := &job{it: *it}
+	if n := it.Notification; n != nil {
+		if rt.opt.dryRun {
+			rt.router.RouteInto(&rt.plan, n) // printed before the next one is routed
+			j.plan = &rt.plan
+		} else {
+			j.plan = rt.router.Route(n)
+		}
+	}
+	if rt.opt.dryRun {
+		if j.plan != nil {
+			j.results = rt.disp.Dispatch(rt.ctx, j.plan)
+		}
+		rt.emit(j)
+		return
+	}
+	j.done = make(chan struct{})
+	rt.queue <- j // blocks while the window is full: memory stays bounded
+	if j.plan == nil || len(j.plan.Recipients) == 0 {
+		close(j.done)
+		return
+	}
+	rt.sem <- struct{}{}
+	go func() {
+		defer func() { <-rt.sem; close(j.done) }()
+		ctx, cancel := context.WithTimeout(rt.ctx, rt.opt.timeout)
+		defer cancel()
+		j.results = rt.disp.Dispatch(ctx, j.plan)
+	}()
+}
+
+// startPipeline starts the writer of the live pipeline.
+func (rt *router) startPipeline() {
+	if rt.opt.dryRun {
+		return
+	}
+	rt.queue = make(chan *job, 2*rt.opt.concurrency)
+	rt.sem = make(chan struct{}, rt.opt.concurrency)
+	rt.writerDone = make(chan struct{})
+	go func() {
+		defer close(rt.writerDone)
+		for j := range rt.queue {
+			<-j.done
+			rt.emit(j)
+		}
+	}()
+}
+
+// waitPipeline waits until every job read so far is done and printed.
+func (rt *router) waitPipeline() {
+	if rt.opt.dryRun {
+		return
+	}
+	close(rt.queue)
+	<-rt.writerDone
+}
+
+// emit counts and prints one job, in input order.
+func (rt *router) emit(j *job) {
+	it := &j.it
+	failed := false
 	switch {
 	case it.Err != nil:
-		rt.stats.failed++
+		failed = true
 	case it.Skipped != "":
 		rt.stats.skipped++
 	default:
 		rt.stats.notifications++
 		rt.stats.recipients += len(it.Notification.Recipients)
-		rt.router.RouteInto(&rt.plan, it.Notification)
-		for i := range rt.plan.Recipients {
-			if rt.plan.Recipients[i].Err != nil {
-				rt.stats.failed++
-				break
-			}
+		for i := range j.plan.Recipients {
+			failed = failed || j.plan.Recipients[i].Err != nil
+		}
+		for _, r := range j.results {
+			failed = failed || r.Outcome == actions.OutcomeFailed
 		}
 	}
-	var results []actions.Result
-	if it.Notification != nil {
-		results = actions.DryRun(&rt.plan)
+	if failed {
+		rt.stats.failed++
 	}
 	if rt.opt.format == "json" {
-		rt.writeJSON(it, results)
+		rt.writeJSON(j)
 	} else {
-		rt.writeText(it, results)
+		rt.writeText(j)
 	}
 }
 
@@ -186,13 +297,18 @@ type jsonOther struct {
 	Error    string `json:"error,omitempty"`
 }
 
-func (rt *router) writeJSON(it *engine.Item, results []actions.Result) {
+func (rt *router) writeJSON(j *job) {
+	it := &j.it
 	var v any
 	if n := it.Notification; n != nil {
+		results := j.results
+		if results == nil {
+			results = []actions.Result{}
+		}
 		jn := jsonNotification{Input: it.Input, Envelope: it.Envelope, Type: n.Event.Type, MessageID: n.Mail.MessageID,
-			Recipients: make([]jsonRecipient, len(rt.plan.Recipients)), Results: results}
-		for i := range rt.plan.Recipients {
-			d := &rt.plan.Recipients[i]
+			Recipients: make([]jsonRecipient, len(j.plan.Recipients)), Results: results}
+		for i := range j.plan.Recipients {
+			d := &j.plan.Recipients[i]
 			jr := jsonRecipient{Address: d.Recipient.Address, Rules: make([]string, len(d.Matched)),
 				Actions: make([]string, len(d.Actions)), Unmatched: d.Unmatched}
 			for j, r := range d.Matched {
@@ -223,16 +339,18 @@ func (rt *router) writeJSON(it *engine.Item, results []actions.Result) {
 		}
 		v = jo
 	}
-	b, err := json.Marshal(v)
-	if err != nil { // cannot happen with these types; never lose the line
-		b, _ = json.Marshal(jsonOther{Input: it.Input, Envelope: it.Envelope, Error: "encoding output: " + err.Error()})
+	// Slack's payloads hold &lt; and the like: written as they are, not
+	// as \u0026lt;, so that the payload reads as Slack reads it.
+	enc := json.NewEncoder(rt.out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil { // cannot happen with these types; never lose the line
+		enc.Encode(jsonOther{Input: it.Input, Envelope: it.Envelope, Error: "encoding output: " + err.Error()})
 	}
-	rt.out.Write(b)
-	rt.out.WriteByte('\n')
 }
 
-func (rt *router) writeText(it *engine.Item, results []actions.Result) {
+func (rt *router) writeText(j *job) {
 	w := rt.out
+	it := &j.it
 	n := it.Notification
 	switch {
 	case it.Err != nil:
@@ -258,8 +376,8 @@ func (rt *router) writeText(it *engine.Item, results []actions.Result) {
 	for _, r := range n.Recipients {
 		width = max(width, len(r.Address))
 	}
-	for i := range rt.plan.Recipients {
-		d := &rt.plan.Recipients[i]
+	for i := range j.plan.Recipients {
+		d := &j.plan.Recipients[i]
 		fmt.Fprintf(w, "  %-*s  %s\n", width, d.Recipient.Address, describeDecision(d))
 		if d.Err != nil && !rt.opt.explain { // -explain shows it on the rule
 			fmt.Fprintf(w, "  %-*s  error: %v\n", width, "", d.Err)
@@ -286,8 +404,21 @@ func (rt *router) writeText(it *engine.Item, results []actions.Result) {
 			}
 		}
 	}
-	for _, r := range results {
+	for _, r := range j.results {
 		fmt.Fprintf(w, "  %s: %s\n", r.Outcome, rt.describeResult(r))
+		if r.Error != "" {
+			fmt.Fprintf(w, "    error: %s\n", r.Error)
+		}
+		if rt.opt.dryRun {
+			for i, m := range r.Messages {
+				if len(r.Messages) > 1 {
+					fmt.Fprintf(w, "    message %d of %d:\n", i+1, len(r.Messages))
+				}
+				for _, line := range strings.Split(actions.Preview(m), "\n") {
+					fmt.Fprintf(w, "    │ %s\n", line)
+				}
+			}
+		}
 	}
 	w.WriteByte('\n')
 }
@@ -366,11 +497,11 @@ func (rt *router) showProgress(input string) {
 	}
 	rt.lastProgress = now
 	rt.progressOn = true
-	rate := float64(rt.stats.items) / now.Sub(rt.start).Seconds()
+	rate := float64(rt.inputs) / now.Sub(rt.start).Seconds()
 	if r := []rune(input); len(r) > 40 { // one terminal row, so that \r erases it all
 		input = "…" + string(r[len(r)-39:])
 	}
-	fmt.Fprintf(rt.stderr, "\r\033[Ksesrouter: %d inputs, %.0f/s, at %s", rt.stats.items, rate, input)
+	fmt.Fprintf(rt.stderr, "\r\033[Ksesrouter: %d inputs, %.0f/s, at %s", rt.inputs, rate, input)
 }
 
 func (rt *router) flush() {

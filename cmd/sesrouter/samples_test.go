@@ -149,7 +149,7 @@ func checkSampleLine(t *testing.T, want sampleExpect, line string) {
 		keys := sortedKeys(res)
 		wantKeys := []string{"action", "outcome", "recipient"}
 		if strings.HasPrefix(action, "notify:") {
-			wantKeys = []string{"action", "outcome"}
+			wantKeys = []string{"action", "outcome", "payload"} // a dry run shows what it would post
 		}
 		if !slices.Equal(keys, wantKeys) {
 			t.Errorf("%s: result for %s has keys %v, want %v", input, action, keys, wantKeys)

@@ -1,0 +1,662 @@
+package actions
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sesrouter/sesrouter/engine"
+	"github.com/slack-go/slack"
+)
+
+// Slack's limits on one message, and how this package keeps within them.
+// Characters are counted as Slack counts them: Unicode characters
+// (runes), not bytes.
+const (
+	maxBlocks       = 50   // blocks in a message
+	maxSectionText  = 3000 // a section's text
+	maxHeaderText   = 150  // a header's plain_text
+	maxContextElems = 10   // elements of a context block
+	maxContextText  = 3000 // one text element of a context block
+	// maxMessageText keeps a message well below a limit Slack enforces
+	// but does not document: chat.postMessage answers
+	// msg_blocks_too_long when the text of all the blocks adds up to
+	// about 12,000 characters (reports vary from 11,300 to 13,300).
+	// Recipients are split across messages by this and by maxBlocks.
+	maxMessageText  = 8000
+	maxFallbackText = 500 // the one-line fallback text
+	partReserve     = 40  // characters kept for "recipients 31–60 of 60"
+	blocksPerPart   = 2   // the header and the context, in every message
+	textPerBlock    = 20  // what a block's frame counts as, in characters
+	ellipsis        = "…" // ends a value that was cut
+	inertBacktick   = "ˋ" // U+02CB, stands in for a backtick in event text
+	listedAtLayout  = "2006-01-02 15:04 UTC"
+	timestampLayout = "2006-01-02 15:04:05 UTC"
+)
+
+// Caps on single values taken from an event, in characters of escaped
+// text. They keep one recipient's section well under maxSectionText
+// whatever the event holds (at most about 1,700 characters with two SES
+// outcomes), so only a pathological input ever needs the final clamp.
+const (
+	capAddress   = 200
+	capStatus    = 40
+	capRule      = 100
+	capDiag      = 600
+	capReason    = 40
+	capError     = 300
+	capSource    = 200
+	capSubject   = 250
+	capMessageID = 120
+	capDetail    = 500
+	capFailure   = 1000
+	// In the one-line fallback text.
+	capFallbackAddress = 60
+	capFallbackSource  = 80
+	capFallbackSubject = 80
+	fallbackAddresses  = 2 // addresses named before "+N more"
+)
+
+// BuildMessages returns the Slack messages that tell n's destination about
+// n: a header naming the event type, a context line with the sender,
+// subject, SES message id and time, the details of the type (a rendering
+// failure's template and error, a click's link, …), then one section per
+// recipient with its address, SMTP status, diagnostic code, the rule that
+// decided and the outcome of each SES action.
+//
+// Every message keeps within Slack's limits: when the recipients do not
+// fit in one message, they are split across several, each saying "part N
+// of M" in its header. Text that comes from the event is escaped for
+// mrkdwn and cut to length, so that it can never mention, link or break
+// the formatting; the destination's mention, when it has one, is the only
+// mention, at the start of the first message. BuildMessages is pure: the
+// same Notice always gives the same messages.
+func BuildMessages(n Notice) []Message {
+	var mention string
+	if n.Destination != nil {
+		mention = strings.TrimSpace(n.Destination.Slack.Mention)
+	}
+	nt := n.Notification
+	if nt == nil {
+		nt = new(engine.Notification)
+	}
+	title := eventTitle(nt)
+	meta := metaElements(nt)
+	details := eventDetails(nt)
+	sections := make([]string, len(n.Recipients))
+	for i := range n.Recipients {
+		sections[i] = recipientText(&n.Recipients[i])
+	}
+
+	// What every message carries besides its recipients, in blocks and in
+	// characters of text.
+	restBlocks := blocksPerPart
+	restText := maxHeaderText + partReserve + blocksPerPart*textPerBlock
+	for _, e := range meta {
+		restText += utf8.RuneCountInString(e)
+	}
+	firstBlocks, firstText := restBlocks, restText
+	if details != "" {
+		firstBlocks++
+		firstText += utf8.RuneCountInString(details) + textPerBlock
+	}
+	if mention != "" {
+		firstText += utf8.RuneCountInString(mention) + 1
+	}
+	parts := splitRecipients(sections, firstBlocks, firstText, restBlocks, restText)
+
+	msgs := make([]Message, len(parts))
+	for p, part := range parts {
+		header := title
+		if len(parts) > 1 {
+			header = partTitle(title, p+1, len(parts))
+		}
+		blocks := []slack.Block{
+			slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
+		}
+		elems := make([]slack.MixedElement, 0, len(meta)+1)
+		for _, e := range meta {
+			elems = append(elems, mrkdwn(clampMrkdwn(e, maxContextText)))
+		}
+		if len(parts) > 1 {
+			elems = append(elems, mrkdwn(partRange(part[0], part[1], len(sections))))
+		}
+		if len(elems) > 0 {
+			blocks = append(blocks, slack.NewContextBlock("", elems[:min(len(elems), maxContextElems)]...))
+		}
+
+		lead := ""
+		if p == 0 && mention != "" {
+			lead = mention + " "
+		}
+		if p == 0 && details != "" {
+			blocks = append(blocks, section(lead+details))
+			lead = ""
+		}
+		for _, s := range sections[part[0]:part[1]] {
+			blocks = append(blocks, section(lead+s))
+			lead = ""
+		}
+		if lead != "" { // a mention, and nothing to put it before
+			blocks = append(blocks, section(strings.TrimSpace(lead)))
+		}
+
+		text := fallbackText(nt, header, n.Recipients[part[0]:part[1]])
+		if p == 0 && mention != "" {
+			text = mention + " " + text
+		}
+		msgs[p] = Message{Text: text, Blocks: blocks}
+	}
+	return msgs
+}
+
+// splitRecipients splits the recipients, whose sections are given, into
+// consecutive parts [from, to) so that no message has more than maxBlocks
+// blocks or maxMessageText characters of text. The first message carries
+// firstBlocks blocks and firstText characters besides its recipients, the
+// others rest…. Every part holds at least one recipient; with none, there
+// is one empty part.
+func splitRecipients(sections []string, firstBlocks, firstText, restBlocks, restText int) [][2]int {
+	if len(sections) == 0 {
+		return [][2]int{{0, 0}}
+	}
+	var parts [][2]int
+	from := 0
+	blocks, text := firstBlocks, firstText
+	for i, s := range sections {
+		size := utf8.RuneCountInString(s) + textPerBlock
+		if i > from && (blocks+1 > maxBlocks || text+size > maxMessageText) {
+			parts = append(parts, [2]int{from, i})
+			from = i
+			blocks, text = restBlocks, restText
+		}
+		blocks++
+		text += size
+	}
+	return append(parts, [2]int{from, len(sections)})
+}
+
+// eventTitle names the event type and subtype, as the header says it:
+// "Bounce · Permanent/General", "Complaint · abuse", "Delivery delayed ·
+// MailboxFull". It is plain text, not escaped.
+func eventTitle(n *engine.Notification) string {
+	join := func(parts ...string) string {
+		var kept []string
+		for _, p := range parts {
+			if p = strings.TrimSpace(p); p != "" {
+				kept = append(kept, p)
+			}
+		}
+		return strings.Join(kept, " · ")
+	}
+	switch n.Event.Type {
+	case engine.TypeBounce:
+		kind := n.Bounce.Type
+		if n.Bounce.SubType != "" {
+			if kind != "" {
+				kind += "/"
+			}
+			kind += n.Bounce.SubType
+		}
+		return join("Bounce", kind)
+	case engine.TypeComplaint:
+		return join("Complaint", n.Complaint.FeedbackType, n.Complaint.SubType)
+	case engine.TypeDeliveryDelay:
+		return join("Delivery delayed", n.Delay.Type)
+	case engine.TypeReject:
+		return join("Reject", n.Reject.Reason)
+	case engine.TypeRenderingFailure:
+		return "Rendering failure"
+	case "":
+		return "SES notification"
+	}
+	return n.Event.Type // Delivery, Send, Open, Click, Subscription, or a newer type
+}
+
+// partTitle is title saying which part of how many: "Bounce ·
+// Permanent/General (part 2 of 3)". The title is cut so that the part
+// always shows.
+func partTitle(title string, part, parts int) string {
+	suffix := fmt.Sprintf(" (part %d of %d)", part, parts)
+	return plainText(title, maxHeaderText-utf8.RuneCountInString(suffix)) + suffix
+}
+
+// partRange says which recipients a part holds: "recipients 31–60 of
+// 60", "recipient 61 of 61".
+func partRange(from, to, total int) string {
+	if to-from == 1 {
+		return fmt.Sprintf("recipient %d of %d", to, total)
+	}
+	return fmt.Sprintf("recipients %d–%d of %d", from+1, to, total)
+}
+
+// metaElements are the context elements every message of n carries, as
+// mrkdwn: sender, subject, SES message id and the time of the event.
+func metaElements(n *engine.Notification) []string {
+	var elems []string
+	if n.Mail.Source != "" {
+		elems = append(elems, "*From:* "+escapeText(n.Mail.Source, capSource))
+	}
+	if n.Mail.Subject != "" {
+		elems = append(elems, "*Subject:* "+escapeText(n.Mail.Subject, capSubject))
+	}
+	if n.Mail.MessageID != "" {
+		elems = append(elems, "*Message ID:* "+codeSpan(n.Mail.MessageID, capMessageID))
+	}
+	if ts := n.Event.Timestamp; ts != "" {
+		elems = append(elems, formatTime(ts))
+	}
+	return elems
+}
+
+// eventDetails is what the header does not say about n's type, as
+// mrkdwn: a rendering failure's template and error, a click's link, the
+// SMTP response of a delivery, … Empty when there is nothing to add.
+func eventDetails(n *engine.Notification) string {
+	var lines []string
+	add := func(items ...string) {
+		var kept []string
+		for _, it := range items {
+			if it != "" {
+				kept = append(kept, it)
+			}
+		}
+		if len(kept) > 0 {
+			lines = append(lines, strings.Join(kept, " · "))
+		}
+	}
+	label := func(name, value string) string {
+		if strings.TrimSpace(value) == "" {
+			return ""
+		}
+		return "*" + name + ":* " + value
+	}
+	code := func(name, value string, limit int) string {
+		if strings.TrimSpace(value) == "" {
+			return ""
+		}
+		return label(name, codeSpan(value, limit))
+	}
+	switch n.Event.Type {
+	case engine.TypeDelivery:
+		took := ""
+		if ms := n.Delivery.ProcessingTimeMillis; ms > 0 {
+			took = label("Processing time", formatMillis(ms))
+		}
+		add(code("SMTP response", n.Delivery.SMTPResponse, capDetail), took)
+	case engine.TypeDeliveryDelay:
+		if n.Delay.ExpirationTime != "" {
+			add(label("SES gives up at", formatTime(n.Delay.ExpirationTime)))
+		}
+	case engine.TypeRenderingFailure:
+		add(code("Template", n.Failure.TemplateName, capDetail))
+		add(code("Error", n.Failure.ErrorMessage, capFailure))
+	case engine.TypeOpen:
+		add(code("IP", n.Open.IPAddress, capDetail), code("User agent", n.Open.UserAgent, capDetail))
+	case engine.TypeClick:
+		add(code("Link", n.Click.Link, capDetail))
+		add(code("IP", n.Click.IPAddress, capDetail), code("User agent", n.Click.UserAgent, capDetail))
+	case engine.TypeSubscription:
+		all := ""
+		if n.Subscription.UnsubscribeAll {
+			all = "unsubscribed from all topics"
+		}
+		add(code("Contact list", n.Subscription.ContactList, capDetail), all,
+			label("Source", escapeText(n.Subscription.Source, capDetail)))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// recipientText is one recipient's section, as mrkdwn:
+//
+//	`a@example.com` · 5.1.1 failed · rule `hard-bounce`
+//	`smtp; 550 5.1.1 user unknown`
+//	→ removed from the suppression list (listed for BOUNCE since 2024-05-01 10:00 UTC)
+func recipientText(r *NoticeRecipient) string {
+	var rc engine.Recipient
+	if r.Recipient != nil {
+		rc = *r.Recipient
+	}
+	var b strings.Builder
+	if strings.TrimSpace(rc.Address) == "" {
+		b.WriteString("_(no address)_")
+	} else {
+		b.WriteString(codeSpan(rc.Address, capAddress))
+	}
+	if st := strings.TrimSpace(rc.Status + " " + rc.Action); st != "" {
+		b.WriteString(" · ")
+		b.WriteString(escapeText(rc.Status, capStatus))
+		if rc.Status != "" && rc.Action != "" {
+			b.WriteByte(' ')
+		}
+		b.WriteString(escapeText(rc.Action, capStatus))
+	}
+	if strings.TrimSpace(r.Rule) != "" {
+		b.WriteString(" · rule ")
+		b.WriteString(codeSpan(r.Rule, capRule))
+	}
+	if strings.TrimSpace(rc.DiagnosticCode) != "" {
+		b.WriteByte('\n')
+		b.WriteString(codeSpan(rc.DiagnosticCode, capDiag))
+	}
+	for _, o := range r.SES {
+		b.WriteString("\n→ ")
+		b.WriteString(sesText(o))
+	}
+	return b.String()
+}
+
+// sesText says, as mrkdwn, what one SES action did.
+func sesText(o SESOutcome) string {
+	switch o.Outcome {
+	case OutcomeRemoved:
+		var since []string
+		if o.Reason != "" {
+			since = append(since, "for "+escapeText(o.Reason, capReason))
+		}
+		if !o.ListedAt.IsZero() {
+			since = append(since, "since "+o.ListedAt.UTC().Format(listedAtLayout))
+		}
+		if len(since) == 0 {
+			return "removed from the suppression list"
+		}
+		return "removed from the suppression list (listed " + strings.Join(since, " ") + ")"
+	case OutcomeNotSuppressed:
+		return "not on the suppression list"
+	case OutcomeAdded:
+		if o.Reason != "" {
+			return "added to the suppression list (" + escapeText(o.Reason, capReason) + ")"
+		}
+		return "added to the suppression list"
+	case OutcomeDryRun:
+		if o.Action == engine.ActionSuppress {
+			return "would be added to the suppression list (dry run)"
+		}
+		return "would be removed from the suppression list (dry run)"
+	case OutcomeFailed:
+		msg := "*" + o.Action.String() + " failed*"
+		if strings.TrimSpace(o.Error) != "" {
+			msg += ": " + codeSpan(o.Error, capError)
+		}
+		return msg
+	}
+	return o.Action.String() + ": " + escapeText(o.Outcome, capStatus)
+}
+
+// fallbackText is the one-line text of a message: what Slack shows in
+// notifications and where blocks cannot be shown. Escaped for mrkdwn.
+//
+//	Bounce · Permanent/General: 3 recipients (a@x.com, b@y.com, +1 more) from sender@example.com, subject "Hello"
+func fallbackText(n *engine.Notification, header string, rs []NoticeRecipient) string {
+	var b strings.Builder
+	b.WriteString(escapeText(header, maxHeaderText))
+	switch len(rs) {
+	case 0:
+	case 1:
+		b.WriteString(": ")
+		b.WriteString(escapeText(recipientAddress(&rs[0]), capFallbackAddress))
+	default:
+		fmt.Fprintf(&b, ": %d recipients (", len(rs))
+		shown := min(len(rs), fallbackAddresses)
+		if len(rs) == fallbackAddresses+1 {
+			shown = len(rs) - 1 // "+1 more" reads better than a third address cut short
+		}
+		for i := range shown {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(escapeText(recipientAddress(&rs[i]), capFallbackAddress))
+		}
+		if more := len(rs) - shown; more > 0 {
+			fmt.Fprintf(&b, ", +%d more", more)
+		}
+		b.WriteByte(')')
+	}
+	if n.Mail.Source != "" {
+		b.WriteString(" from ")
+		b.WriteString(escapeText(n.Mail.Source, capFallbackSource))
+	}
+	if n.Mail.Subject != "" {
+		b.WriteString(`, subject "`)
+		b.WriteString(escapeText(n.Mail.Subject, capFallbackSubject))
+		b.WriteByte('"')
+	}
+	return clampMrkdwn(b.String(), maxFallbackText)
+}
+
+func recipientAddress(r *NoticeRecipient) string {
+	if r.Recipient == nil {
+		return ""
+	}
+	return r.Recipient.Address
+}
+
+// section is a section block of mrkdwn text, clamped to Slack's limit.
+func section(text string) *slack.SectionBlock {
+	return slack.NewSectionBlock(mrkdwn(clampMrkdwn(text, maxSectionText)), nil, nil)
+}
+
+// mrkdwn is a mrkdwn text object with verbatim set: Slack then turns no
+// bare URL, domain, channel name or @name into a link or a mention. Only
+// the explicit <…> forms would, and escapeText makes those impossible in
+// event text.
+func mrkdwn(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, text, false, true)
+}
+
+// escapeText returns s as inert mrkdwn text of at most limit characters
+// (runes, counted after escaping): & < > become &amp; &lt; &gt;, so
+// nothing in s can be a mention (<!channel>, <@U123>) or a link
+// (<https://x|y>); a backtick becomes ˋ (U+02CB), so s can neither open
+// nor close a code span; control characters become spaces and bidi
+// controls are dropped, so s stays on one line and reads in order. When s
+// is longer it is cut, never inside an entity or a UTF-8 sequence, and
+// ends with "…".
+func escapeText(s string, limit int) string {
+	s = strings.TrimSpace(s)
+	total := 0
+	for _, r := range s {
+		total += utf8.RuneCountInString(escapeRune(r))
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	if total <= limit {
+		for _, r := range s {
+			b.WriteString(escapeRune(r))
+		}
+		return b.String()
+	}
+	n := 0
+	for _, r := range s {
+		e := escapeRune(r)
+		w := utf8.RuneCountInString(e)
+		if n+w > limit-1 {
+			break
+		}
+		b.WriteString(e)
+		n += w
+	}
+	return strings.TrimRight(b.String(), " ") + ellipsis
+}
+
+// escapeRune is what escapeText writes for r.
+func escapeRune(r rune) string {
+	switch {
+	case r == '&':
+		return "&amp;"
+	case r == '<':
+		return "&lt;"
+	case r == '>':
+		return "&gt;"
+	case r == '`':
+		return inertBacktick
+	case r == utf8.RuneError:
+		return "\uFFFD"
+	case unicode.Is(unicode.Bidi_Control, r), r == '\u200B', r == '\uFEFF':
+		return ""
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return " "
+	}
+	return string(r)
+}
+
+// codeSpan returns s as a mrkdwn code span of at most limit characters,
+// backticks included: escaped as escapeText does, so that nothing in it
+// can close the span, and Slack makes no link of a URL inside it.
+func codeSpan(s string, limit int) string {
+	return "`" + escapeText(s, limit-2) + "`"
+}
+
+// plainText returns s for a plain_text object: on one line, at most limit
+// characters, cut with "…". plain_text is shown as it is, so it needs no
+// escaping.
+func plainText(s string, limit int) string {
+	s = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD")))
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:limit-1]), " ") + ellipsis
+}
+
+// clampMrkdwn cuts mrkdwn text to at most limit characters, ending with
+// "…", and never inside an &…; entity. It is the last guard: the caps on
+// each value keep the texts BuildMessages makes below their limits.
+func clampMrkdwn(s string, limit int) string {
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	r := []rune(s)[:limit-1]
+	if amp := lastIndexRune(r, '&'); amp >= 0 && lastIndexRune(r[amp:], ';') < 0 {
+		r = r[:amp] // an entity cut short
+	}
+	return string(r) + ellipsis
+}
+
+func lastIndexRune(rs []rune, r rune) int {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// formatTime writes an SES timestamp as "2024-05-01 10:00:00 UTC", or,
+// when it is not RFC 3339, escaped as it is.
+func formatTime(ts string) string {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(ts))
+	if err != nil {
+		return escapeText(ts, 40)
+	}
+	return t.UTC().Format(timestampLayout)
+}
+
+// formatMillis writes a duration in milliseconds for people: "546 ms",
+// "11.9 s".
+func formatMillis(ms int) string {
+	if ms < 1000 {
+		return strconv.Itoa(ms) + " ms"
+	}
+	return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + " s"
+}
+
+// WebhookPayload returns m as the body of an incoming-webhook post, with
+// link and media unfurling off.
+func WebhookPayload(m Message) *slack.WebhookMessage {
+	off := false
+	return &slack.WebhookMessage{
+		Text:        m.Text,
+		Blocks:      &slack.Blocks{BlockSet: m.Blocks},
+		UnfurlLinks: &off,
+		UnfurlMedia: &off,
+	}
+}
+
+// postMessage is the JSON body of a chat.postMessage call.
+type postMessage struct {
+	Channel     string        `json:"channel"`
+	Text        string        `json:"text"`
+	Blocks      []slack.Block `json:"blocks"`
+	UnfurlLinks bool          `json:"unfurl_links"`
+	UnfurlMedia bool          `json:"unfurl_media"`
+}
+
+// PostMessagePayload returns the JSON body of the chat.postMessage call
+// that posts m to channel, with link and media unfurling off: what a dry
+// run shows as the payload of a bot-token destination. <, > and & are
+// written as they are, not as \u003c, \u003e and \u0026, so that the
+// payload reads as Slack reads it.
+func PostMessagePayload(channel string, m Message) []byte {
+	blocks := m.Blocks
+	if blocks == nil {
+		blocks = []slack.Block{}
+	}
+	body, err := json.Marshal(postMessage{Channel: channel, Text: m.Text, Blocks: blocks})
+	if err != nil {
+		// Only a block that cannot be marshalled gets here, and
+		// BuildMessages makes none.
+		panic("actions: marshalling a Slack message: " + err.Error())
+	}
+	return unescapeHTML(body)
+}
+
+// unescapeHTML undoes encoding/json's HTML escaping in the JSON document
+// b: \u003c, \u003e and \u0026 become <, > and &. (An Encoder with
+// SetEscapeHTML(false) does not reach the blocks slack-go marshals
+// itself.) Every backslash in JSON text starts an escape of two or six
+// characters, so reading escape by escape never mistakes an escaped
+// backslash followed by "u003c" for an escape of <.
+func unescapeHTML(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u00`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			switch string(b[i+2 : i+6]) {
+			case "003c":
+				out = append(out, '<')
+				i += 5
+				continue
+			case "003e":
+				out = append(out, '>')
+				i += 5
+				continue
+			case "0026":
+				out = append(out, '&')
+				i += 5
+				continue
+			}
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out
+}
+
+// MsgOptions returns the options that post m with slack-go's
+// Client.PostMessage: its text (already escaped, so not escaped again),
+// its blocks, and link and media unfurling off.
+func (m Message) MsgOptions() []slack.MsgOption {
+	return []slack.MsgOption{
+		slack.MsgOptionText(m.Text, false),
+		slack.MsgOptionBlocks(m.Blocks...),
+		slack.MsgOptionDisableLinkUnfurl(),
+		slack.MsgOptionDisableMediaUnfurl(),
+	}
+}

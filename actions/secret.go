@@ -1,0 +1,62 @@
+package actions
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+)
+
+// Secret is a credential (a bot token, a webhook URL). It prints as
+// <secret> everywhere: fmt, slog and JSON; only Reveal gives the value.
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "<secret>" }
+
+// GoString implements fmt.GoStringer, for %#v.
+func (Secret) GoString() string { return "<secret>" }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("<secret>") }
+
+// MarshalText implements encoding.TextMarshaler, for JSON and the like.
+func (Secret) MarshalText() ([]byte, error) { return []byte("<secret>"), nil }
+
+// Reveal returns the secret itself, for the one place that sends it.
+func (s Secret) Reveal() string { return string(s) }
+
+// redact returns err with every secret's text replaced by name: a
+// *url.Error names its URL, and a webhook URL is a credential.
+func redact(err error, name string, secrets ...Secret) error {
+	if err == nil {
+		return nil
+	}
+	msg, cause := err.Error(), err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		msg = strings.ReplaceAll(msg, ue.URL, name)
+		cause = ue.Err // below the *url.Error, nothing names the URL
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s.Reveal(), name)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(cause.Error(), s.Reveal()) {
+			cause = nil // a cause that names a secret is not kept at all
+		}
+	}
+	return &redactedError{msg: msg, err: cause}
+}
+
+// redactedError keeps the cause for errors.Is and errors.As (a context
+// deadline, Slack's rate limit) without the text that named a secret.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

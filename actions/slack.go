@@ -1,0 +1,171 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Notifier posts messages to one destination.
+type Notifier interface {
+	// Post sends one message, retrying what Slack asks to be retried
+	// within ctx's deadline.
+	Post(ctx context.Context, m Message) error
+	// Payload is the exact JSON body Post would send.
+	Payload(m Message) []byte
+}
+
+// Retry says how a failed post is tried again: a 429 waits its
+// Retry-After; a 5xx or a connection error waits Base, doubled each time
+// up to Max; at most Attempts tries; never past the context's deadline.
+type Retry struct {
+	Attempts  int
+	Base, Max time.Duration
+}
+
+// DefaultRetry is the retry of a destination that sets none.
+func DefaultRetry() Retry {
+	return Retry{Attempts: 6, Base: 250 * time.Millisecond, Max: 8 * time.Second}
+}
+
+// SlackBot posts with chat.postMessage and a bot token.
+type SlackBot struct {
+	client  *slack.Client
+	channel string
+	retry   Retry
+}
+
+var _ Notifier = (*SlackBot)(nil)
+
+// NewSlackBot returns a Notifier for channel. apiURL is Slack's Web API
+// base URL ("" for Slack's own; it ends with a slash), and httpClient is
+// shared by every destination so that connections are reused.
+func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, retry Retry) *SlackBot {
+	opts := []slack.Option{slack.OptionHTTPClient(httpClient)}
+	if apiURL != "" {
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	return &SlackBot{client: slack.New(token.Reveal(), opts...), channel: channel, retry: retry}
+}
+
+// Post implements Notifier.
+func (b *SlackBot) Post(ctx context.Context, m Message) error {
+	return withRetry(ctx, b.retry, func(ctx context.Context) error {
+		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
+		if err != nil {
+			return redact(err, "Slack Web API")
+		}
+		return nil
+	})
+}
+
+// Payload implements Notifier.
+func (b *SlackBot) Payload(m Message) []byte { return PostMessagePayload(b.channel, m) }
+
+// SlackWebhook posts to an incoming webhook.
+type SlackWebhook struct {
+	url     Secret
+	envName string
+	http    *http.Client
+	retry   Retry
+}
+
+var _ Notifier = (*SlackWebhook)(nil)
+
+// NewSlackWebhook returns a Notifier for the incoming webhook at url,
+// which was read from the environment variable envName (the name is what
+// errors show, never the URL).
+func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry) *SlackWebhook {
+	return &SlackWebhook{url: url, envName: envName, http: httpClient, retry: retry}
+}
+
+// Post implements Notifier.
+func (w *SlackWebhook) Post(ctx context.Context, m Message) error {
+	return withRetry(ctx, w.retry, func(ctx context.Context) error {
+		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
+		if err != nil {
+			return redact(err, "webhook $"+w.envName, w.url)
+		}
+		return nil
+	})
+}
+
+// Payload implements Notifier.
+func (w *SlackWebhook) Payload(m Message) []byte {
+	b, err := json.Marshal(WebhookPayload(m))
+	if err != nil { // slack's block types always marshal
+		return nil
+	}
+	return unescapeHTML(b)
+}
+
+// withRetry calls post until it succeeds, fails for good, runs out of
+// attempts, or the next try would start after ctx's deadline.
+func withRetry(ctx context.Context, r Retry, post func(context.Context) error) error {
+	backoff := r.Base
+	for attempt := 1; ; attempt++ {
+		err := post(ctx)
+		if err == nil {
+			return nil
+		}
+		wait, retryable := retryAfter(err, backoff)
+		if !retryable {
+			return err
+		}
+		if attempt >= r.Attempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
+			return fmt.Errorf("%w (gave up: retrying in %s would pass the deadline)", err, wait.Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
+		case <-t.C:
+		}
+		if !isRateLimit(err) {
+			backoff = min(2*backoff, r.Max)
+		}
+	}
+}
+
+// retryAfter says whether err is worth another try, and after how long: a
+// 429 after its Retry-After, a 5xx or a connection error after backoff
+// (with a little jitter, so that concurrent posts spread out).
+func retryAfter(err error, backoff time.Duration) (time.Duration, bool) {
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return max(rl.RetryAfter, 50*time.Millisecond), true
+	}
+	jittered := backoff/2 + rand.N(backoff/2+1)
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		return jittered, sc.Code >= 500 || sc.Code == http.StatusTooManyRequests
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, false
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return jittered, true
+	}
+	return 0, false
+}
+
+func isRateLimit(err error) bool {
+	var rl *slack.RateLimitedError
+	return errors.As(err, &rl)
+}
