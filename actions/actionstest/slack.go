@@ -1,0 +1,497 @@
+package actionstest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Kinds of [Post].
+const (
+	// KindAPI is a message posted with the Web API method chat.postMessage.
+	KindAPI = "api"
+	// KindWebhook is a message posted to an incoming webhook.
+	KindWebhook = "webhook"
+)
+
+// Post is one message the Slack fake accepted.
+type Post struct {
+	// Kind is KindAPI or KindWebhook.
+	Kind string
+	// Channel is the channel as the client named it (an ID such as
+	// C0123456789, or a name) for KindAPI, and the name given to
+	// [Slack.WebhookURL] for KindWebhook.
+	Channel string
+	// Text is the message's top-level (fallback) text.
+	Text string
+	// Blocks is the blocks array exactly as sent (compacted), or nil.
+	Blocks json.RawMessage
+	// Body is the whole message as JSON: the webhook body as sent
+	// (compacted), or the chat.postMessage parameters as one JSON object with
+	// keys sorted, blocks, attachments and metadata parsed, and the token
+	// left out.
+	Body json.RawMessage
+	// Path is the request path: "/api/chat.postMessage" or the webhook's
+	// path, secret included.
+	Path string
+	// Time is when the fake received the message.
+	Time time.Time
+}
+
+// Slack is a loopback fake of Slack's Web API (chat.postMessage, auth.test)
+// and incoming webhooks, for the real slack-go client. Create it with
+// [NewSlack]. The Web API answers HTTP 200 with {"ok":false,"error":…} for
+// API errors, as Slack does; webhooks answer plain-text codes ("ok",
+// "no_service", "invalid_blocks", …) with an HTTP status.
+//
+// Every message is checked against Slack's Block Kit limits ([CheckBlocks])
+// and rejected with invalid_blocks when it breaks one.
+type Slack struct {
+	srv    *httptest.Server
+	done   chan struct{}
+	token  string
+	faults faultPlan
+
+	mu       sync.Mutex
+	channels map[string]string // ID, name or #name -> ID
+	nextID   int
+	hooks    map[string]string // webhook path -> name
+	posts    []Post
+	counts   Counts
+	seq      int
+}
+
+// NewSlack starts a Slack fake on 127.0.0.1, closed by t.Cleanup, with a
+// random bot token ([Slack.Token]) and the given channels ([Slack.AddChannel]).
+func NewSlack(t testing.TB, channels ...string) *Slack {
+	t.Helper()
+	s := &Slack{
+		done:     make(chan struct{}),
+		token:    "xoxb-000-000-" + rand.Text(),
+		channels: map[string]string{},
+		hooks:    map[string]string{},
+	}
+	for _, c := range channels {
+		s.AddChannel(c)
+	}
+	s.srv = startLoopback(t, http.HandlerFunc(s.serveHTTP), s.done)
+	return s
+}
+
+// URL is the fake's base URL, as "http://127.0.0.1:PORT" (no slash).
+func (s *Slack) URL() string { return s.srv.URL }
+
+// APIURL is the Web API base URL to give slack.OptionAPIURL (or
+// SLACK_API_URL): "http://127.0.0.1:PORT/api/". It ends with a slash because
+// slack-go appends the method name to it directly.
+func (s *Slack) APIURL() string { return s.srv.URL + "/api/" }
+
+// Token is the only bot token the Web API accepts. It is random per fake,
+// so a test can search output for it to prove it never leaks.
+func (s *Slack) Token() string { return s.token }
+
+// Setenv sets SLACK_BOT_TOKEN and SLACK_API_URL for the rest of the test,
+// as sesrouter reads them.
+func (s *Slack) Setenv(t testing.TB) {
+	t.Helper()
+	t.Setenv("SLACK_BOT_TOKEN", s.token)
+	t.Setenv("SLACK_API_URL", s.APIURL())
+}
+
+// AddChannel makes channel exist and returns its ID. A channel ID
+// (C0123456789) is used as is; a name ("alerts" or "#alerts") gets a new ID,
+// and chat.postMessage then accepts the ID, the name and #name.
+func (s *Slack) AddChannel(channel string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.channels[channel]; ok {
+		return id
+	}
+	if isChannelID(channel) {
+		s.channels[channel] = channel
+		return channel
+	}
+	name := strings.TrimPrefix(channel, "#")
+	s.nextID++
+	id := fmt.Sprintf("C%010d", s.nextID)
+	s.channels[id] = id
+	s.channels[name] = id
+	s.channels["#"+name] = id
+	return id
+}
+
+// isChannelID reports whether c looks like a Slack conversation ID.
+func isChannelID(c string) bool {
+	if len(c) < 9 || !strings.ContainsRune("CGD", rune(c[0])) {
+		return false
+	}
+	for _, r := range c[1:] {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// WebhookURL returns a new, valid incoming-webhook URL,
+// "http://127.0.0.1:PORT/services/T000/B000/SECRET", with a random secret.
+// Messages posted to it are recorded with Channel set to name.
+func (s *Slack) WebhookURL(name string) string {
+	path := "/services/T000/B000/" + rand.Text()
+	s.mu.Lock()
+	s.hooks[path] = name
+	s.mu.Unlock()
+	return s.srv.URL + path
+}
+
+// Script queues faults for the next requests, Web API and webhook alike, in
+// order, before any random fault. FaultSlow delays the answer; every other
+// fault replaces it.
+func (s *Slack) Script(faults ...Fault) { s.faults.script(faults) }
+
+// FailRandomly fails each later request, once Script's queue is empty, with
+// probability p, choosing uniformly among kinds (by default Fault429,
+// Fault500 and Fault503). The choices are a deterministic function of seed
+// and the order requests arrive in. p <= 0 turns random failures off.
+func (s *Slack) FailRandomly(p float64, seed int64, kinds ...Fault) {
+	if len(kinds) == 0 {
+		kinds = []Fault{Fault429(), Fault500(), Fault503()}
+	}
+	s.faults.failRandomly(p, seed, kinds)
+}
+
+// Pending is the number of scripted faults not yet served.
+func (s *Slack) Pending() int { return s.faults.pending() }
+
+// Posts returns a copy of the messages accepted so far, in arrival order.
+func (s *Slack) Posts() []Post {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.posts)
+}
+
+// Counts returns the request counters so far.
+func (s *Slack) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
+
+// serveHTTP applies the next fault, then routes the request.
+func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	s.mu.Lock()
+	s.counts.Requests++
+	s.mu.Unlock()
+	if err != nil {
+		s.answer(w, http.StatusBadRequest, false, "text/plain", "invalid_payload")
+		return
+	}
+	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
+
+	f := s.faults.next()
+	if f.kind != faultNone {
+		s.mu.Lock()
+		s.counts.Faults++
+		s.mu.Unlock()
+	}
+	switch f.kind {
+	case faultDrop:
+		s.mu.Lock()
+		s.counts.Dropped++
+		s.mu.Unlock()
+		drop(w)
+		return
+	case faultSlow:
+		if !sleep(f.delay, r.Context().Done(), s.done) {
+			s.mu.Lock()
+			s.counts.Abandoned++
+			s.mu.Unlock()
+			return
+		}
+	case fault429:
+		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
+		if isAPI {
+			s.answer(w, http.StatusTooManyRequests, false, "application/json; charset=utf-8", `{"ok":false,"error":"ratelimited"}`)
+		} else {
+			s.answer(w, http.StatusTooManyRequests, false, "text/html", "rate_limited")
+		}
+		return
+	case fault500:
+		s.answer(w, http.StatusInternalServerError, false, "text/html", "<html><body><h1>500 Internal Server Error</h1></body></html>")
+		return
+	case fault503:
+		s.answer(w, http.StatusServiceUnavailable, false, "text/html", "<html><body><h1>503 Service Unavailable</h1></body></html>")
+		return
+	}
+
+	switch {
+	case isAPI:
+		s.serveAPI(w, r, body, f)
+	case strings.HasPrefix(r.URL.Path, "/services/"):
+		s.serveWebhook(w, r, body, f)
+	default:
+		s.answer(w, http.StatusNotFound, false, "text/plain", "not_found")
+	}
+}
+
+// answer writes one response and counts it.
+func (s *Slack) answer(w http.ResponseWriter, code int, ok bool, contentType, body string) {
+	s.mu.Lock()
+	s.counts.countStatus(code, ok)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+// apiError answers a Web API error the way Slack does: HTTP 200, ok:false.
+func (s *Slack) apiError(w http.ResponseWriter, code string, messages ...string) {
+	resp := map[string]any{"ok": false, "error": code}
+	if len(messages) > 0 {
+		resp["response_metadata"] = map[string]any{"messages": messages}
+	}
+	s.apiOK(w, false, resp)
+}
+
+// apiOK answers a Web API call with HTTP 200 and resp as JSON.
+func (s *Slack) apiOK(w http.ResponseWriter, ok bool, resp any) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		panic(err) // only maps of strings and bools
+	}
+	s.answer(w, http.StatusOK, ok, "application/json; charset=utf-8", string(b))
+}
+
+// isJSONParam reports whether a form parameter holds JSON (Block Kit and
+// the like) rather than a plain string.
+func isJSONParam(key string) bool {
+	switch key {
+	case "blocks", "attachments", "metadata":
+		return true
+	}
+	return false
+}
+
+// apiParams decodes a Web API request's parameters: the query, plus a form
+// or JSON body. Each value is JSON: strings quoted, blocks and the like as
+// sent.
+func apiParams(r *http.Request, body []byte) (map[string]json.RawMessage, error) {
+	params := map[string]json.RawMessage{}
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype == "application/json" {
+		if err := json.Unmarshal(body, &params); err != nil {
+			return nil, err
+		}
+		for k, v := range params {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, v); err != nil {
+				return nil, err
+			}
+			params[k] = buf.Bytes()
+		}
+	}
+	values := r.URL.Query()
+	if ctype == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range form {
+			values[k] = v
+		}
+	}
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		if isJSONParam(k) {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, []byte(v[0])); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			params[k] = buf.Bytes()
+			continue
+		}
+		params[k] = mustJSON(v[0])
+	}
+	return params, nil
+}
+
+// mustJSON encodes v without HTML escaping.
+func mustJSON(v any) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // strings and maps of raw JSON only
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// stringParam is params[key] when it is a JSON string.
+func stringParam(params map[string]json.RawMessage, key string) string {
+	var s string
+	if raw, ok := params[key]; ok {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
+}
+
+// emptyJSON reports whether raw is absent, null, "" or [].
+func emptyJSON(raw json.RawMessage) bool {
+	switch string(raw) {
+	case "", "null", `""`, "[]":
+		return true
+	}
+	return false
+}
+
+// serveAPI serves /api/METHOD.
+func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f Fault) {
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	if method != "chat.postMessage" && method != "auth.test" {
+		s.apiError(w, "unknown_method")
+		return
+	}
+	params, err := apiParams(r, body)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "blocks:") {
+			s.apiError(w, "invalid_blocks_format")
+		} else {
+			s.apiError(w, "invalid_form_data")
+		}
+		return
+	}
+	token := stringParam(params, "token")
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		token = bearer
+	}
+	switch {
+	case token == "":
+		s.apiError(w, "not_authed")
+		return
+	case token != s.token || f.kind == faultAccessDenied:
+		s.apiError(w, "invalid_auth")
+		return
+	}
+	if method == "auth.test" {
+		s.apiOK(w, true, map[string]any{
+			"ok": true, "url": "https://fake.slack.com/", "team": "Fake",
+			"user": "sesrouter", "team_id": "T000", "user_id": "U000", "bot_id": "B000",
+		})
+		return
+	}
+
+	channel := stringParam(params, "channel")
+	s.mu.Lock()
+	id, known := s.channels[channel]
+	s.mu.Unlock()
+	if !known || f.kind == faultChannelNotFound {
+		s.apiError(w, "channel_not_found")
+		return
+	}
+	text := stringParam(params, "text")
+	if text == "" && emptyJSON(params["blocks"]) && emptyJSON(params["attachments"]) {
+		s.apiError(w, "no_text")
+		return
+	}
+	var blocks json.RawMessage
+	if raw, ok := params["blocks"]; ok && !emptyJSON(raw) {
+		blocks = raw
+		if problems := CheckBlocks(raw); len(problems) > 0 {
+			for i, p := range problems {
+				problems[i] = "[ERROR] " + p
+			}
+			s.apiError(w, "invalid_blocks", problems...)
+			return
+		}
+	}
+	delete(params, "token")
+
+	s.mu.Lock()
+	ts := fmt.Sprintf("1700000000.%06d", 100+s.seq)
+	s.seq++
+	s.posts = append(s.posts, Post{
+		Kind:    KindAPI,
+		Channel: channel,
+		Text:    text,
+		Blocks:  blocks,
+		Body:    mustJSON(params),
+		Path:    r.URL.Path,
+		Time:    time.Now(),
+	})
+	s.mu.Unlock()
+	s.apiOK(w, true, map[string]any{
+		"ok": true, "channel": id, "ts": ts,
+		"message": map[string]any{"type": "message", "user": "U000", "bot_id": "B000", "text": text, "ts": ts},
+	})
+}
+
+// serveWebhook serves /services/….
+func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte, f Fault) {
+	const text = "text/html"
+	s.mu.Lock()
+	name, known := s.hooks[r.URL.Path]
+	s.mu.Unlock()
+	switch {
+	case !known:
+		s.answer(w, http.StatusNotFound, false, text, "no_service")
+		return
+	case r.Method != http.MethodPost:
+		s.answer(w, http.StatusMethodNotAllowed, false, text, "invalid_method")
+		return
+	case f.kind == faultAccessDenied:
+		s.answer(w, http.StatusForbidden, false, text, "invalid_token")
+		return
+	case f.kind == faultChannelNotFound:
+		s.answer(w, http.StatusNotFound, false, text, "channel_not_found")
+		return
+	}
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(body, &msg); err != nil || msg == nil {
+		s.answer(w, http.StatusBadRequest, false, text, "invalid_payload")
+		return
+	}
+	msgText := stringParam(msg, "text")
+	if msgText == "" && emptyJSON(msg["blocks"]) && emptyJSON(msg["attachments"]) {
+		s.answer(w, http.StatusBadRequest, false, text, "no_text")
+		return
+	}
+	var blocks json.RawMessage
+	if raw, ok := msg["blocks"]; ok && !emptyJSON(raw) {
+		if problems := CheckBlocks(raw); len(problems) > 0 {
+			s.answer(w, http.StatusBadRequest, false, text, "invalid_blocks")
+			return
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, raw)
+		blocks = buf.Bytes()
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, body)
+
+	s.mu.Lock()
+	s.posts = append(s.posts, Post{
+		Kind:    KindWebhook,
+		Channel: name,
+		Text:    msgText,
+		Blocks:  blocks,
+		Body:    compact.Bytes(),
+		Path:    r.URL.Path,
+		Time:    time.Now(),
+	})
+	s.mu.Unlock()
+	s.answer(w, http.StatusOK, true, text, "ok")
+}
