@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/sesrouter/sesrouter/actions"
@@ -79,10 +82,24 @@ func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog
 		case cfg.Region == "":
 			errs = append(errs, errors.New("the rules unsuppress or suppress, but no AWS region is set (AWS_REGION)"))
 		default:
-			d.SES = &actions.SuppressionList{Client: sesv2.NewFromConfig(cfg)}
+			d.SES = &actions.SuppressionList{Client: sesv2.NewFromConfig(cfg, func(o *sesv2.Options) {
+				o.Retryer = sesRetryer()
+			})}
 		}
 	}
 	return d, errors.Join(errs...)
+}
+
+// sesRetryer is the SDK's standard retryer (TooManyRequestsException,
+// 5xx and connection errors are retried with its backoff), with more
+// attempts and without the client-wide retry quota: in a bounce storm the
+// quota would turn throttling into failures for unrelated notifications.
+// The per-notification deadline still bounds it.
+func sesRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 6
+		o.RateLimiter = ratelimit.None
+	})
 }
 
 // usedDestinations are the destinations some rule notifies.
