@@ -35,7 +35,7 @@ type Dispatcher struct {
 func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan) []Result {
 	steps := plan.Steps()
 	results := make([]Result, 0, len(steps))
-	ses := map[*engine.Recipient][]SESOutcome{}
+	var ses map[*engine.Recipient][]SESOutcome // made at the first SES action
 	n := plan.Notification
 	for _, s := range steps {
 		r := Result{Action: s.Action.String(), Step: s}
@@ -54,6 +54,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan) []Result {
 			}
 		case engine.ActionUnsuppress, engine.ActionSuppress:
 			o := d.sesAction(ctx, s, n)
+			if ses == nil {
+				ses = map[*engine.Recipient][]SESOutcome{}
+			}
 			ses[s.Recipient] = append(ses[s.Recipient], o)
 			r.Outcome, r.Error = o.Outcome, o.Error
 		case engine.ActionNotify:

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -459,50 +458,66 @@ func mrkdwn(text string) *slack.TextBlockObject {
 // ends with "…".
 func escapeText(s string, limit int) string {
 	s = strings.TrimSpace(s)
-	total := 0
-	for _, r := range s {
-		total += utf8.RuneCountInString(escapeRune(r))
+	if len(s) <= limit && plainASCII(s) {
+		return s // the common case: nothing to escape, nothing to cut
 	}
 	var b strings.Builder
-	b.Grow(len(s))
-	if total <= limit {
-		for _, r := range s {
-			b.WriteString(escapeRune(r))
-		}
-		return b.String()
-	}
-	n := 0
+	b.Grow(len(s) + 16)
+	n, cut := 0, -1 // characters written; bytes of b that fit in limit-1
 	for _, r := range s {
-		e := escapeRune(r)
-		w := utf8.RuneCountInString(e)
-		if n+w > limit-1 {
-			break
+		e, special := escapeRune(r)
+		w := 1
+		if special {
+			w = utf8.RuneCountInString(e)
 		}
-		b.WriteString(e)
+		if cut < 0 && n+w > limit-1 {
+			cut = b.Len()
+		}
+		if special {
+			b.WriteString(e)
+		} else {
+			b.WriteRune(r)
+		}
 		n += w
 	}
-	return strings.TrimRight(b.String(), " ") + ellipsis
+	if n <= limit {
+		return b.String()
+	}
+	return strings.TrimRight(b.String()[:cut], " ") + ellipsis
 }
 
-// escapeRune is what escapeText writes for r.
-func escapeRune(r rune) string {
+// plainASCII reports whether s is printable ASCII that escapeText leaves
+// as it is.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '&', c == '<', c == '>', c == '`':
+			return false
+		}
+	}
+	return true
+}
+
+// escapeRune is what escapeText writes for r, when r is special; special
+// is false when r is written as it is.
+func escapeRune(r rune) (string, bool) {
 	switch {
 	case r == '&':
-		return "&amp;"
+		return "&amp;", true
 	case r == '<':
-		return "&lt;"
+		return "&lt;", true
 	case r == '>':
-		return "&gt;"
+		return "&gt;", true
 	case r == '`':
-		return inertBacktick
+		return inertBacktick, true
 	case r == utf8.RuneError:
-		return "\uFFFD"
+		return "\uFFFD", true
 	case unicode.Is(unicode.Bidi_Control, r), r == '\u200B', r == '\uFEFF':
-		return ""
+		return "", true
 	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
-		return " "
+		return " ", true
 	}
-	return string(r)
+	return "", false
 }
 
 // codeSpan returns s as a mrkdwn code span of at most limit characters,
@@ -598,17 +613,7 @@ type postMessage struct {
 // written as they are, not as \u003c, \u003e and \u0026, so that the
 // payload reads as Slack reads it.
 func PostMessagePayload(channel string, m Message) []byte {
-	blocks := m.Blocks
-	if blocks == nil {
-		blocks = []slack.Block{}
-	}
-	body, err := json.Marshal(postMessage{Channel: channel, Text: m.Text, Blocks: blocks})
-	if err != nil {
-		// Only a block that cannot be marshalled gets here, and
-		// BuildMessages makes none.
-		panic("actions: marshalling a Slack message: " + err.Error())
-	}
-	return unescapeHTML(body)
+	return postMessageJSON(channel, m)
 }
 
 // unescapeHTML undoes encoding/json's HTML escaping in the JSON document

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +100,7 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) error {
 
 // Payload implements Notifier.
 func (w *SlackWebhook) Payload(m Message) []byte {
-	b, err := json.Marshal(WebhookPayload(m))
-	if err != nil { // slack's block types always marshal
-		return nil
-	}
-	return unescapeHTML(b)
+	return webhookJSON(m)
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of

@@ -21,7 +21,11 @@ import (
 // The first error stops it: every method then does nothing, and err says
 // where and what.
 type lexer struct {
-	b   []byte
+	b []byte
+	// s, when set, holds the same text as b: strings without escapes are
+	// then slices of it, not copies (one allocation for a whole
+	// notification instead of one per field).
+	s   string
 	i   int
 	err error
 	// depth of nested objects and arrays, bounded like encoding/json's.
@@ -212,7 +216,11 @@ func (l *lexer) array(elem func()) bool {
 func (l *lexer) str() string {
 	switch c := l.peek(); {
 	case c == '"':
-		b, _ := l.strBytes()
+		start := l.i + 1
+		b, owned := l.strBytes()
+		if !owned && l.s != "" && l.err == nil {
+			return l.s[start : start+len(b)]
+		}
 		return string(b)
 	case c == 'n':
 		l.literal("null")

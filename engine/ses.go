@@ -47,7 +47,7 @@ type wireRecipient struct {
 // that is not SES's gives a skip reason instead.
 func decodeSES(raw []byte) (*Notification, string, error) {
 	var w sesWire
-	l := lexer{b: raw}
+	l := lexer{b: raw, s: string(raw)}
 	l.object(func(k []byte) { w.member(&l, k) })
 	l.end()
 	if l.err != nil {

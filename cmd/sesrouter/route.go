@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -124,6 +123,7 @@ type router struct {
 	stderr io.Writer
 	opt    routeOptions
 	plan   engine.Plan
+	line   []byte // the JSON line being written, reused
 
 	// The live pipeline: jobs enter queue in input order, their actions
 	// run at most opt.concurrency at a time, and the writer prints them
@@ -263,89 +263,118 @@ func (rt *router) emit(j *job) {
 	}
 }
 
-// jsonNotification is one line of SPEC's JSON output for a notification.
-type jsonNotification struct {
-	Input      string           `json:"input"`
-	Envelope   string           `json:"envelope"`
-	Type       string           `json:"type"`
-	MessageID  string           `json:"messageId"`
-	Recipients []jsonRecipient  `json:"recipients"`
-	Results    []actions.Result `json:"results"`
-}
-
-type jsonRecipient struct {
-	Address   string      `json:"address"`
-	Rules     []string    `json:"rules"`
-	Actions   []string    `json:"actions"`
-	Unmatched bool        `json:"unmatched,omitempty"`
-	Error     string      `json:"error,omitempty"`
-	Tried     []jsonTrial `json:"tried,omitempty"`
-}
-
-type jsonTrial struct {
-	Rule    string `json:"rule"`
-	Matched bool   `json:"matched"`
-	Decided bool   `json:"decided,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
-
-// jsonOther is the JSON line of an input that is not a notification.
-type jsonOther struct {
-	Input    string `json:"input"`
-	Envelope string `json:"envelope"`
-	Skipped  string `json:"skipped,omitempty"`
-	Error    string `json:"error,omitempty"`
-}
-
+// writeJSON writes the line of SPEC's "JSON output" for one input:
+//
+//	{"input","envelope","type","messageId","recipients":[{"address","rules","actions",
+//	 "unmatched"?,"error"?,"tried"?}],"results":[{"action","recipient"?,"outcome","error"?,"payload"?}]}
+//
+// or {"input","envelope","skipped"|"error"} for an input that is not a
+// notification. It is written by hand, not through encoding/json: the
+// dry run's payloads are JSON already, and encoding/json would check and
+// compact every one of them again.
 func (rt *router) writeJSON(j *job) {
 	it := &j.it
-	var v any
-	if n := it.Notification; n != nil {
-		results := j.results
-		if results == nil {
-			results = []actions.Result{}
+	b := rt.line[:0]
+	b = append(b, `{"input":`...)
+	b = actions.AppendJSONString(b, it.Input)
+	b = append(b, `,"envelope":`...)
+	b = actions.AppendJSONString(b, it.Envelope)
+	n := it.Notification
+	if n == nil {
+		if it.Skipped != "" {
+			b = append(b, `,"skipped":`...)
+			b = actions.AppendJSONString(b, it.Skipped)
 		}
-		jn := jsonNotification{Input: it.Input, Envelope: it.Envelope, Type: n.Event.Type, MessageID: n.Mail.MessageID,
-			Recipients: make([]jsonRecipient, len(j.plan.Recipients)), Results: results}
-		for i := range j.plan.Recipients {
-			d := &j.plan.Recipients[i]
-			jr := jsonRecipient{Address: d.Recipient.Address, Rules: make([]string, len(d.Matched)),
-				Actions: make([]string, len(d.Actions)), Unmatched: d.Unmatched}
-			for j, r := range d.Matched {
-				jr.Rules[j] = r.Name
-			}
-			for j, a := range d.Actions {
-				jr.Actions[j] = a.String()
-			}
-			if d.Err != nil {
-				jr.Error = d.Err.Error()
-			}
-			if rt.opt.explain {
-				for _, t := range d.Trials {
-					jt := jsonTrial{Rule: t.Rule.Name, Matched: t.Matched, Decided: t.Rule == d.Decider}
-					if t.Err != nil {
-						jt.Error = t.Err.Error()
-					}
-					jr.Tried = append(jr.Tried, jt)
-				}
-			}
-			jn.Recipients[i] = jr
-		}
-		v = jn
-	} else {
-		jo := jsonOther{Input: it.Input, Envelope: it.Envelope, Skipped: it.Skipped}
 		if it.Err != nil {
-			jo.Error = it.Err.Error()
+			b = append(b, `,"error":`...)
+			b = actions.AppendJSONString(b, it.Err.Error())
 		}
-		v = jo
+		rt.line = append(b, "}\n"...)
+		rt.out.Write(rt.line)
+		return
 	}
-	// Slack's payloads hold &lt; and the like: written as they are, not
-	// as \u0026lt;, so that the payload reads as Slack reads it.
-	enc := json.NewEncoder(rt.out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil { // cannot happen with these types; never lose the line
-		enc.Encode(jsonOther{Input: it.Input, Envelope: it.Envelope, Error: "encoding output: " + err.Error()})
+	b = append(b, `,"type":`...)
+	b = actions.AppendJSONString(b, n.Event.Type)
+	b = append(b, `,"messageId":`...)
+	b = actions.AppendJSONString(b, n.Mail.MessageID)
+	b = append(b, `,"recipients":[`...)
+	for i := range j.plan.Recipients {
+		d := &j.plan.Recipients[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"address":`...)
+		b = actions.AppendJSONString(b, d.Recipient.Address)
+		b = append(b, `,"rules":[`...)
+		for k, r := range d.Matched {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = actions.AppendJSONString(b, r.Name)
+		}
+		b = append(b, `],"actions":[`...)
+		for k, a := range d.Actions {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = actions.AppendJSONString(b, a.String())
+		}
+		b = append(b, ']')
+		if d.Unmatched {
+			b = append(b, `,"unmatched":true`...)
+		}
+		if d.Err != nil {
+			b = append(b, `,"error":`...)
+			b = actions.AppendJSONString(b, d.Err.Error())
+		}
+		if rt.opt.explain && len(d.Trials) > 0 {
+			b = append(b, `,"tried":[`...)
+			for k, t := range d.Trials {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"rule":`...)
+				b = actions.AppendJSONString(b, t.Rule.Name)
+				b = append(b, `,"matched":`...)
+				b = strconv.AppendBool(b, t.Matched)
+				if t.Rule == d.Decider {
+					b = append(b, `,"decided":true`...)
+				}
+				if t.Err != nil {
+					b = append(b, `,"error":`...)
+					b = actions.AppendJSONString(b, t.Err.Error())
+				}
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
+	b = append(b, `],"results":[`...)
+	for i, r := range j.results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"action":`...)
+		b = actions.AppendJSONString(b, r.Action)
+		if r.Recipient != "" {
+			b = append(b, `,"recipient":`...)
+			b = actions.AppendJSONString(b, r.Recipient)
+		}
+		b = append(b, `,"outcome":`...)
+		b = actions.AppendJSONString(b, r.Outcome)
+		if r.Error != "" {
+			b = append(b, `,"error":`...)
+			b = actions.AppendJSONString(b, r.Error)
+		}
+		if len(r.Payload) > 0 {
+			b = append(b, `,"payload":`...)
+			b = append(b, r.Payload...) // valid JSON, made by actions
+		}
+		b = append(b, '}')
+	}
+	rt.line = append(b, "]}\n"...)
+	rt.out.Write(rt.line)
 }
 
 func (rt *router) writeText(j *job) {
