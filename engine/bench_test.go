@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -203,4 +205,63 @@ func BenchmarkRoute100Rules(b *testing.B) {
 	for b.Loop() {
 		r.RouteInto(&p, n)
 	}
+}
+
+// decodeRouteLines returns n NDJSON lines of SNS HTTP bodies, each an
+// identity bounce with one or two recipients and the headers SES
+// includes: about 2.5 KB a line, like real ones.
+func decodeRouteLines(n int) []byte {
+	var buf strings.Builder
+	for i := range n {
+		rcpts := fmt.Sprintf(`{"emailAddress":"user%d@example%d.com","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 The email account that you tried to reach does not exist."}`, i, i%7)
+		if i%3 == 0 {
+			rcpts += fmt.Sprintf(`,{"emailAddress":"no-suppress-%d@example.com","action":"failed","status":"5.2.2","diagnosticCode":"smtp; 552 5.2.2 mailbox full"}`, i)
+		}
+		ses := fmt.Sprintf(`{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[%s],`+
+			`"timestamp":"2024-05-02T10:00:01.000Z","feedbackId":"0100018f-fb-%06d","remoteMtaIp":"198.51.100.7","reportingMTA":"dsn; a27-24.smtp-out.us-west-2.amazonses.com"},`+
+			`"mail":{"timestamp":"2024-05-02T10:00:00.000Z","source":"Shop <shop@example.com>","sourceArn":"arn:aws:ses:us-west-2:123456789012:identity/example.com",`+
+			`"sourceIp":"203.0.113.9","sendingAccountId":"123456789012","callerIdentity":"ses-smtp-user","messageId":"0100018f-%06d","destination":["user%d@example%d.com"],`+
+			`"headersTruncated":false,"headers":[{"name":"Message-ID","value":"<%06d@shop.example.com>"},{"name":"Date","value":"Thu, 02 May 2024 10:00:00 +0000"},`+
+			`{"name":"Subject","value":"Your order %d"},{"name":"From","value":"Shop <shop@example.com>"},{"name":"To","value":"user%d@example%d.com"},`+
+			`{"name":"MIME-Version","value":"1.0"},{"name":"Content-Type","value":"multipart/alternative; boundary=\"b1_abc\""}],`+
+			`"commonHeaders":{"from":["Shop <shop@example.com>"],"date":"Thu, 02 May 2024 10:00:00 +0000","to":["user%d@example%d.com"],"messageId":"<%06d@shop.example.com>","subject":"Your order %d"}}}`,
+			rcpts, i, i, i, i%7, i, i, i, i%7, i, i%7, i, i)
+		msg, _ := json.Marshal(ses)
+		fmt.Fprintf(&buf, `{"Type":"Notification","MessageId":"5f3c1d2e-%06d","TopicArn":"arn:aws:sns:us-west-2:123456789012:ses-bounces","Message":%s,`+
+			`"Timestamp":"2024-05-02T10:00:02.000Z","SignatureVersion":"1","Signature":"EXAMPLEpH+..","SigningCertURL":"https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0000.pem",`+
+			`"UnsubscribeURL":"https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-west-2:123456789012:ses-bounces:0000"}`+"\n", i, msg)
+	}
+	return []byte(buf.String())
+}
+
+// BenchmarkDecodeRoute is decoding plus routing: the Reader over NDJSON
+// SNS bodies, then every notification routed by the shipped rules. It
+// reports events/s; run it on one core (taskset -c 0) for the figure in
+// the README.
+func BenchmarkDecodeRoute(b *testing.B) {
+	const n = 10000
+	data := decodeRouteLines(n)
+	router := NewRouter(loadShipped(b))
+	var p Plan
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		rd := NewReader(bytes.NewReader(data), "bench")
+		count := 0
+		for {
+			it, err := rd.Next()
+			if err != nil {
+				break
+			}
+			if it.Notification == nil {
+				b.Fatalf("%s: %v %s", it.Input, it.Err, it.Skipped)
+			}
+			router.RouteInto(&p, it.Notification)
+			count++
+		}
+		if count != n {
+			b.Fatalf("%d notifications, want %d", count, n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
