@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -33,22 +34,42 @@ func redact(err error, name string, secrets ...Secret) error {
 		return nil
 	}
 	msg, cause := err.Error(), err
+	var hide []string
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		msg = strings.ReplaceAll(msg, ue.URL, name)
+		hide = append(hide, ue.URL)
 		cause = ue.Err // below the *url.Error, nothing names the URL
 	}
 	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s.Reveal(), name)
+		hide = append(hide, s.Reveal())
+	}
+	for _, h := range hide {
+		for _, form := range textForms(h) {
+			msg = strings.ReplaceAll(msg, form, name)
 		}
 	}
 	for _, s := range secrets {
-		if s != "" && strings.Contains(cause.Error(), s.Reveal()) {
-			cause = nil // a cause that names a secret is not kept at all
+		for _, form := range textForms(s.Reveal()) {
+			if cause != nil && strings.Contains(cause.Error(), form) {
+				cause = nil // a cause that names a secret is not kept at all
+			}
 		}
 	}
 	return &redactedError{msg: msg, err: cause}
+}
+
+// textForms are the ways s can appear in an error's text: as it is, and
+// escaped as %q writes it (a *url.Error quotes its URL, so a URL holding a
+// newline or a quote appears escaped). None for an empty s.
+func textForms(s string) []string {
+	if s == "" {
+		return nil
+	}
+	q := strconv.Quote(s)
+	if q = q[1 : len(q)-1]; q != s {
+		return []string{q, s}
+	}
+	return []string{s}
 }
 
 // redactedError keeps the cause for errors.Is and errors.As (a context

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -151,9 +150,10 @@ func retryAfter(err error, backoff time.Duration) (time.Duration, bool) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, false
 	}
+	// A connection error: redact has already taken the *url.Error off,
+	// leaving its cause.
 	var ne net.Error
-	var ue *url.Error
-	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, net.ErrClosed) ||
+	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return jittered, true
 	}
@@ -164,3 +164,20 @@ func isRateLimit(err error) bool {
 	var rl *slack.RateLimitedError
 	return errors.As(err, &rl)
 }
+
+// String implements fmt.Stringer: a webhook notifier prints as the
+// variable its URL came from. Without it, fmt (and slog's text handler)
+// would print the unexported url field as it is, bypassing Secret's
+// methods, and so the URL.
+func (w *SlackWebhook) String() string { return "Slack webhook $" + w.envName }
+
+// GoString implements fmt.GoStringer, for %#v, for the same reason.
+func (w *SlackWebhook) GoString() string { return w.String() }
+
+// String implements fmt.Stringer: a bot-token notifier prints as its
+// channel. Without it, fmt's verbs that do not suit a pointer (%s, %q)
+// would print the slack.Client, token and all.
+func (b *SlackBot) String() string { return "Slack channel " + b.channel }
+
+// GoString implements fmt.GoStringer, for %#v, for the same reason.
+func (b *SlackBot) GoString() string { return b.String() }

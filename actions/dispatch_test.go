@@ -1,0 +1,669 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// testRules has a bot-token destination (ses-alerts) and a webhook
+// destination (marketing), and a rule for every action.
+const testRules = `version: 1
+destinations:
+  ses-alerts:
+    slack:
+      channel: C0123456789
+  marketing:
+    slack:
+      webhook_env: SLACK_WEBHOOK_MARKETING
+rules:
+  - name: ignore-dummies
+    when: recipient.domain == "ignore.example.com"
+    actions: [drop]
+  - name: log-only
+    when: recipient.local startsWith "log-"
+    actions: [log]
+  - name: keep-deliverable
+    when: event.type == "Bounce" && recipient.address contains "no-suppress"
+    actions: [unsuppress, {notify: ses-alerts}]
+  - name: newsletter
+    when: recipient.domain == "news.example.com"
+    actions: [{notify: marketing}]
+  - name: complaints
+    when: event.type == "Complaint"
+    actions: [suppress, {notify: ses-alerts}]
+  - name: hard-bounce
+    when: event.type == "Bounce"
+    actions: [{notify: ses-alerts}]
+`
+
+// dispatcherOpts changes what newTestDispatcher builds.
+type dispatcherOpts struct {
+	webhookURL string    // the marketing webhook; a fresh one of the fake when ""
+	logTo      io.Writer // the log action's JSON log; discarded when nil
+	dryRun     bool
+	retry      Retry                  // fastRetry when zero
+	sesOpts    []func(*sesv2.Options) // for the SES fake's client
+}
+
+// newTestDispatcher returns a Dispatcher for testRules whose notifiers
+// and SES client talk to new fakes, and the fakes.
+func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstest.Slack, *actionstest.SES) {
+	t.Helper()
+	rules, err := engine.Load("rules.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatalf("engine.Load: %v", err)
+	}
+	slackFake := actionstest.NewSlack(t, testChannel)
+	sesFake := actionstest.NewSES(t)
+	r := o.retry
+	if r == (Retry{}) {
+		r = fastRetry
+	}
+	hook := o.webhookURL
+	if hook == "" {
+		hook = slackFake.WebhookURL("marketing")
+	}
+	logTo := o.logTo
+	if logTo == nil {
+		logTo = io.Discard
+	}
+	hc := newHTTPClient(t)
+	d := &Dispatcher{
+		Rules: rules,
+		SES:   &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
+		Notifiers: map[string]Notifier{
+			"ses-alerts": NewSlackBot(Secret(slackFake.Token()), slackFake.APIURL(), testChannel, hc, r),
+			"marketing":  NewSlackWebhook(Secret(hook), "SLACK_WEBHOOK_MARKETING", hc, r),
+		},
+		Logger: slog.New(slog.NewJSONHandler(logTo, nil)),
+		DryRun: o.dryRun,
+	}
+	return d, slackFake, sesFake
+}
+
+// sesNotification decodes a bare SES notification of type typ ("Bounce"
+// or "Complaint") to the given recipients.
+func sesNotification(t *testing.T, typ string, recipients ...string) *engine.Notification {
+	t.Helper()
+	doc := map[string]any{
+		"notificationType": typ,
+		"mail": map[string]any{
+			"timestamp":   "2024-05-02T10:00:00.000Z",
+			"source":      "billing@shop.example.org",
+			"messageId":   "0102018f3c000001-0a1b2c3d-000000",
+			"destination": recipients,
+			"commonHeaders": map[string]any{
+				"subject": "Your invoice",
+			},
+		},
+	}
+	switch typ {
+	case engine.TypeBounce:
+		var rs []map[string]string
+		for _, a := range recipients {
+			rs = append(rs, map[string]string{
+				"emailAddress": a, "status": "5.1.1", "action": "failed",
+				"diagnosticCode": "smtp; 550 5.1.1 user unknown",
+			})
+		}
+		doc["bounce"] = map[string]any{
+			"bounceType": "Permanent", "bounceSubType": "General",
+			"bouncedRecipients": rs, "timestamp": "2024-05-02T10:00:05.123Z",
+			"feedbackId": "0102018f3c000002-feedback",
+		}
+	case engine.TypeComplaint:
+		var rs []map[string]string
+		for _, a := range recipients {
+			rs = append(rs, map[string]string{"emailAddress": a})
+		}
+		doc["complaint"] = map[string]any{
+			"complainedRecipients": rs, "timestamp": "2024-05-02T10:00:05.123Z",
+			"feedbackId": "0102018f3c000002-feedback", "complaintFeedbackType": "abuse",
+		}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := engine.Decode("test.json:1", b)
+	if len(items) != 1 || items[0].Notification == nil {
+		t.Fatalf("engine.Decode gave %+v", items)
+	}
+	return items[0].Notification
+}
+
+// bounce is a permanent bounce to recipients.
+func bounce(t *testing.T, recipients ...string) *engine.Notification {
+	t.Helper()
+	return sesNotification(t, engine.TypeBounce, recipients...)
+}
+
+// route is the plan d's rules make for n.
+func route(t *testing.T, d *Dispatcher, n *engine.Notification) *engine.Plan {
+	t.Helper()
+	return engine.NewRouter(d.Rules).Route(n)
+}
+
+// brief is what a test checks of a Result.
+type brief struct {
+	Action, Recipient, Outcome string
+}
+
+func briefs(results []Result) []brief {
+	out := make([]brief, len(results))
+	for i, r := range results {
+		out[i] = brief{r.Action, r.Recipient, r.Outcome}
+	}
+	return out
+}
+
+// checkStepOrder fails t unless results are one per step of plan, in
+// order.
+func checkStepOrder(t *testing.T, plan *engine.Plan, results []Result) {
+	t.Helper()
+	steps := plan.Steps()
+	if len(results) != len(steps) {
+		t.Fatalf("%d results for %d steps", len(results), len(steps))
+	}
+	for i, s := range steps {
+		if results[i].Action != s.Action.String() || results[i].Step.Recipient != s.Recipient {
+			t.Errorf("result %d is %s for %q, step is %s", i, results[i].Action, results[i].Recipient, s.Action)
+		}
+	}
+}
+
+// sections returns the text of every section block of a posted blocks
+// array.
+func sections(t *testing.T, blocks json.RawMessage) []string {
+	t.Helper()
+	var bs []struct {
+		Type string `json:"type"`
+		Text *struct {
+			Text string `json:"text"`
+		} `json:"text"`
+	}
+	if err := json.Unmarshal(blocks, &bs); err != nil {
+		t.Fatalf("blocks: %v\n%s", err, blocks)
+	}
+	var out []string
+	for _, b := range bs {
+		if b.Type == "section" && b.Text != nil {
+			out = append(out, b.Text.Text)
+		}
+	}
+	return out
+}
+
+// sectionOf returns the section of posted blocks that names address.
+func sectionOf(t *testing.T, blocks json.RawMessage, address string) string {
+	t.Helper()
+	for _, s := range sections(t, blocks) {
+		if strings.Contains(s, "`"+address+"`") {
+			return s
+		}
+	}
+	t.Errorf("no section names %s in\n%s", address, blocks)
+	return ""
+}
+
+func TestDispatchUnsuppressThenNotify(t *testing.T) {
+	const (
+		listed    = "no-suppress-1@example.com"
+		notListed = "no-suppress-2@example.com"
+		plain     = "jane@example.com"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(listed, "BOUNCE", listedAt)
+	plan := route(t, d, bounce(t, listed, notListed, plain))
+
+	results := d.Dispatch(context.Background(), plan)
+
+	checkStepOrder(t, plan, results)
+	want := []brief{
+		{"unsuppress", listed, OutcomeRemoved},
+		{"unsuppress", notListed, OutcomeNotSuppressed},
+		{"notify:ses-alerts", "", OutcomePosted},
+	}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			t.Errorf("%s %s has error %q", r.Action, r.Recipient, r.Error)
+		}
+	}
+	if _, ok := sesFake.Suppressed(listed); ok {
+		t.Errorf("%s is still on the suppression list", listed)
+	}
+
+	posts := slackFake.Posts()
+	if len(posts) != 1 || posts[0].Channel != testChannel {
+		t.Fatalf("fake accepted %+v, want one post to %s", posts, testChannel)
+	}
+	if s := sectionOf(t, posts[0].Blocks, listed); !strings.Contains(s, "removed from the suppression list (listed for BOUNCE since 2024-05-01 10:00 UTC)") {
+		t.Errorf("section of %s does not say it was removed, why and since when:\n%s", listed, s)
+	}
+	if s := sectionOf(t, posts[0].Blocks, notListed); !strings.Contains(s, "not on the suppression list") {
+		t.Errorf("section of %s does not say it was not on the list:\n%s", notListed, s)
+	}
+	if s := sectionOf(t, posts[0].Blocks, plain); strings.Contains(s, "suppression list") {
+		t.Errorf("section of %s, which had no SES action, speaks of the suppression list:\n%s", plain, s)
+	}
+}
+
+func TestDispatchComplaintSuppresses(t *testing.T) {
+	const a = "angry@example.com"
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	plan := route(t, d, sesNotification(t, engine.TypeComplaint, a))
+
+	results := d.Dispatch(context.Background(), plan)
+
+	want := []brief{{"suppress", a, OutcomeAdded}, {"notify:ses-alerts", "", OutcomePosted}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	if reason, ok := sesFake.Suppressed(a); !ok || reason != "COMPLAINT" {
+		t.Errorf("on the list %v with reason %q, want COMPLAINT", ok, reason)
+	}
+	posts := slackFake.Posts()
+	if len(posts) != 1 {
+		t.Fatalf("fake accepted %d posts, want 1", len(posts))
+	}
+	if s := sectionOf(t, posts[0].Blocks, a); !strings.Contains(s, "added to the suppression list (COMPLAINT)") {
+		t.Errorf("section of %s does not say it was added:\n%s", a, s)
+	}
+}
+
+func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
+	const (
+		denied = "no-suppress-1@example.com"
+		after  = "no-suppress-2@example.com"
+		reader = "reader@news.example.com"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(denied, "BOUNCE", listedAt)
+	sesFake.Suppress(after, "BOUNCE", listedAt)
+	sesFake.Script(actionstest.FaultAccessDenied()) // the first call: Get of denied
+	plan := route(t, d, bounce(t, denied, after, reader))
+
+	results := d.Dispatch(context.Background(), plan)
+
+	checkStepOrder(t, plan, results)
+	want := []brief{
+		{"unsuppress", denied, OutcomeFailed},
+		{"unsuppress", after, OutcomeRemoved},
+		{"notify:ses-alerts", "", OutcomePosted},
+		{"notify:marketing", "", OutcomePosted},
+	}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	wantErr := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination)
+	if results[0].Error != wantErr {
+		t.Errorf("failed unsuppress error %q\nwant %q", results[0].Error, wantErr)
+	}
+	if _, ok := sesFake.Suppressed(denied); !ok {
+		t.Errorf("%s was taken off the list despite access denied", denied)
+	}
+	if _, ok := sesFake.Suppressed(after); ok {
+		t.Errorf("%s is still on the list", after)
+	}
+
+	posts := slackFake.Posts()
+	if len(posts) != 2 {
+		t.Fatalf("fake accepted %d posts, want 2", len(posts))
+	}
+	s := sectionOf(t, posts[0].Blocks, denied)
+	if !strings.Contains(s, "unsuppress failed") || !strings.Contains(s, "AccessDeniedException") {
+		t.Errorf("section of %s does not show the failure and its reason:\n%s", denied, s)
+	}
+	if s := sectionOf(t, posts[0].Blocks, after); !strings.Contains(s, "removed from the suppression list") {
+		t.Errorf("section of %s does not say it was removed:\n%s", after, s)
+	}
+	if posts[1].Kind != actionstest.KindWebhook || posts[1].Channel != "marketing" {
+		t.Errorf("second post went to %s %s, want the marketing webhook", posts[1].Kind, posts[1].Channel)
+	}
+	sectionOf(t, posts[1].Blocks, reader)
+}
+
+func TestDispatchSplitsManyRecipients(t *testing.T) {
+	const n = 60
+	tests := []struct {
+		name, domain, action, kind string
+	}{
+		{"bot-token destination", "example.com", "notify:ses-alerts", actionstest.KindAPI},
+		{"webhook destination", "news.example.com", "notify:marketing", actionstest.KindWebhook},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{})
+			addrs := make([]string, n)
+			for i := range addrs {
+				addrs[i] = fmt.Sprintf("user-%02d@%s", i+1, tt.domain)
+			}
+			results := d.Dispatch(context.Background(), route(t, d, bounce(t, addrs...)))
+
+			if want := []brief{{tt.action, "", OutcomePosted}}; !slices.Equal(briefs(results), want) {
+				t.Fatalf("results %+v (%s), want %+v", briefs(results), results[0].Error, want)
+			}
+			posts := slackFake.Posts()
+			if len(posts) < 2 || len(posts) != len(results[0].Messages) {
+				t.Fatalf("fake accepted %d posts for %d messages; want several", len(posts), len(results[0].Messages))
+			}
+			seen := map[string]int{}
+			for i, p := range posts {
+				if p.Kind != tt.kind {
+					t.Errorf("post %d is %s, want %s", i, p.Kind, tt.kind)
+				}
+				if problems := actionstest.CheckBlocks(p.Blocks); len(problems) > 0 {
+					t.Errorf("post %d breaks Slack's limits:\n%s", i, strings.Join(problems, "\n"))
+				}
+				var blocks []json.RawMessage
+				if err := json.Unmarshal(p.Blocks, &blocks); err != nil {
+					t.Fatal(err)
+				}
+				if len(blocks) > actionstest.MaxBlocks {
+					t.Errorf("post %d has %d blocks, more than %d", i, len(blocks), actionstest.MaxBlocks)
+				}
+				if part := fmt.Sprintf("(part %d of %d)", i+1, len(posts)); !bytes.Contains(p.Blocks, []byte(part)) {
+					t.Errorf("post %d does not say %s", i, part)
+				}
+				for _, a := range addrs {
+					if bytes.Contains(p.Blocks, []byte("`"+a+"`")) {
+						seen[a]++
+					}
+				}
+			}
+			for _, a := range addrs {
+				if seen[a] != 1 {
+					t.Errorf("%s is in %d messages, want exactly 1", a, seen[a])
+				}
+			}
+		})
+	}
+}
+
+func TestDispatchFailingDestination(t *testing.T) {
+	const (
+		plain  = "jane@example.com"        // ses-alerts, posted first
+		reader = "reader@news.example.com" // marketing, posted second
+	)
+	tests := []struct {
+		name   string
+		faults []actionstest.Fault
+		want   []brief
+		errs   []string // Error of each result
+		posted string   // the post kind that still goes through
+	}{
+		{
+			name:   "bot-token destination fails, webhook still posts",
+			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
+			want:   []brief{{"notify:ses-alerts", "", OutcomeFailed}, {"notify:marketing", "", OutcomePosted}},
+			errs:   []string{"channel_not_found", ""},
+			posted: actionstest.KindWebhook,
+		},
+		{
+			name:   "webhook destination fails, bot-token destination still posts",
+			faults: []actionstest.Fault{{}, actionstest.FaultChannelNotFound()},
+			want:   []brief{{"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}},
+			errs:   []string{"", "slack server error: 404 Not Found"},
+			posted: actionstest.KindAPI,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{})
+			slackFake.Script(tt.faults...)
+			results := d.Dispatch(context.Background(), route(t, d, bounce(t, plain, reader)))
+
+			if got := briefs(results); !slices.Equal(got, tt.want) {
+				t.Fatalf("results %+v\nwant %+v", got, tt.want)
+			}
+			for i, r := range results {
+				if r.Error != tt.errs[i] {
+					t.Errorf("%s error %q, want %q", r.Action, r.Error, tt.errs[i])
+				}
+			}
+			posts := slackFake.Posts()
+			if len(posts) != 1 || posts[0].Kind != tt.posted {
+				t.Errorf("fake accepted %+v, want one %s post", posts, tt.posted)
+			}
+			if c := slackFake.Counts(); c.Requests != 2 {
+				t.Errorf("fake saw %d requests, want 2: the failure is not retried", c.Requests)
+			}
+		})
+	}
+}
+
+func TestDispatchDryRunReachesNothing(t *testing.T) {
+	many := make([]string, 60)
+	for i := range many {
+		many[i] = fmt.Sprintf("user-%02d@example.com", i+1)
+	}
+	tests := []struct {
+		name       string
+		recipients []string
+		want       []brief
+	}{
+		{
+			name:       "one message per destination",
+			recipients: []string{"no-suppress-1@example.com", "reader@news.example.com", "log-me@example.com", "x@ignore.example.com"},
+			want: []brief{
+				{"unsuppress", "no-suppress-1@example.com", OutcomeDryRun},
+				{"log", "log-me@example.com", OutcomeDryRun},
+				{"drop", "x@ignore.example.com", OutcomeDropped},
+				{"notify:ses-alerts", "", OutcomeDryRun},
+				{"notify:marketing", "", OutcomeDryRun},
+			},
+		},
+		{
+			name:       "several messages",
+			recipients: many,
+			want:       []brief{{"notify:ses-alerts", "", OutcomeDryRun}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log bytes.Buffer
+			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true, logTo: &log})
+			sesFake.Suppress("no-suppress-1@example.com", "BOUNCE", listedAt)
+
+			results := d.Dispatch(context.Background(), route(t, d, bounce(t, tt.recipients...)))
+
+			if got := briefs(results); !slices.Equal(got, tt.want) {
+				t.Fatalf("results %+v\nwant %+v", got, tt.want)
+			}
+			if c := slackFake.Counts(); c.Requests != 0 {
+				t.Errorf("Slack fake saw %d requests in a dry run", c.Requests)
+			}
+			if c := sesFake.Counts(); c.Requests != 0 {
+				t.Errorf("SES fake saw %d requests in a dry run", c.Requests)
+			}
+			if _, ok := sesFake.Suppressed("no-suppress-1@example.com"); !ok {
+				t.Error("a dry run took an address off the list")
+			}
+			if log.Len() != 0 {
+				t.Errorf("a dry run logged: %s", log.String())
+			}
+			for _, r := range results {
+				if !strings.HasPrefix(r.Action, "notify:") {
+					if r.Payload != nil {
+						t.Errorf("%s has a payload", r.Action)
+					}
+					continue
+				}
+				notifier := d.Notifiers[strings.TrimPrefix(r.Action, "notify:")]
+				if !json.Valid(r.Payload) {
+					t.Fatalf("%s payload is not JSON: %s", r.Action, r.Payload)
+				}
+				if len(r.Messages) == 1 {
+					if want := notifier.Payload(r.Messages[0]); !bytes.Equal(r.Payload, want) {
+						t.Errorf("%s payload\n%s\nwant Notifier.Payload\n%s", r.Action, r.Payload, want)
+					}
+					continue
+				}
+				var parts []json.RawMessage
+				if err := json.Unmarshal(r.Payload, &parts); err != nil || len(parts) != len(r.Messages) || len(parts) < 2 {
+					t.Fatalf("%s payload of %d messages is not an array of them (%v): %.200s", r.Action, len(r.Messages), err, r.Payload)
+				}
+				for i, p := range parts {
+					if want := notifier.Payload(r.Messages[i]); !bytes.Equal(p, want) {
+						t.Errorf("%s payload part %d\n%s\nwant Notifier.Payload\n%s", r.Action, i, p, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDispatchLog(t *testing.T) {
+	const (
+		logged  = "log-me@example.com"
+		dropped = "x@ignore.example.com"
+	)
+	var log bytes.Buffer
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{logTo: &log})
+	n := bounce(t, dropped, logged)
+
+	results := d.Dispatch(context.Background(), route(t, d, n))
+
+	want := []brief{{"drop", dropped, OutcomeDropped}, {"log", logged, OutcomeLogged}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("log has %d lines, want 1:\n%s", len(lines), log.String())
+	}
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &entry); err != nil {
+		t.Fatalf("log line is not JSON: %v\n%s", err, lines[0])
+	}
+	for k, v := range map[string]string{
+		"msg": "recipient", "recipient": logged, "type": "Bounce", "input": "test.json:1",
+		"messageId": n.Mail.MessageID, "status": "5.1.1", "rules": "log-only",
+	} {
+		if entry[k] != v {
+			t.Errorf("log %s = %v, want %q", k, entry[k], v)
+		}
+	}
+	if c := slackFake.Counts().Requests + sesFake.Counts().Requests; c != 0 {
+		t.Errorf("drop and log made %d requests", c)
+	}
+}
+
+// TestDispatchUnderRandomFailures dispatches 200 notifications, eight at
+// a time, each within 10 s, while 30% of Slack and SES requests fail
+// transiently: every notify ends posted or failed with a reason, none is
+// lost or posted twice, and retries post nearly all of them.
+func TestDispatchUnderRandomFailures(t *testing.T) {
+	const (
+		notifications = 200
+		concurrency   = 8
+		rate          = 0.3
+	)
+	// As cmd/sesrouter builds it: more attempts, no client-wide retry quota.
+	noQuota := func(o *sesv2.Options) {
+		o.Retryer = actionstest.FastRetryer(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 6
+			so.RateLimiter = ratelimit.None
+		})
+	}
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{sesOpts: []func(*sesv2.Options){noQuota}})
+	kinds := []actionstest.Fault{actionstest.Fault429After(0), actionstest.Fault500(), actionstest.Fault503()}
+	slackFake.FailRandomly(rate, 1, kinds...)
+	sesFake.FailRandomly(rate, 2, kinds...)
+
+	plans := make([]*engine.Plan, notifications)
+	for i := range plans {
+		unsuppress := fmt.Sprintf("no-suppress-%03d@example.com", i)
+		sesFake.Suppress(unsuppress, "BOUNCE", listedAt)
+		plans[i] = route(t, d, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
+	}
+
+	results := make([][]Result, notifications)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				results[i] = d.Dispatch(ctx, plans[i])
+				cancel()
+			}
+		})
+	}
+	for i := range plans {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var notifies, posted, removed int
+	for i, rs := range results {
+		if len(rs) != 3 {
+			t.Fatalf("notification %d: %d results, want unsuppress and two notifies", i, len(rs))
+		}
+		for _, r := range rs {
+			switch {
+			case r.Outcome == OutcomeFailed && r.Error == "":
+				t.Errorf("notification %d: %s failed without an error", i, r.Action)
+			case r.Outcome != OutcomeFailed && r.Error != "":
+				t.Errorf("notification %d: %s %s with error %q", i, r.Action, r.Outcome, r.Error)
+			}
+			if r.Action == "unsuppress" {
+				if r.Outcome != OutcomeRemoved && r.Outcome != OutcomeFailed {
+					t.Errorf("notification %d: unsuppress %s, want removed or failed", i, r.Outcome)
+				}
+				if r.Outcome == OutcomeRemoved {
+					removed++
+				}
+				continue
+			}
+			notifies++
+			switch r.Outcome {
+			case OutcomePosted:
+				posted++
+			case OutcomeFailed:
+				t.Logf("notification %d: %s failed: %s", i, r.Action, r.Error)
+			default:
+				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action, r.Outcome)
+			}
+		}
+	}
+	if posted < notifies*9/10 {
+		t.Errorf("%d of %d notifies posted, want at least 90%%", posted, notifies)
+	}
+	if got := len(slackFake.Posts()); got != posted {
+		t.Errorf("fake accepted %d posts for %d posted notifies", got, posted)
+	}
+	stillListed := 0
+	for i := range notifications {
+		if _, ok := sesFake.Suppressed(fmt.Sprintf("no-suppress-%03d@example.com", i)); ok {
+			stillListed++
+		}
+	}
+	if stillListed != notifications-removed {
+		t.Errorf("%d addresses still listed, but %d of %d reported removed", stillListed, removed, notifications)
+	}
+	sc, ec := slackFake.Counts(), sesFake.Counts()
+	t.Logf("%d of %d notifies posted, %d of %d removed; Slack %+v; SES %+v", posted, notifies, removed, notifications, sc, ec)
+	if sc.Faults == 0 || ec.Faults == 0 {
+		t.Errorf("no faults served (Slack %d, SES %d): the test tests nothing", sc.Faults, ec.Faults)
+	}
+}

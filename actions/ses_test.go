@@ -1,0 +1,287 @@
+package actions
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// listedAt is when the addresses the tests put on the fake's suppression
+// list were listed; whole seconds, as SES's epoch-seconds timestamps keep
+// them exactly.
+var listedAt = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+
+// accessDenied is the message of the SES fake's AccessDeniedException for
+// op.
+func accessDenied(op string) string {
+	return "AccessDeniedException: User: arn:aws:iam::000000000000:user/sesrouter-test is not authorized to perform: ses:" + op
+}
+
+// sesCall is what a test expects of one call the SES fake saw.
+type sesCall struct {
+	Op      string
+	Address string
+	Status  int
+}
+
+// sesCalls is the calls fake saw, in the shape tests expect.
+func sesCalls(t *testing.T, fake *actionstest.SES) []sesCall {
+	t.Helper()
+	var got []sesCall
+	for _, c := range fake.Calls() {
+		got = append(got, sesCall{Op: c.Op, Address: c.Address, Status: c.Status})
+	}
+	return got
+}
+
+func TestSuppressionListUnsuppress(t *testing.T) {
+	const (
+		get = actionstest.OpGetSuppressedDestination
+		del = actionstest.OpDeleteSuppressedDestination
+		a   = "jane@example.com"
+	)
+	// The zero Fault lets a request through, so that a fault can be
+	// scripted for the second call (Delete) only.
+	pass := actionstest.Fault{}
+	tests := []struct {
+		name       string
+		listed     bool // a is on the list, for BOUNCE since listedAt
+		faults     []actionstest.Fault
+		want       SESOutcome
+		calls      []sesCall
+		stillThere bool
+	}{
+		{
+			name:   "listed address is removed with the reason and date SES gave",
+			listed: true,
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 200}, {del, a, 200}},
+		},
+		{
+			name:  "address not on the list is not-suppressed, with no Delete",
+			want:  SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
+			calls: []sesCall{{get, a, 404}},
+		},
+		{
+			name:   "throttled once, the SDK retries, then removed",
+			listed: true,
+			faults: []actionstest.Fault{actionstest.Fault429()},
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 429}, {get, a, 200}, {del, a, 200}},
+		},
+		{
+			name:   "throttled twice, the SDK retries, then removed",
+			listed: true,
+			faults: []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429()},
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 200}, {del, a, 200}},
+		},
+		{
+			name:   "Delete throttled once, the SDK retries, then removed",
+			listed: true,
+			faults: []actionstest.Fault{pass, actionstest.Fault429()},
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 200}, {del, a, 429}, {del, a, 200}},
+		},
+		{
+			name:       "throttled past the SDK's three attempts fails with the throttling error",
+			listed:     true,
+			faults:     []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429(), actionstest.Fault429()},
+			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
+			calls:      []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 429}},
+			stillThere: true,
+		},
+		{
+			name:       "access denied on Get fails, naming the operation and the error",
+			listed:     true,
+			faults:     []actionstest.Fault{actionstest.FaultAccessDenied()},
+			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
+			calls:      []sesCall{{get, a, 403}},
+			stillThere: true,
+		},
+		{
+			name:       "access denied on Delete fails, naming the operation and the error",
+			listed:     true,
+			faults:     []actionstest.Fault{pass, actionstest.FaultAccessDenied()},
+			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
+			calls:      []sesCall{{get, a, 200}, {del, a, 403}},
+			stillThere: true,
+		},
+		{
+			name:   "500 then success, the SDK retries, then removed",
+			listed: true,
+			faults: []actionstest.Fault{actionstest.Fault500()},
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 500}, {get, a, 200}, {del, a, 200}},
+		},
+		{
+			name:   "503 then success, the SDK retries, then removed",
+			listed: true,
+			faults: []actionstest.Fault{pass, actionstest.Fault503()},
+			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			calls:  []sesCall{{get, a, 200}, {del, a, 503}, {del, a, 200}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			if tt.listed {
+				fake.Suppress(a, "BOUNCE", listedAt)
+			}
+			fake.Script(tt.faults...)
+			s := &SuppressionList{Client: fake.Client(t)}
+
+			got := s.Unsuppress(context.Background(), a)
+			if got != tt.want {
+				t.Errorf("Unsuppress(%q) = %+v\nwant %+v", a, got, tt.want)
+			}
+			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
+				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
+			}
+			if _, listed := fake.Suppressed(a); listed != tt.stillThere {
+				t.Errorf("after Unsuppress, on the list: %v, want %v", listed, tt.stillThere)
+			}
+			if n := fake.Pending(); n != 0 {
+				t.Errorf("%d scripted faults not served", n)
+			}
+		})
+	}
+}
+
+func TestSuppressionListSuppress(t *testing.T) {
+	const (
+		put = actionstest.OpPutSuppressedDestination
+		a   = "jane@example.com"
+	)
+	tests := []struct {
+		name       string
+		eventType  string
+		faults     []actionstest.Fault
+		want       SESOutcome
+		calls      []sesCall
+		wantReason string // on the list afterwards with this reason; "" for not on it
+	}{
+		{
+			name:       "Bounce is added with reason BOUNCE",
+			eventType:  engine.TypeBounce,
+			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			calls:      []sesCall{{put, a, 200}},
+			wantReason: "BOUNCE",
+		},
+		{
+			name:       "Complaint is added with reason COMPLAINT",
+			eventType:  engine.TypeComplaint,
+			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
+			calls:      []sesCall{{put, a, 200}},
+			wantReason: "COMPLAINT",
+		},
+		{
+			name:      "Delivery fails without any call",
+			eventType: engine.TypeDelivery,
+			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
+		},
+		{
+			name:       "throttled once, the SDK retries, then added",
+			eventType:  engine.TypeBounce,
+			faults:     []actionstest.Fault{actionstest.Fault429()},
+			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			calls:      []sesCall{{put, "", 429}, {put, a, 200}}, // the fake reads a Put's body only when it serves it
+			wantReason: "BOUNCE",
+		},
+		{
+			name:      "access denied fails, naming the operation and the error",
+			eventType: engine.TypeComplaint,
+			faults:    []actionstest.Fault{actionstest.FaultAccessDenied()},
+			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
+			calls:     []sesCall{{put, "", 403}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Script(tt.faults...)
+			s := &SuppressionList{Client: fake.Client(t)}
+
+			got := s.Suppress(context.Background(), a, tt.eventType)
+			if got != tt.want {
+				t.Errorf("Suppress(%q, %s) = %+v\nwant %+v", a, tt.eventType, got, tt.want)
+			}
+			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
+				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
+			}
+			if reason, _ := fake.Suppressed(a); reason != tt.wantReason {
+				t.Errorf("on the list with reason %q, want %q", reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestSuppressionListSendsBareEscapedAddresses checks that an address SES
+// wrote with a display name goes to SES bare, and that characters a URL
+// path must escape ('+', '@', '%', '/') reach SES intact.
+func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
+	tests := []struct {
+		name     string
+		address  string // as SES wrote it
+		bare     string // what SES must see
+		wirePath string // the Get and Delete path on the wire
+	}{
+		{
+			name:     "display name and plus",
+			address:  `"Jane Doe" <jane+tag@example.com>`,
+			bare:     "jane+tag@example.com",
+			wirePath: "/v2/email/suppression/addresses/jane%2Btag%40example.com",
+		},
+		{
+			name:     "angle brackets only",
+			address:  "<john@example.com>",
+			bare:     "john@example.com",
+			wirePath: "/v2/email/suppression/addresses/john%40example.com",
+		},
+		{
+			name:     "percent and slash",
+			address:  "Odd <a%b/c@example.com>",
+			bare:     "a%b/c@example.com",
+			wirePath: "/v2/email/suppression/addresses/a%25b%2Fc%40example.com",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Suppress(tt.bare, "COMPLAINT", listedAt)
+			s := &SuppressionList{Client: fake.Client(t)}
+			ctx := context.Background()
+
+			if got := s.Unsuppress(ctx, tt.address); got.Outcome != OutcomeRemoved {
+				t.Fatalf("Unsuppress(%q) = %+v, want removed", tt.address, got)
+			}
+			if got := s.Suppress(ctx, tt.address, engine.TypeComplaint); got.Outcome != OutcomeAdded {
+				t.Fatalf("Suppress(%q) = %+v, want added", tt.address, got)
+			}
+			calls := fake.Calls()
+			if len(calls) != 3 {
+				t.Fatalf("fake saw %d calls, want Get, Delete, Put: %+v", len(calls), calls)
+			}
+			for _, c := range calls {
+				if c.Address != tt.bare {
+					t.Errorf("%s got address %q, want %q", c.Op, c.Address, tt.bare)
+				}
+			}
+			for _, c := range calls[:2] {
+				if c.Path != tt.wirePath {
+					t.Errorf("%s path %s, want %s", c.Op, c.Path, tt.wirePath)
+				}
+			}
+			if reason, ok := fake.Suppressed(tt.bare); !ok || reason != "COMPLAINT" {
+				t.Errorf("after Suppress: listed %v with reason %q, want COMPLAINT", ok, reason)
+			}
+			if _, ok := fake.Suppressed(tt.address); ok {
+				t.Errorf("%q, display name and all, is on the list", tt.address)
+			}
+		})
+	}
+}
