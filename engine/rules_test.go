@@ -96,6 +96,20 @@ rules: []
 			},
 		},
 		{
+			name: "mention that is not a mention",
+			src: `version: 1
+destinations:
+  d:
+    slack:
+      channel: C1
+      mention: "@here please"
+rules: []
+`,
+			want: []string{
+				`rules.yaml:6:16: destination "d": mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not "@here please"`,
+			},
+		},
+		{
 			name: "channel and webhook_env",
 			src: `version: 1
 destinations:
@@ -1093,5 +1107,21 @@ func TestGlobInDomainAllocs(t *testing.T) {
 		InDomain("A@Mx.Example.COM", "example.com")
 	}); n != 0 {
 		t.Errorf("Glob and InDomain allocate %v times, want 0", n)
+	}
+}
+
+// TestLoadMentions checks the mentions a destination may set.
+func TestLoadMentions(t *testing.T) {
+	for _, m := range []string{"<!here>", "<!channel>", "<!subteam^S0123ABCD>", "<!subteam^S0123ABCD|@oncall>", "<@U0123ABCD>", "<!here> <@W0123>"} {
+		t.Run(m, func(t *testing.T) {
+			src := "version: 1\ndestinations:\n  d:\n    slack:\n      channel: C1\n      mention: \"" + m + "\"\nrules: []\n"
+			rules, err := Load("rules.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rules.Destinations["d"].Slack.Mention; got != m {
+				t.Errorf("Mention = %q, want %q", got, m)
+			}
+		})
 	}
 }
