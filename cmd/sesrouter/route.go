@@ -53,6 +53,10 @@ type routeOptions struct {
 const (
 	defaultConcurrency = 16
 	defaultTimeout     = 2 * time.Minute
+	// maxPending bounds the jobs read but not yet printed. It is larger
+	// than the concurrency so that one notification waiting out a retry
+	// does not stop the others behind it; memory stays bounded by it.
+	maxPending = 1024
 )
 
 func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
@@ -213,7 +217,7 @@ func (rt *router) startPipeline() {
 	if rt.opt.dryRun {
 		return
 	}
-	rt.queue = make(chan *job, 2*rt.opt.concurrency)
+	rt.queue = make(chan *job, maxPending)
 	rt.sem = make(chan struct{}, rt.opt.concurrency)
 	rt.writerDone = make(chan struct{})
 	go func() {
