@@ -421,7 +421,7 @@ func TestDispatchFailingDestination(t *testing.T) {
 			name:   "webhook destination fails, bot-token destination still posts",
 			faults: []actionstest.Fault{{}, actionstest.FaultChannelNotFound()},
 			want:   []brief{{"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}},
-			errs:   []string{"", "slack server error: 404 Not Found"},
+			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found"},
 			posted: actionstest.KindAPI,
 		},
 	}

@@ -167,7 +167,7 @@ func TestWebhookErrorsHideTheURL(t *testing.T) {
 			setup: func(t *testing.T, fake *actionstest.Slack) (string, context.Context) {
 				return fake.URL() + "/services/T0SECRET/B0SECRET/TOPSECRETWEBHOOKTOKEN1234", context.Background()
 			},
-			wantErr: "slack server error: 404 Not Found",
+			wantErr: "slack server error: 404 Not Found: no_service",
 		},
 	}
 	for _, tt := range tests {

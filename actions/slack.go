@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -83,7 +85,52 @@ var _ Notifier = (*SlackWebhook)(nil)
 // which was read from the environment variable envName (the name is what
 // errors show, never the URL).
 func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry) *SlackWebhook {
-	return &SlackWebhook{url: url, envName: envName, http: httpClient, retry: retry}
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	hc := *httpClient
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = reasonTransport{base}
+	return &SlackWebhook{url: url, envName: envName, http: &hc, retry: retry}
+}
+
+// reasonTransport keeps the reason Slack gives when a webhook post fails.
+// Slack answers a failed webhook post with a status and a one-word body
+// (no_service, invalid_token, channel_not_found, …); slack-go reports only
+// the status, so the word is added to it: "404 Not Found: no_service".
+type reasonTransport struct {
+	base http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t reasonTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode >= 500 {
+		return resp, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	resp.Body.Close()
+	if reason := strings.TrimSpace(string(body)); slackReasonRE(reason) {
+		resp.Status += ": " + reason
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// slackReasonRE reports whether s looks like one of Slack's error words.
+func slackReasonRE(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Post implements Notifier.

@@ -128,7 +128,7 @@ func TestNotifierPost(t *testing.T) {
 			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
 			wantErr: map[string]string{
 				"bot":     "channel_not_found",
-				"webhook": "slack server error: 404 Not Found",
+				"webhook": "slack server error: 404 Not Found: channel_not_found",
 			},
 			requests: 1,
 		},
@@ -137,7 +137,7 @@ func TestNotifierPost(t *testing.T) {
 			faults: []actionstest.Fault{actionstest.FaultAccessDenied()},
 			wantErr: map[string]string{
 				"bot":     "invalid_auth",
-				"webhook": "slack server error: 403 Forbidden",
+				"webhook": "slack server error: 403 Forbidden: invalid_token",
 			},
 			requests: 1,
 		},
@@ -219,7 +219,7 @@ func TestNotifierPostUnknownDestination(t *testing.T) {
 			new: func(t *testing.T, fake *actionstest.Slack) Notifier {
 				return NewSlackWebhook(Secret(fake.URL()+"/services/T000/B000/NOSUCHHOOK"), "SLACK_WEBHOOK_GONE", newHTTPClient(t), fastRetry)
 			},
-			wantErr: "slack server error: 404 Not Found",
+			wantErr: "slack server error: 404 Not Found: no_service",
 		},
 	}
 	for _, tt := range tests {
