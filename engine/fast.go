@@ -258,22 +258,19 @@ func compileTags(n *ast.MemberNode) (func(*evalCtx) map[string][]string, bool) {
 
 // compileBool returns the closure of a boolean expression tree (a rule's
 // when, or a part of one), or false when the fast path does not handle it.
-func compileBool(n ast.Node) (boolFn, bool) {
-	f, ok := compileNode(n)
-	if !ok {
-		return nil, false
-	}
-	b, ok := f.(boolFn)
-	return b, ok
-}
+func compileBool(n ast.Node) (boolFn, bool) { return compileAs[boolFn](n) }
 
-func compileStr(n ast.Node) (strFn, bool) {
+// compileStr returns the closure of a string expression tree.
+func compileStr(n ast.Node) (strFn, bool) { return compileAs[strFn](n) }
+
+// compileAs compiles n and requires a closure of type F.
+func compileAs[F boolFn | strFn](n ast.Node) (F, bool) {
 	f, ok := compileNode(n)
 	if !ok {
 		return nil, false
 	}
-	s, ok := f.(strFn)
-	return s, ok
+	c, ok := f.(F)
+	return c, ok
 }
 
 func compileBinary(n *ast.BinaryNode) (any, bool) {

@@ -39,9 +39,14 @@ func BenchmarkRouteDryRunJSON(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.ndjson")
 	size := writeBenchFileOrFail(b, path, benchEventsPerRun)
 	args := []string{"route", "-dry-run", "-format", "json", "-rules", "../../rules.yaml", path}
-	e := env{getenv: func(string) string { return "" }}
-	var stderr bytes.Buffer
+	benchRoute(b, args, env{getenv: func(string) string { return "" }}, size, benchEventsPerRun)
+}
 
+// benchRoute runs route with args until the benchmark is done, each run
+// over a file of size bytes and events events, and reports events/s.
+func benchRoute(b *testing.B, args []string, e env, size int64, events int) {
+	b.Helper()
+	var stderr bytes.Buffer
 	b.SetBytes(size)
 	b.ReportAllocs()
 	runs := 0
@@ -52,7 +57,7 @@ func BenchmarkRouteDryRunJSON(b *testing.B) {
 		}
 		runs++
 	}
-	b.ReportMetric(float64(runs*benchEventsPerRun)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(runs*events)/b.Elapsed().Seconds(), "events/s")
 }
 
 // TestGenerateBenchFile writes $SESROUTER_BENCH_N (default 100000)

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -55,19 +53,7 @@ func BenchmarkRouteLive(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.ndjson")
 	size := writeBenchFileOrFail(b, path, benchLiveEvents)
 	args := []string{"route", "-format", "json", "-rules", "../../rules.yaml", path}
-	var stderr bytes.Buffer
-
-	b.SetBytes(size)
-	b.ReportAllocs()
-	runs := 0
-	for b.Loop() {
-		stderr.Reset()
-		if code := run(args, strings.NewReader(""), io.Discard, &stderr, e); code != exitOK {
-			b.Fatalf("route exited %d:\n%s", code, stderr.String())
-		}
-		runs++
-	}
-	b.ReportMetric(float64(runs*benchLiveEvents)/b.Elapsed().Seconds(), "events/s")
+	benchRoute(b, args, e, size, benchLiveEvents)
 	if c := sl.Counts(); c.Succeeded == 0 || c.Requests != c.Succeeded {
 		b.Errorf("Slack counts %+v: want every request a success", c)
 	}
