@@ -7,6 +7,7 @@
 //
 //	sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
 //	sesrouter check  [-rules FILE]
+//	sesrouter lambda [-rules FILE]
 //	sesrouter version
 //
 // Run "sesrouter COMMAND -h" for a command's flags. Exit status: 0 all
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // Exit statuses, as SPEC fixes them.
@@ -42,11 +44,13 @@ type env struct {
 	getenv                   func(string) string
 	executable               string
 	stdoutIsTTY, stderrIsTTY bool
+	// start is when the process started, for lambda's init duration.
+	start time.Time
 }
 
 func newEnv() env {
 	exe, _ := os.Executable()
-	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr)}
+	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr), start: time.Now()}
 }
 
 // isTerminal reports whether f is a terminal: a character device that is
@@ -69,7 +73,7 @@ Usage:
   sesrouter check  [-rules FILE]
   sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...   (not yet available)
   sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]   (not yet available)
-  sesrouter lambda [-rules FILE]   (not yet available)
+  sesrouter lambda [-rules FILE]
   sesrouter version
 
 Run "sesrouter COMMAND -h" for the flags of a command.
@@ -84,7 +88,7 @@ Exit status: 0 all good; 1 some event or action failed; 2 bad usage or bad rules
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 	if len(args) == 0 {
 		if e.getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-			return notYet(stderr, "lambda")
+			return cmdLambda(nil, stdout, stderr, e)
 		}
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -97,7 +101,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 		return cmdCheck(rest, stdout, stderr, e)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
-	case "test", "serve", "lambda":
+	case "lambda":
+		return cmdLambda(rest, stdout, stderr, e)
+	case "test", "serve":
 		return notYet(stderr, cmd)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -141,7 +147,8 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 }
 
 // rulesPath finds the rules file: the -rules flag, $SESROUTER_RULES,
-// rules.yaml in the working directory, rules.yaml beside the executable.
+// rules.yaml in the working directory, $LAMBDA_TASK_ROOT/rules.yaml (in
+// Lambda), rules.yaml beside the executable.
 func rulesPath(flagValue string, e env) string {
 	if flagValue != "" {
 		return flagValue
@@ -152,6 +159,11 @@ func rulesPath(flagValue string, e env) string {
 	if _, err := os.Stat("rules.yaml"); err == nil {
 		return "rules.yaml"
 	}
+	if root := e.getenv("LAMBDA_TASK_ROOT"); root != "" {
+		if p := filepath.Join(root, "rules.yaml"); fileExists(p) {
+			return p
+		}
+	}
 	if e.executable != "" {
 		p := filepath.Join(filepath.Dir(e.executable), "rules.yaml")
 		if _, err := os.Stat(p); err == nil {
@@ -159,6 +171,11 @@ func rulesPath(flagValue string, e env) string {
 		}
 	}
 	return "rules.yaml"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
