@@ -299,11 +299,10 @@ func compileBinary(n *ast.BinaryNode) (any, bool) {
 		if !ok {
 			return nil, false
 		}
+		if f, ok := equality(n.Operator, a, b); ok {
+			return f, true
+		}
 		switch n.Operator {
-		case "==":
-			return boolFn(func(c *evalCtx) bool { return a(c) == b(c) }), true
-		case "!=":
-			return boolFn(func(c *evalCtx) bool { return a(c) != b(c) }), true
 		case "contains":
 			return boolFn(func(c *evalCtx) bool { return strings.Contains(a(c), b(c)) }), true
 		case "startsWith":
@@ -326,11 +325,10 @@ func compileBinary(n *ast.BinaryNode) (any, bool) {
 		if !ok {
 			return nil, false
 		}
+		if f, ok := equality(n.Operator, a, b); ok {
+			return f, true
+		}
 		switch n.Operator {
-		case "==":
-			return boolFn(func(c *evalCtx) bool { return a(c) == b(c) }), true
-		case "!=":
-			return boolFn(func(c *evalCtx) bool { return a(c) != b(c) }), true
 		case "<":
 			return boolFn(func(c *evalCtx) bool { return a(c) < b(c) }), true
 		case "<=":
@@ -345,12 +343,18 @@ func compileBinary(n *ast.BinaryNode) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		switch n.Operator {
-		case "==":
-			return boolFn(func(c *evalCtx) bool { return a(c) == b(c) }), true
-		case "!=":
-			return boolFn(func(c *evalCtx) bool { return a(c) != b(c) }), true
-		}
+		return equality(n.Operator, a, b)
+	}
+	return nil, false
+}
+
+// equality compiles == and != between two closures of one type.
+func equality[T comparable, F ~func(*evalCtx) T](op string, a, b F) (any, bool) {
+	switch op {
+	case "==":
+		return boolFn(func(c *evalCtx) bool { return a(c) == b(c) }), true
+	case "!=":
+		return boolFn(func(c *evalCtx) bool { return a(c) != b(c) }), true
 	}
 	return nil, false
 }
