@@ -7,6 +7,7 @@
 //
 //	sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
 //	sesrouter check  [-rules FILE]
+//	sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
 //	sesrouter lambda [-rules FILE]
 //	sesrouter version
 //
@@ -71,7 +72,7 @@ const usage = `sesrouter routes Amazon SES feedback by the rules of a YAML file.
 Usage:
   sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
   sesrouter check  [-rules FILE]
-  sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...   (not yet available)
+  sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
   sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]   (not yet available)
   sesrouter lambda [-rules FILE]
   sesrouter version
@@ -103,7 +104,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 		return cmdVersion(rest, stdout, stderr)
 	case "lambda":
 		return cmdLambda(rest, stdout, stderr, e)
-	case "test", "serve":
+	case "test":
+		return cmdTest(rest, stdout, stderr, e)
+	case "serve":
 		return notYet(stderr, cmd)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)

@@ -222,7 +222,9 @@ func TestUsageErrors(t *testing.T) {
 		{"lambda without rules fails init", []string{"lambda"}, nil, "sesrouter: rules: open rules.yaml: no such file or directory"},
 		{"unknown flag of lambda", []string{"lambda", "-bogus"}, nil, "flag provided but not defined: -bogus"},
 		{"serve", []string{"serve"}, nil, "sesrouter: serve is not available in this version yet"},
-		{"test", []string{"test", "x.yaml"}, nil, "sesrouter: test is not available in this version yet"},
+		{"test of a missing file", []string{"test", "x.yaml"}, nil, "sesrouter: test file: open x.yaml: no such file or directory\n"},
+		{"test without a file", []string{"test"}, nil, "sesrouter test: no test file given\nUsage: sesrouter test "},
+		{"test with a bad -run", []string{"test", "-run", "(", "x.yaml"}, nil, "sesrouter test: -run: error parsing regexp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
