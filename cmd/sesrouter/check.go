@@ -10,7 +10,11 @@ import (
 
 const checkText = `Loads and compiles the rules file and reports every problem in it, each as
 FILE:LINE:COL: rule "NAME": message. Exit status 0 when the rules load, 2
-when they do not.`
+when they do not.
+
+It also warns, on standard error and with exit status 0, about a rule that
+can never decide (an earlier rule that does not continue always matches
+first, or has the same condition) and about a destination no rule notifies.`
 
 func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("check", "check [-rules FILE]", checkText, stderr)
@@ -26,8 +30,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	if !ok {
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s, %s, %s\n", rules.File,
-		plural(len(rules.Rules), "rule"), plural(len(rules.Destinations), "destination"), plural(len(rules.Lists), "list"))
+	warnings := rules.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w)
+	}
+	summary := fmt.Sprintf("%s, %s, %s", plural(len(rules.Rules), "rule"), plural(len(rules.Destinations), "destination"), plural(len(rules.Lists), "list"))
+	if len(warnings) > 0 {
+		summary += ", " + plural(len(warnings), "warning")
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s\n", rules.File, summary)
 	return exitOK
 }
 
