@@ -8,6 +8,7 @@
 //	sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
 //	sesrouter check  [-rules FILE]
 //	sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
+//	sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]
 //	sesrouter lambda [-rules FILE]
 //	sesrouter version
 //
@@ -73,7 +74,7 @@ Usage:
   sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
   sesrouter check  [-rules FILE]
   sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
-  sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]   (not yet available)
+  sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]
   sesrouter lambda [-rules FILE]
   sesrouter version
 
@@ -107,17 +108,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 	case "test":
 		return cmdTest(rest, stdout, stderr, e)
 	case "serve":
-		return notYet(stderr, cmd)
+		return cmdServe(rest, stdout, stderr, e)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "sesrouter: unknown command %q\n\n%s", cmd, usage)
-	return exitUsage
-}
-
-func notYet(stderr io.Writer, cmd string) int {
-	fmt.Fprintf(stderr, "sesrouter: %s is not available in this version yet; route -dry-run and check are\n", cmd)
 	return exitUsage
 }
 

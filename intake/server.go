@@ -1,0 +1,309 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Defaults of [ServerOptions].
+const (
+	// DefaultMaxBody is the largest body read: SNS messages are at most
+	// 256 KB, and the HTTP envelope adds little.
+	DefaultMaxBody = 256 << 10
+	// DefaultMaxConcurrent bounds the requests handled at once.
+	DefaultMaxConcurrent = 128
+	// DefaultQueueWait is how long a request waits for a free slot before
+	// it gets 503.
+	DefaultQueueWait = 5 * time.Second
+	// DefaultConfirmTimeout bounds the GET of a SubscribeURL.
+	DefaultConfirmTimeout = 15 * time.Second
+)
+
+// HealthPath is the path of the health check: GET answers 200 "ok".
+const HealthPath = "/healthz"
+
+// ErrUnprocessable marks an error of [ServerOptions.Handle] that a new
+// delivery of the same message cannot fix (its content is unreadable): the
+// server answers 422, which SNS does not retry, instead of 500.
+var ErrUnprocessable = errors.New("unprocessable notification")
+
+// MessageVerifier checks a message's signature; [*Verifier] is one.
+type MessageVerifier interface {
+	Verify(ctx context.Context, m *Message) error
+}
+
+var _ MessageVerifier = (*Verifier)(nil)
+
+// ServerOptions configure a [Server]. Verifier and Handle are required.
+type ServerOptions struct {
+	// Verifier checks every message's signature before anything in it is
+	// acted on.
+	Verifier MessageVerifier
+	// Topics are the topic ARNs whose messages are accepted; a message of
+	// another topic is refused. None accepts nothing.
+	Topics []string
+	// Handle is called with every verified Notification of an allowed
+	// topic (body is the raw request body, m the parsed message); it
+	// returns when the notification's actions are done. An error makes the
+	// answer 500, so that SNS delivers the message again, or 422 when it
+	// wraps ErrUnprocessable.
+	Handle func(ctx context.Context, body []byte, m *Message) error
+	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is
+	// http.DefaultClient.
+	HTTPClient *http.Client
+	// ConfirmTimeout bounds a confirmation GET (default
+	// DefaultConfirmTimeout).
+	ConfirmTimeout time.Duration
+	// Logger gets one line per refused request, confirmation and error;
+	// nil discards.
+	Logger *slog.Logger
+	// MaxBody is the largest body accepted (default DefaultMaxBody); a
+	// larger one gets 413.
+	MaxBody int64
+	// MaxConcurrent bounds the requests handled at once (default
+	// DefaultMaxConcurrent); QueueWait is how long a request waits for a
+	// slot before it gets 503 with Retry-After (default
+	// DefaultQueueWait).
+	MaxConcurrent int
+	QueueWait     time.Duration
+}
+
+// Server is the http.Handler of an SNS HTTP(S) subscription endpoint. For
+// a POST it reads the body (at most MaxBody), parses it, refuses a topic
+// not allowed, verifies the signature, and only then acts on the message
+// by its Type: a Notification goes to Handle and is answered once Handle
+// returns; a SubscriptionConfirmation is confirmed by a GET of its
+// SubscribeURL (an https URL on an SNS host); an UnsubscribeConfirmation
+// is logged. GET /healthz answers 200 "ok".
+//
+// Status codes: 200 done; 400 unreadable body or an
+// x-amz-sns-message-type header that contradicts the body; 403 topic not
+// allowed, bad signature or a SubscribeURL that is not on an SNS host; 405
+// not POST; 413 body too large; 422 verified notification whose content
+// cannot be read; 500 an action failed (SNS retries); 502 the
+// confirmation GET failed; 503 too busy, or the signing certificate could
+// not be fetched (with Retry-After). SNS retries
+// 5xx answers and not 4xx ones.
+type Server struct {
+	verifier       MessageVerifier
+	topics         map[string]bool
+	handle         func(ctx context.Context, body []byte, m *Message) error
+	client         *http.Client
+	confirmTimeout time.Duration
+	logger         *slog.Logger
+	maxBody        int64
+	queueWait      time.Duration
+	slots          chan struct{}
+}
+
+// NewServer returns a Server with o's settings, defaults filled in. It
+// panics when o.Verifier or o.Handle is nil: that is a programming error.
+func NewServer(o ServerOptions) *Server {
+	if o.Verifier == nil || o.Handle == nil {
+		panic("intake.NewServer: Verifier and Handle are required")
+	}
+	s := &Server{
+		verifier: o.Verifier, topics: map[string]bool{}, handle: o.Handle, client: o.HTTPClient,
+		confirmTimeout: o.ConfirmTimeout, logger: o.Logger, maxBody: o.MaxBody, queueWait: o.QueueWait,
+	}
+	for _, t := range o.Topics {
+		s.topics[t] = true
+	}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	if s.confirmTimeout <= 0 {
+		s.confirmTimeout = DefaultConfirmTimeout
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.queueWait <= 0 {
+		s.queueWait = DefaultQueueWait
+	}
+	n := o.MaxConcurrent
+	if n <= 0 {
+		n = DefaultMaxConcurrent
+	}
+	s.slots = make(chan struct{}, n)
+	return s
+}
+
+// ServeHTTP handles one request; see [Server].
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.refuse(r, w, http.StatusMethodNotAllowed, "method not allowed", nil)
+		return
+	}
+	if !s.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil)
+		return
+	}
+	defer func() { <-s.slots }()
+
+	if r.ContentLength > s.maxBody {
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
+			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil, slog.Int64("maxBody", s.maxBody))
+			return
+		}
+		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
+		return
+	}
+	m, err := ParseMessage(body)
+	if err != nil {
+		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err)
+		return
+	}
+	if h := r.Header.Get("x-amz-sns-message-type"); h != "" && h != m.Type {
+		s.refuse(r, w, http.StatusBadRequest, "x-amz-sns-message-type contradicts the body", nil,
+			msgAttrs(m, slog.String("header", h))...)
+		return
+	}
+	if !s.topics[m.TopicArn] {
+		s.refuse(r, w, http.StatusForbidden, "topic not allowed", nil, msgAttrs(m)...)
+		return
+	}
+	if err := s.verifier.Verify(r.Context(), m); err != nil {
+		if errors.Is(err, ErrCertUnavailable) {
+			// The certificate could not be fetched, maybe for a
+			// passing reason: SNS retries a 5xx.
+			w.Header().Set("Retry-After", "10")
+			s.refuse(r, w, http.StatusServiceUnavailable, "signing certificate unavailable", err, msgAttrs(m)...)
+			return
+		}
+		s.refuse(r, w, http.StatusForbidden, "signature refused", err, msgAttrs(m)...)
+		return
+	}
+
+	switch m.Type {
+	case TypeNotification:
+		s.notification(w, r, body, m)
+	case TypeSubscriptionConfirmation:
+		s.confirm(w, r, m)
+	case TypeUnsubscribeConfirmation:
+		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "unsubscribed", msgAttrs(m)...)
+		io.WriteString(w, "ok\n")
+	default:
+		// Verify accepts only types it can build the string to sign of.
+		s.refuse(r, w, http.StatusBadRequest, "unknown message type", nil, msgAttrs(m)...)
+	}
+}
+
+// acquire waits for a free slot, at most queueWait; it reports whether it
+// got one.
+func (s *Server) acquire(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(s.queueWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// notification hands a verified notification to Handle and answers by its
+// result.
+func (s *Server) notification(w http.ResponseWriter, r *http.Request, body []byte, m *Message) {
+	err := s.handle(r.Context(), body, m)
+	switch {
+	case err == nil:
+		io.WriteString(w, "ok\n")
+	case errors.Is(err, ErrUnprocessable):
+		s.refuse(r, w, http.StatusUnprocessableEntity, "notification not processed", err, msgAttrs(m)...)
+	default:
+		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err, msgAttrs(m)...)
+	}
+}
+
+// confirm confirms a verified subscription by a GET of its SubscribeURL.
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *Message) {
+	if err := CheckSNSURL(m.SubscribeURL); err != nil {
+		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.confirmTimeout)
+	defer cancel()
+	err := s.get(ctx, m.SubscribeURL)
+	if err != nil {
+		s.refuse(r, w, http.StatusBadGateway, "subscription not confirmed", err, msgAttrs(m)...)
+		return
+	}
+	s.logger.LogAttrs(r.Context(), slog.LevelInfo, "subscription confirmed", msgAttrs(m)...)
+	io.WriteString(w, "ok\n")
+}
+
+// get fetches u and wants a 2xx answer.
+func (s *Server) get(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// A *url.Error repeats the whole URL, token included; keep
+		// the cause only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("GET SubscribeURL: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET SubscribeURL: %s", resp.Status)
+	}
+	return nil
+}
+
+// refuse answers code with its status text and logs why at warn (error
+// for 5xx).
+func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg string, err error, attrs ...slog.Attr) {
+	level := slog.LevelWarn
+	if code >= 500 {
+		level = slog.LevelError
+	}
+	attrs = append(attrs, slog.Int("status", code), slog.String("remote", r.RemoteAddr))
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	s.logger.LogAttrs(r.Context(), level, msg, attrs...)
+	http.Error(w, strconv.Itoa(code)+" "+http.StatusText(code), code)
+}
+
+// msgAttrs are the log attributes naming m.
+func msgAttrs(m *Message, more ...slog.Attr) []slog.Attr {
+	return append([]slog.Attr{slog.String("snsType", m.Type), slog.String("snsMessageId", m.MessageID), slog.String("topicArn", m.TopicArn)}, more...)
+}

@@ -1,0 +1,454 @@
+package intake_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sesrouter/sesrouter/intake"
+	"github.com/sesrouter/sesrouter/intake/intaketest"
+)
+
+// samplesDir holds the shared samples: the repository sits beside
+// shared/, here and in CI.
+const samplesDir = "../../shared/samples"
+
+const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+// recorder is an http.RoundTripper that records every request and answers
+// status locally: no request leaves the process.
+type recorder struct {
+	mu     sync.Mutex
+	urls   []string
+	status int
+}
+
+func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec.mu.Lock()
+	rec.urls = append(rec.urls, r.URL.String())
+	status := rec.status
+	rec.mu.Unlock()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
+		Body: io.NopCloser(strings.NewReader("<ConfirmSubscriptionResponse/>")), Request: r}, nil
+}
+
+func (rec *recorder) requests() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]string(nil), rec.urls...)
+}
+
+// testServer is a Server under test with what it did.
+type testServer struct {
+	srv     *intake.Server
+	out     *recorder
+	mu      sync.Mutex
+	handled []string // MessageIds handed to Handle
+	logs    *bytes.Buffer
+	// fail, when set, is what Handle returns.
+	fail error
+}
+
+func newTestServer(t *testing.T, certDir string, topics []string, o intake.ServerOptions) *testServer {
+	t.Helper()
+	ts := &testServer{out: &recorder{}, logs: &bytes.Buffer{}}
+	o.Verifier = intake.NewVerifier(intake.VerifierOptions{CertDir: certDir, HTTPClient: &http.Client{Transport: ts.out}})
+	o.Topics = topics
+	o.HTTPClient = &http.Client{Transport: ts.out}
+	o.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: ts.logs}, nil))
+	o.Handle = func(_ context.Context, _ []byte, m *intake.Message) error {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		ts.handled = append(ts.handled, m.MessageID)
+		return ts.fail
+	}
+	ts.srv = intake.NewServer(o)
+	return ts
+}
+
+func (ts *testServer) handledIDs() []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]string(nil), ts.handled...)
+}
+
+// post posts body with the message type header typ (none when "") and
+// returns the status code.
+func (ts *testServer) post(t *testing.T, typ string, body []byte) int {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+	if typ != "" {
+		r.Header.Set("x-amz-sns-message-type", typ)
+	}
+	w := httptest.NewRecorder()
+	ts.srv.ServeHTTP(w, r)
+	return w.Code
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// sample is a real signed SNS message of the shared samples.
+type sample struct {
+	file string
+	body []byte
+	msg  *intake.Message
+}
+
+// realSamples reads the real signed samples, or skips the test when the
+// shared folder is absent.
+func realSamples(t *testing.T) (certDir string, samples []sample) {
+	t.Helper()
+	certDir = filepath.Join(samplesDir, "certs")
+	if _, err := os.Stat(certDir); err != nil {
+		t.Skipf("the shared samples are not beside the repository (%s): %v", samplesDir, err)
+	}
+	for _, name := range []string{
+		"18_event_open_sns_http.json",
+		"22_sns_subscription_confirmation_REAL_SIGNATURE_verifies.json",
+		"31_extracted_sns_notification_sigv1_sha1_REAL_SIGNATURE.json",
+		"32_extracted_sns_notification_sigv2_sha256_REAL_SIGNATURE.json",
+	} {
+		body, err := os.ReadFile(filepath.Join(samplesDir, "events", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := intake.ParseMessage(body)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		samples = append(samples, sample{name, body, m})
+	}
+	return certDir, samples
+}
+
+func topicsOf(samples []sample) []string {
+	var ts []string
+	for _, s := range samples {
+		ts = append(ts, s.msg.TopicArn)
+	}
+	return ts
+}
+
+func TestServerRealSamplesAccepted(t *testing.T) {
+	certDir, samples := realSamples(t)
+	ts := newTestServer(t, certDir, topicsOf(samples), intake.ServerOptions{})
+	var notifications []string
+	for _, s := range samples {
+		if code := ts.post(t, s.msg.Type, s.body); code != http.StatusOK {
+			t.Errorf("%s: status %d, want 200\n%s", s.file, code, ts.logs)
+		}
+		if s.msg.Type == intake.TypeNotification {
+			notifications = append(notifications, s.msg.MessageID)
+		}
+	}
+	if got := ts.handledIDs(); strings.Join(got, ",") != strings.Join(notifications, ",") {
+		t.Errorf("handled %v, want the notifications %v", got, notifications)
+	}
+	want := "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336412f37fb687f5d51e6e2425dacbbab295a4858a33cdb6a8cb0ebfce2003796d8ff517616ab3f7b3399952cfecff575466f243a7004fee6c6ee158d69719622e8a10033953c30ea660bf52dd13c456e97af0a5676a6415184c0d6c0091ee11f983a5072b0a316e97b121fbb6d6d0ff4a9e274e17d276ff754786d34bf6d22"
+	if got := ts.out.requests(); len(got) != 1 || got[0] != want {
+		t.Errorf("outbound requests %q, want exactly one GET of the SubscribeURL", got)
+	}
+	if !strings.Contains(ts.logs.String(), `"msg":"subscription confirmed"`) {
+		t.Errorf("no confirmation logged:\n%s", ts.logs)
+	}
+}
+
+// signedFields are the body keys SNS signs, by message type.
+var signedFields = map[string][]string{
+	intake.TypeNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
+	intake.TypeSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
+}
+
+// tamper returns body with the string value of key changed (one character
+// appended), keeping everything else; ok is false when body has no such
+// string field.
+func tamper(t *testing.T, body []byte, key string) ([]byte, bool) {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := doc[key].(string)
+	if !ok {
+		return nil, false
+	}
+	switch key {
+	case "Type":
+		// Another valid type, so that the signature is what refuses it.
+		if v == intake.TypeNotification {
+			doc[key] = intake.TypeSubscriptionConfirmation
+			doc["Token"], doc["SubscribeURL"] = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
+		} else {
+			doc[key] = intake.TypeUnsubscribeConfirmation
+		}
+	case "TopicArn":
+		doc[key] = v + "-2" // allowed too: the test allows it
+	case "SubscribeURL":
+		doc[key] = v + "0"
+	default:
+		doc[key] = v + "x"
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, true
+}
+
+func TestServerRealSamplesTampered(t *testing.T) {
+	certDir, samples := realSamples(t)
+	topics := topicsOf(samples)
+	for _, s := range samples {
+		topics = append(topics, s.msg.TopicArn+"-2")
+	}
+	ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+	n := 0
+	for _, s := range samples {
+		for _, key := range signedFields[s.msg.Type] {
+			body, ok := tamper(t, s.body, key)
+			if !ok {
+				continue
+			}
+			n++
+			if code := ts.post(t, "", body); code != http.StatusForbidden {
+				t.Errorf("%s with %s changed: status %d, want 403", s.file, key, code)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d tampered bodies", n)
+	}
+	if got := ts.handledIDs(); len(got) != 0 {
+		t.Errorf("tampered notifications were handled: %v", got)
+	}
+	if got := ts.out.requests(); len(got) != 0 {
+		t.Errorf("tampered messages caused outbound requests: %q", got)
+	}
+	if c := strings.Count(ts.logs.String(), `"msg":"signature refused"`); c != n {
+		t.Errorf("%d refusals logged, want %d", c, n)
+	}
+}
+
+func TestServerRealSamplesTopicNotAllowed(t *testing.T) {
+	certDir, samples := realSamples(t)
+	for _, topics := range [][]string{nil, {"arn:aws:sns:us-east-1:123456789012:other"}} {
+		ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+		for _, s := range samples {
+			if code := ts.post(t, s.msg.Type, s.body); code != http.StatusForbidden {
+				t.Errorf("topics %v: %s: status %d, want 403", topics, s.file, code)
+			}
+		}
+		if len(ts.handledIDs()) != 0 || len(ts.out.requests()) != 0 {
+			t.Errorf("topics %v: handled %v, outbound %v; want nothing", topics, ts.handledIDs(), ts.out.requests())
+		}
+	}
+}
+
+func TestServerSignedByTestKey(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+	subject := "Amazon SES Email Event Notification"
+	n1 := sg.Notification(t, testTopic, "n1", `{"hello":"world"}`)
+	n2 := &intake.Message{Type: intake.TypeNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
+		Timestamp: "2024-05-01T10:00:00.000Z", Subject: &subject, SignatureVersion: "2"}
+	sg.Sign(t, n2)
+	sub := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
+	unsub := sg.Confirmation(t, intake.TypeUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
+	for _, m := range []*intake.Message{n1, n2, sub, unsub} {
+		if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusOK {
+			t.Errorf("%s %s: status %d, want 200\n%s", m.Type, m.MessageID, code, ts.logs)
+		}
+	}
+	if got := strings.Join(ts.handledIDs(), ","); got != "n1,n2" {
+		t.Errorf("handled %s, want n1,n2", got)
+	}
+	if got := ts.out.requests(); len(got) != 1 || got[0] != sub.SubscribeURL {
+		t.Errorf("outbound %q, want the one SubscribeURL", got)
+	}
+	if !strings.Contains(ts.logs.String(), `"msg":"unsubscribed"`) {
+		t.Errorf("unsubscribe not logged:\n%s", ts.logs)
+	}
+}
+
+func TestServerForgedConfirmationNoRequest(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	other := intaketest.NewSigner(t) // its certificate is not in sg.CertDir
+	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
+	badSig := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good)
+	badSig.Signature = other.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
+	changed := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "changed", good)
+	changed.SubscribeURL = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=other"
+	tests := []struct {
+		name string
+		m    *intake.Message
+		want int
+	}{
+		{"signed by another key", badSig, http.StatusForbidden},
+		{"SubscribeURL changed after signing", changed, http.StatusForbidden},
+		{"topic not allowed", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
+		{"SubscribeURL on another host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
+		{"SubscribeURL on a look-alike host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL over http", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
+		{"SubscribeURL with user info", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL with a port", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
+		{"SigningCertURL on another host", func() *intake.Message {
+			m := &intake.Message{Type: intake.TypeSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
+				Message: "m", SubscribeURL: good, Timestamp: "2024-05-01T10:00:00.000Z",
+				SigningCertURL: "https://evil.example/" + intaketest.CertName}
+			sg.Sign(t, m)
+			return m
+		}(), http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+			if code := ts.post(t, tt.m.Type, intaketest.Body(tt.m)); code != tt.want {
+				t.Errorf("status %d, want %d\n%s", code, tt.want, ts.logs)
+			}
+			if got := ts.out.requests(); len(got) != 0 {
+				t.Errorf("outbound requests %q, want none", got)
+			}
+		})
+	}
+}
+
+func TestServerStatusCodes(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	n := sg.Notification(t, testTopic, "n1", "{}")
+	body := intaketest.Body(n)
+	t.Run("healthz", func(t *testing.T) {
+		ts := newTestServer(t, sg.CertDir, nil, intake.ServerOptions{})
+		w := httptest.NewRecorder()
+		ts.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		if w.Code != http.StatusOK || w.Body.String() != "ok\n" {
+			t.Errorf("GET /healthz: %d %q, want 200 ok", w.Code, w.Body)
+		}
+	})
+	t.Run("GET elsewhere", func(t *testing.T) {
+		ts := newTestServer(t, sg.CertDir, nil, intake.ServerOptions{})
+		w := httptest.NewRecorder()
+		ts.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
+			t.Errorf("GET /: %d Allow %q, want 405 POST", w.Code, w.Header().Get("Allow"))
+		}
+	})
+	tests := []struct {
+		name   string
+		header string
+		body   []byte
+		opts   intake.ServerOptions
+		fail   error
+		want   int
+	}{
+		{"ok", intake.TypeNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
+		{"not JSON", "", []byte("hello"), intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"missing fields", "", []byte(`{"Type":"Notification"}`), intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"header contradicts body", intake.TypeSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"oversized", "", append(bytes.Repeat([]byte(" "), 300<<10), body...), intake.ServerOptions{}, nil, http.StatusRequestEntityTooLarge},
+		{"over a small limit", "", body, intake.ServerOptions{MaxBody: 100}, nil, http.StatusRequestEntityTooLarge},
+		{"action failed", "", body, intake.ServerOptions{}, errors.New("slack said no"), http.StatusInternalServerError},
+		{"unreadable content", "", body, intake.ServerOptions{}, fmt.Errorf("bad JSON: %w", intake.ErrUnprocessable), http.StatusUnprocessableEntity},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, sg.CertDir, []string{testTopic}, tt.opts)
+			ts.fail = tt.fail
+			if code := ts.post(t, tt.header, tt.body); code != tt.want {
+				t.Errorf("status %d, want %d\n%s", code, tt.want, ts.logs)
+			}
+			handled := len(ts.handledIDs()) > 0
+			if wantHandled := tt.want == 200 || tt.want >= 422; handled != wantHandled {
+				t.Errorf("handled %v, want %v", handled, wantHandled)
+			}
+		})
+	}
+}
+
+func TestServerOversizedChunked(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+	hs := httptest.NewServer(ts.srv)
+	defer hs.Close()
+	// No Content-Length: the limit is met while reading.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(bytes.Repeat([]byte(" "), 512<<10))
+		pw.Close()
+	}()
+	resp, err := http.Post(hs.URL, "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestServerConfirmationGETFails(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+	ts.out.status = http.StatusForbidden
+	m := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", code)
+	}
+}
+
+func TestServerBusy(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	v := intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir})
+	srv := intake.NewServer(intake.ServerOptions{
+		Verifier: v, Topics: []string{testTopic}, MaxConcurrent: 1, QueueWait: 50 * time.Millisecond,
+		Handle: func(context.Context, []byte, *intake.Message) error {
+			close(started)
+			<-release
+			return nil
+		},
+	})
+	body := intaketest.Body(sg.Notification(t, testTopic, "n1", "{}"))
+	done := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		done <- w.Code
+	}()
+	<-started
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Errorf("second request: %d Retry-After %q, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("first request: %d, want 200", code)
+	}
+}

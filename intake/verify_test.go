@@ -1,0 +1,912 @@
+package intake
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	samplesDir  = "../../shared/samples/events"
+	certsDir    = "../../shared/samples/certs"
+	testCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+)
+
+// signer is a test key pair with a self-signed certificate.
+type signer struct {
+	key     *rsa.PrivateKey
+	certPEM []byte
+}
+
+// newSigner makes an RSA key and a certificate valid from notBefore to
+// notAfter.
+func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &signer{key: key, certPEM: selfSigned(t, key, &key.PublicKey, notBefore, notAfter)}
+}
+
+// selfSigned returns a PEM certificate for pub signed by priv.
+func selfSigned(t testing.TB, priv crypto.Signer, pub any, notBefore, notAfter time.Time) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "sns.amazonaws.com"},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// validSigner makes a signer whose certificate is valid now.
+func validSigner(t testing.TB) *signer {
+	return newSigner(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// sign sets m's SignatureVersion and Signature.
+func (s *signer) sign(t testing.TB, m *Message, version string) {
+	t.Helper()
+	m.SignatureVersion = version
+	str, err := StringToSign(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig []byte
+	switch version {
+	case "1":
+		d := sha1.Sum([]byte(str))
+		sig, err = rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA1, d[:])
+	case "2":
+		d := sha256.Sum256([]byte(str))
+		sig, err = rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, d[:])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Signature = base64.StdEncoding.EncodeToString(sig)
+}
+
+// certDir writes the signer's certificate under the file name of
+// testCertURL in a temporary folder.
+func (s *signer) certDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "SimpleNotificationService-test.pem"), s.certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func strp(s string) *string { return &s }
+
+// testMessages returns one unsigned message of every type.
+func testMessages() map[string]*Message {
+	return map[string]*Message{
+		"notification with subject": {
+			Type: TypeNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
+			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Message:  "{\"notificationType\":\"Bounce\",\n\"x\":\"line\\r\\n\"}\r\n", Timestamp: "2024-03-25T23:01:53.935Z",
+			Subject: strp("Amazon SES Email Event Notification"), SigningCertURL: testCertURL,
+			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
+		},
+		"notification without subject": {
+			Type: TypeNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
+			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Message:  `{"notificationType":"Complaint"}`, Timestamp: "2024-03-25T23:01:54.000Z",
+			SigningCertURL: testCertURL,
+			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=y",
+		},
+		"subscription confirmation": {
+			Type: TypeSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
+			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Message:  "You have chosen to subscribe.\nVisit the SubscribeURL.", Timestamp: "2024-03-25T23:00:00.000Z",
+			Token: "2336412f37fb", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37fb",
+			SigningCertURL: testCertURL,
+		},
+		"unsubscribe confirmation": {
+			Type: TypeUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
+			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Message:  "You have chosen to deactivate subscription.", Timestamp: "2024-03-26T00:00:00.000Z",
+			Token: "99aa", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=99aa",
+			SigningCertURL: testCertURL,
+		},
+	}
+}
+
+// failingClient is an HTTP client whose every request fails the test.
+func failingClient(t *testing.T) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		t.Errorf("unexpected request %s %s", r.Method, r.URL)
+		return nil, errors.New("no network in this test")
+	})}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// readSample parses a sample file, skipping the test when the samples are
+// absent.
+func readSample(t *testing.T, prefix string) *Message {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(samplesDir, prefix+"_*.json"))
+	if len(matches) != 1 {
+		t.Skipf("sample %s_*.json not found in %s (the shared samples are not checked out)", prefix, samplesDir)
+	}
+	if _, err := os.Stat(certsDir); err != nil {
+		t.Skipf("certificate folder %s not found (the shared samples are not checked out)", certsDir)
+	}
+	body, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseMessage(body)
+	if err != nil {
+		t.Fatalf("%s: %v", matches[0], err)
+	}
+	return m
+}
+
+func clone(m *Message) *Message {
+	c := *m
+	if m.Subject != nil {
+		c.Subject = strp(*m.Subject)
+	}
+	return &c
+}
+
+// tamperings returns every single-field change of a signed message of m's
+// type that must make verification fail.
+func tamperings(m *Message) map[string]func(*Message) {
+	t := map[string]func(*Message){
+		"Message":            func(m *Message) { m.Message += "x" },
+		"MessageId":          func(m *Message) { m.MessageID += "x" },
+		"Timestamp":          func(m *Message) { m.Timestamp += "x" },
+		"TopicArn":           func(m *Message) { m.TopicArn += "x" },
+		"Type":               func(m *Message) { m.Type += "x" },
+		"Signature":          func(m *Message) { m.Signature = "A" + m.Signature[1:] },
+		"Signature appended": func(m *Message) { m.Signature += "AAAA" },
+		"Signature empty":    func(m *Message) { m.Signature = "" },
+		"SigningCertURL":     func(m *Message) { m.SigningCertURL += "x" },
+		"SignatureVersion": func(m *Message) {
+			if m.SignatureVersion == "1" {
+				m.SignatureVersion = "2"
+			} else {
+				m.SignatureVersion = "1"
+			}
+		},
+		"SignatureVersion 3": func(m *Message) { m.SignatureVersion = "3" },
+	}
+	switch m.Type {
+	case TypeNotification:
+		if m.Subject != nil {
+			t["Subject"] = func(m *Message) { *m.Subject += "x" }
+			t["Subject removed"] = func(m *Message) { m.Subject = nil }
+			t["Subject emptied"] = func(m *Message) { *m.Subject = "" }
+		} else {
+			t["Subject added"] = func(m *Message) { m.Subject = strp("x") }
+			t["Subject added empty"] = func(m *Message) { m.Subject = strp("") }
+		}
+		t["Type to SubscriptionConfirmation"] = func(m *Message) { m.Type = TypeSubscriptionConfirmation }
+	default:
+		t["SubscribeURL"] = func(m *Message) { m.SubscribeURL += "x" }
+		t["Token"] = func(m *Message) { m.Token += "x" }
+		other := TypeUnsubscribeConfirmation
+		if m.Type == other {
+			other = TypeSubscriptionConfirmation
+		}
+		t["Type to "+other] = func(m *Message) { m.Type = other }
+		t["Type to Notification"] = func(m *Message) { m.Type = TypeNotification }
+	}
+	return t
+}
+
+// harmless returns changes to fields SNS does not sign, which must not make
+// verification fail.
+func harmless(m *Message) map[string]func(*Message) {
+	t := map[string]func(*Message){
+		"UnsubscribeURL": func(m *Message) { m.UnsubscribeURL += "x" },
+	}
+	switch m.Type {
+	case TypeNotification:
+		t["Token"] = func(m *Message) { m.Token += "x" }
+		t["SubscribeURL"] = func(m *Message) { m.SubscribeURL += "x" }
+	default:
+		t["Subject added"] = func(m *Message) { m.Subject = strp("x") }
+	}
+	return t
+}
+
+// checkTamperings verifies m, then every tampering of it (refused) and
+// every harmless change (accepted).
+func checkTamperings(t *testing.T, v *Verifier, m *Message) {
+	t.Helper()
+	if err := v.Verify(context.Background(), m); err != nil {
+		t.Fatalf("untouched message: %v", err)
+	}
+	for name, change := range tamperings(m) {
+		c := clone(m)
+		change(c)
+		if err := v.Verify(context.Background(), c); err == nil {
+			t.Errorf("tampered %s: verified", name)
+		}
+	}
+	for name, change := range harmless(m) {
+		c := clone(m)
+		change(c)
+		if err := v.Verify(context.Background(), c); err != nil {
+			t.Errorf("unsigned field %s changed: %v", name, err)
+		}
+	}
+	if err := v.Verify(context.Background(), m); err != nil {
+		t.Fatalf("message changed by the test: %v", err)
+	}
+}
+
+func TestVerifyRealSamples(t *testing.T) {
+	for _, tc := range []struct{ prefix, typ, version string }{
+		{"18", TypeNotification, "1"},
+		{"22", TypeSubscriptionConfirmation, "1"},
+		{"31", TypeNotification, "1"},
+		{"32", TypeNotification, "2"},
+	} {
+		t.Run(tc.prefix, func(t *testing.T) {
+			m := readSample(t, tc.prefix)
+			if m.Type != tc.typ || m.SignatureVersion != tc.version {
+				t.Fatalf("sample %s is %s SigV%s, want %s SigV%s", tc.prefix, m.Type, m.SignatureVersion, tc.typ, tc.version)
+			}
+			v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
+			checkTamperings(t, v, m)
+		})
+	}
+}
+
+func TestVerifyRealSampleSpoofedHost(t *testing.T) {
+	m := readSample(t, "31")
+	m.SigningCertURL = strings.Replace(m.SigningCertURL, "sns.us-east-2.amazonaws.com", "sns.us-east-2.amazonaws.com.evil.example", 1)
+	v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
+	err := v.Verify(context.Background(), m)
+	want := `sns signature: SigningCertURL "https://sns.us-east-2.amazonaws.com.evil.example/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem": host "sns.us-east-2.amazonaws.com.evil.example" is not sns.<region>.amazonaws.com(.cn)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestVerifyGeneratedAllTypesBothVersions(t *testing.T) {
+	s := validSigner(t)
+	v := NewVerifier(VerifierOptions{CertDir: s.certDir(t), HTTPClient: failingClient(t)})
+	for name, m := range testMessages() {
+		for _, version := range []string{"1", "2"} {
+			t.Run(name+"/SigV"+version, func(t *testing.T) {
+				m := clone(m)
+				s.sign(t, m, version)
+				checkTamperings(t, v, m)
+			})
+		}
+	}
+}
+
+func TestVerifyThroughJSON(t *testing.T) {
+	// A message signed, encoded as SNS would, and parsed back verifies:
+	// decoded values (real newlines, \r\n) are what is signed.
+	s := validSigner(t)
+	v := NewVerifier(VerifierOptions{CertDir: s.certDir(t), HTTPClient: failingClient(t)})
+	m := testMessages()["notification with subject"]
+	s.sign(t, m, "2")
+	body, err := json.Marshal(map[string]any{
+		"Type": m.Type, "MessageId": m.MessageID, "TopicArn": m.TopicArn, "Subject": *m.Subject,
+		"Message": m.Message, "Timestamp": m.Timestamp, "SignatureVersion": m.SignatureVersion,
+		"Signature": m.Signature, "SigningCertURL": m.SigningCertURL, "UnsubscribeURL": m.UnsubscribeURL,
+		"MessageAttributes": map[string]any{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseMessage(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyOtherKey(t *testing.T) {
+	// A message signed by another key, or naming another certificate file
+	// from the folder, is refused.
+	s, other := validSigner(t), validSigner(t)
+	dir := s.certDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "SimpleNotificationService-other.pem"), other.certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier(VerifierOptions{CertDir: dir, HTTPClient: failingClient(t)})
+	m := testMessages()["notification without subject"]
+	other.sign(t, m, "1")
+	err := v.Verify(context.Background(), m)
+	want := "sns signature: does not verify (SignatureVersion 1, type Notification)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-other.pem"
+	if err := v.Verify(context.Background(), m); err != nil {
+		t.Fatalf("with its own certificate: %v", err)
+	}
+	m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-missing.pem"
+	if err := v.Verify(context.Background(), m); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing certificate file: got %v", err)
+	}
+}
+
+func TestVerifyLocalCertExpiredAccepted(t *testing.T) {
+	s := newSigner(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	v := NewVerifier(VerifierOptions{CertDir: s.certDir(t), HTTPClient: failingClient(t)})
+	m := testMessages()["subscription confirmation"]
+	s.sign(t, m, "1")
+	if err := v.Verify(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spoofedCertURLs are refused by CheckCertURL and by Verify without a fetch.
+var spoofedCertURLs = []string{
+	"",
+	"http://sns.us-east-1.amazonaws.com/x.pem",
+	"ftp://sns.us-east-1.amazonaws.com/x.pem",
+	"//sns.us-east-1.amazonaws.com/x.pem",
+	"https:sns.us-east-1.amazonaws.com/x.pem",
+	"https:///x.pem",
+	"https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
+	"https://sns.us-east-1.amazonaws.com.cn.evil.example/x.pem",
+	"https://sns.us-east-1.amazonaws.com./x.pem",
+	"https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
+	"https://evil.example/?sns.us-east-1.amazonaws.com/x.pem",
+	"https://evil.example#sns.us-east-1.amazonaws.com/x.pem",
+	"https://user@sns.us-east-1.amazonaws.com/x.pem",
+	"https://user:pass@sns.us-east-1.amazonaws.com/x.pem",
+	"https://sns.us-east-1.amazonaws.com@evil.example/x.pem",
+	"https://sns.us-east-1.amazonaws.com:8443/x.pem",
+	"https://sns.us-east-1.amazonaws.com:443/x.pem",
+	"https://sns.us-east-1.amazonaws.com:/x.pem",
+	"https://sns.us-east-1.amazonaws.com/x.txt",
+	"https://sns.us-east-1.amazonaws.com/x.pem.txt",
+	"https://sns.us-east-1.amazonaws.com/",
+	"https://sns.us-east-1.amazonaws.com",
+	"https://sns.us-east-1.amazonaws.com/.pem",
+	"https://sns.us-east-1.amazonaws.com/a/../x.pem",
+	"https://sns.us-east-1.amazonaws.com/./x.pem",
+	"https://sns.us-east-1.amazonaws.com//x.pem",
+	"https://s3.amazonaws.com/x.pem",
+	"https://s3.us-east-1.amazonaws.com/x.pem",
+	"https://sns.amazonaws.com/x.pem",
+	"https://sns..amazonaws.com/x.pem",
+	"https://sns.ab.amazonaws.com/x.pem",
+	"https://sns.us_east_1.amazonaws.com/x.pem",
+	"https://sns.us.east.1.amazonaws.com/x.pem",
+	"https://sns-us-east-1.amazonaws.com/x.pem",
+	"https://xsns.us-east-1.amazonaws.com/x.pem",
+	"https://sns.us-east-1.amazonaws.co/x.pem",
+	"https://sns.us-east-1.amazonaws.com.cn.cn/x.pem",
+	"https://sns.us-east-1.amazonaws.com/x.pem?",
+	"https://sns.us-east-1.amazonaws.com/x.pem?a=b",
+	"https://sns.us-east-1.amazonaws.com/x.pem#",
+	"https://sns.us-east-1.amazonaws.com/x.pem#frag",
+	"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem",
+	"https://sns.us-east-1.amazonaws.com/x%2epem",
+	"https://sns.us-east-1.amazonaws.com/x.pem%00",
+	"https://sns.us-east-1.amazonaws.com/x.%70em",
+	"https://sns%2eus-east-1.amazonaws.com/x.pem",
+	"https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
+	"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem",
+	"https://sns.us-east-1.amazonaws.com/a\\x.pem",
+	"https://sns.us-east-1.amazonaws.com/x .pem",
+	"https://sns.us-east-1.amazonaws.com/x.pem\n",
+	" https://sns.us-east-1.amazonaws.com/x.pem",
+	"https://sns.us-east-1.amazonaws.com\u3002evil.example/x.pem",
+	"https://[::1]/x.pem",
+	"https://127.0.0.1/x.pem",
+}
+
+func TestCheckCertURL(t *testing.T) {
+	for _, raw := range []string{
+		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
+		"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
+		"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
+		"https://sns.us-east-1.amazonaws.com/a/b/x.pem",
+		// Decision: host and scheme compare case-insensitively, as DNS and
+		// RFC 3986 do; the file name stays case-sensitive.
+		"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem",
+		"HTTPS://sns.us-east-1.amazonaws.com/x.pem",
+	} {
+		if err := CheckCertURL(raw); err != nil {
+			t.Errorf("CheckCertURL(%q) = %v, want nil", raw, err)
+		}
+	}
+	for _, raw := range spoofedCertURLs {
+		if err := CheckCertURL(raw); err == nil {
+			t.Errorf("CheckCertURL(%q) = nil, want an error", raw)
+		}
+	}
+}
+
+func TestCheckCertURLErrors(t *testing.T) {
+	for raw, want := range map[string]string{
+		"": "SigningCertURL: empty",
+		"http://sns.us-east-1.amazonaws.com/x.pem":                `SigningCertURL "http://sns.us-east-1.amazonaws.com/x.pem": not https`,
+		"https://user@sns.us-east-1.amazonaws.com/x.pem":          `SigningCertURL "https://user@sns.us-east-1.amazonaws.com/x.pem": user info not allowed`,
+		"https://sns.us-east-1.amazonaws.com:8443/x.pem":          `SigningCertURL "https://sns.us-east-1.amazonaws.com:8443/x.pem": port not allowed`,
+		"https://sns.us-east-1.amazonaws.com/x.txt":               `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.txt": path does not end in a .pem file name`,
+		"https://sns.us-east-1.amazonaws.com/x.pem?a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem?a": query not allowed`,
+		"https://sns.us-east-1.amazonaws.com/x.pem#a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem#a": fragment not allowed`,
+		"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem":        `SigningCertURL "https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem": bad path`,
+		"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": `SigningCertURL "https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": forbidden character '\\'`,
+	} {
+		err := CheckCertURL(raw)
+		if err == nil || err.Error() != want {
+			t.Errorf("CheckCertURL(%q)\n got %v\nwant %s", raw, err, want)
+		}
+	}
+}
+
+func TestVerifySpoofedCertURLNoFetch(t *testing.T) {
+	s := validSigner(t)
+	var calls atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		t.Errorf("fetched %s", r.URL)
+		return nil, errors.New("no network in this test")
+	})}
+	v := NewVerifier(VerifierOptions{HTTPClient: client})
+	for _, raw := range spoofedCertURLs {
+		for name, m := range testMessages() {
+			m.SigningCertURL = raw
+			s.sign(t, m, "2")
+			if err := v.Verify(context.Background(), m); err == nil {
+				t.Errorf("%s with SigningCertURL %q: verified", name, raw)
+			}
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d requests made", n)
+	}
+}
+
+func TestCheckSNSURL(t *testing.T) {
+	for _, raw := range []string{
+		"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336",
+		"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns",
+		"https://sns.cn-north-1.amazonaws.com.cn/",
+		"https://sns.us-east-1.amazonaws.com",
+	} {
+		if err := CheckSNSURL(raw); err != nil {
+			t.Errorf("CheckSNSURL(%q) = %v, want nil", raw, err)
+		}
+	}
+	for _, raw := range []string{
+		"",
+		"http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+		"https://sns.us-east-1.amazonaws.com.evil.example/?Action=ConfirmSubscription",
+		"https://evil.example/?https://sns.us-east-1.amazonaws.com/",
+		"https://user@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+		"https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription",
+		"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription#x",
+		"https://sns.us-east-1.amazonaws.com\\@evil.example/",
+		"https://s3.amazonaws.com/?Action=ConfirmSubscription",
+		"https://127.0.0.1/?Action=ConfirmSubscription",
+		"https:sns.us-east-1.amazonaws.com/",
+	} {
+		if err := CheckSNSURL(raw); err == nil {
+			t.Errorf("CheckSNSURL(%q) = nil, want an error", raw)
+		}
+	}
+}
+
+// certServer is a loopback TLS server that every request of its client
+// reaches, whatever the URL's host.
+type certServer struct {
+	srv    *httptest.Server
+	client *http.Client
+	hits   atomic.Int32
+}
+
+func newCertServer(t *testing.T, h http.HandlerFunc) *certServer {
+	t.Helper()
+	cs := &certServer{}
+	cs.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cs.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(cs.srv.Close)
+	tr := cs.srv.Client().Transport.(*http.Transport).Clone()
+	addr := cs.srv.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	// httptest's certificate is for example.com; the pool trusts only it.
+	tr.TLSClientConfig.ServerName = "example.com"
+	cs.client = &http.Client{Transport: tr}
+	return cs
+}
+
+func TestVerifyFetch(t *testing.T) {
+	s := validSigner(t)
+	expired := newSigner(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	notYet := newSigner(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPEM := selfSigned(t, ecKey, &ecKey.PublicKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	const maxSize = 8 << 10
+	release := make(chan struct{})
+	defer close(release)
+
+	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimPrefix(r.URL.Path, "/SimpleNotificationService-") {
+		case "test.pem", "second.pem":
+			w.Write(s.certPEM)
+		case "big.pem":
+			w.Write(s.certPEM)
+			w.Write([]byte(strings.Repeat("A", maxSize)))
+		case "exact.pem":
+			w.Write(s.certPEM)
+			w.Write([]byte(strings.Repeat("\n", maxSize-len(s.certPEM))))
+		case "missing.pem":
+			http.NotFound(w, r)
+		case "slow.pem":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "expired.pem":
+			w.Write(expired.certPEM)
+		case "notyet.pem":
+			w.Write(notYet.certPEM)
+		case "ecdsa.pem":
+			w.Write(ecPEM)
+		case "garbage.pem":
+			w.Write([]byte("not a certificate"))
+		case "redirect.pem":
+			http.Redirect(w, r, "/SimpleNotificationService-test.pem", http.StatusFound)
+		default:
+			t.Errorf("unexpected path %s", r.URL.Path)
+		}
+	})
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, FetchTimeout: 300 * time.Millisecond, MaxCertSize: maxSize})
+	ctx := context.Background()
+
+	t.Run("verifies and caches", func(t *testing.T) {
+		m := testMessages()["notification with subject"]
+		s.sign(t, m, "1")
+		before := cs.hits.Load()
+		if err := v.Verify(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if n := cs.hits.Load() - before; n != 1 {
+			t.Fatalf("%d requests, want 1", n)
+		}
+		tampered := clone(m)
+		tampered.Message += "x"
+		if err := v.Verify(ctx, tampered); err == nil {
+			t.Fatal("tampered message verified with the cached certificate")
+		}
+		if n := cs.hits.Load() - before; n != 1 {
+			t.Fatalf("%d requests, want 1", n)
+		}
+	})
+
+	t.Run("exactly MaxCertSize", func(t *testing.T) {
+		m := testMessages()["unsubscribe confirmation"]
+		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-exact.pem"
+		s.sign(t, m, "2")
+		if err := v.Verify(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	for _, tc := range []struct {
+		file, want string
+		transient  bool
+	}{
+		{"big.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-big.pem: larger than 8192 bytes", false},
+		{"missing.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-missing.pem: HTTP status 404", true},
+		{"slow.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem: context deadline exceeded", true},
+		{"expired.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-expired.pem: not valid now", false},
+		{"notyet.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-notyet.pem: not valid now", false},
+		{"ecdsa.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ecdsa.pem: public key is *ecdsa.PublicKey, not RSA", false},
+		{"garbage.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-garbage.pem: no PEM CERTIFICATE block", false},
+		{"redirect.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-redirect.pem: redirect not followed", true},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m := testMessages()["notification without subject"]
+			m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + tc.file
+			s.sign(t, m, "2")
+			for i := range 2 { // failures are not cached: each attempt fetches
+				before := cs.hits.Load()
+				start := time.Now()
+				err := v.Verify(ctx, m)
+				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Fatalf("attempt %d:\n got %v\nwant %s…", i, err, tc.want)
+				}
+				if errors.Is(err, ErrCertUnavailable) != tc.transient {
+					t.Errorf("errors.Is(err, ErrCertUnavailable) = %v", !tc.transient)
+				}
+				if n := cs.hits.Load() - before; n != 1 {
+					t.Errorf("attempt %d: %d requests, want 1", i, n)
+				}
+				if d := time.Since(start); d > 3*time.Second {
+					t.Errorf("took %v", d)
+				}
+			}
+		})
+	}
+
+	t.Run("cached certificate that expires", func(t *testing.T) {
+		v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+		m := testMessages()["subscription confirmation"]
+		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-second.pem"
+		s.sign(t, m, "1")
+		if err := v.Verify(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		v.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+		if err := v.Verify(ctx, m); err == nil || !strings.Contains(err.Error(), "not valid now") {
+			t.Fatalf("got %v", err)
+		}
+	})
+
+	t.Run("caller context", func(t *testing.T) {
+		m := testMessages()["notification without subject"]
+		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem"
+		s.sign(t, m, "1")
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		err := v.Verify(cctx, m)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCertUnavailable) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestVerifyConcurrentFetchOnce(t *testing.T) {
+	s := validSigner(t)
+	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		w.Write(s.certPEM)
+	})
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+	msgs := testMessages()
+	for _, m := range msgs {
+		s.sign(t, m, "2")
+	}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			for _, m := range msgs {
+				if i%2 == 1 {
+					m = clone(m)
+					m.Message += "x"
+					if err := v.Verify(context.Background(), m); err == nil {
+						t.Error("tampered message verified")
+					}
+					continue
+				}
+				if err := v.Verify(context.Background(), m); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := cs.hits.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+func TestVerifyCacheBounded(t *testing.T) {
+	s := validSigner(t)
+	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(s.certPEM) })
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+	m := testMessages()["notification without subject"]
+	for i := range certCacheSize + 10 {
+		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + big.NewInt(int64(i)).String() + ".pem"
+		s.sign(t, m, "1")
+		if err := v.Verify(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(v.cache) != certCacheSize || len(v.order) != certCacheSize {
+		t.Fatalf("cache holds %d (%d keys), want %d", len(v.cache), len(v.order), certCacheSize)
+	}
+}
+
+func TestVerifyRefusals(t *testing.T) {
+	s := validSigner(t)
+	v := NewVerifier(VerifierOptions{CertDir: s.certDir(t), HTTPClient: failingClient(t)})
+	base := testMessages()["notification without subject"]
+	s.sign(t, base, "1")
+	for _, tc := range []struct {
+		name   string
+		change func(*Message)
+		want   string
+	}{
+		{"version 3", func(m *Message) { m.SignatureVersion = "3" }, `sns signature: unsupported SignatureVersion "3"`},
+		{"version empty", func(m *Message) { m.SignatureVersion = "" }, `sns signature: unsupported SignatureVersion ""`},
+		{"unknown type", func(m *Message) { m.Type = "Other" }, `sns signature: sns message: unknown Type "Other"`},
+		{"signature not base64", func(m *Message) { m.Signature = "!!" }, "sns signature: Signature is not base64"},
+		{"signature empty", func(m *Message) { m.Signature = "" }, "sns signature: Signature is not base64"},
+		{"signature short", func(m *Message) { m.Signature = "AAAA" }, "sns signature: does not verify (SignatureVersion 1, type Notification)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := clone(base)
+			tc.change(m)
+			err := v.Verify(context.Background(), m)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+	if err := v.Verify(context.Background(), nil); err == nil {
+		t.Fatal("nil message verified")
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	const rest = `"Type":"Notification","MessageId":"m","TopicArn":"arn","Message":"a\r\nb","Timestamp":"t",` +
+		`"SignatureVersion":"1","Signature":"c2ln","SigningCertURL":"https://sns.us-east-1.amazonaws.com/x.pem"`
+	for _, tc := range []struct {
+		name, body string
+		subject    *string
+		want       string // error text; "" for success
+	}{
+		{"subject absent", `{` + rest + `}`, nil, ""},
+		{"subject null", `{"Subject":null,` + rest + `}`, nil, ""},
+		{"subject string", `{"Subject":"Hi \u00e9",` + rest + `}`, strp("Hi é"), ""},
+		{"subject empty", `{"Subject":"",` + rest + `}`, strp(""), ""},
+		{"unknown fields ignored", `{"MessageAttributes":{"a":{"Type":"String","Value":"1"}},"Extra":[1,null],` + rest + `}`, nil, ""},
+		{"subject number", `{"Subject":1,` + rest + `}`, nil, "sns message: field Subject: not a string"},
+		{"message object", `{` + rest + `,"Message":{}}`, nil, "sns message: field Message given twice"},
+		{"duplicate", `{` + rest + `,"TopicArn":"other"}`, nil, "sns message: field TopicArn given twice"},
+		{"duplicate subject null first", `{"Subject":null,"Subject":"x",` + rest + `}`, nil, "sns message: field Subject given twice"},
+		{"field null", `{"Token":null,` + rest + `}`, nil, "sns message: field Token: not a string"},
+		{"field bool", `{"UnsubscribeURL":true,` + rest + `}`, nil, "sns message: field UnsubscribeURL: not a string"},
+		{"not json", `Type=Notification`, nil, "sns message: invalid character 'T' looking for beginning of value"},
+		{"empty", ``, nil, "sns message: EOF"},
+		{"array", `[` + rest + `]`, nil, "sns message: not a JSON object"},
+		{"string", `"x"`, nil, "sns message: not a JSON object"},
+		{"truncated", `{` + rest, nil, "sns message: EOF"},
+		{"trailing", `{` + rest + `}{}`, nil, "sns message: data after the JSON object"},
+		{"trailing garbage", `{` + rest + `} x`, nil, "sns message: data after the JSON object"},
+		{"missing", `{"Type":"Notification","Message":"x"}`, nil,
+			"sns message: missing MessageId, TopicArn, Timestamp, SignatureVersion, Signature, SigningCertURL"},
+		{"missing type", `{}`, nil,
+			"sns message: missing Type, MessageId, TopicArn, Message, Timestamp, SignatureVersion, Signature, SigningCertURL"},
+		{"confirmation missing token", `{` + strings.Replace(rest, "Notification", "SubscriptionConfirmation", 1) + `}`, nil,
+			"sns message: missing Token, SubscribeURL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseMessage([]byte(tc.body))
+			if tc.want != "" {
+				if err == nil || err.Error() != tc.want {
+					t.Fatalf("got %v\nwant %s", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Message != "a\r\nb" || m.MessageID != "m" || m.SigningCertURL != "https://sns.us-east-1.amazonaws.com/x.pem" {
+				t.Errorf("decoded %+v", m)
+			}
+			if (m.Subject == nil) != (tc.subject == nil) || m.Subject != nil && *m.Subject != *tc.subject {
+				t.Errorf("Subject = %v, want %v", m.Subject, tc.subject)
+			}
+		})
+	}
+}
+
+func TestStringToSign(t *testing.T) {
+	m := &Message{Type: TypeNotification, MessageID: "id", TopicArn: "arn", Message: "a\nb", Timestamp: "ts", Token: "tok", SubscribeURL: "s"}
+	got, _ := StringToSign(m)
+	if want := "Message\na\nb\nMessageId\nid\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
+		t.Errorf("notification without subject:\n%q\nwant\n%q", got, want)
+	}
+	m.Subject = strp("")
+	got, _ = StringToSign(m)
+	if want := "Message\na\nb\nMessageId\nid\nSubject\n\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
+		t.Errorf("notification with empty subject:\n%q\nwant\n%q", got, want)
+	}
+	m.Type = TypeUnsubscribeConfirmation
+	got, _ = StringToSign(m)
+	if want := "Message\na\nb\nMessageId\nid\nSubscribeURL\ns\nTimestamp\nts\nToken\ntok\nTopicArn\narn\nType\nUnsubscribeConfirmation\n"; got != want {
+		t.Errorf("unsubscribe confirmation:\n%q\nwant\n%q", got, want)
+	}
+	m.Type = "notification"
+	if _, err := StringToSign(m); err == nil || err.Error() != `sns message: unknown Type "notification"` {
+		t.Errorf("lowercase type: %v", err)
+	}
+}
+
+func FuzzParseAndVerify(f *testing.F) {
+	s := validSigner(f)
+	dir := s.certDir(f)
+	if entries, err := os.ReadDir(certsDir); err == nil {
+		for _, e := range entries {
+			if data, err := os.ReadFile(filepath.Join(certsDir, e.Name())); err == nil {
+				os.WriteFile(filepath.Join(dir, e.Name()), data, 0o600)
+			}
+		}
+	}
+	if files, err := filepath.Glob(filepath.Join(samplesDir, "*.json")); err == nil {
+		for _, file := range files {
+			if body, err := os.ReadFile(file); err == nil {
+				f.Add(body)
+			}
+		}
+	}
+	for _, m := range testMessages() {
+		s.sign(f, m, "2")
+		fields := map[string]any{
+			"Type": m.Type, "MessageId": m.MessageID, "TopicArn": m.TopicArn, "Message": m.Message,
+			"Timestamp": m.Timestamp, "SignatureVersion": m.SignatureVersion, "Signature": m.Signature,
+			"SigningCertURL": m.SigningCertURL, "Subject": m.Subject,
+		}
+		if m.Type != TypeNotification {
+			fields["Token"], fields["SubscribeURL"] = m.Token, m.SubscribeURL
+		}
+		body, err := json.Marshal(fields)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
+	f.Add([]byte(`{"Subject":null}`))
+	f.Add([]byte(`{"Type":"Notification","Signature":"","SigningCertURL":"https://sns.us-east-1.amazonaws.com/x.pem"}`))
+
+	v := NewVerifier(VerifierOptions{CertDir: dir, HTTPClient: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		panic("fetch during fuzzing")
+	})}})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := ParseMessage(body)
+		if err != nil {
+			return
+		}
+		StringToSign(m)
+		CheckSNSURL(m.SubscribeURL)
+		CheckSNSURL(m.UnsubscribeURL)
+		CheckCertURL(m.SigningCertURL)
+		v.Verify(context.Background(), m)
+	})
+}
