@@ -25,6 +25,10 @@ type Dispatcher struct {
 	Notifiers map[string]Notifier
 	// Logger receives the log action.
 	Logger *slog.Logger
+	// Seen, when set, makes a notification handled before in this process
+	// (same SNS message id, or same feedback id and recipient) a
+	// duplicate: no action, every result "duplicate". Not in a dry run.
+	Seen *Seen
 	// DryRun performs nothing: every action is "dry-run" (drop is
 	// "dropped"), and a notify result carries the payload it would send.
 	DryRun bool
@@ -34,6 +38,37 @@ type Dispatcher struct {
 // order of plan.Steps.
 func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan) []Result {
 	steps := plan.Steps()
+	if d.Seen != nil && !d.DryRun && len(steps) > 0 {
+		keys := seenKeys(plan.Notification)
+		if d.Seen.begin(keys) {
+			return duplicates(steps)
+		}
+		results := d.dispatch(ctx, plan, steps)
+		for _, r := range results {
+			if r.Outcome == OutcomeFailed {
+				d.Seen.forget(keys)
+				break
+			}
+		}
+		return results
+	}
+	return d.dispatch(ctx, plan, steps)
+}
+
+// duplicates are the results of a notification already handled: no
+// action is taken again.
+func duplicates(steps []engine.Step) []Result {
+	results := make([]Result, len(steps))
+	for i, s := range steps {
+		results[i] = Result{Action: s.Action.String(), Outcome: OutcomeDuplicate, Step: s}
+		if s.Recipient != nil {
+			results[i].Recipient = s.Recipient.Address
+		}
+	}
+	return results
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, plan *engine.Plan, steps []engine.Step) []Result {
 	results := make([]Result, 0, len(steps))
 	var ses map[*engine.Recipient][]SESOutcome // made at the first SES action
 	n := plan.Notification

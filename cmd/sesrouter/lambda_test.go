@@ -102,24 +102,31 @@ func TestLambdaSQSPartialBatch(t *testing.T) {
 
 func TestLambdaSNSFailureIsAnError(t *testing.T) {
 	h, f, _, _ := newTestLambda(t)
-	sns := func(body string) json.RawMessage {
+	sns := func(id, body string) json.RawMessage {
 		raw, err := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns",
-			SNS: events.SNSEntity{Type: "Notification", MessageID: "sns-1", TopicArn: "arn:aws:sns:us-east-1:123456789012:ses", Message: body}}}})
+			SNS: events.SNSEntity{Type: "Notification", MessageID: id, TopicArn: "arn:aws:sns:us-east-1:123456789012:ses", Message: body}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return raw
 	}
-	if out, err := h.invoke(context.Background(), sns(liveBounce(t, "ok-1", "a@example.com"))); err != nil || out != nil {
+	if out, err := h.invoke(context.Background(), sns("sns-1", liveBounce(t, "ok-1", "a@example.com"))); err != nil || out != nil {
 		t.Errorf("a posted bounce: response %v, error %v; want none", out, err)
 	}
-	_, err := h.invoke(context.Background(), sns(liveBounce(t, "bad-1", "b@broken.example")))
+	_, err := h.invoke(context.Background(), sns("sns-2", liveBounce(t, "bad-1", "b@broken.example")))
 	if err == nil {
 		t.Fatal("a bounce whose post fails: no error, so Lambda would not retry it")
 	}
 	checkContains(t, "error", err.Error(), "1 of 1 notifications failed", "notify:gone", "404 Not Found: no_service")
 	if n := len(f.slack.Posts()); n != 1 {
 		t.Errorf("%d posts, want 1", n)
+	}
+	// SNS delivers the first one again: acted on once, and no error.
+	if out, err := h.invoke(context.Background(), sns("sns-1", liveBounce(t, "ok-1", "a@example.com"))); err != nil || out != nil {
+		t.Errorf("a redelivered bounce: response %v, error %v; want none", out, err)
+	}
+	if n := len(f.slack.Posts()); n != 1 {
+		t.Errorf("%d posts after the redelivery, want still 1", n)
 	}
 }
 

@@ -49,6 +49,9 @@ func newHTTPClient(concurrency int) *http.Client {
 // problem is returned, joined; none names a secret.
 func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog.Logger, dryRun bool, concurrency int) (*actions.Dispatcher, error) {
 	d := &actions.Dispatcher{Rules: rules, Logger: logger, DryRun: dryRun, Notifiers: map[string]actions.Notifier{}}
+	if !dryRun {
+		d.Seen = actions.NewSeen(seenLimit)
+	}
 	hc := newHTTPClient(concurrency)
 	retry := actions.DefaultRetry()
 	var errs []error
@@ -89,6 +92,10 @@ func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog
 	}
 	return d, errors.Join(errs...)
 }
+
+// seenLimit bounds the notifications remembered to tell duplicates:
+// 100,000 keys, about 10 MB.
+const seenLimit = 100_000
 
 // sesRetryer is the SDK's standard retryer (TooManyRequestsException,
 // 5xx and connection errors are retried with its backoff), with more

@@ -1,0 +1,91 @@
+package actions
+
+import (
+	"sync"
+
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// Seen remembers the notifications handled in this process (a route run,
+// serve, a warm Lambda container), so that one delivered twice (SNS and
+// SQS deliver at least once) is acted on once. It holds at most a fixed
+// number of keys, forgetting the oldest. It is safe for concurrent use.
+type Seen struct {
+	mu    sync.Mutex
+	keys  map[string]struct{}
+	ring  []string // the keys in the order they came, for forgetting
+	next  int
+	limit int
+}
+
+// NewSeen returns a Seen that remembers at most limit keys.
+func NewSeen(limit int) *Seen {
+	return &Seen{keys: make(map[string]struct{}, limit), ring: make([]string, limit), limit: limit}
+}
+
+// begin records keys as being handled, or reports that the notification
+// is a duplicate: all its keys are known (being handled, or handled).
+// No keys, no duplicate.
+func (s *Seen) begin(keys []string) (duplicate bool) {
+	if len(keys) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := 0
+	for _, k := range keys {
+		if _, ok := s.keys[k]; ok {
+			known++
+		}
+	}
+	if known == len(keys) {
+		return true
+	}
+	for _, k := range keys {
+		if _, ok := s.keys[k]; ok {
+			continue
+		}
+		if old := s.ring[s.next]; old != "" {
+			delete(s.keys, old)
+		}
+		s.ring[s.next] = k
+		s.next = (s.next + 1) % s.limit
+		s.keys[k] = struct{}{}
+	}
+	return false
+}
+
+// forget drops keys: a notification whose actions failed is acted on again
+// when it is delivered again.
+func (s *Seen) forget(keys []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.keys, k) // its ring slot is reused in turn
+	}
+}
+
+// seenKeys are what makes a notification the same as another: its SNS
+// MessageId (SNS keeps it when it delivers again, also through SQS), or,
+// without one, its SES feedback id with each recipient. A notification
+// with neither is never a duplicate.
+func seenKeys(n *engine.Notification) []string {
+	if n.SNSMessageID != "" {
+		return []string{"sns:" + n.SNSMessageID}
+	}
+	var fb string
+	switch n.Event.Type {
+	case engine.TypeBounce:
+		fb = n.Bounce.FeedbackID
+	case engine.TypeComplaint:
+		fb = n.Complaint.FeedbackID
+	}
+	if fb == "" {
+		return nil
+	}
+	keys := make([]string, len(n.Recipients))
+	for i, r := range n.Recipients {
+		keys[i] = "fb:" + fb + "\x00" + r.Address
+	}
+	return keys
+}

@@ -1,0 +1,162 @@
+package actions
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+const dedupRules = `version: 1
+destinations:
+  hook:
+    slack:
+      webhook_env: HOOK
+rules:
+  - name: all
+    when: "true"
+    actions: [{notify: hook}]
+`
+
+// dedupBounce is an SES bounce; with snsID it comes in an SNS body.
+func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *engine.Notification {
+	t.Helper()
+	rcpts := ""
+	for i, a := range addrs {
+		if i > 0 {
+			rcpts += ","
+		}
+		rcpts += fmt.Sprintf(`{"emailAddress":%q}`, a)
+	}
+	ses := fmt.Sprintf(`{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","feedbackId":%q,"bouncedRecipients":[%s]},"mail":{"messageId":"m","source":"s@example.com","destination":[]}}`, feedbackID, rcpts)
+	doc := ses
+	if snsID != "" {
+		doc = fmt.Sprintf(`{"Type":"Notification","MessageId":%q,"TopicArn":"arn:aws:sns:us-east-1:1:t","Message":%q}`, snsID, ses)
+	}
+	it := engine.Decode("t", []byte(doc))[0]
+	if it.Notification == nil {
+		t.Fatalf("%+v", it)
+	}
+	return it.Notification
+}
+
+func newDedupDispatcher(t *testing.T) (*Dispatcher, *actionstest.Slack, *engine.Router) {
+	t.Helper()
+	rules, err := engine.Load("rules.yaml", []byte(dedupRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := actionstest.NewSlack(t)
+	d := &Dispatcher{Rules: rules, Seen: NewSeen(100), Notifiers: map[string]Notifier{
+		"hook": NewSlackWebhook(Secret(fake.WebhookURL("hook")), "HOOK", nil, Retry{Attempts: 1}),
+	}}
+	return d, fake, engine.NewRouter(rules)
+}
+
+func outcomes(rs []Result) string {
+	s := ""
+	for _, r := range rs {
+		s += r.Action + "=" + r.Outcome + " "
+	}
+	return s
+}
+
+func TestDispatchActsOnceOnADuplicate(t *testing.T) {
+	tests := []struct {
+		name       string
+		first, dup *engine.Notification
+	}{
+		{"same SNS message id", dedupBounce(t, "sns-1", "fb-1", "a@x.com"), dedupBounce(t, "sns-1", "fb-1", "a@x.com")},
+		{"same feedback id and recipients, no SNS", dedupBounce(t, "", "fb-2", "a@x.com", "b@x.com"), dedupBounce(t, "", "fb-2", "b@x.com", "a@x.com")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, fake, router := newDedupDispatcher(t)
+			if got := outcomes(d.Dispatch(context.Background(), router.Route(tt.first))); got != "notify:hook=posted " {
+				t.Fatalf("first delivery: %s", got)
+			}
+			if got := outcomes(d.Dispatch(context.Background(), router.Route(tt.dup))); got != "notify:hook=duplicate " {
+				t.Errorf("second delivery: %s, want duplicate", got)
+			}
+			if n := len(fake.Posts()); n != 1 {
+				t.Errorf("%d posts, want 1", n)
+			}
+		})
+	}
+}
+
+func TestDispatchDistinctNotificationsAreNotDuplicates(t *testing.T) {
+	d, fake, router := newDedupDispatcher(t)
+	for _, n := range []*engine.Notification{
+		dedupBounce(t, "sns-1", "fb-1", "a@x.com"),
+		dedupBounce(t, "sns-2", "fb-1", "a@x.com"), // another SNS message
+		dedupBounce(t, "", "fb-1", "c@x.com"),      // same feedback, another recipient
+		dedupBounce(t, "", "", "a@x.com"),          // nothing to tell it by
+		dedupBounce(t, "", "", "a@x.com"),          // so never a duplicate
+		dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com"),
+		dedupBounce(t, "", "fb-9", "a@x.com", "y@x.com"), // a recipient not seen yet
+	} {
+		if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=posted " {
+			t.Errorf("%s: %s, want posted", n.Input, got)
+		}
+	}
+	if n := len(fake.Posts()); n != 7 {
+		t.Errorf("%d posts, want 7", n)
+	}
+}
+
+func TestDispatchRetriesAFailedNotificationDeliveredAgain(t *testing.T) {
+	d, fake, router := newDedupDispatcher(t)
+	n := dedupBounce(t, "sns-1", "fb-1", "a@x.com")
+	fake.Script(actionstest.FaultChannelNotFound())
+	if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=failed " {
+		t.Fatalf("first delivery: %s, want failed", got)
+	}
+	if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=posted " {
+		t.Errorf("redelivery after a failure: %s, want posted", got)
+	}
+}
+
+func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
+	d, fake, router := newDedupDispatcher(t)
+	var wg sync.WaitGroup
+	posted := make(chan string, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs := d.Dispatch(context.Background(), router.Route(dedupBounce(t, "sns-1", "fb-1", "a@x.com")))
+			posted <- rs[0].Outcome
+		}()
+	}
+	wg.Wait()
+	close(posted)
+	count := map[string]int{}
+	for o := range posted {
+		count[o]++
+	}
+	if count[OutcomePosted] != 1 || count[OutcomeDuplicate] != 19 || len(fake.Posts()) != 1 {
+		t.Errorf("outcomes %v, %d posts; want 1 posted and 19 duplicates", count, len(fake.Posts()))
+	}
+}
+
+func TestSeenForgetsTheOldest(t *testing.T) {
+	s := NewSeen(3)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		if s.begin([]string{k}) {
+			t.Fatalf("%s seen before it was added", k)
+		}
+	}
+	if s.begin([]string{"a"}) {
+		t.Error(`"a" is still remembered after 3 newer keys; the limit is 3`)
+	}
+	if !s.begin([]string{"d"}) {
+		t.Error(`"d" is forgotten`)
+	}
+	if len(s.keys) > 3 {
+		t.Errorf("%d keys remembered, limit 3", len(s.keys))
+	}
+}
