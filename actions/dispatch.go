@@ -116,7 +116,8 @@ func (d *Dispatcher) sesAction(ctx context.Context, s engine.Step, n *engine.Not
 }
 
 // notify posts (or, in a dry run, renders) the messages of one notify
-// step: posted when every part was posted, failed with the first error.
+// step: posted when every part was posted, failed with the first error,
+// digested when ctx's Batch (WithBatch) folds it into a digest.
 func (d *Dispatcher) notify(ctx context.Context, s engine.Step, n *engine.Notification, ses map[*engine.Recipient][]SESOutcome) (outcome, errText string, payload json.RawMessage, msgs []Message) {
 	notifier := d.Notifiers[s.Action.Destination]
 	if notifier == nil {
@@ -137,6 +138,9 @@ func (d *Dispatcher) notify(ctx context.Context, s engine.Step, n *engine.Notifi
 			parts[i] = notifier.Payload(m)
 		}
 		return OutcomeDryRun, "", append(append([]byte{'['}, bytes.Join(parts, []byte{','})...), ']'), msgs
+	}
+	if b := batchFrom(ctx); b != nil && !b.admit(s.Action.Destination, digestAfter(notice.Destination), len(msgs), &notice) {
+		return OutcomeDigested, "", nil, nil // posted with the batch's digest
 	}
 	for i, m := range msgs {
 		if err := notifier.Post(ctx, m); err != nil {

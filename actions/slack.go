@@ -42,6 +42,7 @@ type SlackBot struct {
 	client  *slack.Client
 	channel string
 	retry   Retry
+	pacer   *Pacer
 }
 
 var _ Notifier = (*SlackBot)(nil)
@@ -59,7 +60,7 @@ func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, 
 
 // Post implements Notifier.
 func (b *SlackBot) Post(ctx context.Context, m Message) error {
-	return withRetry(ctx, b.retry, func(ctx context.Context) error {
+	return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
 		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
 		if err != nil {
 			return redact(err, "Slack Web API")
@@ -67,6 +68,11 @@ func (b *SlackBot) Post(ctx context.Context, m Message) error {
 		return nil
 	})
 }
+
+// SetPacer makes every post (every try of it) wait its turn on p, which
+// the posts of every notifier to the same channel share, and makes a 429
+// pause p. nil, the default, posts at once.
+func (b *SlackBot) SetPacer(p *Pacer) { b.pacer = p }
 
 // Payload implements Notifier.
 func (b *SlackBot) Payload(m Message) []byte { return PostMessagePayload(b.channel, m) }
@@ -77,6 +83,7 @@ type SlackWebhook struct {
 	envName string
 	http    *http.Client
 	retry   Retry
+	pacer   *Pacer
 }
 
 var _ Notifier = (*SlackWebhook)(nil)
@@ -135,7 +142,7 @@ func slackReasonRE(s string) bool {
 
 // Post implements Notifier.
 func (w *SlackWebhook) Post(ctx context.Context, m Message) error {
-	return withRetry(ctx, w.retry, func(ctx context.Context) error {
+	return withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
 		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
 		if err != nil {
 			return redact(err, "webhook $"+w.envName, w.url)
@@ -144,16 +151,26 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) error {
 	})
 }
 
+// SetPacer makes every post (every try of it) wait its turn on p, which
+// the posts of every notifier to the same webhook share, and makes a 429
+// pause p. nil, the default, posts at once.
+func (w *SlackWebhook) SetPacer(p *Pacer) { w.pacer = p }
+
 // Payload implements Notifier.
 func (w *SlackWebhook) Payload(m Message) []byte {
 	return webhookJSON(m)
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of
-// attempts, or the next try would start after ctx's deadline.
-func withRetry(ctx context.Context, r Retry, post func(context.Context) error) error {
+// attempts, or the next try would start after ctx's deadline. Each try
+// waits its turn on pacer (nil: none); a 429 pauses pacer for its
+// Retry-After, so that every post to the destination waits it out.
+func withRetry(ctx context.Context, r Retry, pacer *Pacer, post func(context.Context) error) error {
 	backoff := r.Base
 	for attempt := 1; ; attempt++ {
+		if err := pacer.Wait(ctx); err != nil {
+			return err
+		}
 		err := post(ctx)
 		if err == nil {
 			return nil
@@ -161,6 +178,9 @@ func withRetry(ctx context.Context, r Retry, post func(context.Context) error) e
 		wait, retryable := retryAfter(err, backoff)
 		if !retryable {
 			return err
+		}
+		if isRateLimit(err) {
+			pacer.Pause(wait)
 		}
 		if attempt >= r.Attempts {
 			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
@@ -47,7 +48,16 @@ type SlackDestination struct {
 	// <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID>,
 	// several separated by spaces. Nothing from an event can mention.
 	Mention string
+	// DigestAfter is how many messages the destination takes per batch
+	// (a route run, an SQS batch, a window of serve) before the rest of
+	// the batch's notifications are folded into one digest message:
+	// digest_after in the rules file, a positive integer, default
+	// DefaultDigestAfter.
+	DigestAfter int
 }
+
+// DefaultDigestAfter is the digest_after of a destination that sets none.
+const DefaultDigestAfter = 10
 
 // Describe says where the destination posts, without any secret.
 func (d *Destination) Describe() string {
@@ -345,13 +355,22 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 				if d.Slack.Mention != "" && !mentionRE.MatchString(d.Slack.Mention) {
 					l.problem(v3, ctx, "mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not %q", d.Slack.Mention)
 				}
+			case "digest_after":
+				n, err := strconv.Atoi(v3.Value)
+				if v3.Kind != yaml.ScalarNode || v3.Tag != "!!int" || err != nil || n < 1 {
+					l.problem(v3, ctx, "digest_after is a positive whole number of messages, not %s", nodeText(v3))
+				}
+				d.Slack.DigestAfter = n
 			case "webhook_url", "url", "webhook", "token":
 				secretKey = true
 				l.problem(k3, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k3.Value)
 			default:
-				l.problem(k3, ctx, "unknown key %q (want channel, webhook_env or mention)", k3.Value)
+				l.problem(k3, ctx, "unknown key %q (want channel, webhook_env, mention or digest_after)", k3.Value)
 			}
 		})
+		if d.Slack.DigestAfter < 1 {
+			d.Slack.DigestAfter = DefaultDigestAfter
+		}
 		switch {
 		case d.Slack.Channel != "" && d.Slack.WebhookEnv != "":
 			l.problem(slackNode, ctx, "set channel or webhook_env, not both")

@@ -470,8 +470,8 @@ rules:
 	checkEq(t, "File", rules.File, "rules.yaml")
 	checkEq(t, "Version", rules.Version, 1)
 	checkEq(t, "DestinationNames", rules.DestinationNames, []string{"ses-alerts", "marketing"})
-	checkEq(t, "ses-alerts", *rules.Destinations["ses-alerts"], Destination{Name: "ses-alerts", Pos: Pos{3, 3}, Slack: SlackDestination{Channel: "C0123456789"}})
-	checkEq(t, "marketing", *rules.Destinations["marketing"], Destination{Name: "marketing", Pos: Pos{6, 3}, Slack: SlackDestination{WebhookEnv: "SLACK_WEBHOOK_MARKETING"}})
+	checkEq(t, "ses-alerts", *rules.Destinations["ses-alerts"], Destination{Name: "ses-alerts", Pos: Pos{3, 3}, Slack: SlackDestination{Channel: "C0123456789", DigestAfter: DefaultDigestAfter}})
+	checkEq(t, "marketing", *rules.Destinations["marketing"], Destination{Name: "marketing", Pos: Pos{6, 3}, Slack: SlackDestination{WebhookEnv: "SLACK_WEBHOOK_MARKETING", DigestAfter: DefaultDigestAfter}})
 	checkEq(t, "ses-alerts.Describe", rules.Destinations["ses-alerts"].Describe(), "Slack channel C0123456789")
 	checkEq(t, "marketing.Describe", rules.Destinations["marketing"].Describe(), "Slack webhook $SLACK_WEBHOOK_MARKETING")
 	checkEq(t, "Lists", rules.Lists, map[string][]string{"ignored": {"ignore@example.com", "other@example.com"}, "empty": {}})
@@ -1121,6 +1121,24 @@ func TestLoadMentions(t *testing.T) {
 			}
 			if got := rules.Destinations["d"].Slack.Mention; got != m {
 				t.Errorf("Mention = %q, want %q", got, m)
+			}
+		})
+	}
+}
+
+func TestLoadDigestAfter(t *testing.T) {
+	const head = "version: 1\ndestinations:\n  a:\n    slack:\n      channel: C0123456789\n      digest_after: "
+	const tail = "\nrules:\n  - name: r\n    when: 'true'\n    actions: [{notify: a}]\n"
+	rules, err := Load("rules.yaml", []byte(head+"25"+tail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEq(t, "DigestAfter", rules.Destinations["a"].Slack.DigestAfter, 25)
+	for _, bad := range []string{"0", "-3", "ten", "1.5", "[1]"} {
+		t.Run(bad, func(t *testing.T) {
+			_, err := Load("rules.yaml", []byte(head+bad+tail))
+			if err == nil || !strings.Contains(err.Error(), "rules.yaml:6:21: destination \"a\": digest_after is a positive whole number of messages") {
+				t.Errorf("error %v: want digest_after's at 6:21", err)
 			}
 		})
 	}

@@ -160,6 +160,9 @@ type Counts struct {
 	Succeeded int
 	// Throttled is the 429 answers.
 	Throttled int
+	// RateLimited is the 429 answers of Slack.LimitPerSecond (counted in
+	// Throttled too).
+	RateLimited int
 	// ServerErrors is the 5xx answers.
 	ServerErrors int
 	// ClientErrors is every other error: Slack ok:false or a 4xx webhook

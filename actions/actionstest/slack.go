@@ -70,6 +70,10 @@ type Slack struct {
 	posts    []Post
 	counts   Counts
 	seq      int
+	// limit is LimitPerSecond's n (0: no limit), and recent the times of
+	// the messages let through in the last second, per channel or webhook.
+	limit  int
+	recent map[string][]time.Time
 }
 
 // NewSlack starts a Slack fake on 127.0.0.1, closed by t.Cleanup, with a
@@ -171,6 +175,57 @@ func (s *Slack) FailRandomly(p float64, seed int64, kinds ...Fault) {
 	s.faults.failRandomly(p, seed, kinds)
 }
 
+// LimitPerSecond makes the fake behave as Slack does in a storm: a
+// message to a channel or webhook that has already let n messages
+// through in the last second is answered 429 with Retry-After: 1 (counted
+// in Counts.Throttled and Counts.RateLimited). n <= 0 turns the limit off.
+func (s *Slack) LimitPerSecond(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = n
+	s.recent = map[string][]time.Time{}
+}
+
+// overLimit reports whether the message r posts goes past
+// LimitPerSecond's limit for its channel or webhook; when it does not,
+// it counts the message.
+func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) bool {
+	s.mu.Lock()
+	limited := s.limit > 0
+	s.mu.Unlock()
+	if !limited {
+		return false
+	}
+	key := r.URL.Path
+	if isAPI {
+		if r.URL.Path != "/api/chat.postMessage" {
+			return false
+		}
+		params, err := apiParams(r, body)
+		if err != nil {
+			return false
+		}
+		key = stringParam(params, "channel")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.channels[key]; ok {
+		key = id
+	}
+	now := time.Now()
+	recent := s.recent[key]
+	for len(recent) > 0 && now.Sub(recent[0]) >= time.Second {
+		recent = recent[1:]
+	}
+	if len(recent) >= s.limit {
+		s.recent[key] = recent
+		s.counts.RateLimited++
+		return true
+	}
+	s.recent[key] = append(recent, now)
+	return false
+}
+
 // Pending is the number of scripted faults not yet served.
 func (s *Slack) Pending() int { return s.faults.pending() }
 
@@ -233,6 +288,16 @@ func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case fault503:
 		s.answer(w, http.StatusServiceUnavailable, false, "text/html", "<html><body><h1>503 Service Unavailable</h1></body></html>")
+		return
+	}
+
+	if s.overLimit(r, body, isAPI) {
+		w.Header().Set("Retry-After", "1")
+		if isAPI {
+			s.answer(w, http.StatusTooManyRequests, false, "application/json; charset=utf-8", `{"ok":false,"error":"ratelimited"}`)
+		} else {
+			s.answer(w, http.StatusTooManyRequests, false, "text/html", "rate_limited")
+		}
 		return
 	}
 

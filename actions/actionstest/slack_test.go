@@ -481,3 +481,30 @@ func TestSlackSetenv(t *testing.T) {
 		t.Errorf("SLACK_API_URL = %q", v)
 	}
 }
+
+func TestSlackLimitPerSecond(t *testing.T) {
+	s := actionstest.NewSlack(t)
+	s.LimitPerSecond(2)
+	a, b := s.WebhookURL("a"), s.WebhookURL("b")
+	post := func(url string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(url, "application/json", strings.NewReader(`{"text":"hi"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, url := range []string{a, a, b} {
+		if resp := post(url); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d within the limit", resp.StatusCode)
+		}
+	}
+	resp := post(a)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("third post to a within a second: status %d, Retry-After %q; want 429, 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if c := s.Counts(); c.RateLimited != 1 || c.Throttled != 1 || c.Succeeded != 3 {
+		t.Errorf("counts %+v", c)
+	}
+}

@@ -39,7 +39,7 @@ func BenchmarkRouteDryRunJSON(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.ndjson")
 	size := writeBenchFileOrFail(b, path, benchEventsPerRun)
 	args := []string{"route", "-dry-run", "-format", "json", "-rules", "../../rules.yaml", path}
-	benchRoute(b, args, env{getenv: func(string) string { return "" }}, size, benchEventsPerRun)
+	benchRoute(b, args, env{getenv: func(string) string { return "" }, slackPace: testPace()}, size, benchEventsPerRun)
 }
 
 // benchRoute runs route with args until the benchmark is done, each run
@@ -104,7 +104,7 @@ func TestBenchEventsRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	e := env{getenv: func(string) string { return "" }}
+	e := env{getenv: func(string) string { return "" }, slackPace: testPace()}
 	code := run([]string{"route", "-dry-run", "-format", "json", "-rules", "../../rules.yaml", path}, strings.NewReader(""), &stdout, &stderr, e)
 	if code != exitOK {
 		t.Fatalf("route exited %d:\n%s", code, stderr.String())

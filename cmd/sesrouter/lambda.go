@@ -22,8 +22,14 @@ set): one handler for SNS, SQS and EventBridge events, detected by content.
 The rules are loaded and compiled, and the Slack and SES clients built, once
 at init; a rules file that does not load fails init with check's message.
 
+Posts are paced at about one message per second per channel or webhook. An
+invocation is one batch: once a destination has taken its digest_after
+messages (default 10), its later notifications are folded (outcome
+digested) into one digest message, posted at the end of the invocation.
+
 SQS: the response names, in batchItemFailures, exactly the records with a
-failed action or an unreadable body, so that only those are retried. SNS and
+failed action or an unreadable body, or folded into a digest that could not
+be posted, so that only those are retried. SNS and
 EventBridge: the invocation fails when an action failed, so that Lambda's
 retries and on-failure destination take over.`
 
@@ -89,6 +95,10 @@ func (h *lambdaHandler) invoke(ctx context.Context, payload json.RawMessage) (an
 	done := make([]handled, len(items))
 	actx, cancel := actionContext(ctx)
 	defer cancel()
+	// The invocation is one batch: each destination takes its
+	// digest_after messages, and a digest of the rest at the end.
+	batch := h.disp.NewBatch()
+	actx = actions.WithBatch(actx, batch)
 	sem := make(chan struct{}, lambdaConcurrency)
 	var wg sync.WaitGroup
 	for i := range items {
@@ -100,6 +110,7 @@ func (h *lambdaHandler) invoke(ctx context.Context, payload json.RawMessage) (an
 		}()
 	}
 	wg.Wait()
+	h.flushDigests(actx, batch, done)
 	h.writeMetrics(done)
 
 	sqs := false
@@ -126,6 +137,38 @@ func (h *lambdaHandler) invoke(ctx context.Context, payload json.RawMessage) (an
 		return nil, fmt.Errorf("%d of %d notifications failed: %s", len(failed), len(done), strings.Join(failed, "; "))
 	}
 	return nil, nil
+}
+
+// flushDigests posts the batch's digests and logs one line for each. The
+// notifications folded into a digest that was not posted count as failed,
+// so that SQS delivers them again: nobody has seen them.
+func (h *lambdaHandler) flushDigests(ctx context.Context, b *actions.Batch, done []handled) {
+	failed := map[string]string{}
+	for _, r := range b.Flush(ctx) {
+		dest := strings.TrimPrefix(r.Action, "digest:")
+		attrs := []slog.Attr{slog.String("destination", dest), slog.String("outcome", r.Outcome), slog.String("digest", r.Messages[0].Text)}
+		if r.Outcome == actions.OutcomeFailed {
+			failed[dest] = r.Error
+			h.logger.LogAttrs(ctx, slog.LevelError, "digest", append(attrs, slog.String("error", r.Error))...)
+			continue
+		}
+		h.logger.LogAttrs(ctx, slog.LevelInfo, "digest", attrs...)
+	}
+	if len(failed) == 0 {
+		return
+	}
+	for i := range done {
+		for _, r := range done[i].results {
+			dest := r.Step.Action.Destination
+			if err, ok := failed[dest]; ok && r.Outcome == actions.OutcomeDigested {
+				why := "digest to " + dest + " not posted: " + err
+				if done[i].failure != "" {
+					why = done[i].failure + "; " + why
+				}
+				done[i].failure = why
+			}
+		}
+	}
 }
 
 // actionContext bounds the actions so that the invocation returns before

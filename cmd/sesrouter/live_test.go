@@ -43,9 +43,11 @@ destinations:
   bot:
     slack:
       channel: ` + liveChannel + `
+      digest_after: 1000000 # every notification posted: digests are tested in storm_test.go
   hook:
     slack:
       webhook_env: SLACK_WEBHOOK_TEST
+      digest_after: 1000000
 
 rules:
   - name: keep-deliverable
@@ -770,9 +772,11 @@ destinations:
   bot:
     slack:
       channel: ` + liveChannel + `
+      digest_after: 1000000 # every notification posted: storm_test.go tests digests
   hook:
     slack:
       webhook_env: SLACK_WEBHOOK_TEST
+      digest_after: 1000000
 
 rules:
   - name: keep-deliverable

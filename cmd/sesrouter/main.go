@@ -26,6 +26,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
 )
 
 // Exit statuses, as SPEC fixes them.
@@ -48,6 +50,9 @@ type env struct {
 	stdoutIsTTY, stderrIsTTY bool
 	// start is when the process started, for lambda's init duration.
 	start time.Time
+	// slackPace is the pace of every Slack destination; zero is
+	// actions.DefaultPace. Tests set a faster one.
+	slackPace actions.Pace
 }
 
 func newEnv() env {

@@ -7,12 +7,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
 )
 
 // testEnv returns an env whose getenv reads vars, with no executable and
 // stderr not a terminal.
 func testEnv(vars map[string]string) env {
-	return env{getenv: func(k string) string { return vars[k] }}
+	return env{getenv: func(k string) string { return vars[k] }, slackPace: testPace()}
 }
 
 // cliResult is what one in-process run of sesrouter gave.
@@ -381,3 +384,6 @@ func TestRouteInputs(t *testing.T) {
 		})
 	}
 }
+
+// testPace is the Slack pace of tests: as good as none.
+func testPace() actions.Pace { return actions.Pace{Every: time.Nanosecond, Burst: 1} }

@@ -28,7 +28,11 @@ SES account suppression list (the AWS SDK's configuration: AWS_REGION,
 credentials, AWS_ENDPOINT_URL_SESV2, ...), then one Slack message per
 destination and notification (SLACK_BOT_TOKEN for channel destinations, the
 variable a destination's webhook_env names for webhooks). Notifications are
-handled concurrently; the output keeps the input order.
+handled concurrently; the output keeps the input order. Posts are paced at
+about one message per second per channel or webhook; once a destination has
+taken its digest_after messages (default 10) in the run, its later
+notifications are folded (outcome digested) into one digest message, posted
+at the end and reported on standard error.
 
 -dry-run evaluates and renders every action and prints what would be done,
 with the exact Slack payload in JSON output, calling nothing outside the
@@ -97,6 +101,14 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
+	// The run is one batch: each destination takes its digest_after
+	// messages, and a digest of the rest at the end. A dry run renders
+	// every message.
+	var batch *actions.Batch
+	if !opt.dryRun {
+		batch = disp.NewBatch()
+		ctx = actions.WithBatch(ctx, batch)
+	}
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	rt := &router{router: engine.NewRouter(rules), rules: rules, disp: disp, ctx: ctx, out: out, stderr: stderr, opt: opt, start: time.Now()}
 	rt.startPipeline()
@@ -111,6 +123,9 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 	}
 	rt.waitPipeline()
 	rt.flush()
+	if batch != nil {
+		rt.flushDigests(batch)
+	}
 	rt.summary()
 	if rt.stats.failed > 0 {
 		return exitFailed
@@ -542,6 +557,23 @@ func (rt *router) flush() {
 	if rt.progressOn {
 		fmt.Fprint(rt.stderr, "\r\033[K")
 		rt.progressOn = false
+	}
+}
+
+// flushDigests posts the run's digests and says how each went, one line
+// each; a digest not posted counts as a failure.
+func (rt *router) flushDigests(b *actions.Batch) {
+	ctx, cancel := context.WithTimeout(rt.ctx, rt.opt.timeout)
+	defer cancel()
+	for _, r := range b.Flush(ctx) {
+		dest := strings.TrimPrefix(r.Action, "digest:")
+		what := r.Messages[0].Text
+		if r.Outcome == actions.OutcomeFailed {
+			rt.stats.failed++
+			fmt.Fprintf(rt.stderr, "sesrouter route: digest to %s not posted (%s): %s\n", dest, what, r.Error)
+			continue
+		}
+		fmt.Fprintf(rt.stderr, "sesrouter route: digest to %s %s: %s\n", dest, r.Outcome, what)
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 )
@@ -36,7 +38,13 @@ certificate could not be fetched.
 
 It speaks plain HTTP: put a TLS-terminating proxy in front. SIGHUP reloads
 the rules (a file that does not load keeps the old rules and logs why);
-SIGTERM or SIGINT stops it once the requests in flight are done.`
+SIGTERM or SIGINT stops it once the requests in flight are done.
+
+Posts are paced at about one message per second per channel or webhook. A
+batch is a 10-second window from its first notification: once a destination
+has taken its digest_after messages (default 10) in the window, its later
+notifications are folded (outcome digested) into one digest message, posted
+and logged when the window ends.`
 
 // Settings of serve's HTTP server.
 const (
@@ -53,6 +61,10 @@ const (
 	// serveShutdownTimeout is how long a shutdown waits for the requests
 	// in flight.
 	serveShutdownTimeout = serveWriteTimeout
+	// serveBatchWindow is how long a batch of serve lasts: the
+	// notifications of a window share each destination's digest_after
+	// messages, and the rest of them one digest per destination.
+	serveBatchWindow = 10 * time.Second
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
@@ -147,6 +159,19 @@ type server struct {
 	// uses the one it loaded first, whatever reloads happen meanwhile.
 	cur     atomic.Pointer[lambdaHandler]
 	handler *intake.Server
+
+	// window is the batch of the current window (nil between windows).
+	mu     sync.Mutex
+	window *serveWindow
+}
+
+// serveWindow is one batch of serve: it starts with a notification, and
+// its digests are posted serveBatchWindow later, once the notifications
+// of the window are done.
+type serveWindow struct {
+	batch *actions.Batch
+	busy  sync.WaitGroup // the notifications of the window in flight
+	timer *time.Timer
 }
 
 // newServer builds the endpoint for rules, already loaded from
@@ -213,6 +238,9 @@ func (s *server) handle(ctx context.Context, body []byte, m *intake.Message) err
 	h := s.cur.Load()
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
 	defer cancel()
+	w := s.joinWindow(h)
+	defer w.busy.Done()
+	actx = actions.WithBatch(actx, w.batch)
 	var failures []string
 	unreadable := false
 	for _, it := range engine.Decode("http", body) {
@@ -229,6 +257,53 @@ func (s *server) handle(ctx context.Context, body []byte, m *intake.Message) err
 		return fmt.Errorf("%w: %s", intake.ErrUnprocessable, strings.Join(failures, "; "))
 	}
 	return errors.New(strings.Join(failures, "; "))
+}
+
+// joinWindow returns the current window, starting one when there is
+// none, with the caller counted in it (busy.Done when done).
+func (s *server) joinWindow(h *lambdaHandler) *serveWindow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.window == nil {
+		w := &serveWindow{batch: h.disp.NewBatch()}
+		w.timer = time.AfterFunc(serveBatchWindow, func() { s.closeWindow(w) })
+		s.window = w
+	}
+	s.window.busy.Add(1)
+	return s.window
+}
+
+// closeWindow ends w: later notifications start a new window; once the
+// notifications of w are done, its digests are posted and logged.
+func (s *server) closeWindow(w *serveWindow) {
+	s.mu.Lock()
+	if s.window == w {
+		s.window = nil
+	}
+	s.mu.Unlock()
+	w.busy.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	defer cancel()
+	for _, r := range w.batch.Flush(ctx) {
+		attrs := []slog.Attr{slog.String("destination", strings.TrimPrefix(r.Action, "digest:")),
+			slog.String("outcome", r.Outcome), slog.String("digest", r.Messages[0].Text)}
+		if r.Error != "" {
+			s.cfg.logger.LogAttrs(ctx, slog.LevelError, "digest", append(attrs, slog.String("error", r.Error))...)
+			continue
+		}
+		s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "digest", attrs...)
+	}
+}
+
+// flushWindow ends the current window now, posting its digests: at
+// shutdown, once the requests in flight are done.
+func (s *server) flushWindow() {
+	s.mu.Lock()
+	w := s.window
+	s.mu.Unlock()
+	if w != nil && w.timer.Stop() {
+		s.closeWindow(w)
+	}
 }
 
 // serve answers on ln until ctx ends, then shuts down, letting the
@@ -266,6 +341,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener, reload <-chan struc
 			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 				err = serr
 			}
+			s.flushWindow()
 			if err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}

@@ -44,7 +44,7 @@ func newHTTPClient(concurrency int) *http.Client {
 }
 
 // newDispatcher builds what carries out the plans: a notifier per
-// destination and, when a rule changes the suppression list, the SES
+// destination, paced at e.slackPace per channel or webhook, and, when a rule changes the suppression list, the SES
 // client. A dry run needs no secret and no AWS configuration. Every
 // problem is returned, joined; none names a secret.
 func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog.Logger, dryRun bool, concurrency int) (*actions.Dispatcher, error) {
@@ -54,6 +54,18 @@ func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog
 	}
 	hc := newHTTPClient(concurrency)
 	retry := actions.DefaultRetry()
+	pace := e.slackPace
+	if pace == (actions.Pace{}) {
+		pace = actions.DefaultPace()
+	}
+	// One pacer per channel or webhook, whichever destinations post there.
+	pacers := map[string]*actions.Pacer{}
+	pacer := func(key string) *actions.Pacer {
+		if pacers[key] == nil {
+			pacers[key] = actions.NewPacer(pace)
+		}
+		return pacers[key]
+	}
 	var errs []error
 	used := usedDestinations(rules)
 	for _, name := range rules.DestinationNames {
@@ -63,7 +75,9 @@ func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog
 			if token == "" && !dryRun && used[name] {
 				errs = append(errs, fmt.Errorf("destination %q posts to channel %s with the bot token, but SLACK_BOT_TOKEN is not set", name, s.Channel))
 			}
-			d.Notifiers[name] = actions.NewSlackBot(token, e.getenv("SLACK_API_URL"), s.Channel, hc, retry)
+			bot := actions.NewSlackBot(token, e.getenv("SLACK_API_URL"), s.Channel, hc, retry)
+			bot.SetPacer(pacer("channel " + s.Channel))
+			d.Notifiers[name] = bot
 			continue
 		}
 		hook := dest.Slack.WebhookEnv
@@ -75,7 +89,9 @@ func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog
 				errs = append(errs, fmt.Errorf("destination %q: $%s does not hold an http(s) URL", name, hook))
 			}
 		}
-		d.Notifiers[name] = actions.NewSlackWebhook(actions.Secret(raw), hook, hc, retry)
+		wh := actions.NewSlackWebhook(actions.Secret(raw), hook, hc, retry)
+		wh.SetPacer(pacer("webhook " + raw))
+		d.Notifiers[name] = wh
 	}
 	if !dryRun && usesSES(rules) {
 		cfg, err := config.LoadDefaultConfig(ctx)
