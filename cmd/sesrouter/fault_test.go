@@ -14,7 +14,8 @@ import (
 
 // TestRouteLiveFaultsLoseNothingAndActOnce delivers 300 notifications
 // twice each, in a shuffled order, while 30% of Slack and SES calls fail
-// (429, 5xx, slow answers). Every notification must end posted (acted on
+// (429, 5xx, answers slow enough to time the notification out). Every
+// notification must end posted or digested (acted on
 // once: one Slack post at most, one removal at most) or failed and
 // counted; none silently lost, none acted on twice.
 func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
@@ -23,7 +24,11 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 	}
 	const n = 300
 	f := startLiveFakes(t)
-	faults := []actionstest.Fault{actionstest.Fault429After(0), actionstest.Fault500(), actionstest.Fault503(), actionstest.FaultSlow(20 * time.Millisecond)}
+	// A notification's actions must finish within 1.5 s: an answer that
+	// takes 3 s times it out, and it ends failed.
+	f.actionTimeout = 1500 * time.Millisecond
+	faults := []actionstest.Fault{actionstest.Fault429After(0), actionstest.Fault500(), actionstest.Fault503(),
+		actionstest.FaultSlow(20 * time.Millisecond), actionstest.FaultSlow(3 * time.Second)}
 	f.slack.FailRandomly(0.3, 7, faults...)
 	f.ses.FailRandomly(0.3, 8, faults...)
 	var lines []string
@@ -98,6 +103,9 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 		if c > 1 {
 			t.Errorf("%s removed %d times", addr, c)
 		}
+	}
+	if c := f.slack.Counts().Abandoned + f.ses.Counts().Abandoned; c == 0 {
+		t.Error("no call timed out: the run did not exercise timeouts")
 	}
 	wantExit := exitOK
 	if failedLines > 0 {

@@ -74,6 +74,8 @@ type liveFakes struct {
 	vars map[string]string
 	// start is when the route began, set by routeLive.
 	start time.Time
+	// actionTimeout, when set, bounds each notification's actions.
+	actionTimeout time.Duration
 }
 
 // startLiveFakes starts a Slack fake (with liveChannel) and an SES fake,
@@ -135,7 +137,9 @@ func routeLive(t *testing.T, f *liveFakes, rules, input string, args ...string) 
 	inPath := writeFile(t, dir, "events.ndjson", input)
 	argv := append(append([]string{"route", "-rules", rulesPath}, args...), inPath)
 	f.start = time.Now()
-	r := runCLI(t, testEnv(f.vars), "", argv...)
+	e := testEnv(f.vars)
+	e.actionTimeout = f.actionTimeout
+	r := runCLI(t, e, "", argv...)
 	checkNoSecrets(t, r, f.secrets()...)
 	return r
 }

@@ -53,6 +53,9 @@ type env struct {
 	// slackPace is the pace of every Slack destination; zero is
 	// actions.DefaultPace. Tests set a faster one.
 	slackPace actions.Pace
+	// actionTimeout bounds the actions of one notification in route;
+	// zero is defaultTimeout. Tests shorten it.
+	actionTimeout time.Duration
 }
 
 func newEnv() env {

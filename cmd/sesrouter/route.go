@@ -87,6 +87,9 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 		return exitUsage
 	}
 	opt.concurrency, opt.timeout = defaultConcurrency, defaultTimeout
+	if e.actionTimeout > 0 {
+		opt.timeout = e.actionTimeout
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	disp, err := newDispatcher(ctx, rules, e, logger, opt.dryRun, opt.concurrency)
