@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -187,8 +188,8 @@ func (l *loader) compactEvent(n *yaml.Node, ctx string) []byte {
 	case TypeBounce:
 		f := l.compactFields(subVal["bounce"], ctx, "bounce", "type", "subType")
 		ses["bounce"] = map[string]any{
-			"bounceType":        or(f["type"], "Permanent"),
-			"bounceSubType":     or(f["subType"], "General"),
+			"bounceType":        cmp.Or(f["type"], "Permanent"),
+			"bounceSubType":     cmp.Or(f["subType"], "General"),
 			"bouncedRecipients": dsn(),
 			"timestamp":         later(2 * time.Second),
 			"feedbackId":        compactFeedback,
@@ -224,7 +225,7 @@ func (l *loader) compactEvent(n *yaml.Node, ctx string) []byte {
 		f := l.compactFields(subVal["delay"], ctx, "delay", "type")
 		ses["deliveryDelay"] = map[string]any{
 			"timestamp":         later(time.Hour),
-			"delayType":         or(f["type"], "General"),
+			"delayType":         cmp.Or(f["type"], "General"),
 			"expirationTime":    later(24 * time.Hour),
 			"delayedRecipients": dsn(),
 			"reportingMTA":      "a1-2.smtp-out.amazonses.com",
@@ -233,7 +234,7 @@ func (l *loader) compactEvent(n *yaml.Node, ctx string) []byte {
 		ses["send"] = map[string]any{}
 	case TypeReject:
 		f := l.compactFields(subVal["reject"], ctx, "reject", "reason")
-		ses["reject"] = map[string]any{"reason": or(f["reason"], "Bad content")}
+		ses["reject"] = map[string]any{"reason": cmp.Or(f["reason"], "Bad content")}
 	case TypeOpen:
 		ses["open"] = map[string]any{"ipAddress": "192.0.2.1", "userAgent": "Mozilla/5.0", "timestamp": later(time.Hour)}
 	case TypeClick:
@@ -242,8 +243,8 @@ func (l *loader) compactEvent(n *yaml.Node, ctx string) []byte {
 	case TypeRenderingFailure:
 		f := l.compactFields(subVal["failure"], ctx, "failure", "errorMessage", "templateName")
 		ses["failure"] = map[string]any{
-			"errorMessage": or(f["errorMessage"], "Attribute 'name' is not present in the rendering data."),
-			"templateName": or(f["templateName"], "template"),
+			"errorMessage": cmp.Or(f["errorMessage"], "Attribute 'name' is not present in the rendering data."),
+			"templateName": cmp.Or(f["templateName"], "template"),
 		}
 	case TypeSubscription:
 		prefs := func(all bool, status string) map[string]any {
@@ -308,13 +309,6 @@ func mustJSON(v any) []byte {
 		panic(err) // only maps, slices and strings: cannot fail
 	}
 	return b
-}
-
-func or(s, def string) string {
-	if s != "" {
-		return s
-	}
-	return def
 }
 
 // compactRecipients reads the recipients list: addresses, or mappings
@@ -407,8 +401,8 @@ func (l *loader) compactMail(n *yaml.Node, ctx string) (map[string]any, []string
 			}
 		})
 	}
-	source := or(f["source"], compactSource)
-	messageID := or(f["messageId"], compactMessageID)
+	source := cmp.Or(f["source"], compactSource)
+	messageID := cmp.Or(f["messageId"], compactMessageID)
 	domain := "example.com"
 	if at := strings.LastIndexByte(BareAddress(source), '@'); at >= 0 {
 		domain = strings.ToLower(BareAddress(source)[at+1:])
@@ -427,7 +421,7 @@ func (l *loader) compactMail(n *yaml.Node, ctx string) (map[string]any, []string
 		common["subject"] = f["subject"]
 	}
 	mail := map[string]any{
-		"timestamp":        or(f["timestamp"], compactTimestamp),
+		"timestamp":        cmp.Or(f["timestamp"], compactTimestamp),
 		"messageId":        messageID,
 		"source":           source,
 		"sourceArn":        "arn:aws:ses:us-east-1:" + compactAccount + ":identity/" + domain,

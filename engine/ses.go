@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -82,13 +83,13 @@ func decodeSES(raw []byte) (*Notification, string, error) {
 			return nil, "", missing("bounce")
 		}
 		n.Bounce, recips = w.bounce, w.bounced
-		n.Event.Timestamp = firstNonEmpty(w.bounce.Timestamp, n.Event.Timestamp)
+		n.Event.Timestamp = cmp.Or(w.bounce.Timestamp, n.Event.Timestamp)
 	case TypeComplaint:
 		if !w.hasComplaint {
 			return nil, "", missing("complaint")
 		}
 		n.Complaint, recips = w.complaint, w.complained
-		n.Event.Timestamp = firstNonEmpty(w.complaint.Timestamp, n.Event.Timestamp)
+		n.Event.Timestamp = cmp.Or(w.complaint.Timestamp, n.Event.Timestamp)
 	case TypeDelivery:
 		if !w.hasDelivery {
 			return nil, "", missing("delivery")
@@ -98,18 +99,18 @@ func decodeSES(raw []byte) (*Notification, string, error) {
 		for i, a := range w.delivered {
 			recips[i].address = a
 		}
-		n.Event.Timestamp = firstNonEmpty(w.delivery.Timestamp, n.Event.Timestamp)
+		n.Event.Timestamp = cmp.Or(w.delivery.Timestamp, n.Event.Timestamp)
 	case TypeDeliveryDelay:
 		if !w.hasDelay {
 			return nil, "", missing("deliveryDelay")
 		}
 		n.Delay, recips = w.delay, w.delayed
-		n.Event.Timestamp = firstNonEmpty(w.delay.Timestamp, n.Event.Timestamp)
+		n.Event.Timestamp = cmp.Or(w.delay.Timestamp, n.Event.Timestamp)
 	default:
 		// Send, Reject, Open, Click, RenderingFailure, Subscription and
 		// types SES may add later name no recipients: mail.destination.
 		n.Reject, n.Failure, n.Open, n.Click, n.Subscription = w.reject, w.failure, w.open, w.click, w.subscription
-		n.Event.Timestamp = firstNonEmpty(firstNonEmpty(firstNonEmpty(w.open.Timestamp, w.click.Timestamp), w.subscription.Timestamp), n.Event.Timestamp)
+		n.Event.Timestamp = cmp.Or(w.open.Timestamp, w.click.Timestamp, w.subscription.Timestamp, n.Event.Timestamp)
 		recips = make([]wireRecipient, len(n.Mail.Destination))
 		for i, a := range n.Mail.Destination {
 			recips[i].address = a
@@ -414,11 +415,4 @@ func (w *sesWire) delayMember(l *lexer, k []byte) {
 
 func missing(obj string) error {
 	return errors.New("SES JSON has no " + obj + " object")
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
