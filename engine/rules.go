@@ -211,28 +211,40 @@ var (
 	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
 )
 
-func (l *loader) load() {
+// root decodes the one YAML document of the file and returns its top
+// mapping, or nil after reporting why there is none. what names the file
+// ("rules file"), empty says what an empty one needs, and mapping what its
+// mapping holds.
+func (l *loader) root(what, empty, mapping string) *yaml.Node {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(l.src))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			l.problem(nil, "", "empty rules file: it needs version: 1 and rules")
-			return
+			l.problem(nil, "", "empty %s: %s", what, empty)
+			return nil
 		}
 		l.yamlError(err)
-		return
+		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		l.problem(&extra, "", "a rules file holds one YAML document; a second one starts here")
+		l.problem(&extra, "", "a %s holds one YAML document; a second one starts here", what)
 	}
 	if len(doc.Content) == 0 {
-		l.problem(&doc, "", "empty rules file: it needs version: 1 and rules")
-		return
+		l.problem(&doc, "", "empty %s: %s", what, empty)
+		return nil
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		l.problem(root, "", "the rules file must be a mapping with version, destinations, lists and rules")
+		l.problem(root, "", "the %s must be a mapping with %s", what, mapping)
+		return nil
+	}
+	return root
+}
+
+func (l *loader) load() {
+	root := l.root("rules file", "it needs version: 1 and rules", "version, destinations, lists and rules")
+	if root == nil {
 		return
 	}
 	var rulesNode, versionNode *yaml.Node

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -112,27 +111,8 @@ func relativeTo(file, path string) string {
 }
 
 func (l *loader) loadTests(tf *TestFile) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(l.src))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			l.problem(nil, "", "empty test file: it needs tests")
-			return
-		}
-		l.yamlError(err)
-		return
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		l.problem(&extra, "", "a test file holds one YAML document; a second one starts here")
-	}
-	if len(doc.Content) == 0 {
-		l.problem(&doc, "", "empty test file: it needs tests")
-		return
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		l.problem(root, "", "the test file must be a mapping with rules and tests")
+	root := l.root("test file", "it needs tests", "rules and tests")
+	if root == nil {
 		return
 	}
 	var testsNode *yaml.Node
