@@ -3,6 +3,7 @@ package actionstest
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -203,4 +204,28 @@ func sleep(d time.Duration, ctxDone, done <-chan struct{}) bool {
 	case <-done:
 		return false
 	}
+}
+
+// connectionFault carries out the faults that act on the connection, not
+// on the answer, for either fake: a drop (the connection closed with no
+// answer), or a slow answer (a wait, given up when the client or the fake
+// goes away). It counts them in c, under mu, and reports whether the
+// request is finished.
+func connectionFault(f Fault, w http.ResponseWriter, r *http.Request, mu *sync.Mutex, c *Counts, done <-chan struct{}) bool {
+	switch f.kind {
+	case faultDrop:
+		mu.Lock()
+		c.Dropped++
+		mu.Unlock()
+		drop(w)
+		return true
+	case faultSlow:
+		if !sleep(f.delay, r.Context().Done(), done) {
+			mu.Lock()
+			c.Abandoned++
+			mu.Unlock()
+			return true
+		}
+	}
+	return false
 }

@@ -320,20 +320,10 @@ func (s *SES) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 	if rep.status == 0 {
-		switch f.kind {
-		case faultDrop:
-			s.mu.Lock()
-			s.counts.Dropped++
-			s.mu.Unlock()
-			drop(w)
+		if connectionFault(f, w, r, &s.mu, &s.counts, s.done) {
 			return
-		case faultSlow:
-			if !sleep(f.delay, r.Context().Done(), s.done) {
-				s.mu.Lock()
-				s.counts.Abandoned++
-				s.mu.Unlock()
-				return
-			}
+		}
+		switch f.kind {
 		case fault429:
 			rep = sesError(http.StatusTooManyRequests, "TooManyRequestsException", "Too many requests have been made to the operation.")
 		case fault500:

@@ -261,20 +261,10 @@ func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.counts.Faults++
 		s.mu.Unlock()
 	}
-	switch f.kind {
-	case faultDrop:
-		s.mu.Lock()
-		s.counts.Dropped++
-		s.mu.Unlock()
-		drop(w)
+	if connectionFault(f, w, r, &s.mu, &s.counts, s.done) {
 		return
-	case faultSlow:
-		if !sleep(f.delay, r.Context().Done(), s.done) {
-			s.mu.Lock()
-			s.counts.Abandoned++
-			s.mu.Unlock()
-			return
-		}
+	}
+	switch f.kind {
 	case fault429:
 		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
 		if isAPI {
