@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -300,17 +302,15 @@ func (h *lambdaHandler) writeMetrics(done []handled) {
 		}
 	}
 	now := time.Now().UnixMilli()
-	for _, t := range sortedCounts(byType) {
+	for _, t := range slices.Sorted(maps.Keys(byType)) {
 		h.emf(now, []string{"Type"}, map[string]string{"Type": t}, "Notifications", byType[t])
 	}
-	for _, r := range sortedCounts(byRule) {
+	for _, r := range slices.Sorted(maps.Keys(byRule)) {
 		h.emf(now, []string{"Rule"}, map[string]string{"Rule": r}, "Recipients", byRule[r])
 	}
-	keys := make([][2]string, 0, len(byOutcome))
-	for k := range byOutcome {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
+	keys := slices.SortedFunc(maps.Keys(byOutcome), func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
 	for _, k := range keys {
 		h.emf(now, []string{"Action", "Outcome"}, map[string]string{"Action": k[0], "Outcome": k[1]}, "Actions", byOutcome[k])
 	}
@@ -338,13 +338,4 @@ func (h *lambdaHandler) emf(ts int64, dims []string, values map[string]string, m
 		return
 	}
 	h.metrics.Write(append(b, '\n'))
-}
-
-func sortedCounts(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
