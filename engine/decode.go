@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Item is what one input notification decoded to: a Notification, or the
 // reason it was skipped (not an SES notification) or could not be read.
 // Exactly one of Notification, Skipped and Err is set.
 type Item struct {
-	// Input is where the item came from: "FILE:LINE", or "FILE:LINE#N"
-	// for the Nth record of a Lambda SNS or SQS event.
+	// Input is where the item came from: "FILE:LINE", "FILE:LINE[INDEX]"
+	// for an element of a top-level array, "FILE:LINE#N" for the Nth
+	// record of a Lambda SNS or SQS event.
 	Input string
 	// Envelope is sns, sqs, eventbridge, http or file.
 	Envelope string
@@ -33,9 +35,12 @@ type Item struct {
 
 // Decode decodes one JSON document into the notifications it carries,
 // detecting its shape by content: a Lambda SNS or SQS event (one item per
-// record), an EventBridge event, an SNS HTTP body, or a bare SES
-// notification. input names the document in Item.Input. Decode never
-// panics on any input: what it cannot read is an Item with Err.
+// record), an EventBridge event, an SNS HTTP body, a bare SES
+// notification, or a top-level array of any of these (one item per
+// element, named INPUT[INDEX]). input names the document in Item.Input.
+// A document that has the keys of two shapes (an SNS body that also holds
+// Records, say) is refused rather than read one way or the other. Decode
+// never panics on any input: what it cannot read is an Item with Err.
 func Decode(input string, doc []byte) []Item {
 	return AppendDecode(nil, input, doc)
 }
@@ -43,156 +48,181 @@ func Decode(input string, doc []byte) []Item {
 // AppendDecode is Decode appending to dst. doc is not kept: it may be
 // reused once AppendDecode returns.
 func AppendDecode(dst []Item, input string, doc []byte) []Item {
-	var d document
-	d.read(doc)
-	switch {
-	case d.err != nil:
-		err := d.err
-		if t := bytes.TrimSpace(doc); len(t) > 0 && t[0] != '{' && t[0] != '[' {
-			err = errors.New("invalid JSON: " + preview(t) + " is not a JSON document")
+	doc = bytes.TrimSpace(doc)
+	if len(doc) > 0 && doc[0] == '[' {
+		var elems [][]byte
+		l := lexer{b: doc}
+		l.array(func() { elems = append(elems, l.raw()) })
+		l.end()
+		if l.err != nil {
+			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: l.err})
 		}
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: err})
-	case d.isArray:
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile,
-			Skipped: "a JSON array, not a notification (a file holds one JSON document per line, or one document)"})
-	case d.hasRecords:
-		if len(d.records) == 0 {
-			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
+		if len(elems) == 0 {
+			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "an empty JSON array"})
 		}
-		for i, rec := range d.records {
-			dst = append(dst, decodeRecord(input+"#"+strconv.Itoa(i+1), rec))
+		for i, e := range elems {
+			dst = appendDocument(dst, input+"["+strconv.Itoa(i)+"]", e)
 		}
 		return dst
-	case d.source != "" || d.detailType != "":
-		it := Item{Input: input, Envelope: EnvelopeEventBridge, EnvelopeID: d.id}
-		decodeEventBridge(&it, &d)
-		return append(dst, it)
-	case d.sns.Type != "":
-		it := Item{Input: input, Envelope: EnvelopeHTTP}
-		decodeSNS(&it, &d.sns)
-		return append(dst, it)
-	case d.sesType:
-		it := Item{Input: input, Envelope: EnvelopeFile}
-		// doc may be the caller's buffer: the Notification keeps a copy.
-		decodeSESInto(&it, bytes.Clone(doc))
-		return append(dst, it)
-	case d.notObject:
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "a JSON " + d.kind + ", not a notification"})
 	}
-	return append(dst, Item{Input: input, Envelope: EnvelopeFile,
-		Skipped: "not an SES notification: no Records, Type, detail-type, notificationType or eventType"})
+	return appendDocument(dst, input, doc)
 }
 
-// document is what the top level of an input says about its shape.
-type document struct {
-	err        error
-	isArray    bool
-	notObject  bool
-	kind       string
-	hasRecords bool
-	records    [][]byte
-	sns        snsFields
-	// EventBridge.
-	source, detailType, id string
-	detail                 []byte
-	// Bare SES.
-	sesType bool
+// appendDocument decodes a document that is not a top-level array.
+func appendDocument(dst []Item, input string, doc []byte) []Item {
+	s, err := sniff(doc)
+	if err != nil {
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: err})
+	}
+	if s.shape != shapeLambda {
+		return append(dst, decodeShape(input, EnvelopeFile, "", doc, s))
+	}
+	if len(s.records) == 0 {
+		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
+	}
+	for i, rec := range s.records {
+		dst = append(dst, decodeRecord(input+"#"+strconv.Itoa(i+1), rec))
+	}
+	return dst
 }
 
-// snsFields are the fields of an SNS message that sesrouter reads: the
-// HTTP (and SQS body) layout and the Lambda record's Sns object share
-// them.
-type snsFields struct {
-	Type, MessageID, TopicArn string
-	// Message is the decoded Message string (never a slice of the input);
-	// messageKind is the JSON kind when Message was not a string.
-	Message     []byte
-	hasMessage  bool
-	messageKind string
+// The shapes a JSON document can have.
+type shape uint8
+
+const (
+	shapeNone        shape = iota
+	shapeLambda            // Records
+	shapeSNS               // Type
+	shapeEventBridge       // source, detail-type, detail
+	shapeSES               // notificationType, eventType
+)
+
+func (s shape) String() string {
+	switch s {
+	case shapeLambda:
+		return "a Lambda event (Records)"
+	case shapeSNS:
+		return "an SNS message (Type)"
+	case shapeEventBridge:
+		return "an EventBridge event (source, detail-type, detail)"
+	case shapeSES:
+		return "an SES notification (notificationType, eventType)"
+	}
+	return "nothing known"
 }
 
-func (d *document) read(doc []byte) {
+// sniffed is what the top level of a document says about its shape.
+type sniffed struct {
+	shape   shape
+	kind    string   // the JSON kind, when the document is not an object
+	records [][]byte // the records of a Lambda event
+}
+
+// sniff finds the shape of a document by its top-level keys, which are
+// matched exactly. A document with the keys of two shapes is an error: no
+// reader guesses which one the sender meant.
+func sniff(doc []byte) (sniffed, error) {
+	var s sniffed
 	l := lexer{b: doc}
-	switch c := l.peek(); c {
-	case '{':
-	case '[':
+	c := l.peek()
+	if c != '{' {
 		l.skip()
 		l.end()
-		d.err, d.isArray = l.err, l.err == nil
-		return
-	default:
-		l.skip()
-		l.end()
-		d.err, d.notObject, d.kind = l.err, true, jsonKind(c)
-		if c == '"' {
-			d.kind = "string"
+		if l.err != nil {
+			if len(doc) > 0 && c != '[' && c != '"' && c != '-' && (c < '0' || c > '9') && c != 't' && c != 'f' && c != 'n' {
+				return s, errors.New("invalid JSON: " + preview(doc) + " is not a JSON document")
+			}
+			return s, l.err
 		}
-		return
+		s.kind = jsonKind(c)
+		if c == '"' {
+			s.kind = "string"
+		}
+		return s, nil
+	}
+	var found []shape
+	note := func(sh shape) {
+		for _, f := range found {
+			if f == sh {
+				return
+			}
+		}
+		found = append(found, sh)
 	}
 	l.object(func(k []byte) {
 		switch string(k) {
 		case "Records":
-			d.hasRecords = true
-			l.array(func() { d.records = append(d.records, l.raw()) })
-		case "source":
-			d.source = l.str()
-		case "detail-type":
-			d.detailType = l.str()
-		case "id":
-			d.id = l.str()
-		case "detail":
-			d.detail = l.raw()
+			note(shapeLambda)
+			l.array(func() { s.records = append(s.records, l.raw()) })
+			return
+		case "Type":
+			note(shapeSNS)
+		case "source", "detail-type", "detail":
+			note(shapeEventBridge)
 		case "notificationType", "eventType":
-			d.sesType = true
-			l.skip()
-		default:
-			if !d.sns.member(&l, k) {
-				l.skip()
-			}
+			note(shapeSES)
 		}
+		l.skip()
 	})
 	l.end()
-	d.err = l.err
-}
-
-// member reads the SNS field k, reporting whether it is one.
-func (s *snsFields) member(l *lexer, k []byte) bool {
-	switch string(k) {
-	case "Type":
-		s.Type = l.str()
-	case "MessageId":
-		s.MessageID = l.str()
-	case "TopicArn":
-		s.TopicArn = l.str()
-	case "Message":
-		s.hasMessage = true
-		switch c := l.peek(); c {
-		case '"':
-			b, owned := l.strBytes()
-			if !owned {
-				b = bytes.Clone(b)
-			}
-			s.Message = b
-		case 'n':
-			l.literal("null")
-			s.hasMessage = false
-		default:
-			s.messageKind = jsonKind(c)
-			l.skip()
-		}
-	default:
-		return false
+	if l.err != nil {
+		return s, l.err
 	}
-	return true
+	switch len(found) {
+	case 0:
+		s.shape = shapeNone
+	case 1:
+		s.shape = found[0]
+	default:
+		names := make([]string, len(found))
+		for i, f := range found {
+			names[i] = f.String()
+		}
+		return s, errors.New("ambiguous document: it has the keys of " + strings.Join(names, " and of ") + "; refusing to read it as either")
+	}
+	return s, nil
 }
 
+// decodeShape decodes a document of a known shape other than a Lambda
+// event, which arrived in envelope (file, or sqs for an SQS body).
+func decodeShape(input, envelope, envelopeID string, doc []byte, s sniffed) Item {
+	switch s.shape {
+	case shapeSNS:
+		if envelope == EnvelopeFile {
+			envelope = EnvelopeHTTP
+		}
+		m, err := ParseSNS(doc)
+		if err != nil {
+			return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: fmt.Errorf("SNS message: %w", err)}
+		}
+		return DecodeSNS(input, envelope, envelopeID, m)
+	case shapeEventBridge:
+		if envelope == EnvelopeFile {
+			envelope = EnvelopeEventBridge
+		}
+		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, doc)
+	case shapeSES:
+		it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}
+		decodeSESInto(&it, bytes.Clone(doc))
+		return it
+	case shapeLambda:
+		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: errors.New("a Lambda event (Records) inside a message")}
+	}
+	if s.kind != "" {
+		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Skipped: "a JSON " + s.kind + ", not a notification"}
+	}
+	return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID,
+		Skipped: "not an SES notification: no Records, Type, detail-type, notificationType or eventType"}
+}
+
+// decodeRecord decodes one record of a Lambda event: an SNS record (its
+// Sns object is an SNS message) or an SQS record (its body is an SNS
+// message, an EventBridge event, or bare SES JSON).
 func decodeRecord(input string, raw []byte) Item {
 	var (
 		eventSource, messageID string
-		body                   []byte
+		body, sns              []byte
 		hasBody                bool
-		sns                    snsFields
-		hasSNS                 bool
 	)
 	l := lexer{b: raw}
 	l.object(func(k []byte) {
@@ -205,18 +235,9 @@ func decodeRecord(input string, raw []byte) Item {
 			if l.null() {
 				return
 			}
-			b, owned := l.strBytes()
-			if !owned {
-				b = bytes.Clone(b)
-			}
-			body, hasBody = b, true
+			body, hasBody = []byte(l.str()), true
 		case "Sns":
-			hasSNS = true
-			l.object(func(k2 []byte) {
-				if !sns.member(&l, k2) {
-					l.skip()
-				}
-			})
+			sns = l.raw()
 		default:
 			l.skip()
 		}
@@ -225,14 +246,16 @@ func decodeRecord(input string, raw []byte) Item {
 		return Item{Input: input, Envelope: EnvelopeFile, Err: fmt.Errorf("record: %w", l.err)}
 	}
 	switch {
-	case hasSNS:
-		it := Item{Input: input, Envelope: EnvelopeSNS}
-		decodeSNS(&it, &sns)
-		return it
+	case sns != nil && hasBody:
+		return Item{Input: input, Envelope: EnvelopeFile, Err: errors.New("record: ambiguous: it has both Sns and body")}
+	case sns != nil:
+		m, err := ParseSNS(sns)
+		if err != nil {
+			return Item{Input: input, Envelope: EnvelopeSNS, Err: fmt.Errorf("SNS record: %w", err)}
+		}
+		return DecodeSNS(input, EnvelopeSNS, "", m)
 	case hasBody:
-		it := Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID}
-		decodeSQSBody(&it, body)
-		return it
+		return decodeSQSBody(input, messageID, body)
 	}
 	if eventSource == "" {
 		eventSource = "an unknown source"
@@ -240,96 +263,82 @@ func decodeRecord(input string, raw []byte) Item {
 	return Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda record from " + eventSource + " is neither SNS nor SQS"}
 }
 
-// decodeSQSBody reads an SQS message body (owned by the caller): an SNS
-// envelope (raw delivery off), an EventBridge event (EventBridge to SQS),
-// or the bare SES JSON (raw delivery on).
-func decodeSQSBody(it *Item, body []byte) {
+// decodeSQSBody reads an SQS message body: an SNS message (raw delivery
+// off), an EventBridge event (EventBridge to SQS), or the bare SES JSON
+// (raw delivery on).
+func decodeSQSBody(input, messageID string, body []byte) Item {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		it.Skipped = "SQS body is not JSON: " + preview(trimmed)
-		return
+		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Skipped: "SQS body is not JSON: " + preview(trimmed)}
 	}
-	var d document
-	d.read(trimmed)
-	switch {
-	case d.err != nil:
-		it.Err = fmt.Errorf("SQS body: %w", d.err)
-	case d.sns.Type != "":
-		decodeSNS(it, &d.sns)
-	case d.source != "" || d.detailType != "":
-		// EventBridge to SQS: the envelope it came in is SQS.
-		decodeEventBridge(it, &d)
-	case d.sesType:
-		decodeSESInto(it, trimmed)
-	default:
-		it.Skipped = "SQS body is JSON but not an SES notification"
+	s, err := sniff(trimmed)
+	if err != nil {
+		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Err: fmt.Errorf("SQS body: %w", err)}
 	}
+	if s.shape == shapeNone {
+		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Skipped: "SQS body is JSON but not an SES notification"}
+	}
+	return decodeShape(input, EnvelopeSQS, messageID, trimmed, s)
 }
 
-// decodeSNS reads the Message of an SNS envelope.
-func decodeSNS(it *Item, s *snsFields) {
-	it.SNSMessageID, it.TopicArn = s.MessageID, s.TopicArn
-	if it.Envelope != EnvelopeSQS {
-		it.EnvelopeID = s.MessageID
-	}
-	switch s.Type {
-	case "Notification":
-	case "SubscriptionConfirmation", "UnsubscribeConfirmation":
-		it.Skipped = "SNS " + s.Type + " for " + orUnknown(s.TopicArn)
-		return
-	default:
-		it.Skipped = "SNS message of type " + strconv.Quote(s.Type)
-		return
-	}
-	switch {
-	case s.messageKind != "":
-		it.Err = errors.New("SNS Message is a JSON " + s.messageKind + ", not a string: SNS always sends the message as a string (was it decoded twice?)")
-		return
-	case !s.hasMessage:
-		it.Err = errors.New("SNS Notification has no Message")
-		return
-	}
-	t := bytes.TrimSpace(s.Message)
-	if len(t) == 0 || t[0] != '{' {
-		it.Skipped = "SNS message is not JSON: " + preview(t)
-		return
-	}
-	decodeSESInto(it, t)
-}
-
-// decodeEventBridge reads the detail of an EventBridge event into it,
-// whose envelope the caller has set.
-func decodeEventBridge(it *Item, d *document) {
-	if d.source != "aws.ses" {
-		it.Skipped = "EventBridge event from " + strconv.Quote(d.source) + ", not aws.ses"
-		return
-	}
-	if len(d.detail) == 0 || d.detail[0] != '{' {
-		it.Err = fmt.Errorf("EventBridge %q event has no detail object", d.detailType)
-		return
-	}
-	var hasType bool
-	l := lexer{b: d.detail}
+// decodeEventBridge reads an EventBridge event into it, whose envelope the
+// caller has set.
+func decodeEventBridge(it Item, doc []byte) Item {
+	var source, detailType, id string
+	var detail []byte
+	l := lexer{b: doc}
 	l.object(func(k []byte) {
-		if string(k) == "eventType" {
-			hasType = l.str() != ""
-			return
+		switch string(k) {
+		case "source":
+			source = l.str()
+		case "detail-type":
+			detailType = l.str()
+		case "id":
+			id = l.str()
+		case "detail":
+			detail = l.raw()
+		default:
+			l.skip()
 		}
-		l.skip()
 	})
 	if l.err != nil {
-		it.Err = fmt.Errorf("EventBridge detail: %w", l.err)
-		return
+		it.Err = fmt.Errorf("EventBridge event: %w", l.err)
+		return it
+	}
+	if it.EnvelopeID == "" {
+		it.EnvelopeID = id
+	}
+	if source != "aws.ses" {
+		it.Skipped = "EventBridge event from " + strconv.Quote(source) + ", not aws.ses"
+		return it
+	}
+	if len(detail) == 0 || detail[0] != '{' {
+		it.Err = fmt.Errorf("EventBridge %q event has no detail object", detailType)
+		return it
+	}
+	var hasType bool
+	dl := lexer{b: detail}
+	dl.object(func(k []byte) {
+		if string(k) == "eventType" {
+			hasType = dl.str() != ""
+			return
+		}
+		dl.skip()
+	})
+	if dl.err != nil {
+		it.Err = fmt.Errorf("EventBridge detail: %w", dl.err)
+		return it
 	}
 	if !hasType {
-		it.Skipped = "EventBridge " + strconv.Quote(d.detailType) + " is not an SES mail event"
-		return
+		it.Skipped = "EventBridge " + strconv.Quote(detailType) + " is not an SES mail event"
+		return it
 	}
-	decodeSESInto(it, bytes.Clone(d.detail))
+	decodeSESInto(&it, bytes.Clone(detail))
+	return it
 }
 
-// decodeSESInto decodes the SES JSON itself and fills it.Notification, or
-// it.Skipped / it.Err.
+// decodeSESInto decodes the SES JSON itself (raw, which the Notification
+// keeps) and fills it.Notification, or it.Skipped / it.Err.
 func decodeSESInto(it *Item, raw []byte) {
 	n, skipped, err := decodeSES(raw)
 	switch {
@@ -340,7 +349,6 @@ func decodeSESInto(it *Item, raw []byte) {
 	default:
 		n.Input, n.EnvelopeID, n.SNSMessageID = it.Input, it.EnvelopeID, it.SNSMessageID
 		n.Event.Envelope, n.Event.TopicArn = it.Envelope, it.TopicArn
-		n.seal()
 		it.Notification = n
 	}
 }
@@ -355,6 +363,8 @@ func jsonKind(c byte) string {
 		return "boolean"
 	case 'n':
 		return "null"
+	case '"':
+		return "string"
 	}
 	return "number"
 }

@@ -170,14 +170,12 @@ func checkNotification(t *testing.T, got, want *Notification) {
 	} else if raw.Mail.MessageID != want.Mail.MessageID {
 		t.Errorf("%s: Raw holds mail.messageId %q, want %q", want.Input, raw.Mail.MessageID, want.Mail.MessageID)
 	}
-	if got.vars == nil {
-		t.Errorf("%s: notification is not sealed", want.Input)
-	}
 }
 
-// rcpt is a Recipient as the decoder makes it.
-func rcpt(address, local, domain, status, action, diag string) Recipient {
-	return Recipient{Address: address, Local: local, Domain: domain, Status: status, Action: action, DiagnosticCode: diag}
+// rcpt is a Recipient as the decoder makes it: raw as SES wrote it, and
+// its bare mailbox local@domain.
+func rcpt(raw, local, domain, status, action, diag string) Recipient {
+	return Recipient{Address: local + "@" + domain, Raw: raw, Local: local, Domain: domain, Status: status, Action: action, DiagnosticCode: diag}
 }
 
 // identityMail is the mail object the identity-notification test events
@@ -303,7 +301,7 @@ func TestDecodeFiles(t *testing.T) {
 				Event: Event{Type: TypeBounce, Timestamp: "2024-05-02T10:00:01.250Z", Envelope: EnvelopeFile},
 				Mail: Mail{
 					Timestamp: "2024-05-02T10:00:00.000Z", MessageID: "0102018f3c000001-bare-000000",
-					Source: "Billing Team <billing@Shop.Example.org>", SourceAddress: "billing@Shop.Example.org",
+					Source: "Billing Team <billing@Shop.Example.org>", SourceAddress: "billing@shop.example.org",
 					SourceDomain: "shop.example.org", SourceArn: shopArn, SourceIP: "198.51.100.7",
 					SendingAccountID: "111122223333", CallerIdentity: "ses-smtp-user", Subject: "Your invoice",
 					Destination: []string{"Alice.Smith@Mail.Example.COM"},
@@ -537,8 +535,8 @@ func TestDecodeFiles(t *testing.T) {
 			skipped: subscriptionConfirmationSkip,
 		}}},
 		{"sns-message-object.json", []wantItem{{
-			input: "sns-message-object.json:1", envelope: EnvelopeHTTP, envelopeID: "88888888-2222-4333-8444-000000000001", snsID: "88888888-2222-4333-8444-000000000001", topicArn: feedbackTopic,
-			err: "SNS Message is a JSON object, not a string: SNS always sends the message as a string (was it decoded twice?)",
+			input: "sns-message-object.json:1", envelope: EnvelopeHTTP,
+			err: `"Message" is a JSON object, want a string: SNS always sends the message as a string (was it decoded twice?)`,
 		}}},
 		{"amazon-sns-subscription-succeeded.json", []wantItem{{
 			input: "amazon-sns-subscription-succeeded.json:1", envelope: EnvelopeHTTP, envelopeID: "99999999-2222-4333-8444-000000000001", snsID: "99999999-2222-4333-8444-000000000001", topicArn: feedbackTopic,
@@ -571,7 +569,7 @@ func TestDecodeFiles(t *testing.T) {
 				Mail: Mail{
 					Timestamp: "2024-05-03T11:00:00.000Z", MessageID: "0102018f3c000024-rfc2047-000000",
 					Source:        "=?utf-8?b?SsO2aG4gRMWTIFt2aWEgUmVsYXld?= <relay@Relay.Example.NET>",
-					SourceAddress: "relay@Relay.Example.NET", SourceDomain: "relay.example.net",
+					SourceAddress: "relay@relay.example.net", SourceDomain: "relay.example.net",
 					Destination: []string{"uma@example.com"},
 					From:        []string{`"\"sender@test.com [via Relay]\"" <relay@relay.example.net>`},
 					To:          []string{"uma@example.com"},
@@ -702,7 +700,24 @@ func TestDecodeInline(t *testing.T) {
 			err: "invalid JSON"}}},
 		{"JSON number", `42`, []wantItem{{input: "in", envelope: EnvelopeFile, skipped: "a JSON number, not a notification"}}},
 		{"JSON null", `null`, []wantItem{{input: "in", envelope: EnvelopeFile, skipped: "a JSON null, not a notification"}}},
-		{"JSON array", `[{"notificationType":"Bounce"}]`, []wantItem{{input: "in", envelope: EnvelopeFile, skipped: "a JSON array, not a notification"}}},
+		{"JSON array", `[{"notificationType":"Bounce"}, 7]`, []wantItem{
+			{input: "in[0]", envelope: EnvelopeFile, err: "SES Bounce notification has no mail object"},
+			{input: "in[1]", envelope: EnvelopeFile, skipped: "a JSON number, not a notification"}}},
+		{"empty JSON array", `[]`, []wantItem{{input: "in", envelope: EnvelopeFile, skipped: "an empty JSON array"}}},
+		{"SNS body smuggling Records", `{"Type":"Notification","MessageId":"s1","Message":"{}","Records":[{"eventSource":"aws:sqs","body":"{}"}]}`, []wantItem{{
+			input: "in", envelope: EnvelopeFile, err: "ambiguous document: it has the keys of an SNS message (Type) and of a Lambda event (Records)"}}},
+		{"SNS body smuggling EventBridge", `{"Type":"Notification","MessageId":"s1","Message":"{}","source":"aws.ses","detail":{}}`, []wantItem{{
+			input: "in", envelope: EnvelopeFile, err: "ambiguous document: it has the keys of an SNS message (Type) and of an EventBridge event"}}},
+		{"SNS body with a duplicate Message", `{"Type":"Notification","MessageId":"s1","Message":"a","message":"{}"}`, []wantItem{{
+			input: "in", envelope: EnvelopeHTTP, err: `key "message" appears twice`}}},
+		{"SNS MessageId with a newline", `{"Type":"Notification","MessageId":"s1\nSubject\nx","Message":"a"}`, []wantItem{{
+			input: "in", envelope: EnvelopeHTTP, err: "MessageId holds a control character"}}},
+		{"SQS record with both Sns and body", `{"Records":[{"Sns":{"Type":"Notification"},"body":"{}"}]}`, []wantItem{{
+			input: "in#1", envelope: EnvelopeFile, err: "ambiguous: it has both Sns and body"}}},
+		{"notificationType a number", `{"notificationType":5,` + mail + `}`, []wantItem{{
+			input: "in", envelope: EnvelopeFile, err: `"notificationType" is a JSON number, want a string`}}},
+		{"bounce without recipients", `{"eventType":"Bounce",` + mail + `,"bounce":{"bounceType":"Permanent","bouncedRecipients":[]}}`, []wantItem{{
+			input: "in", envelope: EnvelopeFile, skipped: "SES Bounce names no recipients (bounce.bouncedRecipients is empty)"}}},
 		{"broken object", `{"Type":"Notification",`, []wantItem{{input: "in", envelope: EnvelopeFile, err: "invalid JSON"}}},
 		{"empty object", `{}`, []wantItem{{input: "in", envelope: EnvelopeFile,
 			skipped: "not an SES notification: no Records, Type, detail-type, notificationType or eventType"}}},
@@ -736,8 +751,8 @@ func TestDecodeInline(t *testing.T) {
 		{"SNS Message null", `{"Type":"Notification","MessageId":"s1","Message":null}`, []wantItem{{
 			input: "in", envelope: EnvelopeHTTP, envelopeID: "s1", snsID: "s1", err: "SNS Notification has no Message"}}},
 		{"SNS Message array", `{"Type":"Notification","MessageId":"s1","Message":[1]}`, []wantItem{{
-			input: "in", envelope: EnvelopeHTTP, envelopeID: "s1", snsID: "s1",
-			err: "SNS Message is a JSON array, not a string: SNS always sends the message as a string (was it decoded twice?)"}}},
+			input: "in", envelope: EnvelopeHTTP,
+			err: `"Message" is a JSON array, want a string: SNS always sends the message as a string (was it decoded twice?)`}}},
 		{"SNS Message broken JSON", `{"Type":"Notification","MessageId":"s1","Message":"{not json"}`, []wantItem{{
 			input: "in", envelope: EnvelopeHTTP, envelopeID: "s1", snsID: "s1",
 			err: "SES JSON: invalid JSON"}}},
@@ -774,15 +789,7 @@ func TestDecodeInline(t *testing.T) {
 			},
 		}}},
 		{"send without destination", `{"eventType":"Send","mail":{"messageId":"m-2","source":"a@b.example"},"send":{}}`, []wantItem{{
-			input: "in", envelope: EnvelopeFile,
-			n: &Notification{
-				Input: "in", Format: "event",
-				Event: Event{Type: TypeSend, Envelope: EnvelopeFile},
-				Mail: Mail{MessageID: "m-2", Source: "a@b.example", SourceAddress: "a@b.example", SourceDomain: "b.example",
-					Destination: []string{}},
-				Recipients: []Recipient{},
-			},
-		}}},
+			input: "in", envelope: EnvelopeFile, skipped: "SES Send names no recipients (mail.destination is empty)"}}},
 		{"Lambda record mix", `{"Records":[` +
 			`{"EventSource":"aws:sns","Sns":{"Type":"Notification","MessageId":"s1","TopicArn":"arn:t","Message":"plain text"}},` +
 			`{"eventSource":"aws:sqs","messageId":"q2","body":"{\"Type\":\"SubscriptionConfirmation\",\"MessageId\":\"s2\",\"TopicArn\":\"arn:t\"}"},` +
@@ -1017,7 +1024,7 @@ func TestReaderInline(t *testing.T) {
 			[]readerWant{{input: "t:1", err: "not closed before line 2"}, {input: "t:2", typ: TypeSend}, {input: "t:3", typ: TypeSend}}},
 		{"broken pretty document is one error", "{\n  \"eventType\": \"Send\"\n  \"mail\": {}\n}\n" + send,
 			[]readerWant{{input: "t:1", err: "invalid JSON"}, {input: "t:5", typ: TypeSend}}},
-		{"escaped quote in string", "{\"eventType\":\"Send\",\"mail\":{\"source\":\"a\\\"{\",\n\"destination\":[]},\"send\":{}}\n" + send,
+		{"escaped quote in string", "{\"eventType\":\"Send\",\"mail\":{\"source\":\"a\\\"{\",\n\"destination\":[\"x@y.example\"]},\"send\":{}}\n" + send,
 			[]readerWant{{input: "t:1", typ: TypeSend}, {input: "t:3", typ: TypeSend}}},
 	}
 	for _, tt := range tests {
@@ -1182,15 +1189,18 @@ func TestReaderMemoryFlat(t *testing.T) {
 }
 
 // TestDecodeScalarWhereStringExpected checks that a number or a boolean
-// where the model expects a string is kept as its JSON text instead of
-// losing the notification.
+// where SES writes a string is an error naming the field, not a string
+// made of its JSON text (a notificationType of 5 is not the type "5").
 func TestDecodeScalarWhereStringExpected(t *testing.T) {
-	items := Decode("in", []byte(`{"eventType":"Send","mail":{"messageId":12,"source":true,"destination":["a@b.example"]}}`))
-	n := items[0].Notification
-	if n == nil {
-		t.Fatalf("got %+v, want a notification", items[0])
-	}
-	if n.Mail.MessageID != "12" || n.Mail.Source != "true" {
-		t.Errorf("messageId %q, source %q; want \"12\" and \"true\"", n.Mail.MessageID, n.Mail.Source)
+	for _, tt := range []struct{ doc, err string }{
+		{`{"eventType":"Send","mail":{"messageId":12,"destination":["a@b.example"]}}`, `"messageId" is a JSON number, want a string`},
+		{`{"eventType":"Send","mail":{"source":true,"destination":["a@b.example"]}}`, `"source" is a JSON boolean, want a string`},
+		{`{"eventType":"Send","mail":{"source":{"a":1},"destination":["a@b.example"]}}`, `"source" is a JSON object, want a string`},
+		{`{"notificationType":5,"mail":{}}`, `"notificationType" is a JSON number, want a string`},
+	} {
+		items := Decode("in", []byte(tt.doc))
+		if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), tt.err) {
+			t.Errorf("%s: got %+v, want an error saying %s", tt.doc, items, tt.err)
+		}
 	}
 }

@@ -16,83 +16,9 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
-// The names of the expression environment. Each is set in the env map the
-// rules run against; the types of the values are what the rules are
-// checked against at load, so a misspelt name or field is a load error.
-const (
-	varEvent        = "event"
-	varMail         = "mail"
-	varBounce       = "bounce"
-	varComplaint    = "complaint"
-	varDelivery     = "delivery"
-	varDelay        = "delay"
-	varReject       = "reject"
-	varFailure      = "failure"
-	varOpen         = "open"
-	varClick        = "click"
-	varSubscription = "subscription"
-	varRecipient    = "recipient"
-	varLists        = "lists"
-)
-
-// exprVars are a notification's values, boxed once at decode so that
-// routing a recipient allocates nothing.
-type exprVars struct {
-	event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription any
-	recipients                                                                                  []any
-}
-
-// seal boxes the expression values of n. Decode calls it; a Notification
-// built another way is sealed by Route on a copy, at the cost of a few
-// allocations.
-func (n *Notification) seal() {
-	n.vars = newExprVars(n)
-}
-
-func newExprVars(n *Notification) *exprVars {
-	v := &exprVars{
-		event: n.Event, mail: n.Mail, bounce: n.Bounce, complaint: n.Complaint, delivery: n.Delivery,
-		delay: n.Delay, reject: n.Reject, failure: n.Failure, open: n.Open, click: n.Click,
-		subscription: n.Subscription, recipients: make([]any, len(n.Recipients)),
-	}
-	for i, r := range n.Recipients {
-		v.recipients[i] = r
-	}
-	return v
-}
-
-// newEnv returns an expression environment: for checking at load (the
-// zero values give the types) and, filled per recipient, for running.
-func newEnv(lists map[string][]string) map[string]any {
-	return map[string]any{
-		varEvent: Event{}, varMail: Mail{}, varBounce: Bounce{}, varComplaint: Complaint{},
-		varDelivery: Delivery{}, varDelay: Delay{}, varReject: Reject{}, varFailure: Failure{},
-		varOpen: Open{}, varClick: Click{}, varSubscription: Subscription{}, varRecipient: Recipient{},
-		varLists:   lists,
-		"glob":     Glob,
-		"inDomain": InDomain,
-	}
-}
-
-// setNotification puts n's values into env.
-func setNotification(env map[string]any, v *exprVars) {
-	env[varEvent], env[varMail], env[varBounce], env[varComplaint] = v.event, v.mail, v.bounce, v.complaint
-	env[varDelivery], env[varDelay], env[varReject], env[varFailure] = v.delivery, v.delay, v.reject, v.failure
-	env[varOpen], env[varClick], env[varSubscription] = v.open, v.click, v.subscription
-}
-
-// forgetNotification drops a notification's values from env, so that a
-// pooled evaluator keeps none alive; the functions and lists stay.
-func forgetNotification(env map[string]any) {
-	for _, k := range [...]string{varEvent, varMail, varBounce, varComplaint, varDelivery, varDelay, varReject,
-		varFailure, varOpen, varClick, varSubscription, varRecipient} {
-		env[k] = nil
-	}
-}
-
 type compiler struct {
 	lists map[string][]string
-	env   map[string]any
+	env   *Env
 }
 
 func newCompiler(lists map[string][]string) *compiler {
@@ -143,7 +69,7 @@ func (c *compiler) knownLists() string {
 // rules' own terms, listing what there is.
 func explain(msg string) string {
 	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
-		names := []string{"event", "mail", "bounce", "complaint", "delivery", "delay", "reject", "failure", "open", "click", "subscription", "recipient", "lists", "glob", "inDomain"}
+		names := topNames()
 		if near := nearest(name, names); near != "" {
 			msg += "; did you mean " + near + "?"
 		}
@@ -155,19 +81,15 @@ func explain(msg string) string {
 		if !ok {
 			return msg
 		}
-		for name, v := range newEnv(nil) {
-			t := reflect.TypeOf(v)
-			if t == nil || t.Kind() != reflect.Struct || t.Name() != typeName {
+		for _, n := range Names() {
+			if n.Field != nil || n.Type.Kind() != reflect.Struct || n.Type.Name() != typeName {
 				continue
 			}
-			fields := make([]string, t.NumField())
-			for i := range fields {
-				fields[i] = t.Field(i).Tag.Get("expr")
-			}
+			fields := fieldsOf(n.Path)
 			if near := nearest(field, fields); near != "" {
-				return fmt.Sprintf("%s has no field %s; did you mean %s.%s? (fields: %s)", name, field, name, near, strings.Join(fields, ", "))
+				return fmt.Sprintf("%s has no field %s; did you mean %s.%s? (fields: %s)", n.Path, field, n.Path, near, strings.Join(fields, ", "))
 			}
-			return fmt.Sprintf("%s has no field %s (fields: %s)", name, field, strings.Join(fields, ", "))
+			return fmt.Sprintf("%s has no field %s (fields: %s)", n.Path, field, strings.Join(fields, ", "))
 		}
 	}
 	return msg
@@ -194,7 +116,7 @@ func (p *listPatcher) Visit(node *ast.Node) {
 		return
 	}
 	id, ok := m.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != varLists {
+	if !ok || id.Value != "lists" {
 		return
 	}
 	prop, ok := m.Property.(*ast.StringNode)

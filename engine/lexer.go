@@ -210,9 +210,8 @@ func (l *lexer) array(elem func()) bool {
 	return false
 }
 
-// str reads a string; null reads as "", and a number or a boolean as its
-// JSON text (SES documents some fields as strings and sends others, and a
-// bounce is worth more than a type quarrel).
+// str reads a string; null reads as "". Any other value is an error
+// naming the field: a notificationType of 5 is not the type "5".
 func (l *lexer) str() string {
 	switch c := l.peek(); {
 	case c == '"':
@@ -225,8 +224,6 @@ func (l *lexer) str() string {
 	case c == 'n':
 		l.literal("null")
 		return ""
-	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
-		return string(l.raw())
 	}
 	l.typeError("a string")
 	return ""

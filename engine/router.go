@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,24 +17,17 @@ import (
 type Router struct {
 	rules *Rules
 	pool  sync.Pool // of *evaluator
-	// needVM says that some rule runs on expr's VM (see fast.go).
-	needVM bool
 }
 
+// evaluator is one goroutine's VM and environment, reused.
 type evaluator struct {
 	vm  vm.VM
-	env map[string]any
-	ctx evalCtx
+	env *Env
 }
 
 // NewRouter returns a Router for rules, which must come from Load.
 func NewRouter(rules *Rules) *Router {
 	r := &Router{rules: rules}
-	for _, rule := range rules.Rules {
-		if rule.fast == nil {
-			r.needVM = true
-		}
-	}
 	r.pool.New = func() any { return &evaluator{env: newEnv(rules.Lists)} }
 	return r
 }
@@ -54,20 +48,23 @@ type Decision struct {
 	Recipient *Recipient
 	// Trials are the rules tried, in order, with whether each matched.
 	Trials []Trial
-	// Matched are the rules that matched and so gave actions: rules with
-	// continue, then the deciding rule.
+	// Matched are the rules that matched: rules with continue, then the
+	// deciding rule.
 	Matched []*Rule
 	// Decider is the rule that ended the evaluation, or nil when no rule
 	// without continue matched.
 	Decider *Rule
-	// Actions are the actions of the matched rules, in order, each once.
+	// Actions are the actions of the matched rules, in order, each once:
+	// what is to be carried out for the recipient. None when Err is set.
 	Actions []Action
 	// Dropped says that a drop action ended the evaluation.
 	Dropped bool
 	// Unmatched says that no rule matched: the recipient gets no action.
 	Unmatched bool
-	// Err is set when a rule's expression failed at run time (say, an
-	// index out of range); that rule counts as not matched.
+	// Err is set when a rule's expression failed at run time (an index
+	// out of range, expr's memory budget): the evaluation ended there,
+	// closed: no later rule was tried, and the recipient gets no action at
+	// all, not even those of earlier continue rules. It names the rule.
 	Err error
 }
 
@@ -85,8 +82,7 @@ func (r *Router) Route(n *Notification) *Plan {
 	return p
 }
 
-// RouteInto writes the plan for n into p, reusing p's storage: routing
-// into a reused Plan allocates nothing in the steady state.
+// RouteInto writes the plan for n into p, reusing p's storage.
 func (r *Router) RouteInto(p *Plan, n *Notification) {
 	p.Notification = n
 	if cap(p.Recipients) < len(n.Recipients) {
@@ -97,53 +93,37 @@ func (r *Router) RouteInto(p *Plan, n *Notification) {
 		return
 	}
 	ev := r.pool.Get().(*evaluator)
-	var vars *exprVars
-	if r.needVM {
-		if vars = n.vars; vars == nil {
-			vars = newExprVars(n)
-		}
-		setNotification(ev.env, vars)
-	}
-	ev.ctx.n = n
+	blank := ev.env.Notification
+	ev.env.Notification = n
 	for i := range n.Recipients {
-		if r.needVM {
-			ev.env[varRecipient] = vars.recipients[i]
-		}
-		ev.ctx.r = &n.Recipients[i]
+		ev.env.Recipient = n.Recipients[i]
 		r.decide(ev, &p.Recipients[i], &n.Recipients[i])
 	}
-	ev.ctx = evalCtx{}
-	if r.needVM {
-		forgetNotification(ev.env)
-	}
+	ev.env.Notification, ev.env.Recipient = blank, Recipient{}
 	r.pool.Put(ev)
 }
 
+// decide tries the rules for one recipient, top to bottom.
 func (r *Router) decide(ev *evaluator, d *Decision, rc *Recipient) {
 	*d = Decision{Recipient: rc, Trials: d.Trials[:0], Matched: d.Matched[:0], Actions: d.Actions[:0]}
 	for _, rule := range r.rules.Rules {
-		var matched bool
-		if rule.fast != nil {
-			matched = rule.fast(&ev.ctx)
-		} else {
-			out, err := ev.vm.Run(rule.program, ev.env)
-			if err != nil {
-				err = runError(rule, err)
-				d.Trials = append(d.Trials, Trial{Rule: rule, Err: err})
-				if d.Err == nil {
-					d.Err = err
-				}
-				continue
-			}
-			matched, _ = out.(bool)
+		out, err := ev.vm.Run(rule.program, ev.env)
+		if err != nil {
+			// Fail closed: the recipient gets nothing, so that a failing
+			// rule never lets a later one (a suppress) decide instead.
+			d.Err = runError(rule, err)
+			d.Trials = append(d.Trials, Trial{Rule: rule, Err: d.Err})
+			d.Actions, d.Dropped, d.Decider = d.Actions[:0], false, nil
+			return
 		}
+		matched, _ := out.(bool)
 		d.Trials = append(d.Trials, Trial{Rule: rule, Matched: matched})
 		if !matched {
 			continue
 		}
 		d.Matched = append(d.Matched, rule)
 		for _, a := range rule.Actions {
-			if !hasAction(d.Actions, a) {
+			if !slices.Contains(d.Actions, a) {
 				d.Actions = append(d.Actions, a)
 			}
 			if a.Kind == ActionDrop {
@@ -156,15 +136,6 @@ func (r *Router) decide(ev *evaluator, d *Decision, rc *Recipient) {
 		}
 	}
 	d.Unmatched = len(d.Matched) == 0
-}
-
-func hasAction(as []Action, a Action) bool {
-	for _, b := range as {
-		if b == a {
-			return true
-		}
-	}
-	return false
 }
 
 // Step is one action to carry out for a notification.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
@@ -30,41 +29,16 @@ type Rules struct {
 	Rules []*Rule
 }
 
-// Destination is where notify actions post.
+// Destination is a destination of the rules file: where notify actions
+// post. The engine knows its name (so that rules can name it) and keeps
+// its settings as written, for the actions package, which owns what a
+// destination is, to read and check.
 type Destination struct {
-	Name  string
-	Pos   Pos
-	Slack SlackDestination
-}
-
-// SlackDestination is a Slack channel (through chat.postMessage with the
-// bot token) or an incoming webhook (whose URL is in an environment
-// variable). Exactly one of Channel and WebhookEnv is set.
-type SlackDestination struct {
-	Channel    string
-	WebhookEnv string
-	// Mention is put in the first message of every notice to the
-	// destination, on purpose:
-	// <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID>,
-	// several separated by spaces. Nothing from an event can mention.
-	Mention string
-	// DigestAfter is how many messages the destination takes per batch
-	// (a route run, an SQS batch, a window of serve) before the rest of
-	// the batch's notifications are folded into one digest message:
-	// digest_after in the rules file, a positive integer, default
-	// DefaultDigestAfter.
-	DigestAfter int
-}
-
-// DefaultDigestAfter is the digest_after of a destination that sets none.
-const DefaultDigestAfter = 10
-
-// Describe says where the destination posts, without any secret.
-func (d *Destination) Describe() string {
-	if d.Slack.Channel != "" {
-		return "Slack channel " + d.Slack.Channel
-	}
-	return "Slack webhook $" + d.Slack.WebhookEnv
+	Name string
+	Pos  Pos
+	// Node is the destination's value as written (a mapping, like
+	// slack: {channel: C0123}), with its positions.
+	Node *yaml.Node
 }
 
 // Rule is one named rule of the rules file.
@@ -80,7 +54,6 @@ type Rule struct {
 	Pos Pos
 
 	program *vm.Program
-	fast    boolFn // nil when the expression runs on the VM
 }
 
 // Pos is a position in the rules file.
@@ -205,10 +178,8 @@ func (l *loader) problem(n *yaml.Node, context, format string, args ...any) {
 }
 
 var (
-	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	destRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	destRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 )
 
 // root decodes the one YAML document of the file and returns its top
@@ -328,67 +299,8 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 		if !destRE.MatchString(k.Value) {
 			l.problem(k, ctx, "a destination name holds letters, digits, '_', '-' and '.'")
 		}
-		d := &Destination{Name: k.Value, Pos: Pos{k.Line, k.Column}}
-		l.rules.Destinations[k.Value] = d
+		l.rules.Destinations[k.Value] = &Destination{Name: k.Value, Pos: Pos{k.Line, k.Column}, Node: v}
 		l.rules.DestinationNames = append(l.rules.DestinationNames, k.Value)
-		if v.Kind != yaml.MappingNode {
-			l.problem(v, ctx, "a destination is a mapping with slack: {channel: …} or slack: {webhook_env: …}")
-			return
-		}
-		var slackNode *yaml.Node
-		l.eachKey(v, ctx, func(k2, v2 *yaml.Node) {
-			switch k2.Value {
-			case "slack":
-				slackNode = v2
-			default:
-				l.problem(k2, ctx, "unknown key %q (want slack)", k2.Value)
-			}
-		})
-		if slackNode == nil {
-			l.problem(v, ctx, "missing slack: {channel: …} or slack: {webhook_env: …}")
-			return
-		}
-		if slackNode.Kind != yaml.MappingNode {
-			l.problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
-			return
-		}
-		secretKey := false
-		l.eachKey(slackNode, ctx, func(k3, v3 *yaml.Node) {
-			switch k3.Value {
-			case "channel":
-				d.Slack.Channel = l.str(v3, ctx, "channel")
-			case "webhook_env":
-				d.Slack.WebhookEnv = l.str(v3, ctx, "webhook_env")
-				if d.Slack.WebhookEnv != "" && !envNameRE.MatchString(d.Slack.WebhookEnv) {
-					l.problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q: the URL itself never goes in the rules file", d.Slack.WebhookEnv)
-				}
-			case "mention":
-				d.Slack.Mention = l.str(v3, ctx, "mention")
-				if d.Slack.Mention != "" && !mentionRE.MatchString(d.Slack.Mention) {
-					l.problem(v3, ctx, "mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not %q", d.Slack.Mention)
-				}
-			case "digest_after":
-				n, err := strconv.Atoi(v3.Value)
-				if v3.Kind != yaml.ScalarNode || v3.Tag != "!!int" || err != nil || n < 1 {
-					l.problem(v3, ctx, "digest_after is a positive whole number of messages, not %s", nodeText(v3))
-				}
-				d.Slack.DigestAfter = n
-			case "webhook_url", "url", "webhook", "token":
-				secretKey = true
-				l.problem(k3, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k3.Value)
-			default:
-				l.problem(k3, ctx, "unknown key %q (want channel, webhook_env, mention or digest_after)", k3.Value)
-			}
-		})
-		if d.Slack.DigestAfter < 1 {
-			d.Slack.DigestAfter = DefaultDigestAfter
-		}
-		switch {
-		case d.Slack.Channel != "" && d.Slack.WebhookEnv != "":
-			l.problem(slackNode, ctx, "set channel or webhook_env, not both")
-		case d.Slack.Channel == "" && d.Slack.WebhookEnv == "" && !secretKey: // a secret key has said enough
-			l.problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
-		}
 	})
 }
 
@@ -488,9 +400,6 @@ func (l *loader) loadRules(n *yaml.Node) {
 				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog
-			if prog != nil {
-				r.fast, _ = compileBool(prog.Node())
-			}
 		}
 		if actionsNode == nil {
 			l.problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")

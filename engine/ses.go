@@ -77,24 +77,25 @@ func decodeSES(raw []byte) (*Notification, string, error) {
 	n.Event.Timestamp = n.Mail.Timestamp
 
 	var recips []wireRecipient
+	from := "mail.destination" // where the recipients come from
 	switch n.Event.Type {
 	case TypeBounce:
 		if !w.hasBounce {
 			return nil, "", missing("bounce")
 		}
-		n.Bounce, recips = w.bounce, w.bounced
+		n.Bounce, recips, from = w.bounce, w.bounced, "bounce.bouncedRecipients"
 		n.Event.Timestamp = cmp.Or(w.bounce.Timestamp, n.Event.Timestamp)
 	case TypeComplaint:
 		if !w.hasComplaint {
 			return nil, "", missing("complaint")
 		}
-		n.Complaint, recips = w.complaint, w.complained
+		n.Complaint, recips, from = w.complaint, w.complained, "complaint.complainedRecipients"
 		n.Event.Timestamp = cmp.Or(w.complaint.Timestamp, n.Event.Timestamp)
 	case TypeDelivery:
 		if !w.hasDelivery {
 			return nil, "", missing("delivery")
 		}
-		n.Delivery = w.delivery
+		n.Delivery, from = w.delivery, "delivery.recipients"
 		recips = make([]wireRecipient, len(w.delivered))
 		for i, a := range w.delivered {
 			recips[i].address = a
@@ -104,7 +105,7 @@ func decodeSES(raw []byte) (*Notification, string, error) {
 		if !w.hasDelay {
 			return nil, "", missing("deliveryDelay")
 		}
-		n.Delay, recips = w.delay, w.delayed
+		n.Delay, recips, from = w.delay, w.delayed, "deliveryDelay.delayedRecipients"
 		n.Event.Timestamp = cmp.Or(w.delay.Timestamp, n.Event.Timestamp)
 	default:
 		// Send, Reject, Open, Click, RenderingFailure, Subscription and
@@ -115,6 +116,9 @@ func decodeSES(raw []byte) (*Notification, string, error) {
 		for i, a := range n.Mail.Destination {
 			recips[i].address = a
 		}
+	}
+	if len(recips) == 0 {
+		return nil, fmt.Sprintf("SES %s names no recipients (%s is empty)", n.Event.Type, from), nil
 	}
 	n.Recipients = make([]Recipient, len(recips))
 	for i, r := range recips {

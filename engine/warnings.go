@@ -37,7 +37,7 @@ func (r *Rules) Warnings() []*Problem {
 				break
 			}
 		}
-		drops := hasAction(rule.Actions, Action{Kind: ActionDrop})
+		drops := slices.Contains(rule.Actions, Action{Kind: ActionDrop})
 		if !rule.Continue || drops {
 			ends = append(ends, ender{rule: rule, drops: drops, always: alwaysTrue(rule, env)})
 		}
@@ -88,7 +88,7 @@ func (e ender) shadows(later *Rule) string {
 // constant true. expr's optimiser folds most constant expressions (true,
 // 1 == 1) into one node; what is left made only of literals and
 // operators ("a" in ["a"]) is run once.
-func alwaysTrue(rule *Rule, env map[string]any) bool {
+func alwaysTrue(rule *Rule, env *Env) bool {
 	if rule.program == nil {
 		return false
 	}
