@@ -41,6 +41,12 @@ type Name struct {
 	// Field is the index of the field in its section's struct, for fields;
 	// nil for sections and functions.
 	Field []int
+	// EventType is, for a section that only one event type fills
+	// (bounce), that type.
+	EventType string
+	// Derived says that the field is computed from others
+	// (recipient.domain from recipient.raw), not read from SES.
+	Derived bool
 }
 
 // Names lists every name a rule may use, in the order Env declares them:
@@ -59,7 +65,7 @@ func Names() []Name {
 			if tag == "" || tag == "-" {
 				continue
 			}
-			n := Name{Path: prefix + tag, Type: f.Type, Doc: f.Tag.Get("doc")}
+			n := Name{Path: prefix + tag, Type: f.Type, Doc: f.Tag.Get("doc"), EventType: f.Tag.Get("type"), Derived: f.Tag.Get("derived") == "true"}
 			if v := f.Tag.Get("values"); v != "" {
 				n.Values = strings.Split(v, ",")
 			}

@@ -57,15 +57,15 @@ type Notification struct {
 
 	Event        Event        `expr:"event" doc:"the notification as a whole"`
 	Mail         Mail         `expr:"mail" doc:"the mail the notification is about"`
-	Bounce       Bounce       `expr:"bounce" doc:"a Bounce"`
-	Complaint    Complaint    `expr:"complaint" doc:"a Complaint"`
-	Delivery     Delivery     `expr:"delivery" doc:"a Delivery"`
-	Delay        Delay        `expr:"delay" doc:"a DeliveryDelay"`
-	Reject       Reject       `expr:"reject" doc:"a Reject"`
-	Failure      Failure      `expr:"failure" doc:"a RenderingFailure"`
-	Open         Open         `expr:"open" doc:"an Open"`
-	Click        Click        `expr:"click" doc:"a Click"`
-	Subscription Subscription `expr:"subscription" doc:"a Subscription"`
+	Bounce       Bounce       `expr:"bounce" doc:"a Bounce" type:"Bounce"`
+	Complaint    Complaint    `expr:"complaint" doc:"a Complaint" type:"Complaint"`
+	Delivery     Delivery     `expr:"delivery" doc:"a Delivery" type:"Delivery"`
+	Delay        Delay        `expr:"delay" doc:"a DeliveryDelay" type:"DeliveryDelay"`
+	Reject       Reject       `expr:"reject" doc:"a Reject" type:"Reject"`
+	Failure      Failure      `expr:"failure" doc:"a RenderingFailure" type:"RenderingFailure"`
+	Open         Open         `expr:"open" doc:"an Open" type:"Open"`
+	Click        Click        `expr:"click" doc:"a Click" type:"Click"`
+	Subscription Subscription `expr:"subscription" doc:"a Subscription" type:"Subscription"`
 
 	// Recipients are the recipients the rules are evaluated for: the
 	// bounced, complained, delivered or delayed recipients, or, for types
@@ -90,8 +90,8 @@ type Mail struct {
 	Timestamp        string              `expr:"timestamp" doc:"when the mail was sent"`
 	MessageID        string              `expr:"messageId" doc:"the SES message id"`
 	Source           string              `expr:"source" doc:"the envelope sender as SES wrote it (may carry a display name)"`
-	SourceAddress    string              `expr:"sourceAddress" doc:"the bare address of mail.source"`
-	SourceDomain     string              `expr:"sourceDomain" doc:"the domain of mail.source, in lower case"`
+	SourceAddress    string              `expr:"sourceAddress" doc:"the bare address of mail.source" derived:"true"`
+	SourceDomain     string              `expr:"sourceDomain" doc:"the domain of mail.source, in lower case" derived:"true"`
 	SourceArn        string              `expr:"sourceArn" doc:"the ARN of the sending identity"`
 	SourceIP         string              `expr:"sourceIp" doc:"the IP address that called SES"`
 	SendingAccountID string              `expr:"sendingAccountId" doc:"the AWS account that sent the mail"`
@@ -181,10 +181,10 @@ type Subscription struct {
 
 // Recipient is one recipient a notification names (recipient.* in rules).
 type Recipient struct {
-	Address string `expr:"address" doc:"the bare mailbox local@domain, domain in lower case: exactly what unsuppress and suppress send to SES"`
+	Address string `expr:"address" doc:"the bare mailbox local@domain, domain in lower case: exactly what unsuppress and suppress send to SES" derived:"true"`
 	Raw     string `expr:"raw" doc:"the address as SES wrote it, display name and comments included"`
-	Local   string `expr:"local" doc:"the local part of recipient.address"`
-	Domain  string `expr:"domain" doc:"the domain of recipient.address, in lower case"`
+	Local   string `expr:"local" doc:"the local part of recipient.address" derived:"true"`
+	Domain  string `expr:"domain" doc:"the domain of recipient.address, in lower case" derived:"true"`
 	// Status, Action and DiagnosticCode come from the DSN of a bounce, or
 	// the delayed recipient of a DeliveryDelay; empty when SES gave none.
 	Status         string `expr:"status" doc:"the SMTP status from the DSN (5.1.1, …)"`

@@ -1,14 +1,9 @@
 package engine
 
 import (
-	"bytes"
-	"cmp"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
@@ -141,40 +136,22 @@ func LoadFile(path string) (*Rules, error) {
 // On failure the error joins one *Problem per problem found, in file
 // order, each saying FILE:LINE:COL: rule "NAME": message.
 func Load(name string, src []byte) (*Rules, error) {
-	l := &loader{file: name, src: src, rules: &Rules{
+	l := &loader{YAML: &YAML{File: name, Src: src}, rules: &Rules{
 		File:         name,
 		Destinations: map[string]*Destination{},
 		Lists:        map[string][]string{},
 	}}
 	l.load()
-	if len(l.problems) > 0 {
-		slices.SortStableFunc(l.problems, func(a, b *Problem) int {
-			return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
-		})
-		errs := make([]error, len(l.problems))
-		for i, p := range l.problems {
-			errs[i] = p
-		}
-		return nil, errors.Join(errs...)
+	if err := l.Err(); err != nil {
+		return nil, err
 	}
 	return l.rules, nil
 }
 
+// loader reads a rules file through YAML.
 type loader struct {
-	file     string
-	src      []byte
-	rules    *Rules
-	problems []*Problem
-}
-
-func (l *loader) problem(n *yaml.Node, context, format string, args ...any) {
-	p := &Problem{File: l.file, Context: context, Message: fmt.Sprintf(format, args...)}
-	if n != nil {
-		p.Pos = Pos{n.Line, n.Column}
-	} else {
-		p.Pos = Pos{1, 1}
-	}
-	l.problems = append(l.problems, p)
+	*YAML
+	rules *Rules
 }
 
 var (
@@ -182,45 +159,14 @@ var (
 	destRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 )
 
-// root decodes the one YAML document of the file and returns its top
-// mapping, or nil after reporting why there is none. what names the file
-// ("rules file"), empty says what an empty one needs, and mapping what its
-// mapping holds.
-func (l *loader) root(what, empty, mapping string) *yaml.Node {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(l.src))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			l.problem(nil, "", "empty %s: %s", what, empty)
-			return nil
-		}
-		l.yamlError(err)
-		return nil
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		l.problem(&extra, "", "a %s holds one YAML document; a second one starts here", what)
-	}
-	if len(doc.Content) == 0 {
-		l.problem(&doc, "", "empty %s: %s", what, empty)
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		l.problem(root, "", "the %s must be a mapping with %s", what, mapping)
-		return nil
-	}
-	return root
-}
-
 func (l *loader) load() {
-	root := l.root("rules file", "it needs version: 1 and rules", "version, destinations, lists and rules")
+	root := l.Root("rules file", "it needs version: 1 and rules", "version, destinations, lists and rules")
 	if root == nil {
 		return
 	}
 	var rulesNode, versionNode *yaml.Node
 	var destNode, listNode *yaml.Node
-	l.eachKey(root, "", func(k, v *yaml.Node) {
+	l.EachKey(root, "", func(k, v *yaml.Node) {
 		switch k.Value {
 		case "version":
 			versionNode = v
@@ -231,14 +177,14 @@ func (l *loader) load() {
 		case "rules":
 			rulesNode = v
 		default:
-			l.problem(k, "", "unknown key %q (want version, destinations, lists or rules)", k.Value)
+			l.Problem(k, "", "unknown key %q (want version, destinations, lists or rules)", k.Value)
 		}
 	})
 	switch {
 	case versionNode == nil:
-		l.problem(root, "", "missing version: 1")
+		l.Problem(root, "", "missing version: 1")
 	case versionNode.Kind != yaml.ScalarNode || versionNode.Value != "1":
-		l.problem(versionNode, "", "version must be 1, not %s", nodeText(versionNode))
+		l.Problem(versionNode, "", "version must be 1, not %s", NodeText(versionNode))
 	default:
 		l.rules.Version = 1
 	}
@@ -249,55 +195,21 @@ func (l *loader) load() {
 		l.loadLists(listNode)
 	}
 	if rulesNode == nil {
-		l.problem(root, "", "missing rules: a list of named rules")
+		l.Problem(root, "", "missing rules: a list of named rules")
 		return
 	}
 	l.loadRules(rulesNode)
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line N: msg") into a
-// Problem with its line.
-func (l *loader) yamlError(err error) {
-	msg := err.Error()
-	line := 1
-	var n int
-	if _, scanErr := fmt.Sscanf(msg, "yaml: line %d:", &n); scanErr == nil {
-		line = n
-		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
-		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, 1}, Message: "YAML: " + msg})
-}
-
-// eachKey calls fn for each key of a mapping, reporting duplicate keys.
-func (l *loader) eachKey(m *yaml.Node, context string, fn func(k, v *yaml.Node)) {
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], m.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			l.problem(k, context, "keys must be plain strings")
-			continue
-		}
-		if seen[k.Value] {
-			l.problem(k, context, "key %q appears twice", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		fn(k, v)
-	}
-}
-
 func (l *loader) loadDestinations(n *yaml.Node) {
 	if n.Kind != yaml.MappingNode {
-		l.problem(n, "", "destinations must be a mapping of name to destination")
+		l.Problem(n, "", "destinations must be a mapping of name to destination")
 		return
 	}
-	l.eachKey(n, "", func(k, v *yaml.Node) {
+	l.EachKey(n, "", func(k, v *yaml.Node) {
 		ctx := fmt.Sprintf("destination %q", k.Value)
 		if !destRE.MatchString(k.Value) {
-			l.problem(k, ctx, "a destination name holds letters, digits, '_', '-' and '.'")
+			l.Problem(k, ctx, "a destination name holds letters, digits, '_', '-' and '.'")
 		}
 		l.rules.Destinations[k.Value] = &Destination{Name: k.Value, Pos: Pos{k.Line, k.Column}, Node: v}
 		l.rules.DestinationNames = append(l.rules.DestinationNames, k.Value)
@@ -306,21 +218,21 @@ func (l *loader) loadDestinations(n *yaml.Node) {
 
 func (l *loader) loadLists(n *yaml.Node) {
 	if n.Kind != yaml.MappingNode {
-		l.problem(n, "", "lists must be a mapping of name to a list of strings")
+		l.Problem(n, "", "lists must be a mapping of name to a list of strings")
 		return
 	}
-	l.eachKey(n, "", func(k, v *yaml.Node) {
+	l.EachKey(n, "", func(k, v *yaml.Node) {
 		ctx := fmt.Sprintf("list %q", k.Value)
 		if !identRE.MatchString(k.Value) {
-			l.problem(k, ctx, "a list name must be usable as lists.NAME: letters, digits and '_', not starting with a digit")
+			l.Problem(k, ctx, "a list name must be usable as lists.NAME: letters, digits and '_', not starting with a digit")
 		}
 		if v.Kind != yaml.SequenceNode {
-			l.problem(v, ctx, "a list is a sequence of strings, like [a@example.com, b@example.com]")
+			l.Problem(v, ctx, "a list is a sequence of strings, like [a@example.com, b@example.com]")
 			return
 		}
 		items := make([]string, 0, len(v.Content))
 		for _, it := range v.Content {
-			if s := l.str(it, ctx, "a list item"); s != "" {
+			if s := l.Str(it, ctx, "a list item"); s != "" {
 				items = append(items, s)
 			}
 		}
@@ -328,21 +240,9 @@ func (l *loader) loadLists(n *yaml.Node) {
 	})
 }
 
-// str returns a scalar string, reporting anything else.
-func (l *loader) str(n *yaml.Node, context, what string) string {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		l.problem(n, context, "%s must be a string, not %s", what, nodeText(n))
-		return ""
-	}
-	if n.Value == "" {
-		l.problem(n, context, "%s must not be empty", what)
-	}
-	return n.Value
-}
-
 func (l *loader) loadRules(n *yaml.Node) {
 	if n.Kind != yaml.SequenceNode {
-		l.problem(n, "", "rules must be a list of rules, each with name, when and actions")
+		l.Problem(n, "", "rules must be a list of rules, each with name, when and actions")
 		return
 	}
 	names := map[string]*yaml.Node{}
@@ -350,7 +250,7 @@ func (l *loader) loadRules(n *yaml.Node) {
 	for i, rn := range n.Content {
 		ctx := fmt.Sprintf("rule #%d", i+1)
 		if rn.Kind != yaml.MappingNode {
-			l.problem(rn, ctx, "a rule is a mapping with name, when, actions and optionally continue")
+			l.Problem(rn, ctx, "a rule is a mapping with name, when, actions and optionally continue")
 			continue
 		}
 		// The name first, so that every other problem can name the rule.
@@ -361,48 +261,48 @@ func (l *loader) loadRules(n *yaml.Node) {
 		}
 		r := &Rule{Pos: Pos{rn.Line, rn.Column}}
 		var whenNode, actionsNode *yaml.Node
-		l.eachKey(rn, ctx, func(k, v *yaml.Node) {
+		l.EachKey(rn, ctx, func(k, v *yaml.Node) {
 			switch k.Value {
 			case "name":
-				r.Name = l.str(v, ctx, "name")
+				r.Name = l.Str(v, ctx, "name")
 				if prev, dup := names[r.Name]; dup && r.Name != "" {
-					l.problem(v, ctx, "duplicate rule name (first used at line %d)", prev.Line)
+					l.Problem(v, ctx, "duplicate rule name (first used at line %d)", prev.Line)
 				} else if r.Name != "" {
 					names[r.Name] = v
 				}
 			case "when":
 				whenNode = v
-				r.When = l.str(v, ctx, "when")
+				r.When = l.Str(v, ctx, "when")
 			case "actions":
 				actionsNode = v
 			case "continue":
 				if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-					l.problem(v, ctx, "continue must be true or false, not %s", nodeText(v))
+					l.Problem(v, ctx, "continue must be true or false, not %s", NodeText(v))
 				}
 				r.Continue = strings.EqualFold(v.Value, "true")
 			default:
-				l.problem(k, ctx, "unknown key %q (want name, when, actions or continue)", k.Value)
+				l.Problem(k, ctx, "unknown key %q (want name, when, actions or continue)", k.Value)
 			}
 		})
 		if r.Name == "" {
-			l.problem(rn, ctx, "missing name")
+			l.Problem(rn, ctx, "missing name")
 		}
 		if whenNode == nil {
-			l.problem(rn, ctx, "missing when: an expression that is true for the recipients this rule takes")
+			l.Problem(rn, ctx, "missing when: an expression that is true for the recipients this rule takes")
 		} else if r.When != "" {
 			prog, probs := c.compile(r.When)
 			for _, p := range probs {
-				line, col := exprPos(whenNode, l.src, p.offset)
+				line, col := exprPos(whenNode, l.Src, p.offset)
 				if whenNode.LineComment != "" && whenNode.Style == 0 {
 					// "any(xs, # == 1)" unquoted: YAML took " #…" as a comment.
 					p.msg += "; note: YAML read \"" + whenNode.LineComment + "\" as a comment: quote an expression that holds #"
 				}
-				l.problems = append(l.problems, &Problem{File: l.file, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
+				l.Problems = append(l.Problems, &Problem{File: l.File, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog
 		}
 		if actionsNode == nil {
-			l.problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")
+			l.Problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")
 		} else {
 			r.Actions = l.loadActions(actionsNode, ctx)
 		}
@@ -412,18 +312,18 @@ func (l *loader) loadRules(n *yaml.Node) {
 
 func (l *loader) loadActions(n *yaml.Node, ctx string) []Action {
 	if n.Kind != yaml.SequenceNode {
-		l.problem(n, ctx, "actions must be a list, like [unsuppress, {notify: ses-alerts}]")
+		l.Problem(n, ctx, "actions must be a list, like [unsuppress, {notify: ses-alerts}]")
 		return nil
 	}
 	if len(n.Content) == 0 {
-		l.problem(n, ctx, "actions is empty: say [drop] to take no action")
+		l.Problem(n, ctx, "actions is empty: say [drop] to take no action")
 		return nil
 	}
 	var acts []Action
 	seen := map[Action]bool{}
 	add := func(a Action, at *yaml.Node) {
 		if seen[a] {
-			l.problem(at, ctx, "action %s is listed twice", a)
+			l.Problem(at, ctx, "action %s is listed twice", a)
 			return
 		}
 		seen[a] = true
@@ -442,37 +342,37 @@ func (l *loader) loadActions(n *yaml.Node, ctx string) []Action {
 			case "log":
 				add(Action{Kind: ActionLog}, an)
 			case "notify":
-				l.problem(an, ctx, "notify needs a destination: {notify: NAME}")
+				l.Problem(an, ctx, "notify needs a destination: {notify: NAME}")
 			default:
 				if dest, ok := strings.CutPrefix(an.Value, "notify:"); ok {
-					l.problem(an, ctx, "write {notify: %s}, a mapping, not the string %q", strings.TrimSpace(dest), an.Value)
+					l.Problem(an, ctx, "write {notify: %s}, a mapping, not the string %q", strings.TrimSpace(dest), an.Value)
 				} else {
-					l.problem(an, ctx, "unknown action %q (want drop, unsuppress, suppress, log or {notify: DESTINATION})", an.Value)
+					l.Problem(an, ctx, "unknown action %q (want drop, unsuppress, suppress, log or {notify: DESTINATION})", an.Value)
 				}
 			}
 		case yaml.MappingNode:
 			if len(an.Content) != 2 || an.Content[0].Value != "notify" {
-				l.problem(an, ctx, "an action mapping is {notify: DESTINATION}")
+				l.Problem(an, ctx, "an action mapping is {notify: DESTINATION}")
 				continue
 			}
 			v := an.Content[1]
-			dest := l.str(v, ctx, "notify")
+			dest := l.Str(v, ctx, "notify")
 			if dest == "" {
 				continue
 			}
 			if _, ok := l.rules.Destinations[dest]; !ok {
-				l.problem(v, ctx, "unknown destination %q%s", dest, l.knownDestinations())
+				l.Problem(v, ctx, "unknown destination %q%s", dest, l.knownDestinations())
 				continue
 			}
 			add(Action{Kind: ActionNotify, Destination: dest}, v)
 		default:
-			l.problem(an, ctx, "an action is drop, unsuppress, suppress, log or {notify: DESTINATION}")
+			l.Problem(an, ctx, "an action is drop, unsuppress, suppress, log or {notify: DESTINATION}")
 		}
 	}
 	if seen[Action{Kind: ActionDrop}] {
 		for _, a := range acts {
 			if a.Kind != ActionDrop && a.Kind != ActionLog {
-				l.problem(n, ctx, "drop cannot go with %s: a dropped recipient gets no further action (only log may go with drop)", a)
+				l.Problem(n, ctx, "drop cannot go with %s: a dropped recipient gets no further action (only log may go with drop)", a)
 				break
 			}
 		}
@@ -485,21 +385,6 @@ func (l *loader) knownDestinations() string {
 		return " (no destinations are defined)"
 	}
 	return " (defined: " + strings.Join(l.rules.DestinationNames, ", ") + ")"
-}
-
-func nodeText(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	if n.Tag == "!!null" {
-		return "null"
-	}
-	return fmt.Sprintf("%q", n.Value)
 }
 
 // exprPos maps an offset (in runes) into a when expression to a position

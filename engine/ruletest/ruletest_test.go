@@ -1,103 +1,170 @@
-package engine
+package ruletest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"gopkg.in/yaml.v3"
 )
 
-// compactJSON fills out the compact event written in src (YAML).
-func compactJSON(t *testing.T, src string) ([]byte, error) {
+// compact builds the compact event written in src (YAML).
+func compact(t *testing.T, src string) (*engine.Notification, error) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	l := &loader{file: "c.yaml", src: []byte(src)}
-	out := l.compactEvent(doc.Content[0], "test")
-	if len(l.problems) > 0 {
-		return nil, joinProblems(l.problems)
-	}
-	return out, nil
+	l := &loader{YAML: &engine.YAML{File: "c.yaml", Src: []byte(src)}}
+	n := l.compactEvent(doc.Content[0], "test", "c.yaml:1")
+	return n, l.Err()
 }
 
 func TestCompactEventEveryType(t *testing.T) {
 	tests := []struct {
 		typ, want string
 	}{
-		{"Bounce", TypeBounce},
-		{"Complaint", TypeComplaint},
-		{"Delivery", TypeDelivery},
-		{"Send", TypeSend},
-		{"Reject", TypeReject},
-		{"Open", TypeOpen},
-		{"Click", TypeClick},
-		{"RenderingFailure", TypeRenderingFailure},
-		{`"Rendering Failure"`, TypeRenderingFailure},
-		{"DeliveryDelay", TypeDeliveryDelay},
-		{"Subscription", TypeSubscription},
+		{"Bounce", engine.TypeBounce},
+		{"Complaint", engine.TypeComplaint},
+		{"Delivery", engine.TypeDelivery},
+		{"Send", engine.TypeSend},
+		{"Reject", engine.TypeReject},
+		{"Open", engine.TypeOpen},
+		{"Click", engine.TypeClick},
+		{"RenderingFailure", engine.TypeRenderingFailure},
+		{`"Rendering Failure"`, engine.TypeRenderingFailure},
+		{"DeliveryDelay", engine.TypeDeliveryDelay},
+		{"Subscription", engine.TypeSubscription},
 	}
 	for _, tt := range tests {
-		for _, envelope := range []string{"file", "sns", "sqs", "eventbridge", "http"} {
+		for _, envelope := range []string{"file", "sns", "sqs", "eventbridge", "http", "sweep"} {
 			t.Run(tt.typ+"/"+envelope, func(t *testing.T) {
 				src := "{type: " + tt.typ + ", envelope: " + envelope + ", recipients: [a@x.com, B@Y.com], mail: {source: Shop <s@shop.example>, subject: Hi, tags: {team: [mail]}, headers: {X-Campaign: spring}}}"
-				doc, err := compactJSON(t, src)
+				n, err := compact(t, src)
 				if err != nil {
 					t.Fatal(err)
 				}
-				items := Decode("c.yaml:1", doc)
-				if len(items) != 1 || items[0].Notification == nil {
-					t.Fatalf("Decode gave %+v for %s", items, doc)
-				}
-				n := items[0].Notification
 				if n.Event.Type != tt.want || n.Event.Envelope != envelope || n.Format != "event" {
 					t.Errorf("type %q envelope %q format %q, want %q %q event", n.Event.Type, n.Event.Envelope, n.Format, tt.want, envelope)
 				}
 				var got []string
 				for _, r := range n.Recipients {
-					got = append(got, r.Address+"|"+r.Domain)
+					got = append(got, r.Raw+"|"+r.Address+"|"+r.Domain)
 				}
-				if want := []string{"a@x.com|x.com", "B@Y.com|y.com"}; !slices.Equal(got, want) {
+				if want := []string{"a@x.com|a@x.com|x.com", "B@Y.com|B@y.com|y.com"}; !slices.Equal(got, want) {
 					t.Errorf("recipients %q, want %q", got, want)
 				}
 				m := n.Mail
-				if m.SourceDomain != "shop.example" || m.Subject != "Hi" || !slices.Equal(m.Tags["team"], []string{"mail"}) ||
+				if m.SourceDomain != "shop.example" || m.SourceAddress != "s@shop.example" || m.Subject != "Hi" || !slices.Equal(m.Tags["team"], []string{"mail"}) ||
 					m.Headers["X-Campaign"] != "spring" || !slices.Equal(m.Destination, []string{"a@x.com", "B@Y.com"}) ||
 					m.MessageID == "" || m.Timestamp == "" || n.Event.Timestamp == "" {
 					t.Errorf("mail = %+v, event = %+v", m, n.Event)
 				}
-				if (envelope == "sns" || envelope == "sqs" || envelope == "http") && n.Event.TopicArn != compactTopic {
-					t.Errorf("topicArn %q, want %q", n.Event.TopicArn, compactTopic)
+				if (envelope == "sns" || envelope == "sqs" || envelope == "http") != (n.Event.TopicArn == defaultTopic) {
+					t.Errorf("topicArn %q with envelope %s", n.Event.TopicArn, envelope)
 				}
 			})
 		}
 	}
 }
 
+// TestCompactEventEveryName checks that every name a rule may read that
+// is not derived from others can be set in the compact form.
+func TestCompactEventEveryName(t *testing.T) {
+	for _, n := range engine.Names() {
+		sec, field, ok := strings.Cut(n.Path, ".")
+		if !ok || n.Derived || sec == "recipient" {
+			continue
+		}
+		t.Run(n.Path, func(t *testing.T) {
+			typ := "Bounce"
+			for _, s := range engine.Names() {
+				if s.Path == sec && s.EventType != "" {
+					typ = s.EventType
+				}
+			}
+			var value, want string
+			switch n.Type.String() {
+			case "string":
+				value, want = `"2024-02-02T00:00:00.000Z"`, "2024-02-02T00:00:00.000Z"
+			case "int":
+				value, want = "42", "42"
+			case "bool":
+				value, want = "true", "true"
+			case "[]string":
+				value, want = "[v1, v2]", "[v1 v2]"
+			case "map[string][]string":
+				value, want = "{k: [v]}", "map[k:[v]]"
+			case "map[string]string":
+				value, want = "{k: v}", "map[k:v]"
+			default:
+				t.Fatalf("no test value for %s", n.Type)
+			}
+			src := "{type: " + typ + ", recipients: [a@x.com], " + sec + ": {" + field + ": " + value + "}}"
+			if sec == "event" {
+				src = "{type: " + typ + ", recipients: [a@x.com], " + field + ": " + value + "}"
+				if field == "type" {
+					src, want = "{type: Complaint, recipients: [a@x.com]}", "Complaint"
+				}
+				if field == "envelope" {
+					value, want = "sqs", "sqs"
+					src = "{type: " + typ + ", recipients: [a@x.com], envelope: sqs}"
+				}
+				if field == "topicArn" {
+					src = "{type: " + typ + ", recipients: [a@x.com], envelope: sns, topicArn: " + value + "}"
+				}
+			}
+			if n.Path == "mail.destination" {
+				src = "{type: Send, mail: {destination: [v1, v2]}}"
+			}
+			nt, err := compact(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := reflect.ValueOf(nt).Elem().FieldByName(sectionField(t, sec)).FieldByIndex(n.Field)
+			if got := fmt.Sprint(v.Interface()); got != want {
+				t.Errorf("%s = %s, want %s (from %s)", n.Path, got, want, src)
+			}
+		})
+	}
+}
+
+// sectionField is the Notification field of a section.
+func sectionField(t *testing.T, sec string) string {
+	t.Helper()
+	for _, n := range engine.Names() {
+		if n.Path == sec {
+			return n.Type.Name()
+		}
+	}
+	t.Fatalf("no section %s", sec)
+	return ""
+}
+
 func TestCompactEventFields(t *testing.T) {
-	doc, err := compactJSON(t, `
+	n, err := compact(t, `
 type: Bounce
 envelope: sns
 topicArn: arn:aws:sns:eu-west-1:111122223333:bounces
 bounce: {type: Transient, subType: MailboxFull}
 recipients:
-  - {address: a@x.com, status: 4.2.2, action: delayed, diagnosticCode: "smtp; 452 full"}
+  - {address: "Ann <a@X.com>", status: 4.2.2, action: delayed, diagnosticCode: "smtp; 452 full"}
 mail: {source: s@x.com, messageId: m-1, timestamp: "2024-05-01T10:00:00Z", destination: [a@x.com, c@x.com]}
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := Decode("c", doc)[0].Notification
 	if n.Bounce.Type != "Transient" || n.Bounce.SubType != "MailboxFull" || n.Event.TopicArn != "arn:aws:sns:eu-west-1:111122223333:bounces" ||
 		n.Mail.MessageID != "m-1" || n.Event.Timestamp != "2024-05-01T10:00:02.000Z" || !slices.Equal(n.Mail.Destination, []string{"a@x.com", "c@x.com"}) {
 		t.Errorf("notification = %+v", n)
 	}
-	want := Recipient{Address: "a@x.com", Local: "a", Domain: "x.com", Status: "4.2.2", Action: "delayed", DiagnosticCode: "smtp; 452 full"}
+	want := engine.Recipient{Address: "a@x.com", Raw: "Ann <a@X.com>", Local: "a", Domain: "x.com", Status: "4.2.2", Action: "delayed", DiagnosticCode: "smtp; 452 full"}
 	if len(n.Recipients) != 1 || n.Recipients[0] != want {
 		t.Errorf("recipients = %+v, want [%+v]", n.Recipients, want)
 	}
@@ -105,19 +172,21 @@ mail: {source: s@x.com, messageId: m-1, timestamp: "2024-05-01T10:00:00Z", desti
 	for _, tt := range []struct{ src, field, want string }{
 		{"{type: Complaint, complaint: {feedbackType: abuse, subType: OnAccountSuppressionList}, recipients: [a@x.com]}", "complaint", "abuse/OnAccountSuppressionList"},
 		{"{type: DeliveryDelay, delay: {type: MailboxFull}, recipients: [a@x.com]}", "delay", "MailboxFull"},
+		{"{type: DeliveryDelay, recipients: [a@x.com]}", "delay", "General"},
 		{"{type: Reject, reject: {reason: Bad content}, recipients: [a@x.com]}", "reject", "Bad content"},
 		{"{type: RenderingFailure, failure: {errorMessage: oops, templateName: t1}, mail: {destination: [a@x.com]}}", "failure", "oops/t1"},
+		{"{type: Bounce, recipients: [a@x.com]}", "bounce", "Permanent/General"},
 	} {
-		doc, err := compactJSON(t, tt.src)
+		n, err := compact(t, tt.src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := Decode("c", doc)[0].Notification
 		got := map[string]string{
 			"complaint": n.Complaint.FeedbackType + "/" + n.Complaint.SubType,
 			"delay":     n.Delay.Type,
 			"reject":    n.Reject.Reason,
 			"failure":   n.Failure.ErrorMessage + "/" + n.Failure.TemplateName,
+			"bounce":    n.Bounce.Type + "/" + n.Bounce.SubType,
 		}[tt.field]
 		if got != tt.want || len(n.Recipients) != 1 {
 			t.Errorf("%s: %s = %q (%d recipients), want %q", tt.src, tt.field, got, len(n.Recipients), tt.want)
@@ -126,14 +195,14 @@ mail: {source: s@x.com, messageId: m-1, timestamp: "2024-05-01T10:00:00Z", desti
 }
 
 func TestCompactEventProblems(t *testing.T) {
-	_, err := compactJSON(t, `type: Bounse
+	_, err := compact(t, `type: Bounse
 recipients: [a@x.com]
 `)
 	want := `c.yaml:1:7: test: unknown event type "Bounse" (want Bounce, Complaint, Delivery, Send, Reject, Open, Click, RenderingFailure, DeliveryDelay or Subscription)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
-	_, err = compactJSON(t, `type: Complaint
+	_, err = compact(t, `type: Complaint
 envelope: file
 topicArn: arn:x
 color: red
@@ -143,23 +212,23 @@ recipients:
   - {adress: b@x.com}
 mail: {sender: s@x.com, timestamp: yesterday}
 `)
-	want = `c.yaml:3:11: test: topicArn needs envelope sns, sqs or http (SNS carries the topic), not file
-c.yaml:4:1: test: unknown key "color" in event (want type, recipients, mail, bounce, complaint, delay, reject, failure, envelope or topicArn)
+	want = `c.yaml:1:1: test: mail.timestamp must be a time like 2024-01-01T00:00:00.000Z, not "yesterday"
+c.yaml:3:11: test: topicArn needs envelope sns, sqs or http (SNS carries the topic), not file
+c.yaml:4:1: test: unknown key "color" in event (want type, timestamp, envelope, topicArn, recipients, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription)
 c.yaml:5:1: test: bounce is for events of type Bounce, not Complaint
-c.yaml:7:5: test: status, action and diagnosticCode are for recipients of Bounce and DeliveryDelay events, not Complaint
+c.yaml:7:5: test: status, action or diagnosticCode are for recipients of Bounce and DeliveryDelay events, not Complaint
 c.yaml:8:5: test: missing address in recipient
 c.yaml:8:6: test: unknown key "adress" in recipient (want address, status, action or diagnosticCode)
-c.yaml:9:8: test: unknown key "sender" in mail (want source, subject, messageId, timestamp, destination, tags or headers)
-c.yaml:9:36: test: mail.timestamp must be a time like 2024-01-01T00:00:00.000Z, not "yesterday"`
+c.yaml:9:8: test: unknown key "sender" in mail (want timestamp, messageId, source, sourceArn, sourceIp, sendingAccountId, callerIdentity, subject, destination, from, to, cc, replyTo, tags, headers or headersTruncated)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
-	_, err = compactJSON(t, `{type: Send, recipients: [a@x.com], mail: {destination: [a@x.com]}}`)
+	_, err = compact(t, `{type: Send, recipients: [a@x.com], mail: {destination: [a@x.com]}}`)
 	want = `c.yaml:1:26: test: give recipients or mail.destination, not both: a Send event's recipients are mail.destination`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
-	_, err = compactJSON(t, `{type: Bounce}`)
+	_, err = compact(t, `{type: Bounce}`)
 	want = `c.yaml:1:1: test: missing recipients in event: a list of addresses`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
@@ -230,7 +299,7 @@ tests:
     event_json: "{}"
 `
 	path := filepath.Join(dir, "t_test.yaml")
-	_, err := LoadTests(path, []byte(src))
+	_, err := Load(path, []byte(src))
 	want := strings.ReplaceAll(`DIR/t_test.yaml:2:1: unknown key "color" (want rules or tests)
 DIR/t_test.yaml:8:7: test "file": expect: b@x.com is not a recipient of the event (recipients: a@x.com)
 DIR/t_test.yaml:10:12: test "missing file": event file DIR/events/nope.json does not exist (event files are relative to the test file)
@@ -248,7 +317,7 @@ DIR/t_test.yaml:24:5: test #6: give event or event_json, not both`, "DIR", dir)
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 	for _, p := range unwrapAll(err) {
-		if _, ok := p.(*Problem); !ok {
+		if _, ok := p.(*engine.Problem); !ok {
 			t.Errorf("%T is not a *Problem", p)
 		}
 	}
@@ -260,7 +329,7 @@ DIR/t_test.yaml:24:5: test #6: give event or event_json, not both`, "DIR", dir)
 		{"syntax", "tests: [\n", "t.yaml:1:1: YAML: did not find expected node content"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadTests("t.yaml", []byte(tt.src))
+			_, err := Load("t.yaml", []byte(tt.src))
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("error:\n%v\nwant:\n%s", err, tt.want)
 			}
@@ -275,15 +344,15 @@ func unwrapAll(err error) []error {
 	return []error{err}
 }
 
-func TestRunTests(t *testing.T) {
+func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	writeTestFile(t, dir, "events/bounce.json", `{"Type":"Notification","MessageId":"n-1","TopicArn":"arn:aws:sns:eu-west-1:1:t","Message":"{\"eventType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\"bounceSubType\":\"General\",\"bouncedRecipients\":[{\"emailAddress\":\"a@x.com\"},{\"emailAddress\":\"no-suppress@x.com\"}]},\"mail\":{\"timestamp\":\"2024-05-01T10:00:00.000Z\",\"source\":\"s@x.com\",\"messageId\":\"m-1\",\"destination\":[\"a@x.com\",\"no-suppress@x.com\"]}}"}`)
-	tf, err := LoadTests(filepath.Join(dir, "sub", "..", "t_test.yaml"), []byte(`rules: ../rules.yaml
+	tf, err := Load(filepath.Join(dir, "sub", "..", "t_test.yaml"), []byte(`rules: ../rules.yaml
 tests:
   - name: file bounce
     event: events/bounce.json
     expect:
-      A@X.com: [log, "notify:ses-alerts"]
+      a@X.com: [log, "notify:ses-alerts"]
       no-suppress@x.com: [log, unsuppress, "notify:ses-alerts"]
   - name: dummies are dropped
     event: {type: Bounce, recipients: [a@ignore.example]}
@@ -295,6 +364,11 @@ tests:
       a@ignore.example: [drop]
       b@x.com: [log, suppress]
       c@x.com: [log, "notify:ses-alerts"]
+  - name: addresses that differ in the local part's case are two recipients
+    event: {type: Complaint, recipients: [Ann@x.com, ann@X.com]}
+    expect:
+      Ann@x.com: [log, "notify:ses-alerts"]
+      ann@x.com: [log, "notify:ses-alerts"]
   - name: sends get only logged
     event_json: '{"eventType":"Send","mail":{"source":"s@x.com","destination":["d@x.com"]},"send":{}}'
     expect:
@@ -306,18 +380,18 @@ tests:
 	if got, want := tf.RulesPath(), filepath.Join(filepath.Dir(dir), "rules.yaml"); got != want {
 		t.Errorf("RulesPath() = %q, want %q", got, want)
 	}
-	rules, err := Load("rules.yaml", []byte(testRules))
+	rules, err := engine.Load("rules.yaml", []byte(testRules))
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := NewRouter(rules)
+	router := engine.NewRouter(rules)
 
-	results := RunTests(router, tf, nil)
+	results := Run(router, tf, nil)
 	var summary []string
 	for _, r := range results {
 		summary = append(summary, r.Test.Name+": "+map[bool]string{true: "ok", false: "FAIL"}[r.Passed()])
 	}
-	if want := []string{"file bounce: ok", "dummies are dropped: ok", "wrong on purpose: FAIL", "sends get only logged: ok"}; !slices.Equal(summary, want) {
+	if want := []string{"file bounce: ok", "dummies are dropped: ok", "wrong on purpose: FAIL", "addresses that differ in the local part's case are two recipients: ok", "sends get only logged: ok"}; !slices.Equal(summary, want) {
 		t.Errorf("results %q, want %q", summary, want)
 	}
 	f := results[2].Failures
@@ -326,11 +400,11 @@ tests:
 		f[0].Decider != "notify" || f[0].Err != nil {
 		t.Errorf("failures = %+v", f)
 	}
-	if results[2].Test.Pos != (Pos{12, 5}) {
+	if results[2].Test.Pos != (engine.Pos{Line: 12, Col: 5}) {
 		t.Errorf("test position %+v, want 12:5", results[2].Test.Pos)
 	}
 
-	selected := RunTests(router, tf, regexp.MustCompile("dropped|Send|sends"))
+	selected := Run(router, tf, regexp.MustCompile("dropped|Send|sends"))
 	if len(selected) != 2 || selected[0].Test.Name != "dummies are dropped" || selected[1].Test.Name != "sends get only logged" {
 		t.Errorf("-run selected %+v", selected)
 	}
