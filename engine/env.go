@@ -15,8 +15,8 @@ import (
 // event form of rule tests.
 type Env struct {
 	*Notification
-	Recipient Recipient           `expr:"recipient" doc:"the recipient the rules are deciding for"`
-	Lists     map[string][]string `expr:"lists" doc:"the lists of the rules file, as lists.NAME"`
+	Recipient Recipient                                 `expr:"recipient" doc:"the recipient the rules are deciding for"`
+	Lists     map[string][]string                       `expr:"lists" doc:"the lists of the rules file, as lists.NAME"`
 	Glob      func(pattern, s string) bool              `expr:"glob" doc:"glob(pattern, s): s matches the shell pattern (*, ?, [a-z]), ignoring case"`
 	InDomain  func(addressOrDomain, domain string) bool `expr:"inDomain" doc:"inDomain(address_or_domain, domain): in the domain or one of its subdomains, ignoring case"`
 }

@@ -1064,4 +1064,3 @@ func TestGlobInDomainAllocs(t *testing.T) {
 		t.Errorf("Glob and InDomain allocate %v times, want 0", n)
 	}
 }
-

@@ -23,7 +23,7 @@ type SNSMessage struct {
 	// Message is the message SNS carried, as a string.
 	Message string
 	// Subject is nil when absent or null: it is not signed then.
-	Subject                                   *string
+	Subject                                     *string
 	SignatureVersion, Signature, SigningCertURL string
 	// SubscribeURL and Token are set for subscription and unsubscribe
 	// confirmations; UnsubscribeURL for notifications (it is not signed).
