@@ -12,21 +12,23 @@ import (
 // number of keys, forgetting the oldest. It is safe for concurrent use.
 type Seen struct {
 	mu    sync.Mutex
-	keys  map[string]struct{}
-	ring  []string // the keys in the order they came, for forgetting
+	keys  map[string]int // key → its slot in ring
+	ring  []string       // the keys in the order they came; "" is a free slot
 	next  int
 	limit int
 }
 
 // NewSeen returns a Seen that remembers at most limit keys.
 func NewSeen(limit int) *Seen {
-	return &Seen{keys: make(map[string]struct{}, limit), ring: make([]string, limit), limit: limit}
+	limit = max(limit, 1)
+	return &Seen{keys: make(map[string]int, limit), ring: make([]string, limit), limit: limit}
 }
 
-// begin records keys as being handled, or reports that the notification
-// is a duplicate: all its keys are known (being handled, or handled).
-// No keys, no duplicate.
-func (s *Seen) begin(keys []string) (duplicate bool) {
+// Begin records n as being handled, or reports that it is a duplicate:
+// all its keys (SeenKeys) are known, being handled or handled. A
+// notification without keys is never a duplicate.
+func (s *Seen) Begin(n *engine.Notification) (duplicate bool) {
+	keys := SeenKeys(n)
 	if len(keys) == 0 {
 		return false
 	}
@@ -49,27 +51,38 @@ func (s *Seen) begin(keys []string) (duplicate bool) {
 			delete(s.keys, old)
 		}
 		s.ring[s.next] = k
+		s.keys[k] = s.next
 		s.next = (s.next + 1) % s.limit
-		s.keys[k] = struct{}{}
 	}
 	return false
 }
 
-// forget drops keys: a notification whose actions failed is acted on again
-// when it is delivered again.
-func (s *Seen) forget(keys []string) {
+// Forget drops keys: a notification whose actions failed is acted on
+// again when it is delivered again. Its slots are freed, so that a key
+// added again later is not evicted before its time.
+func (s *Seen) Forget(keys ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		delete(s.keys, k) // its ring slot is reused in turn
+		if slot, ok := s.keys[k]; ok {
+			delete(s.keys, k)
+			s.ring[slot] = ""
+		}
 	}
 }
 
-// seenKeys are what makes a notification the same as another: its SNS
+// Len is how many keys are remembered.
+func (s *Seen) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.keys)
+}
+
+// SeenKeys are what makes a notification the same as another: its SNS
 // MessageId (SNS keeps it when it delivers again, also through SQS), or,
 // without one, its SES feedback id with each recipient. A notification
 // with neither is never a duplicate.
-func seenKeys(n *engine.Notification) []string {
+func SeenKeys(n *engine.Notification) []string {
 	if n.SNSMessageID != "" {
 		return []string{"sns:" + n.SNSMessageID}
 	}

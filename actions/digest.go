@@ -4,18 +4,22 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
 	"github.com/slack-go/slack"
 )
 
-// Digests: in a storm, a destination takes the first DigestAfter messages
-// of a batch (a route run, an SQS batch, a window of serve); every later
-// notify of the batch to it is folded into the batch's digest for it, one
-// message posted when the batch ends.
+// Storms. A destination takes DigestAfter messages within its
+// DigestWindow; once it has, its later notifies are folded into a digest
+// for the batch they belong to (a route run, a Lambda invocation, a
+// window of serve), posted when the batch ends. The storm state outlives
+// batches (it lives as long as the process: a warm Lambda container, a
+// serve across reloads), so that a storm spread over many small batches
+// is still folded; the digests never outlive their batch.
 const (
 	// digestAddresses is how many folded addresses a digest names.
 	digestAddresses = 20
@@ -23,71 +27,107 @@ const (
 	digestRows = 15
 )
 
-// Batch gathers the digests of one batch. Make one with
-// Dispatcher.NewBatch, carry out the batch's plans under a context from
-// WithBatch, then call Flush once every Dispatch of the batch has
-// returned. It is safe for concurrent use.
+// Storm is the storm state of every destination: when each had its
+// recent messages. It is safe for concurrent use.
+type Storm struct {
+	mu    sync.Mutex
+	posts map[string][]time.Time // by destination: the times of its last DigestAfter messages, oldest first
+}
+
+// NewStorm returns a Storm in which no destination has had any message.
+func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
+
+// admit says whether a notice of msgs messages to d at now is posted
+// (true, and counted) or folded (false): folded once d has had
+// DigestAfter messages within DigestWindow of now.
+func (s *Storm) admit(d *Destination, msgs int, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recent := s.posts[d.Name]
+	cut := 0
+	for cut < len(recent) && now.Sub(recent[cut]) >= d.DigestWindow {
+		cut++
+	}
+	recent = recent[cut:]
+	if len(recent) >= d.DigestAfter {
+		s.posts[d.Name] = recent
+		return false
+	}
+	for range msgs {
+		recent = append(recent, now)
+	}
+	if len(recent) > d.DigestAfter {
+		recent = recent[len(recent)-d.DigestAfter:]
+	}
+	s.posts[d.Name] = slices.Clip(recent)
+	return true
+}
+
+// Storming reports whether d's later notifies are being folded now.
+func (s *Storm) Storming(d *Destination, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.posts[d.Name] {
+		if now.Sub(t) < d.DigestWindow {
+			n++
+		}
+	}
+	return n >= d.DigestAfter
+}
+
+// Batch gathers the digests of one batch: what its notifications folded,
+// per destination. Dispatch folds into it; Flush posts the digests once
+// every Dispatch of the batch has returned. It is safe for concurrent use.
 type Batch struct {
-	d *Dispatcher
+	storm *Storm
+	now   func() time.Time
+	keep  bool
 
 	mu    sync.Mutex
 	dests map[string]*digest
 }
 
-// digest is what a batch knows of one destination.
+// NewBatch returns an empty batch under storm. keep says whether to keep
+// the inputs and de-duplication keys of what is folded (for a bounded
+// batch whose inputs can be retried: a Lambda invocation, a window of
+// serve); without it, only counts are kept, so that a long route run's
+// memory does not grow with what it folds.
+func NewBatch(storm *Storm, keep bool) *Batch {
+	return &Batch{storm: storm, now: time.Now, keep: keep, dests: map[string]*digest{}}
+}
+
+// digest is what a batch folded for one destination.
 type digest struct {
-	posted        int // messages posted (or being posted)
-	notifications int // folded
-	recipients    int // folded
+	dest          *Destination
+	notifier      Notifier // the notifier of the rules in force when folded
+	notifications int
+	recipients    int
 	byType        map[string]int
 	byDomain      map[string]int
 	byRule        map[string]int
 	addresses     []string // the first digestAddresses folded
-	// folded are the notifications folded, kept when the dispatcher has
-	// a Seen: should the digest fail, they are forgotten, so that a
-	// redelivery is not a duplicate.
-	folded []*engine.Notification
+	inputs, keys  []string // when the batch keeps them
 }
 
-// NewBatch returns an empty batch for d's destinations.
-func (d *Dispatcher) NewBatch() *Batch {
-	return &Batch{d: d, dests: map[string]*digest{}}
-}
-
-type batchKey struct{}
-
-// WithBatch returns ctx carrying b: Dispatch under it counts the messages
-// of each destination in b and folds the notifications past the
-// destination's digest_after into b. Without a batch, every notify posts.
-func WithBatch(ctx context.Context, b *Batch) context.Context {
-	return context.WithValue(ctx, batchKey{}, b)
-}
-
-func batchFrom(ctx context.Context) *Batch {
-	b, _ := ctx.Value(batchKey{}).(*Batch)
-	return b
-}
-
-// admit says whether the notice to dest, which takes msgs messages, is
-// posted (true) or folded into the digest (false, and counted).
-func (b *Batch) admit(dest string, limit, msgs int, notice *Notice) bool {
-	if limit < 1 {
-		limit = engine.DefaultDigestAfter
+// admit says whether the notice to d, which takes msgs messages, is
+// posted (true) or folded into the batch's digest for d (false).
+func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool {
+	if b.storm.admit(d, msgs, b.now()) {
+		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	g := b.dests[dest]
+	g := b.dests[d.Name]
 	if g == nil {
-		g = &digest{byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
-		b.dests[dest] = g
+		g = &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
+		b.dests[d.Name] = g
 	}
-	if g.posted < limit {
-		g.posted += msgs
-		return true
-	}
+	g.notifier = n
 	g.notifications++
-	if b.d != nil && b.d.Seen != nil {
-		g.folded = append(g.folded, notice.Notification)
+	if b.keep {
+		g.inputs = append(g.inputs, notice.Notification.Input)
+		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
 	}
 	g.byType[eventTitle(notice.Notification)]++
 	for i := range notice.Recipients {
@@ -95,8 +135,8 @@ func (b *Batch) admit(dest string, limit, msgs int, notice *Notice) bool {
 		addr := recipientAddress(r)
 		g.recipients++
 		domain := "(none)"
-		if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-			domain = strings.ToLower(addr[at+1:])
+		if r.Recipient != nil && r.Recipient.Domain != "" {
+			domain = r.Recipient.Domain
 		}
 		g.byDomain[domain]++
 		g.byRule[cmp.Or(r.Rule, "(none)")]++
@@ -107,45 +147,37 @@ func (b *Batch) admit(dest string, limit, msgs int, notice *Notice) bool {
 	return false
 }
 
-// digestAfter is d's digest_after; 0 (the default) for nil.
-func digestAfter(d *engine.Destination) int {
-	if d == nil {
-		return 0
-	}
-	return d.Slack.DigestAfter
+// DigestResult is what became of one digest.
+type DigestResult struct {
+	Destination string
+	// Outcome is OutcomePosted, OutcomeDryRun or OutcomeFailed (with Err).
+	Outcome Outcome
+	Err     error
+	Message Message
+	// Notifications and Recipients are what the digest folded.
+	Notifications, Recipients int
+	// Inputs are the inputs of the notifications folded, and Keys their
+	// de-duplication keys, when the batch keeps them: a failed digest
+	// leaves them unseen, so they count as failed and their keys are to
+	// be forgotten.
+	Inputs, Keys []string
 }
 
 // Flush posts one digest message to each destination that folded
-// anything, in the order of the rules file, and returns one result per
-// digest: action "digest:NAME", outcome posted or failed. The batch is
-// then empty (Flush may be called again).
-func (b *Batch) Flush(ctx context.Context) []Result {
+// anything, in the order of the rules file, and says what became of
+// each. The batch is then empty (Flush may be called again).
+func (b *Batch) Flush(ctx context.Context) []DigestResult {
 	b.mu.Lock()
-	dests := b.dests
+	dests := slices.SortedFunc(maps.Values(b.dests), func(x, y *digest) int {
+		return cmp.Or(cmp.Compare(x.dest.Index, y.dest.Index), cmp.Compare(x.dest.Name, y.dest.Name))
+	})
 	b.dests = map[string]*digest{}
 	b.mu.Unlock()
-	var results []Result
-	for _, name := range b.d.Rules.DestinationNames {
-		g := dests[name]
-		if g == nil || g.notifications == 0 {
-			continue
-		}
-		r := Result{Action: "digest:" + name, Outcome: OutcomePosted}
-		m := g.message()
-		r.Messages = []Message{m}
-		switch n := b.d.Notifiers[name]; {
-		case n == nil:
-			r.Outcome, r.Error = OutcomeFailed, "destination "+name+" is not set up"
-		case b.d.DryRun:
-			r.Outcome, r.Payload = OutcomeDryRun, n.Payload(m)
-		default:
-			if err := n.Post(ctx, m); err != nil {
-				r.Outcome, r.Error = OutcomeFailed, err.Error()
-				for _, nt := range g.folded {
-					b.d.Seen.forget(seenKeys(nt))
-				}
-			}
-		}
+	var results []DigestResult
+	for _, g := range dests {
+		r := DigestResult{Destination: g.dest.Name, Message: g.message(), Notifications: g.notifications, Recipients: g.recipients,
+			Inputs: g.inputs, Keys: g.keys}
+		r.Outcome, r.Err = g.notifier.Post(ctx, r.Message)
 		results = append(results, r)
 	}
 	return results
@@ -161,7 +193,8 @@ func (g *digest) message() Message {
 	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
-		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("%s recipients, past this destination's messages for the batch", thousands(g.recipients)))),
+		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
+			thousands(g.recipients), thousands(g.dest.DigestAfter), g.dest.DigestWindow))),
 		section(countsText("By type", g.byType)),
 		section(countsText("By recipient domain", g.byDomain)),
 		section(countsText("By rule", g.byRule)),

@@ -1,9 +1,9 @@
 package actions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,78 +14,38 @@ import (
 // Dispatcher carries out plans: the SES actions of each recipient first,
 // then one message per destination with every recipient routed there and
 // the outcomes of their SES actions. One failing action never stops the
-// others; every outcome is in the results.
+// others; every outcome is in the results. What it does is what its parts
+// do: a dry run is a Dispatcher whose parts only render (DryRun,
+// DryRunSES, DryRunLogbook).
 type Dispatcher struct {
-	// Rules are the rules the plans come from (for their destinations).
-	Rules *engine.Rules
+	// Destinations and Notifiers are the destinations by name, and what
+	// posts to each.
+	Destinations map[string]*Destination
+	Notifiers    map[string]Notifier
 	// SES carries out unsuppress and suppress; nil fails them (a rules
 	// file without them needs no AWS client).
-	SES *SuppressionList
-	// Notifiers are the destinations by name.
-	Notifiers map[string]Notifier
-	// Logger receives the log action.
-	Logger *slog.Logger
-	// Seen, when set, makes a notification handled before in this process
-	// (same SNS message id, or same feedback id and recipient) a
-	// duplicate: no action, every result "duplicate". Not in a dry run.
-	Seen *Seen
-	// DryRun performs nothing: every action is "dry-run" (drop is
-	// "dropped"), and a notify result carries the payload it would send.
-	DryRun bool
+	SES Suppressor
+	// Log carries out the log action; nil fails it.
+	Log Logbook
 }
 
-// Dispatch carries out plan and returns one result per action, in the
-// order of plan.Steps.
-func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan) []Result {
+// Dispatch carries out plan and returns one result per step, in the order
+// of plan.Steps. Notifies past a destination's storm limit are folded
+// into batch's digests; a nil batch posts every notify.
+func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan, batch *Batch) []Result {
 	steps := plan.Steps()
-	if d.Seen != nil && !d.DryRun && len(steps) > 0 {
-		keys := seenKeys(plan.Notification)
-		if d.Seen.begin(keys) {
-			return duplicates(steps)
-		}
-		results := d.dispatch(ctx, plan, steps)
-		for _, r := range results {
-			if r.Outcome == OutcomeFailed {
-				d.Seen.forget(keys)
-				break
-			}
-		}
-		return results
-	}
-	return d.dispatch(ctx, plan, steps)
-}
-
-// duplicates are the results of a notification already handled: no
-// action is taken again.
-func duplicates(steps []engine.Step) []Result {
-	results := make([]Result, len(steps))
-	for i, s := range steps {
-		results[i] = Result{Action: s.Action.String(), Outcome: OutcomeDuplicate, Step: s}
-		if s.Recipient != nil {
-			results[i].Recipient = s.Recipient.Address
-		}
-	}
-	return results
-}
-
-func (d *Dispatcher) dispatch(ctx context.Context, plan *engine.Plan, steps []engine.Step) []Result {
 	results := make([]Result, 0, len(steps))
 	var ses map[*engine.Recipient][]SESOutcome // made at the first SES action
 	n := plan.Notification
 	for _, s := range steps {
-		r := Result{Action: s.Action.String(), Step: s}
-		if s.Recipient != nil {
-			r.Recipient = s.Recipient.Address
-		}
+		r := Result{Step: s}
 		switch s.Action.Kind {
 		case engine.ActionDrop:
 			r.Outcome = OutcomeDropped
 		case engine.ActionLog:
-			r.Outcome = OutcomeLogged
-			if d.DryRun {
-				r.Outcome = OutcomeDryRun
-			} else {
-				d.log(ctx, plan, s.Recipient)
+			r.Outcome, r.Err = OutcomeFailed, errors.New("no logbook")
+			if d.Log != nil {
+				r.Outcome = d.Log.Log(ctx, plan, s.Recipient)
 			}
 		case engine.ActionUnsuppress, engine.ActionSuppress:
 			o := d.sesAction(ctx, s, n)
@@ -93,69 +53,88 @@ func (d *Dispatcher) dispatch(ctx context.Context, plan *engine.Plan, steps []en
 				ses = map[*engine.Recipient][]SESOutcome{}
 			}
 			ses[s.Recipient] = append(ses[s.Recipient], o)
-			r.Outcome, r.Error = o.Outcome, o.Error
+			r.Outcome, r.Err = o.Outcome, o.Err
 		case engine.ActionNotify:
-			r.Outcome, r.Error, r.Payload, r.Messages = d.notify(ctx, s, n, ses)
+			d.notify(ctx, &r, n, ses, batch)
 		}
 		results = append(results, r)
 	}
 	return results
 }
 
+// Duplicates are the results of a notification already handled: every
+// step is OutcomeDuplicate, and nothing is done again.
+func Duplicates(plan *engine.Plan) []Result {
+	steps := plan.Steps()
+	results := make([]Result, len(steps))
+	for i, s := range steps {
+		results[i] = Result{Step: s, Outcome: OutcomeDuplicate}
+	}
+	return results
+}
+
 func (d *Dispatcher) sesAction(ctx context.Context, s engine.Step, n *engine.Notification) SESOutcome {
 	switch {
-	case d.DryRun:
-		return SESOutcome{Action: s.Action.Kind, Outcome: OutcomeDryRun}
 	case d.SES == nil:
-		return SESOutcome{Action: s.Action.Kind, Outcome: OutcomeFailed, Error: "no SES client"}
+		return SESOutcome{Action: s.Action.Kind, Outcome: OutcomeFailed, Err: errors.New("no SES client")}
 	case s.Action.Kind == engine.ActionUnsuppress:
-		return d.SES.Unsuppress(ctx, s.Recipient.Address)
+		return d.SES.Unsuppress(ctx, s.Recipient)
 	default:
-		return d.SES.Suppress(ctx, s.Recipient.Address, n.Event.Type)
+		return d.SES.Suppress(ctx, s.Recipient, n.Event.Type)
 	}
 }
 
-// notify posts (or, in a dry run, renders) the messages of one notify
-// step: posted when every part was posted, failed with the first error,
-// digested when ctx's Batch (WithBatch) folds it into a digest.
-func (d *Dispatcher) notify(ctx context.Context, s engine.Step, n *engine.Notification, ses map[*engine.Recipient][]SESOutcome) (outcome, errText string, payload json.RawMessage, msgs []Message) {
-	notifier := d.Notifiers[s.Action.Destination]
-	if notifier == nil {
-		return OutcomeFailed, "destination " + s.Action.Destination + " is not set up", nil, nil
+// notify posts (or renders) the messages of one notify step into r:
+// posted when every part was posted, failed with the first error,
+// digested when batch folds it.
+func (d *Dispatcher) notify(ctx context.Context, r *Result, n *engine.Notification, ses map[*engine.Recipient][]SESOutcome, batch *Batch) {
+	name := r.Step.Action.Destination
+	notifier, dest := d.Notifiers[name], d.Destinations[name]
+	if notifier == nil || dest == nil {
+		r.Outcome, r.Err = OutcomeFailed, fmt.Errorf("destination %s is not set up", name)
+		return
 	}
-	notice := Notice{Notification: n, Recipients: make([]NoticeRecipient, len(s.Recipients))}
-	for i, dec := range s.Recipients {
-		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: decidingRule(dec), SES: ses[dec.Recipient]}
+	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients))}
+	for i, dec := range r.Step.Recipients {
+		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: ses[dec.Recipient]}
 	}
-	notice.Destination = d.Rules.Destinations[s.Action.Destination]
-	msgs = BuildMessages(notice)
-	if d.DryRun {
-		if len(msgs) == 1 {
-			return OutcomeDryRun, "", notifier.Payload(msgs[0]), msgs
-		}
-		parts := make([][]byte, len(msgs))
-		for i, m := range msgs {
-			parts[i] = notifier.Payload(m)
-		}
-		return OutcomeDryRun, "", append(append([]byte{'['}, bytes.Join(parts, []byte{','})...), ']'), msgs
+	r.Messages = BuildMessages(notice)
+	if batch != nil && !batch.admit(dest, notifier, len(r.Messages), &notice) {
+		r.Outcome = OutcomeDigested // posted with the batch's digest
+		return
 	}
-	if b := batchFrom(ctx); b != nil && !b.admit(s.Action.Destination, digestAfter(notice.Destination), len(msgs), &notice) {
-		return OutcomeDigested, "", nil, nil // posted with the batch's digest
-	}
-	for i, m := range msgs {
-		if err := notifier.Post(ctx, m); err != nil {
-			if len(msgs) > 1 {
-				return OutcomeFailed, fmt.Sprintf("part %d of %d: %v", i+1, len(msgs), err), nil, msgs
+	for i, m := range r.Messages {
+		outcome, err := notifier.Post(ctx, m)
+		if err != nil {
+			if len(r.Messages) > 1 {
+				err = fmt.Errorf("part %d of %d: %w", i+1, len(r.Messages), err)
 			}
-			return OutcomeFailed, err.Error(), nil, msgs
+			r.Outcome, r.Err = OutcomeFailed, err
+			return
 		}
+		r.Outcome = outcome
 	}
-	return OutcomePosted, "", nil, msgs
+	if r.Outcome == OutcomeDryRun {
+		r.Payload = payloads(notifier, r.Messages)
+	}
 }
 
-// decidingRule names the rule shown for a recipient: the one that decided,
-// or the last that matched.
-func decidingRule(d *engine.Decision) string {
+// payloads are the bodies of msgs: one, or an array of several.
+func payloads(n Notifier, msgs []Message) json.RawMessage {
+	if len(msgs) == 1 {
+		return n.Payload(msgs[0])
+	}
+	parts := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		parts[i] = n.Payload(m)
+	}
+	b, _ := json.Marshal(parts) // valid JSON parts: cannot fail
+	return b
+}
+
+// DecidingRule names the rule shown for a recipient: the one that
+// decided, or the last that matched.
+func DecidingRule(d *engine.Decision) string {
 	if d.Decider != nil {
 		return d.Decider.Name
 	}
@@ -165,10 +144,21 @@ func decidingRule(d *engine.Decision) string {
 	return ""
 }
 
-func (d *Dispatcher) log(ctx context.Context, plan *engine.Plan, rc *engine.Recipient) {
-	if d.Logger == nil {
-		return
-	}
+// Logbook carries out the log action.
+type Logbook interface {
+	// Log writes one line about recipient r of plan and says what became
+	// of it.
+	Log(ctx context.Context, plan *engine.Plan, r *engine.Recipient) Outcome
+}
+
+// SlogLogbook writes the log action's line to a slog.Logger.
+type SlogLogbook struct{ Logger *slog.Logger }
+
+var _ Logbook = SlogLogbook{}
+
+// Log implements Logbook: one info line naming the notification, the
+// recipient and the rules that matched.
+func (l SlogLogbook) Log(ctx context.Context, plan *engine.Plan, rc *engine.Recipient) Outcome {
 	n := plan.Notification
 	var rules []string
 	for i := range plan.Recipients {
@@ -178,9 +168,20 @@ func (d *Dispatcher) log(ctx context.Context, plan *engine.Plan, rc *engine.Reci
 			}
 		}
 	}
-	d.Logger.LogAttrs(ctx, slog.LevelInfo, "recipient",
+	l.Logger.LogAttrs(ctx, slog.LevelInfo, "recipient",
 		slog.String("input", n.Input), slog.String("type", n.Event.Type),
 		slog.String("messageId", n.Mail.MessageID), slog.String("recipient", rc.Address),
 		slog.String("status", rc.Status), slog.String("diagnosticCode", rc.DiagnosticCode),
 		slog.String("rules", strings.Join(rules, ",")))
+	return OutcomeLogged
 }
+
+// dryRunLogbook logs nothing.
+type dryRunLogbook struct{}
+
+// DryRunLogbook returns a Logbook that writes nothing: every log is
+// OutcomeDryRun.
+func DryRunLogbook() Logbook { return dryRunLogbook{} }
+
+// Log implements Logbook.
+func (dryRunLogbook) Log(context.Context, *engine.Plan, *engine.Recipient) Outcome { return OutcomeDryRun }

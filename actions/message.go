@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -76,10 +77,7 @@ const (
 // mention, at the start of the first message. BuildMessages is pure: the
 // same Notice always gives the same messages.
 func BuildMessages(n Notice) []Message {
-	var mention string
-	if n.Destination != nil {
-		mention = strings.TrimSpace(n.Destination.Slack.Mention)
-	}
+	mention := strings.TrimSpace(n.Mention)
 	nt := n.Notification
 	if nt == nil {
 		nt = new(engine.Notification)
@@ -379,12 +377,12 @@ func sesText(o SESOutcome) string {
 		return "would be removed from the suppression list (dry run)"
 	case OutcomeFailed:
 		msg := "*" + o.Action.String() + " failed*"
-		if strings.TrimSpace(o.Error) != "" {
-			msg += ": " + codeSpan(o.Error, capError)
+		if o.Err != nil {
+			msg += ": " + codeSpan(ShortError(o.Err), capError)
 		}
 		return msg
 	}
-	return o.Action.String() + ": " + escapeText(o.Outcome, capStatus)
+	return o.Action.String() + ": " + escapeText(string(o.Outcome), capStatus)
 }
 
 // fallbackText is the one-line text of a message: what Slack shows in
@@ -613,7 +611,22 @@ type postMessage struct {
 // written as they are, not as \u003c, \u003e and \u0026, so that the
 // payload reads as Slack reads it.
 func PostMessagePayload(channel string, m Message) []byte {
-	return postMessageJSON(channel, m)
+	blocks := m.Blocks
+	if blocks == nil {
+		blocks = []slack.Block{}
+	}
+	return marshalPayload(postMessage{Channel: channel, Text: m.Text, Blocks: blocks})
+}
+
+// marshalPayload is v, a Slack request body, as JSON that reads as Slack
+// reads it (see unescapeHTML).
+func marshalPayload(v any) []byte {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only slack-go's block types, which always marshal.
+		panic("actions: marshalling a Slack message: " + err.Error())
+	}
+	return unescapeHTML(body)
 }
 
 // unescapeHTML undoes encoding/json's HTML escaping in the JSON document

@@ -12,8 +12,10 @@ import (
 // the outcomes of the recipient's SES actions.
 type Notice struct {
 	Notification *engine.Notification
-	Destination  *engine.Destination
-	Recipients   []NoticeRecipient
+	// Mention is the destination's mention ("" for none): the only
+	// mention a message can carry.
+	Mention    string
+	Recipients []NoticeRecipient
 }
 
 // NoticeRecipient is one recipient of a Notice.
@@ -33,14 +35,14 @@ type SESOutcome struct {
 	Action engine.ActionKind
 	// Outcome is OutcomeRemoved, OutcomeNotSuppressed, OutcomeAdded,
 	// OutcomeFailed or OutcomeDryRun.
-	Outcome string
+	Outcome Outcome
 	// Reason and ListedAt say, for OutcomeRemoved, why and since when the
 	// address had been on the list (Reason BOUNCE or COMPLAINT); empty
 	// when SES did not say.
 	Reason   string
 	ListedAt time.Time
-	// Error says why, for OutcomeFailed.
-	Error string
+	// Err says why, for OutcomeFailed.
+	Err error
 }
 
 // Message is one Slack message: the one-line fallback text and the Block

@@ -7,19 +7,6 @@ import (
 	"time"
 )
 
-// Pace is how fast a destination is posted to: one message every Every,
-// with at most Burst messages at once after a quiet spell.
-type Pace struct {
-	Every time.Duration
-	Burst int
-}
-
-// DefaultPace is the pace of every Slack destination: Slack takes about
-// one message per second per channel and answers 429 beyond. One message
-// every 1.1 s, without a burst, keeps clear of that limit even when the
-// network delays one post and not the next.
-func DefaultPace() Pace { return Pace{Every: 1100 * time.Millisecond, Burst: 1} }
-
 // Pacer makes the posts to one destination wait their turn: a token
 // bucket (one token every Pace.Every, at most Pace.Burst), shared by every
 // goroutine posting there, which a 429's Retry-After pauses for all of
@@ -35,10 +22,56 @@ type Pacer struct {
 	pauses      int // counts the pauses, so that a waiter sees one that came meanwhile
 }
 
-// NewPacer returns a Pacer for p; Every <= 0 posts without waiting, Burst
-// < 1 counts as 1.
-func NewPacer(p Pace) *Pacer {
-	return &Pacer{every: max(p.Every, 0), tau: time.Duration(max(p.Burst, 1)-1) * max(p.Every, 0)}
+// NewPacer returns a Pacer that lets one post through every every, at
+// most burst at once after a quiet spell; every <= 0 posts without
+// waiting, burst < 1 counts as 1.
+func NewPacer(every time.Duration, burst int) *Pacer {
+	every = max(every, 0)
+	return &Pacer{every: every, tau: time.Duration(max(burst, 1)-1) * every}
+}
+
+// Pacers hands out the Pacer of each channel or webhook: destinations
+// that post to the same one share it. It lives as long as the process, so
+// that a reload of the rules keeps the pace. It is safe for concurrent
+// use.
+type Pacers struct {
+	// scale multiplies every pace: the number of processes that may post
+	// to the same destinations at once (SESROUTER_CONCURRENCY), so that
+	// together they keep the destination's pace.
+	scale int
+
+	mu sync.Mutex
+	m  map[string]*Pacer
+}
+
+// NewPacers returns a Pacers whose pacers go scale times slower than the
+// destinations' paces (scale < 1 counts as 1).
+func NewPacers(scale int) *Pacers {
+	return &Pacers{scale: max(scale, 1), m: map[string]*Pacer{}}
+}
+
+// For returns the pacer of d's channel or webhook, made on first use
+// with d's pace and burst.
+func (ps *Pacers) For(d *Destination) *Pacer {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	every := d.Pace * time.Duration(ps.scale)
+	key := d.target()
+	if p := ps.m[key]; p != nil {
+		p.set(every, d.Burst) // the rules were reloaded, maybe with another pace
+		return p
+	}
+	p := NewPacer(every, d.Burst)
+	ps.m[key] = p
+	return p
+}
+
+// set changes the pace, keeping the turns already given.
+func (p *Pacer) set(every time.Duration, burst int) {
+	q := NewPacer(every, burst)
+	p.mu.Lock()
+	p.every, p.tau = q.every, q.tau
+	p.mu.Unlock()
 }
 
 // Wait blocks until the caller may post. It fails at once, without

@@ -6,34 +6,58 @@ import (
 	"github.com/sesrouter/sesrouter/engine"
 )
 
-// Outcomes of an action, as SPEC's JSON output names them.
+// Outcome is what became of one action, as SPEC's JSON output names it.
+type Outcome string
+
+// The outcomes.
 const (
-	OutcomeRemoved       = "removed"        // unsuppress: taken off the suppression list
-	OutcomeNotSuppressed = "not-suppressed" // unsuppress: it was not on the list
-	OutcomeAdded         = "added"          // suppress: put on the list
-	OutcomePosted        = "posted"         // notify: posted to Slack
-	OutcomeDigested      = "digested"       // notify: folded into a digest message
-	OutcomeDuplicate     = "duplicate"      // already done for this notification
-	OutcomeDryRun        = "dry-run"        // would be done; -dry-run performs nothing
-	OutcomeDropped       = "dropped"        // drop
-	OutcomeLogged        = "logged"         // log
-	OutcomeFailed        = "failed"         // with Error
+	OutcomeRemoved       Outcome = "removed"        // unsuppress: taken off the suppression list
+	OutcomeNotSuppressed Outcome = "not-suppressed" // unsuppress: it was not on the list
+	OutcomeAdded         Outcome = "added"          // suppress: put on the list
+	OutcomePosted        Outcome = "posted"         // notify: posted to Slack
+	OutcomeDigested      Outcome = "digested"       // notify: folded into a digest message
+	OutcomeDuplicate     Outcome = "duplicate"      // already done for this notification
+	OutcomeDryRun        Outcome = "dry-run"        // would be done; a dry run performs nothing
+	OutcomeDropped       Outcome = "dropped"        // drop
+	OutcomeLogged        Outcome = "logged"         // log
+	OutcomeFailed        Outcome = "failed"         // with Err
 )
 
-// Result is the outcome of one action for one notification: a
-// per-recipient action (Recipient set) or a notify of a destination.
+// Result is the outcome of one step of a plan: a per-recipient action
+// (Step.Recipient set) or a notify of a destination.
 type Result struct {
-	Action    string `json:"action"`
-	Recipient string `json:"recipient,omitempty"`
-	Outcome   string `json:"outcome"`
-	Error     string `json:"error,omitempty"`
-	// Payload is, for a notify in a dry run, the exact JSON body that
-	// would be sent to Slack (an array of bodies when the notification
-	// takes several messages).
-	Payload json.RawMessage `json:"payload,omitempty"`
-	// Messages are, for a notify, the messages posted (or, in a dry run,
-	// that would be).
-	Messages []Message `json:"-"`
 	// Step is the step of the plan this result is for.
-	Step engine.Step `json:"-"`
+	Step    engine.Step
+	Outcome Outcome
+	// Err says why, for OutcomeFailed; errors.Is and errors.As see
+	// through it (a deadline, Slack's rate limit, an SES API error).
+	Err error
+	// Payload is, for a notify that was only rendered (a dry run), the
+	// exact JSON body that would be sent to Slack; a JSON array of bodies
+	// when the notification takes several messages.
+	Payload json.RawMessage
+	// Messages are, for a notify, the messages posted (or rendered).
+	Messages []Message
+}
+
+// Action is the action of the result as the JSON output writes it:
+// "unsuppress", "notify:ses-alerts".
+func (r *Result) Action() string { return r.Step.Action.String() }
+
+// Recipient is the address of a per-recipient result, "" for a notify.
+func (r *Result) Recipient() string {
+	if r.Step.Recipient == nil {
+		return ""
+	}
+	return r.Step.Recipient.Address
+}
+
+// Failed reports whether any of results failed.
+func Failed(results []Result) bool {
+	for i := range results {
+		if results[i].Outcome == OutcomeFailed {
+			return true
+		}
+	}
+	return false
 }

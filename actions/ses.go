@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
@@ -22,20 +23,38 @@ type SESClient interface {
 
 var _ SESClient = (*sesv2.Client)(nil)
 
+// Suppressor carries out unsuppress and suppress for one recipient.
+type Suppressor interface {
+	// Unsuppress takes the recipient's address off the suppression list.
+	Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome
+	// Suppress puts it on the list, with the reason eventType gives.
+	Suppress(ctx context.Context, r *engine.Recipient, eventType string) SESOutcome
+}
+
 // SuppressionList carries out unsuppress and suppress on the SES account
-// suppression list. Throttling (TooManyRequestsException) is left to the
-// SDK's retryer, which the client is built with.
+// suppression list, for exactly recipient.address, the address the rules
+// saw. Throttling (TooManyRequestsException) is left to the SDK's
+// retryer, which the client is built with.
 type SuppressionList struct {
 	Client SESClient
 }
 
-// Unsuppress takes address off the suppression list. It first reads the
-// entry, for the reason and date shown in Slack; an address that is not on
-// the list is the outcome not-suppressed, not an error.
-func (s *SuppressionList) Unsuppress(ctx context.Context, address string) SESOutcome {
+var _ Suppressor = (*SuppressionList)(nil)
+
+// ErrNotMailbox is wrapped by the error of an SES action for a recipient
+// that holds no valid mailbox: no call is made.
+var ErrNotMailbox = errors.New("not a mailbox: no SES action")
+
+// Unsuppress takes r off the suppression list. It first reads the entry,
+// for the reason and date shown in Slack; an address that is not on the
+// list is the outcome not-suppressed, not an error.
+func (s *SuppressionList) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome {
 	out := SESOutcome{Action: engine.ActionUnsuppress}
-	addr := engine.BareAddress(address)
-	got, err := s.Client.GetSuppressedDestination(ctx, &sesv2.GetSuppressedDestinationInput{EmailAddress: aws.String(addr)})
+	if r.Invalid != "" {
+		return invalid(out, r)
+	}
+	addr := aws.String(r.Address)
+	got, err := s.Client.GetSuppressedDestination(ctx, &sesv2.GetSuppressedDestinationInput{EmailAddress: addr})
 	switch {
 	case isNotFound(err):
 		out.Outcome = OutcomeNotSuppressed
@@ -49,7 +68,7 @@ func (s *SuppressionList) Unsuppress(ctx context.Context, address string) SESOut
 			out.ListedAt = d.LastUpdateTime.UTC()
 		}
 	}
-	_, err = s.Client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(addr)})
+	_, err = s.Client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: addr})
 	switch {
 	case isNotFound(err): // taken off between the two calls
 		out.Outcome = OutcomeNotSuppressed
@@ -61,23 +80,21 @@ func (s *SuppressionList) Unsuppress(ctx context.Context, address string) SESOut
 	return out
 }
 
-// Suppress puts address on the suppression list, with the reason the
-// event gives: BOUNCE for a Bounce, COMPLAINT for a Complaint. Other event
-// types have no reason SES accepts, so suppress fails for them.
-func (s *SuppressionList) Suppress(ctx context.Context, address, eventType string) SESOutcome {
+// Suppress puts r on the suppression list, with the reason the event
+// gives: BOUNCE for a Bounce, COMPLAINT for a Complaint. Other event types
+// have no reason SES accepts, so suppress fails for them.
+func (s *SuppressionList) Suppress(ctx context.Context, r *engine.Recipient, eventType string) SESOutcome {
 	out := SESOutcome{Action: engine.ActionSuppress}
-	var reason types.SuppressionListReason
-	switch eventType {
-	case engine.TypeBounce:
-		reason = types.SuppressionListReasonBounce
-	case engine.TypeComplaint:
-		reason = types.SuppressionListReasonComplaint
-	default:
-		out.Outcome, out.Error = OutcomeFailed, "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a "+eventType
+	if r.Invalid != "" {
+		return invalid(out, r)
+	}
+	reason, err := suppressReason(eventType)
+	if err != nil {
+		out.Outcome, out.Err = OutcomeFailed, err
 		return out
 	}
-	_, err := s.Client.PutSuppressedDestination(ctx, &sesv2.PutSuppressedDestinationInput{
-		EmailAddress: aws.String(engine.BareAddress(address)), Reason: reason,
+	_, err = s.Client.PutSuppressedDestination(ctx, &sesv2.PutSuppressedDestinationInput{
+		EmailAddress: aws.String(r.Address), Reason: reason,
 	})
 	if err != nil {
 		return failed(out, "PutSuppressedDestination", err)
@@ -86,20 +103,122 @@ func (s *SuppressionList) Suppress(ctx context.Context, address, eventType strin
 	return out
 }
 
+// suppressReason is the reason SES takes for an event type.
+func suppressReason(eventType string) (types.SuppressionListReason, error) {
+	switch eventType {
+	case engine.TypeBounce:
+		return types.SuppressionListReasonBounce, nil
+	case engine.TypeComplaint:
+		return types.SuppressionListReasonComplaint, nil
+	}
+	return "", errors.New("suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a " + eventType)
+}
+
+// invalid is the outcome of an SES action for a recipient that holds no
+// valid mailbox.
+func invalid(out SESOutcome, r *engine.Recipient) SESOutcome {
+	out.Outcome, out.Err = OutcomeFailed, fmt.Errorf("%w: %s", ErrNotMailbox, r.Invalid)
+	return out
+}
+
+// dryRunSES performs nothing: every SES action is OutcomeDryRun, but for
+// a recipient that would fail anyway.
+type dryRunSES struct{}
+
+// DryRunSES returns a Suppressor that performs nothing.
+func DryRunSES() Suppressor { return dryRunSES{} }
+
+// Unsuppress implements Suppressor.
+func (dryRunSES) Unsuppress(_ context.Context, r *engine.Recipient) SESOutcome {
+	return dryOutcome(engine.ActionUnsuppress, r, "")
+}
+
+// Suppress implements Suppressor.
+func (dryRunSES) Suppress(_ context.Context, r *engine.Recipient, eventType string) SESOutcome {
+	return dryOutcome(engine.ActionSuppress, r, eventType)
+}
+
+func dryOutcome(a engine.ActionKind, r *engine.Recipient, eventType string) SESOutcome {
+	out := SESOutcome{Action: a, Outcome: OutcomeDryRun}
+	if r.Invalid != "" {
+		return invalid(out, r)
+	}
+	if a == engine.ActionSuppress {
+		if _, err := suppressReason(eventType); err != nil {
+			out.Outcome, out.Err = OutcomeFailed, err
+		}
+	}
+	return out
+}
+
 func isNotFound(err error) bool {
 	var nf *types.NotFoundException
 	return errors.As(err, &nf)
 }
 
-// failed fills out a failure with a short reason: the operation, SES's
-// error code and message.
+// SESError is a failed SES call: the operation, and SES's error code and
+// message when SES answered (else the SDK's error, in Err).
+type SESError struct {
+	Op, Code, Message string
+	Err               error
+}
+
+// Error is the whole story, for logs.
+func (e *SESError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("SES %s: %s: %s", e.Op, e.Code, e.Message)
+	}
+	return fmt.Sprintf("SES %s: %v", e.Op, e.Err)
+}
+
+// Unwrap returns the SDK's error.
+func (e *SESError) Unwrap() error { return e.Err }
+
+// Short says it in one short line, for a Slack message: the operation
+// and SES's code, or the innermost cause of a failure to call SES at all
+// (missing credentials, a network error).
+func (e *SESError) Short() string {
+	if e.Code != "" {
+		return "SES " + e.Op + ": " + e.Code
+	}
+	cause := e.Err
+	for {
+		next := errors.Unwrap(cause)
+		if next == nil {
+			break
+		}
+		cause = next
+	}
+	return "SES " + e.Op + ": " + firstLine(cause.Error(), 120)
+}
+
+// failed fills out a failure of an SES call.
 func failed(out SESOutcome, op string, err error) SESOutcome {
 	out.Outcome = OutcomeFailed
+	e := &SESError{Op: op, Err: err}
 	var api smithy.APIError
 	if errors.As(err, &api) {
-		out.Error = fmt.Sprintf("SES %s: %s: %s", op, api.ErrorCode(), api.ErrorMessage())
-	} else {
-		out.Error = fmt.Sprintf("SES %s: %v", op, err)
+		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
 	}
+	out.Err = e
 	return out
+}
+
+// ShortError says err in one short line, for a Slack message; the log
+// gets the whole of it.
+func ShortError(err error) string {
+	var se *SESError
+	if errors.As(err, &se) {
+		return se.Short()
+	}
+	return firstLine(err.Error(), 200)
+}
+
+// firstLine is the first line of s, cut at max runes.
+func firstLine(s string, max int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max-1]) + "…"
+	}
+	return s
 }

@@ -18,11 +18,24 @@ import (
 // Notifier posts messages to one destination.
 type Notifier interface {
 	// Post sends one message, retrying what Slack asks to be retried
-	// within ctx's deadline.
-	Post(ctx context.Context, m Message) error
+	// within ctx's deadline, and says what became of it: OutcomePosted,
+	// or OutcomeDryRun for a notifier that only renders.
+	Post(ctx context.Context, m Message) (Outcome, error)
 	// Payload is the exact JSON body Post would send.
 	Payload(m Message) []byte
 }
+
+// dryRun is a Notifier that posts nothing: it only renders.
+type dryRun struct{ Notifier }
+
+var _ Notifier = dryRun{}
+
+// DryRun returns a Notifier that renders the payloads of n and posts
+// nothing: every Post is OutcomeDryRun.
+func DryRun(n Notifier) Notifier { return dryRun{n} }
+
+// Post implements Notifier: it posts nothing.
+func (dryRun) Post(context.Context, Message) (Outcome, error) { return OutcomeDryRun, nil }
 
 // Retry says how a failed post is tried again: a 429 waits its
 // Retry-After; a 5xx or a connection error waits Base, doubled each time
@@ -48,31 +61,36 @@ type SlackBot struct {
 var _ Notifier = (*SlackBot)(nil)
 
 // NewSlackBot returns a Notifier for channel. apiURL is Slack's Web API
-// base URL ("" for Slack's own; it ends with a slash), and httpClient is
-// shared by every destination so that connections are reused.
-func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, retry Retry) *SlackBot {
+// base URL ("" for Slack's own; a missing final slash is added), and
+// httpClient is shared by every destination so that connections are
+// reused. Every post (every try of it) waits its turn on pacer, which the
+// posts of every notifier to the same channel share, and a 429 pauses
+// it; a nil pacer posts at once.
+func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, retry Retry, pacer *Pacer) *SlackBot {
 	opts := []slack.Option{slack.OptionHTTPClient(httpClient)}
 	if apiURL != "" {
+		if !strings.HasSuffix(apiURL, "/") {
+			apiURL += "/"
+		}
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
-	return &SlackBot{client: slack.New(token.Reveal(), opts...), channel: channel, retry: retry}
+	return &SlackBot{client: slack.New(token.Reveal(), opts...), channel: channel, retry: retry, pacer: pacer}
 }
 
 // Post implements Notifier.
-func (b *SlackBot) Post(ctx context.Context, m Message) error {
-	return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
+func (b *SlackBot) Post(ctx context.Context, m Message) (Outcome, error) {
+	err := withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
 		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
 		if err != nil {
-			return redact(err, "Slack Web API")
+			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN")
 		}
 		return nil
 	})
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomePosted, nil
 }
-
-// SetPacer makes every post (every try of it) wait its turn on p, which
-// the posts of every notifier to the same channel share, and makes a 429
-// pause p. nil, the default, posts at once.
-func (b *SlackBot) SetPacer(p *Pacer) { b.pacer = p }
 
 // Payload implements Notifier.
 func (b *SlackBot) Payload(m Message) []byte { return PostMessagePayload(b.channel, m) }
@@ -90,8 +108,8 @@ var _ Notifier = (*SlackWebhook)(nil)
 
 // NewSlackWebhook returns a Notifier for the incoming webhook at url,
 // which was read from the environment variable envName (the name is what
-// errors show, never the URL).
-func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry) *SlackWebhook {
+// errors show, never the URL). pacer is as for NewSlackBot.
+func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry, pacer *Pacer) *SlackWebhook {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
@@ -101,7 +119,7 @@ func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry 
 		base = http.DefaultTransport
 	}
 	hc.Transport = reasonTransport{base}
-	return &SlackWebhook{url: url, envName: envName, http: &hc, retry: retry}
+	return &SlackWebhook{url: url, envName: envName, http: &hc, retry: retry, pacer: pacer}
 }
 
 // reasonTransport keeps the reason Slack gives when a webhook post fails.
@@ -141,24 +159,23 @@ func slackReasonRE(s string) bool {
 }
 
 // Post implements Notifier.
-func (w *SlackWebhook) Post(ctx context.Context, m Message) error {
-	return withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
+func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
+	err := withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
 		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
 		if err != nil {
-			return redact(err, "webhook $"+w.envName, w.url)
+			return hinted(redact(err, "webhook $"+w.envName, w.url), "$"+w.envName)
 		}
 		return nil
 	})
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomePosted, nil
 }
-
-// SetPacer makes every post (every try of it) wait its turn on p, which
-// the posts of every notifier to the same webhook share, and makes a 429
-// pause p. nil, the default, posts at once.
-func (w *SlackWebhook) SetPacer(p *Pacer) { w.pacer = p }
 
 // Payload implements Notifier.
 func (w *SlackWebhook) Payload(m Message) []byte {
-	return webhookJSON(m)
+	return marshalPayload(WebhookPayload(m))
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of

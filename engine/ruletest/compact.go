@@ -38,21 +38,37 @@ const (
 	defaultSNSID     = "5e5a0d7e-0000-4000-8000-000000000003"
 )
 
-// defaults are the values of fields a compact event leaves out, by name.
-var defaults = map[string]string{
-	"bounce.type":          "Permanent",
-	"bounce.subType":       "General",
-	"bounce.feedbackId":    defaultFeedback,
-	"complaint.feedbackId": defaultFeedback,
-	"delay.type":           "General",
-	"reject.reason":        "Bad content",
-	"failure.errorMessage": "Attribute 'name' is not present in the rendering data.",
-	"failure.templateName": "template",
+// defaultOf is the value of a field a compact event leaves out, by name
+// ("" for none).
+func defaultOf(path string) string {
+	switch path {
+	case "bounce.type":
+		return "Permanent"
+	case "bounce.subType":
+		return "General"
+	case "bounce.feedbackId", "complaint.feedbackId":
+		return defaultFeedback
+	case "delay.type":
+		return "General"
+	case "reject.reason":
+		return "Bad content"
+	case "failure.errorMessage":
+		return "Attribute 'name' is not present in the rendering data."
+	case "failure.templateName":
+		return "template"
+	}
+	return ""
 }
 
-// ownRecipients are the types whose recipients are their own list, not
-// mail.destination.
-var ownRecipients = []string{engine.TypeBounce, engine.TypeComplaint, engine.TypeDelivery, engine.TypeDeliveryDelay}
+// hasOwnRecipients reports whether an event type names its recipients in
+// a list of its own, not in mail.destination.
+func hasOwnRecipients(typ string) bool {
+	switch typ {
+	case engine.TypeBounce, engine.TypeComplaint, engine.TypeDelivery, engine.TypeDeliveryDelay:
+		return true
+	}
+	return false
+}
 
 // compactEvent builds the notification a compact event describes, or
 // returns nil after reporting its problems.
@@ -119,7 +135,7 @@ func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *engine.Notificat
 	}
 	l.defaults(nt, names)
 
-	own := slices.Contains(ownRecipients, typ)
+	own := hasOwnRecipients(typ)
 	switch {
 	case recipsNode == nil && (own || len(nt.Mail.Destination) == 0):
 		l.Problem(n, ctx, "missing recipients in event: a list of addresses")
@@ -299,8 +315,8 @@ func (l *loader) defaults(nt *engine.Notification, names []engine.Name) {
 			continue
 		}
 		switch {
-		case defaults[n.Path] != "":
-			f.SetString(defaults[n.Path])
+		case defaultOf(n.Path) != "":
+			f.SetString(defaultOf(n.Path))
 		case field == "timestamp":
 			f.SetString(later)
 		}

@@ -1,0 +1,224 @@
+package actions
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
+	"gopkg.in/yaml.v3"
+)
+
+// Destination is a Slack destination of the rules file: a channel, posted
+// to with chat.postMessage and the bot token, or an incoming webhook whose
+// URL is in an environment variable. Exactly one of Channel and
+// WebhookEnv is set.
+//
+//	destinations:
+//	  ses-alerts:
+//	    slack:
+//	      channel: C0123456789
+//	      mention: "<!subteam^S0123ABCD>"
+//	      digest_after: 10
+//	      digest_window: 5m
+//	      pace: 1.1s
+//	      burst: 1
+type Destination struct {
+	Name string
+	// Index is the destination's place in the rules file, from 0.
+	Index      int
+	Channel    string
+	WebhookEnv string
+	// Mention is put in the first message of every notice to the
+	// destination: <!here>, <!channel>, a user group <!subteam^ID> or a
+	// user <@ID>, several separated by spaces. Nothing from an event can
+	// mention.
+	Mention string
+	// DigestAfter is how many messages the destination takes within
+	// DigestWindow before its later notifications are folded into
+	// digests.
+	DigestAfter  int
+	DigestWindow time.Duration
+	// Pace is the time between two posts to the channel or webhook (0:
+	// no wait); Burst how many may go at once after a quiet spell.
+	Pace  time.Duration
+	Burst int
+}
+
+// Defaults of a destination's settings.
+const (
+	DefaultDigestAfter  = 10
+	DefaultDigestWindow = 5 * time.Minute
+	// DefaultPace keeps clear of Slack's limit of about one message per
+	// second per channel, even when the network delays one post and not
+	// the next.
+	DefaultPace  = 1100 * time.Millisecond
+	DefaultBurst = 1
+)
+
+// Describe says where the destination posts, without any secret.
+func (d *Destination) Describe() string {
+	if d.Channel != "" {
+		return "Slack channel " + d.Channel
+	}
+	return "Slack webhook $" + d.WebhookEnv
+}
+
+// target is the channel or webhook the destination posts to: destinations
+// with the same target share its pace.
+func (d *Destination) target() string {
+	if d.Channel != "" {
+		return "channel " + d.Channel
+	}
+	return "webhook $" + d.WebhookEnv
+}
+
+var (
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
+)
+
+// isSecretKey reports whether a key would hold a credential: such a key
+// is refused outright.
+func isSecretKey(k string) bool {
+	switch k {
+	case "webhook_url", "url", "webhook", "token":
+		return true
+	}
+	return false
+}
+
+// slackKeys are the keys of a destination's slack mapping.
+const slackKeys = "channel, webhook_env, mention, digest_after, digest_window, pace or burst"
+
+// ParseDestinations reads and checks the destinations of a rules file, in
+// file order. Every problem is reported, at its place in the file, as the
+// rules loader reports its own; a value that looks like a credential is
+// never repeated in a problem.
+func ParseDestinations(rules *engine.Rules) ([]*Destination, error) {
+	y := &engine.YAML{File: rules.File}
+	var out []*Destination
+	for i, name := range rules.DestinationNames {
+		if d := parseDestination(y, rules.Destinations[name], i); d != nil {
+			out = append(out, d)
+		}
+	}
+	return out, y.Err()
+}
+
+func parseDestination(y *engine.YAML, ed *engine.Destination, index int) *Destination {
+	ctx := fmt.Sprintf("destination %q", ed.Name)
+	v := ed.Node
+	if v.Kind != yaml.MappingNode {
+		y.Problem(v, ctx, "a destination is a mapping with slack: {channel: …} or slack: {webhook_env: …}")
+		return nil
+	}
+	var slackNode *yaml.Node
+	y.EachKey(v, ctx, func(k, v2 *yaml.Node) {
+		switch k.Value {
+		case "slack":
+			slackNode = v2
+		default:
+			y.Problem(k, ctx, "unknown key %q (want slack)", k.Value)
+		}
+	})
+	if slackNode == nil {
+		y.Problem(v, ctx, "missing slack: {channel: …} or slack: {webhook_env: …}")
+		return nil
+	}
+	if slackNode.Kind != yaml.MappingNode {
+		y.Problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
+		return nil
+	}
+	d := &Destination{Name: ed.Name, Index: index, DigestAfter: DefaultDigestAfter, DigestWindow: DefaultDigestWindow,
+		Pace: DefaultPace, Burst: DefaultBurst}
+	secretKey := false
+	y.EachKey(slackNode, ctx, func(k, v3 *yaml.Node) {
+		if what := looksLikeCredential(v3.Value); what != "" && v3.Kind == yaml.ScalarNode && !isSecretKey(k.Value) {
+			secretKey = true
+			if k.Value == "webhook_env" {
+				y.Problem(v3, ctx, "webhook_env must name an environment variable; this value looks like %s: put the URL in an environment variable and name it here", what)
+			} else {
+				y.Problem(v3, ctx, "%s must not hold a credential; this value looks like %s: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)", k.Value, what)
+			}
+			return
+		}
+		switch k.Value {
+		case "channel":
+			d.Channel = y.Str(v3, ctx, "channel")
+		case "webhook_env":
+			d.WebhookEnv = y.Str(v3, ctx, "webhook_env")
+			if d.WebhookEnv != "" && !envNameRE.MatchString(d.WebhookEnv) {
+				y.Problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q", d.WebhookEnv)
+			}
+		case "mention":
+			d.Mention = y.Str(v3, ctx, "mention")
+			if d.Mention != "" && !mentionRE.MatchString(d.Mention) {
+				y.Problem(v3, ctx, "mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not %q", d.Mention)
+			}
+		case "digest_after":
+			d.DigestAfter = positive(y, v3, ctx, "digest_after", "a positive whole number of messages")
+		case "burst":
+			d.Burst = positive(y, v3, ctx, "burst", "a positive whole number of posts")
+		case "digest_window":
+			d.DigestWindow = duration(y, v3, ctx, "digest_window", false)
+		case "pace":
+			d.Pace = duration(y, v3, ctx, "pace", true)
+		case "webhook_url", "url", "webhook", "token": // isSecretKey
+			secretKey = true
+			y.Problem(k, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k.Value)
+		default:
+			y.Problem(k, ctx, "unknown key %q (want %s)", k.Value, slackKeys)
+		}
+	})
+	switch {
+	case d.Channel != "" && d.WebhookEnv != "":
+		y.Problem(slackNode, ctx, "set channel or webhook_env, not both")
+	case d.Channel == "" && d.WebhookEnv == "" && !secretKey: // a secret key has said enough
+		y.Problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
+	}
+	return d
+}
+
+// positive reads a positive whole number.
+func positive(y *engine.YAML, n *yaml.Node, ctx, key, want string) int {
+	i, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil || i < 1 {
+		y.Problem(n, ctx, "%s is %s, not %s", key, want, engine.NodeText(n))
+		return 1
+	}
+	return i
+}
+
+// duration reads a Go duration (1.1s, 5m); zero is allowed when zeroOK.
+func duration(y *engine.YAML, n *yaml.Node, ctx, key string, zeroOK bool) time.Duration {
+	d, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || d < 0 || (d == 0 && !zeroOK) {
+		want := "a positive duration, like 5m or 90s"
+		if zeroOK {
+			want = "a duration, like 1.1s or 500ms (0s: no wait)"
+		}
+		y.Problem(n, ctx, "%s is %s, not %s", key, want, engine.NodeText(n))
+		return 0
+	}
+	return d
+}
+
+// looksLikeCredential says what s looks like when it looks like a URL or
+// a Slack token ("a webhook URL", "a Slack token"), or "".
+func looksLikeCredential(s string) string {
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"):
+		if strings.Contains(s, "hooks.slack.com") {
+			return "a webhook URL"
+		}
+		return "a URL"
+	case strings.HasPrefix(s, "xoxb-") || strings.HasPrefix(s, "xoxp-") || strings.HasPrefix(s, "xoxa-") ||
+		strings.HasPrefix(s, "xapp-") || strings.HasPrefix(s, "xoxe"):
+		return "a Slack token"
+	}
+	return ""
+}
