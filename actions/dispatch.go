@@ -184,4 +184,6 @@ type dryRunLogbook struct{}
 func DryRunLogbook() Logbook { return dryRunLogbook{} }
 
 // Log implements Logbook.
-func (dryRunLogbook) Log(context.Context, *engine.Plan, *engine.Recipient) Outcome { return OutcomeDryRun }
+func (dryRunLogbook) Log(context.Context, *engine.Plan, *engine.Recipient) Outcome {
+	return OutcomeDryRun
+}
