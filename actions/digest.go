@@ -187,14 +187,14 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 // by type and subtype, by recipient domain and by deciding rule, then the
 // first addresses. It keeps within Slack's limits whatever it holds.
 func (g *digest) message() Message {
-	header := fmt.Sprintf("Digest · %s notifications folded", thousands(g.notifications))
+	header := fmt.Sprintf("Digest · %s notifications folded", Thousands(g.notifications))
 	if g.notifications == 1 {
 		header = "Digest · 1 notification folded"
 	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
 		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
-			thousands(g.recipients), thousands(g.dest.DigestAfter), g.dest.DigestWindow))),
+			Thousands(g.recipients), Thousands(g.dest.DigestAfter), g.dest.DigestWindow))),
 		section(countsText("By type", g.byType)),
 		section(countsText("By recipient domain", g.byDomain)),
 		section(countsText("By rule", g.byRule)),
@@ -208,10 +208,10 @@ func (g *digest) message() Message {
 		addrs.WriteString(codeSpan(a, capFallbackAddress))
 	}
 	if more := g.recipients - len(g.addresses); more > 0 {
-		fmt.Fprintf(&addrs, " and %s more", thousands(more))
+		fmt.Fprintf(&addrs, " and %s more", Thousands(more))
 	}
 	blocks = append(blocks, section(addrs.String()))
-	text := fmt.Sprintf("%s (%s recipients)", header, thousands(g.recipients))
+	text := fmt.Sprintf("%s (%s recipients)", header, Thousands(g.recipients))
 	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
 }
 
@@ -233,19 +233,19 @@ func countsText(title string, counts map[string]int) string {
 			for _, k := range keys[i:] {
 				rest += counts[k]
 			}
-			fmt.Fprintf(&b, "\n• and %d others: %s", len(keys)-i, thousands(rest))
+			fmt.Fprintf(&b, "\n• and %d others: %s", len(keys)-i, Thousands(rest))
 			break
 		}
-		fmt.Fprintf(&b, "\n• %s: %s", escapeText(k, capRule), thousands(counts[k]))
+		fmt.Fprintf(&b, "\n• %s: %s", escapeText(k, capRule), Thousands(counts[k]))
 	}
 	return b.String()
 }
 
-// thousands formats n with commas: 1,234.
-func thousands(n int) string {
+// Thousands formats n with commas, for people: 1,234.
+func Thousands(n int) string {
 	s := fmt.Sprint(n)
 	if n < 0 {
-		return "-" + thousands(-n)
+		return "-" + Thousands(-n)
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]

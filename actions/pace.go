@@ -20,6 +20,7 @@ type Pacer struct {
 	tat         time.Time // when the bucket is next full again (GCRA's theoretical arrival time)
 	pausedUntil time.Time
 	pauses      int // counts the pauses, so that a waiter sees one that came meanwhile
+	waiting     int // posts waiting for their turn
 }
 
 // NewPacer returns a Pacer that lets one post through every every, at
@@ -103,12 +104,8 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		p.mu.Unlock()
 
 		if wait := time.Until(start); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("not posted: %w", context.Cause(ctx))
-			case <-t.C:
+			if err := p.sleep(ctx, wait); err != nil {
+				return err
 			}
 		}
 		p.mu.Lock()
@@ -141,4 +138,42 @@ func (p *Pacer) Pause(d time.Duration) {
 	if t := until.Add(p.tau); p.tat.Before(t) {
 		p.tat = t
 	}
+}
+
+// sleep waits d for the caller's turn, counted as waiting.
+func (p *Pacer) sleep(ctx context.Context, d time.Duration) error {
+	p.mu.Lock()
+	p.waiting++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("not posted: %w", context.Cause(ctx))
+	case <-t.C:
+		return nil
+	}
+}
+
+// Queue says how many posts wait for their turn on every pacer, and when
+// the last of them will have gone (zero when none waits).
+func (ps *Pacers) Queue() (waiting int, drained time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.m {
+		p.mu.Lock()
+		if p.waiting > 0 {
+			waiting += p.waiting
+			if p.tat.After(drained) {
+				drained = p.tat
+			}
+		}
+		p.mu.Unlock()
+	}
+	return waiting, drained
 }

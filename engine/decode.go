@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 )
@@ -48,42 +49,62 @@ func Decode(input string, doc []byte) []Item {
 // AppendDecode is Decode appending to dst. doc is not kept: it may be
 // reused once AppendDecode returns.
 func AppendDecode(dst []Item, input string, doc []byte) []Item {
-	doc = bytes.TrimSpace(doc)
-	if len(doc) > 0 && doc[0] == '[' {
+	for it := range Items(input, doc) {
+		dst = append(dst, it)
+	}
+	return dst
+}
+
+// Items is Decode one item at a time: an element of an array or a record
+// of a Lambda event is decoded only when the loop asks for it, so that a
+// large batch is never held decoded all at once. doc must not change
+// while the loop runs.
+func Items(input string, doc []byte) iter.Seq[Item] {
+	return func(yield func(Item) bool) {
+		doc = bytes.TrimSpace(doc)
+		if len(doc) == 0 || doc[0] != '[' {
+			documentItems(input, doc, yield)
+			return
+		}
 		var elems [][]byte
 		l := lexer{b: doc}
 		l.array(func() { elems = append(elems, l.raw()) })
 		l.end()
-		if l.err != nil {
-			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: l.err})
-		}
-		if len(elems) == 0 {
-			return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "an empty JSON array"})
+		switch {
+		case l.err != nil:
+			yield(Item{Input: input, Envelope: EnvelopeFile, Err: l.err})
+			return
+		case len(elems) == 0:
+			yield(Item{Input: input, Envelope: EnvelopeFile, Skipped: "an empty JSON array"})
+			return
 		}
 		for i, e := range elems {
-			dst = appendDocument(dst, input+"["+strconv.Itoa(i)+"]", e)
+			if !documentItems(input+"["+strconv.Itoa(i)+"]", e, yield) {
+				return
+			}
 		}
-		return dst
 	}
-	return appendDocument(dst, input, doc)
 }
 
-// appendDocument decodes a document that is not a top-level array.
-func appendDocument(dst []Item, input string, doc []byte) []Item {
+// documentItems yields the items of a document that is not a top-level
+// array, and reports whether the loop goes on.
+func documentItems(input string, doc []byte, yield func(Item) bool) bool {
 	s, err := sniff(doc)
 	if err != nil {
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Err: err})
+		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
 	}
 	if s.shape != shapeLambda {
-		return append(dst, decodeShape(input, EnvelopeFile, "", doc, s))
+		return yield(decodeShape(input, EnvelopeFile, "", doc, s))
 	}
 	if len(s.records) == 0 {
-		return append(dst, Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
+		return yield(Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
 	}
 	for i, rec := range s.records {
-		dst = append(dst, decodeRecord(input+"#"+strconv.Itoa(i+1), rec))
+		if !yield(decodeRecord(input+"#"+strconv.Itoa(i+1), rec)) {
+			return false
+		}
 	}
-	return dst
+	return true
 }
 
 // The shapes a JSON document can have.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -303,4 +305,17 @@ func splitOutsideQuotes(s string) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// Safe returns s for a terminal: as it is when it is printable, else
+// quoted as %q writes it, so that a value from an event cannot move the
+// cursor, clear the screen or reorder the text (control and bidi
+// characters). Text output quotes every value from an event through it.
+func Safe(s string) string {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' || r == '\ufeff' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

@@ -22,6 +22,10 @@ type Rules struct {
 	Lists map[string][]string
 	// Rules in the order they are tried.
 	Rules []*Rule
+
+	// valueWarnings are the comparisons with values SES never sends that
+	// are warnings, not errors (see strangeValues), found at load.
+	valueWarnings []*Problem
 }
 
 // Destination is a destination of the rules file: where notify actions
@@ -136,16 +140,25 @@ func LoadFile(path string) (*Rules, error) {
 // On failure the error joins one *Problem per problem found, in file
 // order, each saying FILE:LINE:COL: rule "NAME": message.
 func Load(name string, src []byte) (*Rules, error) {
+	rules, problems := Parse(name, src)
+	if err := JoinProblems(problems); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// Parse is Load for a caller that goes on checking what the rules file
+// holds (the destinations' settings, which the actions package reads): it
+// returns the rules as far as they could be read, with every problem
+// found. The rules are fit to route by only when there is no problem.
+func Parse(name string, src []byte) (*Rules, []*Problem) {
 	l := &loader{YAML: &YAML{File: name, Src: src}, rules: &Rules{
 		File:         name,
 		Destinations: map[string]*Destination{},
 		Lists:        map[string][]string{},
 	}}
 	l.load()
-	if err := l.Err(); err != nil {
-		return nil, err
-	}
-	return l.rules, nil
+	return l.rules, l.Problems
 }
 
 // loader reads a rules file through YAML.
@@ -300,6 +313,22 @@ func (l *loader) loadRules(n *yaml.Node) {
 				l.Problems = append(l.Problems, &Problem{File: l.File, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.program = prog
+			for _, sv := range strangeValues(r.When) {
+				line, col := exprPos(whenNode, l.Src, sv.offset)
+				var values []string
+				for _, n := range Names() {
+					if n.Path == sv.path {
+						values = n.Values
+					}
+				}
+				p := &Problem{File: l.File, Pos: Pos{line, col}, Context: ctx, Message: sv.message(values)}
+				if sv.path == "event.type" {
+					l.Problems = append(l.Problems, p) // never matches anything: an error
+					continue
+				}
+				p.Message = "warning: " + p.Message
+				l.rules.valueWarnings = append(l.rules.valueWarnings, p)
+			}
 		}
 		if actionsNode == nil {
 			l.Problem(rn, ctx, "missing actions: a list of drop, unsuppress, suppress, log and {notify: DESTINATION}")

@@ -18,7 +18,11 @@ import (
 //     drops): its when is constant true once expr has optimised it
 //     (true, 1 == 1, "a" in ["a"]), or it is the same text as the later
 //     rule's when;
-//   - a destination that no rule notifies.
+//   - a destination that no rule notifies;
+//   - a comparison of bounce.type, bounce.subType, complaint.feedbackType,
+//     delay.type or another name with a closed set of values against a
+//     string SES never sends (the same for event.type is an error at
+//     load).
 //
 // Warnings are sound: a rule that some recipient can reach is never
 // reported. They are in file order.
@@ -55,6 +59,7 @@ func (r *Rules) Warnings() []*Problem {
 			warn(d.Pos, fmt.Sprintf("destination %q", name), "unused: no rule notifies it")
 		}
 	}
+	warns = append(warns, r.valueWarnings...)
 	slices.SortStableFunc(warns, func(a, b *Problem) int {
 		return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
 	})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -9,30 +8,46 @@ import (
 )
 
 const checkText = `Loads and compiles the rules file and reports every problem in it, each as
-FILE:LINE:COL: rule "NAME": message. Exit status 0 when the rules load, 2
-when they do not.
+FILE:LINE:COL: rule "NAME": message. It then runs every rule against a
+built-in set of synthetic events (one of each SES type, with ordinary and
+odd recipients) and reports a rule that fails on any of them: in
+production such a rule gives the recipient no action and fails the
+notification.
 
-It also warns, on standard error and with exit status 0, about a rule that
-can never decide (an earlier rule that does not continue always matches
-first, or has the same condition) and about a destination no rule notifies.`
+It also warns about a rule that can never decide (an earlier rule that
+does not continue always matches first, or has the same condition), a
+destination no rule notifies, a comparison with a value SES never sends
+(bounce.type == "permanent"), and a rule that takes over 10 ms for one
+recipient. Warnings leave the exit status 0 unless -strict.
+
+Exit status: 0 the rules are fine; 2 they are not (or, with -strict, they
+have warnings).`
 
 func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
-	fs := newFlags("check", "check [-rules FILE]", checkText, stderr)
+	fs := newFlags("check", "check [-rules FILE] [-strict]", checkText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml)")
-	if code := parseFlags(fs, args); code >= 0 {
+	strict := fs.Bool("strict", false, "count warnings as errors")
+	args, code := parseArgs(fs, args)
+	if code >= 0 {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sesrouter check: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs("check", args, stderr) {
 		return exitUsage
 	}
-	rules, ok := loadRules(rulesPath(*rulesFlag, e), stderr)
+	path := rulesPath(*rulesFlag, e)
+	cfg, ok := loadRules(path, stderr)
 	if !ok {
 		return exitUsage
 	}
-	warnings := rules.Warnings()
-	for _, w := range warnings {
-		fmt.Fprintln(stderr, w)
+	rules := cfg.Rules
+	errs, slow := rules.Probe(engine.SlowRule)
+	warnings := append(rules.Warnings(), slow...)
+	for _, p := range append(errs, warnings...) {
+		fmt.Fprintln(stderr, p)
+	}
+	if len(errs) > 0 || (*strict && len(warnings) > 0) {
+		fmt.Fprintf(stderr, "%s: %s, %s\n", path, plural(len(errs), "problem"), plural(len(warnings), "warning"))
+		return exitUsage
 	}
 	summary := fmt.Sprintf("%s, %s, %s", plural(len(rules.Rules), "rule"), plural(len(rules.Destinations), "destination"), plural(len(rules.Lists), "list"))
 	if len(warnings) > 0 {
@@ -40,30 +55,4 @@ func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s\n", rules.File, summary)
 	return exitOK
-}
-
-// loadRules loads the rules file, printing every problem to stderr.
-func loadRules(path string, stderr io.Writer) (*engine.Rules, bool) {
-	rules, err := engine.LoadFile(path)
-	if err == nil {
-		return rules, true
-	}
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		errs := joined.Unwrap()
-		for _, e := range errs {
-			fmt.Fprintln(stderr, e)
-		}
-		fmt.Fprintf(stderr, "%s: %s\n", path, plural(len(errs), "problem"))
-	} else {
-		fmt.Fprintln(stderr, "sesrouter:", err)
-	}
-	return nil, false
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -1,19 +1,11 @@
 // Command sesrouter routes Amazon SES feedback (bounces, complaints and the
 // other SES event types) by the rules of a YAML file: it posts to Slack,
 // takes addresses off the SES account suppression list or puts them on,
-// logs, or drops, per recipient.
+// logs, or drops, per recipient. Run "sesrouter -h" for the commands.
 //
-// Usage:
-//
-//	sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
-//	sesrouter check  [-rules FILE]
-//	sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
-//	sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]
-//	sesrouter lambda [-rules FILE]
-//	sesrouter version
-//
-// Run "sesrouter COMMAND -h" for a command's flags. Exit status: 0 all
-// good; 1 some event or action failed; 2 bad usage or bad rules.
+// This package is thin: flags, the environment, building clients, signals,
+// and mapping what package pipeline says onto exit codes, HTTP answers and
+// Lambda responses.
 package main
 
 import (
@@ -22,15 +14,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// Exit statuses, as SPEC fixes them.
+// Exit statuses, as SPEC fixes them; a signal exits 128 + its number.
 const (
 	exitOK     = 0
 	exitFailed = 1 // some event or action failed
@@ -41,26 +34,24 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, newEnv()))
 }
 
-// env is what the process gets from its surroundings: environment
-// variables, the executable's folder and whether stderr is a terminal.
-// Tests build their own.
+// env is what the process gets from its surroundings. Tests build their
+// own.
 type env struct {
 	getenv                   func(string) string
 	executable               string
 	stdoutIsTTY, stderrIsTTY bool
-	// start is when the process started, for lambda's init duration.
-	start time.Time
-	// slackPace is the pace of every Slack destination; zero is
-	// actions.DefaultPace. Tests set a faster one.
-	slackPace actions.Pace
-	// actionTimeout bounds the actions of one notification in route;
-	// zero is defaultTimeout. Tests shorten it.
+	// notify relays signals to c, as signal.Notify; stop undoes it.
+	notify func(c chan<- os.Signal, sig ...os.Signal)
+	stop   func(c chan<- os.Signal)
+	// actionTimeout bounds the actions of one notification; zero is
+	// defaultTimeout. Tests shorten it.
 	actionTimeout time.Duration
 }
 
 func newEnv() env {
 	exe, _ := os.Executable()
-	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr), start: time.Now()}
+	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr),
+		notify: signal.Notify, stop: signal.Stop}
 }
 
 // isTerminal reports whether f is a terminal: a character device that is
@@ -70,23 +61,23 @@ func isTerminal(f *os.File) bool {
 	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return false
 	}
-	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
-		return false
-	}
-	return true
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 const usage = `sesrouter routes Amazon SES feedback by the rules of a YAML file.
 
 Usage:
-  sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]
-  sesrouter check  [-rules FILE]
+  sesrouter route  [-rules FILE] [-dry-run] [-explain] [-format text|json|html] [FILE ...]
+  sesrouter check  [-rules FILE] [-strict]
   sesrouter test   [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...
-  sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]
+  sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR] [-max-age DURATION] [-signature-version 1|2]
+  sesrouter sweep  [-rules FILE] [-dry-run] [-format text|json] [-reason BOUNCE|COMPLAINT] [-since DURATION] [-rate N]
   sesrouter lambda [-rules FILE]
-  sesrouter version
+  sesrouter version        (also -version, --version)
 
-Run "sesrouter COMMAND -h" for the flags of a command.
+Run "sesrouter COMMAND -h" for the flags of a command. Flags may come
+before or after the files; -- ends the flags; - alone is standard input.
 
 The rules file is -rules, else $SESROUTER_RULES, else rules.yaml in the
 working directory, else rules.yaml beside the executable.
@@ -109,14 +100,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 		return cmdRoute(rest, stdin, stdout, stderr, e)
 	case "check":
 		return cmdCheck(rest, stdout, stderr, e)
-	case "version":
-		return cmdVersion(rest, stdout, stderr)
-	case "lambda":
-		return cmdLambda(rest, stdout, stderr, e)
 	case "test":
 		return cmdTest(rest, stdout, stderr, e)
 	case "serve":
 		return cmdServe(rest, stdout, stderr, e)
+	case "sweep":
+		return cmdSweep(rest, stdout, stderr, e)
+	case "lambda":
+		return cmdLambda(rest, stdout, stderr, e)
+	case "version", "-version", "--version":
+		return cmdVersion(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -141,16 +134,37 @@ func newFlags(name, synopsis, text string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, returning the exit status to stop with (0 for
-// -h, 2 for a bad flag) or -1 to go on.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+// parseArgs parses the flags of fs wherever they are among args and
+// returns the other arguments, in order: flags may follow files, "--"
+// ends the flags, and "-" alone is an argument (standard input). An
+// argument that starts with "-" and is no flag of fs is a usage error.
+// code is -1 to go on, else the exit status to stop with (0 for -h).
+func parseArgs(fs *flag.FlagSet, args []string) (rest []string, code int) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK
+			}
+			return nil, exitUsage
 		}
-		return exitUsage
+		left := fs.Args()
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), -1
+		}
+		if len(left) == 0 {
+			return rest, -1
+		}
+		rest, args = append(rest, left[0]), left[1:]
 	}
-	return -1
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(name string, args []string, stderr io.Writer) bool {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "sesrouter %s: unexpected argument %q\n", name, args[0])
+		return false
+	}
+	return true
 }
 
 // rulesPath finds the rules file: the -rules flag, $SESROUTER_RULES,
@@ -163,16 +177,14 @@ func rulesPath(flagValue string, e env) string {
 	if p := e.getenv("SESROUTER_RULES"); p != "" {
 		return p
 	}
-	if _, err := os.Stat("rules.yaml"); err == nil {
-		return "rules.yaml"
-	}
+	candidates := []string{"rules.yaml"}
 	if root := e.getenv("LAMBDA_TASK_ROOT"); root != "" {
-		if p := filepath.Join(root, "rules.yaml"); fileExists(p) {
-			return p
-		}
+		candidates = append(candidates, filepath.Join(root, "rules.yaml"))
 	}
 	if e.executable != "" {
-		p := filepath.Join(filepath.Dir(e.executable), "rules.yaml")
+		candidates = append(candidates, filepath.Join(filepath.Dir(e.executable), "rules.yaml"))
+	}
+	for _, p := range candidates {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
@@ -180,18 +192,44 @@ func rulesPath(flagValue string, e env) string {
 	return "rules.yaml"
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// loadRules loads the rules file, printing every problem to stderr.
+func loadRules(path string, stderr io.Writer) (*pipeline.Config, bool) {
+	cfg, err := pipeline.Load(path)
+	if err == nil {
+		return cfg, true
+	}
+	printProblems(stderr, path, err)
+	return nil, false
+}
+
+// printProblems prints each problem of a file on a line, then how many.
+func printProblems(stderr io.Writer, path string, err error) {
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		fmt.Fprintln(stderr, "sesrouter:", err)
+		return
+	}
+	errs := joined.Unwrap()
+	for _, e := range errs {
+		fmt.Fprintln(stderr, e)
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", path, plural(len(errs), "problem"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version", "version", "Prints the version of sesrouter and of Go it was built with.", stderr)
-	if code := parseFlags(fs, args); code >= 0 {
+	args, code := parseArgs(fs, args)
+	if code >= 0 {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sesrouter version: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs("version", args, stderr) {
 		return exitUsage
 	}
 	version, goVersion := "(devel)", ""

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,11 +18,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/pipeline"
 )
 
+// defaultTimeout bounds the actions of one notification, retries included.
+const defaultTimeout = 2 * time.Minute
+
+// seenLimit bounds the notifications remembered to tell duplicates:
+// 100,000 keys, about 10 MB.
+const seenLimit = 100_000
+
 // newLogger returns the JSON logger, at $SESROUTER_LOG_LEVEL (debug,
-// info, warn, error; info when unset).
+// info, warn, error; info when unset). Durations are written as Go
+// writes them ("150s"), not as nanoseconds.
 func newLogger(w io.Writer, e env) (*slog.Logger, error) {
 	var level slog.Level
 	if v := e.getenv("SESROUTER_LOG_LEVEL"); v != "" {
@@ -30,7 +38,12 @@ func newLogger(w io.Writer, e env) (*slog.Logger, error) {
 			return nil, fmt.Errorf("SESROUTER_LOG_LEVEL is debug, info, warn or error, not %q", v)
 		}
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}})), nil
 }
 
 // newHTTPClient returns the HTTP client every Slack destination shares, so
@@ -43,75 +56,88 @@ func newHTTPClient(concurrency int) *http.Client {
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// newDispatcher builds what carries out the plans: a notifier per
-// destination, paced at e.slackPace per channel or webhook, and, when a rule changes the suppression list, the SES
-// client. A dry run needs no secret and no AWS configuration. Every
-// problem is returned, joined; none names a secret.
-func newDispatcher(ctx context.Context, rules *engine.Rules, e env, logger *slog.Logger, dryRun bool, concurrency int) (*actions.Dispatcher, error) {
-	d := &actions.Dispatcher{Rules: rules, Logger: logger, DryRun: dryRun, Notifiers: map[string]actions.Notifier{}}
-	if !dryRun {
-		d.Seen = actions.NewSeen(seenLimit)
-	}
-	hc := newHTTPClient(concurrency)
-	retry := actions.DefaultRetry()
-	pace := e.slackPace
-	if pace == (actions.Pace{}) {
-		pace = actions.DefaultPace()
-	}
-	// One pacer per channel or webhook, whichever destinations post there.
-	pacers := map[string]*actions.Pacer{}
-	pacer := func(key string) *actions.Pacer {
-		if pacers[key] == nil {
-			pacers[key] = actions.NewPacer(pace)
-		}
-		return pacers[key]
-	}
-	var errs []error
-	used := usedDestinations(rules)
-	for _, name := range rules.DestinationNames {
-		dest := rules.Destinations[name]
-		if s := dest.Slack; s.Channel != "" {
-			token := actions.Secret(e.getenv("SLACK_BOT_TOKEN"))
-			if token == "" && !dryRun && used[name] {
-				errs = append(errs, fmt.Errorf("destination %q posts to channel %s with the bot token, but SLACK_BOT_TOKEN is not set", name, s.Channel))
-			}
-			bot := actions.NewSlackBot(token, e.getenv("SLACK_API_URL"), s.Channel, hc, retry)
-			bot.SetPacer(pacer("channel " + s.Channel))
-			d.Notifiers[name] = bot
-			continue
-		}
-		hook := dest.Slack.WebhookEnv
-		raw := e.getenv(hook)
-		if !dryRun && used[name] {
-			if raw == "" {
-				errs = append(errs, fmt.Errorf("destination %q posts to the incoming webhook in $%s, but %s is not set", name, hook, hook))
-			} else if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				errs = append(errs, fmt.Errorf("destination %q: $%s does not hold an http(s) URL", name, hook))
-			}
-		}
-		wh := actions.NewSlackWebhook(actions.Secret(raw), hook, hc, retry)
-		wh.SetPacer(pacer("webhook " + raw))
-		d.Notifiers[name] = wh
-	}
-	if !dryRun && usesSES(rules) {
-		cfg, err := config.LoadDefaultConfig(ctx)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("AWS configuration for the SES actions: %w", err))
-		case cfg.Region == "":
-			errs = append(errs, errors.New("the rules unsuppress or suppress, but no AWS region is set (AWS_REGION)"))
-		default:
-			d.SES = &actions.SuppressionList{Client: sesv2.NewFromConfig(cfg, func(o *sesv2.Options) {
-				o.Retryer = sesRetryer()
-			})}
-		}
-	}
-	return d, errors.Join(errs...)
+// live is what carries out actions for real, built once per process: the
+// parts that outlive a reload of the rules.
+type live struct {
+	e        env
+	logger   *slog.Logger
+	http     *http.Client
+	ses      actions.Suppressor // nil until a rules file needs it
+	pacers   *actions.Pacers
+	storm    *actions.Storm
+	seen     *actions.Seen
 }
 
-// seenLimit bounds the notifications remembered to tell duplicates:
-// 100,000 keys, about 10 MB.
-const seenLimit = 100_000
+// newLive returns the long-lived parts; concurrency sizes the HTTP pool.
+func newLive(e env, logger *slog.Logger, concurrency int) (*live, error) {
+	scale := 1
+	if v := e.getenv("SESROUTER_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("SESROUTER_CONCURRENCY is a positive whole number, not %q", v)
+		}
+		scale = n
+	}
+	return &live{e: e, logger: logger, http: newHTTPClient(concurrency), pacers: actions.NewPacers(scale),
+		storm: actions.NewStorm(), seen: actions.NewSeen(seenLimit)}, nil
+}
+
+// handler builds the Handler of cfg: a notifier per destination, paced,
+// and, when a rule changes the suppression list, the SES client, whose
+// credentials and region are checked now. Every problem is returned,
+// joined; none names a secret.
+func (l *live) handler(ctx context.Context, cfg *pipeline.Config) (*pipeline.Handler, error) {
+	notifiers, err := actions.Notifiers(cfg.Destinations, cfg.Used, actions.SlackConfig{
+		Token: actions.Secret(l.e.getenv("SLACK_BOT_TOKEN")), APIURL: l.e.getenv("SLACK_API_URL"),
+		Getenv: l.e.getenv, HTTPClient: l.http, Pacers: l.pacers,
+	})
+	errs := []error{err}
+	if cfg.UsesSES() && l.ses == nil {
+		ses, err := l.sesClient(ctx)
+		errs = append(errs, err)
+		l.ses = ses
+	}
+	timeout := defaultTimeout
+	if l.e.actionTimeout > 0 {
+		timeout = l.e.actionTimeout
+	}
+	h := &pipeline.Handler{Router: cfg.Router, Seen: l.seen, Storm: l.storm, Logger: l.logger, Timeout: timeout,
+		Dispatcher: &actions.Dispatcher{Destinations: actions.ByName(cfg.Destinations), Notifiers: notifiers,
+			SES: l.ses, Log: actions.SlogLogbook{Logger: l.logger}}}
+	return h, errors.Join(errs...)
+}
+
+// sesClient builds the SES v2 client, checking at once that the AWS
+// configuration has a region and credentials, so that a run fails with
+// one clear line at start rather than once per action.
+func (l *live) sesClient(ctx context.Context) (actions.Suppressor, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("the rules unsuppress or suppress, but the AWS configuration cannot be read: %w", err)
+	case cfg.Region == "":
+		return nil, errors.New("the rules unsuppress or suppress, but no AWS region is set (AWS_REGION)")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(cctx); err != nil {
+		return nil, fmt.Errorf("the rules unsuppress or suppress, but no AWS credentials were found "+
+			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", actions.ShortError(innermost(err)))
+	}
+	client := sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() })
+	return &actions.SuppressionList{Client: client}, nil
+}
+
+// innermost is the last error in err's chain.
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
 
 // sesRetryer is the SDK's standard retryer (TooManyRequestsException,
 // 5xx and connection errors are retried with its backoff), with more
@@ -123,31 +149,6 @@ func sesRetryer() aws.Retryer {
 		o.MaxAttempts = 6
 		o.RateLimiter = ratelimit.None
 	})
-}
-
-// usedDestinations are the destinations some rule notifies.
-func usedDestinations(rules *engine.Rules) map[string]bool {
-	used := map[string]bool{}
-	for _, r := range rules.Rules {
-		for _, a := range r.Actions {
-			if a.Kind == engine.ActionNotify {
-				used[a.Destination] = true
-			}
-		}
-	}
-	return used
-}
-
-// usesSES reports whether a rule unsuppresses or suppresses.
-func usesSES(rules *engine.Rules) bool {
-	for _, r := range rules.Rules {
-		for _, a := range r.Actions {
-			if a.Kind == engine.ActionUnsuppress || a.Kind == engine.ActionSuppress {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // joinedLines prints a joined error one problem per line.

@@ -1,0 +1,13 @@
+// Package pipeline is the application: what happens to an input, the same
+// in every mode. It loads a rules file with its destinations (Load),
+// handles one item (route it, claim it against duplicates in input order,
+// carry out its actions, fold notifies into digests, count what failed in
+// one place, log one line), and runs items through that: the ordered,
+// bounded, concurrent Runner of route; Invoke for a Lambda invocation;
+// the batch Windows of serve. It writes the JSON, text and HTML output of
+// route and the Embedded Metric Format lines of Lambda.
+//
+// cmd/sesrouter only reads flags and the environment, builds the clients,
+// and maps what the pipeline says onto exit codes, HTTP answers and
+// Lambda responses.
+package pipeline

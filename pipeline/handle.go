@@ -1,0 +1,260 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// Handler handles items by one set of rules: route, claim, act, account,
+// log. A reload of the rules makes a new Handler with the same Seen (and
+// the dispatcher's storm and pacers), so that a reload forgets nothing.
+type Handler struct {
+	Router     *engine.Router
+	Dispatcher *actions.Dispatcher
+	// Seen makes a notification handled before in this process a
+	// duplicate: nothing is done again. nil (a dry run) acts on every
+	// copy.
+	Seen *actions.Seen
+	// Logger gets one line per item handled (Lambda, serve); nil writes
+	// none.
+	Logger *slog.Logger
+	// Timeout bounds the actions of one item, retries included; 0 leaves
+	// it to ctx.
+	Timeout time.Duration
+	// Storm is the destinations' storm state, which outlives batches and
+	// reloads; nil folds nothing.
+	Storm *actions.Storm
+}
+
+// NewBatch returns a batch of h's storm; keep as for actions.NewBatch.
+// Without a storm there is none: nothing is folded.
+func (h *Handler) NewBatch(keep bool) *actions.Batch {
+	if h.Storm == nil {
+		return nil
+	}
+	return actions.NewBatch(h.Storm, keep)
+}
+
+// FlushDigests posts the digests of batch (nil: none), logs one line for
+// each, counts them in t, and returns the inputs folded into digests that
+// were not posted, with why: nobody has seen them. Their keys are
+// forgotten, so that a new delivery is acted on.
+func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally) map[string]error {
+	if batch == nil {
+		return nil
+	}
+	var lost map[string]error
+	for _, r := range batch.Flush(ctx) {
+		t.AddDigest(r)
+		attrs := []slog.Attr{slog.String("destination", r.Destination), slog.String("outcome", string(r.Outcome)),
+			slog.Int("notifications", r.Notifications), slog.Int("recipients", r.Recipients), slog.String("digest", r.Message.Text)}
+		if r.Outcome != actions.OutcomeFailed {
+			if h.Logger != nil {
+				h.Logger.LogAttrs(ctx, slog.LevelInfo, "digest", attrs...)
+			}
+			continue
+		}
+		if h.Logger != nil {
+			h.Logger.LogAttrs(ctx, slog.LevelError, "digest", append(attrs, slog.String("error", r.Err.Error()))...)
+		}
+		if h.Seen != nil {
+			h.Seen.Forget(r.Keys...)
+		}
+		if lost == nil {
+			lost = map[string]error{}
+		}
+		for _, in := range r.Inputs {
+			lost[in] = fmt.Errorf("digest to %s not posted: %w", r.Destination, r.Err)
+		}
+	}
+	return lost
+}
+
+// Job is one item on its way through the pipeline.
+type Job struct {
+	Item engine.Item
+	// Plan is what the rules decided; nil when Item holds no notification.
+	Plan *engine.Plan
+	// Duplicate says that the notification was handled before: nothing
+	// was done.
+	Duplicate bool
+	// Results are what became of the plan's steps.
+	Results []actions.Result
+	// Panic is set when handling the item panicked: the item fails, the
+	// process lives on.
+	Panic string
+	// DigestErr is set when a digest this item was folded into could not
+	// be posted: nobody has seen it.
+	DigestErr error
+}
+
+// Prepare routes an item and claims its notification against duplicates.
+// The runners call it in input order (the first copy of a duplicated
+// notification is the one acted on) and never on the goroutine that
+// watches for signals: a rule can run long.
+func (h *Handler) Prepare(it engine.Item) (j *Job) {
+	j = &Job{Item: it}
+	defer h.recover(j)
+	if it.Notification == nil {
+		return j
+	}
+	j.Plan = h.Router.Route(it.Notification)
+	if h.Seen != nil && len(j.Plan.Steps()) > 0 {
+		j.Duplicate = h.Seen.Begin(it.Notification)
+	}
+	return j
+}
+
+// Act carries out a prepared job's actions, folding its notifies into
+// batch (nil: none folded). It may run concurrently with other Acts.
+func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
+	defer h.recover(j)
+	if j.Plan == nil || j.Panic != "" {
+		return
+	}
+	if j.Duplicate {
+		j.Results = actions.Duplicates(j.Plan)
+		return
+	}
+	if h.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
+		defer cancel()
+	}
+	j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
+	if h.Seen != nil && actions.Failed(j.Results) {
+		h.Seen.Forget(actions.SeenKeys(j.Item.Notification)...) // acted on again when delivered again
+	}
+}
+
+// recover turns a panic while handling j into j's failure.
+func (h *Handler) recover(j *Job) {
+	if p := recover(); p != nil {
+		j.Panic = fmt.Sprint(p)
+		if h.Logger != nil {
+			h.Logger.Error("panic while handling an input", slog.String("input", j.Item.Input),
+				slog.String("panic", j.Panic), slog.String("stack", string(debug.Stack())))
+		}
+	}
+}
+
+// Kinds of failure, from the least to the most retryable.
+const (
+	// FailUnreadable: the input could not be read. A new delivery of it
+	// will not read better.
+	FailUnreadable = "unreadable"
+	// FailRule: a rule failed at run time for some recipient, which then
+	// got no action. Deterministic: a retry would fail the same way.
+	FailRule = "rule"
+	// FailAction: an action failed (Slack, SES, a digest); a retry may
+	// succeed.
+	FailAction = "action"
+)
+
+// Failures says why the job counts as failed, one error per cause, each
+// naming its kind; none when it does not. This is the one place that
+// decides what failed.
+func (j *Job) Failures() []Failure {
+	var out []Failure
+	if j.Item.Err != nil {
+		out = append(out, Failure{FailUnreadable, fmt.Errorf("unreadable: %w", j.Item.Err)})
+	}
+	if j.Panic != "" {
+		out = append(out, Failure{FailAction, errors.New("panic: " + j.Panic)})
+	}
+	if j.Plan != nil {
+		for i := range j.Plan.Recipients {
+			if err := j.Plan.Recipients[i].Err; err != nil {
+				out = append(out, Failure{FailRule, fmt.Errorf("recipient %s: %w", j.Plan.Recipients[i].Recipient.Address, err)})
+			}
+		}
+	}
+	for i := range j.Results {
+		r := &j.Results[i]
+		if r.Outcome != actions.OutcomeFailed {
+			continue
+		}
+		who := r.Action()
+		if rc := r.Recipient(); rc != "" {
+			who += " " + rc
+		}
+		out = append(out, Failure{FailAction, fmt.Errorf("%s: %w", who, r.Err)})
+	}
+	if j.DigestErr != nil {
+		out = append(out, Failure{FailAction, j.DigestErr})
+	}
+	return out
+}
+
+// Failure is one reason an item failed.
+type Failure struct {
+	// Kind is FailUnreadable, FailRule or FailAction.
+	Kind string
+	Err  error
+}
+
+// Failed reports whether the job failed at all.
+func (j *Job) Failed() bool { return len(j.Failures()) > 0 }
+
+// failedWith reports whether some failure of the job is of kind.
+func (j *Job) failedWith(kind string) bool {
+	for _, f := range j.Failures() {
+		if f.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// failureText joins the failures, for a log line or an answer.
+func failureText(fs []Failure) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.Err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Log writes the one log line of a handled job: ids, type, and per
+// recipient the deciding rule, actions and outcomes; at error level when
+// it failed.
+func (h *Handler) Log(ctx context.Context, j *Job) {
+	if h.Logger == nil {
+		return
+	}
+	it := &j.Item
+	attrs := []slog.Attr{slog.String("input", it.Input), slog.String("envelope", it.Envelope)}
+	if it.EnvelopeID != "" {
+		attrs = append(attrs, slog.String("envelopeId", it.EnvelopeID))
+	}
+	if it.SNSMessageID != "" {
+		attrs = append(attrs, slog.String("snsMessageId", it.SNSMessageID))
+	}
+	level, msg := slog.LevelInfo, "notification"
+	switch {
+	case it.Err != nil:
+		level, msg = slog.LevelError, "unreadable input"
+		attrs = append(attrs, slog.String("error", it.Err.Error()))
+	case it.Notification == nil:
+		msg = "skipped"
+		attrs = append(attrs, slog.String("reason", it.Skipped))
+	default:
+		n := it.Notification
+		line := newLine(j, false)
+		attrs = append(attrs, slog.String("sesMessageId", n.Mail.MessageID), slog.String("type", n.Event.Type),
+			slog.Any("recipients", line.Recipients), slog.Any("results", line.Results))
+		if fs := j.Failures(); len(fs) > 0 {
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("failure", failureText(fs)))
+		}
+	}
+	h.Logger.LogAttrs(ctx, level, msg, attrs...)
+}
