@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 // Defaults of [ServerOptions].
@@ -36,7 +38,7 @@ var ErrUnprocessable = errors.New("unprocessable notification")
 
 // MessageVerifier checks a message's signature; [*Verifier] is one.
 type MessageVerifier interface {
-	Verify(ctx context.Context, m *Message) error
+	Verify(ctx context.Context, m *engine.SNSMessage) error
 }
 
 var _ MessageVerifier = (*Verifier)(nil)
@@ -50,11 +52,12 @@ type ServerOptions struct {
 	// another topic is refused. None accepts nothing.
 	Topics []string
 	// Handle is called with every verified Notification of an allowed
-	// topic (body is the raw request body, m the parsed message); it
-	// returns when the notification's actions are done. An error makes the
+	// topic: only the message that was verified, never the request body
+	// (which may hold keys that were not signed); it returns when the
+	// notification's actions are done. An error makes the
 	// answer 500, so that SNS delivers the message again, or 422 when it
 	// wraps ErrUnprocessable.
-	Handle func(ctx context.Context, body []byte, m *Message) error
+	Handle func(ctx context.Context, m *engine.SNSMessage) error
 	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is
 	// http.DefaultClient.
 	HTTPClient *http.Client
@@ -94,7 +97,7 @@ type ServerOptions struct {
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
-	handle         func(ctx context.Context, body []byte, m *Message) error
+	handle         func(ctx context.Context, m *engine.SNSMessage) error
 	client         *http.Client
 	confirmTimeout time.Duration
 	logger         *slog.Logger
@@ -173,7 +176,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
 		return
 	}
-	m, err := ParseMessage(body)
+	m, err := engine.ParseSNS(body)
+	if err == nil {
+		err = CheckFields(m)
+	}
 	if err != nil {
 		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err)
 		return
@@ -200,11 +206,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch m.Type {
-	case TypeNotification:
-		s.notification(w, r, body, m)
-	case TypeSubscriptionConfirmation:
+	case engine.SNSNotification:
+		s.notification(w, r, m)
+	case engine.SNSSubscriptionConfirmation:
 		s.confirm(w, r, m)
-	case TypeUnsubscribeConfirmation:
+	case engine.SNSUnsubscribeConfirmation:
 		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "unsubscribed", msgAttrs(m)...)
 		io.WriteString(w, "ok\n")
 	default:
@@ -235,8 +241,8 @@ func (s *Server) acquire(ctx context.Context) bool {
 
 // notification hands a verified notification to Handle and answers by its
 // result.
-func (s *Server) notification(w http.ResponseWriter, r *http.Request, body []byte, m *Message) {
-	err := s.handle(r.Context(), body, m)
+func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
+	err := s.handle(r.Context(), m)
 	switch {
 	case err == nil:
 		io.WriteString(w, "ok\n")
@@ -248,7 +254,7 @@ func (s *Server) notification(w http.ResponseWriter, r *http.Request, body []byt
 }
 
 // confirm confirms a verified subscription by a GET of its SubscribeURL.
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *Message) {
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
 	if err := CheckSNSURL(m.SubscribeURL); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
 		return
@@ -304,6 +310,6 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 }
 
 // msgAttrs are the log attributes naming m.
-func msgAttrs(m *Message, more ...slog.Attr) []slog.Attr {
+func msgAttrs(m *engine.SNSMessage, more ...slog.Attr) []slog.Attr {
 	return append([]slog.Attr{slog.String("snsType", m.Type), slog.String("snsMessageId", m.MessageID), slog.String("topicArn", m.TopicArn)}, more...)
 }

@@ -11,40 +11,50 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
-// samplesDir holds the shared samples: the repository sits beside
-// shared/, here and in CI.
-const samplesDir = "../../shared/samples"
+// samplesDir holds the real samples, copied into the repository with
+// their sources (SOURCES.md).
+const samplesDir = "../testdata/samples"
 
 const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
-// recorder is an http.RoundTripper that records every request and answers
-// status locally: no request leaves the process.
+// recorder is an http.RoundTripper that records every request and
+// answers locally: no request leaves the process. A GET of a .pem file it
+// holds gets that file; any other request gets status (200 when 0).
 type recorder struct {
 	mu     sync.Mutex
 	urls   []string
 	status int
+	certs  map[string][]byte // by file name
 }
 
 func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	rec.mu.Lock()
 	rec.urls = append(rec.urls, r.URL.String())
 	status := rec.status
+	cert, isCert := rec.certs[path.Base(r.URL.Path)]
 	rec.mu.Unlock()
-	if status == 0 {
+	body := "<ConfirmSubscriptionResponse/>"
+	switch {
+	case isCert:
+		status, body = http.StatusOK, string(cert)
+	case status == 0:
 		status = http.StatusOK
 	}
 	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
-		Body: io.NopCloser(strings.NewReader("<ConfirmSubscriptionResponse/>")), Request: r}, nil
+		Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 }
 
 func (rec *recorder) requests() []string {
@@ -53,38 +63,76 @@ func (rec *recorder) requests() []string {
 	return append([]string(nil), rec.urls...)
 }
 
+// countingVerifier counts the messages given to a verifier.
+type countingVerifier struct {
+	v intake.MessageVerifier
+	n atomic.Int32
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
+	c.n.Add(1)
+	return c.v.Verify(ctx, m)
+}
+
 // testServer is a Server under test with what it did.
 type testServer struct {
-	srv     *intake.Server
-	out     *recorder
-	mu      sync.Mutex
-	handled []string // MessageIds handed to Handle
-	logs    *bytes.Buffer
+	srv      *intake.Server
+	out      *recorder // certificate fetches and confirmation GETs
+	verifier *countingVerifier
+	mu       sync.Mutex
+	handled  []*engine.SNSMessage // what Handle was given
+	logs     *bytes.Buffer
 	// fail, when set, is what Handle returns.
 	fail error
 }
 
+// newTestServer returns a server whose verifier reads certificates from
+// certDir.
 func newTestServer(t *testing.T, certDir string, topics []string, o intake.ServerOptions) *testServer {
 	t.Helper()
-	ts := &testServer{out: &recorder{}, logs: &bytes.Buffer{}}
-	o.Verifier = intake.NewVerifier(intake.VerifierOptions{CertDir: certDir, HTTPClient: &http.Client{Transport: ts.out}})
+	return startTestServer(t, intake.VerifierOptions{CertDir: certDir}, nil, topics, o)
+}
+
+// newFetchingServer returns a server whose verifier fetches certificates:
+// the fetches reach ts.out, which serves sg's certificate.
+func newFetchingServer(t *testing.T, sg *intaketest.Signer, topics []string, o intake.ServerOptions) *testServer {
+	t.Helper()
+	return startTestServer(t, intake.VerifierOptions{}, map[string][]byte{intaketest.CertName: sg.CertPEM()}, topics, o)
+}
+
+func startTestServer(t *testing.T, vo intake.VerifierOptions, certs map[string][]byte, topics []string, o intake.ServerOptions) *testServer {
+	t.Helper()
+	ts := &testServer{out: &recorder{certs: certs}, logs: &bytes.Buffer{}}
+	vo.HTTPClient = &http.Client{Transport: ts.out}
+	ts.verifier = &countingVerifier{v: intake.NewVerifier(vo)}
+	o.Verifier = ts.verifier
 	o.Topics = topics
 	o.HTTPClient = &http.Client{Transport: ts.out}
 	o.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: ts.logs}, nil))
-	o.Handle = func(_ context.Context, _ []byte, m *intake.Message) error {
+	o.Handle = func(_ context.Context, m *engine.SNSMessage) error {
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
-		ts.handled = append(ts.handled, m.MessageID)
+		ts.handled = append(ts.handled, m)
 		return ts.fail
 	}
 	ts.srv = intake.NewServer(o)
 	return ts
 }
 
-func (ts *testServer) handledIDs() []string {
+// handledMessages are the messages Handle was given.
+func (ts *testServer) handledMessages() []*engine.SNSMessage {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return append([]string(nil), ts.handled...)
+	return append([]*engine.SNSMessage(nil), ts.handled...)
+}
+
+// handledIDs are the MessageIds of the messages Handle was given.
+func (ts *testServer) handledIDs() []string {
+	var ids []string
+	for _, m := range ts.handledMessages() {
+		ids = append(ids, m.MessageID)
+	}
+	return ids
 }
 
 // post posts body with the message type header typ (none when "") and
@@ -117,17 +165,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 type sample struct {
 	file string
 	body []byte
-	msg  *intake.Message
+	msg  *engine.SNSMessage
 }
 
-// realSamples reads the real signed samples, or skips the test when the
-// shared folder is absent.
+// realSamples reads the real signed samples and the folder of their
+// certificate.
 func realSamples(t *testing.T) (certDir string, samples []sample) {
 	t.Helper()
 	certDir = filepath.Join(samplesDir, "certs")
-	if _, err := os.Stat(certDir); err != nil {
-		t.Skipf("the shared samples are not beside the repository (%s): %v", samplesDir, err)
-	}
 	for _, name := range []string{
 		"18_event_open_sns_http.json",
 		"22_sns_subscription_confirmation_REAL_SIGNATURE_verifies.json",
@@ -138,7 +183,7 @@ func realSamples(t *testing.T) (certDir string, samples []sample) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := intake.ParseMessage(body)
+		m, err := engine.ParseSNS(body)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -163,7 +208,7 @@ func TestServerRealSamplesAccepted(t *testing.T) {
 		if code := ts.post(t, s.msg.Type, s.body); code != http.StatusOK {
 			t.Errorf("%s: status %d, want 200\n%s", s.file, code, ts.logs)
 		}
-		if s.msg.Type == intake.TypeNotification {
+		if s.msg.Type == engine.SNSNotification {
 			notifications = append(notifications, s.msg.MessageID)
 		}
 	}
@@ -181,8 +226,8 @@ func TestServerRealSamplesAccepted(t *testing.T) {
 
 // signedFields are the body keys SNS signs, by message type.
 var signedFields = map[string][]string{
-	intake.TypeNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
-	intake.TypeSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
+	engine.SNSNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
+	engine.SNSSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
 }
 
 // tamper returns body with the string value of key changed (one character
@@ -201,11 +246,11 @@ func tamper(t *testing.T, body []byte, key string) ([]byte, bool) {
 	switch key {
 	case "Type":
 		// Another valid type, so that the signature is what refuses it.
-		if v == intake.TypeNotification {
-			doc[key] = intake.TypeSubscriptionConfirmation
+		if v == engine.SNSNotification {
+			doc[key] = engine.SNSSubscriptionConfirmation
 			doc["Token"], doc["SubscribeURL"] = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
 		} else {
-			doc[key] = intake.TypeUnsubscribeConfirmation
+			doc[key] = engine.SNSUnsubscribeConfirmation
 		}
 	case "TopicArn":
 		doc[key] = v + "-2" // allowed too: the test allows it
@@ -275,12 +320,12 @@ func TestServerSignedByTestKey(t *testing.T) {
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	subject := "Amazon SES Email Event Notification"
 	n1 := sg.Notification(t, testTopic, "n1", `{"hello":"world"}`)
-	n2 := &intake.Message{Type: intake.TypeNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
+	n2 := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
 		Timestamp: "2024-05-01T10:00:00.000Z", Subject: &subject, SignatureVersion: "2"}
 	sg.Sign(t, n2)
-	sub := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
-	unsub := sg.Confirmation(t, intake.TypeUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
-	for _, m := range []*intake.Message{n1, n2, sub, unsub} {
+	sub := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
+	unsub := sg.Confirmation(t, engine.SNSUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
+	for _, m := range []*engine.SNSMessage{n1, n2, sub, unsub} {
 		if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusOK {
 			t.Errorf("%s %s: status %d, want 200\n%s", m.Type, m.MessageID, code, ts.logs)
 		}
@@ -300,25 +345,25 @@ func TestServerForgedConfirmationNoRequest(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	other := intaketest.NewSigner(t) // its certificate is not in sg.CertDir
 	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
-	badSig := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good)
-	badSig.Signature = other.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
-	changed := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "changed", good)
+	badSig := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good)
+	badSig.Signature = other.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
+	changed := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "changed", good)
 	changed.SubscribeURL = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=other"
 	tests := []struct {
 		name string
-		m    *intake.Message
+		m    *engine.SNSMessage
 		want int
 	}{
 		{"signed by another key", badSig, http.StatusForbidden},
 		{"SubscribeURL changed after signing", changed, http.StatusForbidden},
-		{"topic not allowed", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
-		{"SubscribeURL on another host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
-		{"SubscribeURL on a look-alike host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL over http", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
-		{"SubscribeURL with user info", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL with a port", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
-		{"SigningCertURL on another host", func() *intake.Message {
-			m := &intake.Message{Type: intake.TypeSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
+		{"topic not allowed", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
+		{"SubscribeURL on another host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
+		{"SubscribeURL on a look-alike host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL over http", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
+		{"SubscribeURL with user info", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL with a port", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
+		{"SigningCertURL on another host", func() *engine.SNSMessage {
+			m := &engine.SNSMessage{Type: engine.SNSSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
 				Message: "m", SubscribeURL: good, Timestamp: "2024-05-01T10:00:00.000Z",
 				SigningCertURL: "https://evil.example/" + intaketest.CertName}
 			sg.Sign(t, m)
@@ -366,10 +411,10 @@ func TestServerStatusCodes(t *testing.T) {
 		fail   error
 		want   int
 	}{
-		{"ok", intake.TypeNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
+		{"ok", engine.SNSNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
 		{"not JSON", "", []byte("hello"), intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"missing fields", "", []byte(`{"Type":"Notification"}`), intake.ServerOptions{}, nil, http.StatusBadRequest},
-		{"header contradicts body", intake.TypeSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"header contradicts body", engine.SNSSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"oversized", "", append(bytes.Repeat([]byte(" "), 300<<10), body...), intake.ServerOptions{}, nil, http.StatusRequestEntityTooLarge},
 		{"over a small limit", "", body, intake.ServerOptions{MaxBody: 100}, nil, http.StatusRequestEntityTooLarge},
 		{"action failed", "", body, intake.ServerOptions{}, errors.New("slack said no"), http.StatusInternalServerError},
@@ -415,7 +460,7 @@ func TestServerConfirmationGETFails(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	ts.out.status = http.StatusForbidden
-	m := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
 	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
 		t.Errorf("status %d, want 502", code)
 	}
@@ -428,7 +473,7 @@ func TestServerBusy(t *testing.T) {
 	v := intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir})
 	srv := intake.NewServer(intake.ServerOptions{
 		Verifier: v, Topics: []string{testTopic}, MaxConcurrent: 1, QueueWait: 50 * time.Millisecond,
-		Handle: func(context.Context, []byte, *intake.Message) error {
+		Handle: func(context.Context, *engine.SNSMessage) error {
 			close(started)
 			<-release
 			return nil

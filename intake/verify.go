@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 // ErrCertUnavailable is wrapped by Verify's error when the signing
@@ -214,7 +216,7 @@ func NewVerifier(o VerifierOptions) *Verifier {
 // and must be currently valid; a certificate from CertDir need not be. The
 // error says why verification failed; it wraps ErrCertUnavailable when the
 // certificate could not be obtained for a possibly transient reason.
-func (v *Verifier) Verify(ctx context.Context, m *Message) error {
+func (v *Verifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
 	if m == nil {
 		return errors.New("sns signature: no message")
 	}

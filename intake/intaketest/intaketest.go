@@ -1,5 +1,5 @@
 // Package intaketest is for tests: a [Signer] holds a test RSA key and a
-// self-signed certificate written to a temporary certificate folder (for
+// certificate written to a temporary certificate folder (for
 // intake.VerifierOptions.CertDir), and signs SNS messages as SNS does, so
 // that tests can post messages that verify, and tamper with them.
 //
@@ -18,21 +18,36 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 )
 
 // CertName is the file name of the Signer's certificate in its folder.
 const CertName = "SimpleNotificationService-test.pem"
 
-// CertURL is the SigningCertURL of the Signer's messages: an SNS URL
-// whose last element is CertName.
-const CertURL = "https://sns.us-east-1.amazonaws.com/" + CertName
+// CertURL returns the SigningCertURL of the Signer's messages of topic: the
+// certificate URL on the SNS host of the topic's region (us-east-1 when
+// the topic names none), whose last element is CertName.
+func CertURL(topic string) string {
+	region := "us-east-1"
+	if parts := strings.Split(topic, ":"); len(parts) == 6 && parts[3] != "" {
+		region = parts[3]
+	}
+	host := "sns." + region + ".amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		host += ".cn"
+	}
+	return "https://" + host + "/" + CertName
+}
 
 // Signer signs SNS messages with a test key. It is safe for concurrent
 // use.
@@ -40,6 +55,7 @@ type Signer struct {
 	// CertDir is the folder holding the certificate, named CertName.
 	CertDir string
 	key     *rsa.PrivateKey
+	certPEM []byte
 }
 
 // NewSigner makes a key pair and a self-signed certificate in a temporary
@@ -60,19 +76,27 @@ func NewSigner(t testing.TB) *Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, CertName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, CertName), certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &Signer{CertDir: dir, key: key}
+	return &Signer{CertDir: dir, key: key, certPEM: certPEM}
 }
 
-// Sign sets m's SigningCertURL to CertURL (when empty) and SignatureVersion
-// to "1" (when empty), then its Signature over intake.StringToSign.
-func (s *Signer) Sign(t testing.TB, m *intake.Message) {
+// CertPEM is the certificate file SNS would serve at the SigningCertURL
+// of the Signer's messages.
+func (s *Signer) CertPEM() []byte {
+	return slices.Clone(s.certPEM)
+}
+
+// Sign sets m's SigningCertURL to CertURL(m.TopicArn) (when empty) and
+// SignatureVersion to "1" (when empty), then its Signature over
+// intake.StringToSign.
+func (s *Signer) Sign(t testing.TB, m *engine.SNSMessage) {
 	t.Helper()
 	if m.SigningCertURL == "" {
-		m.SigningCertURL = CertURL
+		m.SigningCertURL = CertURL(m.TopicArn)
 	}
 	if m.SignatureVersion == "" {
 		m.SignatureVersion = "1"
@@ -95,13 +119,20 @@ func (s *Signer) Sign(t testing.TB, m *intake.Message) {
 	m.Signature = base64.StdEncoding.EncodeToString(sig)
 }
 
+// Timestamp formats t as SNS writes a Timestamp:
+// 2024-05-02T10:00:01.250Z.
+func Timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
 // Notification returns a signed Notification of topic carrying message,
-// with the given MessageId.
-func (s *Signer) Notification(t testing.TB, topic, id, message string) *intake.Message {
+// with the given MessageId, stamped with the current time (the bubble's,
+// inside a testing/synctest bubble).
+func (s *Signer) Notification(t testing.TB, topic, id, message string) *engine.SNSMessage {
 	t.Helper()
-	m := &intake.Message{
-		Type: intake.TypeNotification, MessageID: id, TopicArn: topic, Message: message,
-		Timestamp:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+	m := &engine.SNSMessage{
+		Type: engine.SNSNotification, MessageID: id, TopicArn: topic, Message: message,
+		Timestamp:      Timestamp(time.Now()),
 		UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
 	}
 	s.Sign(t, m)
@@ -110,13 +141,13 @@ func (s *Signer) Notification(t testing.TB, topic, id, message string) *intake.M
 
 // Confirmation returns a signed SubscriptionConfirmation (or, with typ,
 // another confirmation type) of topic whose SubscribeURL is subscribeURL.
-func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *intake.Message {
+func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *engine.SNSMessage {
 	t.Helper()
-	m := &intake.Message{
+	m := &engine.SNSMessage{
 		Type: typ, MessageID: id, TopicArn: topic, Token: "token-" + id,
 		Message:      "You have chosen to subscribe to the topic " + topic + ".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		SubscribeURL: subscribeURL,
-		Timestamp:    time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		Timestamp:    Timestamp(time.Now()),
 	}
 	s.Sign(t, m)
 	return m
@@ -124,23 +155,33 @@ func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string)
 
 // Body is m in SNS's HTTP body layout (keys as SNS spells them; Subject,
 // Token, SubscribeURL and UnsubscribeURL only when set).
-func Body(m *intake.Message) []byte {
+func Body(m *engine.SNSMessage) []byte {
+	return BodyWith(m, nil)
+}
+
+// BodyWith is Body with the members of extra added after SNS's own, in the
+// order of their keys, whatever they are: keys SNS never sends, or SNS's
+// own keys again (in any letter case), as a forger would add them.
+func BodyWith(m *engine.SNSMessage, extra map[string]json.RawMessage) []byte {
 	var b bytes.Buffer
 	b.WriteString("{")
 	n := 0
-	add := func(k, v string, always bool) {
-		if v == "" && !always {
-			return
-		}
+	member := func(k string, v []byte) {
 		if n > 0 {
 			b.WriteString(",")
 		}
 		n++
 		kj, _ := json.Marshal(k)
-		vj, _ := json.Marshal(v)
 		b.Write(kj)
 		b.WriteString(":")
-		b.Write(vj)
+		b.Write(v)
+	}
+	add := func(k, v string, always bool) {
+		if v == "" && !always {
+			return
+		}
+		vj, _ := json.Marshal(v)
+		member(k, vj)
 	}
 	add("Type", m.Type, true)
 	add("MessageId", m.MessageID, true)
@@ -156,6 +197,9 @@ func Body(m *intake.Message) []byte {
 	add("Signature", m.Signature, true)
 	add("SigningCertURL", m.SigningCertURL, true)
 	add("UnsubscribeURL", m.UnsubscribeURL, false)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		member(k, extra[k])
+	}
 	b.WriteString("}")
 	return b.Bytes()
 }
