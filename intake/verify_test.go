@@ -186,12 +186,18 @@ func clone(m *engine.SNSMessage) *engine.SNSMessage {
 // type that must make verification fail.
 func tamperings(m *engine.SNSMessage) map[string]func(*engine.SNSMessage) {
 	t := map[string]func(*engine.SNSMessage){
-		"Message":            func(m *engine.SNSMessage) { m.Message += "x" },
-		"MessageId":          func(m *engine.SNSMessage) { m.MessageID += "x" },
-		"Timestamp":          func(m *engine.SNSMessage) { m.Timestamp += "x" },
-		"TopicArn":           func(m *engine.SNSMessage) { m.TopicArn += "x" },
-		"Type":               func(m *engine.SNSMessage) { m.Type += "x" },
-		"Signature":          func(m *engine.SNSMessage) { m.Signature = "A" + m.Signature[1:] },
+		"Message":   func(m *engine.SNSMessage) { m.Message += "x" },
+		"MessageId": func(m *engine.SNSMessage) { m.MessageID += "x" },
+		"Timestamp": func(m *engine.SNSMessage) { m.Timestamp += "x" },
+		"TopicArn":  func(m *engine.SNSMessage) { m.TopicArn += "x" },
+		"Type":      func(m *engine.SNSMessage) { m.Type += "x" },
+		"Signature": func(m *engine.SNSMessage) {
+			first := "A"
+			if m.Signature[0] == 'A' {
+				first = "B"
+			}
+			m.Signature = first + m.Signature[1:]
+		},
 		"Signature appended": func(m *engine.SNSMessage) { m.Signature += "AAAA" },
 		"Signature empty":    func(m *engine.SNSMessage) { m.Signature = "" },
 		"SigningCertURL":     func(m *engine.SNSMessage) { m.SigningCertURL += "x" },
