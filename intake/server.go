@@ -26,6 +26,9 @@ const (
 	DefaultQueueWait = 5 * time.Second
 	// DefaultConfirmTimeout bounds the GET of a SubscribeURL.
 	DefaultConfirmTimeout = 15 * time.Second
+	// MaxClockSkew is how far in the future of the server's clock a
+	// Notification's Timestamp may be when MaxAge is set.
+	MaxClockSkew = 5 * time.Minute
 )
 
 // HealthPath is the path of the health check: GET answers 200 "ok".
@@ -76,6 +79,12 @@ type ServerOptions struct {
 	// DefaultQueueWait).
 	MaxConcurrent int
 	QueueWait     time.Duration
+	// MaxAge, when not 0, is the replay window: a Notification whose
+	// signed Timestamp is older than MaxAge, or more than MaxClockSkew
+	// ahead of Now, is refused. 0 sets no limit.
+	MaxAge time.Duration
+	// Now is the clock of MaxAge; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server is the http.Handler of an SNS HTTP(S) subscription endpoint. For
@@ -104,6 +113,8 @@ type Server struct {
 	maxBody        int64
 	queueWait      time.Duration
 	slots          chan struct{}
+	maxAge         time.Duration
+	now            func() time.Time
 }
 
 // NewServer returns a Server with o's settings, defaults filled in. It
@@ -115,6 +126,7 @@ func NewServer(o ServerOptions) *Server {
 	s := &Server{
 		verifier: o.Verifier, topics: map[string]bool{}, handle: o.Handle, client: o.HTTPClient,
 		confirmTimeout: o.ConfirmTimeout, logger: o.Logger, maxBody: o.MaxBody, queueWait: o.QueueWait,
+		maxAge: o.MaxAge, now: o.Now,
 	}
 	for _, t := range o.Topics {
 		s.topics[t] = true
@@ -133,6 +145,9 @@ func NewServer(o ServerOptions) *Server {
 	}
 	if s.queueWait <= 0 {
 		s.queueWait = DefaultQueueWait
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	n := o.MaxConcurrent
 	if n <= 0 {
@@ -189,8 +204,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msgAttrs(m, slog.String("header", h))...)
 		return
 	}
+	sent, err := time.Parse(time.RFC3339, m.Timestamp)
+	if err != nil {
+		err = fmt.Errorf("sns message: Timestamp %q is not an RFC 3339 time", m.Timestamp)
+		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, msgAttrs(m)...)
+		return
+	}
 	if !s.topics[m.TopicArn] {
 		s.refuse(r, w, http.StatusForbidden, "topic not allowed", nil, msgAttrs(m)...)
+		return
+	}
+	if err := s.checkAge(m, sent); err != nil {
+		s.refuse(r, w, http.StatusForbidden, "notification outside the replay window", err, msgAttrs(m)...)
 		return
 	}
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
@@ -217,6 +242,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Verify accepts only types it can build the string to sign of.
 		s.refuse(r, w, http.StatusBadRequest, "unknown message type", nil, msgAttrs(m)...)
 	}
+}
+
+// checkAge refuses a Notification sent (its Timestamp) outside the
+// replay window. A confirmation is not refused: confirming it twice
+// does no harm, and SNS's token expires by itself.
+func (s *Server) checkAge(m *engine.SNSMessage, sent time.Time) error {
+	if s.maxAge <= 0 || m.Type != engine.SNSNotification {
+		return nil
+	}
+	now := s.now()
+	switch age := now.Sub(sent); {
+	case age > s.maxAge:
+		return fmt.Errorf("timestamp %s is %s old, more than MaxAge %s", m.Timestamp, age, s.maxAge)
+	case -age > MaxClockSkew:
+		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, -age, MaxClockSkew)
+	}
+	return nil
 }
 
 // acquire waits for a free slot, at most queueWait; it reports whether it

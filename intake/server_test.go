@@ -168,6 +168,12 @@ type sample struct {
 	msg  *engine.SNSMessage
 }
 
+// realSampleOptions are the server options of the real samples' tests:
+// the samples are from 2022, so no replay window.
+func realSampleOptions() intake.ServerOptions {
+	return intake.ServerOptions{MaxAge: 0}
+}
+
 // realSamples reads the real signed samples and the folder of their
 // certificate.
 func realSamples(t *testing.T) (certDir string, samples []sample) {
@@ -202,7 +208,7 @@ func topicsOf(samples []sample) []string {
 
 func TestServerRealSamplesAccepted(t *testing.T) {
 	certDir, samples := realSamples(t)
-	ts := newTestServer(t, certDir, topicsOf(samples), intake.ServerOptions{})
+	ts := newTestServer(t, certDir, topicsOf(samples), realSampleOptions())
 	var notifications []string
 	for _, s := range samples {
 		if code := ts.post(t, s.msg.Type, s.body); code != http.StatusOK {
@@ -256,6 +262,13 @@ func tamper(t *testing.T, body []byte, key string) ([]byte, bool) {
 		doc[key] = v + "-2" // allowed too: the test allows it
 	case "SubscribeURL":
 		doc[key] = v + "0"
+	case "Timestamp":
+		// Still a time, so that the signature is what refuses it.
+		ts, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc[key] = ts.Add(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
 	default:
 		doc[key] = v + "x"
 	}
@@ -272,7 +285,7 @@ func TestServerRealSamplesTampered(t *testing.T) {
 	for _, s := range samples {
 		topics = append(topics, s.msg.TopicArn+"-2")
 	}
-	ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+	ts := newTestServer(t, certDir, topics, realSampleOptions())
 	n := 0
 	for _, s := range samples {
 		for _, key := range signedFields[s.msg.Type] {
@@ -303,7 +316,7 @@ func TestServerRealSamplesTampered(t *testing.T) {
 func TestServerRealSamplesTopicNotAllowed(t *testing.T) {
 	certDir, samples := realSamples(t)
 	for _, topics := range [][]string{nil, {"arn:aws:sns:us-east-1:123456789012:other"}} {
-		ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+		ts := newTestServer(t, certDir, topics, realSampleOptions())
 		for _, s := range samples {
 			if code := ts.post(t, s.msg.Type, s.body); code != http.StatusForbidden {
 				t.Errorf("topics %v: %s: status %d, want 403", topics, s.file, code)
@@ -495,5 +508,62 @@ func TestServerBusy(t *testing.T) {
 	close(release)
 	if code := <-done; code != http.StatusOK {
 		t.Errorf("first request: %d, want 200", code)
+	}
+}
+
+func TestServerReplayWindow(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	now := time.Date(2024, 5, 2, 10, 0, 0, 0, time.UTC)
+	at := func(typ, ts string) *engine.SNSMessage {
+		m := &engine.SNSMessage{Type: typ, MessageID: "id", TopicArn: testTopic, Message: "{}", Timestamp: ts}
+		if typ != engine.SNSNotification {
+			m.Token, m.SubscribeURL = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
+		}
+		sg.Sign(t, m)
+		return m
+	}
+	n := engine.SNSNotification
+	tests := []struct {
+		name   string
+		maxAge time.Duration
+		m      *engine.SNSMessage
+		want   int
+		log    string // in the log line of a refusal
+	}{
+		{"fresh", time.Hour, at(n, "2024-05-02T09:59:59.999Z"), http.StatusOK, ""},
+		{"just within", time.Hour, at(n, "2024-05-02T09:00:00.000Z"), http.StatusOK, ""},
+		{"too old", time.Hour, at(n, "2024-05-02T08:59:59.999Z"), http.StatusForbidden,
+			`"msg":"notification outside the replay window","snsType":"Notification","snsMessageId":"id","topicArn":"arn:aws:sns:us-east-1:123456789012:ses-feedback","status":403,"remote":"192.0.2.1:1234","error":"timestamp 2024-05-02T08:59:59.999Z is 1h0m0.001s old, more than MaxAge 1h0m0s"`},
+		{"a year old", time.Hour, at(n, "2023-05-02T10:00:00.000Z"), http.StatusForbidden, "more than MaxAge"},
+		{"other zone", time.Hour, at(n, "2024-05-02T11:30:00+02:00"), http.StatusOK, ""},
+		{"slightly ahead", time.Hour, at(n, "2024-05-02T10:05:00.000Z"), http.StatusOK, ""},
+		{"too far ahead", time.Hour, at(n, "2024-05-02T10:05:00.001Z"), http.StatusForbidden,
+			`"error":"timestamp 2024-05-02T10:05:00.001Z is 5m0.001s ahead of this clock, more than 5m0s"`},
+		{"no limit", 0, at(n, "2022-04-13T17:14:18.903Z"), http.StatusOK, ""},
+		{"no limit, ahead", 0, at(n, "2030-01-01T00:00:00.000Z"), http.StatusOK, ""},
+		{"old confirmation", time.Hour, at(engine.SNSSubscriptionConfirmation, "2024-05-01T10:00:00.000Z"), http.StatusOK, ""},
+		{"not a time", time.Hour, at(n, "yesterday"), http.StatusBadRequest, `"error":"sns message: Timestamp \"yesterday\" is not an RFC 3339 time"`},
+		{"not RFC 3339", time.Hour, at(n, "2024-05-02 10:00:00"), http.StatusBadRequest, "is not an RFC 3339 time"},
+		{"not a time, no limit", 0, at(n, "yesterday"), http.StatusBadRequest, "is not an RFC 3339 time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{MaxAge: tt.maxAge, Now: func() time.Time { return now }})
+			if code := ts.post(t, "", intaketest.Body(tt.m)); code != tt.want {
+				t.Fatalf("status %d, want %d\n%s", code, tt.want, ts.logs)
+			}
+			if tt.want == http.StatusOK {
+				return
+			}
+			if !strings.Contains(ts.logs.String(), tt.log) || !strings.Contains(ts.logs.String(), `"level":"WARN"`) {
+				t.Errorf("log\n%s\nwant a warning with\n%s", ts.logs, tt.log)
+			}
+			if got := ts.out.requests(); len(got) != 0 {
+				t.Errorf("outbound requests %q, want none: the certificate is not fetched", got)
+			}
+			if n := ts.verifier.n.Load(); n != 0 || len(ts.handledIDs()) != 0 {
+				t.Errorf("%d verified, %d handled; want none", n, len(ts.handledIDs()))
+			}
+		})
 	}
 }

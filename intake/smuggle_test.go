@@ -103,7 +103,7 @@ func genuineBodies(t *testing.T) []genuine {
 	certDir, samples := realSamples(t)
 	for _, s := range samples {
 		out = append(out, genuine{s.file, s.body, func(t *testing.T) *testServer {
-			return newTestServer(t, certDir, []string{s.msg.TopicArn}, intake.ServerOptions{})
+			return newTestServer(t, certDir, []string{s.msg.TopicArn}, realSampleOptions())
 		}})
 	}
 	return out
