@@ -297,7 +297,7 @@ func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *engine.
 
 // confirm confirms a verified subscription by a GET of its SubscribeURL.
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
-	if err := CheckSNSURL(m.SubscribeURL); err != nil {
+	if err := CheckSNSURL(m.SubscribeURL, m.TopicArn); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
 		return
 	}

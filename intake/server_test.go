@@ -97,7 +97,7 @@ func newTestServer(t *testing.T, certDir string, topics []string, o intake.Serve
 // the fetches reach ts.out, which serves sg's certificate.
 func newFetchingServer(t *testing.T, sg *intaketest.Signer, topics []string, o intake.ServerOptions) *testServer {
 	t.Helper()
-	return startTestServer(t, intake.VerifierOptions{}, map[string][]byte{intaketest.CertName: sg.CertPEM()}, topics, o)
+	return startTestServer(t, intake.VerifierOptions{Roots: sg.Roots()}, map[string][]byte{intaketest.CertName: sg.CertPEM()}, topics, o)
 }
 
 func startTestServer(t *testing.T, vo intake.VerifierOptions, certs map[string][]byte, topics []string, o intake.ServerOptions) *testServer {
@@ -563,6 +563,49 @@ func TestServerReplayWindow(t *testing.T) {
 			}
 			if n := ts.verifier.n.Load(); n != 0 || len(ts.handledIDs()) != 0 {
 				t.Errorf("%d verified, %d handled; want none", n, len(ts.handledIDs()))
+			}
+		})
+	}
+}
+
+func TestServerCertificateChecks(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	withCertURL := func(u string) *engine.SNSMessage {
+		m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n", TopicArn: testTopic, Message: "{}",
+			Timestamp: intaketest.Timestamp(time.Now()), SigningCertURL: u}
+		sg.Sign(t, m)
+		return m
+	}
+	certs := map[string][]byte{intaketest.CertName: sg.CertPEM()}
+	tests := []struct {
+		name    string
+		ts      *testServer
+		m       *engine.SNSMessage
+		want    int
+		log     string
+		fetched bool
+	}{
+		{"chains to the given roots", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			sg.Notification(t, testTopic, "n", "{}"), http.StatusOK, "", true},
+		{"does not chain to the system's roots", startTestServer(t, intake.VerifierOptions{}, certs, []string{testTopic}, intake.ServerOptions{}),
+			sg.Notification(t, testTopic, "n", "{}"), http.StatusForbidden, "does not chain to a trusted root", true},
+		{"on an S3 bucket's host", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			withCertURL("https://sns.s3-accelerate.amazonaws.com/" + intaketest.CertName), http.StatusForbidden,
+			`host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`, false},
+		{"on another region's host", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			withCertURL("https://sns.eu-west-1.amazonaws.com/" + intaketest.CertName), http.StatusForbidden,
+			`host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code := tt.ts.post(t, "", intaketest.Body(tt.m)); code != tt.want {
+				t.Fatalf("status %d, want %d\n%s", code, tt.want, tt.ts.logs)
+			}
+			if !strings.Contains(tt.ts.logs.String(), tt.log) {
+				t.Errorf("log\n%s\nwant %s", tt.ts.logs, tt.log)
+			}
+			if got := tt.ts.out.requests(); (len(got) > 0) != tt.fetched {
+				t.Errorf("outbound requests %q, want a fetch: %v", got, tt.fetched)
 			}
 		})
 	}

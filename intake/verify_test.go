@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -21,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,21 +38,134 @@ const (
 	testCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
 )
 
-// signer is a test key pair with a self-signed certificate.
-type signer struct {
-	key     *rsa.PrivateKey
-	certPEM []byte
+// validFrom is the start of the test certificates' validity: before the
+// clock of a testing/synctest bubble starts (2000-01-01), so that they are
+// valid in a bubble and out of it.
+func validFrom() time.Time {
+	return time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)
 }
 
-// newSigner makes an RSA key and a certificate valid from notBefore to
-// notAfter.
-func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
+// testPKI is a test root CA and an intermediate CA it issued, as SNS's
+// certificates have (Amazon Root CA 1, then a server CA).
+type testPKI struct {
+	rootKey, interKey *rsa.PrivateKey
+	root, inter       *x509.Certificate
+	roots             *x509.CertPool // the root alone
+}
+
+func newPKI(t testing.TB) *testPKI {
+	t.Helper()
+	p := &testPKI{rootKey: newKey(t), interKey: newKey(t), roots: x509.NewCertPool()}
+	ca := func(cn string, serial int64) *x509.Certificate {
+		return &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: validFrom(), NotAfter: time.Now().AddDate(10, 0, 0),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		}
+	}
+	p.root = createCert(t, ca("intake test root", 1), nil, &p.rootKey.PublicKey, p.rootKey)
+	p.inter = createCert(t, ca("intake test server CA", 2), p.root, &p.interKey.PublicKey, p.rootKey)
+	p.roots.AddCert(p.root)
+	return p
+}
+
+func newKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signer{key: key, certPEM: selfSigned(t, key, &key.PublicKey, notBefore, notAfter)}
+	return key
+}
+
+// createCert makes the certificate tmpl of pub, issued by parent (nil:
+// self-signed) whose key is priv.
+func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub any, priv crypto.Signer) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serial is a random certificate serial number.
+func serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func pemOf(certs ...*x509.Certificate) []byte {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
+}
+
+// leafSpec is how a test signing certificate differs from a good one: by
+// default it names sns.amazonaws.com (CN and SAN), is valid from
+// validFrom to a day from now, is issued by the intermediate, and its file holds it
+// and the intermediate.
+type leafSpec struct {
+	cn                  string   // "" is sns.amazonaws.com
+	dnsNames            []string // nil is sns.amazonaws.com; empty, none
+	notBefore, notAfter time.Time
+	selfSigned          bool     // issued by its own key
+	leafOnly            bool     // the file holds the leaf alone
+	aia                 []string // the leaf's CA Issuers URLs
+}
+
+// signer is a test key pair with a signing certificate, and the roots that
+// certificate chains to.
+type signer struct {
+	key     *rsa.PrivateKey
+	certPEM []byte // the certificate file, as SNS serves it
+	roots   *x509.CertPool
+}
+
+// signer makes a key and a signing certificate as spec says.
+func (p *testPKI) signer(t testing.TB, spec leafSpec) *signer {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cmp.Or(spec.cn, "sns.amazonaws.com")},
+		DNSNames:  spec.dnsNames,
+		NotBefore: cmp.Or(spec.notBefore, validFrom()), NotAfter: cmp.Or(spec.notAfter, time.Now().Add(24*time.Hour)),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		IssuingCertificateURL: spec.aia,
+	}
+	if spec.dnsNames == nil {
+		tmpl.DNSNames = []string{"sns.amazonaws.com"}
+	}
+	s := &signer{key: key, roots: p.roots}
+	switch {
+	case spec.selfSigned:
+		s.certPEM = pemOf(createCert(t, tmpl, nil, &key.PublicKey, key))
+	case spec.leafOnly:
+		s.certPEM = pemOf(createCert(t, tmpl, p.inter, &key.PublicKey, p.interKey))
+	default:
+		s.certPEM = pemOf(createCert(t, tmpl, p.inter, &key.PublicKey, p.interKey), p.inter)
+	}
+	return s
+}
+
+// newSigner makes a signer whose certificate is valid from notBefore to
+// notAfter.
+func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
+	t.Helper()
+	return newPKI(t).signer(t, leafSpec{notBefore: notBefore, notAfter: notAfter})
 }
 
 // selfSigned returns a PEM certificate for pub signed by priv.
@@ -62,16 +177,13 @@ func selfSigned(t testing.TB, priv crypto.Signer, pub any, notBefore, notAfter t
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return pemOf(createCert(t, tmpl, nil, pub, priv))
 }
 
 // validSigner makes a signer whose certificate is valid now.
 func validSigner(t testing.TB) *signer {
-	return newSigner(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	t.Helper()
+	return newPKI(t).signer(t, leafSpec{})
 }
 
 // sign sets m's SignatureVersion and Signature.
@@ -115,28 +227,28 @@ func testMessages() map[string]*engine.SNSMessage {
 	return map[string]*engine.SNSMessage{
 		"notification with subject": {
 			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			TopicArn: testTopic,
 			Message:  "{\"notificationType\":\"Bounce\",\n\"x\":\"line\\r\\n\"}\r\n", Timestamp: "2024-03-25T23:01:53.935Z",
 			Subject: strp("Amazon SES Email Event Notification"), SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
 		},
 		"notification without subject": {
 			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			TopicArn: testTopic,
 			Message:  `{"notificationType":"Complaint"}`, Timestamp: "2024-03-25T23:01:54.000Z",
 			SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=y",
 		},
 		"subscription confirmation": {
 			Type: engine.SNSSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			TopicArn: testTopic,
 			Message:  "You have chosen to subscribe.\nVisit the SubscribeURL.", Timestamp: "2024-03-25T23:00:00.000Z",
 			Token: "2336412f37fb", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37fb",
 			SigningCertURL: testCertURL,
 		},
 		"unsubscribe confirmation": {
 			Type: engine.SNSUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			TopicArn: testTopic,
 			Message:  "You have chosen to deactivate subscription.", Timestamp: "2024-03-26T00:00:00.000Z",
 			Token: "99aa", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=99aa",
 			SigningCertURL: testCertURL,
@@ -295,13 +407,21 @@ func TestVerifyRealSamples(t *testing.T) {
 }
 
 func TestVerifyRealSampleSpoofedHost(t *testing.T) {
-	m := readSample(t, "31")
-	m.SigningCertURL = strings.Replace(m.SigningCertURL, "sns.us-east-2.amazonaws.com", "sns.us-east-2.amazonaws.com.evil.example", 1)
-	v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
-	err := v.Verify(context.Background(), m)
-	want := `sns signature: SigningCertURL "https://sns.us-east-2.amazonaws.com.evil.example/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem": host "sns.us-east-2.amazonaws.com.evil.example" is not sns.<region>.amazonaws.com(.cn)`
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
+	const cert = "/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
+	for _, tc := range []struct{ host, want string }{
+		{"sns.us-east-2.amazonaws.com.evil.example", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.us-east-1.amazonaws.com", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.s3-accelerate.amazonaws.com", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.us-east-2.amazonaws.com.cn", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+	} {
+		m := readSample(t, "31")
+		m.SigningCertURL = "https://" + tc.host + cert
+		v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
+		err := v.Verify(context.Background(), m)
+		want := `sns signature: SigningCertURL "https://` + tc.host + cert + `": ` + tc.want
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v\nwant %s", err, want)
+		}
 	}
 }
 
@@ -380,102 +500,147 @@ func TestVerifyLocalCertExpiredAccepted(t *testing.T) {
 	}
 }
 
-// spoofedCertURLs are refused by CheckCertURL and by Verify without a fetch.
-var spoofedCertURLs = []string{
-	"",
-	"http://sns.us-east-1.amazonaws.com/x.pem",
-	"ftp://sns.us-east-1.amazonaws.com/x.pem",
-	"//sns.us-east-1.amazonaws.com/x.pem",
-	"https:sns.us-east-1.amazonaws.com/x.pem",
-	"https:///x.pem",
-	"https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com.cn.evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com./x.pem",
-	"https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
-	"https://evil.example/?sns.us-east-1.amazonaws.com/x.pem",
-	"https://evil.example#sns.us-east-1.amazonaws.com/x.pem",
-	"https://user@sns.us-east-1.amazonaws.com/x.pem",
-	"https://user:pass@sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com@evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com:8443/x.pem",
-	"https://sns.us-east-1.amazonaws.com:443/x.pem",
-	"https://sns.us-east-1.amazonaws.com:/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x.txt",
-	"https://sns.us-east-1.amazonaws.com/x.pem.txt",
-	"https://sns.us-east-1.amazonaws.com/",
-	"https://sns.us-east-1.amazonaws.com",
-	"https://sns.us-east-1.amazonaws.com/.pem",
-	"https://sns.us-east-1.amazonaws.com/a/../x.pem",
-	"https://sns.us-east-1.amazonaws.com/./x.pem",
-	"https://sns.us-east-1.amazonaws.com//x.pem",
-	"https://s3.amazonaws.com/x.pem",
-	"https://s3.us-east-1.amazonaws.com/x.pem",
-	"https://sns.amazonaws.com/x.pem",
-	"https://sns..amazonaws.com/x.pem",
-	"https://sns.ab.amazonaws.com/x.pem",
-	"https://sns.us_east_1.amazonaws.com/x.pem",
-	"https://sns.us.east.1.amazonaws.com/x.pem",
-	"https://sns-us-east-1.amazonaws.com/x.pem",
-	"https://xsns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.co/x.pem",
-	"https://sns.us-east-1.amazonaws.com.cn.cn/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x.pem?",
-	"https://sns.us-east-1.amazonaws.com/x.pem?a=b",
-	"https://sns.us-east-1.amazonaws.com/x.pem#",
-	"https://sns.us-east-1.amazonaws.com/x.pem#frag",
-	"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x%2epem",
-	"https://sns.us-east-1.amazonaws.com/x.pem%00",
-	"https://sns.us-east-1.amazonaws.com/x.%70em",
-	"https://sns%2eus-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
-	"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com/a\\x.pem",
-	"https://sns.us-east-1.amazonaws.com/x .pem",
-	"https://sns.us-east-1.amazonaws.com/x.pem\n",
-	" https://sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com\u3002evil.example/x.pem",
-	"https://[::1]/x.pem",
-	"https://127.0.0.1/x.pem",
+// testTopic is the topic of the test messages: its region's SNS host is
+// sns.us-east-1.amazonaws.com.
+const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+// spoofedCertURLs are refused for testTopic by CheckCertURL and by Verify
+// without a fetch.
+func spoofedCertURLs() []string {
+	return []string{
+		"",
+		"http://sns.us-east-1.amazonaws.com/x.pem",
+		"ftp://sns.us-east-1.amazonaws.com/x.pem",
+		"//sns.us-east-1.amazonaws.com/x.pem",
+		"https:sns.us-east-1.amazonaws.com/x.pem",
+		"https:///x.pem",
+		"https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn.evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com./x.pem",
+		"https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
+		"https://evil.example/?sns.us-east-1.amazonaws.com/x.pem",
+		"https://evil.example#sns.us-east-1.amazonaws.com/x.pem",
+		"https://user@sns.us-east-1.amazonaws.com/x.pem",
+		"https://user:pass@sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com@evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com:8443/x.pem",
+		"https://sns.us-east-1.amazonaws.com:443/x.pem",
+		"https://sns.us-east-1.amazonaws.com:/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x.txt",
+		"https://sns.us-east-1.amazonaws.com/x.pem.txt",
+		"https://sns.us-east-1.amazonaws.com/",
+		"https://sns.us-east-1.amazonaws.com",
+		"https://sns.us-east-1.amazonaws.com/.pem",
+		"https://sns.us-east-1.amazonaws.com/a/../x.pem",
+		"https://sns.us-east-1.amazonaws.com/./x.pem",
+		"https://sns.us-east-1.amazonaws.com//x.pem",
+		"https://s3.amazonaws.com/x.pem",
+		"https://s3.us-east-1.amazonaws.com/x.pem",
+		"https://sns.amazonaws.com/x.pem",
+		"https://sns..amazonaws.com/x.pem",
+		"https://sns.ab.amazonaws.com/x.pem",
+		"https://sns.us_east_1.amazonaws.com/x.pem",
+		"https://sns.us.east.1.amazonaws.com/x.pem",
+		"https://sns-us-east-1.amazonaws.com/x.pem",
+		"https://xsns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.co/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn.cn/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x.pem?",
+		"https://sns.us-east-1.amazonaws.com/x.pem?a=b",
+		"https://sns.us-east-1.amazonaws.com/x.pem#",
+		"https://sns.us-east-1.amazonaws.com/x.pem#frag",
+		"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x%2epem",
+		"https://sns.us-east-1.amazonaws.com/x.pem%00",
+		"https://sns.us-east-1.amazonaws.com/x.%70em",
+		"https://sns%2eus-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
+		"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com/a\\x.pem",
+		"https://sns.us-east-1.amazonaws.com/x .pem",
+		"https://sns.us-east-1.amazonaws.com/x.pem\n",
+		" https://sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com\u3002evil.example/x.pem",
+		"https://[::1]/x.pem",
+		"https://127.0.0.1/x.pem",
+		// SNS hosts of another region than the topic's (us-east-1), or a
+		// host whose region is no region.
+		"https://sns.us-east-2.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn/x.pem",
+		"https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+		"https://sns.s3-accelerate.amazonaws.com/x.pem",
+		"https://sns.us-east-1a.amazonaws.com/x.pem",
+	}
 }
 
 func TestCheckCertURL(t *testing.T) {
-	for _, raw := range []string{
-		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.us-east-1.amazonaws.com/a/b/x.pem",
+	for _, tc := range []struct{ raw, topic string }{
+		{"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", testTopic},
+		{"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:t"},
+		{"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", "arn:aws-cn:sns:cn-north-1:123456789012:t"},
+		{"https://sns.eu-central-1.amazonaws.com/x.pem", "arn:aws:sns:eu-central-1:938667925736:mailcoach"},
+		{"https://sns.us-east-1.amazonaws.com/a/b/x.pem", testTopic},
 		// Decision: host and scheme compare case-insensitively, as DNS and
 		// RFC 3986 do; the file name stays case-sensitive.
-		"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem",
-		"HTTPS://sns.us-east-1.amazonaws.com/x.pem",
+		{"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem", testTopic},
+		{"HTTPS://sns.us-east-1.amazonaws.com/x.pem", testTopic},
 	} {
-		if err := CheckCertURL(raw); err != nil {
-			t.Errorf("CheckCertURL(%q) = %v, want nil", raw, err)
+		if err := CheckCertURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("CheckCertURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
-	for _, raw := range spoofedCertURLs {
-		if err := CheckCertURL(raw); err == nil {
+	for _, raw := range spoofedCertURLs() {
+		if err := CheckCertURL(raw, testTopic); err == nil {
 			t.Errorf("CheckCertURL(%q) = nil, want an error", raw)
 		}
 	}
 }
 
 func TestCheckCertURLErrors(t *testing.T) {
-	for raw, want := range map[string]string{
-		"": "SigningCertURL: empty",
-		"http://sns.us-east-1.amazonaws.com/x.pem":                `SigningCertURL "http://sns.us-east-1.amazonaws.com/x.pem": not https`,
-		"https://user@sns.us-east-1.amazonaws.com/x.pem":          `SigningCertURL "https://user@sns.us-east-1.amazonaws.com/x.pem": user info not allowed`,
-		"https://sns.us-east-1.amazonaws.com:8443/x.pem":          `SigningCertURL "https://sns.us-east-1.amazonaws.com:8443/x.pem": port not allowed`,
-		"https://sns.us-east-1.amazonaws.com/x.txt":               `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.txt": path does not end in a .pem file name`,
-		"https://sns.us-east-1.amazonaws.com/x.pem?a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem?a": query not allowed`,
-		"https://sns.us-east-1.amazonaws.com/x.pem#a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem#a": fragment not allowed`,
-		"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem":        `SigningCertURL "https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem": bad path`,
-		"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": `SigningCertURL "https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": forbidden character '\\'`,
+	for _, tc := range []struct{ raw, topic, want string }{
+		{"", testTopic, "SigningCertURL: empty"},
+		{"http://sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "http://sns.us-east-1.amazonaws.com/x.pem": not https`},
+		{"https://user@sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "https://user@sns.us-east-1.amazonaws.com/x.pem": user info not allowed`},
+		{"https://sns.us-east-1.amazonaws.com:8443/x.pem", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com:8443/x.pem": port not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/x.txt", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.txt": path does not end in a .pem file name`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem?a", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem?a": query not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem#a", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem#a": fragment not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem": bad path`},
+		{"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": forbidden character '\\'`},
+		{"https://sns.us-east-2.amazonaws.com/x.pem", testTopic,
+			`SigningCertURL "https://sns.us-east-2.amazonaws.com/x.pem": host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`},
+		{"https://sns.s3-accelerate.amazonaws.com/x.pem", "arn:aws:sns:s3-accelerate:123456789012:t",
+			`SigningCertURL "https://sns.s3-accelerate.amazonaws.com/x.pem": TopicArn "arn:aws:sns:s3-accelerate:123456789012:t": "s3-accelerate" is not a region`},
+		{"https://sns.cn-north-1.amazonaws.com/x.pem", "arn:aws-cn:sns:cn-north-1:123456789012:t",
+			`SigningCertURL "https://sns.cn-north-1.amazonaws.com/x.pem": host is not sns.cn-north-1.amazonaws.com.cn, the SNS host of the topic's region`},
+		{"https://sns.cn-north-1.amazonaws.com.cn/x.pem", "arn:aws:sns:cn-north-1:123456789012:t",
+			`SigningCertURL "https://sns.cn-north-1.amazonaws.com.cn/x.pem": TopicArn "arn:aws:sns:cn-north-1:123456789012:t": region cn-north-1 is in partition aws-cn, not aws`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws-iso:sns:us-east-1:123456789012:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws-iso:sns:us-east-1:123456789012:t": region us-east-1 is in partition aws, not aws-iso`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:s3:us-east-1:123456789012:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws:s3:us-east-1:123456789012:t" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:sns:us-east-1:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws:sns:us-east-1:t" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`},
 	} {
-		err := CheckCertURL(raw)
-		if err == nil || err.Error() != want {
-			t.Errorf("CheckCertURL(%q)\n got %v\nwant %s", raw, err, want)
+		err := CheckCertURL(tc.raw, tc.topic)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("CheckCertURL(%q, %q)\n got %v\nwant %s", tc.raw, tc.topic, err, tc.want)
+		}
+	}
+}
+
+func TestIsRegion(t *testing.T) {
+	// The pattern of the regions AWS has named so far.
+	re := regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
+	for _, s := range []string{
+		"us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
+		"cn-north-1", "cn-northwest-1", "il-central-1", "mx-central-12", "xx-gov-1", "us-gov-1",
+		"", "us", "us-east", "us-east-", "us-east-1a", "s3-accelerate", "usa-east-1", "u-east-1", "US-EAST-1", "us-east-01x",
+		"us--east-1", "us-gov-west-1-1", "us-govx-west-1", "us-iso1-east-1", "us-east-1-", "-us-east-1", "us_east_1", "us-east-1.",
+		"us-east-1\n", "us-eäst-1", "us-gov-west-1a", "us-isob-", "us-gov--1",
+	} {
+		if got, want := isRegion(s), re.MatchString(s); got != want {
+			t.Errorf("isRegion(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
@@ -488,8 +653,8 @@ func TestVerifySpoofedCertURLNoFetch(t *testing.T) {
 		t.Errorf("fetched %s", r.URL)
 		return nil, errors.New("no network in this test")
 	})}
-	v := NewVerifier(VerifierOptions{HTTPClient: client})
-	for _, raw := range spoofedCertURLs {
+	v := NewVerifier(VerifierOptions{HTTPClient: client, Roots: s.roots})
+	for _, raw := range spoofedCertURLs() {
 		for name, m := range testMessages() {
 			m.SigningCertURL = raw
 			s.sign(t, m, "2")
@@ -498,20 +663,30 @@ func TestVerifySpoofedCertURLNoFetch(t *testing.T) {
 			}
 		}
 	}
+	// A topic whose region is no region names a host that passes the
+	// shape of an SNS host: an S3 bucket's.
+	for name, m := range testMessages() {
+		m.TopicArn = "arn:aws:sns:s3-accelerate:123456789012:t"
+		m.SigningCertURL = "https://sns.s3-accelerate.amazonaws.com/x.pem"
+		s.sign(t, m, "2")
+		if err := v.Verify(context.Background(), m); err == nil {
+			t.Errorf("%s of a topic in s3-accelerate: verified", name)
+		}
+	}
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("%d requests made", n)
 	}
 }
 
 func TestCheckSNSURL(t *testing.T) {
-	for _, raw := range []string{
-		"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336",
-		"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns",
-		"https://sns.cn-north-1.amazonaws.com.cn/",
-		"https://sns.us-east-1.amazonaws.com",
+	for _, tc := range []struct{ raw, topic string }{
+		{"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336", testTopic},
+		{"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns", testTopic},
+		{"https://sns.cn-north-1.amazonaws.com.cn/", "arn:aws-cn:sns:cn-north-1:123456789012:t"},
+		{"https://sns.us-east-1.amazonaws.com", testTopic},
 	} {
-		if err := CheckSNSURL(raw); err != nil {
-			t.Errorf("CheckSNSURL(%q) = %v, want nil", raw, err)
+		if err := CheckSNSURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("CheckSNSURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
 	for _, raw := range []string{
@@ -526,8 +701,10 @@ func TestCheckSNSURL(t *testing.T) {
 		"https://s3.amazonaws.com/?Action=ConfirmSubscription",
 		"https://127.0.0.1/?Action=ConfirmSubscription",
 		"https:sns.us-east-1.amazonaws.com/",
+		"https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+		"https://sns.s3-accelerate.amazonaws.com/?Action=ConfirmSubscription",
 	} {
-		if err := CheckSNSURL(raw); err == nil {
+		if err := CheckSNSURL(raw, testTopic); err == nil {
 			t.Errorf("CheckSNSURL(%q) = nil, want an error", raw)
 		}
 	}
@@ -562,9 +739,10 @@ func newCertServer(t *testing.T, h http.HandlerFunc) *certServer {
 }
 
 func TestVerifyFetch(t *testing.T) {
-	s := validSigner(t)
-	expired := newSigner(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
-	notYet := newSigner(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
+	p := newPKI(t)
+	s := p.signer(t, leafSpec{})
+	expired := p.signer(t, leafSpec{notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+	notYet := p.signer(t, leafSpec{notBefore: time.Now().Add(time.Hour), notAfter: time.Now().Add(48 * time.Hour)})
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -605,7 +783,7 @@ func TestVerifyFetch(t *testing.T) {
 			t.Errorf("unexpected path %s", r.URL.Path)
 		}
 	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, FetchTimeout: 300 * time.Millisecond, MaxCertSize: maxSize})
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots, FetchTimeout: 300 * time.Millisecond, MaxCertSize: maxSize})
 	ctx := context.Background()
 
 	t.Run("verifies and caches", func(t *testing.T) {
@@ -678,7 +856,7 @@ func TestVerifyFetch(t *testing.T) {
 	}
 
 	t.Run("cached certificate that expires", func(t *testing.T) {
-		v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+		v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
 		m := testMessages()["subscription confirmation"]
 		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-second.pem"
 		s.sign(t, m, "1")
@@ -710,7 +888,7 @@ func TestVerifyConcurrentFetchOnce(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		w.Write(s.certPEM)
 	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
 	msgs := testMessages()
 	for _, m := range msgs {
 		s.sign(t, m, "2")
@@ -742,7 +920,7 @@ func TestVerifyConcurrentFetchOnce(t *testing.T) {
 func TestVerifyCacheBounded(t *testing.T) {
 	s := validSigner(t)
 	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(s.certPEM) })
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
+	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
 	m := testMessages()["notification without subject"]
 	for i := range certCacheSize + 10 {
 		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + big.NewInt(int64(i)).String() + ".pem"
@@ -890,9 +1068,9 @@ func FuzzParseAndVerify(f *testing.F) {
 			return
 		}
 		StringToSign(m)
-		CheckSNSURL(m.SubscribeURL)
-		CheckSNSURL(m.UnsubscribeURL)
-		CheckCertURL(m.SigningCertURL)
+		CheckSNSURL(m.SubscribeURL, m.TopicArn)
+		CheckSNSURL(m.UnsubscribeURL, m.TopicArn)
+		CheckCertURL(m.SigningCertURL, m.TopicArn)
 		v.Verify(context.Background(), m)
 	})
 }

@@ -1,7 +1,10 @@
-// Package intaketest is for tests: a [Signer] holds a test RSA key and a
-// certificate written to a temporary certificate folder (for
-// intake.VerifierOptions.CertDir), and signs SNS messages as SNS does, so
-// that tests can post messages that verify, and tamper with them.
+// Package intaketest is for tests: a [Signer] holds a test RSA key and its
+// signing certificate, issued by a test root CA, and signs SNS messages as
+// SNS does, so that tests can post messages that verify, and tamper with
+// them. The certificate is in a temporary folder (for
+// intake.VerifierOptions.CertDir), and also in memory ([Signer.CertPEM])
+// for a verifier that fetches it and chain-checks it against
+// [Signer.Roots] (intake.VerifierOptions.Roots).
 //
 // Nothing here is meant for production code.
 package intaketest
@@ -56,23 +59,39 @@ type Signer struct {
 	CertDir string
 	key     *rsa.PrivateKey
 	certPEM []byte
+	roots   *x509.CertPool
 }
 
-// NewSigner makes a key pair and a self-signed certificate in a temporary
-// folder removed by t.Cleanup.
+// NewSigner makes a test root CA and a key pair whose certificate the root
+// issued, named sns.amazonaws.com as SNS's are (CN and DNS SAN), and
+// writes the certificate in a temporary folder removed by t.Cleanup. The
+// certificates are valid from 1999-12-31, before the clock of a
+// testing/synctest bubble starts, to 2100, so that a Signer works inside a
+// bubble and out of it.
 func NewSigner(t testing.TB) *Signer {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	from, to := time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	rootKey, key := newKey(t), newKey(t)
+	rootTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "intaketest root"},
+		NotBefore: from, NotAfter: to,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+	root, err := x509.ParseCertificate(rootDER)
+	if err != nil {
+		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
+		DNSNames:  []string{"sns.amazonaws.com"},
+		NotBefore: from, NotAfter: to,
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leafTmpl, root, &key.PublicKey, rootKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +100,30 @@ func NewSigner(t testing.TB) *Signer {
 	if err := os.WriteFile(filepath.Join(dir, CertName), certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &Signer{CertDir: dir, key: key, certPEM: certPEM}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	return &Signer{CertDir: dir, key: key, certPEM: certPEM, roots: roots}
+}
+
+func newKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // CertPEM is the certificate file SNS would serve at the SigningCertURL
 // of the Signer's messages.
 func (s *Signer) CertPEM() []byte {
 	return slices.Clone(s.certPEM)
+}
+
+// Roots is a pool holding the Signer's root CA alone, for
+// intake.VerifierOptions.Roots.
+func (s *Signer) Roots() *x509.CertPool {
+	return s.roots.Clone()
 }
 
 // Sign sets m's SigningCertURL to CertURL(m.TopicArn) (when empty) and
