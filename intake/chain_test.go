@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 // memTransport answers requests from memory: files[URL] with 200, or
@@ -151,5 +154,47 @@ func TestVerifyLocalCertificateNames(t *testing.T) {
 				t.Fatalf("got %v\nwant %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestVerifyMinSignatureVersion(t *testing.T) {
+	s := validSigner(t)
+	v1, v2 := testMessages()["notification with subject"], testMessages()["notification with subject"]
+	s.sign(t, v1, "1")
+	s.sign(t, v2, "2")
+	for _, tc := range []struct {
+		min    int
+		v1, v2 string // errors; "" for success
+	}{
+		{0, "", ""},
+		{1, "", ""},
+		{2, "sns signature: SignatureVersion 1 (SHA1withRSA) refused: the minimum is 2", ""},
+	} {
+		t.Run(strconv.Itoa(tc.min), func(t *testing.T) {
+			mt := &memTransport{files: map[string][]byte{testCertURL: s.certPEM}}
+			v := NewVerifier(VerifierOptions{HTTPClient: &http.Client{Transport: mt}, Roots: s.roots, MinSignatureVersion: tc.min})
+			for _, c := range []struct {
+				m    *engine.SNSMessage
+				want string
+			}{{v1, tc.v1}, {v2, tc.v2}} {
+				err := v.Verify(context.Background(), c.m)
+				if c.want == "" && err != nil || c.want != "" && (err == nil || err.Error() != c.want) {
+					t.Errorf("SignatureVersion %s: got %v\nwant %q", c.m.SignatureVersion, err, c.want)
+				}
+			}
+			if tc.v1 != "" && len(mt.requests()) > 1 {
+				t.Errorf("requests %q: the refused message fetched a certificate", mt.requests())
+			}
+		})
+	}
+	for _, bad := range []int{-1, 3} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("MinSignatureVersion %d: no panic", bad)
+				}
+			}()
+			NewVerifier(VerifierOptions{MinSignatureVersion: bad})
+		}()
 	}
 }

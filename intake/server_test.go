@@ -610,3 +610,31 @@ func TestServerCertificateChecks(t *testing.T) {
 		})
 	}
 }
+
+func TestServerSignatureVersion2Only(t *testing.T) {
+	certDir, samples := realSamples(t)
+	v := intake.NewVerifier(intake.VerifierOptions{CertDir: certDir, MinSignatureVersion: 2})
+	var got []string
+	srv := intake.NewServer(intake.ServerOptions{
+		Verifier: v, Topics: topicsOf(samples), MaxAge: 0, // the samples are from 2022
+		Handle: func(_ context.Context, m *engine.SNSMessage) error {
+			got = append(got, m.MessageID)
+			return nil
+		},
+		HTTPClient: &http.Client{Transport: &recorder{}},
+	})
+	for _, s := range samples {
+		want := http.StatusForbidden
+		if s.msg.SignatureVersion == "2" {
+			want = http.StatusOK
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(s.body)))
+		if w.Code != want {
+			t.Errorf("%s (SignatureVersion %s): status %d, want %d", s.file, s.msg.SignatureVersion, w.Code, want)
+		}
+	}
+	if want := "17dea24b-55c2-540b-8362-f916557af765"; strings.Join(got, ",") != want {
+		t.Errorf("handled %v, want only the SignatureVersion 2 sample %s", got, want)
+	}
+}

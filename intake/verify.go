@@ -197,6 +197,9 @@ type VerifierOptions struct {
 	// Roots are the roots a fetched certificate must chain to; nil means
 	// the system's.
 	Roots *x509.CertPool
+	// MinSignatureVersion is the lowest SignatureVersion accepted: 0 or 1
+	// accept "1" (SHA1withRSA) and "2" (SHA256withRSA); 2 refuses "1".
+	MinSignatureVersion int
 }
 
 // Verifier verifies SNS message signatures, with certificates from a folder
@@ -207,6 +210,7 @@ type Verifier struct {
 	timeout time.Duration
 	maxSize int64
 	roots   *x509.CertPool
+	minVer  int
 	now     func() time.Time
 
 	mu       sync.Mutex
@@ -223,13 +227,18 @@ type fetchCall struct {
 	err  error
 }
 
-// NewVerifier returns a Verifier configured by o.
+// NewVerifier returns a Verifier configured by o. It panics when
+// o.MinSignatureVersion is not 0, 1 or 2: that is a programming error.
 func NewVerifier(o VerifierOptions) *Verifier {
+	if o.MinSignatureVersion < 0 || o.MinSignatureVersion > 2 {
+		panic(fmt.Sprintf("intake.NewVerifier: MinSignatureVersion %d is not 0, 1 or 2", o.MinSignatureVersion))
+	}
 	v := &Verifier{
 		certDir:  o.CertDir,
 		timeout:  o.FetchTimeout,
 		maxSize:  o.MaxCertSize,
 		roots:    o.Roots,
+		minVer:   o.MinSignatureVersion,
 		now:      time.Now,
 		cache:    map[string]*x509.Certificate{},
 		inflight: map[string]*fetchCall{},
@@ -253,8 +262,8 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	return v
 }
 
-// Verify checks m's SignatureVersion ("1": SHA1withRSA, "2":
-// SHA256withRSA), its SigningCertURL (CheckCertURL against m's TopicArn,
+// Verify checks m's SignatureVersion ("1": SHA1withRSA, unless
+// MinSignatureVersion is 2; "2": SHA256withRSA), its SigningCertURL (CheckCertURL against m's TopicArn,
 // before any fetch), and the signature over StringToSign with the
 // certificate's RSA key. Every certificate must name sns.amazonaws.com (in
 // its CN or a DNS SAN). One fetched over the network must also be valid
@@ -271,6 +280,9 @@ func (v *Verifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
 	var hash crypto.Hash
 	switch m.SignatureVersion {
 	case "1":
+		if v.minVer > 1 {
+			return fmt.Errorf("sns signature: SignatureVersion 1 (SHA1withRSA) refused: the minimum is %d", v.minVer)
+		}
 		hash = crypto.SHA1
 	case "2":
 		hash = crypto.SHA256
