@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -26,6 +27,9 @@ const (
 	DefaultQueueWait = 5 * time.Second
 	// DefaultConfirmTimeout bounds the GET of a SubscribeURL.
 	DefaultConfirmTimeout = 15 * time.Second
+	// DefaultBodyTimeout bounds the reading of a request's body, which
+	// happens before the request takes a slot.
+	DefaultBodyTimeout = 5 * time.Second
 	// MaxClockSkew is how far in the future of the server's clock a
 	// Notification's Timestamp may be when MaxAge is set.
 	MaxClockSkew = 5 * time.Minute
@@ -73,10 +77,14 @@ type ServerOptions struct {
 	// MaxBody is the largest body accepted (default DefaultMaxBody); a
 	// larger one gets 413.
 	MaxBody int64
-	// MaxConcurrent bounds the requests handled at once (default
-	// DefaultMaxConcurrent); QueueWait is how long a request waits for a
-	// slot before it gets 503 with Retry-After (default
-	// DefaultQueueWait).
+	// BodyTimeout bounds the reading of a request's body (default
+	// DefaultBodyTimeout); a body not sent in time gets 408. It is read
+	// before the request takes a slot.
+	BodyTimeout time.Duration
+	// MaxConcurrent bounds the requests verified and handled at once
+	// (default DefaultMaxConcurrent); QueueWait is how long a request
+	// whose body has been read waits for a slot before it gets 503 with
+	// Retry-After (default DefaultQueueWait).
 	MaxConcurrent int
 	QueueWait     time.Duration
 	// MaxAge, when not 0, is the replay window: a Notification whose
@@ -111,6 +119,7 @@ type Server struct {
 	confirmTimeout time.Duration
 	logger         *slog.Logger
 	maxBody        int64
+	bodyTimeout    time.Duration
 	queueWait      time.Duration
 	slots          chan struct{}
 	maxAge         time.Duration
@@ -126,7 +135,7 @@ func NewServer(o ServerOptions) *Server {
 	s := &Server{
 		verifier: o.Verifier, topics: map[string]bool{}, handle: o.Handle, client: o.HTTPClient,
 		confirmTimeout: o.ConfirmTimeout, logger: o.Logger, maxBody: o.MaxBody, queueWait: o.QueueWait,
-		maxAge: o.MaxAge, now: o.Now,
+		bodyTimeout: o.BodyTimeout, maxAge: o.MaxAge, now: o.Now,
 	}
 	for _, t := range o.Topics {
 		s.topics[t] = true
@@ -142,6 +151,9 @@ func NewServer(o ServerOptions) *Server {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
+	}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
 	}
 	if s.queueWait <= 0 {
 		s.queueWait = DefaultQueueWait
@@ -169,26 +181,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusMethodNotAllowed, "method not allowed", nil)
 		return
 	}
-	if !s.acquire(r.Context()) {
-		w.Header().Set("Retry-After", "1")
-		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil)
-		return
-	}
-	defer func() { <-s.slots }()
-
-	if r.ContentLength > s.maxBody {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
-			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil, slog.Int64("maxBody", s.maxBody))
-			return
-		}
-		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	m, err := engine.ParseSNS(body)
@@ -218,6 +212,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusForbidden, "notification outside the replay window", err, msgAttrs(m)...)
 		return
 	}
+	// Only now does the request take one of the slots: verifying and
+	// handling are the costly part, and a client cannot hold a slot by
+	// being slow.
+	if !s.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, msgAttrs(m)...)
+		return
+	}
+	defer func() { <-s.slots }()
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
 		if errors.Is(err, ErrCertUnavailable) {
 			// The certificate could not be fetched, maybe for a
@@ -242,6 +245,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Verify accepts only types it can build the string to sign of.
 		s.refuse(r, w, http.StatusBadRequest, "unknown message type", nil, msgAttrs(m)...)
 	}
+}
+
+// readBody reads the body of r, at most maxBody bytes within bodyTimeout,
+// or answers why it cannot (413, 408, 400) and reports false. It takes no
+// slot: a client that sends its headers and stalls holds only its own
+// connection, for bodyTimeout at most.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > s.maxBody {
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
+			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
+		return nil, false
+	}
+	rc := http.NewResponseController(w)
+	// Errors are ignored: a ResponseWriter that cannot set deadlines (a
+	// test's recorder) reads without one.
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err == nil {
+		// The deadline ends with the body: once a body is read to its
+		// end, the http.Server clears the read deadline to wait for the
+		// next request, so Handle may run longer than bodyTimeout.
+		return body, true
+	}
+	// The rest of the body is not read: the connection closes after the
+	// answer.
+	w.Header().Set("Connection", "close")
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil, slog.Int64("maxBody", s.maxBody))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.refuse(r, w, http.StatusRequestTimeout, "body not sent in time", err, slog.Duration("bodyTimeout", s.bodyTimeout))
+	default:
+		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
+	}
+	return nil, false
 }
 
 // checkAge refuses a Notification sent (its Timestamp) outside the
