@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -65,8 +66,9 @@ type ServerOptions struct {
 	// answer 500, so that SNS delivers the message again, or 422 when it
 	// wraps ErrUnprocessable.
 	Handle func(ctx context.Context, m *engine.SNSMessage) error
-	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is
-	// http.DefaultClient.
+	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is a
+	// client with no timeout of its own (ConfirmTimeout bounds the GET).
+	// Redirects are never followed, whichever client is given.
 	HTTPClient *http.Client
 	// ConfirmTimeout bounds a confirmation GET (default
 	// DefaultConfirmTimeout).
@@ -140,9 +142,14 @@ func NewServer(o ServerOptions) *Server {
 	for _, t := range o.Topics {
 		s.topics[t] = true
 	}
-	if s.client == nil {
-		s.client = http.DefaultClient
+	// A copy of the client, so that the caller's keeps its own redirect
+	// rule.
+	c := http.Client{}
+	if s.client != nil {
+		c = *s.client
 	}
+	c.CheckRedirect = refuseRedirect
+	s.client = &c
 	if s.confirmTimeout <= 0 {
 		s.confirmTimeout = DefaultConfirmTimeout
 	}
@@ -323,15 +330,39 @@ func (s *Server) acquire(ctx context.Context) bool {
 // notification hands a verified notification to Handle and answers by its
 // result.
 func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
-	err := s.handle(r.Context(), m)
+	err := s.callHandle(r.Context(), m)
+	var p *handlePanic
 	switch {
 	case err == nil:
 		io.WriteString(w, "ok\n")
 	case errors.Is(err, ErrUnprocessable):
 		s.refuse(r, w, http.StatusUnprocessableEntity, "notification not processed", err, msgAttrs(m)...)
+	case errors.As(err, &p):
+		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err,
+			msgAttrs(m, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))...)
 	default:
 		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err, msgAttrs(m)...)
 	}
+}
+
+// handlePanic is a panic of Handle, with the stack where it happened.
+type handlePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *handlePanic) Error() string { return fmt.Sprintf("Handle panicked: %v", p.value) }
+
+// callHandle calls Handle, turning a panic into a *handlePanic: one
+// notification's bug must not take the connection down unanswered, nor
+// look like a success.
+func (s *Server) callHandle(ctx context.Context, m *engine.SNSMessage) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &handlePanic{value: v, stack: debug.Stack()}
+		}
+	}()
+	return s.handle(ctx, m)
 }
 
 // confirm confirms a verified subscription by a GET of its SubscribeURL.

@@ -34,10 +34,11 @@ const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 // answers locally: no request leaves the process. A GET of a .pem file it
 // holds gets that file; any other request gets status (200 when 0).
 type recorder struct {
-	mu     sync.Mutex
-	urls   []string
-	status int
-	certs  map[string][]byte // by file name
+	mu       sync.Mutex
+	urls     []string
+	status   int
+	certs    map[string][]byte // by file name
+	redirect string            // when set, where other requests are sent (302)
 }
 
 func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -45,15 +46,19 @@ func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	rec.urls = append(rec.urls, r.URL.String())
 	status := rec.status
 	cert, isCert := rec.certs[path.Base(r.URL.Path)]
+	redirect := rec.redirect
 	rec.mu.Unlock()
-	body := "<ConfirmSubscriptionResponse/>"
+	body, header := "<ConfirmSubscriptionResponse/>", http.Header{}
 	switch {
 	case isCert:
 		status, body = http.StatusOK, string(cert)
+	case redirect != "":
+		status = http.StatusFound
+		header.Set("Location", redirect)
 	case status == 0:
 		status = http.StatusOK
 	}
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: header,
 		Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 }
 
@@ -636,5 +641,35 @@ func TestServerSignatureVersion2Only(t *testing.T) {
 	}
 	if want := "17dea24b-55c2-540b-8362-f916557af765"; strings.Join(got, ",") != want {
 		t.Errorf("handled %v, want only the SignatureVersion 2 sample %s", got, want)
+	}
+}
+
+func TestServerConfirmationNoRedirect(t *testing.T) {
+	// The SubscribeURL is signed; where it redirects is not.
+	sg := intaketest.NewSigner(t)
+	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+	ts.out.redirect = "https://evil.example/collect"
+	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
+		t.Errorf("status %d, want 502\n%s", code, ts.logs)
+	}
+	if got := ts.out.requests(); len(got) != 1 || got[0] != m.SubscribeURL {
+		t.Errorf("outbound requests %q, want the SubscribeURL alone", got)
+	}
+	if !strings.Contains(ts.logs.String(), "redirect not followed") {
+		t.Errorf("log does not say why:\n%s", ts.logs)
+	}
+}
+
+func TestNewServerKeepsTheClient(t *testing.T) {
+	// The redirect rule is set on a copy: the caller's client is theirs.
+	sg := intaketest.NewSigner(t)
+	client := &http.Client{Transport: &recorder{}}
+	intake.NewServer(intake.ServerOptions{
+		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}), HTTPClient: client,
+		Handle: func(context.Context, *engine.SNSMessage) error { return nil },
+	})
+	if client.CheckRedirect != nil {
+		t.Error("NewServer changed the HTTPClient it was given")
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -169,6 +172,51 @@ func TestServerHandleOutlivesBodyTimeout(t *testing.T) {
 		resp := postOn(t, c, intaketest.Body(sg.Notification(t, testTopic, "slow", "{}")))
 		if resp.StatusCode != http.StatusOK || <-canceled {
 			t.Fatalf("status %d after %v, context canceled: want 200 after the actions", resp.StatusCode, time.Since(start))
+		}
+	})
+}
+
+func TestServerHandlePanics(t *testing.T) {
+	// A panic in Handle is the handler's bug, not the sender's: it is
+	// logged with the message and a stack, answered 500 (SNS delivers
+	// again), and the server goes on.
+	synctest.Test(t, func(t *testing.T) {
+		sg := intaketest.NewSigner(t)
+		var logs bytes.Buffer
+		srv := intake.NewServer(intake.ServerOptions{
+			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
+			Topics:   []string{testTopic},
+			Logger:   slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs}, nil)),
+			Handle: func(_ context.Context, m *engine.SNSMessage) error {
+				if m.MessageID == "boom" {
+					panic("a bug of the handler")
+				}
+				return nil
+			},
+		})
+		ln := serveInMemory(t, srv)
+		for _, tc := range []struct {
+			id   string
+			want int
+		}{{"boom", http.StatusInternalServerError}, {"after", http.StatusOK}, {"boom", http.StatusInternalServerError}} {
+			c := ln.dial()
+			resp := postOn(t, c, intaketest.Body(sg.Notification(t, testTopic, tc.id, "{}")))
+			c.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s: status %d, want %d\n%s", tc.id, resp.StatusCode, tc.want, &logs)
+			}
+		}
+		var line struct {
+			Level, Msg, SNSMessageID, Panic, Stack string
+			Status                                 int
+		}
+		first, _, _ := strings.Cut(logs.String(), "\n")
+		if err := json.Unmarshal([]byte(first), &line); err != nil {
+			t.Fatalf("%v: %s", err, &logs)
+		}
+		if line.Level != "ERROR" || line.Msg != "notification failed" || line.Status != 500 || line.SNSMessageID != "boom" ||
+			line.Panic != "a bug of the handler" || !strings.Contains(line.Stack, "intake_test.TestServerHandlePanics") {
+			t.Errorf("log line %s\nwant an error naming the message, the panic and its stack", first)
 		}
 	})
 }

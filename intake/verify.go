@@ -255,9 +255,7 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	} else {
 		c.Timeout = v.timeout
 	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error {
-		return errors.New("redirect not followed")
-	}
+	c.CheckRedirect = refuseRedirect
 	v.client = &c
 	return v
 }
@@ -521,6 +519,12 @@ func (v *Verifier) get(ctx context.Context, rawURL string) ([]byte, error) {
 		return nil, fmt.Errorf("certificate %s: larger than %d bytes", rawURL, v.maxSize)
 	}
 	return data, nil
+}
+
+// refuseRedirect is the CheckRedirect of the clients of intake: an SNS URL
+// is checked before it is fetched, and where it redirects is not.
+func refuseRedirect(*http.Request, []*http.Request) error {
+	return errors.New("redirect not followed")
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the URL.
