@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine"
@@ -486,34 +487,36 @@ func TestServerConfirmationGETFails(t *testing.T) {
 
 func TestServerBusy(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	release := make(chan struct{})
-	started := make(chan struct{})
-	v := intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir})
-	srv := intake.NewServer(intake.ServerOptions{
-		Verifier: v, Topics: []string{testTopic}, MaxConcurrent: 1, QueueWait: 50 * time.Millisecond,
-		Handle: func(context.Context, *engine.SNSMessage) error {
-			close(started)
-			<-release
-			return nil
-		},
-	})
 	body := intaketest.Body(sg.Notification(t, testTopic, "n1", "{}"))
-	done := make(chan int)
-	go func() {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		srv := intake.NewServer(intake.ServerOptions{
+			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
+			Topics:   []string{testTopic}, MaxConcurrent: 1, QueueWait: 2 * time.Second,
+			Handle: func(context.Context, *engine.SNSMessage) error {
+				<-release
+				return nil
+			},
+		})
+		done := make(chan int)
+		go func() {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+			done <- w.Code
+		}()
+		synctest.Wait() // the first request holds the only slot, in Handle
+		start := time.Now()
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
-		done <- w.Code
-	}()
-	<-started
-	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
-	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
-		t.Errorf("second request: %d Retry-After %q, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
-	}
-	close(release)
-	if code := <-done; code != http.StatusOK {
-		t.Errorf("first request: %d, want 200", code)
-	}
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || time.Since(start) != 2*time.Second {
+			t.Errorf("second request: %d Retry-After %q after %v, want 503 with Retry-After after QueueWait",
+				w.Code, w.Header().Get("Retry-After"), time.Since(start))
+		}
+		close(release)
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("first request: %d, want 200", code)
+		}
+	})
 }
 
 func TestServerReplayWindow(t *testing.T) {

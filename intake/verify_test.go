@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -17,14 +15,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -707,230 +702,6 @@ func TestCheckSNSURL(t *testing.T) {
 		if err := CheckSNSURL(raw, testTopic); err == nil {
 			t.Errorf("CheckSNSURL(%q) = nil, want an error", raw)
 		}
-	}
-}
-
-// certServer is a loopback TLS server that every request of its client
-// reaches, whatever the URL's host.
-type certServer struct {
-	srv    *httptest.Server
-	client *http.Client
-	hits   atomic.Int32
-}
-
-func newCertServer(t *testing.T, h http.HandlerFunc) *certServer {
-	t.Helper()
-	cs := &certServer{}
-	cs.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cs.hits.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(cs.srv.Close)
-	tr := cs.srv.Client().Transport.(*http.Transport).Clone()
-	addr := cs.srv.Listener.Addr().String()
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}
-	// httptest's certificate is for example.com; the pool trusts only it.
-	tr.TLSClientConfig.ServerName = "example.com"
-	cs.client = &http.Client{Transport: tr}
-	return cs
-}
-
-func TestVerifyFetch(t *testing.T) {
-	p := newPKI(t)
-	s := p.signer(t, leafSpec{})
-	expired := p.signer(t, leafSpec{notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
-	notYet := p.signer(t, leafSpec{notBefore: time.Now().Add(time.Hour), notAfter: time.Now().Add(48 * time.Hour)})
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecPEM := selfSigned(t, ecKey, &ecKey.PublicKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	const maxSize = 8 << 10
-	release := make(chan struct{})
-	defer close(release)
-
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
-		switch strings.TrimPrefix(r.URL.Path, "/SimpleNotificationService-") {
-		case "test.pem", "second.pem":
-			w.Write(s.certPEM)
-		case "big.pem":
-			w.Write(s.certPEM)
-			w.Write([]byte(strings.Repeat("A", maxSize)))
-		case "exact.pem":
-			w.Write(s.certPEM)
-			w.Write([]byte(strings.Repeat("\n", maxSize-len(s.certPEM))))
-		case "missing.pem":
-			http.NotFound(w, r)
-		case "slow.pem":
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		case "expired.pem":
-			w.Write(expired.certPEM)
-		case "notyet.pem":
-			w.Write(notYet.certPEM)
-		case "ecdsa.pem":
-			w.Write(ecPEM)
-		case "garbage.pem":
-			w.Write([]byte("not a certificate"))
-		case "redirect.pem":
-			http.Redirect(w, r, "/SimpleNotificationService-test.pem", http.StatusFound)
-		default:
-			t.Errorf("unexpected path %s", r.URL.Path)
-		}
-	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots, FetchTimeout: 300 * time.Millisecond, MaxCertSize: maxSize})
-	ctx := context.Background()
-
-	t.Run("verifies and caches", func(t *testing.T) {
-		m := testMessages()["notification with subject"]
-		s.sign(t, m, "1")
-		before := cs.hits.Load()
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		if n := cs.hits.Load() - before; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
-		tampered := clone(m)
-		tampered.Message += "x"
-		if err := v.Verify(ctx, tampered); err == nil {
-			t.Fatal("tampered message verified with the cached certificate")
-		}
-		if n := cs.hits.Load() - before; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
-	})
-
-	t.Run("exactly MaxCertSize", func(t *testing.T) {
-		m := testMessages()["unsubscribe confirmation"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-exact.pem"
-		s.sign(t, m, "2")
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	for _, tc := range []struct {
-		file, want string
-		transient  bool
-	}{
-		{"big.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-big.pem: larger than 8192 bytes", false},
-		{"missing.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-missing.pem: HTTP status 404", true},
-		{"slow.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem: context deadline exceeded", true},
-		{"expired.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-expired.pem: not valid now", false},
-		{"notyet.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-notyet.pem: not valid now", false},
-		{"ecdsa.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ecdsa.pem: public key is *ecdsa.PublicKey, not RSA", false},
-		{"garbage.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-garbage.pem: no PEM CERTIFICATE block", false},
-		{"redirect.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-redirect.pem: redirect not followed", true},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			m := testMessages()["notification without subject"]
-			m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + tc.file
-			s.sign(t, m, "2")
-			for i := range 2 { // failures are not cached: each attempt fetches
-				before := cs.hits.Load()
-				start := time.Now()
-				err := v.Verify(ctx, m)
-				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-					t.Fatalf("attempt %d:\n got %v\nwant %s…", i, err, tc.want)
-				}
-				if errors.Is(err, ErrCertUnavailable) != tc.transient {
-					t.Errorf("errors.Is(err, ErrCertUnavailable) = %v", !tc.transient)
-				}
-				if n := cs.hits.Load() - before; n != 1 {
-					t.Errorf("attempt %d: %d requests, want 1", i, n)
-				}
-				if d := time.Since(start); d > 3*time.Second {
-					t.Errorf("took %v", d)
-				}
-			}
-		})
-	}
-
-	t.Run("cached certificate that expires", func(t *testing.T) {
-		v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
-		m := testMessages()["subscription confirmation"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-second.pem"
-		s.sign(t, m, "1")
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		v.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
-		if err := v.Verify(ctx, m); err == nil || !strings.Contains(err.Error(), "not valid now") {
-			t.Fatalf("got %v", err)
-		}
-	})
-
-	t.Run("caller context", func(t *testing.T) {
-		m := testMessages()["notification without subject"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem"
-		s.sign(t, m, "1")
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		defer cancel()
-		err := v.Verify(cctx, m)
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCertUnavailable) {
-			t.Fatalf("got %v", err)
-		}
-	})
-}
-
-func TestVerifyConcurrentFetchOnce(t *testing.T) {
-	s := validSigner(t)
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond)
-		w.Write(s.certPEM)
-	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
-	msgs := testMessages()
-	for _, m := range msgs {
-		s.sign(t, m, "2")
-	}
-	var wg sync.WaitGroup
-	for i := range 100 {
-		wg.Go(func() {
-			for _, m := range msgs {
-				if i%2 == 1 {
-					m = clone(m)
-					m.Message += "x"
-					if err := v.Verify(context.Background(), m); err == nil {
-						t.Error("tampered message verified")
-					}
-					continue
-				}
-				if err := v.Verify(context.Background(), m); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := cs.hits.Load(); n != 1 {
-		t.Fatalf("%d requests, want 1", n)
-	}
-}
-
-func TestVerifyCacheBounded(t *testing.T) {
-	s := validSigner(t)
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(s.certPEM) })
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, Roots: s.roots})
-	m := testMessages()["notification without subject"]
-	for i := range certCacheSize + 10 {
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + big.NewInt(int64(i)).String() + ".pem"
-		s.sign(t, m, "1")
-		if err := v.Verify(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(v.cache) != certCacheSize || len(v.order) != certCacheSize {
-		t.Fatalf("cache holds %d (%d keys), want %d", len(v.cache), len(v.order), certCacheSize)
 	}
 }
 
