@@ -21,7 +21,8 @@ const (
 	// DefaultMaxBody is the largest body read: SNS messages are at most
 	// 256 KB, and the HTTP envelope adds little.
 	DefaultMaxBody = 256 << 10
-	// DefaultMaxConcurrent bounds the requests handled at once.
+	// DefaultMaxConcurrent bounds the requests verified and handled at
+	// once.
 	DefaultMaxConcurrent = 128
 	// DefaultQueueWait is how long a request waits for a free slot before
 	// it gets 503.
@@ -62,9 +63,10 @@ type ServerOptions struct {
 	// Handle is called with every verified Notification of an allowed
 	// topic: only the message that was verified, never the request body
 	// (which may hold keys that were not signed); it returns when the
-	// notification's actions are done. An error makes the
-	// answer 500, so that SNS delivers the message again, or 422 when it
-	// wraps ErrUnprocessable.
+	// notification's actions are done. An error makes the answer 500, so
+	// that SNS delivers the message again, or 422 when it wraps
+	// ErrUnprocessable; a panic is recovered, logged with its stack, and
+	// answered 500.
 	Handle func(ctx context.Context, m *engine.SNSMessage) error
 	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is a
 	// client with no timeout of its own (ConfirmTimeout bounds the GET).
@@ -97,22 +99,44 @@ type ServerOptions struct {
 	Now func() time.Time
 }
 
-// Server is the http.Handler of an SNS HTTP(S) subscription endpoint. For
-// a POST it reads the body (at most MaxBody), parses it, refuses a topic
-// not allowed, verifies the signature, and only then acts on the message
-// by its Type: a Notification goes to Handle and is answered once Handle
-// returns; a SubscriptionConfirmation is confirmed by a GET of its
-// SubscribeURL (an https URL on an SNS host); an UnsubscribeConfirmation
-// is logged. GET /healthz answers 200 "ok".
+// Server is the http.Handler of an SNS HTTP(S) subscription endpoint. A
+// POST goes through these steps in order, each before the costlier next:
 //
-// Status codes: 200 done; 400 unreadable body or an
-// x-amz-sns-message-type header that contradicts the body; 403 topic not
-// allowed, bad signature or a SubscribeURL that is not on an SNS host; 405
-// not POST; 413 body too large; 422 verified notification whose content
-// cannot be read; 500 an action failed (SNS retries); 502 the
-// confirmation GET failed; 503 too busy, or the signing certificate could
-// not be fetched (with Retry-After). SNS retries
-// 5xx answers and not 4xx ones.
+//  1. its body is read (at most MaxBody, within BodyTimeout) before the
+//     request takes a slot, so that a slow client holds none;
+//  2. the body is parsed by engine.ParseSNS and checked: CheckFields, the
+//     x-amz-sns-message-type header, an RFC 3339 Timestamp;
+//  3. a topic not in Topics is refused, and so is a Notification outside
+//     the replay window (MaxAge);
+//  4. the request takes one of MaxConcurrent slots, and its signature is
+//     verified (which may fetch the certificate);
+//  5. only then is it acted on, by its Type: a Notification goes to
+//     Handle and is answered once Handle returns; a
+//     SubscriptionConfirmation is confirmed by a GET of its SubscribeURL
+//     (on the SNS host of the topic's region, no redirects followed); an
+//     UnsubscribeConfirmation is logged.
+//
+// GET /healthz answers 200 "ok". Status codes:
+//
+//   - 200: done.
+//   - 400: the body is not one SNS message (not a JSON object, a key given
+//     twice in any letter case, a control character in a one-line field,
+//     a required field missing, a Timestamp that is not RFC 3339), or the
+//     x-amz-sns-message-type header contradicts it.
+//   - 403: topic not allowed; Notification outside the replay window;
+//     signature or certificate refused (SignatureVersion 1 too, when the
+//     Verifier wants 2); SubscribeURL not on the topic's SNS host.
+//   - 405: not a POST.
+//   - 408: the body was not sent within BodyTimeout.
+//   - 413: the body is larger than MaxBody.
+//   - 422: Handle's error wraps ErrUnprocessable.
+//   - 500: Handle failed or panicked.
+//   - 502: the confirmation GET failed.
+//   - 503: no slot free within QueueWait, or the signing certificate could
+//     not be fetched (with Retry-After).
+//
+// SNS retries 5xx answers, not 4xx ones. Every refusal is logged, at warn
+// (error for 5xx), with why.
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool

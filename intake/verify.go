@@ -184,8 +184,9 @@ func CheckSNSURL(raw, topicArn string) error {
 // certificates with the defaults.
 type VerifierOptions struct {
 	// CertDir, when set, is a folder certificates are read from (file name =
-	// last path element of SigningCertURL) instead of being fetched; such
-	// certificates are used even when expired.
+	// last path element of SigningCertURL) instead of being fetched. They
+	// are the operator's: used even when expired, not chain-checked, but
+	// they must name sns.amazonaws.com.
 	CertDir string
 	// HTTPClient fetches certificates; nil means a client with FetchTimeout.
 	// Redirects are never followed, whichever client is given.
