@@ -676,3 +676,33 @@ func TestNewServerKeepsTheClient(t *testing.T) {
 		t.Error("NewServer changed the HTTPClient it was given")
 	}
 }
+
+func TestServerUnreadableBodyNoFetch(t *testing.T) {
+	// A body engine.ParseSNS refuses is answered 400 before its signature
+	// is looked at: no verification, no certificate fetch, no Handle.
+	sg := intaketest.NewSigner(t)
+	genuine := string(intaketest.Body(sg.Notification(t, testTopic, "n1", `{"notificationType":"Bounce"}`)))
+	inner := strings.TrimSuffix(strings.TrimPrefix(genuine, "{"), "}")
+	for _, tc := range []struct{ name, body, log string }{
+		{"control character in MessageId", strings.Replace(genuine, `"MessageId":"n1"`, `"MessageId":"n1\nType\nNotification"`, 1), "MessageId holds a control character"},
+		{"control character in TopicArn", strings.Replace(genuine, `ses-feedback"`, `ses-feedback\u0000"`, 1), "TopicArn holds a control character"},
+		{"not an object", "[" + genuine + "]", "an SNS message is a JSON object"},
+		{"a string", `"` + genuine + `"`, "an SNS message is a JSON object"},
+		{"trailing object", genuine + "{}", ""},
+		{"trailing garbage", genuine + " x", ""},
+		{"truncated", genuine[:len(genuine)-1], ""},
+		{"Message twice", "{" + inner + `,"Message":"{}"}`, `key \"Message\" appears twice`},
+		{"message in lower case", `{"message":"{}",` + inner + "}", `key \"Message\" appears twice`},
+		{"Message not a string", strings.Replace(genuine, `"Message":"{\"notificationType\":\"Bounce\"}"`, `"Message":{"notificationType":"Bounce"}`, 1), "SNS always sends the message as a string"},
+		{"field missing", strings.Replace(genuine, `"SignatureVersion":"1",`, "", 1), "missing SignatureVersion"},
+		{"empty", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{})
+			checkRefusedUnread(t, ts, ts.post(t, "", []byte(tc.body)))
+			if !strings.Contains(ts.logs.String(), `"msg":"not an SNS message"`) || !strings.Contains(ts.logs.String(), tc.log) {
+				t.Errorf("log\n%s\nwant a refusal saying %s", ts.logs, tc.log)
+			}
+		})
+	}
+}

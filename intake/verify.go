@@ -71,6 +71,16 @@ func snsHost(topicArn string) (string, error) {
 	return host, nil
 }
 
+// CheckTopicArn refuses a topic ARN whose messages Verify refuses whatever
+// they hold: one that is not arn:PARTITION:sns:REGION:ACCOUNT:NAME with a
+// REGION shaped like a region of PARTITION (aws, aws-cn for cn-*,
+// aws-us-gov for us-gov-*). An allow-list of topics can be checked with it
+// before the first message comes.
+func CheckTopicArn(topicArn string) error {
+	_, err := snsHost(topicArn)
+	return err
+}
+
 // isRegion reports whether s is shaped like an AWS region:
 // ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$ (us-east-1, us-gov-west-1,
 // us-isob-east-1).

@@ -845,3 +845,27 @@ func FuzzParseAndVerify(f *testing.F) {
 		v.Verify(context.Background(), m)
 	})
 }
+
+func TestCheckTopicArn(t *testing.T) {
+	for _, arn := range []string{
+		testTopic,
+		"arn:aws:sns:eu-central-1:938667925736:mailcoach",
+		"arn:aws-cn:sns:cn-northwest-1:123456789012:t",
+		"arn:aws-us-gov:sns:us-gov-east-1:123456789012:t.fifo",
+	} {
+		if err := CheckTopicArn(arn); err != nil {
+			t.Errorf("CheckTopicArn(%q) = %v", arn, err)
+		}
+	}
+	for arn, want := range map[string]string{
+		"":                                     `TopicArn "" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`,
+		"arn:aws:sqs:us-east-1:123456789012:q": `TopicArn "arn:aws:sqs:us-east-1:123456789012:q" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`,
+		"arn:aws:sns:local:000000000000:t":     `TopicArn "arn:aws:sns:local:000000000000:t": "local" is not a region`,
+		"arn:aws:sns:us-gov-west-1:1:t":        `TopicArn "arn:aws:sns:us-gov-west-1:1:t": region us-gov-west-1 is in partition aws-us-gov, not aws`,
+		"arn:aws-cn:sns:us-east-1:1:t":         `TopicArn "arn:aws-cn:sns:us-east-1:1:t": region us-east-1 is in partition aws, not aws-cn`,
+	} {
+		if err := CheckTopicArn(arn); err == nil || err.Error() != want {
+			t.Errorf("CheckTopicArn(%q)\n got %v\nwant %s", arn, err, want)
+		}
+	}
+}

@@ -169,7 +169,7 @@ func (s *Signer) Notification(t testing.TB, topic, id, message string) *engine.S
 	m := &engine.SNSMessage{
 		Type: engine.SNSNotification, MessageID: id, TopicArn: topic, Message: message,
 		Timestamp:      Timestamp(time.Now()),
-		UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
+		UnsubscribeURL: strings.TrimSuffix(CertURL(topic), CertName) + "?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
 	}
 	s.Sign(t, m)
 	return m
