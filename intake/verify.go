@@ -272,9 +272,9 @@ func NewVerifier(o VerifierOptions) *Verifier {
 }
 
 // Verify checks m's SignatureVersion ("1": SHA1withRSA, unless
-// MinSignatureVersion is 2; "2": SHA256withRSA), its SigningCertURL (CheckCertURL against m's TopicArn,
-// before any fetch), and the signature over StringToSign with the
-// certificate's RSA key. Every certificate must name sns.amazonaws.com (in
+// MinSignatureVersion is 2; "2": SHA256withRSA), its SigningCertURL
+// (CheckCertURL against m's TopicArn, before any fetch), and the signature
+// over StringToSign with the certificate's RSA key. Every certificate must name sns.amazonaws.com (in
 // its CN or a DNS SAN). One fetched over the network must also be valid
 // now and chain to Roots (with the intermediates of its file, else with
 // the issuer at its CA Issuers URL on amazontrust.com: SNS serves the leaf
@@ -313,7 +313,7 @@ func (v *Verifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
 	if err != nil {
 		return fmt.Errorf("sns signature: %w", err)
 	}
-	pub := cert.PublicKey.(*rsa.PublicKey) // checked by parseCert
+	pub := cert.PublicKey.(*rsa.PublicKey) // checked by parseCerts
 	var digest []byte
 	if hash == crypto.SHA1 {
 		d := sha1.Sum([]byte(s))
