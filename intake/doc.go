@@ -1,13 +1,15 @@
-// Package intake receives SES notifications over SNS's HTTPS delivery: it
-// verifies SNS signatures and certificate URLs before anything in a message
-// is trusted, and serves the HTTP endpoint that hands verified notifications
-// to the router.
+// Package intake is the SNS HTTP(S) endpoint of sesrouter: it decides
+// whether an SNS message is genuine, and hands over only what was verified.
 //
-// Verification follows SNS: the string to sign depends on the message type,
-// SignatureVersion "1" is SHA1withRSA and "2" is SHA256withRSA, and the
-// signing certificate must come from an https URL on an SNS host
-// (sns.<region>.amazonaws.com or sns.<region>.amazonaws.com.cn). The URL is
-// checked before any fetch; fetched certificates are size-limited, must be
-// currently valid, and are cached by URL. A local certificate folder can
-// replace fetching for offline use and tests.
+// It does not read the envelope itself: engine.ParseSNS is the one reader
+// of an SNS message, and [ServerOptions.Handle] receives the verified
+// *engine.SNSMessage, never the request body. Intake owns the rest: the
+// fields SNS always sends ([CheckFields]), the string it signs
+// ([StringToSign]), the URL rules ([CheckCertURL], [CheckSNSURL]: https on
+// the SNS host of the topic's region, checked before any fetch), the
+// signing certificates ([Verifier]: fetched, chained to the roots, named
+// sns.amazonaws.com and cached, or read from an operator's folder), and
+// the HTTP server around them ([Server]: topic allow-list, replay window,
+// subscription confirmation, bounded reading and concurrency, status
+// codes).
 package intake

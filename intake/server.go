@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 // Defaults of [ServerOptions].
@@ -17,13 +21,20 @@ const (
 	// DefaultMaxBody is the largest body read: SNS messages are at most
 	// 256 KB, and the HTTP envelope adds little.
 	DefaultMaxBody = 256 << 10
-	// DefaultMaxConcurrent bounds the requests handled at once.
+	// DefaultMaxConcurrent bounds the requests verified and handled at
+	// once.
 	DefaultMaxConcurrent = 128
 	// DefaultQueueWait is how long a request waits for a free slot before
 	// it gets 503.
 	DefaultQueueWait = 5 * time.Second
 	// DefaultConfirmTimeout bounds the GET of a SubscribeURL.
 	DefaultConfirmTimeout = 15 * time.Second
+	// DefaultBodyTimeout bounds the reading of a request's body, which
+	// happens before the request takes a slot.
+	DefaultBodyTimeout = 5 * time.Second
+	// MaxClockSkew is how far in the future of the server's clock a
+	// Notification's Timestamp may be when MaxAge is set.
+	MaxClockSkew = 5 * time.Minute
 )
 
 // HealthPath is the path of the health check: GET answers 200 "ok".
@@ -36,7 +47,7 @@ var ErrUnprocessable = errors.New("unprocessable notification")
 
 // MessageVerifier checks a message's signature; [*Verifier] is one.
 type MessageVerifier interface {
-	Verify(ctx context.Context, m *Message) error
+	Verify(ctx context.Context, m *engine.SNSMessage) error
 }
 
 var _ MessageVerifier = (*Verifier)(nil)
@@ -50,13 +61,16 @@ type ServerOptions struct {
 	// another topic is refused. None accepts nothing.
 	Topics []string
 	// Handle is called with every verified Notification of an allowed
-	// topic (body is the raw request body, m the parsed message); it
-	// returns when the notification's actions are done. An error makes the
-	// answer 500, so that SNS delivers the message again, or 422 when it
-	// wraps ErrUnprocessable.
-	Handle func(ctx context.Context, body []byte, m *Message) error
-	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is
-	// http.DefaultClient.
+	// topic: only the message that was verified, never the request body
+	// (which may hold keys that were not signed); it returns when the
+	// notification's actions are done. An error makes the answer 500, so
+	// that SNS delivers the message again, or 422 when it wraps
+	// ErrUnprocessable; a panic is recovered, logged with its stack, and
+	// answered 500.
+	Handle func(ctx context.Context, m *engine.SNSMessage) error
+	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is a
+	// client with no timeout of its own (ConfirmTimeout bounds the GET).
+	// Redirects are never followed, whichever client is given.
 	HTTPClient *http.Client
 	// ConfirmTimeout bounds a confirmation GET (default
 	// DefaultConfirmTimeout).
@@ -67,40 +81,75 @@ type ServerOptions struct {
 	// MaxBody is the largest body accepted (default DefaultMaxBody); a
 	// larger one gets 413.
 	MaxBody int64
-	// MaxConcurrent bounds the requests handled at once (default
-	// DefaultMaxConcurrent); QueueWait is how long a request waits for a
-	// slot before it gets 503 with Retry-After (default
-	// DefaultQueueWait).
+	// BodyTimeout bounds the reading of a request's body (default
+	// DefaultBodyTimeout); a body not sent in time gets 408. It is read
+	// before the request takes a slot.
+	BodyTimeout time.Duration
+	// MaxConcurrent bounds the requests verified and handled at once
+	// (default DefaultMaxConcurrent); QueueWait is how long a request
+	// whose body has been read waits for a slot before it gets 503 with
+	// Retry-After (default DefaultQueueWait).
 	MaxConcurrent int
 	QueueWait     time.Duration
+	// MaxAge, when not 0, is the replay window: a Notification whose
+	// signed Timestamp is older than MaxAge, or more than MaxClockSkew
+	// ahead of Now, is refused. 0 sets no limit.
+	MaxAge time.Duration
+	// Now is the clock of MaxAge; nil is time.Now.
+	Now func() time.Time
 }
 
-// Server is the http.Handler of an SNS HTTP(S) subscription endpoint. For
-// a POST it reads the body (at most MaxBody), parses it, refuses a topic
-// not allowed, verifies the signature, and only then acts on the message
-// by its Type: a Notification goes to Handle and is answered once Handle
-// returns; a SubscriptionConfirmation is confirmed by a GET of its
-// SubscribeURL (an https URL on an SNS host); an UnsubscribeConfirmation
-// is logged. GET /healthz answers 200 "ok".
+// Server is the http.Handler of an SNS HTTP(S) subscription endpoint. A
+// POST goes through these steps in order, each before the costlier next:
 //
-// Status codes: 200 done; 400 unreadable body or an
-// x-amz-sns-message-type header that contradicts the body; 403 topic not
-// allowed, bad signature or a SubscribeURL that is not on an SNS host; 405
-// not POST; 413 body too large; 422 verified notification whose content
-// cannot be read; 500 an action failed (SNS retries); 502 the
-// confirmation GET failed; 503 too busy, or the signing certificate could
-// not be fetched (with Retry-After). SNS retries
-// 5xx answers and not 4xx ones.
+//  1. its body is read (at most MaxBody, within BodyTimeout) before the
+//     request takes a slot, so that a slow client holds none;
+//  2. the body is parsed by engine.ParseSNS and checked: CheckFields, the
+//     x-amz-sns-message-type header, an RFC 3339 Timestamp;
+//  3. a topic not in Topics is refused, and so is a Notification outside
+//     the replay window (MaxAge);
+//  4. the request takes one of MaxConcurrent slots, and its signature is
+//     verified (which may fetch the certificate);
+//  5. only then is it acted on, by its Type: a Notification goes to
+//     Handle and is answered once Handle returns; a
+//     SubscriptionConfirmation is confirmed by a GET of its SubscribeURL
+//     (on the SNS host of the topic's region, no redirects followed); an
+//     UnsubscribeConfirmation is logged.
+//
+// GET /healthz answers 200 "ok". Status codes:
+//
+//   - 200: done.
+//   - 400: the body is not one SNS message (not a JSON object, a key given
+//     twice in any letter case, a control character in a one-line field,
+//     a required field missing, a Timestamp that is not RFC 3339), or the
+//     x-amz-sns-message-type header contradicts it.
+//   - 403: topic not allowed; Notification outside the replay window;
+//     signature or certificate refused (SignatureVersion 1 too, when the
+//     Verifier wants 2); SubscribeURL not on the topic's SNS host.
+//   - 405: not a POST.
+//   - 408: the body was not sent within BodyTimeout.
+//   - 413: the body is larger than MaxBody.
+//   - 422: Handle's error wraps ErrUnprocessable.
+//   - 500: Handle failed or panicked.
+//   - 502: the confirmation GET failed.
+//   - 503: no slot free within QueueWait, or the signing certificate could
+//     not be fetched (with Retry-After).
+//
+// SNS retries 5xx answers, not 4xx ones. Every refusal is logged, at warn
+// (error for 5xx), with why.
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
-	handle         func(ctx context.Context, body []byte, m *Message) error
+	handle         func(ctx context.Context, m *engine.SNSMessage) error
 	client         *http.Client
 	confirmTimeout time.Duration
 	logger         *slog.Logger
 	maxBody        int64
+	bodyTimeout    time.Duration
 	queueWait      time.Duration
 	slots          chan struct{}
+	maxAge         time.Duration
+	now            func() time.Time
 }
 
 // NewServer returns a Server with o's settings, defaults filled in. It
@@ -112,13 +161,19 @@ func NewServer(o ServerOptions) *Server {
 	s := &Server{
 		verifier: o.Verifier, topics: map[string]bool{}, handle: o.Handle, client: o.HTTPClient,
 		confirmTimeout: o.ConfirmTimeout, logger: o.Logger, maxBody: o.MaxBody, queueWait: o.QueueWait,
+		bodyTimeout: o.BodyTimeout, maxAge: o.MaxAge, now: o.Now,
 	}
 	for _, t := range o.Topics {
 		s.topics[t] = true
 	}
-	if s.client == nil {
-		s.client = http.DefaultClient
+	// A copy of the client, so that the caller's keeps its own redirect
+	// rule.
+	c := http.Client{}
+	if s.client != nil {
+		c = *s.client
 	}
+	c.CheckRedirect = refuseRedirect
+	s.client = &c
 	if s.confirmTimeout <= 0 {
 		s.confirmTimeout = DefaultConfirmTimeout
 	}
@@ -128,8 +183,14 @@ func NewServer(o ServerOptions) *Server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
 	if s.queueWait <= 0 {
 		s.queueWait = DefaultQueueWait
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	n := o.MaxConcurrent
 	if n <= 0 {
@@ -151,29 +212,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusMethodNotAllowed, "method not allowed", nil)
 		return
 	}
-	if !s.acquire(r.Context()) {
-		w.Header().Set("Retry-After", "1")
-		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
-	defer func() { <-s.slots }()
-
-	if r.ContentLength > s.maxBody {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
-			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
-		return
+	m, err := engine.ParseSNS(body)
+	if err == nil {
+		err = CheckFields(m)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil, slog.Int64("maxBody", s.maxBody))
-			return
-		}
-		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
-		return
-	}
-	m, err := ParseMessage(body)
 	if err != nil {
 		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err)
 		return
@@ -183,10 +229,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msgAttrs(m, slog.String("header", h))...)
 		return
 	}
+	sent, err := time.Parse(time.RFC3339, m.Timestamp)
+	if err != nil {
+		err = fmt.Errorf("sns message: Timestamp %q is not an RFC 3339 time", m.Timestamp)
+		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, msgAttrs(m)...)
+		return
+	}
 	if !s.topics[m.TopicArn] {
 		s.refuse(r, w, http.StatusForbidden, "topic not allowed", nil, msgAttrs(m)...)
 		return
 	}
+	if err := s.checkAge(m, sent); err != nil {
+		s.refuse(r, w, http.StatusForbidden, "notification outside the replay window", err, msgAttrs(m)...)
+		return
+	}
+	// Only now does the request take one of the slots: verifying and
+	// handling are the costly part, and a client cannot hold a slot by
+	// being slow.
+	if !s.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, msgAttrs(m)...)
+		return
+	}
+	defer func() { <-s.slots }()
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
 		if errors.Is(err, ErrCertUnavailable) {
 			// The certificate could not be fetched, maybe for a
@@ -200,17 +265,70 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch m.Type {
-	case TypeNotification:
-		s.notification(w, r, body, m)
-	case TypeSubscriptionConfirmation:
+	case engine.SNSNotification:
+		s.notification(w, r, m)
+	case engine.SNSSubscriptionConfirmation:
 		s.confirm(w, r, m)
-	case TypeUnsubscribeConfirmation:
+	case engine.SNSUnsubscribeConfirmation:
 		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "unsubscribed", msgAttrs(m)...)
 		io.WriteString(w, "ok\n")
 	default:
 		// Verify accepts only types it can build the string to sign of.
 		s.refuse(r, w, http.StatusBadRequest, "unknown message type", nil, msgAttrs(m)...)
 	}
+}
+
+// readBody reads the body of r, at most maxBody bytes within bodyTimeout,
+// or answers why it cannot (413, 408, 400) and reports false. It takes no
+// slot: a client that sends its headers and stalls holds only its own
+// connection, for bodyTimeout at most.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > s.maxBody {
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
+			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
+		return nil, false
+	}
+	rc := http.NewResponseController(w)
+	// Errors are ignored: a ResponseWriter that cannot set deadlines (a
+	// test's recorder) reads without one.
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err == nil {
+		// The deadline ends with the body: once a body is read to its
+		// end, the http.Server clears the read deadline to wait for the
+		// next request, so Handle may run longer than bodyTimeout.
+		return body, true
+	}
+	// The rest of the body is not read: the connection closes after the
+	// answer.
+	w.Header().Set("Connection", "close")
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil, slog.Int64("maxBody", s.maxBody))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.refuse(r, w, http.StatusRequestTimeout, "body not sent in time", err, slog.Duration("bodyTimeout", s.bodyTimeout))
+	default:
+		s.refuse(r, w, http.StatusBadRequest, "cannot read the body", err)
+	}
+	return nil, false
+}
+
+// checkAge refuses a Notification sent (its Timestamp) outside the
+// replay window. A confirmation is not refused: confirming it twice
+// does no harm, and SNS's token expires by itself.
+func (s *Server) checkAge(m *engine.SNSMessage, sent time.Time) error {
+	if s.maxAge <= 0 || m.Type != engine.SNSNotification {
+		return nil
+	}
+	now := s.now()
+	switch age := now.Sub(sent); {
+	case age > s.maxAge:
+		return fmt.Errorf("timestamp %s is %s old, more than MaxAge %s", m.Timestamp, age, s.maxAge)
+	case -age > MaxClockSkew:
+		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, -age, MaxClockSkew)
+	}
+	return nil
 }
 
 // acquire waits for a free slot, at most queueWait; it reports whether it
@@ -235,21 +353,45 @@ func (s *Server) acquire(ctx context.Context) bool {
 
 // notification hands a verified notification to Handle and answers by its
 // result.
-func (s *Server) notification(w http.ResponseWriter, r *http.Request, body []byte, m *Message) {
-	err := s.handle(r.Context(), body, m)
+func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
+	err := s.callHandle(r.Context(), m)
+	var p *handlePanic
 	switch {
 	case err == nil:
 		io.WriteString(w, "ok\n")
 	case errors.Is(err, ErrUnprocessable):
 		s.refuse(r, w, http.StatusUnprocessableEntity, "notification not processed", err, msgAttrs(m)...)
+	case errors.As(err, &p):
+		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err,
+			msgAttrs(m, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))...)
 	default:
 		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err, msgAttrs(m)...)
 	}
 }
 
+// handlePanic is a panic of Handle, with the stack where it happened.
+type handlePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *handlePanic) Error() string { return fmt.Sprintf("Handle panicked: %v", p.value) }
+
+// callHandle calls Handle, turning a panic into a *handlePanic: one
+// notification's bug must not take the connection down unanswered, nor
+// look like a success.
+func (s *Server) callHandle(ctx context.Context, m *engine.SNSMessage) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &handlePanic{value: v, stack: debug.Stack()}
+		}
+	}()
+	return s.handle(ctx, m)
+}
+
 // confirm confirms a verified subscription by a GET of its SubscribeURL.
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *Message) {
-	if err := CheckSNSURL(m.SubscribeURL); err != nil {
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
+	if err := CheckSNSURL(m.SubscribeURL, m.TopicArn); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
 		return
 	}
@@ -304,6 +446,6 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 }
 
 // msgAttrs are the log attributes naming m.
-func msgAttrs(m *Message, more ...slog.Attr) []slog.Attr {
+func msgAttrs(m *engine.SNSMessage, more ...slog.Attr) []slog.Attr {
 	return append([]slog.Attr{slog.String("snsType", m.Type), slog.String("snsMessageId", m.MessageID), slog.String("topicArn", m.TopicArn)}, more...)
 }

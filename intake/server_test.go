@@ -11,40 +11,56 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
-// samplesDir holds the shared samples: the repository sits beside
-// shared/, here and in CI.
-const samplesDir = "../../shared/samples"
+// samplesDir holds the real samples, copied into the repository with
+// their sources (SOURCES.md).
+const samplesDir = "../testdata/samples"
 
 const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
-// recorder is an http.RoundTripper that records every request and answers
-// status locally: no request leaves the process.
+// recorder is an http.RoundTripper that records every request and
+// answers locally: no request leaves the process. A GET of a .pem file it
+// holds gets that file; any other request gets status (200 when 0).
 type recorder struct {
-	mu     sync.Mutex
-	urls   []string
-	status int
+	mu       sync.Mutex
+	urls     []string
+	status   int
+	certs    map[string][]byte // by file name
+	redirect string            // when set, where other requests are sent (302)
 }
 
 func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	rec.mu.Lock()
 	rec.urls = append(rec.urls, r.URL.String())
 	status := rec.status
+	cert, isCert := rec.certs[path.Base(r.URL.Path)]
+	redirect := rec.redirect
 	rec.mu.Unlock()
-	if status == 0 {
+	body, header := "<ConfirmSubscriptionResponse/>", http.Header{}
+	switch {
+	case isCert:
+		status, body = http.StatusOK, string(cert)
+	case redirect != "":
+		status = http.StatusFound
+		header.Set("Location", redirect)
+	case status == 0:
 		status = http.StatusOK
 	}
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
-		Body: io.NopCloser(strings.NewReader("<ConfirmSubscriptionResponse/>")), Request: r}, nil
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: header,
+		Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 }
 
 func (rec *recorder) requests() []string {
@@ -53,38 +69,76 @@ func (rec *recorder) requests() []string {
 	return append([]string(nil), rec.urls...)
 }
 
+// countingVerifier counts the messages given to a verifier.
+type countingVerifier struct {
+	v intake.MessageVerifier
+	n atomic.Int32
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
+	c.n.Add(1)
+	return c.v.Verify(ctx, m)
+}
+
 // testServer is a Server under test with what it did.
 type testServer struct {
-	srv     *intake.Server
-	out     *recorder
-	mu      sync.Mutex
-	handled []string // MessageIds handed to Handle
-	logs    *bytes.Buffer
+	srv      *intake.Server
+	out      *recorder // certificate fetches and confirmation GETs
+	verifier *countingVerifier
+	mu       sync.Mutex
+	handled  []*engine.SNSMessage // what Handle was given
+	logs     *bytes.Buffer
 	// fail, when set, is what Handle returns.
 	fail error
 }
 
+// newTestServer returns a server whose verifier reads certificates from
+// certDir.
 func newTestServer(t *testing.T, certDir string, topics []string, o intake.ServerOptions) *testServer {
 	t.Helper()
-	ts := &testServer{out: &recorder{}, logs: &bytes.Buffer{}}
-	o.Verifier = intake.NewVerifier(intake.VerifierOptions{CertDir: certDir, HTTPClient: &http.Client{Transport: ts.out}})
+	return startTestServer(t, intake.VerifierOptions{CertDir: certDir}, nil, topics, o)
+}
+
+// newFetchingServer returns a server whose verifier fetches certificates:
+// the fetches reach ts.out, which serves sg's certificate.
+func newFetchingServer(t *testing.T, sg *intaketest.Signer, topics []string, o intake.ServerOptions) *testServer {
+	t.Helper()
+	return startTestServer(t, intake.VerifierOptions{Roots: sg.Roots()}, map[string][]byte{intaketest.CertName: sg.CertPEM()}, topics, o)
+}
+
+func startTestServer(t *testing.T, vo intake.VerifierOptions, certs map[string][]byte, topics []string, o intake.ServerOptions) *testServer {
+	t.Helper()
+	ts := &testServer{out: &recorder{certs: certs}, logs: &bytes.Buffer{}}
+	vo.HTTPClient = &http.Client{Transport: ts.out}
+	ts.verifier = &countingVerifier{v: intake.NewVerifier(vo)}
+	o.Verifier = ts.verifier
 	o.Topics = topics
 	o.HTTPClient = &http.Client{Transport: ts.out}
 	o.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: ts.logs}, nil))
-	o.Handle = func(_ context.Context, _ []byte, m *intake.Message) error {
+	o.Handle = func(_ context.Context, m *engine.SNSMessage) error {
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
-		ts.handled = append(ts.handled, m.MessageID)
+		ts.handled = append(ts.handled, m)
 		return ts.fail
 	}
 	ts.srv = intake.NewServer(o)
 	return ts
 }
 
-func (ts *testServer) handledIDs() []string {
+// handledMessages are the messages Handle was given.
+func (ts *testServer) handledMessages() []*engine.SNSMessage {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return append([]string(nil), ts.handled...)
+	return append([]*engine.SNSMessage(nil), ts.handled...)
+}
+
+// handledIDs are the MessageIds of the messages Handle was given.
+func (ts *testServer) handledIDs() []string {
+	var ids []string
+	for _, m := range ts.handledMessages() {
+		ids = append(ids, m.MessageID)
+	}
+	return ids
 }
 
 // post posts body with the message type header typ (none when "") and
@@ -117,17 +171,20 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 type sample struct {
 	file string
 	body []byte
-	msg  *intake.Message
+	msg  *engine.SNSMessage
 }
 
-// realSamples reads the real signed samples, or skips the test when the
-// shared folder is absent.
+// realSampleOptions are the server options of the real samples' tests:
+// the samples are from 2022, so no replay window.
+func realSampleOptions() intake.ServerOptions {
+	return intake.ServerOptions{MaxAge: 0}
+}
+
+// realSamples reads the real signed samples and the folder of their
+// certificate.
 func realSamples(t *testing.T) (certDir string, samples []sample) {
 	t.Helper()
 	certDir = filepath.Join(samplesDir, "certs")
-	if _, err := os.Stat(certDir); err != nil {
-		t.Skipf("the shared samples are not beside the repository (%s): %v", samplesDir, err)
-	}
 	for _, name := range []string{
 		"18_event_open_sns_http.json",
 		"22_sns_subscription_confirmation_REAL_SIGNATURE_verifies.json",
@@ -138,7 +195,7 @@ func realSamples(t *testing.T) (certDir string, samples []sample) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := intake.ParseMessage(body)
+		m, err := engine.ParseSNS(body)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -157,13 +214,13 @@ func topicsOf(samples []sample) []string {
 
 func TestServerRealSamplesAccepted(t *testing.T) {
 	certDir, samples := realSamples(t)
-	ts := newTestServer(t, certDir, topicsOf(samples), intake.ServerOptions{})
+	ts := newTestServer(t, certDir, topicsOf(samples), realSampleOptions())
 	var notifications []string
 	for _, s := range samples {
 		if code := ts.post(t, s.msg.Type, s.body); code != http.StatusOK {
 			t.Errorf("%s: status %d, want 200\n%s", s.file, code, ts.logs)
 		}
-		if s.msg.Type == intake.TypeNotification {
+		if s.msg.Type == engine.SNSNotification {
 			notifications = append(notifications, s.msg.MessageID)
 		}
 	}
@@ -181,8 +238,8 @@ func TestServerRealSamplesAccepted(t *testing.T) {
 
 // signedFields are the body keys SNS signs, by message type.
 var signedFields = map[string][]string{
-	intake.TypeNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
-	intake.TypeSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
+	engine.SNSNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
+	engine.SNSSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
 }
 
 // tamper returns body with the string value of key changed (one character
@@ -201,16 +258,23 @@ func tamper(t *testing.T, body []byte, key string) ([]byte, bool) {
 	switch key {
 	case "Type":
 		// Another valid type, so that the signature is what refuses it.
-		if v == intake.TypeNotification {
-			doc[key] = intake.TypeSubscriptionConfirmation
+		if v == engine.SNSNotification {
+			doc[key] = engine.SNSSubscriptionConfirmation
 			doc["Token"], doc["SubscribeURL"] = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
 		} else {
-			doc[key] = intake.TypeUnsubscribeConfirmation
+			doc[key] = engine.SNSUnsubscribeConfirmation
 		}
 	case "TopicArn":
 		doc[key] = v + "-2" // allowed too: the test allows it
 	case "SubscribeURL":
 		doc[key] = v + "0"
+	case "Timestamp":
+		// Still a time, so that the signature is what refuses it.
+		ts, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc[key] = ts.Add(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
 	default:
 		doc[key] = v + "x"
 	}
@@ -227,7 +291,7 @@ func TestServerRealSamplesTampered(t *testing.T) {
 	for _, s := range samples {
 		topics = append(topics, s.msg.TopicArn+"-2")
 	}
-	ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+	ts := newTestServer(t, certDir, topics, realSampleOptions())
 	n := 0
 	for _, s := range samples {
 		for _, key := range signedFields[s.msg.Type] {
@@ -258,7 +322,7 @@ func TestServerRealSamplesTampered(t *testing.T) {
 func TestServerRealSamplesTopicNotAllowed(t *testing.T) {
 	certDir, samples := realSamples(t)
 	for _, topics := range [][]string{nil, {"arn:aws:sns:us-east-1:123456789012:other"}} {
-		ts := newTestServer(t, certDir, topics, intake.ServerOptions{})
+		ts := newTestServer(t, certDir, topics, realSampleOptions())
 		for _, s := range samples {
 			if code := ts.post(t, s.msg.Type, s.body); code != http.StatusForbidden {
 				t.Errorf("topics %v: %s: status %d, want 403", topics, s.file, code)
@@ -275,12 +339,12 @@ func TestServerSignedByTestKey(t *testing.T) {
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	subject := "Amazon SES Email Event Notification"
 	n1 := sg.Notification(t, testTopic, "n1", `{"hello":"world"}`)
-	n2 := &intake.Message{Type: intake.TypeNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
+	n2 := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
 		Timestamp: "2024-05-01T10:00:00.000Z", Subject: &subject, SignatureVersion: "2"}
 	sg.Sign(t, n2)
-	sub := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
-	unsub := sg.Confirmation(t, intake.TypeUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
-	for _, m := range []*intake.Message{n1, n2, sub, unsub} {
+	sub := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
+	unsub := sg.Confirmation(t, engine.SNSUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
+	for _, m := range []*engine.SNSMessage{n1, n2, sub, unsub} {
 		if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusOK {
 			t.Errorf("%s %s: status %d, want 200\n%s", m.Type, m.MessageID, code, ts.logs)
 		}
@@ -300,25 +364,25 @@ func TestServerForgedConfirmationNoRequest(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	other := intaketest.NewSigner(t) // its certificate is not in sg.CertDir
 	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
-	badSig := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good)
-	badSig.Signature = other.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
-	changed := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "changed", good)
+	badSig := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good)
+	badSig.Signature = other.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
+	changed := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "changed", good)
 	changed.SubscribeURL = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=other"
 	tests := []struct {
 		name string
-		m    *intake.Message
+		m    *engine.SNSMessage
 		want int
 	}{
 		{"signed by another key", badSig, http.StatusForbidden},
 		{"SubscribeURL changed after signing", changed, http.StatusForbidden},
-		{"topic not allowed", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
-		{"SubscribeURL on another host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
-		{"SubscribeURL on a look-alike host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL over http", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
-		{"SubscribeURL with user info", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL with a port", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
-		{"SigningCertURL on another host", func() *intake.Message {
-			m := &intake.Message{Type: intake.TypeSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
+		{"topic not allowed", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
+		{"SubscribeURL on another host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
+		{"SubscribeURL on a look-alike host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL over http", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
+		{"SubscribeURL with user info", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL with a port", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
+		{"SigningCertURL on another host", func() *engine.SNSMessage {
+			m := &engine.SNSMessage{Type: engine.SNSSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
 				Message: "m", SubscribeURL: good, Timestamp: "2024-05-01T10:00:00.000Z",
 				SigningCertURL: "https://evil.example/" + intaketest.CertName}
 			sg.Sign(t, m)
@@ -366,10 +430,10 @@ func TestServerStatusCodes(t *testing.T) {
 		fail   error
 		want   int
 	}{
-		{"ok", intake.TypeNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
+		{"ok", engine.SNSNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
 		{"not JSON", "", []byte("hello"), intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"missing fields", "", []byte(`{"Type":"Notification"}`), intake.ServerOptions{}, nil, http.StatusBadRequest},
-		{"header contradicts body", intake.TypeSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"header contradicts body", engine.SNSSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"oversized", "", append(bytes.Repeat([]byte(" "), 300<<10), body...), intake.ServerOptions{}, nil, http.StatusRequestEntityTooLarge},
 		{"over a small limit", "", body, intake.ServerOptions{MaxBody: 100}, nil, http.StatusRequestEntityTooLarge},
 		{"action failed", "", body, intake.ServerOptions{}, errors.New("slack said no"), http.StatusInternalServerError},
@@ -415,7 +479,7 @@ func TestServerConfirmationGETFails(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	ts.out.status = http.StatusForbidden
-	m := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
 	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
 		t.Errorf("status %d, want 502", code)
 	}
@@ -423,32 +487,222 @@ func TestServerConfirmationGETFails(t *testing.T) {
 
 func TestServerBusy(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	release := make(chan struct{})
-	started := make(chan struct{})
-	v := intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir})
-	srv := intake.NewServer(intake.ServerOptions{
-		Verifier: v, Topics: []string{testTopic}, MaxConcurrent: 1, QueueWait: 50 * time.Millisecond,
-		Handle: func(context.Context, []byte, *intake.Message) error {
-			close(started)
-			<-release
-			return nil
-		},
-	})
 	body := intaketest.Body(sg.Notification(t, testTopic, "n1", "{}"))
-	done := make(chan int)
-	go func() {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		srv := intake.NewServer(intake.ServerOptions{
+			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
+			Topics:   []string{testTopic}, MaxConcurrent: 1, QueueWait: 2 * time.Second,
+			Handle: func(context.Context, *engine.SNSMessage) error {
+				<-release
+				return nil
+			},
+		})
+		done := make(chan int)
+		go func() {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+			done <- w.Code
+		}()
+		synctest.Wait() // the first request holds the only slot, in Handle
+		start := time.Now()
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
-		done <- w.Code
-	}()
-	<-started
-	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
-	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
-		t.Errorf("second request: %d Retry-After %q, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || time.Since(start) != 2*time.Second {
+			t.Errorf("second request: %d Retry-After %q after %v, want 503 with Retry-After after QueueWait",
+				w.Code, w.Header().Get("Retry-After"), time.Since(start))
+		}
+		close(release)
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("first request: %d, want 200", code)
+		}
+	})
+}
+
+func TestServerReplayWindow(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	now := time.Date(2024, 5, 2, 10, 0, 0, 0, time.UTC)
+	at := func(typ, ts string) *engine.SNSMessage {
+		m := &engine.SNSMessage{Type: typ, MessageID: "id", TopicArn: testTopic, Message: "{}", Timestamp: ts}
+		if typ != engine.SNSNotification {
+			m.Token, m.SubscribeURL = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
+		}
+		sg.Sign(t, m)
+		return m
 	}
-	close(release)
-	if code := <-done; code != http.StatusOK {
-		t.Errorf("first request: %d, want 200", code)
+	n := engine.SNSNotification
+	tests := []struct {
+		name   string
+		maxAge time.Duration
+		m      *engine.SNSMessage
+		want   int
+		log    string // in the log line of a refusal
+	}{
+		{"fresh", time.Hour, at(n, "2024-05-02T09:59:59.999Z"), http.StatusOK, ""},
+		{"just within", time.Hour, at(n, "2024-05-02T09:00:00.000Z"), http.StatusOK, ""},
+		{"too old", time.Hour, at(n, "2024-05-02T08:59:59.999Z"), http.StatusForbidden,
+			`"msg":"notification outside the replay window","snsType":"Notification","snsMessageId":"id","topicArn":"arn:aws:sns:us-east-1:123456789012:ses-feedback","status":403,"remote":"192.0.2.1:1234","error":"timestamp 2024-05-02T08:59:59.999Z is 1h0m0.001s old, more than MaxAge 1h0m0s"`},
+		{"a year old", time.Hour, at(n, "2023-05-02T10:00:00.000Z"), http.StatusForbidden, "more than MaxAge"},
+		{"other zone", time.Hour, at(n, "2024-05-02T11:30:00+02:00"), http.StatusOK, ""},
+		{"slightly ahead", time.Hour, at(n, "2024-05-02T10:05:00.000Z"), http.StatusOK, ""},
+		{"too far ahead", time.Hour, at(n, "2024-05-02T10:05:00.001Z"), http.StatusForbidden,
+			`"error":"timestamp 2024-05-02T10:05:00.001Z is 5m0.001s ahead of this clock, more than 5m0s"`},
+		{"no limit", 0, at(n, "2022-04-13T17:14:18.903Z"), http.StatusOK, ""},
+		{"no limit, ahead", 0, at(n, "2030-01-01T00:00:00.000Z"), http.StatusOK, ""},
+		{"old confirmation", time.Hour, at(engine.SNSSubscriptionConfirmation, "2024-05-01T10:00:00.000Z"), http.StatusOK, ""},
+		{"not a time", time.Hour, at(n, "yesterday"), http.StatusBadRequest, `"error":"sns message: Timestamp \"yesterday\" is not an RFC 3339 time"`},
+		{"not RFC 3339", time.Hour, at(n, "2024-05-02 10:00:00"), http.StatusBadRequest, "is not an RFC 3339 time"},
+		{"not a time, no limit", 0, at(n, "yesterday"), http.StatusBadRequest, "is not an RFC 3339 time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{MaxAge: tt.maxAge, Now: func() time.Time { return now }})
+			if code := ts.post(t, "", intaketest.Body(tt.m)); code != tt.want {
+				t.Fatalf("status %d, want %d\n%s", code, tt.want, ts.logs)
+			}
+			if tt.want == http.StatusOK {
+				return
+			}
+			if !strings.Contains(ts.logs.String(), tt.log) || !strings.Contains(ts.logs.String(), `"level":"WARN"`) {
+				t.Errorf("log\n%s\nwant a warning with\n%s", ts.logs, tt.log)
+			}
+			if got := ts.out.requests(); len(got) != 0 {
+				t.Errorf("outbound requests %q, want none: the certificate is not fetched", got)
+			}
+			if n := ts.verifier.n.Load(); n != 0 || len(ts.handledIDs()) != 0 {
+				t.Errorf("%d verified, %d handled; want none", n, len(ts.handledIDs()))
+			}
+		})
+	}
+}
+
+func TestServerCertificateChecks(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	withCertURL := func(u string) *engine.SNSMessage {
+		m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n", TopicArn: testTopic, Message: "{}",
+			Timestamp: intaketest.Timestamp(time.Now()), SigningCertURL: u}
+		sg.Sign(t, m)
+		return m
+	}
+	certs := map[string][]byte{intaketest.CertName: sg.CertPEM()}
+	tests := []struct {
+		name    string
+		ts      *testServer
+		m       *engine.SNSMessage
+		want    int
+		log     string
+		fetched bool
+	}{
+		{"chains to the given roots", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			sg.Notification(t, testTopic, "n", "{}"), http.StatusOK, "", true},
+		{"does not chain to the system's roots", startTestServer(t, intake.VerifierOptions{}, certs, []string{testTopic}, intake.ServerOptions{}),
+			sg.Notification(t, testTopic, "n", "{}"), http.StatusForbidden, "does not chain to a trusted root", true},
+		{"on an S3 bucket's host", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			withCertURL("https://sns.s3-accelerate.amazonaws.com/" + intaketest.CertName), http.StatusForbidden,
+			`host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`, false},
+		{"on another region's host", newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{}),
+			withCertURL("https://sns.eu-west-1.amazonaws.com/" + intaketest.CertName), http.StatusForbidden,
+			`host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code := tt.ts.post(t, "", intaketest.Body(tt.m)); code != tt.want {
+				t.Fatalf("status %d, want %d\n%s", code, tt.want, tt.ts.logs)
+			}
+			if !strings.Contains(tt.ts.logs.String(), tt.log) {
+				t.Errorf("log\n%s\nwant %s", tt.ts.logs, tt.log)
+			}
+			if got := tt.ts.out.requests(); (len(got) > 0) != tt.fetched {
+				t.Errorf("outbound requests %q, want a fetch: %v", got, tt.fetched)
+			}
+		})
+	}
+}
+
+func TestServerSignatureVersion2Only(t *testing.T) {
+	certDir, samples := realSamples(t)
+	v := intake.NewVerifier(intake.VerifierOptions{CertDir: certDir, MinSignatureVersion: 2})
+	var got []string
+	srv := intake.NewServer(intake.ServerOptions{
+		Verifier: v, Topics: topicsOf(samples), MaxAge: 0, // the samples are from 2022
+		Handle: func(_ context.Context, m *engine.SNSMessage) error {
+			got = append(got, m.MessageID)
+			return nil
+		},
+		HTTPClient: &http.Client{Transport: &recorder{}},
+	})
+	for _, s := range samples {
+		want := http.StatusForbidden
+		if s.msg.SignatureVersion == "2" {
+			want = http.StatusOK
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(s.body)))
+		if w.Code != want {
+			t.Errorf("%s (SignatureVersion %s): status %d, want %d", s.file, s.msg.SignatureVersion, w.Code, want)
+		}
+	}
+	if want := "17dea24b-55c2-540b-8362-f916557af765"; strings.Join(got, ",") != want {
+		t.Errorf("handled %v, want only the SignatureVersion 2 sample %s", got, want)
+	}
+}
+
+func TestServerConfirmationNoRedirect(t *testing.T) {
+	// The SubscribeURL is signed; where it redirects is not.
+	sg := intaketest.NewSigner(t)
+	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
+	ts.out.redirect = "https://evil.example/collect"
+	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
+		t.Errorf("status %d, want 502\n%s", code, ts.logs)
+	}
+	if got := ts.out.requests(); len(got) != 1 || got[0] != m.SubscribeURL {
+		t.Errorf("outbound requests %q, want the SubscribeURL alone", got)
+	}
+	if !strings.Contains(ts.logs.String(), "redirect not followed") {
+		t.Errorf("log does not say why:\n%s", ts.logs)
+	}
+}
+
+func TestNewServerKeepsTheClient(t *testing.T) {
+	// The redirect rule is set on a copy: the caller's client is theirs.
+	sg := intaketest.NewSigner(t)
+	client := &http.Client{Transport: &recorder{}}
+	intake.NewServer(intake.ServerOptions{
+		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}), HTTPClient: client,
+		Handle: func(context.Context, *engine.SNSMessage) error { return nil },
+	})
+	if client.CheckRedirect != nil {
+		t.Error("NewServer changed the HTTPClient it was given")
+	}
+}
+
+func TestServerUnreadableBodyNoFetch(t *testing.T) {
+	// A body engine.ParseSNS refuses is answered 400 before its signature
+	// is looked at: no verification, no certificate fetch, no Handle.
+	sg := intaketest.NewSigner(t)
+	genuine := string(intaketest.Body(sg.Notification(t, testTopic, "n1", `{"notificationType":"Bounce"}`)))
+	inner := strings.TrimSuffix(strings.TrimPrefix(genuine, "{"), "}")
+	for _, tc := range []struct{ name, body, log string }{
+		{"control character in MessageId", strings.Replace(genuine, `"MessageId":"n1"`, `"MessageId":"n1\nType\nNotification"`, 1), "MessageId holds a control character"},
+		{"control character in TopicArn", strings.Replace(genuine, `ses-feedback"`, `ses-feedback\u0000"`, 1), "TopicArn holds a control character"},
+		{"not an object", "[" + genuine + "]", "an SNS message is a JSON object"},
+		{"a string", `"` + genuine + `"`, "an SNS message is a JSON object"},
+		{"trailing object", genuine + "{}", ""},
+		{"trailing garbage", genuine + " x", ""},
+		{"truncated", genuine[:len(genuine)-1], ""},
+		{"Message twice", "{" + inner + `,"Message":"{}"}`, `key \"Message\" appears twice`},
+		{"message in lower case", `{"message":"{}",` + inner + "}", `key \"Message\" appears twice`},
+		{"Message not a string", strings.Replace(genuine, `"Message":"{\"notificationType\":\"Bounce\"}"`, `"Message":{"notificationType":"Bounce"}`, 1), "SNS always sends the message as a string"},
+		{"field missing", strings.Replace(genuine, `"SignatureVersion":"1",`, "", 1), "missing SignatureVersion"},
+		{"empty", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newFetchingServer(t, sg, []string{testTopic}, intake.ServerOptions{})
+			checkRefusedUnread(t, ts, ts.post(t, "", []byte(tc.body)))
+			if !strings.Contains(ts.logs.String(), `"msg":"not an SNS message"`) || !strings.Contains(ts.logs.String(), tc.log) {
+				t.Errorf("log\n%s\nwant a refusal saying %s", ts.logs, tc.log)
+			}
+		})
 	}
 }

@@ -17,9 +17,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 // ErrCertUnavailable is wrapped by Verify's error when the signing
@@ -36,37 +39,78 @@ const (
 	certCacheSize = 64
 )
 
-// isSNSHost reports whether host is sns.<region>.amazonaws.com or
-// sns.<region>.amazonaws.com.cn, region being [a-z0-9-]{3,}. The comparison
-// is case-insensitive, as DNS is.
-func isSNSHost(host string) bool {
-	h := strings.ToLower(host)
-	rest, ok := strings.CutPrefix(h, "sns.")
-	if !ok {
+// snsCertName is the name SNS's signing certificates bear, whatever the
+// region.
+const snsCertName = "sns.amazonaws.com"
+
+// snsHost returns the SNS host of the region of topicArn
+// (arn:PARTITION:sns:REGION:ACCOUNT:NAME): sns.REGION.amazonaws.com, or
+// sns.REGION.amazonaws.com.cn for a region of China. REGION must look like
+// a region and belong to PARTITION (aws, aws-cn for cn-*, aws-us-gov for
+// us-gov-*): a host built from anything else could be an S3 bucket's
+// (sns.s3-accelerate.amazonaws.com).
+func snsHost(topicArn string) (string, error) {
+	parts := strings.Split(topicArn, ":")
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sns" {
+		return "", fmt.Errorf("TopicArn %q is not arn:PARTITION:sns:REGION:ACCOUNT:NAME", topicArn)
+	}
+	partition, region := parts[1], parts[3]
+	if !isRegion(region) {
+		return "", fmt.Errorf("TopicArn %q: %q is not a region", topicArn, region)
+	}
+	want, host := "aws", "sns."+region+".amazonaws.com"
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		want, host = "aws-cn", host+".cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		want = "aws-us-gov"
+	}
+	if partition != want {
+		return "", fmt.Errorf("TopicArn %q: region %s is in partition %s, not %s", topicArn, region, want, partition)
+	}
+	return host, nil
+}
+
+// CheckTopicArn refuses a topic ARN whose messages Verify refuses whatever
+// they hold: one that is not arn:PARTITION:sns:REGION:ACCOUNT:NAME with a
+// REGION shaped like a region of PARTITION (aws, aws-cn for cn-*,
+// aws-us-gov for us-gov-*). An allow-list of topics can be checked with it
+// before the first message comes.
+func CheckTopicArn(topicArn string) error {
+	_, err := snsHost(topicArn)
+	return err
+}
+
+// isRegion reports whether s is shaped like an AWS region:
+// ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$ (us-east-1, us-gov-west-1,
+// us-isob-east-1).
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	n := len(parts)
+	if n < 3 || n > 4 || len(parts[0]) != 2 || !isLower(parts[0]) || !isLower(parts[n-2]) || !isDigits(parts[n-1]) {
 		return false
 	}
-	region, ok := strings.CutSuffix(rest, ".amazonaws.com")
-	if !ok {
-		region, ok = strings.CutSuffix(rest, ".amazonaws.com.cn")
-		if !ok {
-			return false
-		}
-	}
-	if len(region) < 3 {
-		return false
-	}
-	for _, c := range region {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
+	if n == 4 {
+		q := parts[1]
+		return q == "gov" || strings.HasPrefix(q, "iso") && isLower(q)
 	}
 	return true
 }
 
+// isLower reports whether s is one or more of a-z.
+func isLower(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz") == ""
+}
+
+// isDigits reports whether s is one or more of 0-9.
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
 // parseSNSURL applies the rules CheckCertURL and CheckSNSURL share: https,
-// an SNS host, no user info, no port, no fragment, no backslash, space or
-// control character.
-func parseSNSURL(what, raw string) (*url.URL, error) {
+// the SNS host of topicArn's region, no user info, no port, no fragment, no
+// backslash, space or control character.
+func parseSNSURL(what, raw, topicArn string) (*url.URL, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("%s: empty", what)
 	}
@@ -88,23 +132,29 @@ func parseSNSURL(what, raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("%s %q: user info not allowed", what, raw)
 	case strings.Contains(u.Host, ":"):
 		return nil, fmt.Errorf("%s %q: port not allowed", what, raw)
-	case !isSNSHost(u.Host):
-		return nil, fmt.Errorf("%s %q: host %q is not sns.<region>.amazonaws.com(.cn)", what, raw, u.Host)
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return nil, fmt.Errorf("%s %q: fragment not allowed", what, raw)
+	}
+	host, err := snsHost(topicArn)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, raw, err)
+	}
+	if strings.ToLower(u.Host) != host {
+		return nil, fmt.Errorf("%s %q: host is not %s, the SNS host of the topic's region", what, raw, host)
 	}
 	return u, nil
 }
 
-// CheckCertURL refuses a SigningCertURL that is not https, on a host
-// sns.<region>.amazonaws.com or sns.<region>.amazonaws.com.cn (region
-// [a-z0-9-]{3,}, compared case-insensitively), with a path ending in .pem
-// made only of letters, digits, '.', '_', '-' and '/' (no percent-encoding,
-// no "." or ".." segment), no user info, no port, no query or fragment. It
-// never fetches.
-func CheckCertURL(raw string) error {
+// CheckCertURL refuses a SigningCertURL of a message of topicArn that is
+// not https, on the SNS host of the topic's region (sns.REGION.amazonaws.com,
+// or sns.REGION.amazonaws.com.cn in China, compared case-insensitively),
+// with a path ending in .pem made only of letters, digits, '.', '_', '-'
+// and '/' (no percent-encoding, no "." or ".." segment), no user info, no
+// port, no query or fragment. A topicArn that is not an SNS topic ARN of a
+// region is refused. It never fetches.
+func CheckCertURL(raw, topicArn string) error {
 	const what = "SigningCertURL"
-	u, err := parseSNSURL(what, raw)
+	u, err := parseSNSURL(what, raw, topicArn)
 	if err != nil {
 		return err
 	}
@@ -130,12 +180,13 @@ func CheckCertURL(raw string) error {
 	return nil
 }
 
-// CheckSNSURL refuses a SubscribeURL (or UnsubscribeURL) that is not https
-// on an SNS host (the host rule of CheckCertURL), or that has user info, a
-// port, a fragment, a backslash, a space or a control character. Any path and
-// a query are allowed. It never fetches.
-func CheckSNSURL(raw string) error {
-	_, err := parseSNSURL("SNS URL", raw)
+// CheckSNSURL refuses a SubscribeURL (or UnsubscribeURL) of a message of
+// topicArn that is not https on the SNS host of the topic's region (the
+// host rule of CheckCertURL), or that has user info, a port, a fragment, a
+// backslash, a space or a control character. Any path and a query are
+// allowed. It never fetches.
+func CheckSNSURL(raw, topicArn string) error {
+	_, err := parseSNSURL("SNS URL", raw, topicArn)
 	return err
 }
 
@@ -143,8 +194,9 @@ func CheckSNSURL(raw string) error {
 // certificates with the defaults.
 type VerifierOptions struct {
 	// CertDir, when set, is a folder certificates are read from (file name =
-	// last path element of SigningCertURL) instead of being fetched; such
-	// certificates are used even when expired.
+	// last path element of SigningCertURL) instead of being fetched. They
+	// are the operator's: used even when expired, not chain-checked, but
+	// they must name sns.amazonaws.com.
 	CertDir string
 	// HTTPClient fetches certificates; nil means a client with FetchTimeout.
 	// Redirects are never followed, whichever client is given.
@@ -153,6 +205,12 @@ type VerifierOptions struct {
 	FetchTimeout time.Duration
 	// MaxCertSize bounds a certificate file; 0 means DefaultMaxCertSize.
 	MaxCertSize int64
+	// Roots are the roots a fetched certificate must chain to; nil means
+	// the system's.
+	Roots *x509.CertPool
+	// MinSignatureVersion is the lowest SignatureVersion accepted: 0 or 1
+	// accept "1" (SHA1withRSA) and "2" (SHA256withRSA); 2 refuses "1".
+	MinSignatureVersion int
 }
 
 // Verifier verifies SNS message signatures, with certificates from a folder
@@ -162,6 +220,8 @@ type Verifier struct {
 	client  *http.Client
 	timeout time.Duration
 	maxSize int64
+	roots   *x509.CertPool
+	minVer  int
 	now     func() time.Time
 
 	mu       sync.Mutex
@@ -178,12 +238,18 @@ type fetchCall struct {
 	err  error
 }
 
-// NewVerifier returns a Verifier configured by o.
+// NewVerifier returns a Verifier configured by o. It panics when
+// o.MinSignatureVersion is not 0, 1 or 2: that is a programming error.
 func NewVerifier(o VerifierOptions) *Verifier {
+	if o.MinSignatureVersion < 0 || o.MinSignatureVersion > 2 {
+		panic(fmt.Sprintf("intake.NewVerifier: MinSignatureVersion %d is not 0, 1 or 2", o.MinSignatureVersion))
+	}
 	v := &Verifier{
 		certDir:  o.CertDir,
 		timeout:  o.FetchTimeout,
 		maxSize:  o.MaxCertSize,
+		roots:    o.Roots,
+		minVer:   o.MinSignatureVersion,
 		now:      time.Now,
 		cache:    map[string]*x509.Certificate{},
 		inflight: map[string]*fetchCall{},
@@ -200,34 +266,39 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	} else {
 		c.Timeout = v.timeout
 	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error {
-		return errors.New("redirect not followed")
-	}
+	c.CheckRedirect = refuseRedirect
 	v.client = &c
 	return v
 }
 
-// Verify checks m's SignatureVersion ("1": SHA1withRSA, "2":
-// SHA256withRSA), its SigningCertURL (CheckCertURL, before any fetch), and
-// the signature over StringToSign with the certificate's RSA key.
-// Certificates fetched over the network are cached by URL (a bounded cache)
-// and must be currently valid; a certificate from CertDir need not be. The
-// error says why verification failed; it wraps ErrCertUnavailable when the
+// Verify checks m's SignatureVersion ("1": SHA1withRSA, unless
+// MinSignatureVersion is 2; "2": SHA256withRSA), its SigningCertURL
+// (CheckCertURL against m's TopicArn, before any fetch), and the signature
+// over StringToSign with the certificate's RSA key. Every certificate must name sns.amazonaws.com (in
+// its CN or a DNS SAN). One fetched over the network must also be valid
+// now and chain to Roots (with the intermediates of its file, else with
+// the issuer at its CA Issuers URL on amazontrust.com: SNS serves the leaf
+// alone); it is cached by URL (a bounded cache). A certificate from CertDir
+// is the operator's: its chain and dates are not checked. The error says
+// why verification failed; it wraps ErrCertUnavailable when the
 // certificate could not be obtained for a possibly transient reason.
-func (v *Verifier) Verify(ctx context.Context, m *Message) error {
+func (v *Verifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
 	if m == nil {
 		return errors.New("sns signature: no message")
 	}
 	var hash crypto.Hash
 	switch m.SignatureVersion {
 	case "1":
+		if v.minVer > 1 {
+			return fmt.Errorf("sns signature: SignatureVersion 1 (SHA1withRSA) refused: the minimum is %d", v.minVer)
+		}
 		hash = crypto.SHA1
 	case "2":
 		hash = crypto.SHA256
 	default:
 		return fmt.Errorf("sns signature: unsupported SignatureVersion %q", m.SignatureVersion)
 	}
-	if err := CheckCertURL(m.SigningCertURL); err != nil {
+	if err := CheckCertURL(m.SigningCertURL, m.TopicArn); err != nil {
 		return fmt.Errorf("sns signature: %w", err)
 	}
 	s, err := StringToSign(m)
@@ -242,7 +313,7 @@ func (v *Verifier) Verify(ctx context.Context, m *Message) error {
 	if err != nil {
 		return fmt.Errorf("sns signature: %w", err)
 	}
-	pub := cert.PublicKey.(*rsa.PublicKey) // checked by parseCert
+	pub := cert.PublicKey.(*rsa.PublicKey) // checked by parseCerts
 	var digest []byte
 	if hash == crypto.SHA1 {
 		d := sha1.Sum([]byte(s))
@@ -322,7 +393,7 @@ func (v *Verifier) checkValid(c *x509.Certificate, rawURL string) error {
 }
 
 // readLocal reads the certificate named by the last path element of rawURL
-// from CertDir. Its validity dates are not checked.
+// from CertDir. Its chain and validity dates are not checked.
 func (v *Verifier) readLocal(rawURL string) (*x509.Certificate, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -341,16 +412,102 @@ func (v *Verifier) readLocal(rawURL string) (*x509.Certificate, error) {
 	if int64(len(data)) > v.maxSize {
 		return nil, fmt.Errorf("certificate %s: larger than %d bytes", name, v.maxSize)
 	}
-	c, err := parseCert(data)
+	certs, err := parseCerts(data)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", name, err)
 	}
-	return c, nil
+	if err := namesSNS(certs[0]); err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", name, err)
+	}
+	return certs[0], nil
 }
 
-// fetch GETs a certificate with a timeout and a size limit and checks that
-// it is a currently valid RSA certificate.
+// fetch GETs a certificate and checks that it is a currently valid RSA
+// certificate of SNS that chains to the roots.
 func (v *Verifier) fetch(ctx context.Context, rawURL string) (*x509.Certificate, error) {
+	data, err := v.get(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCerts(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", rawURL, err)
+	}
+	leaf := certs[0]
+	if err := v.checkValid(leaf, rawURL); err != nil {
+		return nil, err
+	}
+	if err := namesSNS(leaf); err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", rawURL, err)
+	}
+	if err := v.checkChain(ctx, rawURL, leaf, certs[1:]); err != nil {
+		return nil, err
+	}
+	return leaf, nil
+}
+
+// checkChain refuses a leaf that does not chain to the roots, with the
+// intermediates of its file. When these do not reach a root (SNS serves
+// the leaf alone), the issuer at the leaf's first CA Issuers URL on
+// amazontrust.com is fetched and tried. Any such issuer is authenticated
+// by the chain, whatever carried it (CA Issuers URLs are plain http).
+func (v *Verifier) checkChain(ctx context.Context, rawURL string, leaf *x509.Certificate, rest []*x509.Certificate) error {
+	inter := x509.NewCertPool()
+	for _, c := range rest {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{
+		Roots: v.roots, Intermediates: inter, CurrentTime: v.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}
+	_, err := leaf.Verify(opts)
+	if _, unknown := errors.AsType[x509.UnknownAuthorityError](err); unknown {
+		if i := slices.IndexFunc(leaf.IssuingCertificateURL, isAmazonTrustURL); i >= 0 {
+			issuers, ferr := v.fetchIssuers(ctx, leaf.IssuingCertificateURL[i])
+			if ferr != nil {
+				return ferr
+			}
+			for _, c := range issuers {
+				inter.AddCert(c)
+			}
+			_, err = leaf.Verify(opts)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("certificate %s: does not chain to a trusted root: %w", rawURL, err)
+	}
+	return nil
+}
+
+// isAmazonTrustURL reports whether raw is an http or https URL on a host
+// of amazontrust.com, where Amazon's CAs publish their certificates.
+func isAmazonTrustURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	return strings.HasSuffix(host, ".amazontrust.com") && !strings.ContainsAny(host, ":[]")
+}
+
+// fetchIssuers GETs the certificates at a CA Issuers URL: DER, or PEM.
+func (v *Verifier) fetchIssuers(ctx context.Context, rawURL string) ([]*x509.Certificate, error) {
+	data, err := v.get(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := x509.ParseCertificates(data)
+	if err != nil {
+		certs, err = pemCerts(data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", rawURL, err)
+	}
+	return certs, nil
+}
+
+// get GETs rawURL with a timeout and a size limit, and wants 200.
+func (v *Verifier) get(ctx context.Context, rawURL string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
@@ -372,14 +529,13 @@ func (v *Verifier) fetch(ctx context.Context, rawURL string) (*x509.Certificate,
 	if int64(len(data)) > v.maxSize {
 		return nil, fmt.Errorf("certificate %s: larger than %d bytes", rawURL, v.maxSize)
 	}
-	c, err := parseCert(data)
-	if err != nil {
-		return nil, fmt.Errorf("certificate %s: %w", rawURL, err)
-	}
-	if err := v.checkValid(c, rawURL); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return data, nil
+}
+
+// refuseRedirect is the CheckRedirect of the clients of intake: an SNS URL
+// is checked before it is fetched, and where it redirects is not.
+func refuseRedirect(*http.Request, []*http.Request) error {
+	return errors.New("redirect not followed")
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the URL.
@@ -391,25 +547,50 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// parseCert decodes the first PEM CERTIFICATE block in data and requires an
-// RSA public key.
-func parseCert(data []byte) (*x509.Certificate, error) {
-	var block *pem.Block
-	for {
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, errors.New("no PEM CERTIFICATE block")
-		}
-		if block.Type == "CERTIFICATE" {
-			break
-		}
+// namesSNS refuses a certificate that does not name sns.amazonaws.com in
+// its subject's CN or a DNS SAN.
+func namesSNS(c *x509.Certificate) error {
+	is := func(name string) bool { return strings.EqualFold(name, snsCertName) }
+	if is(c.Subject.CommonName) || slices.ContainsFunc(c.DNSNames, is) {
+		return nil
 	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	return fmt.Errorf("does not name %s (CN %q, DNS names %v)", snsCertName, c.Subject.CommonName, c.DNSNames)
+}
+
+// parseCerts decodes the PEM CERTIFICATE blocks of a certificate file: the
+// first is the signing certificate, with an RSA public key; the others are
+// intermediates.
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	certs, err := pemCerts(data)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
-		return nil, fmt.Errorf("public key is %T, not RSA", c.PublicKey)
+	if _, ok := certs[0].PublicKey.(*rsa.PublicKey); !ok {
+		return nil, fmt.Errorf("public key is %T, not RSA", certs[0].PublicKey)
 	}
-	return c, nil
+	return certs, nil
+}
+
+// pemCerts decodes the PEM CERTIFICATE blocks in data, at least one.
+func pemCerts(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE block")
+	}
+	return certs, nil
 }

@@ -1,10 +1,9 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -16,39 +15,152 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine"
 )
 
 const (
-	samplesDir  = "../../shared/samples/events"
-	certsDir    = "../../shared/samples/certs"
+	samplesDir  = "../testdata/samples/events"
+	certsDir    = "../testdata/samples/certs"
 	testCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
 )
 
-// signer is a test key pair with a self-signed certificate.
-type signer struct {
-	key     *rsa.PrivateKey
-	certPEM []byte
+// validFrom is the start of the test certificates' validity: before the
+// clock of a testing/synctest bubble starts (2000-01-01), so that they are
+// valid in a bubble and out of it.
+func validFrom() time.Time {
+	return time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)
 }
 
-// newSigner makes an RSA key and a certificate valid from notBefore to
-// notAfter.
-func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
+// testPKI is a test root CA and an intermediate CA it issued, as SNS's
+// certificates have (Amazon Root CA 1, then a server CA).
+type testPKI struct {
+	rootKey, interKey *rsa.PrivateKey
+	root, inter       *x509.Certificate
+	roots             *x509.CertPool // the root alone
+}
+
+func newPKI(t testing.TB) *testPKI {
+	t.Helper()
+	p := &testPKI{rootKey: newKey(t), interKey: newKey(t), roots: x509.NewCertPool()}
+	ca := func(cn string, serial int64) *x509.Certificate {
+		return &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: validFrom(), NotAfter: time.Now().AddDate(10, 0, 0),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		}
+	}
+	p.root = createCert(t, ca("intake test root", 1), nil, &p.rootKey.PublicKey, p.rootKey)
+	p.inter = createCert(t, ca("intake test server CA", 2), p.root, &p.interKey.PublicKey, p.rootKey)
+	p.roots.AddCert(p.root)
+	return p
+}
+
+func newKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signer{key: key, certPEM: selfSigned(t, key, &key.PublicKey, notBefore, notAfter)}
+	return key
+}
+
+// createCert makes the certificate tmpl of pub, issued by parent (nil:
+// self-signed) whose key is priv.
+func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub any, priv crypto.Signer) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serial is a random certificate serial number.
+func serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func pemOf(certs ...*x509.Certificate) []byte {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
+}
+
+// leafSpec is how a test signing certificate differs from a good one: by
+// default it names sns.amazonaws.com (CN and SAN), is valid from
+// validFrom to a day from now, is issued by the intermediate, and its file holds it
+// and the intermediate.
+type leafSpec struct {
+	cn                  string   // "" is sns.amazonaws.com
+	dnsNames            []string // nil is sns.amazonaws.com; empty, none
+	notBefore, notAfter time.Time
+	selfSigned          bool     // issued by its own key
+	leafOnly            bool     // the file holds the leaf alone
+	aia                 []string // the leaf's CA Issuers URLs
+}
+
+// signer is a test key pair with a signing certificate, and the roots that
+// certificate chains to.
+type signer struct {
+	key     *rsa.PrivateKey
+	certPEM []byte // the certificate file, as SNS serves it
+	roots   *x509.CertPool
+}
+
+// signer makes a key and a signing certificate as spec says.
+func (p *testPKI) signer(t testing.TB, spec leafSpec) *signer {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cmp.Or(spec.cn, "sns.amazonaws.com")},
+		DNSNames:  spec.dnsNames,
+		NotBefore: cmp.Or(spec.notBefore, validFrom()), NotAfter: cmp.Or(spec.notAfter, time.Now().Add(24*time.Hour)),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		IssuingCertificateURL: spec.aia,
+	}
+	if spec.dnsNames == nil {
+		tmpl.DNSNames = []string{"sns.amazonaws.com"}
+	}
+	s := &signer{key: key, roots: p.roots}
+	switch {
+	case spec.selfSigned:
+		s.certPEM = pemOf(createCert(t, tmpl, nil, &key.PublicKey, key))
+	case spec.leafOnly:
+		s.certPEM = pemOf(createCert(t, tmpl, p.inter, &key.PublicKey, p.interKey))
+	default:
+		s.certPEM = pemOf(createCert(t, tmpl, p.inter, &key.PublicKey, p.interKey), p.inter)
+	}
+	return s
+}
+
+// newSigner makes a signer whose certificate is valid from notBefore to
+// notAfter.
+func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
+	t.Helper()
+	return newPKI(t).signer(t, leafSpec{notBefore: notBefore, notAfter: notAfter})
 }
 
 // selfSigned returns a PEM certificate for pub signed by priv.
@@ -60,20 +172,17 @@ func selfSigned(t testing.TB, priv crypto.Signer, pub any, notBefore, notAfter t
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return pemOf(createCert(t, tmpl, nil, pub, priv))
 }
 
 // validSigner makes a signer whose certificate is valid now.
 func validSigner(t testing.TB) *signer {
-	return newSigner(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	t.Helper()
+	return newPKI(t).signer(t, leafSpec{})
 }
 
 // sign sets m's SignatureVersion and Signature.
-func (s *signer) sign(t testing.TB, m *Message, version string) {
+func (s *signer) sign(t testing.TB, m *engine.SNSMessage, version string) {
 	t.Helper()
 	m.SignatureVersion = version
 	str, err := StringToSign(m)
@@ -109,32 +218,32 @@ func (s *signer) certDir(t testing.TB) string {
 func strp(s string) *string { return &s }
 
 // testMessages returns one unsigned message of every type.
-func testMessages() map[string]*Message {
-	return map[string]*Message{
+func testMessages() map[string]*engine.SNSMessage {
+	return map[string]*engine.SNSMessage{
 		"notification with subject": {
-			Type: TypeNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
+			TopicArn: testTopic,
 			Message:  "{\"notificationType\":\"Bounce\",\n\"x\":\"line\\r\\n\"}\r\n", Timestamp: "2024-03-25T23:01:53.935Z",
 			Subject: strp("Amazon SES Email Event Notification"), SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
 		},
 		"notification without subject": {
-			Type: TypeNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
+			TopicArn: testTopic,
 			Message:  `{"notificationType":"Complaint"}`, Timestamp: "2024-03-25T23:01:54.000Z",
 			SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=y",
 		},
 		"subscription confirmation": {
-			Type: TypeSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Type: engine.SNSSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
+			TopicArn: testTopic,
 			Message:  "You have chosen to subscribe.\nVisit the SubscribeURL.", Timestamp: "2024-03-25T23:00:00.000Z",
 			Token: "2336412f37fb", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37fb",
 			SigningCertURL: testCertURL,
 		},
 		"unsubscribe confirmation": {
-			Type: TypeUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
-			TopicArn: "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+			Type: engine.SNSUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
+			TopicArn: testTopic,
 			Message:  "You have chosen to deactivate subscription.", Timestamp: "2024-03-26T00:00:00.000Z",
 			Token: "99aa", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=99aa",
 			SigningCertURL: testCertURL,
@@ -154,29 +263,25 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// readSample parses a sample file, skipping the test when the samples are
-// absent.
-func readSample(t *testing.T, prefix string) *Message {
+// readSample parses the sample file whose name starts with prefix.
+func readSample(t *testing.T, prefix string) *engine.SNSMessage {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(samplesDir, prefix+"_*.json"))
 	if len(matches) != 1 {
-		t.Skipf("sample %s_*.json not found in %s (the shared samples are not checked out)", prefix, samplesDir)
-	}
-	if _, err := os.Stat(certsDir); err != nil {
-		t.Skipf("certificate folder %s not found (the shared samples are not checked out)", certsDir)
+		t.Fatalf("sample %s_*.json: %d files in %s", prefix, len(matches), samplesDir)
 	}
 	body, err := os.ReadFile(matches[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ParseMessage(body)
+	m, err := engine.ParseSNS(body)
 	if err != nil {
 		t.Fatalf("%s: %v", matches[0], err)
 	}
 	return m
 }
 
-func clone(m *Message) *Message {
+func clone(m *engine.SNSMessage) *engine.SNSMessage {
 	c := *m
 	if m.Subject != nil {
 		c.Subject = strp(*m.Subject)
@@ -186,69 +291,75 @@ func clone(m *Message) *Message {
 
 // tamperings returns every single-field change of a signed message of m's
 // type that must make verification fail.
-func tamperings(m *Message) map[string]func(*Message) {
-	t := map[string]func(*Message){
-		"Message":            func(m *Message) { m.Message += "x" },
-		"MessageId":          func(m *Message) { m.MessageID += "x" },
-		"Timestamp":          func(m *Message) { m.Timestamp += "x" },
-		"TopicArn":           func(m *Message) { m.TopicArn += "x" },
-		"Type":               func(m *Message) { m.Type += "x" },
-		"Signature":          func(m *Message) { m.Signature = "A" + m.Signature[1:] },
-		"Signature appended": func(m *Message) { m.Signature += "AAAA" },
-		"Signature empty":    func(m *Message) { m.Signature = "" },
-		"SigningCertURL":     func(m *Message) { m.SigningCertURL += "x" },
-		"SignatureVersion": func(m *Message) {
+func tamperings(m *engine.SNSMessage) map[string]func(*engine.SNSMessage) {
+	t := map[string]func(*engine.SNSMessage){
+		"Message":   func(m *engine.SNSMessage) { m.Message += "x" },
+		"MessageId": func(m *engine.SNSMessage) { m.MessageID += "x" },
+		"Timestamp": func(m *engine.SNSMessage) { m.Timestamp += "x" },
+		"TopicArn":  func(m *engine.SNSMessage) { m.TopicArn += "x" },
+		"Type":      func(m *engine.SNSMessage) { m.Type += "x" },
+		"Signature": func(m *engine.SNSMessage) {
+			first := "A"
+			if m.Signature[0] == 'A' {
+				first = "B"
+			}
+			m.Signature = first + m.Signature[1:]
+		},
+		"Signature appended": func(m *engine.SNSMessage) { m.Signature += "AAAA" },
+		"Signature empty":    func(m *engine.SNSMessage) { m.Signature = "" },
+		"SigningCertURL":     func(m *engine.SNSMessage) { m.SigningCertURL += "x" },
+		"SignatureVersion": func(m *engine.SNSMessage) {
 			if m.SignatureVersion == "1" {
 				m.SignatureVersion = "2"
 			} else {
 				m.SignatureVersion = "1"
 			}
 		},
-		"SignatureVersion 3": func(m *Message) { m.SignatureVersion = "3" },
+		"SignatureVersion 3": func(m *engine.SNSMessage) { m.SignatureVersion = "3" },
 	}
 	switch m.Type {
-	case TypeNotification:
+	case engine.SNSNotification:
 		if m.Subject != nil {
-			t["Subject"] = func(m *Message) { *m.Subject += "x" }
-			t["Subject removed"] = func(m *Message) { m.Subject = nil }
-			t["Subject emptied"] = func(m *Message) { *m.Subject = "" }
+			t["Subject"] = func(m *engine.SNSMessage) { *m.Subject += "x" }
+			t["Subject removed"] = func(m *engine.SNSMessage) { m.Subject = nil }
+			t["Subject emptied"] = func(m *engine.SNSMessage) { *m.Subject = "" }
 		} else {
-			t["Subject added"] = func(m *Message) { m.Subject = strp("x") }
-			t["Subject added empty"] = func(m *Message) { m.Subject = strp("") }
+			t["Subject added"] = func(m *engine.SNSMessage) { m.Subject = strp("x") }
+			t["Subject added empty"] = func(m *engine.SNSMessage) { m.Subject = strp("") }
 		}
-		t["Type to SubscriptionConfirmation"] = func(m *Message) { m.Type = TypeSubscriptionConfirmation }
+		t["Type to SubscriptionConfirmation"] = func(m *engine.SNSMessage) { m.Type = engine.SNSSubscriptionConfirmation }
 	default:
-		t["SubscribeURL"] = func(m *Message) { m.SubscribeURL += "x" }
-		t["Token"] = func(m *Message) { m.Token += "x" }
-		other := TypeUnsubscribeConfirmation
+		t["SubscribeURL"] = func(m *engine.SNSMessage) { m.SubscribeURL += "x" }
+		t["Token"] = func(m *engine.SNSMessage) { m.Token += "x" }
+		other := engine.SNSUnsubscribeConfirmation
 		if m.Type == other {
-			other = TypeSubscriptionConfirmation
+			other = engine.SNSSubscriptionConfirmation
 		}
-		t["Type to "+other] = func(m *Message) { m.Type = other }
-		t["Type to Notification"] = func(m *Message) { m.Type = TypeNotification }
+		t["Type to "+other] = func(m *engine.SNSMessage) { m.Type = other }
+		t["Type to Notification"] = func(m *engine.SNSMessage) { m.Type = engine.SNSNotification }
 	}
 	return t
 }
 
 // harmless returns changes to fields SNS does not sign, which must not make
 // verification fail.
-func harmless(m *Message) map[string]func(*Message) {
-	t := map[string]func(*Message){
-		"UnsubscribeURL": func(m *Message) { m.UnsubscribeURL += "x" },
+func harmless(m *engine.SNSMessage) map[string]func(*engine.SNSMessage) {
+	t := map[string]func(*engine.SNSMessage){
+		"UnsubscribeURL": func(m *engine.SNSMessage) { m.UnsubscribeURL += "x" },
 	}
 	switch m.Type {
-	case TypeNotification:
-		t["Token"] = func(m *Message) { m.Token += "x" }
-		t["SubscribeURL"] = func(m *Message) { m.SubscribeURL += "x" }
+	case engine.SNSNotification:
+		t["Token"] = func(m *engine.SNSMessage) { m.Token += "x" }
+		t["SubscribeURL"] = func(m *engine.SNSMessage) { m.SubscribeURL += "x" }
 	default:
-		t["Subject added"] = func(m *Message) { m.Subject = strp("x") }
+		t["Subject added"] = func(m *engine.SNSMessage) { m.Subject = strp("x") }
 	}
 	return t
 }
 
 // checkTamperings verifies m, then every tampering of it (refused) and
 // every harmless change (accepted).
-func checkTamperings(t *testing.T, v *Verifier, m *Message) {
+func checkTamperings(t *testing.T, v *Verifier, m *engine.SNSMessage) {
 	t.Helper()
 	if err := v.Verify(context.Background(), m); err != nil {
 		t.Fatalf("untouched message: %v", err)
@@ -274,10 +385,10 @@ func checkTamperings(t *testing.T, v *Verifier, m *Message) {
 
 func TestVerifyRealSamples(t *testing.T) {
 	for _, tc := range []struct{ prefix, typ, version string }{
-		{"18", TypeNotification, "1"},
-		{"22", TypeSubscriptionConfirmation, "1"},
-		{"31", TypeNotification, "1"},
-		{"32", TypeNotification, "2"},
+		{"18", engine.SNSNotification, "1"},
+		{"22", engine.SNSSubscriptionConfirmation, "1"},
+		{"31", engine.SNSNotification, "1"},
+		{"32", engine.SNSNotification, "2"},
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
 			m := readSample(t, tc.prefix)
@@ -291,13 +402,21 @@ func TestVerifyRealSamples(t *testing.T) {
 }
 
 func TestVerifyRealSampleSpoofedHost(t *testing.T) {
-	m := readSample(t, "31")
-	m.SigningCertURL = strings.Replace(m.SigningCertURL, "sns.us-east-2.amazonaws.com", "sns.us-east-2.amazonaws.com.evil.example", 1)
-	v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
-	err := v.Verify(context.Background(), m)
-	want := `sns signature: SigningCertURL "https://sns.us-east-2.amazonaws.com.evil.example/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem": host "sns.us-east-2.amazonaws.com.evil.example" is not sns.<region>.amazonaws.com(.cn)`
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
+	const cert = "/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
+	for _, tc := range []struct{ host, want string }{
+		{"sns.us-east-2.amazonaws.com.evil.example", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.us-east-1.amazonaws.com", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.s3-accelerate.amazonaws.com", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+		{"sns.us-east-2.amazonaws.com.cn", `host is not sns.us-east-2.amazonaws.com, the SNS host of the topic's region`},
+	} {
+		m := readSample(t, "31")
+		m.SigningCertURL = "https://" + tc.host + cert
+		v := NewVerifier(VerifierOptions{CertDir: certsDir, HTTPClient: failingClient(t)})
+		err := v.Verify(context.Background(), m)
+		want := `sns signature: SigningCertURL "https://` + tc.host + cert + `": ` + tc.want
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v\nwant %s", err, want)
+		}
 	}
 }
 
@@ -331,7 +450,7 @@ func TestVerifyThroughJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseMessage(body)
+	got, err := engine.ParseSNS(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,102 +495,147 @@ func TestVerifyLocalCertExpiredAccepted(t *testing.T) {
 	}
 }
 
-// spoofedCertURLs are refused by CheckCertURL and by Verify without a fetch.
-var spoofedCertURLs = []string{
-	"",
-	"http://sns.us-east-1.amazonaws.com/x.pem",
-	"ftp://sns.us-east-1.amazonaws.com/x.pem",
-	"//sns.us-east-1.amazonaws.com/x.pem",
-	"https:sns.us-east-1.amazonaws.com/x.pem",
-	"https:///x.pem",
-	"https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com.cn.evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com./x.pem",
-	"https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
-	"https://evil.example/?sns.us-east-1.amazonaws.com/x.pem",
-	"https://evil.example#sns.us-east-1.amazonaws.com/x.pem",
-	"https://user@sns.us-east-1.amazonaws.com/x.pem",
-	"https://user:pass@sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com@evil.example/x.pem",
-	"https://sns.us-east-1.amazonaws.com:8443/x.pem",
-	"https://sns.us-east-1.amazonaws.com:443/x.pem",
-	"https://sns.us-east-1.amazonaws.com:/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x.txt",
-	"https://sns.us-east-1.amazonaws.com/x.pem.txt",
-	"https://sns.us-east-1.amazonaws.com/",
-	"https://sns.us-east-1.amazonaws.com",
-	"https://sns.us-east-1.amazonaws.com/.pem",
-	"https://sns.us-east-1.amazonaws.com/a/../x.pem",
-	"https://sns.us-east-1.amazonaws.com/./x.pem",
-	"https://sns.us-east-1.amazonaws.com//x.pem",
-	"https://s3.amazonaws.com/x.pem",
-	"https://s3.us-east-1.amazonaws.com/x.pem",
-	"https://sns.amazonaws.com/x.pem",
-	"https://sns..amazonaws.com/x.pem",
-	"https://sns.ab.amazonaws.com/x.pem",
-	"https://sns.us_east_1.amazonaws.com/x.pem",
-	"https://sns.us.east.1.amazonaws.com/x.pem",
-	"https://sns-us-east-1.amazonaws.com/x.pem",
-	"https://xsns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.co/x.pem",
-	"https://sns.us-east-1.amazonaws.com.cn.cn/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x.pem?",
-	"https://sns.us-east-1.amazonaws.com/x.pem?a=b",
-	"https://sns.us-east-1.amazonaws.com/x.pem#",
-	"https://sns.us-east-1.amazonaws.com/x.pem#frag",
-	"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem",
-	"https://sns.us-east-1.amazonaws.com/x%2epem",
-	"https://sns.us-east-1.amazonaws.com/x.pem%00",
-	"https://sns.us-east-1.amazonaws.com/x.%70em",
-	"https://sns%2eus-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
-	"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com/a\\x.pem",
-	"https://sns.us-east-1.amazonaws.com/x .pem",
-	"https://sns.us-east-1.amazonaws.com/x.pem\n",
-	" https://sns.us-east-1.amazonaws.com/x.pem",
-	"https://sns.us-east-1.amazonaws.com\u3002evil.example/x.pem",
-	"https://[::1]/x.pem",
-	"https://127.0.0.1/x.pem",
+// testTopic is the topic of the test messages: its region's SNS host is
+// sns.us-east-1.amazonaws.com.
+const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+// spoofedCertURLs are refused for testTopic by CheckCertURL and by Verify
+// without a fetch.
+func spoofedCertURLs() []string {
+	return []string{
+		"",
+		"http://sns.us-east-1.amazonaws.com/x.pem",
+		"ftp://sns.us-east-1.amazonaws.com/x.pem",
+		"//sns.us-east-1.amazonaws.com/x.pem",
+		"https:sns.us-east-1.amazonaws.com/x.pem",
+		"https:///x.pem",
+		"https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn.evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com./x.pem",
+		"https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
+		"https://evil.example/?sns.us-east-1.amazonaws.com/x.pem",
+		"https://evil.example#sns.us-east-1.amazonaws.com/x.pem",
+		"https://user@sns.us-east-1.amazonaws.com/x.pem",
+		"https://user:pass@sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com@evil.example/x.pem",
+		"https://sns.us-east-1.amazonaws.com:8443/x.pem",
+		"https://sns.us-east-1.amazonaws.com:443/x.pem",
+		"https://sns.us-east-1.amazonaws.com:/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x.txt",
+		"https://sns.us-east-1.amazonaws.com/x.pem.txt",
+		"https://sns.us-east-1.amazonaws.com/",
+		"https://sns.us-east-1.amazonaws.com",
+		"https://sns.us-east-1.amazonaws.com/.pem",
+		"https://sns.us-east-1.amazonaws.com/a/../x.pem",
+		"https://sns.us-east-1.amazonaws.com/./x.pem",
+		"https://sns.us-east-1.amazonaws.com//x.pem",
+		"https://s3.amazonaws.com/x.pem",
+		"https://s3.us-east-1.amazonaws.com/x.pem",
+		"https://sns.amazonaws.com/x.pem",
+		"https://sns..amazonaws.com/x.pem",
+		"https://sns.ab.amazonaws.com/x.pem",
+		"https://sns.us_east_1.amazonaws.com/x.pem",
+		"https://sns.us.east.1.amazonaws.com/x.pem",
+		"https://sns-us-east-1.amazonaws.com/x.pem",
+		"https://xsns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.co/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn.cn/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x.pem?",
+		"https://sns.us-east-1.amazonaws.com/x.pem?a=b",
+		"https://sns.us-east-1.amazonaws.com/x.pem#",
+		"https://sns.us-east-1.amazonaws.com/x.pem#frag",
+		"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem",
+		"https://sns.us-east-1.amazonaws.com/x%2epem",
+		"https://sns.us-east-1.amazonaws.com/x.pem%00",
+		"https://sns.us-east-1.amazonaws.com/x.%70em",
+		"https://sns%2eus-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
+		"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com/a\\x.pem",
+		"https://sns.us-east-1.amazonaws.com/x .pem",
+		"https://sns.us-east-1.amazonaws.com/x.pem\n",
+		" https://sns.us-east-1.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com\u3002evil.example/x.pem",
+		"https://[::1]/x.pem",
+		"https://127.0.0.1/x.pem",
+		// SNS hosts of another region than the topic's (us-east-1), or a
+		// host whose region is no region.
+		"https://sns.us-east-2.amazonaws.com/x.pem",
+		"https://sns.us-east-1.amazonaws.com.cn/x.pem",
+		"https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+		"https://sns.s3-accelerate.amazonaws.com/x.pem",
+		"https://sns.us-east-1a.amazonaws.com/x.pem",
+	}
 }
 
 func TestCheckCertURL(t *testing.T) {
-	for _, raw := range []string{
-		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
-		"https://sns.us-east-1.amazonaws.com/a/b/x.pem",
+	for _, tc := range []struct{ raw, topic string }{
+		{"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", testTopic},
+		{"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:t"},
+		{"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem", "arn:aws-cn:sns:cn-north-1:123456789012:t"},
+		{"https://sns.eu-central-1.amazonaws.com/x.pem", "arn:aws:sns:eu-central-1:938667925736:mailcoach"},
+		{"https://sns.us-east-1.amazonaws.com/a/b/x.pem", testTopic},
 		// Decision: host and scheme compare case-insensitively, as DNS and
 		// RFC 3986 do; the file name stays case-sensitive.
-		"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem",
-		"HTTPS://sns.us-east-1.amazonaws.com/x.pem",
+		{"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem", testTopic},
+		{"HTTPS://sns.us-east-1.amazonaws.com/x.pem", testTopic},
 	} {
-		if err := CheckCertURL(raw); err != nil {
-			t.Errorf("CheckCertURL(%q) = %v, want nil", raw, err)
+		if err := CheckCertURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("CheckCertURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
-	for _, raw := range spoofedCertURLs {
-		if err := CheckCertURL(raw); err == nil {
+	for _, raw := range spoofedCertURLs() {
+		if err := CheckCertURL(raw, testTopic); err == nil {
 			t.Errorf("CheckCertURL(%q) = nil, want an error", raw)
 		}
 	}
 }
 
 func TestCheckCertURLErrors(t *testing.T) {
-	for raw, want := range map[string]string{
-		"": "SigningCertURL: empty",
-		"http://sns.us-east-1.amazonaws.com/x.pem":                `SigningCertURL "http://sns.us-east-1.amazonaws.com/x.pem": not https`,
-		"https://user@sns.us-east-1.amazonaws.com/x.pem":          `SigningCertURL "https://user@sns.us-east-1.amazonaws.com/x.pem": user info not allowed`,
-		"https://sns.us-east-1.amazonaws.com:8443/x.pem":          `SigningCertURL "https://sns.us-east-1.amazonaws.com:8443/x.pem": port not allowed`,
-		"https://sns.us-east-1.amazonaws.com/x.txt":               `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.txt": path does not end in a .pem file name`,
-		"https://sns.us-east-1.amazonaws.com/x.pem?a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem?a": query not allowed`,
-		"https://sns.us-east-1.amazonaws.com/x.pem#a":             `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem#a": fragment not allowed`,
-		"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem":        `SigningCertURL "https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem": bad path`,
-		"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": `SigningCertURL "https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": forbidden character '\\'`,
+	for _, tc := range []struct{ raw, topic, want string }{
+		{"", testTopic, "SigningCertURL: empty"},
+		{"http://sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "http://sns.us-east-1.amazonaws.com/x.pem": not https`},
+		{"https://user@sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "https://user@sns.us-east-1.amazonaws.com/x.pem": user info not allowed`},
+		{"https://sns.us-east-1.amazonaws.com:8443/x.pem", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com:8443/x.pem": port not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/x.txt", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.txt": path does not end in a .pem file name`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem?a", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem?a": query not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem#a", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem#a": fragment not allowed`},
+		{"https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem", testTopic, `SigningCertURL "https://sns.us-east-1.amazonaws.com/%2e%2e/x.pem": bad path`},
+		{"https://evil.example\\sns.us-east-1.amazonaws.com/x.pem", testTopic, `SigningCertURL "https://evil.example\\sns.us-east-1.amazonaws.com/x.pem": forbidden character '\\'`},
+		{"https://sns.us-east-2.amazonaws.com/x.pem", testTopic,
+			`SigningCertURL "https://sns.us-east-2.amazonaws.com/x.pem": host is not sns.us-east-1.amazonaws.com, the SNS host of the topic's region`},
+		{"https://sns.s3-accelerate.amazonaws.com/x.pem", "arn:aws:sns:s3-accelerate:123456789012:t",
+			`SigningCertURL "https://sns.s3-accelerate.amazonaws.com/x.pem": TopicArn "arn:aws:sns:s3-accelerate:123456789012:t": "s3-accelerate" is not a region`},
+		{"https://sns.cn-north-1.amazonaws.com/x.pem", "arn:aws-cn:sns:cn-north-1:123456789012:t",
+			`SigningCertURL "https://sns.cn-north-1.amazonaws.com/x.pem": host is not sns.cn-north-1.amazonaws.com.cn, the SNS host of the topic's region`},
+		{"https://sns.cn-north-1.amazonaws.com.cn/x.pem", "arn:aws:sns:cn-north-1:123456789012:t",
+			`SigningCertURL "https://sns.cn-north-1.amazonaws.com.cn/x.pem": TopicArn "arn:aws:sns:cn-north-1:123456789012:t": region cn-north-1 is in partition aws-cn, not aws`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws-iso:sns:us-east-1:123456789012:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws-iso:sns:us-east-1:123456789012:t": region us-east-1 is in partition aws, not aws-iso`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:s3:us-east-1:123456789012:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws:s3:us-east-1:123456789012:t" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`},
+		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:sns:us-east-1:t",
+			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws:sns:us-east-1:t" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`},
 	} {
-		err := CheckCertURL(raw)
-		if err == nil || err.Error() != want {
-			t.Errorf("CheckCertURL(%q)\n got %v\nwant %s", raw, err, want)
+		err := CheckCertURL(tc.raw, tc.topic)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("CheckCertURL(%q, %q)\n got %v\nwant %s", tc.raw, tc.topic, err, tc.want)
+		}
+	}
+}
+
+func TestIsRegion(t *testing.T) {
+	// The pattern of the regions AWS has named so far.
+	re := regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
+	for _, s := range []string{
+		"us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
+		"cn-north-1", "cn-northwest-1", "il-central-1", "mx-central-12", "xx-gov-1", "us-gov-1",
+		"", "us", "us-east", "us-east-", "us-east-1a", "s3-accelerate", "usa-east-1", "u-east-1", "US-EAST-1", "us-east-01x",
+		"us--east-1", "us-gov-west-1-1", "us-govx-west-1", "us-iso1-east-1", "us-east-1-", "-us-east-1", "us_east_1", "us-east-1.",
+		"us-east-1\n", "us-eäst-1", "us-gov-west-1a", "us-isob-", "us-gov--1",
+	} {
+		if got, want := isRegion(s), re.MatchString(s); got != want {
+			t.Errorf("isRegion(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
@@ -484,8 +648,8 @@ func TestVerifySpoofedCertURLNoFetch(t *testing.T) {
 		t.Errorf("fetched %s", r.URL)
 		return nil, errors.New("no network in this test")
 	})}
-	v := NewVerifier(VerifierOptions{HTTPClient: client})
-	for _, raw := range spoofedCertURLs {
+	v := NewVerifier(VerifierOptions{HTTPClient: client, Roots: s.roots})
+	for _, raw := range spoofedCertURLs() {
 		for name, m := range testMessages() {
 			m.SigningCertURL = raw
 			s.sign(t, m, "2")
@@ -494,20 +658,30 @@ func TestVerifySpoofedCertURLNoFetch(t *testing.T) {
 			}
 		}
 	}
+	// A topic whose region is no region names a host that passes the
+	// shape of an SNS host: an S3 bucket's.
+	for name, m := range testMessages() {
+		m.TopicArn = "arn:aws:sns:s3-accelerate:123456789012:t"
+		m.SigningCertURL = "https://sns.s3-accelerate.amazonaws.com/x.pem"
+		s.sign(t, m, "2")
+		if err := v.Verify(context.Background(), m); err == nil {
+			t.Errorf("%s of a topic in s3-accelerate: verified", name)
+		}
+	}
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("%d requests made", n)
 	}
 }
 
 func TestCheckSNSURL(t *testing.T) {
-	for _, raw := range []string{
-		"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336",
-		"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns",
-		"https://sns.cn-north-1.amazonaws.com.cn/",
-		"https://sns.us-east-1.amazonaws.com",
+	for _, tc := range []struct{ raw, topic string }{
+		{"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04&Token=2336", testTopic},
+		{"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns", testTopic},
+		{"https://sns.cn-north-1.amazonaws.com.cn/", "arn:aws-cn:sns:cn-north-1:123456789012:t"},
+		{"https://sns.us-east-1.amazonaws.com", testTopic},
 	} {
-		if err := CheckSNSURL(raw); err != nil {
-			t.Errorf("CheckSNSURL(%q) = %v, want nil", raw, err)
+		if err := CheckSNSURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("CheckSNSURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
 	for _, raw := range []string{
@@ -522,233 +696,12 @@ func TestCheckSNSURL(t *testing.T) {
 		"https://s3.amazonaws.com/?Action=ConfirmSubscription",
 		"https://127.0.0.1/?Action=ConfirmSubscription",
 		"https:sns.us-east-1.amazonaws.com/",
+		"https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+		"https://sns.s3-accelerate.amazonaws.com/?Action=ConfirmSubscription",
 	} {
-		if err := CheckSNSURL(raw); err == nil {
+		if err := CheckSNSURL(raw, testTopic); err == nil {
 			t.Errorf("CheckSNSURL(%q) = nil, want an error", raw)
 		}
-	}
-}
-
-// certServer is a loopback TLS server that every request of its client
-// reaches, whatever the URL's host.
-type certServer struct {
-	srv    *httptest.Server
-	client *http.Client
-	hits   atomic.Int32
-}
-
-func newCertServer(t *testing.T, h http.HandlerFunc) *certServer {
-	t.Helper()
-	cs := &certServer{}
-	cs.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cs.hits.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(cs.srv.Close)
-	tr := cs.srv.Client().Transport.(*http.Transport).Clone()
-	addr := cs.srv.Listener.Addr().String()
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}
-	// httptest's certificate is for example.com; the pool trusts only it.
-	tr.TLSClientConfig.ServerName = "example.com"
-	cs.client = &http.Client{Transport: tr}
-	return cs
-}
-
-func TestVerifyFetch(t *testing.T) {
-	s := validSigner(t)
-	expired := newSigner(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
-	notYet := newSigner(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecPEM := selfSigned(t, ecKey, &ecKey.PublicKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	const maxSize = 8 << 10
-	release := make(chan struct{})
-	defer close(release)
-
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
-		switch strings.TrimPrefix(r.URL.Path, "/SimpleNotificationService-") {
-		case "test.pem", "second.pem":
-			w.Write(s.certPEM)
-		case "big.pem":
-			w.Write(s.certPEM)
-			w.Write([]byte(strings.Repeat("A", maxSize)))
-		case "exact.pem":
-			w.Write(s.certPEM)
-			w.Write([]byte(strings.Repeat("\n", maxSize-len(s.certPEM))))
-		case "missing.pem":
-			http.NotFound(w, r)
-		case "slow.pem":
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		case "expired.pem":
-			w.Write(expired.certPEM)
-		case "notyet.pem":
-			w.Write(notYet.certPEM)
-		case "ecdsa.pem":
-			w.Write(ecPEM)
-		case "garbage.pem":
-			w.Write([]byte("not a certificate"))
-		case "redirect.pem":
-			http.Redirect(w, r, "/SimpleNotificationService-test.pem", http.StatusFound)
-		default:
-			t.Errorf("unexpected path %s", r.URL.Path)
-		}
-	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client, FetchTimeout: 300 * time.Millisecond, MaxCertSize: maxSize})
-	ctx := context.Background()
-
-	t.Run("verifies and caches", func(t *testing.T) {
-		m := testMessages()["notification with subject"]
-		s.sign(t, m, "1")
-		before := cs.hits.Load()
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		if n := cs.hits.Load() - before; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
-		tampered := clone(m)
-		tampered.Message += "x"
-		if err := v.Verify(ctx, tampered); err == nil {
-			t.Fatal("tampered message verified with the cached certificate")
-		}
-		if n := cs.hits.Load() - before; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
-	})
-
-	t.Run("exactly MaxCertSize", func(t *testing.T) {
-		m := testMessages()["unsubscribe confirmation"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-exact.pem"
-		s.sign(t, m, "2")
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	for _, tc := range []struct {
-		file, want string
-		transient  bool
-	}{
-		{"big.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-big.pem: larger than 8192 bytes", false},
-		{"missing.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-missing.pem: HTTP status 404", true},
-		{"slow.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem: context deadline exceeded", true},
-		{"expired.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-expired.pem: not valid now", false},
-		{"notyet.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-notyet.pem: not valid now", false},
-		{"ecdsa.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ecdsa.pem: public key is *ecdsa.PublicKey, not RSA", false},
-		{"garbage.pem", "sns signature: certificate https://sns.us-east-1.amazonaws.com/SimpleNotificationService-garbage.pem: no PEM CERTIFICATE block", false},
-		{"redirect.pem", "sns signature: signing certificate unavailable: https://sns.us-east-1.amazonaws.com/SimpleNotificationService-redirect.pem: redirect not followed", true},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			m := testMessages()["notification without subject"]
-			m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + tc.file
-			s.sign(t, m, "2")
-			for i := range 2 { // failures are not cached: each attempt fetches
-				before := cs.hits.Load()
-				start := time.Now()
-				err := v.Verify(ctx, m)
-				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-					t.Fatalf("attempt %d:\n got %v\nwant %s…", i, err, tc.want)
-				}
-				if errors.Is(err, ErrCertUnavailable) != tc.transient {
-					t.Errorf("errors.Is(err, ErrCertUnavailable) = %v", !tc.transient)
-				}
-				if n := cs.hits.Load() - before; n != 1 {
-					t.Errorf("attempt %d: %d requests, want 1", i, n)
-				}
-				if d := time.Since(start); d > 3*time.Second {
-					t.Errorf("took %v", d)
-				}
-			}
-		})
-	}
-
-	t.Run("cached certificate that expires", func(t *testing.T) {
-		v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
-		m := testMessages()["subscription confirmation"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-second.pem"
-		s.sign(t, m, "1")
-		if err := v.Verify(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		v.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
-		if err := v.Verify(ctx, m); err == nil || !strings.Contains(err.Error(), "not valid now") {
-			t.Fatalf("got %v", err)
-		}
-	})
-
-	t.Run("caller context", func(t *testing.T) {
-		m := testMessages()["notification without subject"]
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-slow.pem"
-		s.sign(t, m, "1")
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		defer cancel()
-		err := v.Verify(cctx, m)
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCertUnavailable) {
-			t.Fatalf("got %v", err)
-		}
-	})
-}
-
-func TestVerifyConcurrentFetchOnce(t *testing.T) {
-	s := validSigner(t)
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond)
-		w.Write(s.certPEM)
-	})
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
-	msgs := testMessages()
-	for _, m := range msgs {
-		s.sign(t, m, "2")
-	}
-	var wg sync.WaitGroup
-	for i := range 100 {
-		wg.Go(func() {
-			for _, m := range msgs {
-				if i%2 == 1 {
-					m = clone(m)
-					m.Message += "x"
-					if err := v.Verify(context.Background(), m); err == nil {
-						t.Error("tampered message verified")
-					}
-					continue
-				}
-				if err := v.Verify(context.Background(), m); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := cs.hits.Load(); n != 1 {
-		t.Fatalf("%d requests, want 1", n)
-	}
-}
-
-func TestVerifyCacheBounded(t *testing.T) {
-	s := validSigner(t)
-	cs := newCertServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(s.certPEM) })
-	v := NewVerifier(VerifierOptions{HTTPClient: cs.client})
-	m := testMessages()["notification without subject"]
-	for i := range certCacheSize + 10 {
-		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + big.NewInt(int64(i)).String() + ".pem"
-		s.sign(t, m, "1")
-		if err := v.Verify(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(v.cache) != certCacheSize || len(v.order) != certCacheSize {
-		t.Fatalf("cache holds %d (%d keys), want %d", len(v.cache), len(v.order), certCacheSize)
 	}
 }
 
@@ -759,15 +712,15 @@ func TestVerifyRefusals(t *testing.T) {
 	s.sign(t, base, "1")
 	for _, tc := range []struct {
 		name   string
-		change func(*Message)
+		change func(*engine.SNSMessage)
 		want   string
 	}{
-		{"version 3", func(m *Message) { m.SignatureVersion = "3" }, `sns signature: unsupported SignatureVersion "3"`},
-		{"version empty", func(m *Message) { m.SignatureVersion = "" }, `sns signature: unsupported SignatureVersion ""`},
-		{"unknown type", func(m *Message) { m.Type = "Other" }, `sns signature: sns message: unknown Type "Other"`},
-		{"signature not base64", func(m *Message) { m.Signature = "!!" }, "sns signature: Signature is not base64"},
-		{"signature empty", func(m *Message) { m.Signature = "" }, "sns signature: Signature is not base64"},
-		{"signature short", func(m *Message) { m.Signature = "AAAA" }, "sns signature: does not verify (SignatureVersion 1, type Notification)"},
+		{"version 3", func(m *engine.SNSMessage) { m.SignatureVersion = "3" }, `sns signature: unsupported SignatureVersion "3"`},
+		{"version empty", func(m *engine.SNSMessage) { m.SignatureVersion = "" }, `sns signature: unsupported SignatureVersion ""`},
+		{"unknown type", func(m *engine.SNSMessage) { m.Type = "Other" }, `sns signature: sns message: unknown Type "Other"`},
+		{"signature not base64", func(m *engine.SNSMessage) { m.Signature = "!!" }, "sns signature: Signature is not base64"},
+		{"signature empty", func(m *engine.SNSMessage) { m.Signature = "" }, "sns signature: Signature is not base64"},
+		{"signature short", func(m *engine.SNSMessage) { m.Signature = "AAAA" }, "sns signature: does not verify (SignatureVersion 1, type Notification)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := clone(base)
@@ -783,62 +736,44 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 }
 
-func TestParseMessage(t *testing.T) {
+func TestCheckFields(t *testing.T) {
 	const rest = `"Type":"Notification","MessageId":"m","TopicArn":"arn","Message":"a\r\nb","Timestamp":"t",` +
 		`"SignatureVersion":"1","Signature":"c2ln","SigningCertURL":"https://sns.us-east-1.amazonaws.com/x.pem"`
 	for _, tc := range []struct {
 		name, body string
-		subject    *string
 		want       string // error text; "" for success
 	}{
-		{"subject absent", `{` + rest + `}`, nil, ""},
-		{"subject null", `{"Subject":null,` + rest + `}`, nil, ""},
-		{"subject string", `{"Subject":"Hi \u00e9",` + rest + `}`, strp("Hi é"), ""},
-		{"subject empty", `{"Subject":"",` + rest + `}`, strp(""), ""},
-		{"unknown fields ignored", `{"MessageAttributes":{"a":{"Type":"String","Value":"1"}},"Extra":[1,null],` + rest + `}`, nil, ""},
-		{"subject number", `{"Subject":1,` + rest + `}`, nil, "sns message: field Subject: not a string"},
-		{"message object", `{` + rest + `,"Message":{}}`, nil, "sns message: field Message given twice"},
-		{"duplicate", `{` + rest + `,"TopicArn":"other"}`, nil, "sns message: field TopicArn given twice"},
-		{"duplicate subject null first", `{"Subject":null,"Subject":"x",` + rest + `}`, nil, "sns message: field Subject given twice"},
-		{"field null", `{"Token":null,` + rest + `}`, nil, "sns message: field Token: not a string"},
-		{"field bool", `{"UnsubscribeURL":true,` + rest + `}`, nil, "sns message: field UnsubscribeURL: not a string"},
-		{"not json", `Type=Notification`, nil, "sns message: invalid character 'T' looking for beginning of value"},
-		{"empty", ``, nil, "sns message: EOF"},
-		{"array", `[` + rest + `]`, nil, "sns message: not a JSON object"},
-		{"string", `"x"`, nil, "sns message: not a JSON object"},
-		{"truncated", `{` + rest, nil, "sns message: EOF"},
-		{"trailing", `{` + rest + `}{}`, nil, "sns message: data after the JSON object"},
-		{"trailing garbage", `{` + rest + `} x`, nil, "sns message: data after the JSON object"},
-		{"missing", `{"Type":"Notification","Message":"x"}`, nil,
+		{"notification", `{` + rest + `}`, ""},
+		{"subject null", `{"Subject":null,` + rest + `}`, ""},
+		{"unknown fields ignored", `{"MessageAttributes":{"a":{"Type":"String","Value":"1"}},"Extra":[1,null],` + rest + `}`, ""},
+		{"confirmation", `{"Token":"t","SubscribeURL":"https://sns.us-east-1.amazonaws.com/",` + strings.Replace(rest, "Notification", "SubscriptionConfirmation", 1) + `}`, ""},
+		{"message empty", `{` + strings.Replace(rest, `"a\r\nb"`, `""`, 1) + `}`, ""},
+		{"message null", `{` + strings.Replace(rest, `"a\r\nb"`, `null`, 1) + `}`, "sns message: missing Message"},
+		{"missing", `{"Type":"Notification","Message":"x"}`,
 			"sns message: missing MessageId, TopicArn, Timestamp, SignatureVersion, Signature, SigningCertURL"},
-		{"missing type", `{}`, nil,
+		{"missing type", `{}`,
 			"sns message: missing Type, MessageId, TopicArn, Message, Timestamp, SignatureVersion, Signature, SigningCertURL"},
-		{"confirmation missing token", `{` + strings.Replace(rest, "Notification", "SubscriptionConfirmation", 1) + `}`, nil,
+		{"confirmation missing token", `{` + strings.Replace(rest, "Notification", "SubscriptionConfirmation", 1) + `}`,
 			"sns message: missing Token, SubscribeURL"},
+		{"unsubscribe missing token", `{"SubscribeURL":"https://sns.us-east-1.amazonaws.com/",` + strings.Replace(rest, "Notification", "UnsubscribeConfirmation", 1) + `}`,
+			"sns message: missing Token"},
+		{"notification needs no token", `{"Token":null,` + rest + `}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := ParseMessage([]byte(tc.body))
-			if tc.want != "" {
-				if err == nil || err.Error() != tc.want {
-					t.Fatalf("got %v\nwant %s", err, tc.want)
-				}
-				return
-			}
+			m, err := engine.ParseSNS([]byte(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Message != "a\r\nb" || m.MessageID != "m" || m.SigningCertURL != "https://sns.us-east-1.amazonaws.com/x.pem" {
-				t.Errorf("decoded %+v", m)
-			}
-			if (m.Subject == nil) != (tc.subject == nil) || m.Subject != nil && *m.Subject != *tc.subject {
-				t.Errorf("Subject = %v, want %v", m.Subject, tc.subject)
+			err = CheckFields(m)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
 			}
 		})
 	}
 }
 
 func TestStringToSign(t *testing.T) {
-	m := &Message{Type: TypeNotification, MessageID: "id", TopicArn: "arn", Message: "a\nb", Timestamp: "ts", Token: "tok", SubscribeURL: "s"}
+	m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "id", TopicArn: "arn", Message: "a\nb", Timestamp: "ts", Token: "tok", SubscribeURL: "s"}
 	got, _ := StringToSign(m)
 	if want := "Message\na\nb\nMessageId\nid\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
 		t.Errorf("notification without subject:\n%q\nwant\n%q", got, want)
@@ -848,7 +783,7 @@ func TestStringToSign(t *testing.T) {
 	if want := "Message\na\nb\nMessageId\nid\nSubject\n\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
 		t.Errorf("notification with empty subject:\n%q\nwant\n%q", got, want)
 	}
-	m.Type = TypeUnsubscribeConfirmation
+	m.Type = engine.SNSUnsubscribeConfirmation
 	got, _ = StringToSign(m)
 	if want := "Message\na\nb\nMessageId\nid\nSubscribeURL\ns\nTimestamp\nts\nToken\ntok\nTopicArn\narn\nType\nUnsubscribeConfirmation\n"; got != want {
 		t.Errorf("unsubscribe confirmation:\n%q\nwant\n%q", got, want)
@@ -883,7 +818,7 @@ func FuzzParseAndVerify(f *testing.F) {
 			"Timestamp": m.Timestamp, "SignatureVersion": m.SignatureVersion, "Signature": m.Signature,
 			"SigningCertURL": m.SigningCertURL, "Subject": m.Subject,
 		}
-		if m.Type != TypeNotification {
+		if m.Type != engine.SNSNotification {
 			fields["Token"], fields["SubscribeURL"] = m.Token, m.SubscribeURL
 		}
 		body, err := json.Marshal(fields)
@@ -899,14 +834,38 @@ func FuzzParseAndVerify(f *testing.F) {
 		panic("fetch during fuzzing")
 	})}})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := ParseMessage(body)
-		if err != nil {
+		m, err := engine.ParseSNS(body)
+		if err != nil || CheckFields(m) != nil {
 			return
 		}
 		StringToSign(m)
-		CheckSNSURL(m.SubscribeURL)
-		CheckSNSURL(m.UnsubscribeURL)
-		CheckCertURL(m.SigningCertURL)
+		CheckSNSURL(m.SubscribeURL, m.TopicArn)
+		CheckSNSURL(m.UnsubscribeURL, m.TopicArn)
+		CheckCertURL(m.SigningCertURL, m.TopicArn)
 		v.Verify(context.Background(), m)
 	})
+}
+
+func TestCheckTopicArn(t *testing.T) {
+	for _, arn := range []string{
+		testTopic,
+		"arn:aws:sns:eu-central-1:938667925736:mailcoach",
+		"arn:aws-cn:sns:cn-northwest-1:123456789012:t",
+		"arn:aws-us-gov:sns:us-gov-east-1:123456789012:t.fifo",
+	} {
+		if err := CheckTopicArn(arn); err != nil {
+			t.Errorf("CheckTopicArn(%q) = %v", arn, err)
+		}
+	}
+	for arn, want := range map[string]string{
+		"":                                     `TopicArn "" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`,
+		"arn:aws:sqs:us-east-1:123456789012:q": `TopicArn "arn:aws:sqs:us-east-1:123456789012:q" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`,
+		"arn:aws:sns:local:000000000000:t":     `TopicArn "arn:aws:sns:local:000000000000:t": "local" is not a region`,
+		"arn:aws:sns:us-gov-west-1:1:t":        `TopicArn "arn:aws:sns:us-gov-west-1:1:t": region us-gov-west-1 is in partition aws-us-gov, not aws`,
+		"arn:aws-cn:sns:us-east-1:1:t":         `TopicArn "arn:aws-cn:sns:us-east-1:1:t": region us-east-1 is in partition aws, not aws-cn`,
+	} {
+		if err := CheckTopicArn(arn); err == nil || err.Error() != want {
+			t.Errorf("CheckTopicArn(%q)\n got %v\nwant %s", arn, err, want)
+		}
+	}
 }

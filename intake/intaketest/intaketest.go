@@ -1,7 +1,10 @@
-// Package intaketest is for tests: a [Signer] holds a test RSA key and a
-// self-signed certificate written to a temporary certificate folder (for
-// intake.VerifierOptions.CertDir), and signs SNS messages as SNS does, so
-// that tests can post messages that verify, and tamper with them.
+// Package intaketest is for tests: a [Signer] holds a test RSA key and its
+// signing certificate, issued by a test root CA, and signs SNS messages as
+// SNS does, so that tests can post messages that verify, and tamper with
+// them. The certificate is in a temporary folder (for
+// intake.VerifierOptions.CertDir), and also in memory ([Signer.CertPEM])
+// for a verifier that fetches it and chain-checks it against
+// [Signer.Roots] (intake.VerifierOptions.Roots).
 //
 // Nothing here is meant for production code.
 package intaketest
@@ -18,21 +21,36 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 )
 
 // CertName is the file name of the Signer's certificate in its folder.
 const CertName = "SimpleNotificationService-test.pem"
 
-// CertURL is the SigningCertURL of the Signer's messages: an SNS URL
-// whose last element is CertName.
-const CertURL = "https://sns.us-east-1.amazonaws.com/" + CertName
+// CertURL returns the SigningCertURL of the Signer's messages of topic: the
+// certificate URL on the SNS host of the topic's region (us-east-1 when
+// the topic names none), whose last element is CertName.
+func CertURL(topic string) string {
+	region := "us-east-1"
+	if parts := strings.Split(topic, ":"); len(parts) == 6 && parts[3] != "" {
+		region = parts[3]
+	}
+	host := "sns." + region + ".amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		host += ".cn"
+	}
+	return "https://" + host + "/" + CertName
+}
 
 // Signer signs SNS messages with a test key. It is safe for concurrent
 // use.
@@ -40,39 +58,81 @@ type Signer struct {
 	// CertDir is the folder holding the certificate, named CertName.
 	CertDir string
 	key     *rsa.PrivateKey
+	certPEM []byte
+	roots   *x509.CertPool
 }
 
-// NewSigner makes a key pair and a self-signed certificate in a temporary
-// folder removed by t.Cleanup.
+// NewSigner makes a test root CA and a key pair whose certificate the root
+// issued, named sns.amazonaws.com as SNS's are (CN and DNS SAN), and
+// writes the certificate in a temporary folder removed by t.Cleanup. The
+// certificates are valid from 1999-12-31, before the clock of a
+// testing/synctest bubble starts, to 2100, so that a Signer works inside a
+// bubble and out of it.
 func NewSigner(t testing.TB) *Signer {
+	t.Helper()
+	from, to := time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	rootKey, key := newKey(t), newKey(t)
+	rootTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "intaketest root"},
+		NotBefore: from, NotAfter: to,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := x509.ParseCertificate(rootDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
+		DNSNames:  []string{"sns.amazonaws.com"},
+		NotBefore: from, NotAfter: to,
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leafTmpl, root, &key.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, CertName), certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	return &Signer{CertDir: dir, key: key, certPEM: certPEM, roots: roots}
+}
+
+func newKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, CertName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &Signer{CertDir: dir, key: key}
+	return key
 }
 
-// Sign sets m's SigningCertURL to CertURL (when empty) and SignatureVersion
-// to "1" (when empty), then its Signature over intake.StringToSign.
-func (s *Signer) Sign(t testing.TB, m *intake.Message) {
+// CertPEM is the certificate file SNS would serve at the SigningCertURL
+// of the Signer's messages.
+func (s *Signer) CertPEM() []byte {
+	return slices.Clone(s.certPEM)
+}
+
+// Roots is a pool holding the Signer's root CA alone, for
+// intake.VerifierOptions.Roots.
+func (s *Signer) Roots() *x509.CertPool {
+	return s.roots.Clone()
+}
+
+// Sign sets m's SigningCertURL to CertURL(m.TopicArn) (when empty) and
+// SignatureVersion to "1" (when empty), then its Signature over
+// intake.StringToSign.
+func (s *Signer) Sign(t testing.TB, m *engine.SNSMessage) {
 	t.Helper()
 	if m.SigningCertURL == "" {
-		m.SigningCertURL = CertURL
+		m.SigningCertURL = CertURL(m.TopicArn)
 	}
 	if m.SignatureVersion == "" {
 		m.SignatureVersion = "1"
@@ -95,14 +155,21 @@ func (s *Signer) Sign(t testing.TB, m *intake.Message) {
 	m.Signature = base64.StdEncoding.EncodeToString(sig)
 }
 
+// Timestamp formats t as SNS writes a Timestamp:
+// 2024-05-02T10:00:01.250Z.
+func Timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
 // Notification returns a signed Notification of topic carrying message,
-// with the given MessageId.
-func (s *Signer) Notification(t testing.TB, topic, id, message string) *intake.Message {
+// with the given MessageId, stamped with the current time (the bubble's,
+// inside a testing/synctest bubble).
+func (s *Signer) Notification(t testing.TB, topic, id, message string) *engine.SNSMessage {
 	t.Helper()
-	m := &intake.Message{
-		Type: intake.TypeNotification, MessageID: id, TopicArn: topic, Message: message,
-		Timestamp:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
+	m := &engine.SNSMessage{
+		Type: engine.SNSNotification, MessageID: id, TopicArn: topic, Message: message,
+		Timestamp:      Timestamp(time.Now()),
+		UnsubscribeURL: strings.TrimSuffix(CertURL(topic), CertName) + "?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
 	}
 	s.Sign(t, m)
 	return m
@@ -110,13 +177,13 @@ func (s *Signer) Notification(t testing.TB, topic, id, message string) *intake.M
 
 // Confirmation returns a signed SubscriptionConfirmation (or, with typ,
 // another confirmation type) of topic whose SubscribeURL is subscribeURL.
-func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *intake.Message {
+func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *engine.SNSMessage {
 	t.Helper()
-	m := &intake.Message{
+	m := &engine.SNSMessage{
 		Type: typ, MessageID: id, TopicArn: topic, Token: "token-" + id,
 		Message:      "You have chosen to subscribe to the topic " + topic + ".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		SubscribeURL: subscribeURL,
-		Timestamp:    time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		Timestamp:    Timestamp(time.Now()),
 	}
 	s.Sign(t, m)
 	return m
@@ -124,23 +191,33 @@ func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string)
 
 // Body is m in SNS's HTTP body layout (keys as SNS spells them; Subject,
 // Token, SubscribeURL and UnsubscribeURL only when set).
-func Body(m *intake.Message) []byte {
+func Body(m *engine.SNSMessage) []byte {
+	return BodyWith(m, nil)
+}
+
+// BodyWith is Body with the members of extra added after SNS's own, in the
+// order of their keys, whatever they are: keys SNS never sends, or SNS's
+// own keys again (in any letter case), as a forger would add them.
+func BodyWith(m *engine.SNSMessage, extra map[string]json.RawMessage) []byte {
 	var b bytes.Buffer
 	b.WriteString("{")
 	n := 0
-	add := func(k, v string, always bool) {
-		if v == "" && !always {
-			return
-		}
+	member := func(k string, v []byte) {
 		if n > 0 {
 			b.WriteString(",")
 		}
 		n++
 		kj, _ := json.Marshal(k)
-		vj, _ := json.Marshal(v)
 		b.Write(kj)
 		b.WriteString(":")
-		b.Write(vj)
+		b.Write(v)
+	}
+	add := func(k, v string, always bool) {
+		if v == "" && !always {
+			return
+		}
+		vj, _ := json.Marshal(v)
+		member(k, vj)
 	}
 	add("Type", m.Type, true)
 	add("MessageId", m.MessageID, true)
@@ -156,6 +233,9 @@ func Body(m *intake.Message) []byte {
 	add("Signature", m.Signature, true)
 	add("SigningCertURL", m.SigningCertURL, true)
 	add("UnsubscribeURL", m.UnsubscribeURL, false)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		member(k, extra[k])
+	}
 	b.WriteString("}")
 	return b.Bytes()
 }
