@@ -319,3 +319,51 @@ func TestReaderMemoryFlat(t *testing.T) {
 	}
 	t.Logf("HeapInuse before %d KB, peak %d KB, after %d KB", before>>10, peak>>10, after>>10)
 }
+
+// repeatReader reads chunk n times over, without holding more than it.
+type repeatReader struct {
+	chunk []byte
+	n, i  int
+	off   int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.off == len(r.chunk) {
+		if r.i == r.n {
+			return 0, io.EOF
+		}
+		r.i++
+		r.off = 0
+	}
+	n := copy(p, r.chunk[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// BenchmarkReader reads 100,000 NDJSON lines of SNS HTTP bodies (about
+// 2 KB each, as real ones) through a Reader: framing and decoding, no
+// routing. It reports lines/s.
+func BenchmarkReader(b *testing.B) {
+	const lines, distinct = 100000, 1000
+	chunk := decodeRouteLines(distinct)
+	b.SetBytes(int64(len(chunk)) * lines / distinct)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd := NewReader(&repeatReader{chunk: chunk, n: lines / distinct, off: len(chunk)}, "bench")
+		count := 0
+		for {
+			it, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || it.Notification == nil {
+				b.Fatalf("%s: %v %v %s", it.Input, err, it.Err, it.Skipped)
+			}
+			count++
+		}
+		if count != lines {
+			b.Fatalf("%d notifications, want %d", count, lines)
+		}
+	}
+	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
