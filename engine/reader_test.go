@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // readerWant is one item a Reader must give: its input label and either a
@@ -167,6 +168,220 @@ func TestReaderInline(t *testing.T) {
 	}
 }
 
+// newReaderSize returns a Reader over r that takes documents of up to max
+// bytes, with a buffer of bufSize bytes to begin with: small limits and
+// buffers keep the tests of the limit small, and make documents span
+// many reads.
+func newReaderSize(r io.Reader, name string, max, bufSize int) *Reader {
+	rd := NewReader(r, name)
+	rd.max = max
+	rd.buf = make([]byte, bufSize)
+	return rd
+}
+
+// sendDoc is a Send event on one line: the smallest notification.
+const sendDoc = `{"eventType":"Send","mail":{"messageId":"m","destination":["a@b.example"]},"send":{}}`
+
+// prettySend is sendDoc over 8 lines, the last without its line end.
+const prettySend = "{\n  \"eventType\": \"Send\",\n  \"mail\": {\n    \"messageId\": \"m\",\n    \"destination\": [\"a@b.example\"]\n  },\n  \"send\": {}\n}"
+
+// readerCase is a framing case: an input, the largest document (0 for
+// MaxDocument) and the items the Reader must give.
+type readerCase struct {
+	name  string
+	input string
+	max   int
+	want  []readerWant
+}
+
+// runReaderCases checks every case read whole, one byte at a time from a
+// one-byte buffer, and in halves from a 7-byte buffer: where reads end
+// must change nothing.
+func runReaderCases(t *testing.T, cases []readerCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			max := cmp.Or(tt.max, MaxDocument)
+			for _, rc := range []struct {
+				name string
+				rd   *Reader
+			}{
+				{"whole", newReaderSize(strings.NewReader(tt.input), "t", max, readSize)},
+				{"bytes", newReaderSize(iotest.OneByteReader(strings.NewReader(tt.input)), "t", max, 1)},
+				{"halves", newReaderSize(iotest.HalfReader(strings.NewReader(tt.input)), "t", max, 7)},
+			} {
+				t.Run(rc.name, func(t *testing.T) {
+					checkReaderItems(t, drain(t, rc.rd), tt.want)
+				})
+			}
+		})
+	}
+}
+
+// TestReaderLimit checks documents against the limit: one larger than it
+// is one error at its first line, saying where it lies, and reading
+// resumes right after its end; nothing of it is decoded, however it is
+// laid out.
+func TestReaderLimit(t *testing.T) {
+	n := len(sendDoc)
+	array := "[\n" + strings.Repeat(sendDoc+",\n", 9) + sendDoc + "\n]"
+	runReaderCases(t, []readerCase{
+		{name: "exactly the limit", input: sendDoc + "\n", max: n,
+			want: []readerWant{{input: "t:1", typ: TypeSend}}},
+		{name: "one byte over", input: sendDoc + "\n{}\n", max: n - 1,
+			want: []readerWant{{input: "t:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 1)", n-1, n)}, {input: "t:2", skipped: "not an SES notification"}}},
+		{name: "an array exactly the limit is read element by element", input: "[" + sendDoc + "," + sendDoc + "]", max: 2*n + 3,
+			want: []readerWant{{input: "t:1[0]", typ: TypeSend}, {input: "t:1[1]", typ: TypeSend}}},
+		{name: "oversized pretty document then a valid line", input: prettySend + "\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to 8)", n, len(prettySend))},
+				{input: "t:9", typ: TypeSend},
+			}},
+		{name: "oversized array of notifications", input: array + "\n", max: 5 * n,
+			want: []readerWant{{input: "t:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to 12)", 5*n, len(array))}}},
+		{name: "oversized array then a valid line", input: array + "\n" + sendDoc + "\n", max: 5 * n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to 12)", 5*n, len(array))},
+				{input: "t:13", typ: TypeSend},
+			}},
+		{name: "oversized line between valid ones", input: sendDoc + "\n" + `{"x":"` + strings.Repeat("y", 2*n) + `"}` + "\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", typ: TypeSend},
+				{input: "t:2", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 2)", n, 2*n+8)},
+				{input: "t:3", typ: TypeSend},
+			}},
+		{name: "reading resumes right after the end", input: "[" + sendDoc + "," + sendDoc + "]" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 1)", n, 2*n+3)},
+				{input: "t:1", typ: TypeSend},
+			}},
+		{name: "oversized and broken", input: "[\n" + strings.Repeat(sendDoc+",\n", 3) + "}\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON at line 5, column 1: want a value, found '}'", n)},
+				{input: "t:6", typ: TypeSend},
+			}},
+		{name: "oversized and broken where a line cut short took the next one in", input: "[\n" + strings.Repeat(sendDoc+",\n", 3) + sendDoc + "\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON at line 6, column 1: want ',' or ']' after an array element, found '{'", n)},
+				{input: "t:6", typ: TypeSend},
+			}},
+		{name: "oversized and never closes", input: "[\n" + strings.Repeat(sendDoc+",\n", 3), max: n,
+			want: []readerWant{{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON: the document starting here never closes (1 unclosed bracket at the end of the input)", n)}}},
+	})
+}
+
+// TestReaderFraming checks how documents are told apart: concatenated,
+// with a byte-order mark, over CRLF and blank lines, and where a line is
+// cut short or broken, that one error stands for it and that every valid
+// line after it is read.
+func TestReaderFraming(t *testing.T) {
+	then2 := "\n" + sendDoc + "\n" + sendDoc + "\n"
+	two := []readerWant{{input: "t:2", typ: TypeSend}, {input: "t:3", typ: TypeSend}}
+	cut := func(err string) []readerWant { return append([]readerWant{{input: "t:1", err: err}}, two...) }
+	runReaderCases(t, []readerCase{
+		// Concatenated documents.
+		{name: "objects back to back", input: sendDoc + sendDoc + sendDoc,
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:1", typ: TypeSend}, {input: "t:1", typ: TypeSend}}},
+		{name: "objects with blanks between", input: sendDoc + " " + sendDoc + "\t\r" + sendDoc + "\n",
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:1", typ: TypeSend}, {input: "t:1", typ: TypeSend}}},
+		{name: "pretty documents back to back", input: prettySend + prettySend + "\n" + sendDoc,
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:8", typ: TypeSend}, {input: "t:16", typ: TypeSend}}},
+		{name: "arrays back to back", input: "[" + sendDoc + "][" + sendDoc + "]\n",
+			want: []readerWant{{input: "t:1[0]", typ: TypeSend}, {input: "t:1[0]", typ: TypeSend}}},
+		{name: "scalars", input: `1 2.5e3"x"true` + "\n-0\n",
+			want: []readerWant{
+				{input: "t:1", skipped: "a JSON number"}, {input: "t:1", skipped: "a JSON number"},
+				{input: "t:1", skipped: "a JSON string"}, {input: "t:1", skipped: "a JSON boolean"},
+				{input: "t:2", skipped: "a JSON number"},
+			}},
+		{name: "a number at the end of the input", input: "12",
+			want: []readerWant{{input: "t:1", skipped: "a JSON number"}}},
+		{name: "garbage right after a document", input: sendDoc + ",\n" + sendDoc + "\n",
+			want: []readerWant{
+				{input: "t:1", typ: TypeSend},
+				{input: "t:1", err: fmt.Sprintf("invalid JSON at line 1, column %d: want a value, found ','", len(sendDoc)+1)},
+				{input: "t:2", typ: TypeSend},
+			}},
+		// Byte-order mark.
+		{name: "byte-order mark", input: "\xEF\xBB\xBF" + sendDoc + "\n" + sendDoc,
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:2", typ: TypeSend}}},
+		{name: "byte-order mark only", input: "\xEF\xBB\xBF", want: nil},
+		{name: "byte-order mark before a broken line", input: "\xEF\xBB\xBF{x\n" + sendDoc,
+			want: []readerWant{{input: "t:1", err: "invalid JSON at line 1, column 2: want a string key or '}', found 'x'"}, {input: "t:2", typ: TypeSend}}},
+		{name: "byte-order mark not at the start", input: sendDoc + "\n\xEF\xBB\xBF" + sendDoc + "\n" + sendDoc,
+			want: []readerWant{
+				{input: "t:1", typ: TypeSend},
+				{input: "t:2", err: "invalid JSON at line 2, column 1: want a value, found byte 0xef"},
+				{input: "t:3", typ: TypeSend},
+			}},
+		// Line ends and blank lines.
+		{name: "CRLF", input: sendDoc + "\r\n\r\n" + strings.ReplaceAll(prettySend, "\n", "\r\n") + "\r\n" + sendDoc + "\r\n",
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:3", typ: TypeSend}, {input: "t:11", typ: TypeSend}}},
+		{name: "CRLF after a line cut inside a string", input: sendDoc + "\r\n" + `{"a":"x` + "\r\n" + sendDoc + "\r\n",
+			want: []readerWant{
+				{input: "t:1", typ: TypeSend},
+				{input: "t:2", err: "invalid JSON at line 2, column 8: invalid control character '\\r' in a string"},
+				{input: "t:3", typ: TypeSend},
+			}},
+		{name: "blank lines", input: "\n \n\t\r\n" + sendDoc + "\n\n  \n" + sendDoc + "\n\n",
+			want: []readerWant{{input: "t:4", typ: TypeSend}, {input: "t:7", typ: TypeSend}}},
+		// Lines cut short, followed by valid ones.
+		{name: "cut after a comma", input: `{"eventType":"Send",` + then2,
+			want: cut("invalid JSON at line 2, column 1: want a string key after ',', found '{'")},
+		{name: "cut inside a string", input: `{"eventType":"Se` + then2,
+			want: cut("invalid JSON at line 1, column 17: the line ends inside a string (a JSON string never spans lines)")},
+		{name: "cut inside a key", input: `{"event` + then2,
+			want: cut("invalid JSON at line 1, column 8: the line ends inside a string (a JSON string never spans lines)")},
+		{name: "cut after a key", input: `{"eventType"` + then2,
+			want: cut("invalid JSON at line 2, column 1: want ':' after an object key, found '{'")},
+		{name: "cut after a colon", input: `{"eventType":` + then2,
+			want: cut("invalid JSON at line 3, column 1: want ',' or '}' after an object member, found '{' (line 2 is read again as a document of its own)")},
+		{name: "cut after a comma in an array", input: `{"Records":[{"x":1},` + then2,
+			want: cut("invalid JSON at line 3, column 1: want ',' or ']' after an array element, found '{' (line 2 is read again as a document of its own)")},
+		{name: "cut after a bracket", input: `{"Records":[` + then2,
+			want: cut("invalid JSON at line 3, column 1: want ',' or ']' after an array element, found '{' (line 2 is read again as a document of its own)")},
+		{name: "cut after a brace", input: `{` + then2,
+			want: cut("invalid JSON at line 2, column 1: want a string key or '}', found '{'")},
+		{name: "cut after a value", input: `{"a":1` + then2,
+			want: cut("invalid JSON at line 2, column 1: want ',' or '}' after an object member, found '{'")},
+		{name: "cut after an object inside a line", input: `{"a":{"b":1}` + then2,
+			want: cut("invalid JSON at line 2, column 1: want ',' or '}' after an object member, found '{'")},
+		{name: "cut inside a literal", input: `{"a":tr` + then2,
+			want: cut("invalid JSON at line 1, column 8: invalid literal: want 'u' of true, found the end of the line")},
+		{name: "cut inside a number", input: `{"a":1.` + then2,
+			want: cut("invalid JSON at line 1, column 8: invalid number: want a digit after '.', found the end of the line")},
+		{name: "cut inside an exponent", input: `{"a":1e` + then2,
+			want: cut("invalid JSON at line 1, column 8: invalid number: want a digit or a sign in the exponent, found the end of the line")},
+		{name: "cut inside an escape", input: `{"a":"\` + then2,
+			want: cut("invalid JSON at line 1, column 8: invalid escape: want one of \"\\/bfnrtu after a backslash, found the end of the line")},
+		{name: "cut inside a \\u escape", input: `{"a":"\u12` + then2,
+			want: cut("invalid JSON at line 1, column 11: invalid \\u escape: want a hex digit, found the end of the line")},
+		{name: "cut on the last line", input: sendDoc + "\n" + `{"a":"x`,
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:2", err: "invalid JSON: the document starting here never closes (the input ends inside a string, 1 unclosed bracket)"}}},
+		{name: "cut inside a number at the end", input: sendDoc + "\n-",
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:2", err: "invalid JSON: the document starting here never closes (the input ends inside a number)"}}},
+		{name: "cut after a colon, then the last line", input: `{"a":` + "\n" + sendDoc + "\n",
+			want: []readerWant{{input: "t:1", err: "invalid JSON: the document starting here never closes (1 unclosed bracket at the end of the input)"}}},
+		// Broken lines and documents.
+		{name: "closing lines go with the broken document", input: `{"a":1,` + "\n}\n ]\n,\n:\n" + sendDoc + "\n",
+			want: []readerWant{{input: "t:1", err: "invalid JSON at line 2, column 1: want a string key after ',', found '}'"}, {input: "t:6", typ: TypeSend}}},
+		{name: "a line that is not JSON", input: "not JSON\n" + sendDoc,
+			want: []readerWant{{input: "t:1", err: "invalid JSON at line 1, column 2: invalid literal: want 'u' of null, found 'o'"}, {input: "t:2", typ: TypeSend}}},
+		{name: "a string where a key belongs", input: "{\n  \"a\": 1\n  \"b\": 2\n}\n\"x\"\n" + sendDoc,
+			want: []readerWant{
+				{input: "t:1", err: "invalid JSON at line 3, column 3: want ',' or '}' after an object member, found '\"'"},
+				{input: "t:5", skipped: "a JSON string"},
+				{input: "t:6", typ: TypeSend},
+			}},
+		{name: "a control character in a string", input: "{\"a\":\"\t\"}\n" + sendDoc,
+			want: []readerWant{{input: "t:1", err: "invalid JSON at line 1, column 7: invalid control character '\\t' in a string"}, {input: "t:2", typ: TypeSend}}},
+		{name: "nested too deeply", input: strings.Repeat("[", maxNesting+1) + "\n" + sendDoc,
+			want: []readerWant{{input: "t:1", err: fmt.Sprintf("invalid JSON at line 1, column %d: nested more than %d deep", maxNesting+1, maxNesting)}, {input: "t:2", typ: TypeSend}}},
+		{name: "nested as deep as allowed", input: strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + "\n" + sendDoc,
+			want: []readerWant{{input: "t:1[0]", skipped: "a JSON array, not a notification"}, {input: "t:2", typ: TypeSend}}},
+	})
+}
+
 // TestReaderName checks the input name "-" (and no name) reads as stdin.
 func TestReaderName(t *testing.T) {
 	for _, name := range []string{"-", ""} {
@@ -195,41 +410,108 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 // TestReaderReadError checks that a read error of the underlying reader
-// comes out of Next after the items before it, and stays.
+// comes out of Next after the items before it, and stays; a document the
+// error cuts short gives no item.
 func TestReaderReadError(t *testing.T) {
 	boom := errors.New("disk on fire")
-	r := NewReader(&failingReader{data: []byte("{}\n{}\n"), err: boom}, "f")
-	for i := 1; i <= 2; i++ {
-		it, err := r.Next()
-		if err != nil || it.Input != "f:"+strconv.Itoa(i) {
-			t.Fatalf("item %d: %+v, %v", i, it, err)
-		}
-	}
-	for range 2 {
-		if _, err := r.Next(); !errors.Is(err, boom) {
-			t.Fatalf("Next = %v, want %v", err, boom)
-		}
+	for _, tt := range []struct {
+		name, data string
+		inputs     []string
+	}{
+		{"after whole lines", "{}\n{}\n", []string{"f:1", "f:2"}},
+		{"right after a document", "{}\n{}", []string{"f:1", "f:2"}},
+		{"inside a document", "{}\n{\"a\":\n", []string{"f:1"}},
+		{"inside a number", "{}\n12", []string{"f:1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(&failingReader{data: []byte(tt.data), err: boom}, "f")
+			for _, want := range tt.inputs {
+				it, err := r.Next()
+				if err != nil || it.Input != want {
+					t.Fatalf("got %+v, %v; want an item from %s", it, err, want)
+				}
+			}
+			for range 2 {
+				if _, err := r.Next(); !errors.Is(err, boom) {
+					t.Fatalf("Next = %v, want %v", err, boom)
+				}
+			}
+		})
 	}
 }
 
-// TestReaderDocumentTooLarge checks that a line over MaxDocument is an
-// Item with Err and that reading goes on with the right line numbers.
-func TestReaderDocumentTooLarge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes a 9 MB line")
+// partsReader streams its parts, each repeated n times, without holding
+// more than one of them.
+type partsReader struct {
+	parts []part
+	cur   string
+}
+
+type part struct {
+	s string
+	n int
+}
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for r.cur == "" {
+		if len(r.parts) == 0 {
+			return 0, io.EOF
+		}
+		r.cur = r.parts[0].s
+		if r.parts[0].n--; r.parts[0].n <= 0 {
+			r.parts = r.parts[1:]
+		}
 	}
-	const send = `{"eventType":"Send","mail":{"messageId":"m","destination":["a@b.example"]},"send":{}}`
-	var b bytes.Buffer
-	b.WriteString(send + "\n")
-	b.WriteString(`{"x":"`)
-	b.Write(bytes.Repeat([]byte("y"), MaxDocument+1<<20))
-	b.WriteString("\"}\n")
-	b.WriteString(send + "\n")
-	checkReaderItems(t, drain(t, NewReader(&b, "big")), []readerWant{
-		{input: "big:1", typ: TypeSend},
-		{input: "big:2", err: fmt.Sprintf("document larger than %d bytes", MaxDocument)},
-		{input: "big:3", typ: TypeSend},
-	})
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// TestReaderMaxDocument checks the real limit on generated input: a line
+// over it, a pretty-printed array of notifications over it (elements at
+// column 0, which the Reader once read as documents of their own) and a
+// document exactly at it. None of these inputs is ever held whole, and
+// the Reader's buffer never grows past the limit and one read.
+func TestReaderMaxDocument(t *testing.T) {
+	elem := sendDoc + ",\n"
+	elems := MaxDocument/len(elem) + 1
+	arraySize := 2 + elems*len(elem) + len(sendDoc) + 2
+	pad := `{"x":"` + strings.Repeat("y", 1000)
+	padN := (MaxDocument - len(`{"x":"`) - len(`"}`)) / 1000
+	exact := strings.Repeat("y", MaxDocument-len(`{"x":"`)-len(`"}`)-padN*1000)
+	for _, tt := range []struct {
+		name  string
+		parts []part
+		want  []readerWant
+	}{
+		{"a line over the limit", []part{
+			{sendDoc + "\n", 1}, {`{"x":"`, 1}, {strings.Repeat("y", 1<<16), MaxDocument>>16 + 1}, {"\"}\n", 1}, {sendDoc + "\n", 1},
+		}, []readerWant{
+			{input: "big:1", typ: TypeSend},
+			{input: "big:2", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 2)", MaxDocument, MaxDocument+1<<16+8)},
+			{input: "big:3", typ: TypeSend},
+		}},
+		{"a pretty array of notifications over the limit", []part{
+			{"[\n", 1}, {elem, elems}, {sendDoc + "\n]\n", 1}, {sendDoc + "\n", 1},
+		}, []readerWant{
+			{input: "big:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to %d)", MaxDocument, arraySize, elems+3)},
+			{input: "big:" + strconv.Itoa(elems+4), typ: TypeSend},
+		}},
+		{"a document exactly at the limit", []part{
+			{pad, 1}, {strings.Repeat("y", 1000), padN - 1}, {exact + `"}`, 1}, {"\n" + sendDoc, 1},
+		}, []readerWant{
+			{input: "big:1", skipped: "not an SES notification"},
+			{input: "big:2", typ: TypeSend},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rd := NewReader(&partsReader{parts: tt.parts}, "big")
+			checkReaderItems(t, drain(t, rd), tt.want)
+			if len(rd.buf) > MaxDocument+readSize {
+				t.Errorf("the buffer grew to %d bytes, more than the limit and one read", len(rd.buf))
+			}
+		})
+	}
 }
 
 // genReader generates n NDJSON lines on the fly, cycling through a bare
