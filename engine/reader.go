@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -153,7 +154,7 @@ func (r *Reader) fill() {
 	if r.end == len(r.buf) {
 		// The document so far fills the buffer, and it is no larger than
 		// max: grow the buffer, up to a little more than max.
-		b := make([]byte, min(2*len(r.buf), r.max+readSize))
+		b := make([]byte, min(max(2*len(r.buf), 1), r.max+readSize))
 		copy(b, r.buf[:r.end])
 		r.buf = b
 	}
@@ -461,14 +462,12 @@ func (r *Reader) scan() scanResult {
 			s.nl = false
 			i++
 		case sString:
-			for c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				if i == len(b) {
-					r.pos = i
-					return scanMore
-				}
-				c = b[i]
+			i = skipString(b, i)
+			if i == len(b) {
+				r.pos = i
+				return scanMore
 			}
+			c = b[i]
 			switch {
 			case c == '"':
 				if s.key {
@@ -601,6 +600,36 @@ func (r *Reader) scan() scanResult {
 	}
 	r.pos = i
 	return scanMore
+}
+
+// skipString returns the index of the first byte from i on that ends a
+// string or needs a closer look: a quote, a control character, a
+// backslash but one of a two-byte escape, or len(b). Strings are most of
+// the input, so it reads eight bytes at a time where it can.
+func skipString(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for {
+		for ; i+8 <= len(b); i += 8 {
+			x := binary.LittleEndian.Uint64(b[i:])
+			quote, backslash := x^(ones*'"'), x^(ones*'\\')
+			// A byte is zero in v when (v - ones) &^ v has its high bit.
+			if ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
+				break
+			}
+		}
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i+1 >= len(b) || b[i] != '\\' {
+			return i
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		default:
+			return i
+		}
+	}
 }
 
 // close pops the object or array that ends at the current byte and

@@ -650,3 +650,26 @@ func BenchmarkReader(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// BenchmarkReaderScan is the framing alone: the scanner over 1,000 NDJSON
+// lines of SNS HTTP bodies already in memory, without decoding them.
+func BenchmarkReaderScan(b *testing.B) {
+	const lines = 1000
+	data := decodeRouteLines(lines)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		r := NewReader(nil, "bench")
+		r.buf, r.end, r.bomRead = data, len(data), true
+		n := 0
+		for res := r.scan(); res != scanMore; res = r.scan() {
+			if res != scanDoc {
+				b.Fatalf("%+v", r.fault)
+			}
+			r.inDoc = false
+			n++
+		}
+		if n != lines {
+			b.Fatalf("%d documents, want %d", n, lines)
+		}
+	}
+}
