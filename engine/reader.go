@@ -21,35 +21,40 @@ const readSize = 64 << 10
 // A file holds JSON documents (top-level values): one, possibly
 // pretty-printed over many lines; many, one per line (NDJSON); many
 // concatenated, with or without white space between them ({…}{…}, as cat
-// makes of files that do not end with a newline); or any mix of these. A
-// UTF-8 byte-order mark at the very start of the input is ignored. Each
-// document goes to AppendDecode: a top-level array gives one Item per
-// element, a Lambda event one per record. An Item's Input is FILE:LINE,
-// LINE being the line its document starts on (lines end with LF or CRLF).
+// makes of files that do not end with a newline); or any mix of these.
+// Blank lines are ignored, and so is a UTF-8 byte-order mark at the very
+// start of the input. Each document goes to AppendDecode: a top-level
+// array gives one Item per element, a Lambda event one per record. An
+// Item's Input is FILE:LINE, LINE being the line its document starts on
+// (lines end with LF or CRLF).
 //
 // The Reader holds one document at a time, so its memory does not grow
 // with the input. A document larger than MaxDocument (a top-level array
 // counts as one document) is one Item with Err, at the line it starts on,
-// saying on which lines it lies; none of it is decoded: the Reader scans
-// it to its end without keeping it, and reading resumes right after it.
+// giving its size and the lines it spans; none of it is decoded: the
+// Reader scans it to its end without keeping it, and reading resumes
+// right after it.
 //
-// Framing validates the JSON as it reads it, so that broken input costs
-// as little as possible. At the first syntax error the document ends as
-// an Item with Err, saying what was expected at which line and column,
-// and reading resumes:
+// Framing validates the JSON as it reads it (nesting deeper than 10,000
+// is an error, as in encoding/json), so that broken input costs as little
+// as possible. At the first syntax error the document ends as an Item
+// with Err, saying what was expected at which line and column, and
+// reading resumes:
 //
 //   - when the error is at the first non-blank byte of a line and that
 //     byte is '{' or '[' (the next NDJSON line, where a line cut short
 //     wanted ',' or '}'), at the start of that line; but when the value
-//     just before it is an object or an array that itself begins a line
-//     (a line cut short where a value was wanted took the next line in as
-//     that value), at the start of that value's line instead, unless the
-//     document is already larger than MaxDocument;
-//   - else at the next line. Lines that begin with '}', ']', ',' or ':'
-//     cannot begin a document: they are skipped with the broken one.
+//     just before that byte is an object or an array that itself begins a
+//     line (a line cut short where a value was wanted took the next line
+//     in as that value), at the start of that value's line instead,
+//     unless the broken document is already larger than MaxDocument;
+//   - else at the start of the next line. Lines that begin with '}', ']',
+//     ',' or ':' cannot begin a document: they are skipped with the
+//     broken one.
 //
 // A raw line end inside a string is a syntax error (a JSON string never
-// spans lines), so a line cut inside a string costs that line only. Of a
+// spans lines), so a line cut inside a string costs that line only. A
+// document that the input ends inside of is one Item with Err. Of a
 // broken or oversized document, nothing is decoded but the lines read
 // again as above.
 type Reader struct {
