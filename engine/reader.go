@@ -1,46 +1,94 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
-
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 )
 
 // MaxDocument is the largest JSON document a Reader accepts (Lambda's
-// invocation payload limit is 6 MB); a larger one is an Item with Err.
+// invocation payload limit is 6 MB); a larger one is one Item with Err.
 const MaxDocument = 8 << 20
 
-// Reader streams the notifications of one input: a single JSON document,
-// possibly pretty-printed over many lines, or many documents, one per line
-// (NDJSON), or any mix. It holds one document at a time, so its memory
-// does not grow with the input.
-//
-// A document that is not valid JSON is an Item with Err, and reading goes
-// on with the next one: when a document never closes, or closes as
-// invalid JSON, the lines it gathered that start at column 0 with '{' are
-// read again as documents of their own, so a line of NDJSON cut short
-// does not take the lines after it down with it.
-type Reader struct {
-	name    string
-	r       *bufio.Reader
-	line    int      // lines read from r so far
-	queue   []queued // lines given back, read again before r
-	pending []Item
-	buf     []byte
-	lines   []queued // the lines gathered into buf after the first (offsets, not text)
-	err     error
-}
+// readSize is the size of a Reader's buffer until a document needs more,
+// and how much more than its limit the buffer may grow to.
+const readSize = 64 << 10
 
-// queued is a line to read again, or, in Reader.lines, where a gathered
-// line starts in Reader.buf (off) and its number.
-type queued struct {
-	text []byte
-	off  int
-	num  int
-	err  error
+// Reader streams the inputs of one file.
+//
+// A file holds JSON documents (top-level values): one, possibly
+// pretty-printed over many lines; many, one per line (NDJSON); many
+// concatenated, with or without white space between them ({…}{…}, as cat
+// makes of files that do not end with a newline); or any mix of these.
+// Blank lines are ignored, and so is a UTF-8 byte-order mark at the very
+// start of the input. Each document goes to AppendDecode: a top-level
+// array gives one Item per element, a Lambda event one per record. An
+// Item's Input is FILE:LINE, LINE being the line its document starts on
+// (lines end with LF or CRLF).
+//
+// The Reader holds one document at a time, so its memory does not grow
+// with the input. A document larger than MaxDocument (a top-level array
+// counts as one document) is one Item with Err, at the line it starts on,
+// giving its size and the lines it spans; none of it is decoded: the
+// Reader scans it to its end without keeping it, and reading resumes
+// right after it.
+//
+// Framing validates the JSON as it reads it (nesting deeper than 10,000
+// is an error, as in encoding/json), so that broken input costs as little
+// as possible. At the first syntax error the document ends as an Item
+// with Err, saying what was expected at which line and column, and
+// reading resumes:
+//
+//   - when the error is at the first non-blank byte of a line and that
+//     byte is '{' or '[' (the next NDJSON line, where a line cut short
+//     wanted ',' or '}'), at the start of that line; but when the value
+//     just before that byte is an object or an array that itself begins a
+//     line (a line cut short where a value was wanted took the next line
+//     in as that value), at the start of that value's line instead,
+//     unless the broken document is already larger than MaxDocument;
+//   - else at the start of the next line. Lines that begin with '}', ']',
+//     ',' or ':' cannot begin a document: they are skipped with the
+//     broken one.
+//
+// A raw line end inside a string is a syntax error (a JSON string never
+// spans lines), so a line cut inside a string costs that line only. A
+// document that the input ends inside of is one Item with Err. Of a
+// broken or oversized document, nothing is decoded but the lines read
+// again as above.
+type Reader struct {
+	name string
+	src  io.Reader
+	max  int // the largest document: MaxDocument, smaller in tests
+
+	buf     []byte // buf[:end] is the input from offset base on
+	end     int
+	pos     int   // the next byte to scan
+	base    int64 // the input offset of buf[0]
+	srcErr  error // what src returned with the last bytes it gave: io.EOF at the end
+	bomRead bool  // whether the start was checked for a byte-order mark
+
+	line    int   // the line of buf[pos], from 1
+	lineOff int64 // the input offset of that line's first byte
+
+	sc    scanner
+	fault fault // the last syntax error
+
+	inDoc   bool  // the scanner is inside a document
+	docOff  int64 // the input offset of its first byte
+	docLine int   // the line it starts on
+	over    bool  // it is larger than max: its bytes are not kept
+
+	pending []Item
+	err     error // returned once pending is empty: io.EOF or a read error
+
+	// The last document passed to AppendDecode, for tests: its input
+	// offset and bytes (valid until the next document is framed), and how
+	// many documents have been decoded.
+	lastOff int64
+	lastDoc []byte
+	docs    int
 }
 
 // NewReader returns a Reader over r; name is the input's name in
@@ -49,7 +97,7 @@ func NewReader(r io.Reader, name string) *Reader {
 	if name == "-" || name == "" {
 		name = "stdin"
 	}
-	return &Reader{name: name, r: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{name: name, src: r, max: MaxDocument, line: 1}
 }
 
 // Next returns the next item, or io.EOF after the last one. Any other
@@ -60,17 +108,7 @@ func (r *Reader) Next() (Item, error) {
 		if r.err != nil {
 			return Item{}, r.err
 		}
-		doc, line, err := r.document()
-		if err != nil && len(doc) == 0 && line == 0 {
-			r.err = err
-			continue
-		}
-		input := r.name + ":" + strconv.Itoa(line)
-		if err != nil {
-			r.pending = append(r.pending[:0], Item{Input: input, Envelope: EnvelopeFile, Err: err})
-			continue
-		}
-		r.pending = AppendDecode(r.pending[:0], input, doc)
+		r.frame()
 	}
 	it := r.pending[0]
 	r.pending[0] = Item{}
@@ -78,147 +116,557 @@ func (r *Reader) Next() (Item, error) {
 	return it, nil
 }
 
-// nextLine returns the next line (given back or read) and its number. The
-// text is only valid until the next call.
-func (r *Reader) nextLine() ([]byte, int, error) {
-	if len(r.queue) > 0 {
-		q := r.queue[0]
-		r.queue[0] = queued{}
-		r.queue = r.queue[1:]
-		return q.text, q.num, q.err
-	}
-	line, err := r.readLine()
-	return line, r.line, err
-}
-
-// readLine returns the next line without its end, or io.EOF. Lines longer
-// than MaxDocument are cut, and the returned error says so.
-func (r *Reader) readLine() ([]byte, error) {
-	var long []byte
+// frame reads up to the end of the next document and queues its items,
+// or sets r.err at the end of the input.
+func (r *Reader) frame() {
 	for {
-		chunk, err := r.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			if len(long) < MaxDocument {
-				long = append(long, chunk...)
+		if r.bomRead {
+			switch r.scan() {
+			case scanDoc:
+				r.document()
+				return
+			case scanError:
+				r.broken()
+				return
 			}
-			continue
 		}
-		if len(chunk) == 0 && err != nil && long == nil {
-			return nil, err
+		if r.srcErr != nil {
+			r.atEnd()
+			return
 		}
-		r.line++
-		var line []byte
-		if long != nil {
-			line = append(long, chunk...)
-		} else {
-			line = chunk
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) > MaxDocument {
-			return line[:0], errTooLong
-		}
-		if err != nil && err != io.EOF {
-			return line, err
-		}
-		return line, nil
+		r.fill()
 	}
 }
 
-var errTooLong = fmt.Errorf("document larger than %d bytes", MaxDocument)
-
-// document returns the next JSON document and the line it starts on. A
-// document that cannot be framed or is not valid JSON comes back with an
-// error and its line, and reading goes on after it.
-func (r *Reader) document() ([]byte, int, error) {
-	var first []byte
-	var start int
-	for {
-		line, num, err := r.nextLine()
-		if err == errTooLong {
-			return nil, num, err
-		}
+// fill reads more input into buf, keeping the document being read (when
+// it is not too large) and dropping what was scanned before it.
+func (r *Reader) fill() {
+	if r.buf == nil {
+		r.buf = make([]byte, readSize)
+	}
+	if r.inDoc && !r.over && r.base+int64(r.pos)-r.docOff > int64(r.max) {
+		r.over = true
+	}
+	keep := r.pos
+	if r.inDoc && !r.over {
+		keep = int(r.docOff - r.base)
+	}
+	if keep > 0 {
+		r.end = copy(r.buf, r.buf[keep:r.end])
+		r.pos -= keep
+		r.base += int64(keep)
+	}
+	if r.end == len(r.buf) {
+		// The document so far fills the buffer, and it is no larger than
+		// max: grow the buffer, up to a little more than max.
+		b := make([]byte, min(max(2*len(r.buf), 1), r.max+readSize))
+		copy(b, r.buf[:r.end])
+		r.buf = b
+	}
+	for range 100 {
+		n, err := r.src.Read(r.buf[r.end:])
+		r.end += n
 		if err != nil {
-			return nil, 0, err
+			r.srcErr = err
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
-			first, start = line, num
+		if n > 0 || err != nil {
 			break
 		}
 	}
-	// The common cases: one document per line, or a single-line file. A
-	// line that opens and closes like an object is taken whole without
-	// scanning it twice: decoding validates it.
-	t := bytes.TrimSpace(first)
-	if t[0] == '{' && t[len(t)-1] == '}' {
-		return t, start, nil
+	if r.srcErr == nil && r.end == r.pos {
+		r.srcErr = io.ErrNoProgress
 	}
-	var sc scanner
-	sc.feed(first)
-	if sc.depth == 0 {
-		return t, start, nil
-	}
-	// A document over several lines: gather lines until it closes.
-	r.buf = append(r.buf[:0], first...)
-	r.lines = r.lines[:0]
-	for sc.depth > 0 {
-		line, num, err := r.nextLine()
-		switch {
-		case err == io.EOF:
-			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here never closes (%d unclosed brackets at the end of the input)", sc.depth))
-		case err == errTooLong:
-			r.queue = append(r.queue, queued{num: num, err: err})
-			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here is not closed before line %d, which is too long", num))
-		case err != nil:
-			return nil, start, err
-		case len(r.buf)+len(line)+1 > MaxDocument:
-			r.queue = append(r.queue, queued{text: bytes.Clone(line), num: num})
-			return r.giveBack(start, fmt.Errorf("invalid JSON: the document starting here is not closed within %d bytes", MaxDocument))
+	if !r.bomRead && (r.end >= 3 || r.srcErr != nil) {
+		r.bomRead = true
+		if r.base == 0 && r.end >= 3 && r.buf[0] == 0xEF && r.buf[1] == 0xBB && r.buf[2] == 0xBF {
+			r.pos, r.lineOff = 3, 3
 		}
-		r.buf = append(r.buf, '\n')
-		r.lines = append(r.lines, queued{off: len(r.buf), num: num})
-		r.buf = append(r.buf, line...)
-		sc.feed(line)
 	}
-	doc := bytes.TrimSpace(r.buf)
-	if err := checkJSON(doc); err != nil {
-		return r.giveBack(start, err)
-	}
-	return doc, start, nil
 }
 
-// giveBack ends a document that did not frame: from the first gathered
-// line that starts at column 0 with '{', the gathered lines are read
-// again, and the lines before it are the broken document; when there is
-// no such line, the whole document is broken, as err says.
-func (r *Reader) giveBack(start int, err error) ([]byte, int, error) {
-	from := -1
-	for i, l := range r.lines {
-		if l.off < len(r.buf) && r.buf[l.off] == '{' {
-			from = i
-			break
+// document queues the items of the document that ends at pos.
+func (r *Reader) document() {
+	input := r.name + ":" + strconv.Itoa(r.docLine)
+	size := r.base + int64(r.pos) - r.docOff
+	over := r.tooLarge(r.pos)
+	r.inDoc, r.over = false, false
+	if over {
+		lines := "line " + strconv.Itoa(r.docLine)
+		if r.line != r.docLine {
+			lines = fmt.Sprintf("lines %d to %d", r.docLine, r.line)
+		}
+		r.fail(input, fmt.Errorf("document larger than %d bytes (%d bytes, on %s)", r.max, size, lines))
+		return
+	}
+	doc := r.buf[r.docOff-r.base : r.pos]
+	r.lastOff, r.lastDoc = r.docOff, doc
+	r.docs++
+	r.pending = AppendDecode(r.pending[:0], input, doc)
+}
+
+// tooLarge reports whether the document being read holds more than max
+// bytes before buf[i].
+func (r *Reader) tooLarge(i int) bool {
+	return r.over || r.base+int64(i)-r.docOff > int64(r.max)
+}
+
+// fail queues one Item with err for the document being read.
+func (r *Reader) fail(input string, err error) {
+	r.pending = append(r.pending[:0], Item{Input: input, Envelope: EnvelopeFile, Err: err})
+}
+
+// broken ends the document at the syntax error in r.fault and sets where
+// reading resumes.
+func (r *Reader) broken() {
+	s, f := &r.sc, r.fault
+	input := r.name + ":" + strconv.Itoa(r.docLine)
+	msg := fmt.Sprintf("invalid JSON at line %d, column %d: %s", f.line, f.col, f.msg)
+	over := r.tooLarge(r.pos)
+	c := r.buf[r.pos]
+	switch {
+	case !f.first || f.off == r.docOff || (c != '{' && c != '['):
+		s.state = sSkipLine
+	case f.after && s.closedOK && s.closed.first && !over:
+		// The document took a line in as the value a line cut short
+		// wanted: read that line again.
+		v := s.closed
+		r.pos = int(v.off - r.base)
+		r.line = v.line
+		j := r.pos
+		for j > 0 && (r.buf[j-1] == ' ' || r.buf[j-1] == '\t' || r.buf[j-1] == '\r') {
+			j--
+		}
+		r.lineOff = r.base + int64(j)
+		msg += fmt.Sprintf(" (line %d is read again as a document of its own)", v.line)
+		s.state = sTop
+	default:
+		s.state = sTop
+	}
+	if over {
+		msg = fmt.Sprintf("document larger than %d bytes from line %d, and %s", r.max, r.docLine, msg)
+	}
+	r.inDoc, r.over = false, false
+	s.stack = s.stack[:0]
+	r.fail(input, errors.New(msg))
+}
+
+// atEnd handles the end of the input, or a read error, once everything
+// before it is scanned.
+func (r *Reader) atEnd() {
+	if !r.inDoc || r.srcErr != io.EOF {
+		r.err = r.srcErr
+		return
+	}
+	s := &r.sc
+	if len(s.stack) == 0 {
+		switch s.state {
+		case sZero, sInt, sFrac, sExp:
+			s.state = sTop
+			r.document()
+			return
 		}
 	}
-	if from >= 0 {
-		back := make([]queued, 0, len(r.lines)-from+len(r.queue))
-		for i := from; i < len(r.lines); i++ {
-			end := len(r.buf)
-			if i+1 < len(r.lines) {
-				end = r.lines[i+1].off - 1
+	n := len(s.stack)
+	brackets := strconv.Itoa(n) + " unclosed bracket"
+	if n != 1 {
+		brackets += "s"
+	}
+	var what string
+	switch s.state {
+	case sString, sEscape, sHex:
+		what = "string"
+	case sLiteral:
+		what = "literal"
+	case sMinus, sZero, sInt, sDot, sFrac, sExpMark, sExpSign, sExp:
+		what = "number"
+	}
+	why := "(" + brackets + " at the end of the input)"
+	switch {
+	case what != "" && n > 0:
+		why = "(the input ends inside a " + what + ", " + brackets + ")"
+	case what != "":
+		why = "(the input ends inside a " + what + ")"
+	}
+	msg := "invalid JSON: the document starting here never closes " + why
+	if r.tooLarge(r.end) {
+		msg = fmt.Sprintf("document larger than %d bytes from line %d, and %s", r.max, r.docLine, msg)
+	}
+	input := r.name + ":" + strconv.Itoa(r.docLine)
+	r.inDoc, r.over = false, false
+	s.state = sTop
+	s.stack = s.stack[:0]
+	r.fail(input, errors.New(msg))
+}
+
+// scanState is where the scanner is in the JSON grammar.
+type scanState uint8
+
+// The states up to sAfter skip white space before their next byte.
+const (
+	sTop          scanState = iota // between documents
+	sLineStart                     // at the start of a line after a broken document
+	sValue                         // a value, after ':' or ','
+	sValueOrClose                  // a value or ']', after '['
+	sKeyOrClose                    // a key or '}', after '{'
+	sKey                           // a key, after ','
+	sColon                         // ':', after a key
+	sAfter                         // ',' or the closing bracket, after a value
+	sString                        // in a string
+	sEscape                        // after a backslash in a string
+	sHex                           // in the hex digits of \u
+	sLiteral                       // in true, false or null
+	sMinus                         // after a number's '-'
+	sZero                          // after a number's leading 0
+	sInt                           // in a number's integer digits
+	sDot                           // after a number's '.'
+	sFrac                          // in a number's fraction digits
+	sExpMark                       // after a number's 'e' or 'E'
+	sExpSign                       // after the exponent's sign
+	sExp                           // in the exponent's digits
+	sSkipLine                      // after a broken document, up to the end of the line
+)
+
+// scanner is the state of the framing: a validating JSON state machine
+// with a stack of the open objects and arrays, that may stop at any byte
+// and go on when more input comes.
+type scanner struct {
+	state scanState
+	key   bool   // the string being read is an object key
+	nl    bool   // a line ended since the last byte of a token
+	lit   string // the literal being read
+	n     int    // the bytes of lit read, or the hex digits of \u left
+	stack []frame
+	// closed is the last object or array that closed, when it was the
+	// last value read (closedOK).
+	closed   frame
+	closedOK bool
+}
+
+// frame is an open object or array.
+type frame struct {
+	off   int64 // the input offset of its bracket
+	line  int
+	obj   bool
+	first bool // the bracket is the first non-blank byte of its line
+}
+
+// scanResult is what scan stopped at.
+type scanResult uint8
+
+const (
+	scanMore  scanResult = iota // the end of the buffered input
+	scanDoc                     // the end of a document, at pos
+	scanError                   // a syntax error, at pos, described in Reader.fault
+)
+
+// fault is a syntax error.
+type fault struct {
+	off       int64 // its input offset
+	line, col int
+	msg       string
+	first     bool // it is at the first non-blank byte of its line
+	after     bool // where ',' or a closing bracket was wanted
+}
+
+// scan runs the scanner over the buffered input from pos.
+func (r *Reader) scan() scanResult {
+	s := &r.sc
+	b := r.buf[:r.end]
+	i := r.pos
+	for i < len(b) {
+		c := b[i]
+		if s.state <= sAfter {
+			for c == ' ' || c == '\n' || c == '\t' || c == '\r' {
+				if c == '\n' {
+					r.line++
+					r.lineOff = r.base + int64(i) + 1
+					s.nl = true
+				}
+				i++
+				if i == len(b) {
+					r.pos = i
+					return scanMore
+				}
+				c = b[i]
 			}
-			back = append(back, queued{text: bytes.Clone(r.buf[r.lines[i].off:end]), num: r.lines[i].num})
 		}
-		r.queue = append(back, r.queue...)
-		err = fmt.Errorf("invalid JSON: the document starting here is not closed before line %d", r.lines[from].num)
+		ended := false // a value ended before b[i]
+		switch s.state {
+		case sTop, sValue, sValueOrClose:
+			if s.state == sTop {
+				r.inDoc, r.docOff, r.docLine = true, r.base+int64(i), r.line
+			}
+			s.closedOK = false
+			switch {
+			case c == '{' || c == '[':
+				if len(s.stack) == maxNesting {
+					return r.syntax(i, "nested more than "+strconv.Itoa(maxNesting)+" deep")
+				}
+				s.stack = append(s.stack, frame{off: r.base + int64(i), line: r.line, obj: c == '{', first: s.nl})
+				s.state = sValueOrClose
+				if c == '{' {
+					s.state = sKeyOrClose
+				}
+			case c == '"':
+				s.key, s.state = false, sString
+			case c == 't':
+				s.lit, s.n, s.state = "true", 1, sLiteral
+			case c == 'f':
+				s.lit, s.n, s.state = "false", 1, sLiteral
+			case c == 'n':
+				s.lit, s.n, s.state = "null", 1, sLiteral
+			case c == '-':
+				s.state = sMinus
+			case c == '0':
+				s.state = sZero
+			case '1' <= c && c <= '9':
+				s.state = sInt
+			case c == ']' && s.state == sValueOrClose:
+				ended = r.close()
+			case s.state == sValueOrClose:
+				return r.syntax(i, "want a value or ']', found "+quoteByte(c))
+			default:
+				return r.syntax(i, "want a value, found "+quoteByte(c))
+			}
+			s.nl = false
+			i++
+		case sKeyOrClose, sKey:
+			switch {
+			case c == '"':
+				s.key, s.state = true, sString
+			case c == '}' && s.state == sKeyOrClose:
+				ended = r.close()
+			case s.state == sKeyOrClose:
+				return r.syntax(i, "want a string key or '}', found "+quoteByte(c))
+			default:
+				return r.syntax(i, "want a string key after ',', found "+quoteByte(c))
+			}
+			s.nl = false
+			i++
+		case sColon:
+			if c != ':' {
+				return r.syntax(i, "want ':' after an object key, found "+quoteByte(c))
+			}
+			s.state = sValue
+			s.nl = false
+			i++
+		case sAfter:
+			obj := s.stack[len(s.stack)-1].obj
+			switch {
+			case c == ',' && obj:
+				s.state = sKey
+			case c == ',':
+				s.state = sValue
+			case c == '}' && obj, c == ']' && !obj:
+				ended = r.close()
+			case obj:
+				return r.syntax(i, "want ',' or '}' after an object member, found "+quoteByte(c))
+			default:
+				return r.syntax(i, "want ',' or ']' after an array element, found "+quoteByte(c))
+			}
+			s.nl = false
+			i++
+		case sString:
+			i = skipString(b, i)
+			if i == len(b) {
+				r.pos = i
+				return scanMore
+			}
+			c = b[i]
+			switch {
+			case c == '"':
+				if s.key {
+					s.state = sColon
+				} else {
+					ended = true
+				}
+			case c == '\\':
+				s.state = sEscape
+			case c == '\n':
+				return r.syntax(i, "the line ends inside a string (a JSON string never spans lines)")
+			default:
+				return r.syntax(i, "invalid control character "+quoteByte(c)+" in a string")
+			}
+			i++
+		case sEscape:
+			switch c {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.state = sString
+			case 'u':
+				s.n, s.state = 4, sHex
+			default:
+				return r.syntax(i, "invalid escape: want one of \"\\/bfnrtu after a backslash, found "+quoteByte(c))
+			}
+			i++
+		case sHex:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return r.syntax(i, "invalid \\u escape: want a hex digit, found "+quoteByte(c))
+			}
+			if s.n--; s.n == 0 {
+				s.state = sString
+			}
+			i++
+		case sLiteral:
+			if c != s.lit[s.n] {
+				return r.syntax(i, "invalid literal: want "+quoteByte(s.lit[s.n])+" of "+s.lit+", found "+quoteByte(c))
+			}
+			i++
+			if s.n++; s.n == len(s.lit) {
+				ended = true
+			}
+		case sMinus:
+			switch {
+			case c == '0':
+				s.state = sZero
+			case '1' <= c && c <= '9':
+				s.state = sInt
+			default:
+				return r.syntax(i, "invalid number: want a digit after '-', found "+quoteByte(c))
+			}
+			i++
+		case sInt, sFrac, sExp:
+			for '0' <= c && c <= '9' {
+				i++
+				if i == len(b) {
+					r.pos = i
+					return scanMore
+				}
+				c = b[i]
+			}
+			switch {
+			case c == '.' && s.state == sInt:
+				s.state = sDot
+				i++
+			case (c == 'e' || c == 'E') && s.state != sExp:
+				s.state = sExpMark
+				i++
+			default:
+				ended = true
+			}
+		case sZero:
+			switch c {
+			case '.':
+				s.state = sDot
+				i++
+			case 'e', 'E':
+				s.state = sExpMark
+				i++
+			default:
+				ended = true
+			}
+		case sDot:
+			if c < '0' || c > '9' {
+				return r.syntax(i, "invalid number: want a digit after '.', found "+quoteByte(c))
+			}
+			s.state = sFrac
+			i++
+		case sExpMark:
+			switch {
+			case c == '+' || c == '-':
+				s.state = sExpSign
+			case '0' <= c && c <= '9':
+				s.state = sExp
+			default:
+				return r.syntax(i, "invalid number: want a digit or a sign in the exponent, found "+quoteByte(c))
+			}
+			i++
+		case sExpSign:
+			if c < '0' || c > '9' {
+				return r.syntax(i, "invalid number: want a digit in the exponent, found "+quoteByte(c))
+			}
+			s.state = sExp
+			i++
+		case sSkipLine:
+			for c != '\n' {
+				i++
+				if i == len(b) {
+					r.pos = i
+					return scanMore
+				}
+				c = b[i]
+			}
+			s.state = sLineStart // the white space loop counts the line
+		case sLineStart:
+			switch c {
+			case '}', ']', ',', ':':
+				s.state = sSkipLine
+			default:
+				s.state = sTop
+			}
+		}
+		if ended {
+			if len(s.stack) == 0 {
+				s.state = sTop
+				r.pos = i
+				return scanDoc
+			}
+			s.state = sAfter
+		}
 	}
-	return nil, start, err
+	r.pos = i
+	return scanMore
 }
 
-// checkJSON returns why b is not one valid JSON value, or nil.
-func checkJSON(b []byte) error {
-	l := lexer{b: b}
-	l.skip()
-	l.end()
-	return l.err
+// skipString returns the index of the first byte from i on that ends a
+// string or needs a closer look: a quote, a control character, a
+// backslash but one of a two-byte escape, or len(b). Strings are most of
+// the input, so it reads eight bytes at a time where it can.
+func skipString(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for {
+		for ; i+8 <= len(b); i += 8 {
+			x := binary.LittleEndian.Uint64(b[i:])
+			quote, backslash := x^(ones*'"'), x^(ones*'\\')
+			// A byte is zero in v when (v - ones) &^ v has its high bit.
+			if ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
+				break
+			}
+		}
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i+1 >= len(b) || b[i] != '\\' {
+			return i
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		default:
+			return i
+		}
+	}
+}
+
+// close pops the object or array that ends at the current byte and
+// reports that a value ended.
+func (r *Reader) close() bool {
+	s := &r.sc
+	s.closed = s.stack[len(s.stack)-1]
+	s.closedOK = true
+	s.stack = s.stack[:len(s.stack)-1]
+	return true
+}
+
+// syntax records a syntax error at buf[i] and stops the scan there.
+func (r *Reader) syntax(i int, msg string) scanResult {
+	off := r.base + int64(i)
+	r.pos = i
+	r.fault = fault{
+		off: off, line: r.line, col: int(off-r.lineOff) + 1, msg: msg,
+		first: r.sc.nl, after: r.sc.state == sAfter,
+	}
+	return scanError
+}
+
+// quoteByte names a byte in an error message.
+func quoteByte(c byte) string {
+	switch {
+	case c == '\n':
+		return "the end of the line"
+	case c < 0x80:
+		return strconv.QuoteRune(rune(c))
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
 }
 
 // validJSON reports whether b is one valid JSON value.
@@ -227,37 +675,4 @@ func validJSON(b []byte) bool {
 	l.skip()
 	l.end()
 	return l.err == nil
-}
-
-// scanner tracks bracket depth across lines, outside strings.
-type scanner struct {
-	depth            int
-	inString, escape bool
-}
-
-func (s *scanner) feed(b []byte) {
-	for _, c := range b {
-		switch {
-		case s.escape:
-			s.escape = false
-		case s.inString:
-			switch c {
-			case '\\':
-				s.escape = true
-			case '"':
-				s.inString = false
-			}
-		case c == '"':
-			s.inString = true
-		case c == '{' || c == '[':
-			s.depth++
-		case c == '}' || c == ']':
-			if s.depth > 0 {
-				s.depth--
-			}
-		}
-	}
-	// A JSON string never spans lines: an open one at the end of a line is
-	// broken, and the line end closes it so that framing recovers.
-	s.inString, s.escape = false, false
 }
