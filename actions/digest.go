@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/slack-go/slack"
 )
 
@@ -80,9 +81,10 @@ func (s *Storm) Storming(d *Destination, now time.Time) bool {
 // per destination. Dispatch folds into it; Flush posts the digests once
 // every Dispatch of the batch has returned. It is safe for concurrent use.
 type Batch struct {
-	storm *Storm
+	storm *Storm // nil: every notify folds (a sweep)
 	now   func() time.Time
 	keep  bool
+	sweep bool
 
 	mu    sync.Mutex
 	dests map[string]*digest
@@ -97,6 +99,13 @@ func NewBatch(storm *Storm, keep bool) *Batch {
 	return &Batch{storm: storm, now: time.Now, keep: keep, dests: map[string]*digest{}}
 }
 
+// NewSweepBatch returns the batch of a sweep: every notify folds, and
+// each destination gets one summary message at the end, saying how many
+// addresses were taken off the suppression list.
+func NewSweepBatch() *Batch {
+	return &Batch{now: time.Now, sweep: true, dests: map[string]*digest{}}
+}
+
 // digest is what a batch folded for one destination.
 type digest struct {
 	dest          *Destination
@@ -108,19 +117,21 @@ type digest struct {
 	byRule        map[string]int
 	addresses     []string // the first digestAddresses folded
 	inputs, keys  []string // when the batch keeps them
+	removed       int      // recipients taken off the suppression list
+	sweep         bool
 }
 
 // admit says whether the notice to d, which takes msgs messages, is
 // posted (true) or folded into the batch's digest for d (false).
 func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool {
-	if b.storm.admit(d, msgs, b.now()) {
+	if b.storm != nil && b.storm.admit(d, msgs, b.now()) {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	g := b.dests[d.Name]
 	if g == nil {
-		g = &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
+		g = &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}, sweep: b.sweep}
 		b.dests[d.Name] = g
 	}
 	g.notifier = n
@@ -140,6 +151,11 @@ func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool
 		}
 		g.byDomain[domain]++
 		g.byRule[cmp.Or(r.Rule, "(none)")]++
+		for _, o := range r.SES {
+			if o.Outcome == OutcomeRemoved || (o.Outcome == OutcomeDryRun && o.Action == engine.ActionUnsuppress) {
+				g.removed++
+			}
+		}
 		if len(g.addresses) < digestAddresses {
 			g.addresses = append(g.addresses, addr)
 		}
@@ -191,10 +207,15 @@ func (g *digest) message() Message {
 	if g.notifications == 1 {
 		header = "Digest · 1 notification folded"
 	}
+	context := fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
+		Thousands(g.recipients), Thousands(g.dest.DigestAfter), g.dest.DigestWindow)
+	if g.sweep {
+		header = fmt.Sprintf("Sweep · %s taken off the suppression list", plural(g.removed, "address", "addresses"))
+		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", plural(g.recipients, "address", "addresses"))
+	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
-		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
-			Thousands(g.recipients), Thousands(g.dest.DigestAfter), g.dest.DigestWindow))),
+		slack.NewContextBlock("", mrkdwn(context)),
 		section(countsText("By type", g.byType)),
 		section(countsText("By recipient domain", g.byDomain)),
 		section(countsText("By rule", g.byRule)),
@@ -251,4 +272,12 @@ func Thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// plural is n with the word that goes with it: "1 address", "2 addresses".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return Thousands(n) + " " + many
 }

@@ -222,3 +222,47 @@ func firstLine(s string, max int) string {
 	}
 	return s
 }
+
+// SESLister is the part of the SES v2 API a sweep reads the suppression
+// list with: *sesv2.Client satisfies it.
+type SESLister interface {
+	ListSuppressedDestinations(ctx context.Context, in *sesv2.ListSuppressedDestinationsInput, optFns ...func(*sesv2.Options)) (*sesv2.ListSuppressedDestinationsOutput, error)
+}
+
+var _ SESLister = (*sesv2.Client)(nil)
+
+// SweepSES carries out a sweep's SES actions on the suppression list it
+// is reading: unsuppress deletes the entry (known to be there, so it is
+// not read first); suppress has nothing to do (the address is on the
+// list) and is not called. dryRun performs nothing.
+func SweepSES(client SESClient, dryRun bool) Suppressor {
+	if dryRun {
+		return DryRunSES()
+	}
+	return sweepSES{client}
+}
+
+type sweepSES struct{ client SESClient }
+
+// Unsuppress implements Suppressor.
+func (s sweepSES) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome {
+	out := SESOutcome{Action: engine.ActionUnsuppress}
+	if r.Invalid != "" {
+		return invalid(out, r)
+	}
+	_, err := s.client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(r.Address)})
+	switch {
+	case isNotFound(err): // taken off meanwhile
+		out.Outcome = OutcomeNotSuppressed
+	case err != nil:
+		return failed(out, "DeleteSuppressedDestination", err)
+	default:
+		out.Outcome = OutcomeRemoved
+	}
+	return out
+}
+
+// Suppress implements Suppressor: a sweep never suppresses.
+func (sweepSES) Suppress(context.Context, *engine.Recipient, string) SESOutcome {
+	return SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("a sweep does not suppress")}
+}

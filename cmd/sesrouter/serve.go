@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -69,8 +68,8 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	addr := fs.String("addr", defaultAddr, "listen on `HOST:PORT` (plain HTTP; loopback by default, for a TLS proxy in front)")
 	var topics []string
 	fs.Func("topic", "accept messages of the SNS topic `ARN` (repeatable; none: every message is refused)", func(s string) error {
-		if !strings.HasPrefix(s, "arn:") || !strings.Contains(s, ":sns:") {
-			return fmt.Errorf("%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", s)
+		if err := intake.CheckTopicArn(s); err != nil {
+			return err
 		}
 		topics = append(topics, s)
 		return nil
