@@ -339,3 +339,39 @@ func checkNotRepeated(t *testing.T, text, value string) {
 		}
 	}
 }
+
+// TestParseDestinationsCredentialAmidOtherText puts a credential where a
+// name belongs with something around it, as it gets pasted from a .env
+// file or from Slack: it is still not repeated. Channel names that merely
+// hold the letters of a token prefix are still accepted.
+func TestParseDestinationsCredentialAmidOtherText(t *testing.T) {
+	const url = "https://hooks.slack.com/services/T0SECRET/B0SECRET/TOPSECRET"
+	tests := []struct {
+		line, value, want string
+	}{
+		{"webhook_env: SLACK_WEBHOOK_MARKETING=" + url, url,
+			`rules.yaml:5:20: destination "d": webhook_env must name an environment variable; this value looks like a webhook URL: put the URL in an environment variable and name it here`},
+		{`webhook_env: "<` + url + `>"`, url,
+			`rules.yaml:5:20: destination "d": webhook_env must name an environment variable; this value looks like a webhook URL: put the URL in an environment variable and name it here`},
+		{"webhook_env: HTTPS://hooks.slack.com/services/T0SECRET/B0SECRET/TOPSECRET", "T0SECRET/B0SECRET/TOPSECRET",
+			`rules.yaml:5:20: destination "d": webhook_env must name an environment variable; this value looks like a webhook URL: put the URL in an environment variable and name it here`},
+		{`mention: "<!here> xoxb-1234-TOPSECRET"`, "xoxb-1234-TOPSECRET",
+			`rules.yaml:5:16: destination "d": mention must not hold a credential; this value looks like a Slack token: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)`},
+		{`channel: "#alerts xoxb-1234-TOPSECRET"`, "xoxb-1234-TOPSECRET",
+			`rules.yaml:5:16: destination "d": channel must not hold a credential; this value looks like a Slack token: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			_, err := parseDestinations(t, slackDestination(tt.line))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v\nwant %s", err, tt.want)
+			}
+			checkNotRepeated(t, err.Error(), tt.value)
+		})
+	}
+	for _, ok := range []string{`channel: "#proxoxes"`, `channel: C0XOXB0001`, `channel: "#http-errors"`} {
+		if _, err := parseDestinations(t, slackDestination(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
