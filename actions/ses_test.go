@@ -38,6 +38,38 @@ func sesCalls(t *testing.T, fake *actionstest.SES) []sesCall {
 	return got
 }
 
+// sesWant is what a test expects of an SESOutcome: its fields, with the
+// error as its text ("" for none).
+type sesWant struct {
+	Action   engine.ActionKind
+	Outcome  Outcome
+	Reason   string
+	ListedAt time.Time
+	Error    string
+}
+
+// checkOutcome fails t unless got is want.
+func checkOutcome(t *testing.T, what string, got SESOutcome, want sesWant) {
+	t.Helper()
+	errText := ""
+	if got.Err != nil {
+		errText = got.Err.Error()
+	}
+	g := sesWant{Action: got.Action, Outcome: got.Outcome, Reason: got.Reason, ListedAt: got.ListedAt, Error: errText}
+	if g != want {
+		t.Errorf("%s = %+v\nwant %+v", what, g, want)
+	}
+	if (got.Outcome == OutcomeFailed) != (got.Err != nil) {
+		t.Errorf("%s: outcome %s with error %v", what, got.Outcome, got.Err)
+	}
+}
+
+// recipient is the recipient of an address as SES wrote it.
+func recipient(raw string) *engine.Recipient {
+	r := engine.NewRecipient(raw)
+	return &r
+}
+
 func TestSuppressionListUnsuppress(t *testing.T) {
 	const (
 		get = actionstest.OpGetSuppressedDestination
@@ -51,47 +83,47 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 		name       string
 		listed     bool // a is on the list, for BOUNCE since listedAt
 		faults     []actionstest.Fault
-		want       SESOutcome
+		want       sesWant
 		calls      []sesCall
 		stillThere bool
 	}{
 		{
 			name:   "listed address is removed with the reason and date SES gave",
 			listed: true,
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:  "address not on the list is not-suppressed, with no Delete",
-			want:  SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
+			want:  sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
 			calls: []sesCall{{get, a, 404}},
 		},
 		{
 			name:   "throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "throttled twice, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "Delete throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 429}, {del, a, 200}},
 		},
 		{
 			name:       "throttled past the SDK's three attempts fails with the throttling error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429(), actionstest.Fault429()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
 			calls:      []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 429}},
 			stillThere: true,
 		},
@@ -99,7 +131,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Get fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
 			calls:      []sesCall{{get, a, 403}},
 			stillThere: true,
 		},
@@ -107,7 +139,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Delete fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{pass, actionstest.FaultAccessDenied()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
 			calls:      []sesCall{{get, a, 200}, {del, a, 403}},
 			stillThere: true,
 		},
@@ -115,14 +147,14 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:   "500 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault500()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 500}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "503 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault503()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 503}, {del, a, 200}},
 		},
 	}
@@ -135,10 +167,8 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			fake.Script(tt.faults...)
 			s := &SuppressionList{Client: fake.Client(t)}
 
-			got := s.Unsuppress(context.Background(), a)
-			if got != tt.want {
-				t.Errorf("Unsuppress(%q) = %+v\nwant %+v", a, got, tt.want)
-			}
+			got := s.Unsuppress(context.Background(), recipient(a))
+			checkOutcome(t, "Unsuppress("+a+")", got, tt.want)
 			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
 				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
 			}
@@ -161,34 +191,34 @@ func TestSuppressionListSuppress(t *testing.T) {
 		name       string
 		eventType  string
 		faults     []actionstest.Fault
-		want       SESOutcome
+		want       sesWant
 		calls      []sesCall
 		wantReason string // on the list afterwards with this reason; "" for not on it
 	}{
 		{
 			name:       "Bounce is added with reason BOUNCE",
 			eventType:  engine.TypeBounce,
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "BOUNCE",
 		},
 		{
 			name:       "Complaint is added with reason COMPLAINT",
 			eventType:  engine.TypeComplaint,
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "COMPLAINT",
 		},
 		{
 			name:      "Delivery fails without any call",
 			eventType: engine.TypeDelivery,
-			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
+			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
 		},
 		{
 			name:       "throttled once, the SDK retries, then added",
 			eventType:  engine.TypeBounce,
 			faults:     []actionstest.Fault{actionstest.Fault429()},
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, "", 429}, {put, a, 200}}, // the fake reads a Put's body only when it serves it
 			wantReason: "BOUNCE",
 		},
@@ -196,7 +226,7 @@ func TestSuppressionListSuppress(t *testing.T) {
 			name:      "access denied fails, naming the operation and the error",
 			eventType: engine.TypeComplaint,
 			faults:    []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
+			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
 			calls:     []sesCall{{put, "", 403}},
 		},
 	}
@@ -206,10 +236,8 @@ func TestSuppressionListSuppress(t *testing.T) {
 			fake.Script(tt.faults...)
 			s := &SuppressionList{Client: fake.Client(t)}
 
-			got := s.Suppress(context.Background(), a, tt.eventType)
-			if got != tt.want {
-				t.Errorf("Suppress(%q, %s) = %+v\nwant %+v", a, tt.eventType, got, tt.want)
-			}
+			got := s.Suppress(context.Background(), recipient(a), tt.eventType)
+			checkOutcome(t, "Suppress("+a+", "+tt.eventType+")", got, tt.want)
 			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
 				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
 			}
@@ -221,8 +249,9 @@ func TestSuppressionListSuppress(t *testing.T) {
 }
 
 // TestSuppressionListSendsBareEscapedAddresses checks that an address SES
-// wrote with a display name goes to SES bare, and that characters a URL
-// path must escape ('+', '@', '%', '/') reach SES intact.
+// wrote with a display name goes to SES bare (recipient.address, which the
+// recipient is made with), and that characters a URL path must escape
+// ('+', '@', '%', '/') reach SES intact.
 func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -256,10 +285,10 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			s := &SuppressionList{Client: fake.Client(t)}
 			ctx := context.Background()
 
-			if got := s.Unsuppress(ctx, tt.address); got.Outcome != OutcomeRemoved {
+			if got := s.Unsuppress(ctx, recipient(tt.address)); got.Outcome != OutcomeRemoved {
 				t.Fatalf("Unsuppress(%q) = %+v, want removed", tt.address, got)
 			}
-			if got := s.Suppress(ctx, tt.address, engine.TypeComplaint); got.Outcome != OutcomeAdded {
+			if got := s.Suppress(ctx, recipient(tt.address), engine.TypeComplaint); got.Outcome != OutcomeAdded {
 				t.Fatalf("Suppress(%q) = %+v, want added", tt.address, got)
 			}
 			calls := fake.Calls()
