@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -189,5 +190,70 @@ func TestSeenForgetsTheOldest(t *testing.T) {
 	}
 	if s.Len() > 3 {
 		t.Errorf("%d keys remembered, limit 3", s.Len())
+	}
+}
+
+// TestSeenForgetFreesTheSlot forgets a key, adds it again, then adds
+// limit-1 other keys: the key added again is still known. Forget used to
+// leave the key in its ring slot, so the ring evicted the key added
+// again when it came round to that slot, before its time.
+func TestSeenForgetFreesTheSlot(t *testing.T) {
+	for _, limit := range []int{1, 2, 3, 5, 8} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			s := NewSeen(limit)
+			// Fill some of the ring first, so that the slot freed is not
+			// the next one either.
+			for i := range limit / 2 {
+				s.Begin(snsNotification(fmt.Sprint("old-", i)))
+			}
+			k := snsNotification("k")
+			if s.Begin(k) {
+				t.Fatal("k seen before it was added")
+			}
+			s.Forget(SeenKeys(k)...)
+			if s.Begin(k) {
+				t.Fatal("k is still known after Forget")
+			}
+			for i := range limit - 1 {
+				if s.Begin(snsNotification(fmt.Sprint("new-", i))) {
+					t.Fatalf("new-%d seen before it was added", i)
+				}
+			}
+			if !s.Begin(k) {
+				t.Errorf("k, added again, was forgotten after %d newer keys; the limit is %d", limit-1, limit)
+			}
+			if s.Len() > limit {
+				t.Errorf("%d keys remembered, limit %d", s.Len(), limit)
+			}
+		})
+	}
+}
+
+// TestSeenKeys: what makes two notifications the same.
+func TestSeenKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		n    *engine.Notification
+		want []string
+	}{
+		{"SNS message id", dedupBounce(t, "sns-1", "fb-1", "a@x.com", "b@x.com"), []string{"sns:sns-1"}},
+		{"feedback id with each recipient", dedupBounce(t, "", "fb-1", "a@x.com", "B@X.com"), []string{"fb:fb-1\x00a@x.com", "fb:fb-1\x00B@x.com"}},
+		{"neither", dedupBounce(t, "", "", "a@x.com"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SeenKeys(tt.n); !slices.Equal(got, tt.want) {
+				t.Errorf("SeenKeys = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	s := NewSeen(10)
+	for range 2 {
+		if s.Begin(dedupBounce(t, "", "", "a@x.com")) {
+			t.Error("a notification without keys is a duplicate")
+		}
+	}
+	if s.Len() != 0 {
+		t.Errorf("%d keys remembered of notifications without keys", s.Len())
 	}
 }
