@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -55,19 +54,26 @@ rules:
 type dispatcherOpts struct {
 	webhookURL string    // the marketing webhook; a fresh one of the fake when ""
 	logTo      io.Writer // the log action's JSON log; discarded when nil
-	dryRun     bool
-	retry      Retry                  // fastRetry when zero
-	sesOpts    []func(*sesv2.Options) // for the SES fake's client
+	// dryRun builds the dispatcher of a dry run: the same notifiers,
+	// pointed at the fakes, made to only render (DryRun), DryRunSES and
+	// DryRunLogbook.
+	dryRun  bool
+	retry   Retry                  // fastRetry when zero
+	sesOpts []func(*sesv2.Options) // for the SES fake's client
+}
+
+// testDestinations are the destinations of testRules.
+func testDestinations(t *testing.T) []*Destination {
+	t.Helper()
+	return mustParseDestinations(t, testRules)
 }
 
 // newTestDispatcher returns a Dispatcher for testRules whose notifiers
-// and SES client talk to new fakes, and the fakes.
+// and SES client talk to new fakes, and the fakes. The notifiers are
+// built as the application builds them, with Notifiers.
 func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstest.Slack, *actionstest.SES) {
 	t.Helper()
-	rules, err := engine.Load("rules.yaml", []byte(testRules))
-	if err != nil {
-		t.Fatalf("engine.Load: %v", err)
-	}
+	dests := testDestinations(t)
 	slackFake := actionstest.NewSlack(t, testChannel)
 	sesFake := actionstest.NewSES(t)
 	r := o.retry
@@ -82,16 +88,32 @@ func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstes
 	if logTo == nil {
 		logTo = io.Discard
 	}
-	hc := newHTTPClient(t)
-	d := &Dispatcher{
-		Rules: rules,
-		SES:   &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
-		Notifiers: map[string]Notifier{
-			"ses-alerts": NewSlackBot(Secret(slackFake.Token()), slackFake.APIURL(), testChannel, hc, r),
-			"marketing":  NewSlackWebhook(Secret(hook), "SLACK_WEBHOOK_MARKETING", hc, r),
+	notifiers, err := Notifiers(dests, func(string) bool { return true }, SlackConfig{
+		Token:  Secret(slackFake.Token()),
+		APIURL: slackFake.APIURL(),
+		Getenv: func(name string) string {
+			if name == "SLACK_WEBHOOK_MARKETING" {
+				return hook
+			}
+			return ""
 		},
-		Logger: slog.New(slog.NewJSONHandler(logTo, nil)),
-		DryRun: o.dryRun,
+		HTTPClient: newHTTPClient(t),
+		Retry:      r,
+	})
+	if err != nil {
+		t.Fatalf("Notifiers: %v", err)
+	}
+	d := &Dispatcher{
+		Destinations: ByName(dests),
+		Notifiers:    notifiers,
+		SES:          &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
+		Log:          SlogLogbook{Logger: slog.New(slog.NewJSONHandler(logTo, nil))},
+	}
+	if o.dryRun {
+		for name, n := range d.Notifiers {
+			d.Notifiers[name] = DryRun(n)
+		}
+		d.SES, d.Log = DryRunSES(), DryRunLogbook()
 	}
 	return d, slackFake, sesFake
 }
@@ -153,21 +175,26 @@ func bounce(t *testing.T, recipients ...string) *engine.Notification {
 	return sesNotification(t, engine.TypeBounce, recipients...)
 }
 
-// route is the plan d's rules make for n.
-func route(t *testing.T, d *Dispatcher, n *engine.Notification) *engine.Plan {
+// route is the plan testRules make for n.
+func route(t *testing.T, n *engine.Notification) *engine.Plan {
 	t.Helper()
-	return engine.NewRouter(d.Rules).Route(n)
+	rules, err := engine.Load("rules.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatalf("engine.Load: %v", err)
+	}
+	return engine.NewRouter(rules).Route(n)
 }
 
 // brief is what a test checks of a Result.
 type brief struct {
-	Action, Recipient, Outcome string
+	Action, Recipient string
+	Outcome           Outcome
 }
 
 func briefs(results []Result) []brief {
 	out := make([]brief, len(results))
 	for i, r := range results {
-		out[i] = brief{r.Action, r.Recipient, r.Outcome}
+		out[i] = brief{r.Action(), r.Recipient(), r.Outcome}
 	}
 	return out
 }
@@ -181,8 +208,8 @@ func checkStepOrder(t *testing.T, plan *engine.Plan, results []Result) {
 		t.Fatalf("%d results for %d steps", len(results), len(steps))
 	}
 	for i, s := range steps {
-		if results[i].Action != s.Action.String() || results[i].Step.Recipient != s.Recipient {
-			t.Errorf("result %d is %s for %q, step is %s", i, results[i].Action, results[i].Recipient, s.Action)
+		if results[i].Action() != s.Action.String() || results[i].Step.Recipient != s.Recipient {
+			t.Errorf("result %d is %s for %q, step is %s", i, results[i].Action(), results[i].Recipient(), s.Action)
 		}
 	}
 }
@@ -229,9 +256,9 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 	)
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
 	sesFake.Suppress(listed, "BOUNCE", listedAt)
-	plan := route(t, d, bounce(t, listed, notListed, plain))
+	plan := route(t, bounce(t, listed, notListed, plain))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
@@ -243,8 +270,8 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
 	for _, r := range results {
-		if r.Error != "" {
-			t.Errorf("%s %s has error %q", r.Action, r.Recipient, r.Error)
+		if r.Err != nil {
+			t.Errorf("%s %s has error %v", r.Action(), r.Recipient(), r.Err)
 		}
 	}
 	if _, ok := sesFake.Suppressed(listed); ok {
@@ -269,9 +296,9 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 func TestDispatchComplaintSuppresses(t *testing.T) {
 	const a = "angry@example.com"
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
-	plan := route(t, d, sesNotification(t, engine.TypeComplaint, a))
+	plan := route(t, sesNotification(t, engine.TypeComplaint, a))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	want := []brief{{"suppress", a, OutcomeAdded}, {"notify:ses-alerts", "", OutcomePosted}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -299,9 +326,9 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 	sesFake.Suppress(denied, "BOUNCE", listedAt)
 	sesFake.Suppress(after, "BOUNCE", listedAt)
 	sesFake.Script(actionstest.FaultAccessDenied()) // the first call: Get of denied
-	plan := route(t, d, bounce(t, denied, after, reader))
+	plan := route(t, bounce(t, denied, after, reader))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
@@ -314,8 +341,8 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
 	wantErr := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination)
-	if results[0].Error != wantErr {
-		t.Errorf("failed unsuppress error %q\nwant %q", results[0].Error, wantErr)
+	if err := results[0].Err; err == nil || err.Error() != wantErr {
+		t.Errorf("failed unsuppress error %v\nwant %s", err, wantErr)
 	}
 	if _, ok := sesFake.Suppressed(denied); !ok {
 		t.Errorf("%s was taken off the list despite access denied", denied)
@@ -356,10 +383,10 @@ func TestDispatchSplitsManyRecipients(t *testing.T) {
 			for i := range addrs {
 				addrs[i] = fmt.Sprintf("user-%02d@%s", i+1, tt.domain)
 			}
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, addrs...)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, addrs...)), nil)
 
 			if want := []brief{{tt.action, "", OutcomePosted}}; !slices.Equal(briefs(results), want) {
-				t.Fatalf("results %+v (%s), want %+v", briefs(results), results[0].Error, want)
+				t.Fatalf("results %+v (%v), want %+v", briefs(results), results[0].Err, want)
 			}
 			posts := slackFake.Posts()
 			if len(posts) < 2 || len(posts) != len(results[0].Messages) {
@@ -407,21 +434,21 @@ func TestDispatchFailingDestination(t *testing.T) {
 		name   string
 		faults []actionstest.Fault
 		want   []brief
-		errs   []string // Error of each result
+		errs   []string // the error of each result, "" for none
 		posted string   // the post kind that still goes through
 	}{
 		{
 			name:   "bot-token destination fails, webhook still posts",
 			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
 			want:   []brief{{"notify:ses-alerts", "", OutcomeFailed}, {"notify:marketing", "", OutcomePosted}},
-			errs:   []string{"channel_not_found", ""},
+			errs:   []string{"channel_not_found (" + hintChannel + ")", ""},
 			posted: actionstest.KindWebhook,
 		},
 		{
 			name:   "webhook destination fails, bot-token destination still posts",
 			faults: []actionstest.Fault{{}, actionstest.FaultChannelNotFound()},
 			want:   []brief{{"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}},
-			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found"},
+			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found (" + hintChannel + ")"},
 			posted: actionstest.KindAPI,
 		},
 	}
@@ -429,14 +456,14 @@ func TestDispatchFailingDestination(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{})
 			slackFake.Script(tt.faults...)
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, plain, reader)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, plain, reader)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
 			}
 			for i, r := range results {
-				if r.Error != tt.errs[i] {
-					t.Errorf("%s error %q, want %q", r.Action, r.Error, tt.errs[i])
+				if got := fmt.Sprint(r.Err); (r.Err == nil) != (tt.errs[i] == "") || (r.Err != nil && got != tt.errs[i]) {
+					t.Errorf("%s error %v, want %q", r.Action(), r.Err, tt.errs[i])
 				}
 			}
 			posts := slackFake.Posts()
@@ -483,7 +510,7 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true, logTo: &log})
 			sesFake.Suppress("no-suppress-1@example.com", "BOUNCE", listedAt)
 
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, tt.recipients...)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, tt.recipients...)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
@@ -501,29 +528,29 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 				t.Errorf("a dry run logged: %s", log.String())
 			}
 			for _, r := range results {
-				if !strings.HasPrefix(r.Action, "notify:") {
+				if r.Step.Action.Kind != engine.ActionNotify {
 					if r.Payload != nil {
-						t.Errorf("%s has a payload", r.Action)
+						t.Errorf("%s has a payload", r.Action())
 					}
 					continue
 				}
-				notifier := d.Notifiers[strings.TrimPrefix(r.Action, "notify:")]
+				notifier := d.Notifiers[r.Step.Action.Destination]
 				if !json.Valid(r.Payload) {
-					t.Fatalf("%s payload is not JSON: %s", r.Action, r.Payload)
+					t.Fatalf("%s payload is not JSON: %s", r.Action(), r.Payload)
 				}
 				if len(r.Messages) == 1 {
 					if want := notifier.Payload(r.Messages[0]); !bytes.Equal(r.Payload, want) {
-						t.Errorf("%s payload\n%s\nwant Notifier.Payload\n%s", r.Action, r.Payload, want)
+						t.Errorf("%s payload\n%s\nwant Notifier.Payload\n%s", r.Action(), r.Payload, want)
 					}
 					continue
 				}
 				var parts []json.RawMessage
 				if err := json.Unmarshal(r.Payload, &parts); err != nil || len(parts) != len(r.Messages) || len(parts) < 2 {
-					t.Fatalf("%s payload of %d messages is not an array of them (%v): %.200s", r.Action, len(r.Messages), err, r.Payload)
+					t.Fatalf("%s payload of %d messages is not an array of them (%v): %.200s", r.Action(), len(r.Messages), err, r.Payload)
 				}
 				for i, p := range parts {
 					if want := notifier.Payload(r.Messages[i]); !bytes.Equal(p, want) {
-						t.Errorf("%s payload part %d\n%s\nwant Notifier.Payload\n%s", r.Action, i, p, want)
+						t.Errorf("%s payload part %d\n%s\nwant Notifier.Payload\n%s", r.Action(), i, p, want)
 					}
 				}
 			}
@@ -540,7 +567,7 @@ func TestDispatchLog(t *testing.T) {
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{logTo: &log})
 	n := bounce(t, dropped, logged)
 
-	results := d.Dispatch(context.Background(), route(t, d, n))
+	results := d.Dispatch(context.Background(), route(t, n), nil)
 
 	want := []brief{{"drop", dropped, OutcomeDropped}, {"log", logged, OutcomeLogged}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -568,9 +595,11 @@ func TestDispatchLog(t *testing.T) {
 }
 
 // TestDispatchUnderRandomFailures dispatches 200 notifications, eight at
-// a time, each within 10 s, while 30% of Slack and SES requests fail
-// transiently: every notify ends posted or failed with a reason, none is
-// lost or posted twice, and retries post nearly all of them.
+// a time, while 30% of Slack and SES requests fail transiently: every
+// notify ends posted or failed with a reason, none is lost or posted
+// twice, and retries post nearly all of them. (No deadline: how a post
+// gives up against one is tested on a fake clock, and here a slow
+// machine would change the outcomes.)
 func TestDispatchUnderRandomFailures(t *testing.T) {
 	const (
 		notifications = 200
@@ -593,7 +622,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	for i := range plans {
 		unsuppress := fmt.Sprintf("no-suppress-%03d@example.com", i)
 		sesFake.Suppress(unsuppress, "BOUNCE", listedAt)
-		plans[i] = route(t, d, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
+		plans[i] = route(t, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
 	}
 
 	results := make([][]Result, notifications)
@@ -602,9 +631,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	for range concurrency {
 		wg.Go(func() {
 			for i := range next {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				results[i] = d.Dispatch(ctx, plans[i])
-				cancel()
+				results[i] = d.Dispatch(context.Background(), plans[i], nil)
 			}
 		})
 	}
@@ -621,12 +648,12 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 		}
 		for _, r := range rs {
 			switch {
-			case r.Outcome == OutcomeFailed && r.Error == "":
-				t.Errorf("notification %d: %s failed without an error", i, r.Action)
-			case r.Outcome != OutcomeFailed && r.Error != "":
-				t.Errorf("notification %d: %s %s with error %q", i, r.Action, r.Outcome, r.Error)
+			case r.Outcome == OutcomeFailed && r.Err == nil:
+				t.Errorf("notification %d: %s failed without an error", i, r.Action())
+			case r.Outcome != OutcomeFailed && r.Err != nil:
+				t.Errorf("notification %d: %s %s with error %v", i, r.Action(), r.Outcome, r.Err)
 			}
-			if r.Action == "unsuppress" {
+			if r.Step.Action.Kind == engine.ActionUnsuppress {
 				if r.Outcome != OutcomeRemoved && r.Outcome != OutcomeFailed {
 					t.Errorf("notification %d: unsuppress %s, want removed or failed", i, r.Outcome)
 				}
@@ -640,9 +667,9 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 			case OutcomePosted:
 				posted++
 			case OutcomeFailed:
-				t.Logf("notification %d: %s failed: %s", i, r.Action, r.Error)
+				t.Logf("notification %d: %s failed: %v", i, r.Action(), r.Err)
 			default:
-				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action, r.Outcome)
+				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action(), r.Outcome)
 			}
 		}
 	}
