@@ -2,10 +2,17 @@ package actions
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/smithy-go"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine"
 )
@@ -313,4 +320,132 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSuppressionListNoMailbox: a recipient that holds no valid mailbox
+// gets no SES action at all, not even a dry one: the action fails with
+// ErrNotMailbox and SES sees no request.
+func TestSuppressionListNoMailbox(t *testing.T) {
+	tests := []struct {
+		raw, why string
+	}{
+		{"a@b@c", "not a mailbox: more than one @"},
+		{"no-at-sign", "not a mailbox: no @"},
+		{strings.Repeat("x", 388) + "@example.com", "not a mailbox: longer than 320 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw[:min(len(tt.raw), 20)], func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Suppress(tt.raw, "BOUNCE", listedAt) // even if SES had such an entry
+			rc := recipient(tt.raw)
+			if rc.Invalid != tt.why {
+				t.Fatalf("NewRecipient(%.20q).Invalid = %q, want %q", tt.raw, rc.Invalid, tt.why)
+			}
+			ctx := context.Background()
+			list, dry := &SuppressionList{Client: fake.Client(t)}, DryRunSES()
+			for what, got := range map[string]SESOutcome{
+				"Unsuppress":         list.Unsuppress(ctx, rc),
+				"Suppress":           list.Suppress(ctx, rc, engine.TypeBounce),
+				"dry-run Unsuppress": dry.Unsuppress(ctx, rc),
+				"dry-run Suppress":   dry.Suppress(ctx, rc, engine.TypeComplaint),
+			} {
+				if got.Outcome != OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
+					t.Errorf("%s = %s, %v; want failed with ErrNotMailbox", what, got.Outcome, got.Err)
+				}
+				if want := "not a mailbox: no SES action: " + tt.why; fmt.Sprint(got.Err) != want {
+					t.Errorf("%s error %v\nwant %s", what, got.Err, want)
+				}
+			}
+			if c := fake.Counts(); c.Requests != 0 {
+				t.Errorf("SES saw %d requests (%+v), want none", c.Requests, fake.Calls())
+			}
+			if _, ok := fake.Suppressed(tt.raw); !ok {
+				t.Error("the entry was taken off the list")
+			}
+		})
+	}
+}
+
+// TestSuppressionListActsOnTheAddress: SES gets exactly
+// recipient.address, the bare mailbox with the domain in lower case and
+// the local part as written, whatever display name SES wrote around it.
+// Before recipient.address was the bare mailbox, the domain went to SES
+// in the case SES wrote it.
+func TestSuppressionListActsOnTheAddress(t *testing.T) {
+	for raw, want := range map[string]string{
+		`"no-suppress" <ceo@bank.example>`: "ceo@bank.example",
+		`"No-Suppress" <CEO@Bank.Example>`: "CEO@bank.example",
+		`ceo@BANK.example (the boss)`:      "ceo@bank.example",
+	} {
+		t.Run(raw, func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Suppress(want, "BOUNCE", listedAt)
+			s := &SuppressionList{Client: fake.Client(t)}
+			rc := recipient(raw)
+			if rc.Address != want {
+				t.Fatalf("recipient.address = %q, want %q", rc.Address, want)
+			}
+			got := s.Unsuppress(context.Background(), rc)
+			checkOutcome(t, "Unsuppress", got, sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
+			got = s.Suppress(context.Background(), rc, engine.TypeBounce)
+			checkOutcome(t, "Suppress", got, sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"})
+			for _, c := range fake.Calls() {
+				if c.Address != want {
+					t.Errorf("%s for %q, want exactly %q", c.Op, c.Address, want)
+				}
+			}
+			if n := len(fake.Calls()); n != 3 {
+				t.Errorf("%d calls, want Get, Delete, Put", n)
+			}
+		})
+	}
+}
+
+// TestSESErrorShort: an SES error is one short line for a Slack message
+// (the operation and SES's code, or the innermost cause when SES did not
+// answer), while Error keeps the whole story for the log; errors.As
+// finds the SDK's error through it.
+func TestSESErrorShort(t *testing.T) {
+	t.Run("SES answered", func(t *testing.T) {
+		fake := actionstest.NewSES(t)
+		fake.Script(actionstest.FaultAccessDenied())
+		got := (&SuppressionList{Client: fake.Client(t)}).Unsuppress(context.Background(), recipient("jane@example.com"))
+		var se *SESError
+		if !errors.As(got.Err, &se) {
+			t.Fatalf("error %T %v is no *SESError", got.Err, got.Err)
+		}
+		if se.Op != "GetSuppressedDestination" || se.Code != "AccessDeniedException" {
+			t.Errorf("SESError op %q code %q", se.Op, se.Code)
+		}
+		if want := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination); got.Err.Error() != want {
+			t.Errorf("Error() = %s\nwant %s", got.Err, want)
+		}
+		if want := "SES GetSuppressedDestination: AccessDeniedException"; se.Short() != want || ShortError(got.Err) != want {
+			t.Errorf("Short() = %q, ShortError = %q; want %q", se.Short(), ShortError(got.Err), want)
+		}
+		var api smithy.APIError
+		if !errors.As(got.Err, &api) || api.ErrorCode() != "AccessDeniedException" {
+			t.Errorf("errors.As(err, smithy.APIError) does not find the SDK's error")
+		}
+	})
+	t.Run("SES did not answer", func(t *testing.T) {
+		fake := actionstest.NewSES(t)
+		client := fake.Client(t, func(o *sesv2.Options) { o.BaseEndpoint = aws.String("http://" + closedPort(t)) })
+		got := (&SuppressionList{Client: client}).Suppress(context.Background(), recipient("jane@example.com"), engine.TypeBounce)
+		short := ShortError(got.Err)
+		if !strings.HasPrefix(short, "SES PutSuppressedDestination: ") || !strings.Contains(short, "connection refused") || strings.Contains(short, "\n") {
+			t.Errorf("ShortError = %q, want the operation and the innermost cause on one line", short)
+		}
+		if full := got.Err.Error(); len(full) <= len(short) || !strings.Contains(full, "PutSuppressedDestination") {
+			t.Errorf("Error() = %q: want the whole story, longer than %q", full, short)
+		}
+	})
+	t.Run("other errors", func(t *testing.T) {
+		if got := ShortError(errors.New("first line\nsecond line")); got != "first line" {
+			t.Errorf("ShortError = %q, want the first line", got)
+		}
+		if got := ShortError(errors.New(strings.Repeat("é", 300))); utf8.RuneCountInString(got) != 200 || !strings.HasSuffix(got, "…") {
+			t.Errorf("ShortError of 300 characters = %d characters", utf8.RuneCountInString(got))
+		}
+	})
 }
