@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -566,4 +567,100 @@ func TestRetryGivesUpWhenTheContextEnds(t *testing.T) {
 			t.Errorf("gave up after %s, want 2s, when the context ended", done)
 		}
 	})
+}
+
+// TestSlackErrorsCarryAHint: an error a user can act on (Slack's
+// channel_not_found here, as the fake answers it) carries what to do: its
+// text ends with the hint, errors.As finds the *HintedError with Slack's
+// code, and Slack's own error is still found through it.
+func TestSlackErrorsCarryAHint(t *testing.T) {
+	for _, kind := range notifierKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			fake := actionstest.NewSlack(t)
+			n := kind.new(t, fake, fastRetry)
+			fake.Script(actionstest.FaultChannelNotFound())
+
+			_, err := n.Post(context.Background(), testMessage(t))
+
+			if err == nil || !strings.HasSuffix(err.Error(), " ("+hintChannel+")") {
+				t.Fatalf("Post: %v\nwant the hint: %s", err, hintChannel)
+			}
+			var he *HintedError
+			if !errors.As(err, &he) {
+				t.Fatalf("errors.As(%T, *HintedError) is false", err)
+			}
+			if he.Code != "channel_not_found" || he.Hint != hintChannel || he.Hint != SlackHint("channel_not_found", "") {
+				t.Errorf("HintedError code %q hint %q", he.Code, he.Hint)
+			}
+			switch kind.name {
+			case "bot":
+				var api slack.SlackErrorResponse
+				if !errors.As(err, &api) || api.Err != "channel_not_found" {
+					t.Errorf("errors.As does not find slack.SlackErrorResponse through %v", err)
+				}
+			case "webhook":
+				var sc slack.StatusCodeError
+				if !errors.As(err, &sc) || sc.Code != 404 {
+					t.Errorf("errors.As does not find slack.StatusCodeError through %v", err)
+				}
+			}
+		})
+	}
+	t.Run("no hint for what retrying may cure", func(t *testing.T) {
+		fake := actionstest.NewSlack(t)
+		n := notifierKinds[1].new(t, fake, Retry{Attempts: 1})
+		fake.Script(actionstest.Fault503())
+		_, err := n.Post(context.Background(), testMessage(t))
+		var he *HintedError
+		if err == nil || errors.As(err, &he) {
+			t.Errorf("Post: %v, want an error without a hint", err)
+		}
+	})
+}
+
+// TestSlackHints: every error SlackHints lists has a hint that names
+// where the credential comes from when it is about the credential.
+func TestSlackHints(t *testing.T) {
+	hints := SlackHints("$SLACK_WEBHOOK_MARKETING")
+	if len(hints) == 0 {
+		t.Fatal("no hints")
+	}
+	for code, hint := range hints {
+		if hint == "" {
+			t.Errorf("%s has no hint", code)
+		}
+	}
+	for _, code := range []string{"invalid_token", "no_service", "404", "invalid_auth"} {
+		if !strings.Contains(hints[code], "$SLACK_WEBHOOK_MARKETING") {
+			t.Errorf("%s: %q does not name the variable", code, hints[code])
+		}
+	}
+	if h := SlackHint("ratelimited", "X"); h != "" {
+		t.Errorf("a hint for ratelimited: %q", h)
+	}
+}
+
+// TestSlackAPIURLWithoutSlash: SLACK_API_URL given without its final
+// slash works: slack-go appends the method to the URL as it is, so
+// without the slash it would call .../apichat.postMessage.
+func TestSlackAPIURLWithoutSlash(t *testing.T) {
+	fake := actionstest.NewSlack(t, testChannel)
+	apiURL := strings.TrimSuffix(fake.APIURL(), "/")
+	if strings.HasSuffix(apiURL, "/") {
+		t.Fatalf("API URL %s", apiURL)
+	}
+	direct := NewSlackBot(Secret(fake.Token()), apiURL, testChannel, newHTTPClient(t), fastRetry, nil)
+	built, err := Notifiers(mustParseDestinations(t, slackDestination("channel: "+testChannel)), func(string) bool { return true },
+		SlackConfig{Token: Secret(fake.Token()), APIURL: apiURL, HTTPClient: newHTTPClient(t), Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]Notifier{"NewSlackBot": direct, "Notifiers": built["d"]} {
+		if outcome, err := n.Post(context.Background(), testMessage(t)); outcome != OutcomePosted || err != nil {
+			t.Errorf("%s: Post to %s: %s, %v", name, apiURL, outcome, err)
+		}
+	}
+	if posts := fake.Posts(); len(posts) != 2 || posts[0].Path != "/api/chat.postMessage" {
+		t.Errorf("fake accepted %+v, want two posts to /api/chat.postMessage", posts)
+	}
 }
