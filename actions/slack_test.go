@@ -618,6 +618,23 @@ func TestSlackErrorsCarryAHint(t *testing.T) {
 	})
 }
 
+// TestSlackWebAPIStatusHasNoWebhookHint: an HTTP error status from the
+// Web API (a 404 when SLACK_API_URL leads somewhere else) is not a
+// webhook's: it gets no hint telling to make a new webhook and put its
+// URL in SLACK_BOT_TOKEN.
+func TestSlackWebAPIStatusHasNoWebhookHint(t *testing.T) {
+	fake := actionstest.NewSlack(t, testChannel)
+	n := NewSlackBot(Secret(fake.Token()), fake.URL()+"/elsewhere/", testChannel, newHTTPClient(t), fastRetry, nil)
+	_, err := n.Post(context.Background(), testMessage(t))
+	if err == nil || err.Error() != "slack server error: 404 Not Found" {
+		t.Errorf("Post: %v, want slack server error: 404 Not Found", err)
+	}
+	var he *HintedError
+	if errors.As(err, &he) {
+		t.Errorf("a Web API 404 has the hint %q", he.Hint)
+	}
+}
+
 // TestSlackHints: every error SlackHints lists has a hint that names
 // where the credential comes from when it is about the credential.
 func TestSlackHints(t *testing.T) {
