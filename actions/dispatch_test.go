@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,8 +37,8 @@ rules:
   - name: log-only
     when: recipient.local startsWith "log-"
     actions: [log]
-  - name: keep-deliverable
-    when: event.type == "Bounce" && recipient.address contains "no-suppress"
+  - name: keep-deliverable   # on what SES wrote: a display name counts
+    when: event.type == "Bounce" && recipient.raw contains "no-suppress"
     actions: [unsuppress, {notify: ses-alerts}]
   - name: newsletter
     when: recipient.domain == "news.example.com"
@@ -692,5 +693,249 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	t.Logf("%d of %d notifies posted, %d of %d removed; Slack %+v; SES %+v", posted, notifies, removed, notifications, sc, ec)
 	if sc.Faults == 0 || ec.Faults == 0 {
 		t.Errorf("no faults served (Slack %d, SES %d): the test tests nothing", sc.Faults, ec.Faults)
+	}
+}
+
+// TestDispatchNoMailbox: recipients that hold no valid mailbox get no SES
+// action (failed, with ErrNotMailbox, and no call), and the notification
+// still tells Slack about them, with why.
+func TestDispatchNoMailbox(t *testing.T) {
+	long := "no-suppress-" + strings.Repeat("x", 376) + "@example.com" // 400 bytes
+	tests := []struct {
+		name   string
+		n      func(t *testing.T) *engine.Notification
+		action string
+	}{
+		{"unsuppress of a bounce", func(t *testing.T) *engine.Notification {
+			return bounce(t, "no-suppress@a@b", "no-suppress-no-at-sign", long)
+		}, "unsuppress"},
+		{"suppress of a complaint", func(t *testing.T) *engine.Notification {
+			return sesNotification(t, engine.TypeComplaint, "a@b@c", "no-at-sign", long)
+		}, "suppress"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+			n := tt.n(t)
+			plan := route(t, n)
+
+			results := d.Dispatch(context.Background(), plan, nil)
+
+			checkStepOrder(t, plan, results)
+			if len(results) != 4 {
+				t.Fatalf("%d results, want 3 SES actions and a notify: %+v", len(results), briefs(results))
+			}
+			for i, r := range results[:3] {
+				rc := &n.Recipients[i]
+				if r.Action() != tt.action || r.Recipient() != rc.Address || r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrNotMailbox) {
+					t.Errorf("%s %.20q: %s, %v; want failed with ErrNotMailbox", r.Action(), r.Recipient(), r.Outcome, r.Err)
+				}
+			}
+			if r := results[3]; r.Action() != "notify:ses-alerts" || r.Outcome != OutcomePosted {
+				t.Errorf("%s: %s, %v; want posted", r.Action(), r.Outcome, r.Err)
+			}
+			if c := sesFake.Counts(); c.Requests != 0 {
+				t.Errorf("SES saw %d requests: %+v", c.Requests, sesFake.Calls())
+			}
+			posts := slackFake.Posts()
+			if len(posts) != 1 {
+				t.Fatalf("%d posts, want 1", len(posts))
+			}
+			for i := range n.Recipients[:2] {
+				rc := &n.Recipients[i]
+				want := "→ *" + tt.action + " failed*: `not a mailbox: no SES action: " + rc.Invalid + "`"
+				if s := sectionOf(t, posts[0].Blocks, rc.Address); !strings.Contains(s, want) {
+					t.Errorf("section of %s does not say %q:\n%s", rc.Address, want, s)
+				}
+			}
+		})
+	}
+}
+
+// TestDispatchUnsuppressesTheAddress: a recipient SES wrote with a
+// display name, "no-suppress" <ceo@bank.example>, is routed by what SES
+// wrote (recipient.raw) and unsuppressed as exactly ceo@bank.example.
+func TestDispatchUnsuppressesTheAddress(t *testing.T) {
+	const (
+		raw  = `"no-suppress" <ceo@bank.example>`
+		addr = "ceo@bank.example"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(addr, "BOUNCE", listedAt)
+
+	results := d.Dispatch(context.Background(), route(t, bounce(t, raw)), nil)
+
+	want := []brief{{"unsuppress", addr, OutcomeRemoved}, {"notify:ses-alerts", "", OutcomePosted}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	wantCalls := []sesCall{{actionstest.OpGetSuppressedDestination, addr, 200}, {actionstest.OpDeleteSuppressedDestination, addr, 200}}
+	if calls := sesCalls(t, sesFake); !slices.Equal(calls, wantCalls) {
+		t.Errorf("SES saw %v\nwant %v", calls, wantCalls)
+	}
+	for _, c := range sesFake.Calls() {
+		if c.Path != "/v2/email/suppression/addresses/ceo%40bank.example" {
+			t.Errorf("%s path %s", c.Op, c.Path)
+		}
+	}
+	if _, ok := sesFake.Suppressed(addr); ok {
+		t.Errorf("%s is still on the list", addr)
+	}
+	if posts := slackFake.Posts(); len(posts) == 1 {
+		if s := sectionOf(t, posts[0].Blocks, addr); !strings.Contains(s, "removed from the suppression list") {
+			t.Errorf("section of %s:\n%s", addr, s)
+		}
+	} else {
+		t.Errorf("%d posts, want 1", len(posts))
+	}
+}
+
+// TestDispatchErrorsForPeopleAndForLogs: in the Slack message, an SES
+// AccessDenied is one short line; the result keeps the whole error, and
+// a failing Slack post's error carries its hint.
+func TestDispatchErrorsForPeopleAndForLogs(t *testing.T) {
+	const (
+		denied = "no-suppress-1@example.com"
+		reader = "reader@news.example.com"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(denied, "BOUNCE", listedAt)
+	sesFake.Script(actionstest.FaultAccessDenied())
+	slackFake.Script(actionstest.Fault{}, actionstest.FaultChannelNotFound()) // the second post: the webhook
+
+	results := d.Dispatch(context.Background(), route(t, bounce(t, denied, reader)), nil)
+
+	want := []brief{{"unsuppress", denied, OutcomeFailed}, {"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	full := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination)
+	if err := results[0].Err; err == nil || err.Error() != full {
+		t.Errorf("unsuppress error %v\nwant the whole of it: %s", err, full)
+	}
+	posts := slackFake.Posts()
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want 1", len(posts))
+	}
+	s := sectionOf(t, posts[0].Blocks, denied)
+	lines := strings.Split(s, "\n")
+	if last := lines[len(lines)-1]; last != "→ *unsuppress failed*: `SES GetSuppressedDestination: AccessDeniedException`" {
+		t.Errorf("the failure reads %q in Slack, want one short line", last)
+	}
+	if strings.Contains(s, "arn:aws") || strings.Contains(s, "not authorized") {
+		t.Errorf("the Slack message holds SES's whole message:\n%s", s)
+	}
+	var he *HintedError
+	if err := results[2].Err; !errors.As(err, &he) || he.Code != "channel_not_found" || !strings.HasSuffix(err.Error(), "("+hintChannel+")") {
+		t.Errorf("notify:marketing error %v, want channel_not_found with its hint", err)
+	}
+}
+
+// TestDispatchDryRunSaysWhatWouldFail: a dry run performs nothing, but
+// what would fail fails in it too: an SES action for a recipient that
+// holds no mailbox, suppress for an event SES takes no reason from.
+func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true})
+	ctx := context.Background()
+
+	results := d.Dispatch(ctx, route(t, sesNotification(t, engine.TypeComplaint, "a@b@c", "angry@example.com")), nil)
+	want := []brief{{"suppress", "a@b@c", OutcomeFailed}, {"suppress", "angry@example.com", OutcomeDryRun}, {"notify:ses-alerts", "", OutcomeDryRun}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Errorf("results %+v\nwant %+v", got, want)
+	}
+	if !errors.Is(results[0].Err, ErrNotMailbox) {
+		t.Errorf("error %v, want ErrNotMailbox", results[0].Err)
+	}
+
+	rc := recipient("jane@example.com")
+	o := d.SES.Suppress(ctx, rc, engine.TypeDelivery)
+	if o.Outcome != OutcomeFailed || fmt.Sprint(o.Err) != "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery" {
+		t.Errorf("dry-run suppress of a Delivery: %s, %v", o.Outcome, o.Err)
+	}
+	if c := slackFake.Counts().Requests + sesFake.Counts().Requests; c != 0 {
+		t.Errorf("the fakes saw %d requests in a dry run", c)
+	}
+}
+
+// TestDryRunDigest: in a dry run, a storm's digest is rendered, not
+// posted, by the notifier the notices were folded with.
+func TestDryRunDigest(t *testing.T) {
+	d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{dryRun: true})
+	ses := d.Destinations["ses-alerts"]
+	ses.DigestAfter = 1
+	b := NewBatch(NewStorm(), false)
+	var got []string
+	for i := range 3 {
+		got = append(got, outcomesOf(d.Dispatch(context.Background(), route(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
+	}
+	if want := "dry-run digested digested"; strings.Join(got, " ") != want {
+		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
+	}
+	results := b.Flush(context.Background())
+	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
+		t.Errorf("flush %+v, want the dry run of one digest of 2", results)
+	}
+	if c := slackFake.Counts(); c.Requests != 0 {
+		t.Errorf("the Slack fake saw %d requests in a dry run", c.Requests)
+	}
+}
+
+// TestDryRunNotifiers: the notifiers of a dry run need no credential,
+// render what the real ones would send and post nothing.
+func TestDryRunNotifiers(t *testing.T) {
+	dests := testDestinations(t)
+	m := testMessage(t)
+	for name, n := range DryRunNotifiers(dests) {
+		outcome, err := n.Post(context.Background(), m)
+		if outcome != OutcomeDryRun || err != nil {
+			t.Errorf("%s: Post = %s, %v; want dry-run", name, outcome, err)
+		}
+		var want []byte
+		switch name {
+		case "ses-alerts":
+			want = PostMessagePayload(testChannel, m)
+		case "marketing":
+			want = marshalPayload(WebhookPayload(m))
+		default:
+			t.Errorf("a notifier for %s", name)
+		}
+		if got := n.Payload(m); !bytes.Equal(got, want) {
+			t.Errorf("%s: Payload\n%s\nwant\n%s", name, got, want)
+		}
+	}
+	if got := len(DryRunNotifiers(dests)); got != len(dests) {
+		t.Errorf("%d notifiers for %d destinations", got, len(dests))
+	}
+}
+
+// TestDispatchWithoutItsParts: a dispatcher missing a part fails the
+// actions that need it, says why, and carries out the rest.
+func TestDispatchWithoutItsParts(t *testing.T) {
+	d := &Dispatcher{}
+	plan := route(t, bounce(t, "no-suppress-1@example.com", "log-me@example.com", "x@ignore.example.com"))
+
+	results := d.Dispatch(context.Background(), plan, nil)
+
+	want := []brief{
+		{"unsuppress", "no-suppress-1@example.com", OutcomeFailed},
+		{"log", "log-me@example.com", OutcomeFailed},
+		{"drop", "x@ignore.example.com", OutcomeDropped},
+		{"notify:ses-alerts", "", OutcomeFailed},
+	}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	for i, wantErr := range []string{"no SES client", "no logbook", "", "destination ses-alerts is not set up"} {
+		if got := fmt.Sprint(results[i].Err); (wantErr == "" && results[i].Err != nil) || (wantErr != "" && got != wantErr) {
+			t.Errorf("%s error %v, want %q", results[i].Action(), results[i].Err, wantErr)
+		}
+	}
+	if !Failed(results) || Failed(results[2:3]) {
+		t.Error("Failed does not say which results failed")
+	}
+	for i, r := range Duplicates(plan) {
+		if r.Outcome != OutcomeDuplicate || r.Action() != want[i].Action || r.Recipient() != want[i].Recipient {
+			t.Errorf("Duplicates[%d] = %s %s %s", i, r.Action(), r.Recipient(), r.Outcome)
+		}
 	}
 }
