@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -43,23 +44,48 @@ func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *engin
 	return it.Notification
 }
 
-func newDedupDispatcher(t *testing.T) (*Dispatcher, *actionstest.Slack, *engine.Router) {
+// deduper is what the application does with each notification it gets:
+// it acts on a notification once, even when it is delivered twice (as SNS
+// and SQS may), and again when its actions failed.
+type deduper struct {
+	d      *Dispatcher
+	seen   *Seen
+	router *engine.Router
+}
+
+func (dd *deduper) handle(ctx context.Context, n *engine.Notification) []Result {
+	plan := dd.router.Route(n)
+	if dd.seen.Begin(n) {
+		return Duplicates(plan)
+	}
+	results := dd.d.Dispatch(ctx, plan, nil)
+	if Failed(results) {
+		dd.seen.Forget(SeenKeys(n)...)
+	}
+	return results
+}
+
+func newDeduper(t *testing.T) (*deduper, *actionstest.Slack) {
 	t.Helper()
 	rules, err := engine.Load("rules.yaml", []byte(dedupRules))
 	if err != nil {
 		t.Fatal(err)
 	}
+	dests, err := ParseDestinations(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
 	fake := actionstest.NewSlack(t)
-	d := &Dispatcher{Rules: rules, Seen: NewSeen(100), Notifiers: map[string]Notifier{
-		"hook": NewSlackWebhook(Secret(fake.WebhookURL("hook")), "HOOK", nil, Retry{Attempts: 1}),
+	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{
+		"hook": NewSlackWebhook(Secret(fake.WebhookURL("hook")), "HOOK", nil, Retry{Attempts: 1}, nil),
 	}}
-	return d, fake, engine.NewRouter(rules)
+	return &deduper{d: d, seen: NewSeen(100), router: engine.NewRouter(rules)}, fake
 }
 
 func outcomes(rs []Result) string {
 	s := ""
 	for _, r := range rs {
-		s += r.Action + "=" + r.Outcome + " "
+		s += r.Action() + "=" + string(r.Outcome) + " "
 	}
 	return s
 }
@@ -74,11 +100,11 @@ func TestDispatchActsOnceOnADuplicate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, fake, router := newDedupDispatcher(t)
-			if got := outcomes(d.Dispatch(context.Background(), router.Route(tt.first))); got != "notify:hook=posted " {
+			dd, fake := newDeduper(t)
+			if got := outcomes(dd.handle(context.Background(), tt.first)); got != "notify:hook=posted " {
 				t.Fatalf("first delivery: %s", got)
 			}
-			if got := outcomes(d.Dispatch(context.Background(), router.Route(tt.dup))); got != "notify:hook=duplicate " {
+			if got := outcomes(dd.handle(context.Background(), tt.dup)); got != "notify:hook=duplicate " {
 				t.Errorf("second delivery: %s, want duplicate", got)
 			}
 			if n := len(fake.Posts()); n != 1 {
@@ -89,7 +115,7 @@ func TestDispatchActsOnceOnADuplicate(t *testing.T) {
 }
 
 func TestDispatchDistinctNotificationsAreNotDuplicates(t *testing.T) {
-	d, fake, router := newDedupDispatcher(t)
+	dd, fake := newDeduper(t)
 	for _, n := range []*engine.Notification{
 		dedupBounce(t, "sns-1", "fb-1", "a@x.com"),
 		dedupBounce(t, "sns-2", "fb-1", "a@x.com"), // another SNS message
@@ -99,7 +125,7 @@ func TestDispatchDistinctNotificationsAreNotDuplicates(t *testing.T) {
 		dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com"),
 		dedupBounce(t, "", "fb-9", "a@x.com", "y@x.com"), // a recipient not seen yet
 	} {
-		if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=posted " {
+		if got := outcomes(dd.handle(context.Background(), n)); got != "notify:hook=posted " {
 			t.Errorf("%s: %s, want posted", n.Input, got)
 		}
 	}
@@ -109,32 +135,32 @@ func TestDispatchDistinctNotificationsAreNotDuplicates(t *testing.T) {
 }
 
 func TestDispatchRetriesAFailedNotificationDeliveredAgain(t *testing.T) {
-	d, fake, router := newDedupDispatcher(t)
+	dd, fake := newDeduper(t)
 	n := dedupBounce(t, "sns-1", "fb-1", "a@x.com")
 	fake.Script(actionstest.FaultChannelNotFound())
-	if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=failed " {
+	if got := outcomes(dd.handle(context.Background(), n)); got != "notify:hook=failed " {
 		t.Fatalf("first delivery: %s, want failed", got)
 	}
-	if got := outcomes(d.Dispatch(context.Background(), router.Route(n))); got != "notify:hook=posted " {
+	if got := outcomes(dd.handle(context.Background(), n)); got != "notify:hook=posted " {
 		t.Errorf("redelivery after a failure: %s, want posted", got)
 	}
 }
 
 func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
-	d, fake, router := newDedupDispatcher(t)
+	dd, fake := newDeduper(t)
 	var wg sync.WaitGroup
-	posted := make(chan string, 20)
+	posted := make(chan Outcome, 20)
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs := d.Dispatch(context.Background(), router.Route(dedupBounce(t, "sns-1", "fb-1", "a@x.com")))
+			rs := dd.handle(context.Background(), dedupBounce(t, "sns-1", "fb-1", "a@x.com"))
 			posted <- rs[0].Outcome
 		}()
 	}
 	wg.Wait()
 	close(posted)
-	count := map[string]int{}
+	count := map[Outcome]int{}
 	for o := range posted {
 		count[o]++
 	}
@@ -143,20 +169,91 @@ func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
 	}
 }
 
+// snsNotification is a notification SNS delivered with message id id: its
+// one key is sns:id.
+func snsNotification(id string) *engine.Notification {
+	return &engine.Notification{SNSMessageID: id}
+}
+
 func TestSeenForgetsTheOldest(t *testing.T) {
 	s := NewSeen(3)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		if s.begin([]string{k}) {
+		if s.Begin(snsNotification(k)) {
 			t.Fatalf("%s seen before it was added", k)
 		}
 	}
-	if s.begin([]string{"a"}) {
+	if s.Begin(snsNotification("a")) {
 		t.Error(`"a" is still remembered after 3 newer keys; the limit is 3`)
 	}
-	if !s.begin([]string{"d"}) {
+	if !s.Begin(snsNotification("d")) {
 		t.Error(`"d" is forgotten`)
 	}
-	if len(s.keys) > 3 {
-		t.Errorf("%d keys remembered, limit 3", len(s.keys))
+	if s.Len() > 3 {
+		t.Errorf("%d keys remembered, limit 3", s.Len())
+	}
+}
+
+// TestSeenForgetFreesTheSlot forgets a key, adds it again, then adds
+// limit-1 other keys: the key added again is still known. Forget used to
+// leave the key in its ring slot, so the ring evicted the key added
+// again when it came round to that slot, before its time.
+func TestSeenForgetFreesTheSlot(t *testing.T) {
+	for _, limit := range []int{1, 2, 3, 5, 8} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			s := NewSeen(limit)
+			// Fill some of the ring first, so that the slot freed is not
+			// the next one either.
+			for i := range limit / 2 {
+				s.Begin(snsNotification(fmt.Sprint("old-", i)))
+			}
+			k := snsNotification("k")
+			if s.Begin(k) {
+				t.Fatal("k seen before it was added")
+			}
+			s.Forget(SeenKeys(k)...)
+			if s.Begin(k) {
+				t.Fatal("k is still known after Forget")
+			}
+			for i := range limit - 1 {
+				if s.Begin(snsNotification(fmt.Sprint("new-", i))) {
+					t.Fatalf("new-%d seen before it was added", i)
+				}
+			}
+			if !s.Begin(k) {
+				t.Errorf("k, added again, was forgotten after %d newer keys; the limit is %d", limit-1, limit)
+			}
+			if s.Len() > limit {
+				t.Errorf("%d keys remembered, limit %d", s.Len(), limit)
+			}
+		})
+	}
+}
+
+// TestSeenKeys: what makes two notifications the same.
+func TestSeenKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		n    *engine.Notification
+		want []string
+	}{
+		{"SNS message id", dedupBounce(t, "sns-1", "fb-1", "a@x.com", "b@x.com"), []string{"sns:sns-1"}},
+		{"feedback id with each recipient", dedupBounce(t, "", "fb-1", "a@x.com", "B@X.com"), []string{"fb:fb-1\x00a@x.com", "fb:fb-1\x00B@x.com"}},
+		{"neither", dedupBounce(t, "", "", "a@x.com"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SeenKeys(tt.n); !slices.Equal(got, tt.want) {
+				t.Errorf("SeenKeys = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	s := NewSeen(10)
+	for range 2 {
+		if s.Begin(dedupBounce(t, "", "", "a@x.com")) {
+			t.Error("a notification without keys is a duplicate")
+		}
+	}
+	if s.Len() != 0 {
+		t.Errorf("%d keys remembered of notifications without keys", s.Len())
 	}
 }

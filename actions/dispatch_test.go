@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -37,8 +37,8 @@ rules:
   - name: log-only
     when: recipient.local startsWith "log-"
     actions: [log]
-  - name: keep-deliverable
-    when: event.type == "Bounce" && recipient.address contains "no-suppress"
+  - name: keep-deliverable   # on what SES wrote: a display name counts
+    when: event.type == "Bounce" && recipient.raw contains "no-suppress"
     actions: [unsuppress, {notify: ses-alerts}]
   - name: newsletter
     when: recipient.domain == "news.example.com"
@@ -55,19 +55,26 @@ rules:
 type dispatcherOpts struct {
 	webhookURL string    // the marketing webhook; a fresh one of the fake when ""
 	logTo      io.Writer // the log action's JSON log; discarded when nil
-	dryRun     bool
-	retry      Retry                  // fastRetry when zero
-	sesOpts    []func(*sesv2.Options) // for the SES fake's client
+	// dryRun builds the dispatcher of a dry run: the same notifiers,
+	// pointed at the fakes, made to only render (DryRun), DryRunSES and
+	// DryRunLogbook.
+	dryRun  bool
+	retry   Retry                  // fastRetry when zero
+	sesOpts []func(*sesv2.Options) // for the SES fake's client
+}
+
+// testDestinations are the destinations of testRules.
+func testDestinations(t *testing.T) []*Destination {
+	t.Helper()
+	return mustParseDestinations(t, testRules)
 }
 
 // newTestDispatcher returns a Dispatcher for testRules whose notifiers
-// and SES client talk to new fakes, and the fakes.
+// and SES client talk to new fakes, and the fakes. The notifiers are
+// built as the application builds them, with Notifiers.
 func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstest.Slack, *actionstest.SES) {
 	t.Helper()
-	rules, err := engine.Load("rules.yaml", []byte(testRules))
-	if err != nil {
-		t.Fatalf("engine.Load: %v", err)
-	}
+	dests := testDestinations(t)
 	slackFake := actionstest.NewSlack(t, testChannel)
 	sesFake := actionstest.NewSES(t)
 	r := o.retry
@@ -82,16 +89,32 @@ func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstes
 	if logTo == nil {
 		logTo = io.Discard
 	}
-	hc := newHTTPClient(t)
-	d := &Dispatcher{
-		Rules: rules,
-		SES:   &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
-		Notifiers: map[string]Notifier{
-			"ses-alerts": NewSlackBot(Secret(slackFake.Token()), slackFake.APIURL(), testChannel, hc, r),
-			"marketing":  NewSlackWebhook(Secret(hook), "SLACK_WEBHOOK_MARKETING", hc, r),
+	notifiers, err := Notifiers(dests, func(string) bool { return true }, SlackConfig{
+		Token:  Secret(slackFake.Token()),
+		APIURL: slackFake.APIURL(),
+		Getenv: func(name string) string {
+			if name == "SLACK_WEBHOOK_MARKETING" {
+				return hook
+			}
+			return ""
 		},
-		Logger: slog.New(slog.NewJSONHandler(logTo, nil)),
-		DryRun: o.dryRun,
+		HTTPClient: newHTTPClient(t),
+		Retry:      r,
+	})
+	if err != nil {
+		t.Fatalf("Notifiers: %v", err)
+	}
+	d := &Dispatcher{
+		Destinations: ByName(dests),
+		Notifiers:    notifiers,
+		SES:          &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
+		Log:          SlogLogbook{Logger: slog.New(slog.NewJSONHandler(logTo, nil))},
+	}
+	if o.dryRun {
+		for name, n := range d.Notifiers {
+			d.Notifiers[name] = DryRun(n)
+		}
+		d.SES, d.Log = DryRunSES(), DryRunLogbook()
 	}
 	return d, slackFake, sesFake
 }
@@ -153,21 +176,26 @@ func bounce(t *testing.T, recipients ...string) *engine.Notification {
 	return sesNotification(t, engine.TypeBounce, recipients...)
 }
 
-// route is the plan d's rules make for n.
-func route(t *testing.T, d *Dispatcher, n *engine.Notification) *engine.Plan {
+// route is the plan testRules make for n.
+func route(t *testing.T, n *engine.Notification) *engine.Plan {
 	t.Helper()
-	return engine.NewRouter(d.Rules).Route(n)
+	rules, err := engine.Load("rules.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatalf("engine.Load: %v", err)
+	}
+	return engine.NewRouter(rules).Route(n)
 }
 
 // brief is what a test checks of a Result.
 type brief struct {
-	Action, Recipient, Outcome string
+	Action, Recipient string
+	Outcome           Outcome
 }
 
 func briefs(results []Result) []brief {
 	out := make([]brief, len(results))
 	for i, r := range results {
-		out[i] = brief{r.Action, r.Recipient, r.Outcome}
+		out[i] = brief{r.Action(), r.Recipient(), r.Outcome}
 	}
 	return out
 }
@@ -181,8 +209,8 @@ func checkStepOrder(t *testing.T, plan *engine.Plan, results []Result) {
 		t.Fatalf("%d results for %d steps", len(results), len(steps))
 	}
 	for i, s := range steps {
-		if results[i].Action != s.Action.String() || results[i].Step.Recipient != s.Recipient {
-			t.Errorf("result %d is %s for %q, step is %s", i, results[i].Action, results[i].Recipient, s.Action)
+		if results[i].Action() != s.Action.String() || results[i].Step.Recipient != s.Recipient {
+			t.Errorf("result %d is %s for %q, step is %s", i, results[i].Action(), results[i].Recipient(), s.Action)
 		}
 	}
 }
@@ -229,9 +257,9 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 	)
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
 	sesFake.Suppress(listed, "BOUNCE", listedAt)
-	plan := route(t, d, bounce(t, listed, notListed, plain))
+	plan := route(t, bounce(t, listed, notListed, plain))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
@@ -243,8 +271,8 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
 	for _, r := range results {
-		if r.Error != "" {
-			t.Errorf("%s %s has error %q", r.Action, r.Recipient, r.Error)
+		if r.Err != nil {
+			t.Errorf("%s %s has error %v", r.Action(), r.Recipient(), r.Err)
 		}
 	}
 	if _, ok := sesFake.Suppressed(listed); ok {
@@ -269,9 +297,9 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 func TestDispatchComplaintSuppresses(t *testing.T) {
 	const a = "angry@example.com"
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
-	plan := route(t, d, sesNotification(t, engine.TypeComplaint, a))
+	plan := route(t, sesNotification(t, engine.TypeComplaint, a))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	want := []brief{{"suppress", a, OutcomeAdded}, {"notify:ses-alerts", "", OutcomePosted}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -299,9 +327,9 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 	sesFake.Suppress(denied, "BOUNCE", listedAt)
 	sesFake.Suppress(after, "BOUNCE", listedAt)
 	sesFake.Script(actionstest.FaultAccessDenied()) // the first call: Get of denied
-	plan := route(t, d, bounce(t, denied, after, reader))
+	plan := route(t, bounce(t, denied, after, reader))
 
-	results := d.Dispatch(context.Background(), plan)
+	results := d.Dispatch(context.Background(), plan, nil)
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
@@ -314,8 +342,8 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
 	wantErr := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination)
-	if results[0].Error != wantErr {
-		t.Errorf("failed unsuppress error %q\nwant %q", results[0].Error, wantErr)
+	if err := results[0].Err; err == nil || err.Error() != wantErr {
+		t.Errorf("failed unsuppress error %v\nwant %s", err, wantErr)
 	}
 	if _, ok := sesFake.Suppressed(denied); !ok {
 		t.Errorf("%s was taken off the list despite access denied", denied)
@@ -356,10 +384,10 @@ func TestDispatchSplitsManyRecipients(t *testing.T) {
 			for i := range addrs {
 				addrs[i] = fmt.Sprintf("user-%02d@%s", i+1, tt.domain)
 			}
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, addrs...)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, addrs...)), nil)
 
 			if want := []brief{{tt.action, "", OutcomePosted}}; !slices.Equal(briefs(results), want) {
-				t.Fatalf("results %+v (%s), want %+v", briefs(results), results[0].Error, want)
+				t.Fatalf("results %+v (%v), want %+v", briefs(results), results[0].Err, want)
 			}
 			posts := slackFake.Posts()
 			if len(posts) < 2 || len(posts) != len(results[0].Messages) {
@@ -407,21 +435,21 @@ func TestDispatchFailingDestination(t *testing.T) {
 		name   string
 		faults []actionstest.Fault
 		want   []brief
-		errs   []string // Error of each result
+		errs   []string // the error of each result, "" for none
 		posted string   // the post kind that still goes through
 	}{
 		{
 			name:   "bot-token destination fails, webhook still posts",
 			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
 			want:   []brief{{"notify:ses-alerts", "", OutcomeFailed}, {"notify:marketing", "", OutcomePosted}},
-			errs:   []string{"channel_not_found", ""},
+			errs:   []string{"channel_not_found (" + hintChannel + ")", ""},
 			posted: actionstest.KindWebhook,
 		},
 		{
 			name:   "webhook destination fails, bot-token destination still posts",
 			faults: []actionstest.Fault{{}, actionstest.FaultChannelNotFound()},
 			want:   []brief{{"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}},
-			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found"},
+			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found (" + hintChannel + ")"},
 			posted: actionstest.KindAPI,
 		},
 	}
@@ -429,14 +457,14 @@ func TestDispatchFailingDestination(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{})
 			slackFake.Script(tt.faults...)
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, plain, reader)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, plain, reader)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
 			}
 			for i, r := range results {
-				if r.Error != tt.errs[i] {
-					t.Errorf("%s error %q, want %q", r.Action, r.Error, tt.errs[i])
+				if got := fmt.Sprint(r.Err); (r.Err == nil) != (tt.errs[i] == "") || (r.Err != nil && got != tt.errs[i]) {
+					t.Errorf("%s error %v, want %q", r.Action(), r.Err, tt.errs[i])
 				}
 			}
 			posts := slackFake.Posts()
@@ -483,7 +511,7 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true, logTo: &log})
 			sesFake.Suppress("no-suppress-1@example.com", "BOUNCE", listedAt)
 
-			results := d.Dispatch(context.Background(), route(t, d, bounce(t, tt.recipients...)))
+			results := d.Dispatch(context.Background(), route(t, bounce(t, tt.recipients...)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
@@ -501,29 +529,29 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 				t.Errorf("a dry run logged: %s", log.String())
 			}
 			for _, r := range results {
-				if !strings.HasPrefix(r.Action, "notify:") {
+				if r.Step.Action.Kind != engine.ActionNotify {
 					if r.Payload != nil {
-						t.Errorf("%s has a payload", r.Action)
+						t.Errorf("%s has a payload", r.Action())
 					}
 					continue
 				}
-				notifier := d.Notifiers[strings.TrimPrefix(r.Action, "notify:")]
+				notifier := d.Notifiers[r.Step.Action.Destination]
 				if !json.Valid(r.Payload) {
-					t.Fatalf("%s payload is not JSON: %s", r.Action, r.Payload)
+					t.Fatalf("%s payload is not JSON: %s", r.Action(), r.Payload)
 				}
 				if len(r.Messages) == 1 {
 					if want := notifier.Payload(r.Messages[0]); !bytes.Equal(r.Payload, want) {
-						t.Errorf("%s payload\n%s\nwant Notifier.Payload\n%s", r.Action, r.Payload, want)
+						t.Errorf("%s payload\n%s\nwant Notifier.Payload\n%s", r.Action(), r.Payload, want)
 					}
 					continue
 				}
 				var parts []json.RawMessage
 				if err := json.Unmarshal(r.Payload, &parts); err != nil || len(parts) != len(r.Messages) || len(parts) < 2 {
-					t.Fatalf("%s payload of %d messages is not an array of them (%v): %.200s", r.Action, len(r.Messages), err, r.Payload)
+					t.Fatalf("%s payload of %d messages is not an array of them (%v): %.200s", r.Action(), len(r.Messages), err, r.Payload)
 				}
 				for i, p := range parts {
 					if want := notifier.Payload(r.Messages[i]); !bytes.Equal(p, want) {
-						t.Errorf("%s payload part %d\n%s\nwant Notifier.Payload\n%s", r.Action, i, p, want)
+						t.Errorf("%s payload part %d\n%s\nwant Notifier.Payload\n%s", r.Action(), i, p, want)
 					}
 				}
 			}
@@ -540,7 +568,7 @@ func TestDispatchLog(t *testing.T) {
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{logTo: &log})
 	n := bounce(t, dropped, logged)
 
-	results := d.Dispatch(context.Background(), route(t, d, n))
+	results := d.Dispatch(context.Background(), route(t, n), nil)
 
 	want := []brief{{"drop", dropped, OutcomeDropped}, {"log", logged, OutcomeLogged}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -568,9 +596,11 @@ func TestDispatchLog(t *testing.T) {
 }
 
 // TestDispatchUnderRandomFailures dispatches 200 notifications, eight at
-// a time, each within 10 s, while 30% of Slack and SES requests fail
-// transiently: every notify ends posted or failed with a reason, none is
-// lost or posted twice, and retries post nearly all of them.
+// a time, while 30% of Slack and SES requests fail transiently: every
+// notify ends posted or failed with a reason, none is lost or posted
+// twice, and retries post nearly all of them. (No deadline: how a post
+// gives up against one is tested on a fake clock, and here a slow
+// machine would change the outcomes.)
 func TestDispatchUnderRandomFailures(t *testing.T) {
 	const (
 		notifications = 200
@@ -593,7 +623,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	for i := range plans {
 		unsuppress := fmt.Sprintf("no-suppress-%03d@example.com", i)
 		sesFake.Suppress(unsuppress, "BOUNCE", listedAt)
-		plans[i] = route(t, d, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
+		plans[i] = route(t, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
 	}
 
 	results := make([][]Result, notifications)
@@ -602,9 +632,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	for range concurrency {
 		wg.Go(func() {
 			for i := range next {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				results[i] = d.Dispatch(ctx, plans[i])
-				cancel()
+				results[i] = d.Dispatch(context.Background(), plans[i], nil)
 			}
 		})
 	}
@@ -621,12 +649,12 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 		}
 		for _, r := range rs {
 			switch {
-			case r.Outcome == OutcomeFailed && r.Error == "":
-				t.Errorf("notification %d: %s failed without an error", i, r.Action)
-			case r.Outcome != OutcomeFailed && r.Error != "":
-				t.Errorf("notification %d: %s %s with error %q", i, r.Action, r.Outcome, r.Error)
+			case r.Outcome == OutcomeFailed && r.Err == nil:
+				t.Errorf("notification %d: %s failed without an error", i, r.Action())
+			case r.Outcome != OutcomeFailed && r.Err != nil:
+				t.Errorf("notification %d: %s %s with error %v", i, r.Action(), r.Outcome, r.Err)
 			}
-			if r.Action == "unsuppress" {
+			if r.Step.Action.Kind == engine.ActionUnsuppress {
 				if r.Outcome != OutcomeRemoved && r.Outcome != OutcomeFailed {
 					t.Errorf("notification %d: unsuppress %s, want removed or failed", i, r.Outcome)
 				}
@@ -640,9 +668,9 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 			case OutcomePosted:
 				posted++
 			case OutcomeFailed:
-				t.Logf("notification %d: %s failed: %s", i, r.Action, r.Error)
+				t.Logf("notification %d: %s failed: %v", i, r.Action(), r.Err)
 			default:
-				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action, r.Outcome)
+				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action(), r.Outcome)
 			}
 		}
 	}
@@ -665,5 +693,249 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	t.Logf("%d of %d notifies posted, %d of %d removed; Slack %+v; SES %+v", posted, notifies, removed, notifications, sc, ec)
 	if sc.Faults == 0 || ec.Faults == 0 {
 		t.Errorf("no faults served (Slack %d, SES %d): the test tests nothing", sc.Faults, ec.Faults)
+	}
+}
+
+// TestDispatchNoMailbox: recipients that hold no valid mailbox get no SES
+// action (failed, with ErrNotMailbox, and no call), and the notification
+// still tells Slack about them, with why.
+func TestDispatchNoMailbox(t *testing.T) {
+	long := "no-suppress-" + strings.Repeat("x", 376) + "@example.com" // 400 bytes
+	tests := []struct {
+		name   string
+		n      func(t *testing.T) *engine.Notification
+		action string
+	}{
+		{"unsuppress of a bounce", func(t *testing.T) *engine.Notification {
+			return bounce(t, "no-suppress@a@b", "no-suppress-no-at-sign", long)
+		}, "unsuppress"},
+		{"suppress of a complaint", func(t *testing.T) *engine.Notification {
+			return sesNotification(t, engine.TypeComplaint, "a@b@c", "no-at-sign", long)
+		}, "suppress"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+			n := tt.n(t)
+			plan := route(t, n)
+
+			results := d.Dispatch(context.Background(), plan, nil)
+
+			checkStepOrder(t, plan, results)
+			if len(results) != 4 {
+				t.Fatalf("%d results, want 3 SES actions and a notify: %+v", len(results), briefs(results))
+			}
+			for i, r := range results[:3] {
+				rc := &n.Recipients[i]
+				if r.Action() != tt.action || r.Recipient() != rc.Address || r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrNotMailbox) {
+					t.Errorf("%s %.20q: %s, %v; want failed with ErrNotMailbox", r.Action(), r.Recipient(), r.Outcome, r.Err)
+				}
+			}
+			if r := results[3]; r.Action() != "notify:ses-alerts" || r.Outcome != OutcomePosted {
+				t.Errorf("%s: %s, %v; want posted", r.Action(), r.Outcome, r.Err)
+			}
+			if c := sesFake.Counts(); c.Requests != 0 {
+				t.Errorf("SES saw %d requests: %+v", c.Requests, sesFake.Calls())
+			}
+			posts := slackFake.Posts()
+			if len(posts) != 1 {
+				t.Fatalf("%d posts, want 1", len(posts))
+			}
+			for i := range n.Recipients[:2] {
+				rc := &n.Recipients[i]
+				want := "→ *" + tt.action + " failed*: `not a mailbox: no SES action: " + rc.Invalid + "`"
+				if s := sectionOf(t, posts[0].Blocks, rc.Address); !strings.Contains(s, want) {
+					t.Errorf("section of %s does not say %q:\n%s", rc.Address, want, s)
+				}
+			}
+		})
+	}
+}
+
+// TestDispatchUnsuppressesTheAddress: a recipient SES wrote with a
+// display name, "no-suppress" <ceo@bank.example>, is routed by what SES
+// wrote (recipient.raw) and unsuppressed as exactly ceo@bank.example.
+func TestDispatchUnsuppressesTheAddress(t *testing.T) {
+	const (
+		raw  = `"no-suppress" <ceo@bank.example>`
+		addr = "ceo@bank.example"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(addr, "BOUNCE", listedAt)
+
+	results := d.Dispatch(context.Background(), route(t, bounce(t, raw)), nil)
+
+	want := []brief{{"unsuppress", addr, OutcomeRemoved}, {"notify:ses-alerts", "", OutcomePosted}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	wantCalls := []sesCall{{actionstest.OpGetSuppressedDestination, addr, 200}, {actionstest.OpDeleteSuppressedDestination, addr, 200}}
+	if calls := sesCalls(t, sesFake); !slices.Equal(calls, wantCalls) {
+		t.Errorf("SES saw %v\nwant %v", calls, wantCalls)
+	}
+	for _, c := range sesFake.Calls() {
+		if c.Path != "/v2/email/suppression/addresses/ceo%40bank.example" {
+			t.Errorf("%s path %s", c.Op, c.Path)
+		}
+	}
+	if _, ok := sesFake.Suppressed(addr); ok {
+		t.Errorf("%s is still on the list", addr)
+	}
+	if posts := slackFake.Posts(); len(posts) == 1 {
+		if s := sectionOf(t, posts[0].Blocks, addr); !strings.Contains(s, "removed from the suppression list") {
+			t.Errorf("section of %s:\n%s", addr, s)
+		}
+	} else {
+		t.Errorf("%d posts, want 1", len(posts))
+	}
+}
+
+// TestDispatchErrorsForPeopleAndForLogs: in the Slack message, an SES
+// AccessDenied is one short line; the result keeps the whole error, and
+// a failing Slack post's error carries its hint.
+func TestDispatchErrorsForPeopleAndForLogs(t *testing.T) {
+	const (
+		denied = "no-suppress-1@example.com"
+		reader = "reader@news.example.com"
+	)
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
+	sesFake.Suppress(denied, "BOUNCE", listedAt)
+	sesFake.Script(actionstest.FaultAccessDenied())
+	slackFake.Script(actionstest.Fault{}, actionstest.FaultChannelNotFound()) // the second post: the webhook
+
+	results := d.Dispatch(context.Background(), route(t, bounce(t, denied, reader)), nil)
+
+	want := []brief{{"unsuppress", denied, OutcomeFailed}, {"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	full := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination)
+	if err := results[0].Err; err == nil || err.Error() != full {
+		t.Errorf("unsuppress error %v\nwant the whole of it: %s", err, full)
+	}
+	posts := slackFake.Posts()
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want 1", len(posts))
+	}
+	s := sectionOf(t, posts[0].Blocks, denied)
+	lines := strings.Split(s, "\n")
+	if last := lines[len(lines)-1]; last != "→ *unsuppress failed*: `SES GetSuppressedDestination: AccessDeniedException`" {
+		t.Errorf("the failure reads %q in Slack, want one short line", last)
+	}
+	if strings.Contains(s, "arn:aws") || strings.Contains(s, "not authorized") {
+		t.Errorf("the Slack message holds SES's whole message:\n%s", s)
+	}
+	var he *HintedError
+	if err := results[2].Err; !errors.As(err, &he) || he.Code != "channel_not_found" || !strings.HasSuffix(err.Error(), "("+hintChannel+")") {
+		t.Errorf("notify:marketing error %v, want channel_not_found with its hint", err)
+	}
+}
+
+// TestDispatchDryRunSaysWhatWouldFail: a dry run performs nothing, but
+// what would fail fails in it too: an SES action for a recipient that
+// holds no mailbox, suppress for an event SES takes no reason from.
+func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
+	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true})
+	ctx := context.Background()
+
+	results := d.Dispatch(ctx, route(t, sesNotification(t, engine.TypeComplaint, "a@b@c", "angry@example.com")), nil)
+	want := []brief{{"suppress", "a@b@c", OutcomeFailed}, {"suppress", "angry@example.com", OutcomeDryRun}, {"notify:ses-alerts", "", OutcomeDryRun}}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Errorf("results %+v\nwant %+v", got, want)
+	}
+	if !errors.Is(results[0].Err, ErrNotMailbox) {
+		t.Errorf("error %v, want ErrNotMailbox", results[0].Err)
+	}
+
+	rc := recipient("jane@example.com")
+	o := d.SES.Suppress(ctx, rc, engine.TypeDelivery)
+	if o.Outcome != OutcomeFailed || fmt.Sprint(o.Err) != "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery" {
+		t.Errorf("dry-run suppress of a Delivery: %s, %v", o.Outcome, o.Err)
+	}
+	if c := slackFake.Counts().Requests + sesFake.Counts().Requests; c != 0 {
+		t.Errorf("the fakes saw %d requests in a dry run", c)
+	}
+}
+
+// TestDryRunDigest: in a dry run, a storm's digest is rendered, not
+// posted, by the notifier the notices were folded with.
+func TestDryRunDigest(t *testing.T) {
+	d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{dryRun: true})
+	ses := d.Destinations["ses-alerts"]
+	ses.DigestAfter = 1
+	b := NewBatch(NewStorm(), false)
+	var got []string
+	for i := range 3 {
+		got = append(got, outcomesOf(d.Dispatch(context.Background(), route(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
+	}
+	if want := "dry-run digested digested"; strings.Join(got, " ") != want {
+		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
+	}
+	results := b.Flush(context.Background())
+	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
+		t.Errorf("flush %+v, want the dry run of one digest of 2", results)
+	}
+	if c := slackFake.Counts(); c.Requests != 0 {
+		t.Errorf("the Slack fake saw %d requests in a dry run", c.Requests)
+	}
+}
+
+// TestDryRunNotifiers: the notifiers of a dry run need no credential,
+// render what the real ones would send and post nothing.
+func TestDryRunNotifiers(t *testing.T) {
+	dests := testDestinations(t)
+	m := testMessage(t)
+	for name, n := range DryRunNotifiers(dests) {
+		outcome, err := n.Post(context.Background(), m)
+		if outcome != OutcomeDryRun || err != nil {
+			t.Errorf("%s: Post = %s, %v; want dry-run", name, outcome, err)
+		}
+		var want []byte
+		switch name {
+		case "ses-alerts":
+			want = PostMessagePayload(testChannel, m)
+		case "marketing":
+			want = marshalPayload(WebhookPayload(m))
+		default:
+			t.Errorf("a notifier for %s", name)
+		}
+		if got := n.Payload(m); !bytes.Equal(got, want) {
+			t.Errorf("%s: Payload\n%s\nwant\n%s", name, got, want)
+		}
+	}
+	if got := len(DryRunNotifiers(dests)); got != len(dests) {
+		t.Errorf("%d notifiers for %d destinations", got, len(dests))
+	}
+}
+
+// TestDispatchWithoutItsParts: a dispatcher missing a part fails the
+// actions that need it, says why, and carries out the rest.
+func TestDispatchWithoutItsParts(t *testing.T) {
+	d := &Dispatcher{}
+	plan := route(t, bounce(t, "no-suppress-1@example.com", "log-me@example.com", "x@ignore.example.com"))
+
+	results := d.Dispatch(context.Background(), plan, nil)
+
+	want := []brief{
+		{"unsuppress", "no-suppress-1@example.com", OutcomeFailed},
+		{"log", "log-me@example.com", OutcomeFailed},
+		{"drop", "x@ignore.example.com", OutcomeDropped},
+		{"notify:ses-alerts", "", OutcomeFailed},
+	}
+	if got := briefs(results); !slices.Equal(got, want) {
+		t.Fatalf("results %+v\nwant %+v", got, want)
+	}
+	for i, wantErr := range []string{"no SES client", "no logbook", "", "destination ses-alerts is not set up"} {
+		if got := fmt.Sprint(results[i].Err); (wantErr == "" && results[i].Err != nil) || (wantErr != "" && got != wantErr) {
+			t.Errorf("%s error %v, want %q", results[i].Action(), results[i].Err, wantErr)
+		}
+	}
+	if !Failed(results) || Failed(results[2:3]) {
+		t.Error("Failed does not say which results failed")
+	}
+	for i, r := range Duplicates(plan) {
+		if r.Outcome != OutcomeDuplicate || r.Action() != want[i].Action || r.Recipient() != want[i].Recipient {
+			t.Errorf("Duplicates[%d] = %s %s %s", i, r.Action(), r.Recipient(), r.Outcome)
+		}
 	}
 }

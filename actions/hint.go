@@ -25,9 +25,12 @@ func (e *HintedError) Unwrap() error { return e.Err }
 
 // hinted adds to a Slack error the hint for its code, when there is one.
 // where names where the credential comes from (SLACK_BOT_TOKEN, or the
-// webhook's variable).
-func hinted(err error, where string) error {
-	code := slackCode(err)
+// webhook's variable). webhook says whether err is a webhook's: only a
+// webhook's HTTP status is a code with a hint. The Web API answers its
+// errors with 200 and a code, so an HTTP status from it (a 404 when
+// SLACK_API_URL leads elsewhere) says nothing about a webhook.
+func hinted(err error, where string, webhook bool) error {
+	code := slackCode(err, webhook)
 	if h := SlackHint(code, where); h != "" {
 		return &HintedError{Err: err, Code: code, Hint: h}
 	}
@@ -35,15 +38,15 @@ func hinted(err error, where string) error {
 }
 
 // slackCode is Slack's error code in err: a Web API error
-// (channel_not_found), a webhook's one-word reason (no_service), or a
-// webhook's HTTP status (404).
-func slackCode(err error) string {
+// (channel_not_found), or, for a webhook, its one-word reason
+// (no_service) or its HTTP status (404).
+func slackCode(err error, webhook bool) string {
 	var api slack.SlackErrorResponse
 	if errors.As(err, &api) {
 		return api.Err
 	}
 	var sc slack.StatusCodeError
-	if errors.As(err, &sc) {
+	if webhook && errors.As(err, &sc) {
 		if _, reason, ok := strings.Cut(sc.Status, ": "); ok {
 			return reason
 		}

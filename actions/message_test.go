@@ -3,6 +3,7 @@ package actions
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -135,16 +136,10 @@ func marshal(t *testing.T, v any) string {
 	return string(unescapeHTML(b))
 }
 
-func destination() *engine.Destination {
-	return &engine.Destination{Name: "ses-alerts", Slack: engine.SlackDestination{Channel: "C0123456789"}}
-}
-
 // buildWithMention is BuildMessages for n posted to a destination with the
 // mention given.
 func buildWithMention(n Notice, mention string) []Message {
-	d := destination()
-	d.Slack.Mention = mention
-	n.Destination = d
+	n.Mention = mention
 	return BuildMessages(n)
 }
 
@@ -169,11 +164,11 @@ func bigBounce(n int) Notice {
 		}
 		nt.Recipients = append(nt.Recipients, r)
 	}
-	notice := Notice{Notification: nt, Destination: destination()}
+	notice := Notice{Notification: nt}
 	for i := range nt.Recipients {
 		nr := NoticeRecipient{Recipient: &nt.Recipients[i], Rule: "hard-bounce"}
 		if i%2 == 0 {
-			nr.SES = []SESOutcome{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: strings.Repeat("AccessDenied ", 100)}}
+			nr.SES = []SESOutcome{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New(strings.Repeat("AccessDenied ", 100))}}
 		}
 		notice.Recipients = append(notice.Recipients, nr)
 	}
@@ -259,7 +254,7 @@ func TestBuildMessagesPartsAreEven(t *testing.T) {
 	for i := range 120 {
 		nt.Recipients = append(nt.Recipients, engine.NewRecipient(fmt.Sprintf("u%d@example.com", i)))
 	}
-	notice := Notice{Notification: nt, Destination: destination()}
+	notice := Notice{Notification: nt}
 	for i := range nt.Recipients {
 		notice.Recipients = append(notice.Recipients, NoticeRecipient{Recipient: &nt.Recipients[i], Rule: "r"})
 	}
@@ -306,10 +301,10 @@ func hostileNotice() Notice {
 	r.Status, r.Action = "5.1.1<!here>", "failed`"
 	r.DiagnosticCode = "smtp; 550 " + hostile + " https://support.google.com/mail/?p=NotAUserError"
 	nt.Recipients = append(nt.Recipients, r, engine.NewRecipient("<@U999>@example.com"))
-	return Notice{Notification: nt, Destination: destination(), Recipients: []NoticeRecipient{
+	return Notice{Notification: nt, Recipients: []NoticeRecipient{
 		{Recipient: &nt.Recipients[0], Rule: "rule <!here>", SES: []SESOutcome{
 			{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE<!channel>"},
-			{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "boom " + hostile},
+			{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("boom " + hostile)},
 		}},
 		{Recipient: &nt.Recipients[1], Rule: "r"},
 	}}
@@ -399,7 +394,7 @@ func TestBuildMessagesMention(t *testing.T) {
 	// With details (a rendering failure), the mention leads them.
 	nt := &engine.Notification{Event: engine.Event{Type: engine.TypeRenderingFailure}, Failure: engine.Failure{TemplateName: "t", ErrorMessage: "e"}}
 	nt.Recipients = []engine.Recipient{engine.NewRecipient("a@example.com")}
-	m := buildWithMention(Notice{Notification: nt, Destination: destination(), Recipients: []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "r"}}}, "<!here>")
+	m := buildWithMention(Notice{Notification: nt, Recipients: []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "r"}}}, "<!here>")
 	if got := mrkdwnTexts(m[0])[0]; !strings.HasPrefix(got, "<!here> *Template:*") {
 		t.Errorf("first section = %q, want the mention before the details", got)
 	}
@@ -419,14 +414,14 @@ func TestBuildMessagesSESOutcomes(t *testing.T) {
 		{{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved}},
 		{{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed}},
 		{{Action: engine.ActionSuppress, Outcome: OutcomeAdded}},
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "AccessDeniedException: not authorized"}},
+		{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New("AccessDeniedException: not authorized")}},
 		{{Action: engine.ActionUnsuppress, Outcome: OutcomeDryRun}, {Action: engine.ActionSuppress, Outcome: OutcomeDryRun}},
 		nil,
 	}
 	for i := range outcomes {
 		nt.Recipients = append(nt.Recipients, engine.NewRecipient(fmt.Sprintf("r%d@example.com", i)))
 	}
-	notice := Notice{Notification: nt, Destination: destination()}
+	notice := Notice{Notification: nt}
 	for i := range outcomes {
 		notice.Recipients = append(notice.Recipients, NoticeRecipient{Recipient: &nt.Recipients[i], Rule: "rule", SES: outcomes[i]})
 	}
@@ -698,7 +693,7 @@ func TestGoldenPayloads(t *testing.T) {
 			if len(nt.Recipients) != len(tt.rule) {
 				t.Fatalf("%d recipients, test names rules for %d", len(nt.Recipients), len(tt.rule))
 			}
-			notice := Notice{Notification: nt, Destination: destination()}
+			notice := Notice{Notification: nt}
 			for i := range nt.Recipients {
 				nr := NoticeRecipient{Recipient: &nt.Recipients[i], Rule: tt.rule[i]}
 				if i < len(tt.ses) {
@@ -761,7 +756,7 @@ func TestBuildMessagesEmpty(t *testing.T) {
 			t.Errorf("fallback %q", msgs[0].Text)
 		}
 	}
-	// No destination, no mention.
+	// No mention set, none in the message.
 	msgs := BuildMessages(Notice{})
 	if len(msgs) != 1 || strings.Contains(marshal(t, msgs), "<") {
 		t.Errorf("BuildMessages(Notice{}) = %s", marshal(t, msgs))

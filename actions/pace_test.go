@@ -2,160 +2,285 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
 )
 
-func TestPacerSpacesPosts(t *testing.T) {
-	p := NewPacer(Pace{Every: 20 * time.Millisecond, Burst: 3})
+// The pacer tests run in synctest bubbles: time is the bubble's fake
+// clock, so every turn is checked to the nanosecond and none waits for
+// real.
+
+// waitTimes calls p.Wait from n goroutines at once and returns how long
+// after the start each call returned, in increasing order.
+func waitTimes(t *testing.T, p *Pacer, n int) []time.Duration {
+	t.Helper()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range 8 {
+	var (
+		mu    sync.Mutex
+		times []time.Duration
+		wg    sync.WaitGroup
+	)
+	for range n {
 		wg.Go(func() {
 			if err := p.Wait(context.Background()); err != nil {
 				t.Error(err)
 			}
+			mu.Lock()
+			times = append(times, time.Since(start))
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	// 3 at once, then 5 more at 20 ms each.
-	if d := time.Since(start); d < 90*time.Millisecond || d > 500*time.Millisecond {
-		t.Errorf("8 posts in %s, want about 100 ms", d)
+	slices.Sort(times)
+	return times
+}
+
+func ms(ns ...int) []time.Duration {
+	out := make([]time.Duration, len(ns))
+	for i, n := range ns {
+		out[i] = time.Duration(n) * time.Millisecond
 	}
+	return out
+}
+
+func TestPacerSpacesPosts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 3 at once, then one every 20 ms.
+		got := waitTimes(t, NewPacer(20*time.Millisecond, 3), 8)
+		if want := ms(0, 0, 0, 20, 40, 60, 80, 100); !slices.Equal(got, want) {
+			t.Errorf("8 posts at %v, want %v", got, want)
+		}
+	})
 }
 
 func TestPacerPauseHoldsEveryone(t *testing.T) {
-	p := NewPacer(Pace{Every: time.Millisecond, Burst: 1})
-	p.Pause(150 * time.Millisecond)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			if err := p.Wait(context.Background()); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(time.Millisecond, 1)
+		p.Pause(150 * time.Millisecond)
+		// None before the pause ends; then one at a time, at the pace.
+		got := waitTimes(t, p, 4)
+		if want := ms(150, 151, 152, 153); !slices.Equal(got, want) {
+			t.Errorf("4 posts at %v, want %v", got, want)
+		}
+	})
+}
+
+// TestPacerPauseTakesBackAWaitingTurn: a post already waiting for its
+// turn when a pause comes waits for the pause to end, and the posts then
+// go one at a time.
+func TestPacerPauseTakesBackAWaitingTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(time.Second, 1)
+		start := time.Now()
+		if err := p.Wait(context.Background()); err != nil { // the first post, at once
+			t.Fatal(err)
+		}
+		var waited time.Duration
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := p.Wait(context.Background()); err != nil { // its turn is at 1s
 				t.Error(err)
 			}
-			if d := time.Since(start); d < 140*time.Millisecond {
-				t.Errorf("a post went %s into a 150 ms pause", d)
+			waited = time.Since(start)
+		}()
+		time.AfterFunc(500*time.Millisecond, func() { p.Pause(3 * time.Second) }) // a 429 with Retry-After: 3
+		<-done
+		if waited != 3500*time.Millisecond {
+			t.Errorf("the waiting post went at %s, want 3.5s, when the pause ended", waited)
+		}
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if next := time.Since(start); next != 4500*time.Millisecond {
+			t.Errorf("the next post went at %s, want 4.5s, one pace after", next)
+		}
+	})
+}
+
+func TestPacerFailsAtOncePastTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(time.Minute, 1)
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		err := p.Wait(ctx)
+		want := "not posted: the destination's turn comes in 1m0s, after the deadline (Slack takes about one message per second)"
+		if err == nil || err.Error() != want {
+			t.Errorf("error %v\nwant %s", err, want)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("failed after %s, want at once", d)
+		}
+		// The turn it did not take is still free: the next post goes at
+		// 1m, not 2m.
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Errorf("the next post went at %s, want 1m", d)
+		}
+		var nilPacer *Pacer
+		if err := nilPacer.Wait(ctx); err != nil {
+			t.Errorf("nil Pacer: %v", err)
+		}
+	})
+}
+
+func TestPacerWaitEndsWithTheContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(time.Minute, 1)
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(10*time.Second, cancel)
+		start := time.Now()
+		err := p.Wait(ctx)
+		if err == nil || err.Error() != "not posted: context canceled" || !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want not posted: context canceled", err)
+		}
+		if d := time.Since(start); d != 10*time.Second {
+			t.Errorf("gave up after %s, want 10s, when the context ended", d)
+		}
+	})
+}
+
+// TestRetry429PausesEveryPoster: a 429's Retry-After holds the next post
+// of every notifier sharing the pacer (every post to the channel), not
+// only the retry of the post that got it; the posts then resume one at a
+// time, at the pace.
+func TestRetry429PausesEveryPoster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(100*time.Millisecond, 1)
+		throttled := &scriptedPost{start: time.Now(), errs: []error{rateLimited(time.Second)}}
+		other := &scriptedPost{start: throttled.start}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if err := withRetry(context.Background(), DefaultRetry(), p, throttled.post); err != nil {
+				t.Error(err)
+			}
+		})
+		synctest.Wait() // the first post has had its 429 and waits out the Retry-After
+		wg.Go(func() {
+			if err := withRetry(context.Background(), DefaultRetry(), p, other.post); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		if want := ms(1000); !slices.Equal(other.tries, want) {
+			t.Errorf("the other post went at %v, want %v, when the Retry-After ended", other.tries, want)
+		}
+		if want := ms(0, 1100); !slices.Equal(throttled.tries, want) {
+			t.Errorf("the throttled post went at %v, want %v: its retry one pace after the other post", throttled.tries, want)
+		}
+	})
+}
+
+// postTimes posts n times at once with withRetry, as a notifier does,
+// through pacer, and returns how long after the start each post went, in
+// increasing order.
+func postTimes(t *testing.T, pacer *Pacer, n int) []time.Duration {
+	t.Helper()
+	p := &scriptedPost{start: time.Now()}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if err := withRetry(context.Background(), DefaultRetry(), pacer, p.post); err != nil {
+				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
+	slices.Sort(p.tries)
+	return p.tries
 }
 
-func TestPacerFailsAtOncePastTheDeadline(t *testing.T) {
-	p := NewPacer(Pace{Every: time.Minute, Burst: 1})
-	if err := p.Wait(context.Background()); err != nil {
-		t.Fatal(err)
+// TestDestinationPace follows a destination's pace and burst from the
+// rules file to the posts: Pacers gives each channel or webhook its
+// pacer, scaled by the number of processes posting at once
+// (SESROUTER_CONCURRENCY).
+func TestDestinationPace(t *testing.T) {
+	dests := ByName(mustParseDestinations(t, `version: 1
+destinations:
+  eager:
+    slack: {channel: C0000000001, pace: 0s}
+  bursty:
+    slack: {channel: C0000000002, pace: 1s, burst: 3}
+  plain:
+    slack: {channel: C0000000003}
+  same-channel:
+    slack: {channel: C0000000002, pace: 1s, burst: 3}
+  hook: # a webhook whose variable is named as the channel above
+    slack: {webhook_env: C0000000002, pace: 1s, burst: 3}
+rules: []
+`))
+	tests := []struct {
+		dest  string
+		scale int
+		posts int
+		want  []time.Duration
+	}{
+		{"eager", 1, 10, ms(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
+		{"eager", 4, 5, ms(0, 0, 0, 0, 0)},
+		{"bursty", 1, 6, ms(0, 0, 0, 1000, 2000, 3000)},
+		{"bursty", 3, 5, ms(0, 0, 0, 3000, 6000)},
+		{"plain", 1, 3, ms(0, 1100, 2200)},
+		{"plain", 2, 3, ms(0, 2200, 4400)},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	err := p.Wait(ctx)
-	if err == nil || !strings.Contains(err.Error(), "after the deadline") {
-		t.Errorf("error %v, want one saying the turn comes after the deadline", err)
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s×%d", tt.dest, tt.scale), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pacer := NewPacers(tt.scale).For(dests[tt.dest])
+				if got := postTimes(t, pacer, tt.posts); !slices.Equal(got, tt.want) {
+					t.Errorf("%d posts at %v, want %v", tt.posts, got, tt.want)
+				}
+			})
+		})
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("failed after %s, want at once", d)
-	}
-	var nilPacer *Pacer
-	if err := nilPacer.Wait(ctx); err != nil {
-		t.Errorf("nil Pacer: %v", err)
-	}
-}
 
-// TestWebhook429PausesThePacer: a 429's Retry-After holds the next post
-// of every notifier sharing the pacer.
-func TestWebhook429PausesThePacer(t *testing.T) {
-	sl := actionstest.NewSlack(t)
-	sl.Script(actionstest.Fault429After(1))
-	p := NewPacer(Pace{Every: time.Millisecond, Burst: 1})
-	w := NewSlackWebhook(Secret(sl.WebhookURL("a")), "HOOK", nil, DefaultRetry())
-	w.SetPacer(p)
-	msg := BuildMessages(Notice{Notification: &engine.Notification{}})[0]
-	start := time.Now()
-	if err := w.Post(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d < time.Second {
-		t.Errorf("retried after %s, want after Retry-After: 1", d)
-	}
-	if c := sl.Counts(); c.Throttled != 1 || c.Succeeded != 1 {
-		t.Errorf("counts %+v: want one 429, then one success", c)
-	}
-}
-
-func TestBatchFoldsPastDigestAfter(t *testing.T) {
-	sl := actionstest.NewSlack(t)
-	rules, err := engine.Load("rules.yaml", []byte("version: 1\ndestinations:\n  hook:\n    slack:\n      webhook_env: HOOK\n      digest_after: 2\n"+
-		"rules:\n  - name: all\n    when: 'true'\n    actions: [{notify: hook}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Dispatcher{Rules: rules, Notifiers: map[string]Notifier{"hook": NewSlackWebhook(Secret(sl.WebhookURL("hook")), "HOOK", nil, DefaultRetry())}}
-	router := engine.NewRouter(rules)
-	b := d.NewBatch()
-	ctx := WithBatch(context.Background(), b)
-	var outcomes []string
-	for i := range 5 {
-		n := &engine.Notification{Event: engine.Event{Type: engine.TypeBounce}, Bounce: engine.Bounce{Type: "Permanent", SubType: "General"}}
-		n.Recipients = []engine.Recipient{{Address: "user" + string(rune('a'+i)) + "@example.com"}}
-		for _, r := range d.Dispatch(ctx, router.Route(n)) {
-			outcomes = append(outcomes, r.Outcome)
+	t.Run("destinations that post to the same channel share its pacer", func(t *testing.T) {
+		ps := NewPacers(1)
+		if ps.For(dests["bursty"]) != ps.For(dests["same-channel"]) {
+			t.Error("two destinations of one channel got two pacers")
 		}
-	}
-	if got := strings.Join(outcomes, " "); got != "posted posted digested digested digested" {
-		t.Errorf("outcomes %s", got)
-	}
-	results := b.Flush(context.Background())
-	if len(results) != 1 || results[0].Action != "digest:hook" || results[0].Outcome != OutcomePosted {
-		t.Fatalf("flush %+v: want the digest of hook posted", results)
-	}
-	posts := sl.Posts()
-	if len(posts) != 3 {
-		t.Fatalf("%d posts, want 2 and the digest", len(posts))
-	}
-	dg := posts[2]
-	if problems := actionstest.CheckBlocks(dg.Blocks); len(problems) > 0 {
-		t.Errorf("digest breaks Slack's limits: %v", problems)
-	}
-	for _, want := range []string{"Digest · 3 notifications folded", "Bounce · Permanent/General: 3", "example.com: 3", "all: 3",
-		"`userc@example.com`, `userd@example.com`, `usere@example.com`"} {
-		if !strings.Contains(string(dg.Body), want) {
-			t.Errorf("digest %s: want %q", dg.Body, want)
+		if ps.For(dests["bursty"]) == ps.For(dests["hook"]) {
+			t.Error("a channel and a webhook share a pacer")
 		}
-	}
-	if again := b.Flush(context.Background()); len(again) != 0 {
-		t.Errorf("second flush %+v, want nothing", again)
-	}
-}
+		if ps.For(dests["eager"]) == ps.For(dests["plain"]) {
+			t.Error("two channels share a pacer")
+		}
+	})
 
-func TestDigestManyAddresses(t *testing.T) {
-	g := &digest{byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
-	b := &Batch{dests: map[string]*digest{"x": g}}
-	g.posted = 1
-	for i := range 1254 {
-		n := Notice{Notification: &engine.Notification{Event: engine.Event{Type: engine.TypeBounce}},
-			Recipients: []NoticeRecipient{{Recipient: &engine.Recipient{Address: strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example"}, Rule: "rule-" + string(rune('a'+i%20))}}}
-		b.admit("x", 1, 1, &n)
-	}
-	m := g.message()
-	raw := string(webhookJSON(m))
-	blocks, err := json.Marshal(m.Blocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if problems := actionstest.CheckBlocks(blocks); len(problems) > 0 {
-		t.Errorf("digest breaks Slack's limits: %v", problems)
-	}
-	for _, want := range []string{"Digest · 1,254 notifications folded", "and 1,234 more", "• and 11 others: 528", "• and 5 others: 310"} {
-		if !strings.Contains(raw, want) {
-			t.Errorf("digest: want %q in %s", want, raw)
-		}
-	}
+	t.Run("a reload with another pace keeps the pacer and its turns", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ps := NewPacers(1)
+			p := ps.For(dests["plain"])
+			start := time.Now()
+			if err := p.Wait(context.Background()); err != nil { // the turn after it is at 1.1s
+				t.Fatal(err)
+			}
+			slower := *dests["plain"]
+			slower.Pace, slower.Burst = 3*time.Second, 1
+			if ps.For(&slower) != p {
+				t.Fatal("the reloaded destination got a new pacer")
+			}
+			for _, want := range ms(1100, 4100) {
+				if err := p.Wait(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if got := time.Since(start); got != want {
+					t.Errorf("post at %s, want %s", got, want)
+				}
+			}
+		})
+	})
 }

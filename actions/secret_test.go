@@ -148,7 +148,7 @@ func TestWebhookErrorsHideTheURL(t *testing.T) {
 		{
 			name: "no answer before the deadline",
 			setup: func(t *testing.T, fake *actionstest.Slack) (string, context.Context) {
-				fake.Script(actionstest.FaultSlow(5 * time.Second))
+				fake.Script(actionstest.FaultSlow(time.Hour)) // only the deadline ends the wait
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				t.Cleanup(cancel)
 				return fake.WebhookURL("marketing"), ctx
@@ -174,9 +174,9 @@ func TestWebhookErrorsHideTheURL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := actionstest.NewSlack(t)
 			hookURL, ctx := tt.setup(t, fake)
-			w := NewSlackWebhook(Secret(hookURL), env, newHTTPClient(t), retry)
+			w := NewSlackWebhook(Secret(hookURL), env, newHTTPClient(t), retry, nil)
 
-			err := w.Post(ctx, testMessage(t))
+			_, err := w.Post(ctx, testMessage(t))
 			if err == nil {
 				t.Fatal("Post succeeded")
 			}
@@ -198,11 +198,11 @@ func TestDispatchHidesWebhookURL(t *testing.T) {
 	hookURL := "http://" + closedPort(t) + "/services/T0SECRET/B0SECRET/TOPSECRETWEBHOOKTOKEN1234"
 	var log bytes.Buffer
 	d, _, _ := newTestDispatcher(t, dispatcherOpts{webhookURL: hookURL, logTo: &log})
-	results := d.Dispatch(context.Background(), route(t, d, bounce(t, "reader@news.example.com", "log-me@example.com")))
+	results := d.Dispatch(context.Background(), route(t, bounce(t, "reader@news.example.com", "log-me@example.com")), nil)
 
 	var failed bool
 	for _, r := range results {
-		if r.Action == "notify:marketing" && r.Outcome == OutcomeFailed && strings.Contains(r.Error, "webhook $SLACK_WEBHOOK_MARKETING") {
+		if r.Action() == "notify:marketing" && r.Outcome == OutcomeFailed && r.Err != nil && strings.Contains(r.Err.Error(), "webhook $SLACK_WEBHOOK_MARKETING") {
 			failed = true
 		}
 	}
@@ -260,9 +260,9 @@ func TestBotTokenNeverInErrors(t *testing.T) {
 				apiURL = tt.apiURL(t, fake)
 			}
 			fake.Script(tt.fault)
-			b := NewSlackBot(Secret(token), apiURL, testChannel, newHTTPClient(t), retry)
+			b := NewSlackBot(Secret(token), apiURL, testChannel, newHTTPClient(t), retry, nil)
 
-			err := b.Post(context.Background(), testMessage(t))
+			_, err := b.Post(context.Background(), testMessage(t))
 			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 				t.Fatalf("Post: %v, want %s…", err, tt.wantErr)
 			}
@@ -286,8 +286,8 @@ func TestNotifiersPrintWithoutSecrets(t *testing.T) {
 		secret string
 		want   string // what %v shows
 	}{
-		{"bot", NewSlackBot(Secret(token), "", testChannel, newHTTPClient(t), fastRetry), token, "Slack channel C0123456789"},
-		{"webhook", NewSlackWebhook(Secret(hookURL), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), fastRetry), secretPath(t, hookURL), "Slack webhook $SLACK_WEBHOOK_MARKETING"},
+		{"bot", NewSlackBot(Secret(token), "", testChannel, newHTTPClient(t), fastRetry, nil), token, "Slack channel C0123456789"},
+		{"webhook", NewSlackWebhook(Secret(hookURL), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), fastRetry, nil), secretPath(t, hookURL), "Slack webhook $SLACK_WEBHOOK_MARKETING"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

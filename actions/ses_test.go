@@ -2,10 +2,17 @@ package actions
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/smithy-go"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine"
 )
@@ -38,6 +45,38 @@ func sesCalls(t *testing.T, fake *actionstest.SES) []sesCall {
 	return got
 }
 
+// sesWant is what a test expects of an SESOutcome: its fields, with the
+// error as its text ("" for none).
+type sesWant struct {
+	Action   engine.ActionKind
+	Outcome  Outcome
+	Reason   string
+	ListedAt time.Time
+	Error    string
+}
+
+// checkOutcome fails t unless got is want.
+func checkOutcome(t *testing.T, what string, got SESOutcome, want sesWant) {
+	t.Helper()
+	errText := ""
+	if got.Err != nil {
+		errText = got.Err.Error()
+	}
+	g := sesWant{Action: got.Action, Outcome: got.Outcome, Reason: got.Reason, ListedAt: got.ListedAt, Error: errText}
+	if g != want {
+		t.Errorf("%s = %+v\nwant %+v", what, g, want)
+	}
+	if (got.Outcome == OutcomeFailed) != (got.Err != nil) {
+		t.Errorf("%s: outcome %s with error %v", what, got.Outcome, got.Err)
+	}
+}
+
+// recipient is the recipient of an address as SES wrote it.
+func recipient(raw string) *engine.Recipient {
+	r := engine.NewRecipient(raw)
+	return &r
+}
+
 func TestSuppressionListUnsuppress(t *testing.T) {
 	const (
 		get = actionstest.OpGetSuppressedDestination
@@ -51,47 +90,47 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 		name       string
 		listed     bool // a is on the list, for BOUNCE since listedAt
 		faults     []actionstest.Fault
-		want       SESOutcome
+		want       sesWant
 		calls      []sesCall
 		stillThere bool
 	}{
 		{
 			name:   "listed address is removed with the reason and date SES gave",
 			listed: true,
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:  "address not on the list is not-suppressed, with no Delete",
-			want:  SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
+			want:  sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
 			calls: []sesCall{{get, a, 404}},
 		},
 		{
 			name:   "throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "throttled twice, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "Delete throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault429()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 429}, {del, a, 200}},
 		},
 		{
 			name:       "throttled past the SDK's three attempts fails with the throttling error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429(), actionstest.Fault429()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
 			calls:      []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 429}},
 			stillThere: true,
 		},
@@ -99,7 +138,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Get fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
 			calls:      []sesCall{{get, a, 403}},
 			stillThere: true,
 		},
@@ -107,7 +146,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Delete fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{pass, actionstest.FaultAccessDenied()},
-			want:       SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
+			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
 			calls:      []sesCall{{get, a, 200}, {del, a, 403}},
 			stillThere: true,
 		},
@@ -115,14 +154,14 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:   "500 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault500()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 500}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "503 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault503()},
-			want:   SESOutcome{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 503}, {del, a, 200}},
 		},
 	}
@@ -135,10 +174,8 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			fake.Script(tt.faults...)
 			s := &SuppressionList{Client: fake.Client(t)}
 
-			got := s.Unsuppress(context.Background(), a)
-			if got != tt.want {
-				t.Errorf("Unsuppress(%q) = %+v\nwant %+v", a, got, tt.want)
-			}
+			got := s.Unsuppress(context.Background(), recipient(a))
+			checkOutcome(t, "Unsuppress("+a+")", got, tt.want)
 			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
 				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
 			}
@@ -161,34 +198,34 @@ func TestSuppressionListSuppress(t *testing.T) {
 		name       string
 		eventType  string
 		faults     []actionstest.Fault
-		want       SESOutcome
+		want       sesWant
 		calls      []sesCall
 		wantReason string // on the list afterwards with this reason; "" for not on it
 	}{
 		{
 			name:       "Bounce is added with reason BOUNCE",
 			eventType:  engine.TypeBounce,
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "BOUNCE",
 		},
 		{
 			name:       "Complaint is added with reason COMPLAINT",
 			eventType:  engine.TypeComplaint,
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "COMPLAINT",
 		},
 		{
 			name:      "Delivery fails without any call",
 			eventType: engine.TypeDelivery,
-			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
+			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
 		},
 		{
 			name:       "throttled once, the SDK retries, then added",
 			eventType:  engine.TypeBounce,
 			faults:     []actionstest.Fault{actionstest.Fault429()},
-			want:       SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, "", 429}, {put, a, 200}}, // the fake reads a Put's body only when it serves it
 			wantReason: "BOUNCE",
 		},
@@ -196,7 +233,7 @@ func TestSuppressionListSuppress(t *testing.T) {
 			name:      "access denied fails, naming the operation and the error",
 			eventType: engine.TypeComplaint,
 			faults:    []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:      SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
+			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
 			calls:     []sesCall{{put, "", 403}},
 		},
 	}
@@ -206,10 +243,8 @@ func TestSuppressionListSuppress(t *testing.T) {
 			fake.Script(tt.faults...)
 			s := &SuppressionList{Client: fake.Client(t)}
 
-			got := s.Suppress(context.Background(), a, tt.eventType)
-			if got != tt.want {
-				t.Errorf("Suppress(%q, %s) = %+v\nwant %+v", a, tt.eventType, got, tt.want)
-			}
+			got := s.Suppress(context.Background(), recipient(a), tt.eventType)
+			checkOutcome(t, "Suppress("+a+", "+tt.eventType+")", got, tt.want)
 			if calls := sesCalls(t, fake); !slices.Equal(calls, tt.calls) {
 				t.Errorf("fake saw %v\nwant %v", calls, tt.calls)
 			}
@@ -221,8 +256,9 @@ func TestSuppressionListSuppress(t *testing.T) {
 }
 
 // TestSuppressionListSendsBareEscapedAddresses checks that an address SES
-// wrote with a display name goes to SES bare, and that characters a URL
-// path must escape ('+', '@', '%', '/') reach SES intact.
+// wrote with a display name goes to SES bare (recipient.address, which the
+// recipient is made with), and that characters a URL path must escape
+// ('+', '@', '%', '/') reach SES intact.
 func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -256,10 +292,10 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			s := &SuppressionList{Client: fake.Client(t)}
 			ctx := context.Background()
 
-			if got := s.Unsuppress(ctx, tt.address); got.Outcome != OutcomeRemoved {
+			if got := s.Unsuppress(ctx, recipient(tt.address)); got.Outcome != OutcomeRemoved {
 				t.Fatalf("Unsuppress(%q) = %+v, want removed", tt.address, got)
 			}
-			if got := s.Suppress(ctx, tt.address, engine.TypeComplaint); got.Outcome != OutcomeAdded {
+			if got := s.Suppress(ctx, recipient(tt.address), engine.TypeComplaint); got.Outcome != OutcomeAdded {
 				t.Fatalf("Suppress(%q) = %+v, want added", tt.address, got)
 			}
 			calls := fake.Calls()
@@ -284,4 +320,132 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSuppressionListNoMailbox: a recipient that holds no valid mailbox
+// gets no SES action at all, not even a dry one: the action fails with
+// ErrNotMailbox and SES sees no request.
+func TestSuppressionListNoMailbox(t *testing.T) {
+	tests := []struct {
+		raw, why string
+	}{
+		{"a@b@c", "not a mailbox: more than one @"},
+		{"no-at-sign", "not a mailbox: no @"},
+		{strings.Repeat("x", 388) + "@example.com", "not a mailbox: longer than 320 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw[:min(len(tt.raw), 20)], func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Suppress(tt.raw, "BOUNCE", listedAt) // even if SES had such an entry
+			rc := recipient(tt.raw)
+			if rc.Invalid != tt.why {
+				t.Fatalf("NewRecipient(%.20q).Invalid = %q, want %q", tt.raw, rc.Invalid, tt.why)
+			}
+			ctx := context.Background()
+			list, dry := &SuppressionList{Client: fake.Client(t)}, DryRunSES()
+			for what, got := range map[string]SESOutcome{
+				"Unsuppress":         list.Unsuppress(ctx, rc),
+				"Suppress":           list.Suppress(ctx, rc, engine.TypeBounce),
+				"dry-run Unsuppress": dry.Unsuppress(ctx, rc),
+				"dry-run Suppress":   dry.Suppress(ctx, rc, engine.TypeComplaint),
+			} {
+				if got.Outcome != OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
+					t.Errorf("%s = %s, %v; want failed with ErrNotMailbox", what, got.Outcome, got.Err)
+				}
+				if want := "not a mailbox: no SES action: " + tt.why; fmt.Sprint(got.Err) != want {
+					t.Errorf("%s error %v\nwant %s", what, got.Err, want)
+				}
+			}
+			if c := fake.Counts(); c.Requests != 0 {
+				t.Errorf("SES saw %d requests (%+v), want none", c.Requests, fake.Calls())
+			}
+			if _, ok := fake.Suppressed(tt.raw); !ok {
+				t.Error("the entry was taken off the list")
+			}
+		})
+	}
+}
+
+// TestSuppressionListActsOnTheAddress: SES gets exactly
+// recipient.address, the bare mailbox with the domain in lower case and
+// the local part as written, whatever display name SES wrote around it.
+// Before recipient.address was the bare mailbox, the domain went to SES
+// in the case SES wrote it.
+func TestSuppressionListActsOnTheAddress(t *testing.T) {
+	for raw, want := range map[string]string{
+		`"no-suppress" <ceo@bank.example>`: "ceo@bank.example",
+		`"No-Suppress" <CEO@Bank.Example>`: "CEO@bank.example",
+		`ceo@BANK.example (the boss)`:      "ceo@bank.example",
+	} {
+		t.Run(raw, func(t *testing.T) {
+			fake := actionstest.NewSES(t)
+			fake.Suppress(want, "BOUNCE", listedAt)
+			s := &SuppressionList{Client: fake.Client(t)}
+			rc := recipient(raw)
+			if rc.Address != want {
+				t.Fatalf("recipient.address = %q, want %q", rc.Address, want)
+			}
+			got := s.Unsuppress(context.Background(), rc)
+			checkOutcome(t, "Unsuppress", got, sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
+			got = s.Suppress(context.Background(), rc, engine.TypeBounce)
+			checkOutcome(t, "Suppress", got, sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"})
+			for _, c := range fake.Calls() {
+				if c.Address != want {
+					t.Errorf("%s for %q, want exactly %q", c.Op, c.Address, want)
+				}
+			}
+			if n := len(fake.Calls()); n != 3 {
+				t.Errorf("%d calls, want Get, Delete, Put", n)
+			}
+		})
+	}
+}
+
+// TestSESErrorShort: an SES error is one short line for a Slack message
+// (the operation and SES's code, or the innermost cause when SES did not
+// answer), while Error keeps the whole story for the log; errors.As
+// finds the SDK's error through it.
+func TestSESErrorShort(t *testing.T) {
+	t.Run("SES answered", func(t *testing.T) {
+		fake := actionstest.NewSES(t)
+		fake.Script(actionstest.FaultAccessDenied())
+		got := (&SuppressionList{Client: fake.Client(t)}).Unsuppress(context.Background(), recipient("jane@example.com"))
+		var se *SESError
+		if !errors.As(got.Err, &se) {
+			t.Fatalf("error %T %v is no *SESError", got.Err, got.Err)
+		}
+		if se.Op != "GetSuppressedDestination" || se.Code != "AccessDeniedException" {
+			t.Errorf("SESError op %q code %q", se.Op, se.Code)
+		}
+		if want := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination); got.Err.Error() != want {
+			t.Errorf("Error() = %s\nwant %s", got.Err, want)
+		}
+		if want := "SES GetSuppressedDestination: AccessDeniedException"; se.Short() != want || ShortError(got.Err) != want {
+			t.Errorf("Short() = %q, ShortError = %q; want %q", se.Short(), ShortError(got.Err), want)
+		}
+		var api smithy.APIError
+		if !errors.As(got.Err, &api) || api.ErrorCode() != "AccessDeniedException" {
+			t.Errorf("errors.As(err, smithy.APIError) does not find the SDK's error")
+		}
+	})
+	t.Run("SES did not answer", func(t *testing.T) {
+		fake := actionstest.NewSES(t)
+		client := fake.Client(t, func(o *sesv2.Options) { o.BaseEndpoint = aws.String("http://" + closedPort(t)) })
+		got := (&SuppressionList{Client: client}).Suppress(context.Background(), recipient("jane@example.com"), engine.TypeBounce)
+		short := ShortError(got.Err)
+		if !strings.HasPrefix(short, "SES PutSuppressedDestination: ") || !strings.Contains(short, "connection refused") || strings.Contains(short, "\n") {
+			t.Errorf("ShortError = %q, want the operation and the innermost cause on one line", short)
+		}
+		if full := got.Err.Error(); len(full) <= len(short) || !strings.Contains(full, "PutSuppressedDestination") {
+			t.Errorf("Error() = %q: want the whole story, longer than %q", full, short)
+		}
+	})
+	t.Run("other errors", func(t *testing.T) {
+		if got := ShortError(errors.New("first line\nsecond line")); got != "first line" {
+			t.Errorf("ShortError = %q, want the first line", got)
+		}
+		if got := ShortError(errors.New(strings.Repeat("é", 300))); utf8.RuneCountInString(got) != 200 || !strings.HasSuffix(got, "…") {
+			t.Errorf("ShortError of 300 characters = %d characters", utf8.RuneCountInString(got))
+		}
+	})
 }

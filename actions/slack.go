@@ -82,7 +82,7 @@ func (b *SlackBot) Post(ctx context.Context, m Message) (Outcome, error) {
 	err := withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
 		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
 		if err != nil {
-			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN")
+			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN", false)
 		}
 		return nil
 	})
@@ -163,7 +163,7 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
 	err := withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
 		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
 		if err != nil {
-			return hinted(redact(err, "webhook $"+w.envName, w.url), "$"+w.envName)
+			return hinted(redact(err, "webhook $"+w.envName, w.url), "$"+w.envName, true)
 		}
 		return nil
 	})

@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine"
+	"github.com/slack-go/slack"
 )
 
 // testChannel is the channel the bot-token tests post to.
@@ -64,11 +69,11 @@ var notifierKinds = []notifierKind{
 	{"bot", func(t *testing.T, fake *actionstest.Slack, r Retry) Notifier {
 		t.Helper()
 		fake.AddChannel(testChannel)
-		return NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, newHTTPClient(t), r)
+		return NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, newHTTPClient(t), r, nil)
 	}},
 	{"webhook", func(t *testing.T, fake *actionstest.Slack, r Retry) Notifier {
 		t.Helper()
-		return NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), r)
+		return NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), r, nil)
 	}},
 }
 
@@ -104,21 +109,30 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	return reflect.DeepEqual(va, vb)
 }
 
+// Hints Slack errors carry, as SlackHint gives them.
+const (
+	hintChannel  = "invite the app to the channel (/invite @app) and give the channel's ID (C…) in channel:, not its name"
+	hintBotToken = "the bot token in SLACK_BOT_TOKEN is not valid: reinstall the app and set SLACK_BOT_TOKEN to its bot token (xoxb-…)"
+)
+
+// hintWebhookGone is the hint of a webhook Slack no longer knows, read
+// from the variable env.
+func hintWebhookGone(env string) string {
+	return "the incoming webhook in $" + env + " was removed or disabled: create a new one and put its URL in $" + env
+}
+
+// TestNotifierPost posts through the real clients to the Slack fake,
+// which fails on purpose. How long the retries wait is tested on a fake
+// clock (TestRetryWaits); here, what is retried and what is not.
 func TestNotifierPost(t *testing.T) {
 	tests := []struct {
 		name     string
 		faults   []actionstest.Fault
 		wantErr  map[string]string // by notifier kind; nil: posted
 		requests int
-		minTime  time.Duration
 	}{
 		{name: "posted", requests: 1},
-		{
-			name:     "429 with Retry-After 0 then posted",
-			faults:   []actionstest.Fault{actionstest.Fault429After(0)},
-			requests: 2,
-			minTime:  50 * time.Millisecond, // the least withRetry waits after a 429
-		},
+		{name: "429 with Retry-After 0 then posted", faults: []actionstest.Fault{actionstest.Fault429After(0)}, requests: 2},
 		{name: "500 then posted", faults: []actionstest.Fault{actionstest.Fault500()}, requests: 2},
 		{name: "503 twice then posted", faults: []actionstest.Fault{actionstest.Fault503(), actionstest.Fault503()}, requests: 3},
 		{name: "dropped connection then posted", faults: []actionstest.Fault{actionstest.FaultDrop()}, requests: 2},
@@ -127,8 +141,8 @@ func TestNotifierPost(t *testing.T) {
 			name:   "channel_not_found is an error, not retried",
 			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
 			wantErr: map[string]string{
-				"bot":     "channel_not_found",
-				"webhook": "slack server error: 404 Not Found: channel_not_found",
+				"bot":     "channel_not_found (" + hintChannel + ")",
+				"webhook": "slack server error: 404 Not Found: channel_not_found (" + hintChannel + ")",
 			},
 			requests: 1,
 		},
@@ -136,8 +150,8 @@ func TestNotifierPost(t *testing.T) {
 			name:   "access denied is an error, not retried",
 			faults: []actionstest.Fault{actionstest.FaultAccessDenied()},
 			wantErr: map[string]string{
-				"bot":     "invalid_auth",
-				"webhook": "slack server error: 403 Forbidden: invalid_token",
+				"bot":     "invalid_auth (" + hintBotToken + ")",
+				"webhook": "slack server error: 403 Forbidden: invalid_token (" + hintWebhookGone("SLACK_WEBHOOK_MARKETING") + ")",
 			},
 			requests: 1,
 		},
@@ -168,28 +182,26 @@ func TestNotifierPost(t *testing.T) {
 				fake.Script(tt.faults...)
 				m := testMessage(t)
 
-				start := time.Now()
-				err := n.Post(context.Background(), m)
-				took := time.Since(start)
+				outcome, err := n.Post(context.Background(), m)
 
 				if want := tt.wantErr[kind.name]; want != "" {
 					if err == nil || err.Error() != want {
 						t.Errorf("Post: %v, want %s", err, want)
 					}
+					if outcome != OutcomeFailed {
+						t.Errorf("Post: outcome %s, want failed", outcome)
+					}
 					if posts := fake.Posts(); len(posts) != 0 {
 						t.Errorf("fake accepted %d posts, want none", len(posts))
 					}
 				} else {
-					if err != nil {
-						t.Fatalf("Post: %v", err)
+					if err != nil || outcome != OutcomePosted {
+						t.Fatalf("Post: %s, %v; want posted", outcome, err)
 					}
 					checkPosted(t, fake, m)
 				}
 				if c := fake.Counts(); c.Requests != tt.requests {
 					t.Errorf("fake saw %d requests, want %d (%+v)", c.Requests, tt.requests, c)
-				}
-				if took < tt.minTime {
-					t.Errorf("Post took %s, want at least %s", took, tt.minTime)
 				}
 				if p := fake.Pending(); p != 0 {
 					t.Errorf("%d scripted faults not served", p)
@@ -210,22 +222,22 @@ func TestNotifierPostUnknownDestination(t *testing.T) {
 		{
 			name: "bot to a channel that does not exist",
 			new: func(t *testing.T, fake *actionstest.Slack) Notifier {
-				return NewSlackBot(Secret(fake.Token()), fake.APIURL(), "C0NOSUCHCHAN", newHTTPClient(t), fastRetry)
+				return NewSlackBot(Secret(fake.Token()), fake.APIURL(), "C0NOSUCHCHAN", newHTTPClient(t), fastRetry, nil)
 			},
-			wantErr: "channel_not_found",
+			wantErr: "channel_not_found (" + hintChannel + ")",
 		},
 		{
 			name: "webhook 404 on an unknown webhook path",
 			new: func(t *testing.T, fake *actionstest.Slack) Notifier {
-				return NewSlackWebhook(Secret(fake.URL()+"/services/T000/B000/NOSUCHHOOK"), "SLACK_WEBHOOK_GONE", newHTTPClient(t), fastRetry)
+				return NewSlackWebhook(Secret(fake.URL()+"/services/T000/B000/NOSUCHHOOK"), "SLACK_WEBHOOK_GONE", newHTTPClient(t), fastRetry, nil)
 			},
-			wantErr: "slack server error: 404 Not Found: no_service",
+			wantErr: "slack server error: 404 Not Found: no_service (" + hintWebhookGone("SLACK_WEBHOOK_GONE") + ")",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := actionstest.NewSlack(t)
-			err := tt.new(t, fake).Post(context.Background(), testMessage(t))
+			_, err := tt.new(t, fake).Post(context.Background(), testMessage(t))
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("Post: %v, want %s", err, tt.wantErr)
 			}
@@ -236,44 +248,62 @@ func TestNotifierPostUnknownDestination(t *testing.T) {
 	}
 }
 
-// TestNotifierPostHonoursRetryAfter is the one slow test: a 429 with
-// Retry-After: 1 is retried no sooner than a second later.
+// TestNotifierPostHonoursRetryAfter checks, on the wire, that a 429's
+// Retry-After: 1 reaches the retry as a wait of a second and pauses the
+// destination's pacer for that second, so that every post to it waits.
+// The notifier may try once only, so nothing waits for real; that the
+// retry then waits exactly that long is TestRetryWaits' part, and that
+// the pause holds every poster TestRetry429PausesEveryPoster's, both on
+// a fake clock.
 func TestNotifierPostHonoursRetryAfter(t *testing.T) {
-	t.Parallel()
-	fake := actionstest.NewSlack(t)
-	n := notifierKinds[0].new(t, fake, fastRetry)
-	fake.Script(actionstest.Fault429After(1))
-	m := testMessage(t)
+	once := Retry{Attempts: 1}
+	for _, kind := range notifierKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			fake := actionstest.NewSlack(t, testChannel)
+			pacer := NewPacer(time.Millisecond, 1)
+			var n Notifier
+			if kind.name == "bot" {
+				n = NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, newHTTPClient(t), once, pacer)
+			} else {
+				n = NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), once, pacer)
+			}
+			fake.Script(actionstest.Fault429After(1))
 
-	start := time.Now()
-	if err := n.Post(context.Background(), m); err != nil {
-		t.Fatalf("Post: %v", err)
-	}
-	took := time.Since(start)
+			before := time.Now()
+			_, err := n.Post(context.Background(), testMessage(t))
 
-	checkPosted(t, fake, m)
-	if c := fake.Counts(); c.Requests != 2 || c.Throttled != 1 {
-		t.Errorf("fake counts %+v, want 2 requests, 1 throttled", c)
-	}
-	if took < time.Second {
-		t.Errorf("Post took %s: the Retry-After of 1s was not honoured", took)
-	}
-	if posts := fake.Posts(); len(posts) == 1 && posts[0].Time.Sub(start) < time.Second {
-		t.Errorf("posted %s after the start, before the Retry-After of 1s", posts[0].Time.Sub(start))
+			const want = "slack rate limit exceeded, retry after 1s (gave up after 1 attempts)"
+			if err == nil || err.Error() != want {
+				t.Fatalf("Post: %v\nwant %s", err, want)
+			}
+			var rl *slack.RateLimitedError
+			if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+				t.Errorf("errors.As(err, *slack.RateLimitedError) = %v, %+v; want Retry-After 1s", errors.As(err, &rl), rl)
+			}
+			pacer.mu.Lock()
+			paused := pacer.pausedUntil.Sub(before)
+			pacer.mu.Unlock()
+			if paused < time.Second {
+				t.Errorf("the pacer is paused until %s after the post began, want a second at least", paused)
+			}
+			if c := fake.Counts(); c.Requests != 1 || c.Throttled != 1 {
+				t.Errorf("fake counts %+v, want 1 request, throttled", c)
+			}
+		})
 	}
 }
 
-// TestNotifierPostWithinDeadline checks that a post gives up promptly,
-// saying why, when Slack asks for a wait past the context's deadline or
-// does not answer before it.
+// TestNotifierPostWithinDeadline checks that a post gives up, saying why,
+// when Slack asks for a wait past the context's deadline (without waiting
+// for it: the error says so, and TestRetryWaits measures it on a fake
+// clock) or does not answer before it.
 func TestNotifierPostWithinDeadline(t *testing.T) {
 	tests := []struct {
 		name     string
 		fault    actionstest.Fault
 		timeout  time.Duration // of the context
 		wantErr  map[string]string
-		deadline bool          // the error is context.DeadlineExceeded
-		maxTime  time.Duration // Post gives up within this
+		deadline bool // the error is context.DeadlineExceeded
 	}{
 		{
 			name:    "Retry-After past the deadline",
@@ -283,18 +313,18 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 				"bot":     "slack rate limit exceeded, retry after 5s (gave up: retrying in 5s would pass the deadline)",
 				"webhook": "slack rate limit exceeded, retry after 5s (gave up: retrying in 5s would pass the deadline)",
 			},
-			maxTime: time.Second, // at once: it waits neither the 5 s nor the 3 s to the deadline
 		},
 		{
+			// The fake would answer in an hour: only the deadline ends
+			// the wait.
 			name:    "no answer before the deadline",
-			fault:   actionstest.FaultSlow(5 * time.Second),
-			timeout: 300 * time.Millisecond,
+			fault:   actionstest.FaultSlow(time.Hour),
+			timeout: 100 * time.Millisecond,
 			wantErr: map[string]string{
 				"bot":     `Post "Slack Web API": context deadline exceeded`,
 				"webhook": `failed to post webhook: Post "webhook $SLACK_WEBHOOK_MARKETING": context deadline exceeded`,
 			},
 			deadline: true,
-			maxTime:  1300 * time.Millisecond, // the deadline, and some slack
 		},
 	}
 	for _, kind := range notifierKinds {
@@ -307,18 +337,13 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 				defer cancel()
 
-				start := time.Now()
-				err := n.Post(ctx, testMessage(t))
-				took := time.Since(start)
+				outcome, err := n.Post(ctx, testMessage(t))
 
-				if err == nil || err.Error() != tt.wantErr[kind.name] {
-					t.Errorf("Post: %v\nwant %s", err, tt.wantErr[kind.name])
+				if err == nil || err.Error() != tt.wantErr[kind.name] || outcome != OutcomeFailed {
+					t.Errorf("Post: %s, %v\nwant failed, %s", outcome, err, tt.wantErr[kind.name])
 				}
 				if got := errors.Is(err, context.DeadlineExceeded); got != tt.deadline {
 					t.Errorf("errors.Is(err, context.DeadlineExceeded) = %v, want %v", got, tt.deadline)
-				}
-				if took > tt.maxTime {
-					t.Errorf("Post took %s, want it to give up within %s (deadline in %s)", took, tt.maxTime, tt.timeout)
 				}
 				if c := fake.Counts(); c.Requests != 1 || len(fake.Posts()) != 0 {
 					t.Errorf("fake saw %d requests and accepted %d posts, want 1 and 0", c.Requests, len(fake.Posts()))
@@ -340,7 +365,7 @@ func TestNotifierPayloadIsWhatIsSent(t *testing.T) {
 			if !json.Valid(payload) {
 				t.Fatalf("Payload is not JSON: %s", payload)
 			}
-			if err := n.Post(context.Background(), m); err != nil {
+			if _, err := n.Post(context.Background(), m); err != nil {
 				t.Fatalf("Post: %v", err)
 			}
 			posts := fake.Posts()
@@ -384,5 +409,275 @@ func TestNotifierPayloadIsWhatIsSent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Errors a post gets from slack-go, as withRetry sees them.
+var (
+	errUnavailable     = slack.StatusCodeError{Code: 503, Status: "503 Service Unavailable"}
+	errChannelNotFound = slack.SlackErrorResponse{Err: "channel_not_found"}
+)
+
+func rateLimited(retryAfter time.Duration) error {
+	return &slack.RateLimitedError{RetryAfter: retryAfter}
+}
+
+// scriptedPost is a post function for withRetry that returns errs[i] on
+// its i-th call (nil past the end) and records, on the bubble's clock,
+// how long after start each call came.
+type scriptedPost struct {
+	start time.Time
+	errs  []error
+
+	mu    sync.Mutex
+	tries []time.Duration
+}
+
+func (p *scriptedPost) post(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := len(p.tries)
+	p.tries = append(p.tries, time.Since(p.start))
+	if i < len(p.errs) {
+		return p.errs[i]
+	}
+	return nil
+}
+
+// TestRetryWaits runs withRetry, what both notifiers post through, on a
+// synctest bubble's fake clock: each try is made exactly when it is due,
+// and a give-up comes exactly when it should, never later.
+func TestRetryWaits(t *testing.T) {
+	tests := []struct {
+		name    string
+		retry   Retry
+		timeout time.Duration // of the context; 0 for none
+		errs    []error       // what each try gets
+		tries   []time.Duration
+		wantErr string
+		done    time.Duration // when withRetry returns
+	}{
+		{
+			name:  "a 429 with Retry-After 0 waits 50 ms, the least it waits",
+			retry: fastRetry, errs: []error{rateLimited(0)},
+			tries: []time.Duration{0, 50 * time.Millisecond}, done: 50 * time.Millisecond,
+		},
+		{
+			name:  "a 429's Retry-After: 1 is waited out, to the nanosecond",
+			retry: DefaultRetry(), errs: []error{rateLimited(time.Second)},
+			tries: []time.Duration{0, time.Second}, done: time.Second,
+		},
+		{
+			name:  "429s do not back off: each waits its own Retry-After",
+			retry: DefaultRetry(), errs: []error{rateLimited(2 * time.Second), rateLimited(time.Second), rateLimited(time.Second)},
+			tries: []time.Duration{0, 2 * time.Second, 3 * time.Second, 4 * time.Second}, done: 4 * time.Second,
+		},
+		{
+			name:  "Retry-After past the deadline gives up at once",
+			retry: DefaultRetry(), timeout: 3 * time.Second, errs: []error{rateLimited(5 * time.Second)},
+			tries:   []time.Duration{0},
+			wantErr: "slack rate limit exceeded, retry after 5s (gave up: retrying in 5s would pass the deadline)",
+		},
+		{
+			name:  "Retry-After within the deadline is waited",
+			retry: DefaultRetry(), timeout: 3 * time.Second, errs: []error{rateLimited(2 * time.Second)},
+			tries: []time.Duration{0, 2 * time.Second}, done: 2 * time.Second,
+		},
+		{
+			name:  "attempts run out",
+			retry: Retry{Attempts: 3, Base: 100 * time.Millisecond, Max: 100 * time.Millisecond},
+			errs:  []error{rateLimited(time.Second), rateLimited(time.Second), rateLimited(time.Second)},
+			tries: []time.Duration{0, time.Second, 2 * time.Second}, done: 2 * time.Second,
+			wantErr: "slack rate limit exceeded, retry after 1s (gave up after 3 attempts)",
+		},
+		{
+			name:  "an error Slack will repeat is not retried",
+			retry: DefaultRetry(), errs: []error{errChannelNotFound},
+			tries: []time.Duration{0}, wantErr: "channel_not_found",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				if tt.timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+					defer cancel()
+				}
+				p := &scriptedPost{start: time.Now(), errs: tt.errs}
+
+				err := withRetry(ctx, tt.retry, nil, p.post)
+
+				if done := time.Since(p.start); done != tt.done {
+					t.Errorf("withRetry returned after %s, want %s", done, tt.done)
+				}
+				if got := fmt.Sprint(err); (tt.wantErr == "" && err != nil) || (tt.wantErr != "" && got != tt.wantErr) {
+					t.Errorf("withRetry: %v, want %q", err, tt.wantErr)
+				}
+				if !slices.Equal(p.tries, tt.tries) {
+					t.Errorf("tries at %v, want %v", p.tries, tt.tries)
+				}
+			})
+		})
+	}
+}
+
+// TestRetryBacksOff checks the waits after 5xx answers: Base, doubled
+// each time up to Max, each with jitter taking it down to half at most.
+func TestRetryBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := Retry{Attempts: 5, Base: 200 * time.Millisecond, Max: 500 * time.Millisecond}
+		p := &scriptedPost{start: time.Now(), errs: []error{errUnavailable, errUnavailable, errUnavailable, errUnavailable, errUnavailable}}
+
+		err := withRetry(context.Background(), r, nil, p.post)
+
+		if want := "slack server error: 503 Service Unavailable (gave up after 5 attempts)"; fmt.Sprint(err) != want {
+			t.Errorf("withRetry: %v, want %s", err, want)
+		}
+		if len(p.tries) != 5 {
+			t.Fatalf("%d tries, want 5", len(p.tries))
+		}
+		backoff := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond}
+		for i, b := range backoff {
+			if wait := p.tries[i+1] - p.tries[i]; wait < b/2 || wait > b {
+				t.Errorf("wait %d is %s, want %s to %s", i+1, wait, b/2, b)
+			}
+		}
+	})
+}
+
+// TestRetryGivesUpWhenTheContextEnds cancels the context while a retry
+// waits: the wait ends then, and the error says why.
+func TestRetryGivesUpWhenTheContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := &scriptedPost{start: time.Now(), errs: []error{rateLimited(10 * time.Second)}}
+		time.AfterFunc(2*time.Second, cancel) // on the bubble's clock
+
+		err := withRetry(ctx, DefaultRetry(), nil, p.post)
+
+		if want := "slack rate limit exceeded, retry after 10s (gave up: context canceled)"; fmt.Sprint(err) != want {
+			t.Errorf("withRetry: %v, want %s", err, want)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("errors.Is(err, context.Canceled) is false for %v", err)
+		}
+		if done := time.Since(p.start); done != 2*time.Second {
+			t.Errorf("gave up after %s, want 2s, when the context ended", done)
+		}
+	})
+}
+
+// TestSlackErrorsCarryAHint: an error a user can act on (Slack's
+// channel_not_found here, as the fake answers it) carries what to do: its
+// text ends with the hint, errors.As finds the *HintedError with Slack's
+// code, and Slack's own error is still found through it.
+func TestSlackErrorsCarryAHint(t *testing.T) {
+	for _, kind := range notifierKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			fake := actionstest.NewSlack(t)
+			n := kind.new(t, fake, fastRetry)
+			fake.Script(actionstest.FaultChannelNotFound())
+
+			_, err := n.Post(context.Background(), testMessage(t))
+
+			if err == nil || !strings.HasSuffix(err.Error(), " ("+hintChannel+")") {
+				t.Fatalf("Post: %v\nwant the hint: %s", err, hintChannel)
+			}
+			var he *HintedError
+			if !errors.As(err, &he) {
+				t.Fatalf("errors.As(%T, *HintedError) is false", err)
+			}
+			if he.Code != "channel_not_found" || he.Hint != hintChannel || he.Hint != SlackHint("channel_not_found", "") {
+				t.Errorf("HintedError code %q hint %q", he.Code, he.Hint)
+			}
+			switch kind.name {
+			case "bot":
+				var api slack.SlackErrorResponse
+				if !errors.As(err, &api) || api.Err != "channel_not_found" {
+					t.Errorf("errors.As does not find slack.SlackErrorResponse through %v", err)
+				}
+			case "webhook":
+				var sc slack.StatusCodeError
+				if !errors.As(err, &sc) || sc.Code != 404 {
+					t.Errorf("errors.As does not find slack.StatusCodeError through %v", err)
+				}
+			}
+		})
+	}
+	t.Run("no hint for what retrying may cure", func(t *testing.T) {
+		fake := actionstest.NewSlack(t)
+		n := notifierKinds[1].new(t, fake, Retry{Attempts: 1})
+		fake.Script(actionstest.Fault503())
+		_, err := n.Post(context.Background(), testMessage(t))
+		var he *HintedError
+		if err == nil || errors.As(err, &he) {
+			t.Errorf("Post: %v, want an error without a hint", err)
+		}
+	})
+}
+
+// TestSlackWebAPIStatusHasNoWebhookHint: an HTTP error status from the
+// Web API (a 404 when SLACK_API_URL leads somewhere else) is not a
+// webhook's: it gets no hint telling to make a new webhook and put its
+// URL in SLACK_BOT_TOKEN.
+func TestSlackWebAPIStatusHasNoWebhookHint(t *testing.T) {
+	fake := actionstest.NewSlack(t, testChannel)
+	n := NewSlackBot(Secret(fake.Token()), fake.URL()+"/elsewhere/", testChannel, newHTTPClient(t), fastRetry, nil)
+	_, err := n.Post(context.Background(), testMessage(t))
+	if err == nil || err.Error() != "slack server error: 404 Not Found" {
+		t.Errorf("Post: %v, want slack server error: 404 Not Found", err)
+	}
+	var he *HintedError
+	if errors.As(err, &he) {
+		t.Errorf("a Web API 404 has the hint %q", he.Hint)
+	}
+}
+
+// TestSlackHints: every error SlackHints lists has a hint that names
+// where the credential comes from when it is about the credential.
+func TestSlackHints(t *testing.T) {
+	hints := SlackHints("$SLACK_WEBHOOK_MARKETING")
+	if len(hints) == 0 {
+		t.Fatal("no hints")
+	}
+	for code, hint := range hints {
+		if hint == "" {
+			t.Errorf("%s has no hint", code)
+		}
+	}
+	for _, code := range []string{"invalid_token", "no_service", "404", "invalid_auth"} {
+		if !strings.Contains(hints[code], "$SLACK_WEBHOOK_MARKETING") {
+			t.Errorf("%s: %q does not name the variable", code, hints[code])
+		}
+	}
+	if h := SlackHint("ratelimited", "X"); h != "" {
+		t.Errorf("a hint for ratelimited: %q", h)
+	}
+}
+
+// TestSlackAPIURLWithoutSlash: SLACK_API_URL given without its final
+// slash works: slack-go appends the method to the URL as it is, so
+// without the slash it would call .../apichat.postMessage.
+func TestSlackAPIURLWithoutSlash(t *testing.T) {
+	fake := actionstest.NewSlack(t, testChannel)
+	apiURL := strings.TrimSuffix(fake.APIURL(), "/")
+	if strings.HasSuffix(apiURL, "/") {
+		t.Fatalf("API URL %s", apiURL)
+	}
+	direct := NewSlackBot(Secret(fake.Token()), apiURL, testChannel, newHTTPClient(t), fastRetry, nil)
+	built, err := Notifiers(mustParseDestinations(t, slackDestination("channel: "+testChannel)), func(string) bool { return true },
+		SlackConfig{Token: Secret(fake.Token()), APIURL: apiURL, HTTPClient: newHTTPClient(t), Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]Notifier{"NewSlackBot": direct, "Notifiers": built["d"]} {
+		if outcome, err := n.Post(context.Background(), testMessage(t)); outcome != OutcomePosted || err != nil {
+			t.Errorf("%s: Post to %s: %s, %v", name, apiURL, outcome, err)
+		}
+	}
+	if posts := fake.Posts(); len(posts) != 2 || posts[0].Path != "/api/chat.postMessage" {
+		t.Errorf("fake accepted %+v, want two posts to /api/chat.postMessage", posts)
 	}
 }
