@@ -26,12 +26,15 @@ type SlackConfig struct {
 }
 
 // Notifiers builds the notifier of each destination. A destination that
-// used says is used must have its credential: the bot token for a
+// used says is used (nil: all are) must have its credential: the bot token for a
 // channel, an http(s) URL in its webhook variable; every one missing is
 // reported, joined, and no error names a secret.
 func Notifiers(dests []*Destination, used func(name string) bool, c SlackConfig) (map[string]Notifier, error) {
 	if c.Retry == (Retry{}) {
 		c.Retry = DefaultRetry()
+	}
+	if used == nil {
+		used = func(string) bool { return true }
 	}
 	hc := c.HTTPClient
 	if hc == nil {

@@ -44,21 +44,22 @@ func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
 func (s *Storm) admit(d *Destination, msgs int, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	after, window := d.stormLimits()
 	recent := s.posts[d.Name]
 	cut := 0
-	for cut < len(recent) && now.Sub(recent[cut]) >= d.DigestWindow {
+	for cut < len(recent) && now.Sub(recent[cut]) >= window {
 		cut++
 	}
 	recent = recent[cut:]
-	if len(recent) >= d.DigestAfter {
+	if len(recent) >= after {
 		s.posts[d.Name] = recent
 		return false
 	}
 	for range msgs {
 		recent = append(recent, now)
 	}
-	if len(recent) > d.DigestAfter {
-		recent = recent[len(recent)-d.DigestAfter:]
+	if len(recent) > after {
+		recent = recent[len(recent)-after:]
 	}
 	s.posts[d.Name] = slices.Clip(recent)
 	return true
@@ -68,13 +69,27 @@ func (s *Storm) admit(d *Destination, msgs int, now time.Time) bool {
 func (s *Storm) Storming(d *Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	after, window := d.stormLimits()
 	n := 0
 	for _, t := range s.posts[d.Name] {
-		if now.Sub(t) < d.DigestWindow {
+		if now.Sub(t) < window {
 			n++
 		}
 	}
-	return n >= d.DigestAfter
+	return n >= after
+}
+
+// stormLimits are d's digest_after and digest_window, the defaults for a
+// destination that has none (one not made by ParseDestinations).
+func (d *Destination) stormLimits() (int, time.Duration) {
+	after, window := d.DigestAfter, d.DigestWindow
+	if after < 1 {
+		after = DefaultDigestAfter
+	}
+	if window <= 0 {
+		window = DefaultDigestWindow
+	}
+	return after, window
 }
 
 // Batch gathers the digests of one batch: what its notifications folded,

@@ -743,7 +743,7 @@ func TestDispatchNoMailbox(t *testing.T) {
 			}
 			for i := range n.Recipients[:2] {
 				rc := &n.Recipients[i]
-				want := "→ *" + tt.action + " failed*: `not a mailbox: no SES action: " + rc.Invalid + "`"
+				want := "→ *" + tt.action + " failed*: `no SES action: " + rc.Invalid + "`"
 				if s := sectionOf(t, posts[0].Blocks, rc.Address); !strings.Contains(s, want) {
 					t.Errorf("section of %s does not say %q:\n%s", rc.Address, want, s)
 				}

@@ -94,7 +94,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		}
 		if dl, ok := ctx.Deadline(); ok && start.After(dl) {
 			p.mu.Unlock()
-			return fmt.Errorf("not posted: the destination's turn comes in %s, after the deadline (Slack takes about one message per second)", start.Sub(now).Round(time.Millisecond))
+			return fmt.Errorf("not posted: the destination's turn comes in %s, after the deadline (it is paced at one post every %s)", start.Sub(now).Round(time.Millisecond), p.every)
 		}
 		if p.tat.Before(start) {
 			p.tat = start

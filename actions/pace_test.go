@@ -113,7 +113,7 @@ func TestPacerFailsAtOncePastTheDeadline(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		err := p.Wait(ctx)
-		want := "not posted: the destination's turn comes in 1m0s, after the deadline (Slack takes about one message per second)"
+		want := "not posted: the destination's turn comes in 1m0s, after the deadline (it is paced at one post every 1m0s)"
 		if err == nil || err.Error() != want {
 			t.Errorf("error %v\nwant %s", err, want)
 		}

@@ -43,7 +43,7 @@ var _ Suppressor = (*SuppressionList)(nil)
 
 // ErrNotMailbox is wrapped by the error of an SES action for a recipient
 // that holds no valid mailbox: no call is made.
-var ErrNotMailbox = errors.New("not a mailbox: no SES action")
+var ErrNotMailbox = errors.New("no SES action")
 
 // Unsuppress takes r off the suppression list. It first reads the entry,
 // for the reason and date shown in Slack; an address that is not on the

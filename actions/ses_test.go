@@ -352,7 +352,7 @@ func TestSuppressionListNoMailbox(t *testing.T) {
 				if got.Outcome != OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
 					t.Errorf("%s = %s, %v; want failed with ErrNotMailbox", what, got.Outcome, got.Err)
 				}
-				if want := "not a mailbox: no SES action: " + tt.why; fmt.Sprint(got.Err) != want {
+				if want := "no SES action: " + tt.why; fmt.Sprint(got.Err) != want {
 					t.Errorf("%s error %v\nwant %s", what, got.Err, want)
 				}
 			}

@@ -200,7 +200,7 @@ func withRetry(ctx context.Context, r Retry, pacer *Pacer, post func(context.Con
 			pacer.Pause(wait)
 		}
 		if attempt >= r.Attempts {
-			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			return fmt.Errorf("%w (gave up after %s)", err, plural(attempt, "attempt", "attempts"))
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
 			return fmt.Errorf("%w (gave up: retrying in %s would pass the deadline)", err, wait.Round(time.Millisecond))

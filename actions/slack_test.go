@@ -272,7 +272,7 @@ func TestNotifierPostHonoursRetryAfter(t *testing.T) {
 			before := time.Now()
 			_, err := n.Post(context.Background(), testMessage(t))
 
-			const want = "slack rate limit exceeded, retry after 1s (gave up after 1 attempts)"
+			const want = "slack rate limit exceeded, retry after 1s (gave up after 1 attempt)"
 			if err == nil || err.Error() != want {
 				t.Fatalf("Post: %v\nwant %s", err, want)
 			}
