@@ -233,22 +233,25 @@ var _ SESLister = (*sesv2.Client)(nil)
 
 // SweepSES carries out a sweep's SES actions on the suppression list it
 // is reading: unsuppress deletes the entry (known to be there, so it is
-// not read first); suppress has nothing to do (the address is on the
-// list) and is not called. dryRun performs nothing.
-func SweepSES(client SESClient, dryRun bool) Suppressor {
-	if dryRun {
-		return DryRunSES()
-	}
-	return sweepSES{client}
+// not read first), each call waiting its turn on pacer (nil: none);
+// suppress has nothing to do (the address is on the list).
+func SweepSES(client SESClient, pacer *Pacer) Suppressor {
+	return sweepSES{client, pacer}
 }
 
-type sweepSES struct{ client SESClient }
+type sweepSES struct {
+	client SESClient
+	pacer  *Pacer
+}
 
 // Unsuppress implements Suppressor.
 func (s sweepSES) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome {
 	out := SESOutcome{Action: engine.ActionUnsuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
+	}
+	if err := s.pacer.Wait(ctx); err != nil {
+		return failed(out, "DeleteSuppressedDestination", err)
 	}
 	_, err := s.client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(r.Address)})
 	switch {

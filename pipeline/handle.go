@@ -44,16 +44,20 @@ func (h *Handler) NewBatch(keep bool) *actions.Batch {
 }
 
 // FlushDigests posts the digests of batch (nil: none), logs one line for
-// each, counts them in t, and returns the inputs folded into digests that
-// were not posted, with why: nobody has seen them. Their keys are
-// forgotten, so that a new delivery is acted on.
-func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally) map[string]error {
+// each, counts them in t, hands each to show (when not nil), and returns
+// the inputs folded into digests that were not posted, with why: nobody
+// has seen them. Their keys are forgotten, so that a new delivery is
+// acted on.
+func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult)) map[string]error {
 	if batch == nil {
 		return nil
 	}
 	var lost map[string]error
 	for _, r := range batch.Flush(ctx) {
 		t.AddDigest(r)
+		if show != nil {
+			show(r)
+		}
 		attrs := []slog.Attr{slog.String("destination", r.Destination), slog.String("outcome", string(r.Outcome)),
 			slog.Int("notifications", r.Notifications), slog.Int("recipients", r.Recipients), slog.String("digest", r.Message.Text)}
 		if r.Outcome != actions.OutcomeFailed {

@@ -59,7 +59,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 	next, stop := iter.Pull(engine.Items("invocation", payload))
 	defer stop()
 	r.Run(ctx, ctx, next)
-	lost := h.FlushDigests(ctx, batch, inv.Tally)
+	lost := h.FlushDigests(ctx, batch, inv.Tally, nil)
 
 	var whole []string
 	for i := range recs {

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
 )
 
 // MetricsNamespace is the CloudWatch namespace of sesrouter's metrics.
@@ -95,4 +97,18 @@ func (m Metric) write(w io.Writer, at time.Time) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// StormMetrics are a Storming metric per destination: 1 while its
+// notifies are being folded into digests, else 0.
+func StormMetrics(storm *actions.Storm, dests []*actions.Destination, now time.Time) []Metric {
+	var ms []Metric
+	for _, d := range dests {
+		v := 0
+		if storm.Storming(d, now) {
+			v = 1
+		}
+		ms = append(ms, Metric{Name: "Storming", Dims: map[string]string{"Destination": d.Name}, Count: v})
+	}
+	return ms
 }

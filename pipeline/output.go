@@ -154,6 +154,26 @@ func (o *Output) Job(j *Job) error {
 	return nil
 }
 
+// Digest writes a digest posted (or rendered) at the end of the run: in
+// the HTML page and the text output; JSON output has one line per input
+// and leaves digests to the summary on standard error.
+func (o *Output) Digest(r actions.DigestResult) error {
+	switch o.format {
+	case "html":
+		return o.page.digest(r)
+	case "text":
+		fmt.Fprintf(o.w, "digest to %s: %s\n", r.Destination, r.Outcome)
+		if r.Err != nil {
+			fmt.Fprintf(o.w, "  error: %s\n", engine.Safe(r.Err.Error()))
+		}
+		for _, line := range strings.Split(actions.Preview(r.Message), "\n") {
+			fmt.Fprintf(o.w, "  │ %s\n", engine.Safe(line))
+		}
+		o.w.WriteByte('\n')
+	}
+	return nil
+}
+
 // Close ends the output (the HTML page's end) and writes what is
 // buffered.
 func (o *Output) Close() error {

@@ -1,10 +1,218 @@
 package pipeline
 
-// Sweep is a request to sweep the suppression list.
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// Sweep is a request to reconcile the SES account suppression list with
+// the rules: every entry is routed as a notification of its own
+// (event.envelope "sweep", event.type Bounce or Complaint from the entry's
+// reason, event.timestamp its LastUpdateTime, recipient.address the
+// entry; the rest empty), and what the rules keep deliverable is taken
+// off the list.
 type Sweep struct {
+	// Reason is BOUNCE or COMPLAINT, or "" for both.
 	Reason string
-	Since  string
+	// Since, when positive, reads only the entries last updated within
+	// it.
+	Since time.Duration
+	// Rate is how many SES calls (list and delete together) a second.
+	Rate float64
 }
 
-// SweepRequest reports whether payload asks for a sweep.
-func SweepRequest(payload []byte) (Sweep, bool) { return Sweep{}, false }
+// DefaultSweepRate is the rate of a sweep's SES calls that sets none: one
+// a second. SES does not publish a rate for the suppression-list
+// operations; the SES API v2 management operations are throttled at
+// about one request a second by default, and the SDK's retryer absorbs
+// an occasional TooManyRequestsException beyond.
+const DefaultSweepRate = 1.0
+
+// SweepPageSize is how many entries one ListSuppressedDestinations call
+// asks for: SES's largest page.
+const SweepPageSize = 1000
+
+// CheckSweep checks a sweep's settings.
+func CheckSweep(s Sweep) error {
+	switch {
+	case s.Reason != "" && s.Reason != string(types.SuppressionListReasonBounce) && s.Reason != string(types.SuppressionListReasonComplaint):
+		return fmt.Errorf("reason is BOUNCE or COMPLAINT, not %q", s.Reason)
+	case s.Since < 0:
+		return fmt.Errorf("since is a positive duration, not %s", s.Since)
+	case s.Rate <= 0:
+		return fmt.Errorf("rate is a positive number of calls a second, not %v", s.Rate)
+	}
+	return nil
+}
+
+// SweepRequest reads a Lambda invocation's payload as a sweep request,
+// {"sesrouter":"sweep"} with optional "reason" and "since" (a Go
+// duration): it reports whether the payload is one, and what is wrong
+// with it when it is one that cannot be read.
+func SweepRequest(payload []byte) (Sweep, bool, error) {
+	req := Sweep{Rate: DefaultSweepRate}
+	if !bytes.Contains(payload, []byte(`"sesrouter"`)) {
+		return req, false, nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil || m["sesrouter"] == nil {
+		return req, false, nil
+	}
+	var kind, since string
+	for k, v := range m {
+		var err error
+		switch k {
+		case "sesrouter":
+			err = json.Unmarshal(v, &kind)
+		case "reason":
+			err = json.Unmarshal(v, &req.Reason)
+		case "since":
+			if err = json.Unmarshal(v, &since); err == nil && since != "" {
+				req.Since, err = time.ParseDuration(since)
+			}
+		default:
+			err = errors.New("unknown key")
+		}
+		if err != nil {
+			return req, true, fmt.Errorf("sweep request: %s: %w", strconv.Quote(k), err)
+		}
+	}
+	if kind != "sweep" {
+		return req, true, fmt.Errorf("sweep request: \"sesrouter\" is %q, want \"sweep\"", kind)
+	}
+	return req, true, CheckSweep(req)
+}
+
+// SweepResult says what a sweep did.
+type SweepResult struct {
+	// Entries is how many entries were read; Complete whether the whole
+	// list was (false when ctx ended first: a later sweep goes on, since
+	// the entries taken off are no longer listed).
+	Entries  int
+	Complete bool
+	Tally    *Tally
+}
+
+// Sweep reads the suppression list with list, page by page (memory stays
+// flat whatever its length), routes each entry, and carries out its
+// unsuppress (a delete) and log actions; suppress has nothing to do and
+// is left out, and drop does nothing. Notifies are not posted per entry:
+// each destination gets one summary at the end. SES calls wait their
+// turn at req.Rate. Each entry a rule matched is handed to emit. In a dry
+// run (h's dispatcher only renders), nothing is deleted or posted.
+func (h *Handler) Sweep(ctx context.Context, list actions.SESLister, ses actions.Suppressor, req Sweep, emit func(*Job)) SweepResult {
+	res := SweepResult{Tally: NewTally()}
+	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
+	d := *h.Dispatcher
+	d.SES = ses
+	batch := actions.NewSweepBatch()
+	in := &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}
+	if req.Reason != "" {
+		in.Reasons = []types.SuppressionListReason{types.SuppressionListReason(req.Reason)}
+	}
+	if req.Since > 0 {
+		in.StartDate = aws.Time(time.Now().Add(-req.Since))
+	}
+	for ctx.Err() == nil {
+		if err := pacer.Wait(ctx); err != nil {
+			break
+		}
+		page, err := list.ListSuppressedDestinations(ctx, in)
+		if err != nil {
+			if ctx.Err() == nil {
+				j := &Job{Item: engine.Item{Input: "suppression list", Envelope: engine.EnvelopeSweep,
+					Err: fmt.Errorf("ListSuppressedDestinations: %w", err)}}
+				res.Tally.Add(j)
+				emit(j)
+			}
+			break
+		}
+		for _, e := range page.SuppressedDestinationSummaries {
+			if ctx.Err() != nil {
+				break
+			}
+			res.Entries++
+			j := &Job{Item: sweepItem(res.Entries, e)}
+			j.Plan = h.Router.Route(j.Item.Notification)
+			sweepOnly(j.Plan)
+			j.Results = d.Dispatch(ctx, j.Plan, batch)
+			res.Tally.Add(j)
+			if matched(j.Plan) {
+				emit(j)
+			}
+		}
+		if page.NextToken == nil || *page.NextToken == "" {
+			res.Complete = ctx.Err() == nil
+			break
+		}
+		in.NextToken = page.NextToken
+	}
+	// The summaries are posted even after ctx ended (a signal, the
+	// function's deadline): they say what was done.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, r := range batch.Flush(fctx) {
+		res.Tally.AddDigest(r)
+		if h.Logger != nil {
+			h.Logger.Info("sweep summary", "destination", r.Destination, "outcome", string(r.Outcome), "summary", r.Message.Text)
+		}
+	}
+	return res
+}
+
+// sweepItem is the i-th entry of the list as an item to route.
+func sweepItem(i int, e types.SuppressedDestinationSummary) engine.Item {
+	typ := engine.TypeBounce
+	if e.Reason == types.SuppressionListReasonComplaint {
+		typ = engine.TypeComplaint
+	}
+	n := &engine.Notification{Input: "suppression list #" + strconv.Itoa(i), Format: "sweep",
+		Event:      engine.Event{Type: typ, Envelope: engine.EnvelopeSweep},
+		Recipients: []engine.Recipient{engine.NewRecipient(aws.ToString(e.EmailAddress))}}
+	if e.LastUpdateTime != nil {
+		n.Event.Timestamp = e.LastUpdateTime.UTC().Format(time.RFC3339)
+	}
+	return engine.Item{Input: n.Input, Envelope: engine.EnvelopeSweep, Notification: n}
+}
+
+// sweepOnly leaves out of a sweep's plan what a sweep has nothing to do
+// for: suppress (the address is on the list already).
+func sweepOnly(p *engine.Plan) {
+	for i := range p.Recipients {
+		d := &p.Recipients[i]
+		kept := d.Actions[:0]
+		for _, a := range d.Actions {
+			if a.Kind != engine.ActionSuppress {
+				kept = append(kept, a)
+			}
+		}
+		d.Actions = kept
+	}
+}
+
+// matched reports whether a rule matched (or failed) for some recipient.
+func matched(p *engine.Plan) bool {
+	for i := range p.Recipients {
+		if !p.Recipients[i].Unmatched {
+			return true
+		}
+	}
+	return false
+}
+
+// SweepMetrics are a sweep's own metrics: SweepEntries read and
+// SweepRemoved taken off the list.
+func SweepMetrics(r SweepResult) []Metric {
+	return []Metric{{Name: "SweepEntries", Count: r.Entries}, {Name: "SweepRemoved", Count: r.Tally.Outcomes[actions.OutcomeRemoved]}}
+}

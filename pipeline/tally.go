@@ -134,7 +134,7 @@ func (t *Tally) Summary() string {
 		parts = append(parts, fmt.Sprintf("%s %d", o, t.Outcomes[o]))
 	}
 	if t.Digests+t.DigestsFailed > 0 {
-		parts = append(parts, plural(t.Digests, "digest")+" posted")
+		parts = append(parts, plural(t.Digests+t.DigestsFailed, "digest"))
 	}
 	if len(parts) > 0 {
 		s += "; " + strings.Join(parts, ", ")

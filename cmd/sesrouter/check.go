@@ -7,21 +7,12 @@ import (
 	"github.com/sesrouter/sesrouter/engine"
 )
 
-const checkText = `Loads and compiles the rules file and reports every problem in it, each as
-FILE:LINE:COL: rule "NAME": message. It then runs every rule against a
-built-in set of synthetic events (one of each SES type, with ordinary and
-odd recipients) and reports a rule that fails on any of them: in
-production such a rule gives the recipient no action and fails the
-notification.
-
-It also warns about a rule that can never decide (an earlier rule that
-does not continue always matches first, or has the same condition), a
-destination no rule notifies, a comparison with a value SES never sends
-(bounce.type == "permanent"), and a rule that takes over 10 ms for one
-recipient. Warnings leave the exit status 0 unless -strict.
-
-Exit status: 0 the rules are fine; 2 they are not (or, with -strict, they
-have warnings).`
+const checkText = `Loads the rules and reports every problem, each as FILE:LINE:COL, then runs
+every rule on built-in synthetic events (each SES type, ordinary and odd
+recipients) and reports a rule that fails on one: in production it would
+fail closed. Warnings: a rule that can never decide, an unused destination,
+a value SES never sends, a rule over 10 ms for one recipient. Exit status:
+0 fine; 2 not fine (with -strict, warnings too).`
 
 func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("check", "check [-rules FILE] [-strict]", checkText, stderr)

@@ -13,23 +13,13 @@ import (
 )
 
 const lambdaText = `Runs as an AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is
-set): one handler for SQS, SNS and EventBridge events, detected by content,
-and for the scheduled sweep ({"sesrouter":"sweep"}). The rules are loaded
-and compiled, and the Slack and SES clients built and their credentials
-checked, once at init; a rules file that does not load, or credentials
-that cannot be found, fail init with one clear line.
-
-A destination's storm state lives as long as the container: once it has
-had digest_after messages within its digest_window, its later
-notifications are folded into one digest per invocation, posted before the
-invocation returns. Posts are paced at the destination's pace times
-SESROUTER_CONCURRENCY (how many containers may post at once).
-
-SQS: batchItemFailures names exactly the records with a failed action, an
-unreadable body, or folded into a digest that could not be posted, so that
-only those are delivered again. SNS and EventBridge: the invocation fails
-when an action failed. A rule that fails at run time is logged and counted
-(RuleErrors) but never retried: a retry would fail the same way.`
+set): SQS, SNS and EventBridge events, detected by content, and the
+scheduled sweep ({"sesrouter":"sweep"}). The rules are loaded, and the
+Slack and SES clients built and checked, once at init: a problem fails
+init with one clear line. SQS: batchItemFailures names exactly the records
+to deliver again (a failed action or digest, an unreadable body); SNS and
+EventBridge: the invocation fails. A rule that fails at run time is logged
+and counted (RuleErrors), never retried.`
 
 // Settings of an invocation.
 const (
@@ -62,32 +52,26 @@ func cmdLambda(args []string, stdout, stderr io.Writer, e env) int {
 // lambdaInit does the init: rules, logger, clients. On failure it prints
 // why and reports false.
 func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context.Context, json.RawMessage) (any, error), bool) {
-	cfg, ok := loadRules(rulesPath(rulesFlag, e), stderr)
+	cfg, parts, ok := setup("lambda", rulesFlag, e, stderr, lambdaConcurrency)
 	if !ok {
 		return nil, false
 	}
-	logger, err := newLogger(stderr, e)
+	h, err := parts.Handler(context.Background(), cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesrouter lambda: %v\n", err)
-		return nil, false
-	}
-	l, err := newLive(e, logger, lambdaConcurrency)
-	var h *pipeline.Handler
-	if err == nil {
-		h, err = l.handler(context.Background(), cfg)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "sesrouter lambda: cannot carry out the actions:\n  %s\n", joinedLines(err))
+		cannot("lambda", err, stderr)
 		return nil, false
 	}
 	return func(ctx context.Context, payload json.RawMessage) (any, error) {
 		actx, cancel := pipeline.ActionContext(ctx, defaultTimeout)
 		defer cancel()
-		if req, ok := pipeline.SweepRequest(payload); ok {
-			return nil, lambdaSweep(actx, l, h, cfg, req, stdout)
+		if req, ok, err := pipeline.SweepRequest(payload); ok {
+			if err != nil {
+				return nil, err
+			}
+			return nil, lambdaSweep(actx, parts, h, req, stdout)
 		}
 		inv := h.Invoke(actx, payload, lambdaConcurrency, lambdaWindow)
-		pipeline.WriteMetrics(stdout, time.Now(), inv.Tally, l.stormMetrics(cfg)...)
+		pipeline.WriteMetrics(stdout, time.Now(), inv.Tally, pipeline.StormMetrics(parts.Storm, cfg.Destinations, time.Now())...)
 		switch {
 		case inv.Err != nil:
 			return nil, inv.Err
@@ -100,19 +84,4 @@ func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context
 		}
 		return nil, nil
 	}, true
-}
-
-// stormMetrics are a Storming metric per destination: 1 while its
-// notifies are being folded, else 0.
-func (l *live) stormMetrics(cfg *pipeline.Config) []pipeline.Metric {
-	var ms []pipeline.Metric
-	now := time.Now()
-	for _, d := range cfg.Destinations {
-		v := 0
-		if l.storm.Storming(d, now) {
-			v = 1
-		}
-		ms = append(ms, pipeline.Metric{Name: "Storming", Dims: map[string]string{"Destination": d.Name}, Count: v})
-	}
-	return ms
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,36 +86,37 @@ working directory, else rules.yaml beside the executable.
 Exit status: 0 all good; 1 some event or action failed; 2 bad usage or bad rules.
 `
 
+// command returns the command named, or nil.
+func command(name string) func(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
+	return map[string]func([]string, io.Reader, io.Writer, io.Writer, env) int{
+		"route":   cmdRoute,
+		"check":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdCheck(a, o, r, e) },
+		"test":    func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdTest(a, o, r, e) },
+		"serve":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdServe(a, o, r, e) },
+		"sweep":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdSweep(a, o, r, e) },
+		"lambda":  func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdLambda(a, o, r, e) },
+		"version": func(a []string, _ io.Reader, o, r io.Writer, _ env) int { return cmdVersion(a, o, r) },
+	}[name]
+}
+
 // run is the whole program; main only wires it to the process.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
-	if len(args) == 0 {
-		if e.getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-			return cmdLambda(nil, stdout, stderr, e)
-		}
+	switch {
+	case len(args) == 0 && e.getenv("AWS_LAMBDA_RUNTIME_API") != "":
+		return cmdLambda(nil, stdout, stderr, e)
+	case len(args) == 0:
 		fmt.Fprint(stderr, usage)
 		return exitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "route":
-		return cmdRoute(rest, stdin, stdout, stderr, e)
-	case "check":
-		return cmdCheck(rest, stdout, stderr, e)
-	case "test":
-		return cmdTest(rest, stdout, stderr, e)
-	case "serve":
-		return cmdServe(rest, stdout, stderr, e)
-	case "sweep":
-		return cmdSweep(rest, stdout, stderr, e)
-	case "lambda":
-		return cmdLambda(rest, stdout, stderr, e)
-	case "version", "-version", "--version":
-		return cmdVersion(rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
+	case args[0] == "-version" || args[0] == "--version":
+		return cmdVersion(args[1:], stdout, stderr)
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "sesrouter: unknown command %q\n\n%s", cmd, usage)
+	if cmd := command(args[0]); cmd != nil {
+		return cmd(args[1:], stdin, stdout, stderr, e)
+	}
+	fmt.Fprintf(stderr, "sesrouter: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage
 }
 
@@ -234,10 +236,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	}
 	version, goVersion := "(devel)", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
+		version, goVersion = cmp.Or(bi.Main.Version, version), bi.GoVersion
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && version == "(devel)" {
 				version = "(devel " + s.Value[:min(12, len(s.Value))] + ")"

@@ -9,47 +9,28 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-const serveText = `Serves an SNS HTTP(S) subscription endpoint: SNS POSTs each message to it,
-and a Notification goes through the same route and dispatch as everything
-else. Nothing in a message is acted on before its signature (SignatureVersion
-1 or 2) has been verified with a certificate from the SNS host of the topic's
-region, its topic is one named by -topic (with no -topic, every message is
-refused), and its signed Timestamp is within -max-age. Only the verified
-Message is routed: no other key of the body is read. A verified
-SubscriptionConfirmation of an allowed topic is confirmed by fetching its
-SubscribeURL. GET /healthz answers 200 "ok".
+const serveText = `Serves an SNS HTTP(S) subscription endpoint (plain HTTP: put a TLS proxy in
+front). A message is acted on only once its signature is verified with a
+certificate from the SNS host of its topic's region, its topic is one of
+-topic (none: all are refused) and its signed Timestamp is within -max-age,
+which must cover the topic's delivery retries (SNS's default HTTP policy
+retries for about an hour; 0: no limit). Only the verified Message is
+routed. A SubscriptionConfirmation of an allowed topic is confirmed.
+GET /healthz answers 200 "ok".
 
-The answer is 200 once the actions are done (a rule that fails is logged,
-not retried); 500 when an action failed, so that SNS delivers the message
-again; 4xx for what must not be retried (400 unreadable body, a key given
-twice or a control character in a signed field; 403 topic not allowed,
-signature refused or message too old; 413 body over 256 KiB; 422 verified
-notification whose content cannot be read); 502 when the subscription
-could not be confirmed; 503 when too busy or the signing certificate could
-not be fetched.
-
--max-age must cover SNS's delivery retries: its default HTTP policy retries
-for about an hour (the 1h default); a topic with a longer delivery policy
-needs a longer -max-age, and 0 turns the check off.
-
-It speaks plain HTTP: put a TLS-terminating proxy in front. SIGHUP reloads
-the rules (a file that does not load keeps the old rules and logs why; the
-pace, storm state and de-duplication carry on); SIGTERM or SIGINT stops it
-once the requests in flight are done and the digests posted.
-
-Notifications are batched in 10-second windows: once a destination has had
-digest_after messages within its digest_window, its later notifications are
-folded (outcome digested) into one digest per window.`
+The answer is 200 once the actions are done, 500 when one failed (SNS
+delivers again), 4xx for what must not be retried. Notifications are
+batched in 10-second windows for digests. SIGHUP reloads the rules;
+SIGTERM or SIGINT stops once the requests in flight are done and the
+digests posted.`
 
 // Settings of serve.
 const (
@@ -94,35 +75,21 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 			return exitUsage
 		}
 	}
-	logger, err := newLogger(stderr, e)
-	if err != nil {
-		fmt.Fprintf(stderr, "sesrouter serve: %v\n", err)
-		return exitUsage
-	}
-	s := &server{rulesPath: rulesPath(*rulesFlag, e), logger: logger}
-	cfg, ok := loadRules(s.rulesPath, stderr)
+	path := rulesPath(*rulesFlag, e)
+	cfg, parts, ok := setup("serve", path, e, stderr, intake.DefaultMaxConcurrent)
 	if !ok {
 		return exitUsage
 	}
-	if s.live, err = newLive(e, logger, intake.DefaultMaxConcurrent); err == nil {
-		err = s.use(cfg)
-	}
+	svc, err := pipeline.NewService(context.Background(), parts, path, cfg, serveWindow)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesrouter serve: cannot carry out the actions:\n  %s\n", joinedLines(err))
-		return exitUsage
+		return cannot("serve", err, stderr)
 	}
-	s.windows = &pipeline.Windows{Length: serveWindow,
-		NewBatch: func() *actions.Batch { return s.cur.Load().NewBatch(true) },
-		Flush: func(b *actions.Batch) {
-			ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
-			defer cancel()
-			s.cur.Load().FlushDigests(ctx, b, pipeline.NewTally())
-		}}
+	logger := parts.Logger
 	confirm := newHTTPClient(1)
 	confirm.Timeout = intake.DefaultConfirmTimeout
 	handler := intake.NewServer(intake.ServerOptions{
 		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: *certDir, MinSignatureVersion: *sigVersion}),
-		Topics:   topics, Handle: s.handle, HTTPClient: confirm, Logger: logger, MaxAge: *maxAge,
+		Topics:   topics, Handle: answer(svc), HTTPClient: confirm, Logger: logger, MaxAge: *maxAge,
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -132,78 +99,36 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	if len(topics) == 0 {
 		logger.Warn("no -topic given: every message will be refused")
 	}
-	logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("rules", s.rulesPath),
+	logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("rules", path),
 		slog.Any("topics", topics), slog.String("certDir", *certDir), slog.Duration("maxAge", *maxAge))
-	if err := s.serve(ln, handler, e); err != nil {
+	if err := serveHTTP(ln, handler, svc, logger, e); err != nil {
 		fmt.Fprintf(stderr, "sesrouter serve: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-// server is a running serve: the handler of the current rules, which
-// SIGHUP replaces, and the windows, which outlive it.
-type server struct {
-	rulesPath string
-	logger    *slog.Logger
-	live      *live
-	cur       atomic.Pointer[pipeline.Handler]
-	windows   *pipeline.Windows
-}
-
-// use makes cfg the rules in force.
-func (s *server) use(cfg *pipeline.Config) error {
-	h, err := s.live.handler(context.Background(), cfg)
-	if err != nil {
-		return err
-	}
-	s.cur.Store(h)
-	return nil
-}
-
-// reload loads the rules file again; when it does not load, or its
-// actions cannot be built, the old rules stay and the log says why.
-func (s *server) reload() {
-	log := s.logger.With(slog.String("rules", s.rulesPath))
-	cfg, err := pipeline.Load(s.rulesPath)
-	if err == nil {
-		if err = s.use(cfg); err == nil {
-			log.Info("rules reloaded", slog.Int("count", len(cfg.Rules.Rules)))
-			return
+// answer is intake's callback for a verified notification: it handles
+// it and says how SNS is answered. A rule that failed is logged, not
+// retried: a new delivery would fail the same way.
+func answer(svc *pipeline.Service) func(context.Context, *engine.SNSMessage) error {
+	return func(ctx context.Context, m *engine.SNSMessage) error {
+		for _, f := range svc.Handle(ctx, m).Failures() {
+			switch f.Kind {
+			case pipeline.FailUnreadable:
+				return fmt.Errorf("%w: %w", intake.ErrUnprocessable, f.Err)
+			case pipeline.FailAction:
+				return f.Err
+			}
 		}
+		return nil
 	}
-	log.Error("rules not reloaded; the previous rules stay", slog.String("error", err.Error()))
-}
-
-// handle is intake's callback for a verified notification: its Message
-// is routed and acted on in the current window. The actions run to their
-// end (or defaultTimeout) even when SNS hangs up meanwhile, so that a
-// notification is never left half done.
-func (s *server) handle(ctx context.Context, m *engine.SNSMessage) error {
-	h := s.cur.Load()
-	it := engine.DecodeSNS("sns:"+m.MessageID, engine.EnvelopeHTTP, "", m)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
-	defer cancel()
-	batch, done := s.windows.Join()
-	defer done()
-	j := h.Prepare(it)
-	h.Act(actx, j, batch)
-	h.Log(ctx, j)
-	for _, f := range j.Failures() {
-		switch f.Kind {
-		case pipeline.FailUnreadable:
-			return fmt.Errorf("%w: %w", intake.ErrUnprocessable, f.Err)
-		case pipeline.FailAction:
-			return f.Err
-		}
-	}
-	return nil // a rule that failed is logged: a new delivery would fail the same way
 }
 
 // serve answers on ln until SIGTERM or SIGINT, then shuts down, letting
 // the requests in flight finish and the windows post their digests.
 // SIGHUP reloads the rules.
-func (s *server) serve(ln net.Listener, h http.Handler, e env) error {
+func serveHTTP(ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger, e env) error {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -211,7 +136,7 @@ func (s *server) serve(ln net.Listener, h http.Handler, e env) error {
 		WriteTimeout:      serveWriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	sigs := make(chan os.Signal, 4)
 	e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -224,21 +149,21 @@ func (s *server) serve(ln net.Listener, h http.Handler, e env) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				s.reload()
+				svc.Reload(context.Background())
 				continue
 			}
-			s.logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
+			logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
 			ctx, cancel := context.WithTimeout(context.Background(), serveWriteTimeout)
 			defer cancel()
 			err := hs.Shutdown(ctx)
 			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 				err = serr
 			}
-			s.windows.Close()
+			svc.Close()
 			if err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
-			s.logger.Info("stopped")
+			logger.Info("stopped")
 			return nil
 		}
 	}

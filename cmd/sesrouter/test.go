@@ -13,29 +13,16 @@ import (
 const testText = `Runs rule unit tests: each test routes one event by the rules and compares,
 for every recipient, the actions decided with those expected.
 
-  rules: ../rules.yaml                 # relative to this file; -rules overrides
+  rules: ../rules.yaml          # relative to this file; -rules overrides
   tests:
-    - name: dummy addresses are dropped
-      event: events/bounce.json        # a file, relative to this file
-      expect:
-        ignore@example.com: [drop]
     - name: hard bounce keeps no-suppress addresses deliverable
-      event: {type: Bounce, bounce: {type: Permanent}, recipients: [no-suppress-1@example.com]}
+      event: {type: Bounce, recipients: [no-suppress-1@example.com]}
       expect:
         no-suppress-1@example.com: [unsuppress, "notify:ses-alerts"]
 
-An event is a file, inline SES JSON (event_json:), or the compact form: the
-names rules use, written as YAML: type, timestamp, envelope and topicArn;
-recipients (addresses as SES writes them, or {address, status, action,
-diagnosticCode}); and a mapping per section (mail, bounce, complaint,
-delivery, delay, reject, failure, open, click, subscription) of its fields.
-Every recipient must be listed, as rules see its address; [] expects no
-action.
-
-The rules are -rules, else the test file's rules:, else $SESROUTER_RULES,
-else rules.yaml. Every failure is printed, then "N passed, N failed".
-Exit status 0 when all pass, 1 when some fail, 2 when a test file or the
-rules are wrong.`
+An event is a file, inline JSON (event_json:) or the compact form: the
+names rules use, as YAML. Exit status: 0 all pass; 1 some fail; 2 a test
+file or the rules are wrong.`
 
 func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("test", "test [-rules FILE] [-run REGEXP] [-junit FILE] TESTFILE ...", testText, stderr)

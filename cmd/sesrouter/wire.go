@@ -46,8 +46,7 @@ func newLogger(w io.Writer, e env) (*slog.Logger, error) {
 	}})), nil
 }
 
-// newHTTPClient returns the HTTP client every Slack destination shares, so
-// that connections are reused.
+// newHTTPClient returns an HTTP client whose connections are reused.
 func newHTTPClient(concurrency int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 4 * concurrency
@@ -56,20 +55,11 @@ func newHTTPClient(concurrency int) *http.Client {
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// live is what carries out actions for real, built once per process: the
-// parts that outlive a reload of the rules.
-type live struct {
-	e        env
-	logger   *slog.Logger
-	http     *http.Client
-	ses      actions.Suppressor // nil until a rules file needs it
-	pacers   *actions.Pacers
-	storm    *actions.Storm
-	seen     *actions.Seen
-}
-
-// newLive returns the long-lived parts; concurrency sizes the HTTP pool.
-func newLive(e env, logger *slog.Logger, concurrency int) (*live, error) {
+// newParts builds what carries out actions for real, from the
+// environment: Slack's credentials and URL, SESROUTER_CONCURRENCY (which
+// scales every pace), and the AWS SDK's configuration when a rules file
+// needs SES.
+func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, error) {
 	scale := 1
 	if v := e.getenv("SESROUTER_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -78,39 +68,22 @@ func newLive(e env, logger *slog.Logger, concurrency int) (*live, error) {
 		}
 		scale = n
 	}
-	return &live{e: e, logger: logger, http: newHTTPClient(concurrency), pacers: actions.NewPacers(scale),
-		storm: actions.NewStorm(), seen: actions.NewSeen(seenLimit)}, nil
-}
-
-// handler builds the Handler of cfg: a notifier per destination, paced,
-// and, when a rule changes the suppression list, the SES client, whose
-// credentials and region are checked now. Every problem is returned,
-// joined; none names a secret.
-func (l *live) handler(ctx context.Context, cfg *pipeline.Config) (*pipeline.Handler, error) {
-	notifiers, err := actions.Notifiers(cfg.Destinations, cfg.Used, actions.SlackConfig{
-		Token: actions.Secret(l.e.getenv("SLACK_BOT_TOKEN")), APIURL: l.e.getenv("SLACK_API_URL"),
-		Getenv: l.e.getenv, HTTPClient: l.http, Pacers: l.pacers,
-	})
-	errs := []error{err}
-	if cfg.UsesSES() && l.ses == nil {
-		ses, err := l.sesClient(ctx)
-		errs = append(errs, err)
-		l.ses = ses
-	}
 	timeout := defaultTimeout
-	if l.e.actionTimeout > 0 {
-		timeout = l.e.actionTimeout
+	if e.actionTimeout > 0 {
+		timeout = e.actionTimeout
 	}
-	h := &pipeline.Handler{Router: cfg.Router, Seen: l.seen, Storm: l.storm, Logger: l.logger, Timeout: timeout,
-		Dispatcher: &actions.Dispatcher{Destinations: actions.ByName(cfg.Destinations), Notifiers: notifiers,
-			SES: l.ses, Log: actions.SlogLogbook{Logger: l.logger}}}
-	return h, errors.Join(errs...)
+	return &pipeline.Parts{
+		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
+			Getenv: e.getenv, HTTPClient: newHTTPClient(concurrency), Pacers: actions.NewPacers(scale)},
+		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) { return sesClient(ctx) },
+		Seen:   actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
+	}, nil
 }
 
 // sesClient builds the SES v2 client, checking at once that the AWS
 // configuration has a region and credentials, so that a run fails with
 // one clear line at start rather than once per action.
-func (l *live) sesClient(ctx context.Context) (actions.Suppressor, error) {
+func sesClient(ctx context.Context) (*sesv2.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	switch {
 	case err != nil:
@@ -121,22 +94,13 @@ func (l *live) sesClient(ctx context.Context) (actions.Suppressor, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := cfg.Credentials.Retrieve(cctx); err != nil {
-		return nil, fmt.Errorf("the rules unsuppress or suppress, but no AWS credentials were found "+
-			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", actions.ShortError(innermost(err)))
-	}
-	client := sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() })
-	return &actions.SuppressionList{Client: client}, nil
-}
-
-// innermost is the last error in err's chain.
-func innermost(err error) error {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err
+		for errors.Unwrap(err) != nil {
+			err = errors.Unwrap(err)
 		}
-		err = next
+		return nil, fmt.Errorf("the rules unsuppress or suppress, but no AWS credentials were found "+
+			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", actions.ShortError(err))
 	}
+	return sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() }), nil
 }
 
 // sesRetryer is the SDK's standard retryer (TooManyRequestsException,
@@ -154,4 +118,29 @@ func sesRetryer() aws.Retryer {
 // joinedLines prints a joined error one problem per line.
 func joinedLines(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "\n  ")
+}
+
+// setup loads the rules and builds the logger and the parts that carry
+// out actions; it prints why not and reports false (exit status 2).
+func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *pipeline.Parts, bool) {
+	cfg, ok := loadRules(rulesPath(rulesFlag, e), stderr)
+	if !ok {
+		return nil, nil, false
+	}
+	logger, err := newLogger(stderr, e)
+	var parts *pipeline.Parts
+	if err == nil {
+		parts, err = newParts(e, logger, concurrency)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
+		return nil, nil, false
+	}
+	return cfg, parts, true
+}
+
+// cannot prints why the actions cannot be carried out: exit status 2.
+func cannot(name string, err error, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "sesrouter %s: cannot carry out the actions:\n  %s\n", name, joinedLines(err))
+	return exitUsage
 }

@@ -1,0 +1,49 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sesrouter/sesrouter/engine"
+)
+
+// Files yields the items of files, one after the other ("-" is stdin): a
+// file that cannot be opened or read yields an item of its own, named
+// after the file, with the error, and the next file is read.
+func Files(names []string, stdin io.Reader) func() (engine.Item, bool) {
+	var (
+		cur   *engine.Reader
+		close func() error
+		name  string
+	)
+	return func() (engine.Item, bool) {
+		for {
+			if cur == nil {
+				if len(names) == 0 {
+					return engine.Item{}, false
+				}
+				name, names = names[0], names[1:]
+				var r io.Reader = stdin
+				close = func() error { return nil }
+				if name != "-" {
+					f, err := os.Open(name)
+					if err != nil {
+						return engine.Item{Input: name, Err: err}, true
+					}
+					r, close = f, f.Close
+				}
+				cur = engine.NewReader(r, name)
+			}
+			it, err := cur.Next()
+			if err == nil {
+				return it, true
+			}
+			cur = nil
+			close()
+			if err != io.EOF {
+				return engine.Item{Input: name, Err: fmt.Errorf("reading %s: %w", name, err)}, true
+			}
+		}
+	}
+}
