@@ -3,6 +3,7 @@ package actionstest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,6 +30,8 @@ const (
 	OpDeleteSuppressedDestination = "DeleteSuppressedDestination"
 	// OpPutSuppressedDestination is PUT /v2/email/suppression/addresses.
 	OpPutSuppressedDestination = "PutSuppressedDestination"
+	// OpListSuppressedDestinations is GET /v2/email/suppression/addresses.
+	OpListSuppressedDestinations = "ListSuppressedDestinations"
 )
 
 // The only credentials and region the SES fake accepts in a request's
@@ -50,8 +53,12 @@ type Call struct {
 	// Address is the email address, unescaped from the path (Get, Delete)
 	// or read from the body (Put).
 	Address string
-	// Reason is the reason a Put asked for.
-	Reason string
+	// Reason is the reason a Put asked for; Reasons, PageSize, NextToken,
+	// StartDate and EndDate are a List's filters, as sent.
+	Reason              string
+	Reasons             []string
+	PageSize, NextToken string
+	StartDate, EndDate  string
 	// Path is the request path as escaped on the wire.
 	Path string
 	// Status is the HTTP status answered, 0 when the connection was
@@ -73,8 +80,11 @@ type suppression struct {
 
 // SES is a loopback fake of the Amazon SES v2 account suppression list,
 // speaking the REST JSON protocol the real aws-sdk-go-v2 sesv2 client
-// uses: GetSuppressedDestination, DeleteSuppressedDestination and
-// PutSuppressedDestination. Errors carry X-Amzn-ErrorType and a
+// uses: GetSuppressedDestination, DeleteSuppressedDestination,
+// PutSuppressedDestination and ListSuppressedDestinations (in address
+// order, filtered by Reason, StartDate and EndDate, PageSize at most 1,000
+// (default 100), with a NextToken that is a cursor, so that deleting
+// entries between pages skips none). Errors carry X-Amzn-ErrorType and a
 // {"message":…} body, so the SDK returns its modeled types
 // (*types.NotFoundException, *types.TooManyRequestsException,
 // *types.BadRequestException) or a smithy.GenericAPIError for the rest
@@ -289,6 +299,11 @@ func (s *SES) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rest, found := strings.CutPrefix(call.Path, suppressionPath); {
 	case found && rest == "" && r.Method == http.MethodPut:
 		call.Op = OpPutSuppressedDestination
+	case found && rest == "" && r.Method == http.MethodGet:
+		call.Op = OpListSuppressedDestinations
+		q := r.URL.Query()
+		call.Reasons, call.PageSize, call.NextToken = q["Reason"], q.Get("PageSize"), q.Get("NextToken")
+		call.StartDate, call.EndDate = q.Get("StartDate"), q.Get("EndDate")
 	case found && len(rest) > 1 && rest[0] == '/' && !strings.Contains(rest[1:], "/"):
 		addr, err := url.PathUnescape(rest[1:])
 		if err != nil {
@@ -393,6 +408,8 @@ func (s *SES) serveOp(call *Call, body []byte) sesReply {
 		}
 		delete(s.list, call.Address)
 		return sesReply{status: http.StatusOK, body: map[string]any{}}
+	case OpListSuppressedDestinations:
+		return s.listLocked(call)
 	case OpPutSuppressedDestination:
 		var in struct {
 			EmailAddress *string
@@ -420,6 +437,59 @@ func (s *SES) serveOp(call *Call, body []byte) sesReply {
 		return sesReply{status: http.StatusOK, body: map[string]any{}}
 	}
 	return sesError(http.StatusNotFound, "UnknownOperationException", "")
+}
+
+// listLocked serves one page of ListSuppressedDestinations; s.mu is held.
+func (s *SES) listLocked(call *Call) sesReply {
+	size := 100
+	if call.PageSize != "" {
+		n, err := strconv.Atoi(call.PageSize)
+		if err != nil || n < 1 || n > 1000 {
+			return sesError(http.StatusBadRequest, "BadRequestException", "PageSize must be between 1 and 1000.")
+		}
+		size = n
+	}
+	var start, end time.Time
+	for _, d := range []struct {
+		raw string
+		t   *time.Time
+	}{{call.StartDate, &start}, {call.EndDate, &end}} {
+		if d.raw == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, d.raw)
+		if err != nil {
+			return sesError(http.StatusBadRequest, "SerializationException", "Invalid date %q.", d.raw)
+		}
+		*d.t = t
+	}
+	addrs := slices.Sorted(maps.Keys(s.list))
+	var page []map[string]any
+	next := ""
+	for _, a := range addrs {
+		e := s.list[a]
+		switch {
+		case call.NextToken != "" && a <= call.NextToken:
+			continue
+		case len(call.Reasons) > 0 && !slices.Contains(call.Reasons, e.reason):
+			continue
+		case !start.IsZero() && e.at.Before(start), !end.IsZero() && e.at.After(end):
+			continue
+		}
+		if len(page) == size {
+			next = page[len(page)-1]["EmailAddress"].(string)
+			break
+		}
+		page = append(page, map[string]any{"EmailAddress": a, "Reason": e.reason, "LastUpdateTime": epochSeconds(e.at)})
+	}
+	body := map[string]any{"SuppressedDestinationSummaries": page}
+	if page == nil {
+		body["SuppressedDestinationSummaries"] = []any{}
+	}
+	if next != "" {
+		body["NextToken"] = next
+	}
+	return sesReply{status: http.StatusOK, body: body}
 }
 
 // epochSeconds is t as a JSON number of seconds since the epoch, with
