@@ -378,7 +378,7 @@ func (tpl *cfnTemplate) eval(t *testing.T, params map[string]string, expr any) b
 	return false
 }
 
-// resolve returns v as deployed in e: each Fn::If replaced by its branch,
+// cfnResolve returns v as deployed in e: each Fn::If replaced by its branch,
 // AWS::NoValue dropped (ok false for v itself).
 func cfnResolve(v any, e cfnEnv) (any, bool) {
 	switch v := v.(type) {
@@ -413,33 +413,21 @@ func cfnResolve(v any, e cfnEnv) (any, bool) {
 	return v, true
 }
 
-// deployed returns the resources made in e, resolved, by name.
-func (tpl *cfnTemplate) deployed(e cfnEnv) map[string]map[string]any {
+// cfnDeployed returns the entries of a section (resources or outputs)
+// there in e, resolved, by name.
+func cfnDeployed(section map[string]map[string]any, e cfnEnv) map[string]map[string]any {
 	out := map[string]map[string]any{}
-	for name, r := range tpl.Resources {
-		if c, ok := r["Condition"].(string); ok && !e.conds[c] {
+	for name, entry := range section {
+		if c, ok := entry["Condition"].(string); ok && !e.conds[c] {
 			continue
 		}
-		v, _ := cfnResolve(r, e)
+		v, _ := cfnResolve(entry, e)
 		out[name] = v.(map[string]any)
 	}
 	return out
 }
 
-// deployedOutputs returns the outputs in e, resolved, by name.
-func (tpl *cfnTemplate) deployedOutputs(e cfnEnv) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	for name, o := range tpl.Outputs {
-		if c, ok := o["Condition"].(string); ok && !e.conds[c] {
-			continue
-		}
-		v, _ := cfnResolve(o, e)
-		out[name] = v.(map[string]any)
-	}
-	return out
-}
-
-// ofType returns the names of the resources of type typ in rs, sorted.
+// cfnOfType returns the names of the resources of type typ in rs, sorted.
 func cfnOfType(rs map[string]map[string]any, typ string) []string {
 	var names []string
 	for name, r := range rs {
@@ -451,7 +439,7 @@ func cfnOfType(rs map[string]map[string]any, typ string) []string {
 	return names
 }
 
-// dig returns the value at path in v, or nil.
+// cfnDig returns the value at path in v, or nil.
 func cfnDig(v any, path ...string) any {
 	for _, k := range path {
 		m, ok := v.(map[string]any)
@@ -463,7 +451,7 @@ func cfnDig(v any, path ...string) any {
 	return v
 }
 
-// list returns v as a list: a single value is a list of one.
+// cfnList returns v as a list: a single value is a list of one.
 func cfnList(v any) []any {
 	if l, ok := v.([]any); ok {
 		return l
@@ -501,7 +489,7 @@ func (tpl *cfnTemplate) function(t *testing.T) string {
 	return fns[0]
 }
 
-// effectiveTopic is what every use of the topic must be in e: the topic
+// cfnEffectiveTopic is what every use of the topic must be in e: the topic
 // the stack makes, else the TopicArn parameter, else nil (no topic).
 func cfnEffectiveTopic(rs map[string]map[string]any, e cfnEnv) any {
 	if topics := cfnOfType(rs, "AWS::SNS::Topic"); len(topics) == 1 {
@@ -565,28 +553,24 @@ func TestTemplateReferences(t *testing.T) {
 
 	r := newCFNReport(t)
 	for _, e := range tpl.envs(t) {
-		rs := tpl.deployed(e)
-		outs := tpl.deployedOutputs(e)
+		rs := cfnDeployed(tpl.Resources, e)
+		outs := cfnDeployed(tpl.Outputs, e)
 		for section, entries := range map[string]map[string]map[string]any{"Resources": rs, "Outputs": outs} {
-			for name, r := range entries {
-				for _, d := range cfnList(r["DependsOn"]) {
+			for name, entry := range entries {
+				for _, d := range cfnList(entry["DependsOn"]) {
 					if _, ok := rs[d.(string)]; !ok {
-						problems = append(problems, fmt.Sprintf("%s.%s depends on %s, which is not made", section, name, d))
+						r.errorf(e, "%s.%s depends on %s, which is not made", section, name, d)
 					}
 				}
-				cfnRefs(r, func(kind, name2 string) {
-					if res, ok := tpl.refTarget(kind, name2); ok {
+				cfnRefs(entry, func(kind, target string) {
+					if res, ok := tpl.refTarget(kind, target); ok {
 						if _, made := rs[res]; !made {
-							problems = append(problems, fmt.Sprintf("%s.%s refers to %s, which is not made", section, name, res))
+							r.errorf(e, "%s.%s refers to %s, which is not made", section, name, res)
 						}
 					}
 				})
 			}
 		}
-		for _, p := range problems {
-			r.errorf(e, "%s", p)
-		}
-		problems = nil
 	}
 	r.done()
 }
@@ -646,7 +630,7 @@ func TestTemplateStormSafeDefaults(t *testing.T) {
 	}
 	queueRuns := false
 	for _, e := range tpl.envs(t) {
-		rs := tpl.deployed(e)
+		rs := cfnDeployed(tpl.Resources, e)
 		esms := cfnOfType(rs, "AWS::Lambda::EventSourceMapping")
 		subs := cfnOfType(rs, "AWS::SNS::Subscription")
 		concurrencyVar := cfnDig(rs[fn], "Properties", "Environment", "Variables", "SESROUTER_CONCURRENCY")
@@ -697,7 +681,7 @@ func TestTemplateTopic(t *testing.T) {
 	}
 	made := 0
 	for _, e := range tpl.envs(t) {
-		rs := tpl.deployed(e)
+		rs := cfnDeployed(tpl.Resources, e)
 		topics := cfnOfType(rs, "AWS::SNS::Topic")
 		want := 0
 		if e.params["CreateTopic"] == "true" && e.params["TopicArn"] == "" {
@@ -723,7 +707,7 @@ func TestTemplateTopic(t *testing.T) {
 				uses[fmt.Sprintf("%s statement %d aws:SourceArn", name, i)] = cfnDig(s, "Condition", "ArnEquals", "aws:SourceArn")
 			}
 		}
-		if out, ok := tpl.deployedOutputs(e)["NotificationTopicArn"]; ok || topic != nil {
+		if out, ok := cfnDeployed(tpl.Outputs, e)["NotificationTopicArn"]; ok || topic != nil {
 			uses["output NotificationTopicArn"] = out["Value"]
 		}
 		if topic != nil && len(uses) < 3 {
@@ -776,7 +760,7 @@ func TestTemplateTopic(t *testing.T) {
 	}
 }
 
-// topComment returns the indented block of the comment at the top of src.
+// cfnTopComment returns the indented block of the comment at the top of src.
 func cfnTopComment(src string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(src, "\n") {
@@ -790,7 +774,7 @@ func cfnTopComment(src string) string {
 	return b.String()
 }
 
-// placeholders renders a policy as the comment at the top of the
+// cfnPlaceholders renders a policy as the comment at the top of the
 // template writes it: the account, region and topic as placeholders.
 func cfnPlaceholders(v any) any {
 	names := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::Region}", "REGION", "${AWS::AccountId}", "ACCOUNT_ID")
@@ -833,7 +817,7 @@ func TestTemplateQueuePolicy(t *testing.T) {
 	r := newCFNReport(t)
 	checked := 0
 	for _, e := range tpl.envs(t) {
-		rs := tpl.deployed(e)
+		rs := cfnDeployed(tpl.Resources, e)
 		esms := cfnOfType(rs, "AWS::Lambda::EventSourceMapping")
 		if len(esms) == 0 {
 			continue
@@ -883,7 +867,7 @@ func TestTemplateSweep(t *testing.T) {
 	fn := tpl.function(t)
 	made := 0
 	for _, e := range tpl.envs(t) {
-		rs := tpl.deployed(e)
+		rs := cfnDeployed(tpl.Resources, e)
 		schedules := cfnOfType(rs, "AWS::Scheduler::Schedule")
 		want := e.params["SweepSchedule"] != ""
 		var listing []string
