@@ -155,7 +155,7 @@ func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool
 		g.inputs = append(g.inputs, notice.Notification.Input)
 		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
 	}
-	g.byType[eventTitle(notice.Notification)]++
+	count(g.byType, eventTitle(notice.Notification))
 	for i := range notice.Recipients {
 		r := &notice.Recipients[i]
 		addr := recipientAddress(r)
@@ -164,8 +164,8 @@ func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool
 		if r.Recipient != nil && r.Recipient.Domain != "" {
 			domain = r.Recipient.Domain
 		}
-		g.byDomain[domain]++
-		g.byRule[cmp.Or(r.Rule, "(none)")]++
+		count(g.byDomain, domain)
+		count(g.byRule, cmp.Or(r.Rule, "(none)"))
 		for _, o := range r.SES {
 			if o.Outcome == OutcomeRemoved || (o.Outcome == OutcomeDryRun && o.Action == engine.ActionUnsuppress) {
 				g.removed++
@@ -176,6 +176,19 @@ func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool
 		}
 	}
 	return false
+}
+
+// digestKeys bounds the keys a digest counts by (types, domains, rules),
+// so that its memory does not grow with a storm's variety: past it, new
+// keys are counted together as "(others)".
+const digestKeys = 1000
+
+// count adds one to m[key], or to m["(others)"] once m is full.
+func count(m map[string]int, key string) {
+	if _, ok := m[key]; !ok && len(m) >= digestKeys {
+		key = "(others)"
+	}
+	m[key]++
 }
 
 // DigestResult is what became of one digest.

@@ -90,8 +90,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 func bounce(id string, addrs ...string) string {
 	var rs, ds []string
 	for _, a := range addrs {
-		rs = append(rs, fmt.Sprintf(`{"emailAddress":%q,"status":"5.1.1","action":"failed"}`, a))
-		ds = append(ds, fmt.Sprintf("%q", a))
+		q, _ := json.Marshal(a)
+		rs = append(rs, `{"emailAddress":`+string(q)+`,"status":"5.1.1","action":"failed"}`)
+		ds = append(ds, string(q))
 	}
 	return `{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[` +
 		strings.Join(rs, ",") + `],"timestamp":"2024-05-01T10:00:02.000Z","feedbackId":"fb-` + id + `"},` +

@@ -56,15 +56,22 @@ func (p *page) job(j *Job) error {
 		c.Title = describeEvent(j.Plan.Notification)
 		for i := range j.Plan.Recipients {
 			d := &j.Plan.Recipients[i]
-			r := pageRecipient{Address: d.Recipient.Address, Rules: "no rule matched", Actions: describeDecision(d)}
-			if len(d.Matched) > 0 {
-				r.Rules = ""
-				for k, m := range d.Matched {
-					if k > 0 {
-						r.Rules += " + "
-					}
-					r.Rules += m.Name
-				}
+			r := pageRecipient{Address: d.Recipient.Address, Rules: "no rule matched", Actions: "no action"}
+			if d.Err != nil {
+				r.Rules = d.Err.Error()
+			}
+			var names, acts []string
+			for _, m := range d.Matched {
+				names = append(names, m.Name)
+			}
+			for _, a := range d.Actions {
+				acts = append(acts, a.String())
+			}
+			if len(names) > 0 && d.Err == nil {
+				r.Rules = strings.Join(names, " + ")
+			}
+			if len(acts) > 0 {
+				r.Actions = strings.Join(acts, ", ")
 			}
 			c.Recipients = append(c.Recipients, r)
 		}
@@ -176,7 +183,7 @@ func token(t string) string {
 		label = target
 	}
 	if strings.HasPrefix(target, "https://") || strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "mailto:") {
-		return `<a href="` + html.EscapeString(target) + `">` + html.EscapeString(html.UnescapeString(label)) + `</a>`
+		return `<a href="` + html.EscapeString(html.UnescapeString(target)) + `">` + html.EscapeString(html.UnescapeString(label)) + `</a>`
 	}
 	return html.EscapeString("<" + t + ">")
 }

@@ -27,7 +27,14 @@ func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item
 	var outErr error
 	closed := false
 	batch := h.NewBatch(false)
-	r := Runner{Handler: h, Batch: batch, Emit: func(j *Job) {
+	// A dry run acts on one item at a time: it calls nothing outside the
+	// process, so concurrency would only make which notifications a storm
+	// folds vary from run to run.
+	conc := DefaultConcurrency
+	if out.dryRun {
+		conc = 1
+	}
+	r := Runner{Handler: h, Batch: batch, Concurrency: conc, Emit: func(j *Job) {
 		mu.Lock()
 		defer mu.Unlock()
 		if closed {
