@@ -38,10 +38,10 @@ type Storm struct {
 // NewStorm returns a Storm in which no destination has had any message.
 func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
 
-// admit says whether a notice of msgs messages to d at now is posted
-// (true, and counted) or folded (false): folded once d has had
-// DigestAfter messages within DigestWindow of now.
-func (s *Storm) admit(d *Destination, msgs int, now time.Time) bool {
+// admit says whether a notice to d at now is posted (true, and counted)
+// or folded (false): folded once d has had DigestAfter notices within
+// DigestWindow of now.
+func (s *Storm) admit(d *Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	after, window := d.stormLimits()
@@ -55,13 +55,8 @@ func (s *Storm) admit(d *Destination, msgs int, now time.Time) bool {
 		s.posts[d.Name] = recent
 		return false
 	}
-	for range msgs {
-		recent = append(recent, now)
-	}
-	if len(recent) > after {
-		recent = recent[len(recent)-after:]
-	}
-	s.posts[d.Name] = slices.Clip(recent)
+	recent = append(recent, now)
+	s.posts[d.Name] = recent
 	return true
 }
 
@@ -138,8 +133,8 @@ type digest struct {
 
 // admit says whether the notice to d, which takes msgs messages, is
 // posted (true) or folded into the batch's digest for d (false).
-func (b *Batch) admit(d *Destination, n Notifier, msgs int, notice *Notice) bool {
-	if b.storm != nil && b.storm.admit(d, msgs, b.now()) {
+func (b *Batch) admit(d *Destination, n Notifier, notice *Notice) bool {
+	if b.storm != nil && b.storm.admit(d, b.now()) {
 		return true
 	}
 	b.mu.Lock()

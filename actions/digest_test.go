@@ -141,7 +141,7 @@ func TestDigestManyAddresses(t *testing.T) {
 	dest := &Destination{Name: "x", DigestAfter: 1, DigestWindow: time.Hour}
 	storm := NewStorm()
 	b := NewBatch(storm, false)
-	if !storm.admit(dest, 1, b.now()) {
+	if !storm.admit(dest, b.now()) {
 		t.Fatal("the first message was not let through")
 	}
 	n := &recorder{name: "x"}
@@ -149,7 +149,7 @@ func TestDigestManyAddresses(t *testing.T) {
 		rc := engine.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
 		notice := Notice{Notification: &engine.Notification{Event: engine.Event{Type: engine.TypeBounce}},
 			Recipients: []NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
-		if b.admit(dest, n, 1, &notice) {
+		if b.admit(dest, n, &notice) {
 			t.Fatalf("notice %d was let through in a storm", i)
 		}
 	}

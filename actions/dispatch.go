@@ -98,11 +98,13 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *engine.Notificati
 	for i, dec := range r.Step.Recipients {
 		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: ses[dec.Recipient]}
 	}
-	r.Messages = BuildMessages(notice)
-	if batch != nil && !batch.admit(dest, notifier, len(r.Messages), &notice) {
+	// A notice counts once toward the storm limit, however many parts it
+	// takes; one folded into a digest is never rendered on its own.
+	if batch != nil && !batch.admit(dest, notifier, &notice) {
 		r.Outcome = OutcomeDigested // posted with the batch's digest
 		return
 	}
+	r.Messages = BuildMessages(notice)
 	for i, m := range r.Messages {
 		outcome, err := notifier.Post(ctx, m)
 		if err != nil {

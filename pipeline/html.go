@@ -77,6 +77,10 @@ func (p *page) job(j *Job) error {
 		}
 		for i := range j.Results {
 			res := &j.Results[i]
+			if res.Outcome == actions.OutcomeDigested {
+				c.Messages = append(c.Messages, pageMessage{Destination: res.Step.Action.Destination, Outcome: string(res.Outcome),
+					Blocks: []pageBlock{{"context", "folded into the digest at the end of the run"}}})
+			}
 			for _, m := range res.Messages {
 				c.Messages = append(c.Messages, renderMessage(res.Step.Action.Destination, string(res.Outcome), m))
 			}
