@@ -1,0 +1,243 @@
+// Package docs holds sesrouter's documentation, one page per task, and
+// the test that runs every command the pages (and the README) show, so
+// that they cannot go stale.
+package docs
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A runnable block is a fenced block whose info string is "sh run" (or
+// "sh run exit=N" for a command that must exit N): the test runs it with
+// bash, in a fresh copy of the repository with sesrouter on PATH, and, when
+// an "output" block follows it, compares what it printed (standard output
+// and error together) with that block. In an expected line, "…" matches
+// any text (a duration, a path). Blocks run in file order, in one copy per
+// file, so a block sees what the blocks before it changed.
+//
+//	```sh run
+//	sesrouter check
+//	```
+//	```output
+//	rules.yaml: ok: 3 rules, 1 destination, 2 lists
+//	```
+
+// block is one runnable block of a page.
+type block struct {
+	line   int // of the opening fence
+	script string
+	exit   int
+	output *string // nil: not compared
+}
+
+// parseBlocks finds the runnable blocks of a Markdown page, each with
+// the output block that directly follows it (blank lines between).
+func parseBlocks(t *testing.T, name string, src []byte) []block {
+	t.Helper()
+	var blocks []block
+	fence := regexp.MustCompile("^```(\\S*)\\s*(.*)$")
+	var (
+		cur     *block // the runnable block being read
+		output  bool   // reading the output block of the last runnable one
+		inFence bool
+		pending bool // the last thing was a runnable block: an output block may follow
+		body    strings.Builder
+	)
+	for i, text := range strings.Split(string(src), "\n") {
+		line := i + 1
+		m := fence.FindStringSubmatch(text)
+		switch {
+		case m != nil && inFence: // a closing fence
+			inFence = false
+			switch {
+			case output:
+				out := body.String()
+				blocks[len(blocks)-1].output = &out
+				output = false
+			case cur != nil:
+				cur.script = body.String()
+				blocks = append(blocks, *cur)
+				cur, pending = nil, true
+				continue
+			}
+			pending = false
+		case m != nil: // an opening fence
+			inFence = true
+			body.Reset()
+			lang, rest := m[1], strings.Fields(m[2])
+			switch {
+			case lang == "sh" && len(rest) > 0 && rest[0] == "run":
+				cur = &block{line: line}
+				for _, f := range rest[1:] {
+					v, ok := strings.CutPrefix(f, "exit=")
+					n, err := strconv.Atoi(v)
+					if !ok || err != nil {
+						t.Fatalf("%s:%d: unknown %q after sh run (want exit=N)", name, line, f)
+					}
+					cur.exit = n
+				}
+			case lang == "output" && pending:
+				output = true
+			}
+			pending = false
+		case inFence:
+			body.WriteString(text)
+			body.WriteByte('\n')
+		case strings.TrimSpace(text) != "":
+			pending = false
+		}
+	}
+	if inFence {
+		t.Fatalf("%s: a fence is never closed", name)
+	}
+	return blocks
+}
+
+// matches reports whether got matches the expected output, line by line;
+// "…" in a line stands for any text.
+func matches(want, got string) bool {
+	w := strings.Split(strings.TrimRight(want, "\n"), "\n")
+	g := strings.Split(strings.TrimRight(got, "\n"), "\n")
+	if len(w) != len(g) {
+		return false
+	}
+	for i := range w {
+		parts := strings.Split(strings.TrimRight(w[i], " "), "…")
+		for k, p := range parts {
+			parts[k] = regexp.QuoteMeta(p)
+		}
+		if !regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(strings.TrimRight(g[i], " ")) {
+			return false
+		}
+	}
+	return true
+}
+
+// pages are the README and every page under docs.
+func pages(t *testing.T) []string {
+	t.Helper()
+	files := []string{filepath.Join("..", "README.md")}
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestDocs runs every runnable block of the README and the docs.
+func TestDocs(t *testing.T) {
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "sesrouter"), "./cmd/sesrouter")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	total := 0
+	for _, page := range pages(t) {
+		src, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := parseBlocks(t, page, src)
+		total += len(blocks)
+		if len(blocks) == 0 {
+			continue
+		}
+		t.Run(filepath.Base(page), func(t *testing.T) {
+			dir := copyRepo(t)
+			for _, b := range blocks {
+				runBlock(t, page, dir, bin, b)
+			}
+		})
+	}
+	if total < 10 {
+		t.Errorf("only %d runnable blocks in the README and docs: the parser missed them", total)
+	}
+}
+
+// runBlock runs one block in dir and checks its exit status and output.
+func runBlock(t *testing.T, page, dir, bin string, b block) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", b.script)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"LANG=C.UTF-8", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"GOFLAGS=" + os.Getenv("GOFLAGS"), "GOPATH=" + os.Getenv("GOPATH"), "GOCACHE=" + os.Getenv("GOCACHE"),
+		"GOMODCACHE=" + os.Getenv("GOMODCACHE")}
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s:%d: %v", page, b.line, err)
+	}
+	if code != b.exit {
+		t.Errorf("%s:%d: exit status %d, want %d\n%s\noutput:\n%s", page, b.line, code, b.exit, b.script, out)
+	}
+	if b.output != nil && !matches(*b.output, string(out)) {
+		t.Errorf("%s:%d: the output differs from the page\n%s\ngot:\n%s\nwant:\n%s", page, b.line, b.script, out, *b.output)
+	}
+}
+
+// copyRepo copies the files git tracks (and the ones it does not ignore)
+// into a temporary folder.
+func copyRepo(t *testing.T) string {
+	t.Helper()
+	ls := exec.Command("git", "ls-files", "--cached", "--others", "--exclude-standard")
+	ls.Dir = ".."
+	out, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dir := t.TempDir()
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		src := filepath.Join("..", f)
+		data, err := os.ReadFile(src)
+		if err != nil {
+			continue // deleted in the working tree
+		}
+		fi, _ := os.Stat(src)
+		dst := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestMatches pins the output comparison.
+func TestMatches(t *testing.T) {
+	for _, tt := range []struct {
+		want, got string
+		ok        bool
+	}{
+		{"a\nb\n", "a\nb\n", true},
+		{"in …\n", "in 12ms\n", true},
+		{"x … y\n", "x 1 2 y\n", true},
+		{"a\n", "a\nb\n", false},
+		{"a.b\n", "axb\n", false},
+	} {
+		if got := matches(tt.want, tt.got); got != tt.ok {
+			t.Errorf("matches(%q, %q) = %v", tt.want, tt.got, got)
+		}
+	}
+}
