@@ -68,9 +68,15 @@ func (s *SuppressionList) Unsuppress(ctx context.Context, r *engine.Recipient) S
 			out.ListedAt = d.LastUpdateTime.UTC()
 		}
 	}
-	_, err = s.Client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: addr})
+	return remove(ctx, s.Client, out, r.Address)
+}
+
+// remove deletes address from the suppression list: an address taken off
+// meanwhile is the outcome not-suppressed, not an error.
+func remove(ctx context.Context, c SESClient, out SESOutcome, address string) SESOutcome {
+	_, err := c.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(address)})
 	switch {
-	case isNotFound(err): // taken off between the two calls
+	case isNotFound(err):
 		out.Outcome = OutcomeNotSuppressed
 	case err != nil:
 		return failed(out, "DeleteSuppressedDestination", err)
@@ -253,16 +259,7 @@ func (s sweepSES) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcom
 	if err := s.pacer.Wait(ctx); err != nil {
 		return failed(out, "DeleteSuppressedDestination", err)
 	}
-	_, err := s.client.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(r.Address)})
-	switch {
-	case isNotFound(err): // taken off meanwhile
-		out.Outcome = OutcomeNotSuppressed
-	case err != nil:
-		return failed(out, "DeleteSuppressedDestination", err)
-	default:
-		out.Outcome = OutcomeRemoved
-	}
-	return out
+	return remove(ctx, s.client, out, r.Address)
 }
 
 // Suppress implements Suppressor: a sweep never suppresses.
