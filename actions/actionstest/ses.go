@@ -3,23 +3,15 @@ package actionstest
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 )
 
 // The SES operations the fake serves, as recorded in [Call].Op.
@@ -197,75 +189,6 @@ func (s *SES) Counts() Counts {
 	return s.counts
 }
 
-// Client returns a real sesv2 client for the fake: region SESRegion,
-// static credentials, BaseEndpoint URL, its own HTTP transport (closed by
-// t.Cleanup) and [FastRetryer]. opts run last and may change any of it
-// (o.Retryer, o.RetryMaxAttempts, …).
-func (s *SES) Client(t testing.TB, opts ...func(*sesv2.Options)) *sesv2.Client {
-	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	return sesv2.New(sesv2.Options{
-		Region:       SESRegion,
-		BaseEndpoint: aws.String(s.srv.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider(SESAccessKeyID, SESSecretAccessKey, ""),
-		HTTPClient:   &http.Client{Transport: tr},
-		Retryer:      FastRetryer(),
-	}, opts...)
-}
-
-// FastRetryer is the SDK's standard retryer (retry.NewStandard: the same
-// retryable and throttling errors, 3 attempts, the same retry-token bucket)
-// with a fixed 2 ms backoff in place of the default exponential one (up to
-// 1 s for a throttling error, 20 s at most), so tests that retry stay fast.
-// opts run after and may change anything, MaxAttempts included.
-func FastRetryer(opts ...func(*retry.StandardOptions)) aws.Retryer {
-	fast := func(o *retry.StandardOptions) {
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
-			return 2 * time.Millisecond, nil
-		})
-	}
-	return retry.NewStandard(append([]func(*retry.StandardOptions){fast}, opts...)...)
-}
-
-// Setenv points aws-sdk-go-v2/config at the fake for the rest of the test:
-// AWS_ENDPOINT_URL_SESV2 is URL, AWS_REGION is SESRegion, the static
-// credentials are in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, IMDS is
-// disabled, AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name an empty
-// file, and the variables that could pull in anything else (AWS_PROFILE,
-// AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_USE_FIPS_ENDPOINT, …) are
-// emptied. Like t.Setenv, it cannot be used in parallel tests. The SDK's
-// default retryer then applies, with its real backoff.
-func (s *SES) Setenv(t testing.TB) {
-	t.Helper()
-	empty := filepath.Join(t.TempDir(), "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatalf("actionstest: %v", err)
-	}
-	for k, v := range map[string]string{
-		"AWS_REGION":                          SESRegion,
-		"AWS_DEFAULT_REGION":                  "",
-		"AWS_ACCESS_KEY_ID":                   SESAccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":               SESSecretAccessKey,
-		"AWS_SESSION_TOKEN":                   "",
-		"AWS_ENDPOINT_URL_SESV2":              s.srv.URL,
-		"AWS_ENDPOINT_URL":                    "",
-		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
-		"AWS_USE_FIPS_ENDPOINT":               "",
-		"AWS_USE_DUALSTACK_ENDPOINT":          "",
-		"AWS_EC2_METADATA_DISABLED":           "true",
-		"AWS_CONFIG_FILE":                     empty,
-		"AWS_SHARED_CREDENTIALS_FILE":         empty,
-		"AWS_PROFILE":                         "",
-		"AWS_DEFAULT_PROFILE":                 "",
-		"AWS_CA_BUNDLE":                       "",
-		"AWS_RETRY_MODE":                      "",
-		"AWS_MAX_ATTEMPTS":                    "",
-	} {
-		t.Setenv(k, v)
-	}
-}
-
 // sesReply is one SES answer.
 type sesReply struct {
 	status  int
@@ -437,59 +360,6 @@ func (s *SES) serveOp(call *Call, body []byte) sesReply {
 		return sesReply{status: http.StatusOK, body: map[string]any{}}
 	}
 	return sesError(http.StatusNotFound, "UnknownOperationException", "")
-}
-
-// listLocked serves one page of ListSuppressedDestinations; s.mu is held.
-func (s *SES) listLocked(call *Call) sesReply {
-	size := 100
-	if call.PageSize != "" {
-		n, err := strconv.Atoi(call.PageSize)
-		if err != nil || n < 1 || n > 1000 {
-			return sesError(http.StatusBadRequest, "BadRequestException", "PageSize must be between 1 and 1000.")
-		}
-		size = n
-	}
-	var start, end time.Time
-	for _, d := range []struct {
-		raw string
-		t   *time.Time
-	}{{call.StartDate, &start}, {call.EndDate, &end}} {
-		if d.raw == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, d.raw)
-		if err != nil {
-			return sesError(http.StatusBadRequest, "SerializationException", "Invalid date %q.", d.raw)
-		}
-		*d.t = t
-	}
-	addrs := slices.Sorted(maps.Keys(s.list))
-	var page []map[string]any
-	next := ""
-	for _, a := range addrs {
-		e := s.list[a]
-		switch {
-		case call.NextToken != "" && a <= call.NextToken:
-			continue
-		case len(call.Reasons) > 0 && !slices.Contains(call.Reasons, e.reason):
-			continue
-		case !start.IsZero() && e.at.Before(start), !end.IsZero() && e.at.After(end):
-			continue
-		}
-		if len(page) == size {
-			next = page[len(page)-1]["EmailAddress"].(string)
-			break
-		}
-		page = append(page, map[string]any{"EmailAddress": a, "Reason": e.reason, "LastUpdateTime": epochSeconds(e.at)})
-	}
-	body := map[string]any{"SuppressedDestinationSummaries": page}
-	if page == nil {
-		body["SuppressedDestinationSummaries"] = []any{}
-	}
-	if next != "" {
-		body["NextToken"] = next
-	}
-	return sesReply{status: http.StatusOK, body: body}
 }
 
 // epochSeconds is t as a JSON number of seconds since the epoch, with
