@@ -3,8 +3,9 @@
 #   make lambda                          dist/lambda.zip: bootstrap (linux/arm64) + rules.yaml
 #   make lambda RULES=my-rules.yaml      the same with another rules file, shipped as rules.yaml
 #   make build                           dist/sesrouter for this machine
-#   make check                           load and compile $(RULES)
+#   make check                           check -strict $(RULES): problems and warnings stop it
 #   make test                            go test ./...
+#   make docs-images                     docs/images/messages.png, with headless Chromium
 #   make clean                           remove dist/
 #
 # The zip is reproducible: the same source and Go version give the same
@@ -20,12 +21,15 @@ MAX_ZIP_BYTES := 6291456
 ZIP_TIME := 200001010000
 
 LAMBDA_DIR := dist/lambda
-CHECK      := $(GO) run ./cmd/sesrouter check -rules $(RULES)
+# -strict: a warning (a rule that never decides, a value SES never sends)
+# is as much a reason not to deploy as an error.
+CHECK      := $(GO) run ./cmd/sesrouter check -strict -rules $(RULES)
 
-.PHONY: lambda build check test clean
+.PHONY: lambda build check test clean docs-images
 
 # The rules are checked before anything is built: a rules file that does
-# not load stops the build, and leaves no dist/lambda.zip to deploy.
+# not load, or that check warns about, stops the build and leaves no
+# dist/lambda.zip to deploy.
 lambda:
 	rm -rf $(LAMBDA_DIR) dist/lambda.zip
 	$(CHECK)
@@ -53,6 +57,12 @@ check:
 
 test:
 	$(GO) test ./...
+
+# The picture of the shipped rules' messages in the docs: route -dry-run
+# -format html over testdata/demo.ndjson, shot by headless Chromium
+# (Debian's chromium package; CHROMIUM=… names another browser).
+docs-images:
+	GO=$(GO) bash docs/images.sh
 
 clean:
 	rm -rf dist

@@ -5,6 +5,8 @@ package docs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,8 +24,10 @@ import (
 // bash, in a fresh copy of the repository with sesrouter on PATH, and, when
 // an "output" block follows it, compares what it printed (standard output
 // and error together) with that block. In an expected line, "…" matches
-// any text (a duration, a path). Blocks run in file order, in one copy per
-// file, so a block sees what the blocks before it changed.
+// any text (a duration, a path); a line that is only "⋮" matches any
+// number of lines, none included, so that a page can show an excerpt of a
+// long output. Blocks run in file order, in one copy per file, so a block
+// sees what the blocks before it changed.
 //
 //	```sh run
 //	sesrouter check
@@ -103,23 +108,39 @@ func parseBlocks(t *testing.T, name string, src []byte) []block {
 }
 
 // matches reports whether got matches the expected output, line by line;
-// "…" in a line stands for any text.
+// "…" in a line stands for any text, and a line that is only "⋮" for any
+// number of lines.
 func matches(want, got string) bool {
 	w := strings.Split(strings.TrimRight(want, "\n"), "\n")
 	g := strings.Split(strings.TrimRight(got, "\n"), "\n")
-	if len(w) != len(g) {
+	return matchLines(w, g)
+}
+
+// elision is the expected line that stands for any number of lines.
+const elision = "⋮"
+
+func matchLines(w, g []string) bool {
+	if len(w) == 0 {
+		return len(g) == 0
+	}
+	if strings.TrimSpace(w[0]) == elision {
+		for k := 0; k <= len(g); k++ {
+			if matchLines(w[1:], g[k:]) {
+				return true
+			}
+		}
 		return false
 	}
-	for i := range w {
-		parts := strings.Split(strings.TrimRight(w[i], " "), "…")
-		for k, p := range parts {
-			parts[k] = regexp.QuoteMeta(p)
-		}
-		if !regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(strings.TrimRight(g[i], " ")) {
-			return false
-		}
+	return len(g) > 0 && matchLine(w[0], g[0]) && matchLines(w[1:], g[1:])
+}
+
+// matchLine reports whether one line got matches the expected line want.
+func matchLine(want, got string) bool {
+	parts := strings.Split(strings.TrimRight(want, " "), "…")
+	for k, p := range parts {
+		parts[k] = regexp.QuoteMeta(p)
 	}
-	return true
+	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(strings.TrimRight(got, " "))
 }
 
 // pages are the README and every page under docs.
@@ -138,14 +159,46 @@ func pages(t *testing.T) []string {
 	return files
 }
 
-// TestDocs runs every runnable block of the README and the docs.
-func TestDocs(t *testing.T) {
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "sesrouter"), "./cmd/sesrouter")
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binDir holds the sesrouter binary the tests build, once.
+var binDir string
+
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sesrouter-docs-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	path := filepath.Join(dir, "sesrouter")
+	build := exec.Command("go", "build", "-o", path, "./cmd/sesrouter")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	return path, nil
+})
+
+// binary is the path of a sesrouter built from this tree.
+func binary(t *testing.T) string {
+	t.Helper()
+	path, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDocs runs every runnable block of the README and the docs.
+func TestDocs(t *testing.T) {
+	bin := filepath.Dir(binary(t))
 	total := 0
 	for _, page := range pages(t) {
 		src, err := os.ReadFile(page)
@@ -169,6 +222,32 @@ func TestDocs(t *testing.T) {
 	}
 }
 
+// goEnv is the Go environment of the blocks: the build and module caches
+// of the go command running the test (HOME is a fresh folder), no
+// toolchain download and no module proxy, so that a block's "go run"
+// builds from what the test's own build used, offline.
+var goEnv = sync.OnceValues(func() ([]string, error) {
+	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH", "GOFLAGS").Output()
+	if err != nil {
+		return nil, err
+	}
+	v := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(v) != 4 {
+		return nil, fmt.Errorf("go env printed %q", out)
+	}
+	return []string{"GOCACHE=" + v[0], "GOMODCACHE=" + v[1], "GOPATH=" + v[2], "GOFLAGS=" + v[3],
+		"GOTOOLCHAIN=local", "GOPROXY=off"}, nil
+})
+
+func mustGoEnv(t *testing.T) []string {
+	t.Helper()
+	env, err := goEnv()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	return env
+}
+
 // runBlock runs one block in dir and checks its exit status and output.
 func runBlock(t *testing.T, page, dir, bin string, b block) {
 	t.Helper()
@@ -176,12 +255,18 @@ func runBlock(t *testing.T, page, dir, bin string, b block) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", b.script)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"LANG=C.UTF-8", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"GOFLAGS=" + os.Getenv("GOFLAGS"), "GOPATH=" + os.Getenv("GOPATH"), "GOCACHE=" + os.Getenv("GOCACHE"),
-		"GOMODCACHE=" + os.Getenv("GOMODCACHE")}
+	cmd.Env = append([]string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"LANG=C.UTF-8", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
+		mustGoEnv(t)...)
+	// A block that leaves a process behind (a server it forgot to stop)
+	// would hold the output open: it fails instead of hanging.
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	code := 0
+	if errors.Is(err, exec.ErrWaitDelay) {
+		t.Errorf("%s:%d: the block left a process running that holds its output open\n%s", page, b.line, b.script)
+		err = nil
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
@@ -235,6 +320,11 @@ func TestMatches(t *testing.T) {
 		{"x … y\n", "x 1 2 y\n", true},
 		{"a\n", "a\nb\n", false},
 		{"a.b\n", "axb\n", false},
+		{"a\n⋮\nz\n", "a\nb\nc\nz\n", true},
+		{"a\n⋮\nz\n", "a\nz\n", true},
+		{"a\n⋮\nz\n", "a\nb\n", false},
+		{"⋮\nlast …\n", "x\ny\nlast 3ms\n", true},
+		{"a\n⋮\n", "b\nc\n", false},
 	} {
 		if got := matches(tt.want, tt.got); got != tt.ok {
 			t.Errorf("matches(%q, %q) = %v", tt.want, tt.got, got)
