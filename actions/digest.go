@@ -231,7 +231,7 @@ func (g *digest) message() Message {
 		header = "Digest · 1 notification folded"
 	}
 	context := fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
-		Thousands(g.recipients), Thousands(g.dest.DigestAfter), g.dest.DigestWindow)
+		Thousands(g.recipients), Thousands(g.dest.DigestAfter), ShortDuration(g.dest.DigestWindow))
 	if g.sweep {
 		header = fmt.Sprintf("Sweep · %s taken off the suppression list", plural(g.removed, "address", "addresses"))
 		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", plural(g.recipients, "address", "addresses"))
@@ -303,4 +303,17 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return Thousands(n) + " " + many
+}
+
+// ShortDuration writes d for people, without the zero units Go writes:
+// 5m, not 5m0s; 1h, not 1h0m0s.
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
 }

@@ -125,7 +125,7 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 	if problems := actionstest.CheckBlocks(dg.Blocks); len(problems) > 0 {
 		t.Errorf("digest breaks Slack's limits: %v", problems)
 	}
-	for _, want := range []string{"Digest · 3 notifications folded", "3 recipients, after 2 messages to this destination within 5m0s",
+	for _, want := range []string{"Digest · 3 notifications folded", "3 recipients, after 2 messages to this destination within 5m",
 		"Bounce · Permanent/General: 3", "example.com: 3", "all: 3",
 		"`userc@example.com`, `userd@example.com`, `usere@example.com`"} {
 		if !strings.Contains(string(dg.Body), want) {

@@ -163,7 +163,7 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
 	err := withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
 		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
 		if err != nil {
-			return hinted(redact(err, "webhook $"+w.envName, w.url), "$"+w.envName, true)
+			return hinted(redact(err, "webhook $"+w.envName, w.url), w.envName, true)
 		}
 		return nil
 	})

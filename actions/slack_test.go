@@ -118,7 +118,7 @@ const (
 // hintWebhookGone is the hint of a webhook Slack no longer knows, read
 // from the variable env.
 func hintWebhookGone(env string) string {
-	return "the incoming webhook in $" + env + " was removed or disabled: create a new one and put its URL in $" + env
+	return "the incoming webhook in " + env + " was removed or disabled: create a new one and put its URL in " + env
 }
 
 // TestNotifierPost posts through the real clients to the Slack fake,

@@ -324,9 +324,9 @@ func (s *Server) checkAge(m *engine.SNSMessage, sent time.Time) error {
 	now := s.now()
 	switch age := now.Sub(sent); {
 	case age > s.maxAge:
-		return fmt.Errorf("timestamp %s is %s old, more than MaxAge %s", m.Timestamp, age, s.maxAge)
+		return fmt.Errorf("timestamp %s is %s old, more than MaxAge %s", m.Timestamp, age.Round(time.Millisecond), s.maxAge)
 	case -age > MaxClockSkew:
-		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, -age, MaxClockSkew)
+		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, (-age).Round(time.Millisecond), MaxClockSkew)
 	}
 	return nil
 }
