@@ -208,16 +208,6 @@ type Failure struct {
 // Failed reports whether the job failed at all.
 func (j *Job) Failed() bool { return len(j.Failures()) > 0 }
 
-// failedWith reports whether some failure of the job is of kind.
-func (j *Job) failedWith(kind string) bool {
-	for _, f := range j.Failures() {
-		if f.Kind == kind {
-			return true
-		}
-	}
-	return false
-}
-
 // failureText joins the failures, for a log line or an answer.
 func failureText(fs []Failure) string {
 	parts := make([]string, len(fs))
