@@ -156,7 +156,10 @@ type liveLine struct {
 
 type liveRecipient struct {
 	Address string   `json:"address"`
+	Raw     string   `json:"raw"`
+	Rules   []string `json:"rules"`
 	Actions []string `json:"actions"`
+	Error   string   `json:"error"`
 }
 
 // liveResult is one result of a JSON line, with every field SPEC names
