@@ -242,6 +242,42 @@ func TestLambdaRIE(t *testing.T) {
 		fn.checkNoSecrets(t, webhookSecrets(vars["SLACK_WEBHOOK_URL"])...)
 	})
 
+	// A rule that fails at run time, before a catch-all that
+	// suppresses: the failing record's recipient gets no action, the
+	// failure is logged at error level and counted (RuleErrors), and the
+	// record is not delivered again (batchItemFailures is empty); the
+	// other record is suppressed and posted.
+	t.Run("sqs rule error is not retried", func(t *testing.T) {
+		t.Parallel()
+		f := newLambdaFakes(t)
+		rules := strings.ReplaceAll(ruleErrorRules, "SLACK_WEBHOOK_TEST", "SLACK_WEBHOOK_URL")
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: rules, vars: f.vars("hook")})
+
+		status, body := fn.invoke(t, rieSQSEvent(t,
+			rieSQSRecord("q-fails", strings.TrimSpace(liveBounce(t, "m-fails", "untagged@example.com"))),
+			rieSQSRecord("q-tagged", withTags(t, strings.TrimSpace(liveBounce(t, "m-tagged", "tagged@example.com")), map[string][]string{"campaign": {"summer"}})),
+		))
+		if status != http.StatusOK {
+			t.Fatalf("invocation: %d %s, want 200", status, body)
+		}
+		if got := batchItemFailures(t, body); len(got) != 0 {
+			t.Errorf("batchItemFailures %q (%s), want none", got, body)
+		}
+		var ops []string
+		for _, c := range f.ses.Calls() {
+			ops = append(ops, c.Op+" "+c.Address)
+		}
+		if !slices.Equal(ops, []string{"PutSuppressedDestination tagged@example.com"}) {
+			t.Errorf("SES calls %q, want one, putting tagged@example.com on the list", ops)
+		}
+		checkContains(t, "the message", postText(t, onePostOf(t, f.slack)), "`tagged@example.com`")
+		line := fn.logLine(t, "envelopeId", "q-fails")
+		if line["level"] != "ERROR" || !strings.Contains(fmt.Sprint(line["failure"]), `recipient untagged@example.com: rule "spring-campaign": index out of range`) {
+			t.Errorf("log line of q-fails %v, want level ERROR naming the rule", line)
+		}
+		checkContains(t, "the function's output", fn.output(t), `"RuleErrors":1`)
+	})
+
 	// Rules that do not load fail init with check's message: the
 	// invocation gets 502 from the emulator (Lambda's Runtime.ExitError),
 	// the emulator logs the exit status, and the output holds every line
