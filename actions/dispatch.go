@@ -43,9 +43,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan, batch *Bat
 		case engine.ActionDrop:
 			r.Outcome = OutcomeDropped
 		case engine.ActionLog:
-			r.Outcome, r.Err = OutcomeFailed, errors.New("no logbook")
 			if d.Log != nil {
 				r.Outcome = d.Log.Log(ctx, plan, s.Recipient)
+			} else {
+				r.Outcome, r.Err = OutcomeFailed, errors.New("no logbook")
 			}
 		case engine.ActionUnsuppress, engine.ActionSuppress:
 			o := d.sesAction(ctx, s, n)

@@ -49,7 +49,13 @@ func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item
 	}}
 	done := make(chan struct{})
 	go func() {
-		r.Run(readCtx, actCtx, func() (engine.Item, bool) { progress.Read(); return next() })
+		r.Run(readCtx, actCtx, func() (engine.Item, bool) {
+			it, ok := next()
+			if ok {
+				progress.Read()
+			}
+			return it, ok
+		})
 		close(done)
 	}()
 	select {

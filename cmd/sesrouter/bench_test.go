@@ -23,14 +23,8 @@ import (
 //
 //	go test -run='^$' -bench=RouteDryRunJSON ./cmd/sesrouter
 //
-// TestGenerateBenchFile writes such a file for measuring the real binary
-// (see the README's Performance section):
-//
-//	SESROUTER_BENCH_OUT=/tmp/bench.ndjson go test -count=1 -run=TestGenerateBenchFile ./cmd/sesrouter
-//
-// SESROUTER_BENCH_N sets the number of events (default 100000). -count=1
-// matters: go test does not know that the test writes a file, and a
-// cached pass would write nothing.
+// BenchmarkBinary (live_bench_test.go) runs the real binary over such
+// files, and reports its peak RSS.
 
 // benchEventsPerRun is the size of the file BenchmarkRouteDryRunJSON routes.
 const benchEventsPerRun = 10_000
@@ -38,8 +32,8 @@ const benchEventsPerRun = 10_000
 func BenchmarkRouteDryRunJSON(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bench.ndjson")
 	size := writeBenchFileOrFail(b, path, benchEventsPerRun)
-	args := []string{"route", "-dry-run", "-format", "json", "-rules", "../../rules.yaml", path}
-	benchRoute(b, args, env{getenv: func(string) string { return "" }, slackPace: testPace()}, size, benchEventsPerRun)
+	args := []string{"route", "-dry-run", "-format", "json", "-rules", handlerRules, path}
+	benchRoute(b, args, testEnv(nil), size, benchEventsPerRun)
 }
 
 // benchRoute runs route with args until the benchmark is done, each run
@@ -58,26 +52,6 @@ func benchRoute(b *testing.B, args []string, e env, size int64, events int) {
 		runs++
 	}
 	b.ReportMetric(float64(runs*events)/b.Elapsed().Seconds(), "events/s")
-}
-
-// TestGenerateBenchFile writes $SESROUTER_BENCH_N (default 100000)
-// generated notifications to $SESROUTER_BENCH_OUT. Without
-// SESROUTER_BENCH_OUT it is skipped.
-func TestGenerateBenchFile(t *testing.T) {
-	out := os.Getenv("SESROUTER_BENCH_OUT")
-	if out == "" {
-		t.Skip("set SESROUTER_BENCH_OUT=FILE (and optionally SESROUTER_BENCH_N) to write a benchmark input file")
-	}
-	n := 100_000
-	if s := os.Getenv("SESROUTER_BENCH_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("SESROUTER_BENCH_N=%q: want a positive number", s)
-		}
-		n = v
-	}
-	size := writeBenchFileOrFail(t, out, n)
-	t.Logf("wrote %d events (%d bytes, %d bytes a line on average) to %s", n, size, size/int64(n), out)
 }
 
 // TestBenchEventsRoute checks that the generated events are what the
@@ -104,8 +78,7 @@ func TestBenchEventsRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	e := env{getenv: func(string) string { return "" }, slackPace: testPace()}
-	code := run([]string{"route", "-dry-run", "-format", "json", "-rules", "../../rules.yaml", path}, strings.NewReader(""), &stdout, &stderr, e)
+	code := run([]string{"route", "-dry-run", "-format", "json", "-rules", handlerRules, path}, strings.NewReader(""), &stdout, &stderr, testEnv(nil))
 	if code != exitOK {
 		t.Fatalf("route exited %d:\n%s", code, stderr.String())
 	}

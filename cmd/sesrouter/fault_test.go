@@ -43,7 +43,7 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 		lines = append(lines, string(body), string(body))
 	}
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
-	rules := "version: 1\ndestinations:\n  hook:\n    slack:\n      webhook_env: SLACK_WEBHOOK_TEST\n      digest_after: 1000000\nrules:\n" + // every notification posted or failed
+	rules := "version: 1\ndestinations:\n  hook:\n    slack:\n      webhook_env: SLACK_WEBHOOK_TEST\n      digest_after: 1000000\n      pace: 0s\nrules:\n" + // every notification posted or failed
 		"  - name: keep\n    when: event.type == \"Bounce\"\n    actions: [unsuppress, {notify: hook}]\n"
 	r := routeLive(t, f, rules, strings.Join(lines, "\n")+"\n", "-format", "json")
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -52,6 +53,7 @@ func cmdLambda(args []string, stdout, stderr io.Writer, e env) int {
 // lambdaInit does the init: rules, logger, clients. On failure it prints
 // why and reports false.
 func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context.Context, json.RawMessage) (any, error), bool) {
+	start := time.Now()
 	cfg, parts, ok := setup("lambda", rulesFlag, e, stderr, lambdaConcurrency)
 	if !ok {
 		return nil, false
@@ -61,6 +63,7 @@ func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context
 		cannot("lambda", err, stderr)
 		return nil, false
 	}
+	parts.Logger.Debug("init done", slog.Duration("init", time.Since(start)))
 	return func(ctx context.Context, payload json.RawMessage) (any, error) {
 		actx, cancel := pipeline.ActionContext(ctx, defaultTimeout)
 		defer cancel()

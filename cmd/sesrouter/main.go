@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,13 @@ type env struct {
 	// actionTimeout bounds the actions of one notification; zero is
 	// defaultTimeout. Tests shorten it.
 	actionTimeout time.Duration
+	// drain is how long route's notifications in flight get after a
+	// signal; zero is drainTime. Tests shorten it.
+	drain time.Duration
+	// outbound, when set, carries serve's requests to the outside world
+	// (signing certificates, subscription confirmations) instead of the
+	// network, for tests; nil is the network.
+	outbound http.RoundTripper
 }
 
 func newEnv() env {

@@ -7,15 +7,41 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/sesrouter/sesrouter/actions"
 )
 
-// testEnv returns an env whose getenv reads vars, with no executable and
-// stderr not a terminal.
+// TestMain keeps the AWS SDK of every in-process run on loopback: no
+// credentials, configuration or instance metadata of the machine running
+// the tests is found. A test that needs SES points the SDK at the SES fake
+// (actionstest.SES.Setenv); one that needs no credentials gets none.
+func TestMain(m *testing.M) {
+	for _, k := range []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SESV2",
+		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_RUNTIME_API", "SESROUTER_RULES"} {
+		os.Unsetenv(k)
+	}
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	os.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	code := m.Run()
+	for _, f := range afterTests {
+		f()
+	}
+	os.Exit(code)
+}
+
+// afterTests are run once every test has: they remove what lasts as long
+// as the test process (such as the emulator it built).
+var afterTests []func()
+
+// testEnv returns an env whose getenv reads vars, with no executable,
+// neither stdout nor stderr a terminal, and signals never delivered.
 func testEnv(vars map[string]string) env {
-	return env{getenv: func(k string) string { return vars[k] }, slackPace: testPace()}
+	return env{
+		getenv: func(k string) string { return vars[k] },
+		notify: func(chan<- os.Signal, ...os.Signal) {},
+		stop:   func(chan<- os.Signal) {},
+	}
 }
 
 // cliResult is what one in-process run of sesrouter gave.
@@ -25,7 +51,7 @@ type cliResult struct {
 }
 
 // runCLI runs sesrouter with args in-process.
-func runCLI(t *testing.T, e env, stdin string, args ...string) cliResult {
+func runCLI(t testing.TB, e env, stdin string, args ...string) cliResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(args, strings.NewReader(stdin), &stdout, &stderr, e)
@@ -33,7 +59,7 @@ func runCLI(t *testing.T, e env, stdin string, args ...string) cliResult {
 }
 
 // writeFile writes a file under dir, making its folder, and returns its path.
-func writeFile(t *testing.T, dir, name, content string) string {
+func writeFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -43,6 +69,21 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// handlerRules are the rules of the original bounce handler, a fixture
+// with the semantics of the shipped rules.yaml (which only the
+// shipped-rules test reads), posting without pace.
+const handlerRules = "../../testdata/rules/handler.yaml"
+
+// readHandlerRules returns the text of handlerRules.
+func readHandlerRules(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(handlerRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // minimalRules is a valid rules file with one rule.
@@ -96,7 +137,7 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "bad.yaml", badRules)
 	writeFile(t, dir, "good.yaml", minimalRules)
-	shipped, err := filepath.Abs("../../rules.yaml")
+	fixture, err := filepath.Abs(handlerRules)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +149,20 @@ func TestCheck(t *testing.T) {
 		wantStderr string // exact
 	}{
 		{
-			name:       "shipped rules.yaml is ok",
-			args:       []string{"check", "-rules", shipped},
+			name:       "the handler's rules are ok",
+			args:       []string{"check", "-rules", fixture},
 			wantCode:   exitOK,
-			wantStdout: `^` + regexp.QuoteMeta(shipped) + `: ok: [0-9]+ rules?, [0-9]+ destinations?, [0-9]+ lists?\n$`,
+			wantStdout: `^` + regexp.QuoteMeta(fixture) + `: ok: 3 rules, 1 destination, 2 lists\n$`,
 		},
 		{
 			name:       "counts are singular for one",
 			args:       []string{"check", "-rules", "good.yaml"},
+			wantCode:   exitOK,
+			wantStdout: `^good\.yaml: ok: 1 rule, 0 destinations, 0 lists\n$`,
+		},
+		{
+			name:       "flags after the command's arguments",
+			args:       []string{"check", "-strict", "-rules", "good.yaml"},
 			wantCode:   exitOK,
 			wantStdout: `^good\.yaml: ok: 1 rule, 0 destinations, 0 lists\n$`,
 		},
@@ -172,8 +219,8 @@ func TestHelp(t *testing.T) {
 		wantStdout string // a substring of stdout ("" for none)
 		wantStderr string // a substring of stderr ("" for none)
 	}{
-		{"check -h", []string{"check", "-h"}, "", "Usage: sesrouter check [-rules FILE]\n"},
-		{"route -h", []string{"route", "-h"}, "", "Usage: sesrouter route [-rules FILE] [-dry-run] [-explain] [-format text|json] [FILE ...]\n"},
+		{"check -h", []string{"check", "-h"}, "", "Usage: sesrouter check [-rules FILE] [-strict]\n"},
+		{"route -h", []string{"route", "-h"}, "", "Usage: sesrouter route [-rules FILE] [-dry-run] [-explain] [-format text|json|html] [FILE ...]\n"},
 		{"route -help", []string{"route", "-help"}, "", "  -dry-run\n"},
 		{"version -h", []string{"version", "-h"}, "", "Usage: sesrouter version\n"},
 		{"-h", []string{"-h"}, "Usage:\n  sesrouter route ", ""},
@@ -208,21 +255,23 @@ func TestUsageErrors(t *testing.T) {
 		wantStderr string // a substring of stderr
 	}{
 		{"unknown flag of route", []string{"route", "-dry-run", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter route "},
+		{"unknown flag of route after a file", []string{"route", "x.json", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter route "},
 		{"unknown flag of check", []string{"check", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter check "},
 		{"unknown flag of version", []string{"version", "-bogus"}, nil, "flag provided but not defined: -bogus\n"},
 		{"unknown command", []string{"frob"}, nil, "sesrouter: unknown command \"frob\"\n\nsesrouter routes Amazon SES feedback"},
-		{"route without the webhook URL", []string{"route", "-rules", "../../rules.yaml", "x.json"}, nil,
+		{"route without the webhook URL", []string{"route", "-rules", handlerRules, "-"}, nil,
 			"sesrouter route: cannot carry out the actions:\n  destination \"ses-alerts\" posts to the incoming webhook in $SLACK_WEBHOOK_URL, but SLACK_WEBHOOK_URL is not set"},
-		{"route with a webhook variable that is not a URL", []string{"route", "-rules", "../../rules.yaml", "x.json"},
+		{"route with a webhook variable that is not a URL", []string{"route", "-rules", handlerRules, "-"},
 			map[string]string{"SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/not-a-url-secret"},
 			"destination \"ses-alerts\": $SLACK_WEBHOOK_URL does not hold an http(s) URL"},
-		{"bad log level", []string{"route", "-rules", "../../rules.yaml", "x.json"}, map[string]string{"SESROUTER_LOG_LEVEL": "loud"},
+		{"bad log level", []string{"route", "-rules", handlerRules, "-"}, map[string]string{"SESROUTER_LOG_LEVEL": "loud"},
 			"SESROUTER_LOG_LEVEL is debug, info, warn or error, not \"loud\""},
-		{"-format xml", []string{"route", "-dry-run", "-format", "xml"}, nil, "sesrouter route: -format is text or json, not \"xml\"\n"},
+		{"-format xml", []string{"route", "-dry-run", "-format", "xml"}, nil, "sesrouter route: -format is text, json or html, not \"xml\"\n"},
 		{"no arguments", nil, nil, "Usage:\n  sesrouter route "},
 		{"no arguments in Lambda runs lambda, whose init fails without rules", nil, map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"},
 			"sesrouter: rules: open rules.yaml: no such file or directory"},
-		{"lambda without rules fails init", []string{"lambda"}, nil, "sesrouter: rules: open rules.yaml: no such file or directory"},
+		{"lambda in Lambda without rules fails init", []string{"lambda"}, map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"},
+			"sesrouter: rules: open rules.yaml: no such file or directory"},
 		{"unknown flag of lambda", []string{"lambda", "-bogus"}, nil, "flag provided but not defined: -bogus"},
 		{"serve without rules", []string{"serve"}, nil, "sesrouter: rules: open rules.yaml: no such file or directory"},
 		{"unknown flag of serve", []string{"serve", "-bogus"}, nil, "flag provided but not defined: -bogus"},
@@ -321,30 +370,45 @@ func TestRulesLookup(t *testing.T) {
 	}
 }
 
+// TestVersion checks the version command and its two flag spellings at
+// the top: one line on stdout, the same for all three.
 func TestVersion(t *testing.T) {
-	r := runCLI(t, testEnv(nil), "", "version")
-	if r.code != exitOK {
-		t.Errorf("exit status %d, want 0", r.code)
-	}
-	if !strings.HasPrefix(r.stdout, "sesrouter ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
-		t.Errorf("stdout = %q, want one line starting with %q", r.stdout, "sesrouter ")
-	}
-	if r.stderr != "" {
-		t.Errorf("stderr = %q, want nothing", r.stderr)
+	var first string
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		r := runCLI(t, testEnv(nil), "", args...)
+		if r.code != exitOK {
+			t.Errorf("%s: exit status %d, want 0", args[0], r.code)
+		}
+		if !strings.HasPrefix(r.stdout, "sesrouter ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
+			t.Errorf("%s: stdout = %q, want one line starting with %q", args[0], r.stdout, "sesrouter ")
+		}
+		if first == "" {
+			first = r.stdout
+		} else if r.stdout != first {
+			t.Errorf("%s: stdout = %q, want what version prints, %q", args[0], r.stdout, first)
+		}
+		if r.stderr != "" {
+			t.Errorf("%s: stderr = %q, want nothing", args[0], r.stderr)
+		}
 	}
 }
 
 // TestRouteInputs checks which inputs route reads and how it names them:
-// files in order, "-" and no FILE for standard input, and a missing file
-// that is reported while the other files are still read.
+// files in order, "-" and no FILE for standard input, flags after the
+// files, "--" before a file whose name starts with "-", and a file that
+// cannot be opened, which stops the run before anything is read.
 func TestRouteInputs(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "rules.yaml", minimalRules)
 	writeFile(t, dir, "a.json", bounceLine)
 	writeFile(t, dir, "b.ndjson", bounceLine+"\n"+bounceLine)
+	writeFile(t, dir, "-dashfile", bounceLine)
+	if err := os.Mkdir(filepath.Join(dir, "folder"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
-		files      []string
+		args       []string
 		stdin      string
 		wantCode   int
 		wantInputs []string
@@ -354,15 +418,19 @@ func TestRouteInputs(t *testing.T) {
 		{"- reads stdin", []string{"-"}, bounceLine, exitOK, []string{"stdin:1"}, "1 notification"},
 		{"- between files", []string{"a.json", "-", "b.ndjson"}, bounceLine, exitOK,
 			[]string{"a.json:1", "stdin:1", "b.ndjson:1", "b.ndjson:3"}, "4 notifications"},
+		{"flags after the files", []string{"a.json", "-format", "json", "b.ndjson", "-dry-run"}, "", exitOK,
+			[]string{"a.json:1", "b.ndjson:1", "b.ndjson:3"}, "3 notifications"},
+		{"-- ends the flags", []string{"a.json", "--", "-dashfile"}, "", exitOK, []string{"a.json:1", "-dashfile:1"}, "2 notifications"},
 		{"empty stdin", nil, "", exitOK, nil, "0 notifications (0 recipients), 0 skipped, 0 failed"},
-		{"missing file, the others are read", []string{"a.json", "missing.json", "b.ndjson"}, "", exitFailed,
-			[]string{"a.json:1", "b.ndjson:1", "b.ndjson:3"},
+		{"missing file: nothing is read", []string{"a.json", "missing.json", "b.ndjson"}, "", exitUsage, nil,
 			"sesrouter route: open missing.json: no such file or directory\n"},
+		{"a file that fails while read has a line of its own; the others are read", []string{"a.json", "folder", "b.ndjson"}, "", exitFailed,
+			[]string{"a.json:1", "folder", "b.ndjson:1", "b.ndjson:3"}, "3 notifications (3 recipients), 0 skipped, 1 failed"},
 	}
 	t.Chdir(dir)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"route", "-dry-run", "-format", "json"}, tt.files...)
+			args := append([]string{"route", "-dry-run", "-format", "json"}, tt.args...)
 			r := runCLI(t, testEnv(nil), tt.stdin, args...)
 			if r.code != tt.wantCode {
 				t.Errorf("exit status %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
@@ -384,6 +452,3 @@ func TestRouteInputs(t *testing.T) {
 		})
 	}
 }
-
-// testPace is the Slack pace of tests: as good as none.
-func testPace() actions.Pace { return actions.Pace{Every: time.Nanosecond, Burst: 1} }

@@ -101,8 +101,12 @@ func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Prog
 		err   error
 	}
 	finished := make(chan result, 1)
+	drain := drainTime
+	if e.drain > 0 {
+		drain = e.drain
+	}
 	go func() {
-		t, err := pipeline.Route(h, out, progress, next, stop, drainTime, func(r actions.DigestResult) {
+		t, err := pipeline.Route(h, out, progress, next, stop, drain, func(r actions.DigestResult) {
 			what := "digest to " + r.Destination + " " + string(r.Outcome) + ": " + r.Message.Text
 			if r.Err != nil {
 				what += ": " + r.Err.Error()
@@ -117,7 +121,7 @@ func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Prog
 	case res = <-finished:
 	case s := <-sigs:
 		code = signalCode(s)
-		fmt.Fprintf(stderr, "sesrouter route: %v: stopped reading; finishing the notifications in flight (at most %s)\n", s, drainTime)
+		fmt.Fprintf(stderr, "sesrouter route: %v: stopped reading; finishing the notifications in flight (at most %s)\n", s, drain)
 		close(stop)
 		select {
 		case res = <-finished:

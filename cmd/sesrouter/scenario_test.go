@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/tools/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden sections of testdata/scenarios/*.txtar")
@@ -25,7 +27,6 @@ const (
 	secStdout = "stdout.golden"
 	secStderr = "stderr.golden"
 	secExit   = "exit"
-	secSkip   = "skip" // the reason to skip the scenario, such as a known bug
 )
 
 const defaultArgs = "-dry-run -format json"
@@ -40,9 +41,6 @@ const defaultArgs = "-dry-run -format json"
 // stdin section, if any, is standard input), and compares standard output,
 // standard error (its duration normalised) and the exit status with the
 // golden sections. With -update it rewrites the golden sections instead.
-// An archive with a skip section is skipped (and not updated), its text
-// being the reason: a known bug, with the golden sections holding the
-// output expected once it is fixed.
 func TestScenarios(t *testing.T) {
 	dir, err := filepath.Abs(scenarioDir)
 	if err != nil {
@@ -65,23 +63,19 @@ func TestScenarios(t *testing.T) {
 
 func runScenario(t *testing.T, path string) {
 	t.Helper()
-	src, err := os.ReadFile(path)
+	ar, err := txtar.ParseFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar := parseTxtar(src)
-	if ar.get(secRules) == nil {
+	if section(ar, secRules) == nil {
 		t.Fatalf("%s: no %s section", path, secRules)
-	}
-	if reason := ar.get(secSkip); reason != nil {
-		t.Skip(strings.TrimSpace(string(reason)))
 	}
 
 	work := t.TempDir()
 	var inputs []string
 	for _, f := range ar.Files {
 		switch f.Name {
-		case secArgs, secStdin, secStdout, secStderr, secExit, secSkip:
+		case secArgs, secStdin, secStdout, secStderr, secExit:
 			continue
 		case secRules:
 		default:
@@ -96,7 +90,7 @@ func runScenario(t *testing.T, path string) {
 		}
 	}
 	args := defaultArgs
-	if a := ar.get(secArgs); a != nil {
+	if a := section(ar, secArgs); a != nil {
 		args = string(a)
 	}
 	argv := append([]string{"route", "-rules", secRules}, strings.Fields(args)...)
@@ -104,30 +98,30 @@ func runScenario(t *testing.T, path string) {
 
 	t.Chdir(work)
 	var stdout, stderr bytes.Buffer
-	code := run(argv, bytes.NewReader(ar.get(secStdin)), &stdout, &stderr, testEnv(nil))
+	code := run(argv, bytes.NewReader(section(ar, secStdin)), &stdout, &stderr, testEnv(nil))
 	gotErr := normaliseStderr(stderr.String())
 	gotExit := strconv.Itoa(code) + "\n"
 
 	if *update {
-		ar.set(secStdout, stdout.Bytes())
-		ar.set(secStderr, []byte(gotErr))
-		ar.set(secExit, []byte(gotExit))
-		if err := os.WriteFile(path, ar.format(), 0o644); err != nil {
+		setSection(ar, secStdout, stdout.Bytes())
+		setSection(ar, secStderr, []byte(gotErr))
+		setSection(ar, secExit, []byte(gotExit))
+		if err := os.WriteFile(path, txtar.Format(ar), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	if want := ar.get(secStdout); want == nil {
+	if want := section(ar, secStdout); want == nil {
 		t.Errorf("no %s section: run go test -update", secStdout)
 	} else if got := stdout.String(); got != string(want) {
 		t.Errorf("sesrouter %s\nstdout differs from %s (run go test -update to accept):\n%s",
 			strings.Join(argv, " "), secStdout, lineDiff(string(want), got))
 	}
-	if want := ar.get(secStderr); want != nil && gotErr != string(want) {
+	if want := section(ar, secStderr); want != nil && gotErr != string(want) {
 		t.Errorf("sesrouter %s\nstderr differs from %s:\n%s", strings.Join(argv, " "), secStderr, lineDiff(string(want), gotErr))
 	}
 	wantExit := "0\n"
-	if e := ar.get(secExit); e != nil {
+	if e := section(ar, secExit); e != nil {
 		wantExit = strings.TrimSpace(string(e)) + "\n"
 	}
 	if gotExit != wantExit {
@@ -166,65 +160,10 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
-// txtar is a txtar archive: a comment, then files, each introduced by a
-// line "-- NAME --". (The format of golang.org/x/tools/txtar, without the
-// dependency.)
-type txtar struct {
-	Comment []byte
-	Files   []txtarFile
-}
-
-type txtarFile struct {
-	Name string
-	Data []byte
-}
-
-// parseTxtar parses an archive. It never fails: text before the first
-// marker is the comment, and every file's data ends with a newline.
-func parseTxtar(src []byte) *txtar {
-	a := new(txtar)
-	var cur *[]byte = &a.Comment
-	for len(src) > 0 {
-		line := src
-		if i := bytes.IndexByte(src, '\n'); i >= 0 {
-			line, src = src[:i+1], src[i+1:]
-		} else {
-			src = nil
-		}
-		if name, ok := txtarMarker(line); ok {
-			a.Files = append(a.Files, txtarFile{Name: name})
-			cur = &a.Files[len(a.Files)-1].Data
-			continue
-		}
-		*cur = append(*cur, line...)
-	}
-	for i := range a.Files {
-		a.Files[i].Data = fixNL(a.Files[i].Data)
-	}
-	a.Comment = fixNL(a.Comment)
-	return a
-}
-
-// txtarMarker reports whether line is "-- NAME --" and returns NAME.
-func txtarMarker(line []byte) (string, bool) {
-	s := strings.TrimRight(string(line), "\r\n")
-	if !strings.HasPrefix(s, "-- ") || !strings.HasSuffix(s, " --") || len(s) < 7 {
-		return "", false
-	}
-	name := strings.TrimSpace(s[3 : len(s)-3])
-	return name, name != ""
-}
-
-func fixNL(b []byte) []byte {
-	if len(b) == 0 || b[len(b)-1] == '\n' {
-		return b
-	}
-	return append(b, '\n')
-}
-
-// get returns the data of the named file, or nil when there is none.
-func (a *txtar) get(name string) []byte {
-	for _, f := range a.Files {
+// section returns the data of the archive's file name, or nil when there
+// is none (an empty file's data is empty, not nil).
+func section(ar *txtar.Archive, name string) []byte {
+	for _, f := range ar.Files {
 		if f.Name == name {
 			if f.Data == nil {
 				return []byte{}
@@ -235,60 +174,20 @@ func (a *txtar) get(name string) []byte {
 	return nil
 }
 
-// set replaces the data of the named file, or appends the file.
-func (a *txtar) set(name string, data []byte) {
-	for i := range a.Files {
-		if a.Files[i].Name == name {
-			a.Files[i].Data = fixNL(bytes.Clone(data))
+// setSection replaces the data of the archive's file name, or appends the
+// file, ending the data with a newline as txtar.Format would.
+func setSection(ar *txtar.Archive, name string, data []byte) {
+	data = bytes.Clone(data)
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
+	}
+	for i := range ar.Files {
+		if ar.Files[i].Name == name {
+			ar.Files[i].Data = data
 			return
 		}
 	}
-	a.Files = append(a.Files, txtarFile{Name: name, Data: fixNL(bytes.Clone(data))})
-}
-
-// format returns the archive's text.
-func (a *txtar) format() []byte {
-	var b bytes.Buffer
-	b.Write(fixNL(a.Comment))
-	for _, f := range a.Files {
-		fmt.Fprintf(&b, "-- %s --\n", f.Name)
-		b.Write(fixNL(f.Data))
-	}
-	return b.Bytes()
-}
-
-func TestTxtarRoundTrip(t *testing.T) {
-	tests := []struct {
-		name, src string
-		comment   string
-		files     []string // name=data pairs
-	}{
-		{"empty", "", "", nil},
-		{"comment only", "a comment\n", "a comment\n", nil},
-		{"files", "c\n-- a --\nx\ny\n-- b.json --\n{}\n", "c\n", []string{"a=x\ny\n", "b.json={}\n"}},
-		{"no final newline", "-- a --\nx", "", []string{"a=x\n"}},
-		{"empty file", "-- a --\n-- b --\nz\n", "", []string{"a=", "b=z\n"}},
-		{"marker-like text", "-- a --\n--not a marker--\n-- --\n", "", []string{"a=--not a marker--\n-- --\n"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := parseTxtar([]byte(tt.src))
-			if string(a.Comment) != tt.comment {
-				t.Errorf("comment = %q, want %q", a.Comment, tt.comment)
-			}
-			var got []string
-			for _, f := range a.Files {
-				got = append(got, f.Name+"="+string(f.Data))
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.files) {
-				t.Errorf("files = %q, want %q", got, tt.files)
-			}
-			again := parseTxtar(a.format())
-			if !bytes.Equal(again.format(), a.format()) {
-				t.Errorf("format is not stable:\n%s\nthen\n%s", a.format(), again.format())
-			}
-		})
-	}
+	ar.Files = append(ar.Files, txtar.File{Name: name, Data: data})
 }
 
 func TestNormaliseStderr(t *testing.T) {

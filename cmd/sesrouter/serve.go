@@ -87,8 +87,13 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	logger := parts.Logger
 	confirm := newHTTPClient(1)
 	confirm.Timeout = intake.DefaultConfirmTimeout
+	var certs *http.Client // nil: intake's own
+	if e.outbound != nil {
+		confirm.Transport = e.outbound
+		certs = &http.Client{Transport: e.outbound, Timeout: intake.DefaultFetchTimeout}
+	}
 	handler := intake.NewServer(intake.ServerOptions{
-		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: *certDir, MinSignatureVersion: *sigVersion}),
+		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: *certDir, MinSignatureVersion: *sigVersion, HTTPClient: certs}),
 		Topics:   topics, Handle: answer(svc), HTTPClient: confirm, Logger: logger, MaxAge: *maxAge,
 	})
 	ln, err := net.Listen("tcp", *addr)

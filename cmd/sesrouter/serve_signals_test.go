@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -24,6 +23,7 @@ destinations:
   hook:
     slack:
       webhook_env: SLACK_WEBHOOK_URL
+      pace: 0s
 rules:
   - name: RULENAME
     when: event.type == "Bounce"
@@ -34,25 +34,24 @@ rules:
 type servedProcess struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *lineLog // the log, as the process writes it
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 }
 
-// TestServeSignals runs the real binary and drives it with signals:
+// TestServeSignals runs the real binary and drives it with real signals:
 // SIGHUP reloads the rules (and keeps them when the file is broken),
-// SIGTERM lets the request in flight finish, then exits 0.
+// SIGTERM lets the request in flight finish, then exits 0. Every step
+// waits for the line the process logs, read as it writes it.
 func TestServeSignals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	bin := buildSesrouter(t)
 	sg := intaketest.NewSigner(t)
 	slack := actionstest.NewSlack(t)
-	hook := slack.WebhookURL("alerts")
+	g := newGate(t, slack.WebhookURL("alerts"))
+	g.open() // posts go through until step 4
 	rules := writeFile(t, t.TempDir(), "rules.yaml", strings.ReplaceAll(signalRules, "RULENAME", "bounces-v1"))
-	p := startServeProcess(t, bin, []string{"SLACK_WEBHOOK_URL=" + hook},
-		"serve", "-addr", freeLoopbackAddr(t), "-topic", serveTopic, "-sns-cert-dir", sg.CertDir, "-rules", rules)
+	p := startServeProcess(t, bin, []string{"SLACK_WEBHOOK_URL=" + g.URL},
+		"serve", "-addr", "127.0.0.1:0", "-topic", serveTopic, "-sns-cert-dir", sg.CertDir, "-rules", rules)
 
 	posted := 0
 	send := func(id string) int {
@@ -81,37 +80,27 @@ func TestServeSignals(t *testing.T) {
 		t.Errorf("first bounce routed by rule %q, want bounces-v1", rule)
 	}
 
-	// (2) SIGHUP reloads the rewritten rules: bounces are posted until
-	// one is routed by the new rule.
+	// (2) SIGHUP reloads the rewritten rules: once the log says so, the
+	// next bounce is routed by the new rule.
 	writeFile(t, filepath.Dir(rules), "rules.yaml", strings.ReplaceAll(signalRules, "RULENAME", "bounces-v2"))
+	mark := p.stderr.mark()
 	p.signal(t, syscall.SIGHUP)
-	reloaded := false
-	for i, deadline := 0, time.Now().Add(10*time.Second); !reloaded; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("no bounce was routed by the reloaded rules within 10s of SIGHUP:\n%s", p.stderr)
-		}
-		id := fmt.Sprintf("hup-%d", i)
-		if code := send(id); code != http.StatusOK {
-			t.Fatalf("%s: status %d, want 200\n%s", id, code, p.stderr)
-		}
-		posted++
-		switch rule := p.ruleOf(t, id); rule {
-		case "bounces-v2":
-			reloaded = true
-		case "bounces-v1":
-			time.Sleep(20 * time.Millisecond) // polling interval
-		default:
-			t.Fatalf("%s routed by rule %q, want bounces-v1 or bounces-v2", id, rule)
-		}
+	p.stderr.waitAfter(t, mark, `"msg":"rules reloaded"`)
+	if code := send("hup"); code != http.StatusOK {
+		t.Fatalf("bounce after SIGHUP: status %d, want 200\n%s", code, p.stderr)
 	}
+	posted++
 	checkPosts("after SIGHUP")
-	checkContains(t, "log", p.stderr.String(), `"msg":"rules reloaded"`, `"count":1`)
+	if rule := p.ruleOf(t, "hup"); rule != "bounces-v2" {
+		t.Errorf("after SIGHUP, routed by rule %q, want bounces-v2", rule)
+	}
 
 	// (3) A broken rules file is not loaded: the log says so and the
 	// previous rules stay.
 	writeFile(t, filepath.Dir(rules), "rules.yaml", "version: 1\nrules:\n  - name: x\n    when: event.tpye == 1\n    actions: [drop]\n")
+	mark = p.stderr.mark()
 	p.signal(t, syscall.SIGHUP)
-	p.waitLog(t, `"msg":"rules not reloaded; the previous rules stay"`)
+	p.stderr.waitAfter(t, mark, `"msg":"rules not reloaded; the previous rules stay"`)
 	if code := send("broken"); code != http.StatusOK {
 		t.Fatalf("bounce after a broken reload: status %d, want 200\n%s", code, p.stderr)
 	}
@@ -121,45 +110,30 @@ func TestServeSignals(t *testing.T) {
 		t.Errorf("after a broken reload, routed by rule %q, want the previous bounces-v2", rule)
 	}
 
-	// (4) SIGTERM while Slack holds a request: the request still gets
-	// 200, then the process exits 0.
-	slack.Script(actionstest.FaultSlow(time.Second))
-	before := slack.Counts().Requests
+	// (4) SIGTERM while the gate holds a post: the process says it is
+	// shutting down; once the post goes through, the request gets 200,
+	// then the process exits 0.
+	g.hold()
 	code := make(chan int, 1)
 	m := sg.Notification(t, serveTopic, "slow", liveBounce(t, "ses-slow", "a@example.com"))
 	go func() { code <- p.post(t, intaketest.Body(m)) }()
-	for deadline := time.Now().Add(5 * time.Second); slack.Counts().Requests == before; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow request never reached Slack:\n%s", p.stderr)
-		}
-	}
+	g.waitArrived(t)
 	p.signal(t, syscall.SIGTERM)
-	sent := time.Now()
-	select {
-	case c := <-code:
-		if c != http.StatusOK {
-			t.Errorf("request in flight at SIGTERM: status %d, want 200\n%s", c, p.stderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("request in flight at SIGTERM: no answer within 10s\n%s", p.stderr)
+	p.stderr.wait(t, `"msg":"shutting down: finishing the requests in flight"`)
+	g.open()
+	if c := <-code; c != http.StatusOK {
+		t.Errorf("request in flight at SIGTERM: status %d, want 200\n%s", c, p.stderr)
 	}
 	posted++
 	checkPosts("after SIGTERM")
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("still running 5s after SIGTERM:\n%s", p.stderr)
-	}
+	p.waitExit(t)
 	if p.err != nil {
 		t.Errorf("exit after SIGTERM: %v (exit code %d), want 0\n%s", p.err, p.cmd.ProcessState.ExitCode(), p.stderr)
-	}
-	if d := time.Since(sent); d > 5*time.Second {
-		t.Errorf("exited %v after SIGTERM, want within 5s", d)
 	}
 	if rule := p.ruleOf(t, "slow"); rule != "bounces-v2" {
 		t.Errorf("slow bounce routed by rule %q, want bounces-v2", rule)
 	}
-	checkContains(t, "log", p.stderr.String(), `"msg":"shutting down: finishing the requests in flight"`, `"msg":"stopped"`)
+	checkContains(t, "log", p.stderr.String(), `"msg":"stopped"`)
 	if _, err := http.Get(p.url + "/healthz"); err == nil {
 		t.Error("still answering after exit")
 	}
@@ -178,16 +152,10 @@ func buildSesrouter(tb testing.TB) string {
 
 // startServeProcess runs bin with args and exactly the environment vars
 // (plus an info log level), in its own process group killed at cleanup,
-// and waits until GET /healthz answers 200 on the -addr of args.
+// and waits until it logs the address it serves on.
 func startServeProcess(t *testing.T, bin string, vars []string, args ...string) *servedProcess {
 	t.Helper()
-	addr := ""
-	for i, a := range args {
-		if a == "-addr" && i+1 < len(args) {
-			addr = args[i+1]
-		}
-	}
-	p := &servedProcess{url: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &servedProcess{stderr: newLineLog(), exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Env = append([]string{"SESROUTER_LOG_LEVEL=info"}, vars...)
@@ -197,7 +165,8 @@ func startServeProcess(t *testing.T, bin string, vars []string, args ...string) 
 		t.Fatal(err)
 	}
 	go func() {
-		p.err = p.cmd.Wait()
+		p.err = p.cmd.Wait() // returns once stderr is copied to its end
+		p.stderr.Close()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
@@ -211,27 +180,12 @@ func startServeProcess(t *testing.T, bin string, vars []string, args ...string) 
 			t.Logf("sesrouter serve stderr:\n%s", p.stderr)
 		}
 	})
-
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		resp, err := client.Get(p.url + "/healthz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(b) == "ok\n" {
-				return p
-			}
-			err = fmt.Errorf("status %d %q", resp.StatusCode, b)
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("sesrouter serve exited (%v) before answering /healthz:\n%s", p.err, p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /healthz never answered 200 within 10s: %v\n%s", err, p.stderr)
-		}
+	var serving struct{ Addr string }
+	if err := json.Unmarshal([]byte(p.stderr.wait(t, `"msg":"serving"`)), &serving); err != nil || serving.Addr == "" {
+		t.Fatalf("no address in the serving line: %v\n%s", err, p.stderr)
 	}
+	p.url = "http://" + serving.Addr
+	return p
 }
 
 // post posts an SNS body as SNS does and returns the status code (0 on
@@ -244,7 +198,7 @@ func (p *servedProcess) post(t testing.TB, body []byte) int {
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
 	req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Error(err)
 		return 0
@@ -262,41 +216,41 @@ func (p *servedProcess) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-// waitLog waits until the log holds want.
-func (p *servedProcess) waitLog(t *testing.T, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stderr.String(), want); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the log never showed %q:\n%s", want, p.stderr)
-		}
-	}
-}
-
 // ruleOf waits for the "notification" log line of the SNS message id and
 // returns the deciding rule of its one recipient. The line is written
-// before the answer, but the child's stderr reaches the buffer through a
-// pipe, so it may arrive a moment after the answer: poll with a deadline.
+// before the answer, but reaches the test through a pipe, so it may come
+// a moment after the answer.
 func (p *servedProcess) ruleOf(t *testing.T, id string) string {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		for _, raw := range strings.Split(p.stderr.String(), "\n") {
-			var line struct {
-				Msg          string `json:"msg"`
-				SNSMessageID string `json:"snsMessageId"`
-				Recipients   []struct {
-					Rule string `json:"rule"`
-				} `json:"recipients"`
-			}
-			if json.Unmarshal([]byte(raw), &line) != nil || line.Msg != "notification" || line.SNSMessageID != id {
-				continue
-			}
-			if len(line.Recipients) != 1 || line.Recipients[0].Rule == "" {
-				t.Fatalf("log line of %s: want one recipient with a rule: %s", id, raw)
-			}
-			return line.Recipients[0].Rule
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no notification log line of %s within 5s:\n%s", id, p.stderr)
-		}
+	type logLine struct {
+		Msg          string `json:"msg"`
+		SNSMessageID string `json:"snsMessageId"`
+		Recipients   []struct {
+			Rules []string `json:"rules"`
+		} `json:"recipients"`
+	}
+	raw, err := p.stderr.waitFunc(0, func(s string) bool {
+		var l logLine
+		return json.Unmarshal([]byte(s), &l) == nil && l.Msg == "notification" && l.SNSMessageID == id
+	})
+	if err != nil {
+		t.Fatalf("no notification log line of %s: %v\n%s", id, err, p.stderr)
+	}
+	var l logLine
+	_ = json.Unmarshal([]byte(raw), &l)
+	if len(l.Recipients) != 1 || len(l.Recipients[0].Rules) != 1 {
+		t.Fatalf("log line of %s: want one recipient decided by one rule: %s", id, raw)
+	}
+	return l.Recipients[0].Rules[0]
+}
+
+// waitExit waits until the process has exited (failing t at the
+// failsafe).
+func (p *servedProcess) waitExit(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(failsafe):
+		t.Fatalf("still running:\n%s", p.stderr)
 	}
 }

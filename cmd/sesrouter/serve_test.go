@@ -2,31 +2,32 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine"
-	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
-// sharedSamples is the shared samples folder: the repository sits beside
-// shared/, here and in CI.
-const sharedSamples = "../../../shared/samples"
+// sesrouter serve in-process, through run, on a loopback port it chooses
+// (-addr 127.0.0.1:0, read back from its "serving" log line), against the
+// Slack and SES fakes. Signals reach it through env.notify, and whatever
+// it would send to the outside (subscription confirmations) goes to an
+// outbound recorder through env.outbound.
+
+// samplesDir holds the real samples and their source notes.
+const samplesDir = "../../testdata/samples"
 
 const serveTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
@@ -37,29 +38,12 @@ destinations:
   hook:
     slack:
       webhook_env: SLACK_WEBHOOK_TEST
+      pace: 0s
 rules:
   - name: everything
-    when: event.type != ""
+    when: "true"
     actions: [{notify: hook}]
 `
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // outbound is an http.RoundTripper that records every request and answers
 // 200 locally: with it, nothing leaves the process.
@@ -84,47 +68,66 @@ func (o *outbound) requests() []string {
 
 // testServe is a serve running in-process on 127.0.0.1.
 type testServe struct {
-	url    string
-	fakes  *liveFakes
-	out    *outbound
-	logs   *syncBuffer
-	rules  string // the rules file
-	reload chan struct{}
-	stop   context.CancelFunc
-	done   chan error
+	url   string
+	fakes *liveFakes
+	out   *outbound
+	logs  *lineLog
+	rules string // the rules file
+	sigs  chan<- os.Signal
+	code  chan int // the exit status, once run has returned
 }
 
-// startServe runs serve with rules (text), topics and certDir on a
-// loopback port, with the Slack and SES fakes; it stops at cleanup.
-func startServe(t *testing.T, rules string, topics []string, certDir string) *testServe {
+// serveSetup is what startServe is given beside the rules.
+type serveSetup struct {
+	// args are serve's flags after -rules and -addr.
+	args []string
+	// vars are added to the fakes' variables.
+	vars map[string]string
+	// onLine, when set, sees every log line.
+	onLine func(string)
+	// fakes, when set, are the fakes to use; else startServe starts them.
+	fakes *liveFakes
+}
+
+// startServe runs serve with rules (text) on a loopback port, with the
+// Slack and SES fakes; a SIGTERM stops it at cleanup.
+func startServe(t *testing.T, rules string, setup serveSetup) *testServe {
 	t.Helper()
-	f := startLiveFakes(t)
+	f := setup.fakes
+	if f == nil {
+		f = startLiveFakes(t)
+	}
 	f.vars["SLACK_WEBHOOK_GONE"] = f.slack.URL() + "/services/T000/B000/NOSUCHHOOK"
-	ts := &testServe{fakes: f, out: &outbound{}, logs: &syncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	for k, v := range setup.vars {
+		f.vars[k] = v
+	}
+	ts := &testServe{fakes: f, out: &outbound{}, logs: newLineLog(), code: make(chan int, 1)}
+	ts.logs.onLine = setup.onLine
 	ts.rules = writeFile(t, t.TempDir(), "rules.yaml", rules)
-	r, err := engine.LoadFile(ts.rules)
-	if err != nil {
-		t.Fatal(err)
+	e := testEnv(f.vars)
+	e.outbound = ts.out
+	sigs := make(chan chan<- os.Signal, 1)
+	e.notify = func(c chan<- os.Signal, _ ...os.Signal) { sigs <- c }
+	args := append([]string{"serve", "-rules", ts.rules, "-addr", "127.0.0.1:0"}, setup.args...)
+	go func() {
+		ts.code <- run(args, strings.NewReader(""), io.Discard, ts.logs, e)
+		ts.logs.Close()
+	}()
+	var serving struct{ Addr string }
+	if err := json.Unmarshal([]byte(ts.logs.wait(t, `"msg":"serving"`)), &serving); err != nil || serving.Addr == "" {
+		t.Fatalf("no address in the serving line: %v\n%s", err, ts.logs)
 	}
-	logger := slog.New(slog.NewJSONHandler(ts.logs, nil))
-	client := &http.Client{Transport: ts.out}
-	s, err := newServer(context.Background(), serveConfig{rulesPath: ts.rules, topics: topics, certDir: certDir,
-		env: testEnv(f.vars), logger: logger, confirmClient: client, certClient: client, shutdownTimeout: 10 * time.Second}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.url = "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	ts.stop = cancel
-	go func() { ts.done <- s.serve(ctx, ln, ts.reload) }()
+	ts.url = "http://" + serving.Addr
+	ts.sigs = <-sigs
 	t.Cleanup(func() {
-		cancel()
-		if err := <-ts.done; err != nil {
-			t.Errorf("serve: %v", err)
+		select {
+		case <-ts.code:
+			ts.code <- exitOK // stopped by the test
+		default:
+			ts.sigs <- syscall.SIGTERM
+		}
+		if c := <-ts.code; c != exitOK {
+			t.Errorf("serve exited %d:\n%s", c, ts.logs)
 		}
 	})
 	return ts
@@ -152,58 +155,49 @@ func (ts *testServe) post(t testing.TB, c *http.Client, body []byte) int {
 	return resp.StatusCode
 }
 
-// waitLog waits until the log holds want.
-func (ts *testServe) waitLog(t *testing.T, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(ts.logs.String(), want) {
-			return
-		}
-	}
-	t.Fatalf("the log never showed %q:\n%s", want, ts.logs)
-}
-
-// realSample is a real signed sample of the shared folder.
+// realSample is a real signed sample of testdata/samples.
 type realSample struct {
 	name string
 	body []byte
-	msg  *intake.Message
+	msg  *engine.SNSMessage
 }
 
-// readRealSamples reads samples 18, 22, 31 and 32, or skips the test when
-// the shared folder is absent.
+// readRealSamples reads samples 18, 22, 31 and 32, signed by SNS with the
+// certificate of testdata/samples/certs.
 func readRealSamples(t *testing.T) (certDir string, samples []realSample) {
 	t.Helper()
-	certDir = filepath.Join(sharedSamples, "certs")
-	if _, err := os.Stat(certDir); err != nil {
-		t.Skipf("the shared samples are not beside the repository (%s): %v", sharedSamples, err)
-	}
 	for _, name := range []string{
 		"18_event_open_sns_http.json",
 		"22_sns_subscription_confirmation_REAL_SIGNATURE_verifies.json",
 		"31_extracted_sns_notification_sigv1_sha1_REAL_SIGNATURE.json",
 		"32_extracted_sns_notification_sigv2_sha256_REAL_SIGNATURE.json",
 	} {
-		body, err := os.ReadFile(filepath.Join(sharedSamples, "events", name))
+		body, err := os.ReadFile(filepath.Join(samplesDir, "events", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := intake.ParseMessage(body)
+		m, err := engine.ParseSNS(body)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		samples = append(samples, realSample{name, body, m})
 	}
-	return certDir, samples
+	return filepath.Join(samplesDir, "certs"), samples
 }
 
+// TestServeRealSignedSamples posts real signed SNS messages, some years
+// old (so -max-age 0), tampered with first, then as they are: a tampered
+// one is refused and does nothing; a genuine Notification is routed, a
+// genuine SubscriptionConfirmation confirmed.
 func TestServeRealSignedSamples(t *testing.T) {
 	certDir, samples := readRealSamples(t)
+	args := []string{"-sns-cert-dir", certDir, "-max-age", "0"}
 	var topics []string
 	for _, s := range samples {
 		topics = append(topics, s.msg.TopicArn)
+		args = append(args, "-topic", s.msg.TopicArn)
 	}
-	ts := startServe(t, everythingRules, topics, certDir)
+	ts := startServe(t, everythingRules, serveSetup{args: args})
 
 	// Tampered first: nothing may happen.
 	for _, s := range samples {
@@ -219,15 +213,23 @@ func TestServeRealSignedSamples(t *testing.T) {
 			switch key {
 			case "TopicArn":
 				// Another allowed topic, so that the signature refuses it.
-				doc[key] = topics[(indexOf(topics, v)+1)%len(topics)]
+				doc[key] = topics[(slices.Index(topics, v)+1)%len(topics)]
 				if doc[key] == v {
 					continue
 				}
+			case "Timestamp":
+				// A second later, still a timestamp, so that the signature
+				// refuses it (not a timestamp is refused before, 400).
+				at, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					t.Fatalf("%s: Timestamp %q: %v", s.name, v, err)
+				}
+				doc[key] = intaketest.Timestamp(at.Add(time.Second))
 			case "Type":
-				if v != intake.TypeSubscriptionConfirmation {
+				if v != engine.SNSSubscriptionConfirmation {
 					continue // a Notification's Type is covered by the intake tests
 				}
-				doc[key] = intake.TypeUnsubscribeConfirmation
+				doc[key] = engine.SNSUnsubscribeConfirmation
 			default:
 				doc[key] = v + "x"
 			}
@@ -257,33 +259,55 @@ func TestServeRealSignedSamples(t *testing.T) {
 		t.Errorf("outbound requests %q, want exactly one to #22's SubscribeURL", got)
 	}
 	checkContains(t, "log", ts.logs.String(),
-		`"msg":"notification"`, `"envelope":"http"`, `"snsMessageId":"23f060fa-f024-52f2-8641-3a2bf70e4595"`, `"type":"Open"`, `"rule":"everything"`,
+		`"msg":"notification"`, `"envelope":"http"`, `"snsMessageId":"23f060fa-f024-52f2-8641-3a2bf70e4595"`, `"type":"Open"`, `"rules":["everything"]`,
 		`"msg":"skipped"`, `"snsMessageId":"792cda85-518f-5dd3-9163-81d851212f3a"`, `"snsMessageId":"17dea24b-55c2-540b-8362-f916557af765"`,
 		`"msg":"subscription confirmed"`, `"msg":"signature refused"`)
 }
 
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
+// TestServeMaxAge posts a real signed sample, years old, to a serve with
+// the default -max-age: refused as a replay, and nothing is done.
+func TestServeMaxAge(t *testing.T) {
+	certDir, samples := readRealSamples(t)
+	open := samples[0]
+	ts := startServe(t, everythingRules, serveSetup{args: []string{"-sns-cert-dir", certDir, "-topic", open.msg.TopicArn}})
+	if code := ts.post(t, nil, open.body); code != http.StatusForbidden {
+		t.Errorf("%s: status %d, want 403", open.name, code)
 	}
-	return -1
+	if n := len(ts.fakes.slack.Posts()); n != 0 {
+		t.Errorf("%d Slack posts, want none", n)
+	}
+	checkContains(t, "log", ts.logs.String(), `"msg":"notification outside the replay window"`)
+}
+
+// TestServeSignatureVersion2 posts the real SHA1-signed (version 1) and
+// SHA256-signed (version 2) samples to a serve that wants version 2: the
+// first is refused, the second accepted.
+func TestServeSignatureVersion2(t *testing.T) {
+	certDir, samples := readRealSamples(t)
+	v1, v2 := samples[2], samples[3]
+	ts := startServe(t, everythingRules, serveSetup{args: []string{"-sns-cert-dir", certDir, "-max-age", "0",
+		"-signature-version", "2", "-topic", v1.msg.TopicArn, "-topic", v2.msg.TopicArn}})
+	if code := ts.post(t, nil, v1.body); code != http.StatusForbidden {
+		t.Errorf("%s: status %d, want 403", v1.name, code)
+	}
+	if code := ts.post(t, nil, v2.body); code != http.StatusOK {
+		t.Errorf("%s: status %d, want 200", v2.name, code)
+	}
 }
 
 func TestServeForgedConfirmationNoRequest(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	ts := startServe(t, lambdaRules, []string{serveTopic}, sg.CertDir)
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir}})
 	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
-	forged := sg.Confirmation(t, intake.TypeSubscriptionConfirmation, serveTopic, "forged", good)
-	forged.Signature = intaketest.NewSigner(t).Confirmation(t, intake.TypeSubscriptionConfirmation, serveTopic, "forged", good).Signature
+	forged := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "forged", good)
+	forged.Signature = intaketest.NewSigner(t).Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "forged", good).Signature
 	tests := []struct {
 		name string
-		m    *intake.Message
+		m    *engine.SNSMessage
 	}{
 		{"bad signature", forged},
-		{"topic not allowed", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good)},
-		{"SubscribeURL not on an SNS host", sg.Confirmation(t, intake.TypeSubscriptionConfirmation, serveTopic, "host", "https://evil.example/confirm")},
+		{"topic not allowed", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good)},
+		{"SubscribeURL not on an SNS host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "host", "https://evil.example/confirm")},
 	}
 	for _, tt := range tests {
 		if code := ts.post(t, nil, intaketest.Body(tt.m)); code != http.StatusForbidden {
@@ -297,7 +321,7 @@ func TestServeForgedConfirmationNoRequest(t *testing.T) {
 
 func TestServeNoTopicRefusesAll(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	ts := startServe(t, lambdaRules, nil, sg.CertDir)
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-sns-cert-dir", sg.CertDir}})
 	m := sg.Notification(t, serveTopic, "n1", liveBounce(t, "ses-1", "a@example.com"))
 	if code := ts.post(t, nil, intaketest.Body(m)); code != http.StatusForbidden {
 		t.Errorf("status %d, want 403", code)
@@ -307,7 +331,7 @@ func TestServeNoTopicRefusesAll(t *testing.T) {
 
 func TestServeStatusCodes(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	ts := startServe(t, lambdaRules, []string{serveTopic}, sg.CertDir)
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir}})
 	resp, err := http.Get(ts.url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -339,9 +363,12 @@ func TestServeStatusCodes(t *testing.T) {
 	}
 }
 
+// TestServeReload rewrites the rules and sends SIGHUP: the new rules
+// route the next notification; a broken file is not loaded, and the
+// previous rules stay.
 func TestServeReload(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	ts := startServe(t, lambdaRules, []string{serveTopic}, sg.CertDir)
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir}})
 	send := func(id string) {
 		t.Helper()
 		m := sg.Notification(t, serveTopic, id, liveBounce(t, "ses-"+id, "a@example.com"))
@@ -350,20 +377,22 @@ func TestServeReload(t *testing.T) {
 		}
 	}
 	send("before")
-	checkContains(t, "log", ts.logs.String(), `"rule":"bounces"`)
+	checkContains(t, "log", ts.logs.String(), `"rules":["bounces"]`)
 
 	writeFile(t, filepath.Dir(ts.rules), "rules.yaml", strings.ReplaceAll(lambdaRules, "name: bounces", "name: bounces-v2"))
-	ts.reload <- struct{}{}
-	ts.waitLog(t, `"msg":"rules reloaded"`)
+	mark := ts.logs.mark()
+	ts.sigs <- syscall.SIGHUP
+	ts.logs.waitAfter(t, mark, `"msg":"rules reloaded"`)
 	send("after")
-	checkContains(t, "log", ts.logs.String(), `"rule":"bounces-v2"`)
+	checkContains(t, "log", ts.logs.String(), `"rules":["bounces-v2"]`)
 
 	writeFile(t, filepath.Dir(ts.rules), "rules.yaml", "version: 1\nrules:\n  - name: x\n    when: event.tpye == 1\n    actions: [drop]\n")
-	ts.reload <- struct{}{}
-	ts.waitLog(t, `"msg":"rules not reloaded; the previous rules stay"`)
-	before := strings.Count(ts.logs.String(), `"rule":"bounces-v2"`)
+	mark = ts.logs.mark()
+	ts.sigs <- syscall.SIGHUP
+	ts.logs.waitAfter(t, mark, `"msg":"rules not reloaded; the previous rules stay"`)
+	before := strings.Count(ts.logs.String(), `"rules":["bounces-v2"]`)
 	send("broken")
-	if after := strings.Count(ts.logs.String(), `"rule":"bounces-v2"`); after != before+1 {
+	if after := strings.Count(ts.logs.String(), `"rules":["bounces-v2"]`); after != before+1 {
 		t.Errorf("after a broken reload the notification was not routed by the previous rules:\n%s", ts.logs)
 	}
 	if n := len(ts.fakes.slack.Posts()); n != 3 {
@@ -371,46 +400,60 @@ func TestServeReload(t *testing.T) {
 	}
 }
 
+// TestServeGracefulShutdown sends SIGTERM while Slack holds a post: the
+// request in flight is answered 200 once the post is done, then serve
+// exits 0 and answers no more.
 func TestServeGracefulShutdown(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	ts := startServe(t, lambdaRules, []string{serveTopic}, sg.CertDir)
-	ts.fakes.slack.Script(actionstest.FaultSlow(700 * time.Millisecond))
+	f := startLiveFakes(t)
+	g := newGate(t, f.slack.WebhookURL("hook"))
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir},
+		fakes: f, vars: map[string]string{"SLACK_WEBHOOK_TEST": g.URL}})
 	m := sg.Notification(t, serveTopic, "slow", liveBounce(t, "ses-slow", "a@example.com"))
 	code := make(chan int, 1)
 	go func() { code <- ts.post(t, nil, intaketest.Body(m)) }()
-	for deadline := time.Now().Add(5 * time.Second); ts.fakes.slack.Counts().Requests == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached Slack")
-		}
-	}
-	ts.stop()
+	g.waitArrived(t)
+	ts.sigs <- syscall.SIGTERM
+	ts.logs.wait(t, `"msg":"shutting down: finishing the requests in flight"`)
+	g.open()
 	if c := <-code; c != http.StatusOK {
 		t.Errorf("request in flight at shutdown: status %d, want 200", c)
 	}
-	if err := <-ts.done; err != nil {
-		t.Errorf("serve: %v", err)
+	if c := <-ts.code; c != exitOK {
+		t.Errorf("serve exited %d, want 0", c)
 	}
-	ts.done <- nil // for the cleanup
-	if n := len(ts.fakes.slack.Posts()); n != 1 {
+	ts.code <- exitOK // for the cleanup
+	if n := len(f.slack.Posts()); n != 1 {
 		t.Errorf("%d Slack posts, want 1", n)
 	}
 	if _, err := http.Get(ts.url + "/healthz"); err == nil {
 		t.Error("still answering after shutdown")
 	}
-	checkContains(t, "log", ts.logs.String(), `"msg":"shutting down: finishing the requests in flight"`, `"msg":"stopped"`)
+	checkContains(t, "log", ts.logs.String(), `"msg":"stopped"`, `"timeout":"2m30s"`)
 }
 
 // TestServeLoad posts 1,000 signed bounces at once: every one is routed
-// and answered 200, and memory stays bounded.
+// and answered 200, and memory stays bounded. The heap is sampled at
+// every tenth log line, that is as the notifications are handled.
 func TestServeLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test")
-	}
 	const n = 1000
 	sg := intaketest.NewSigner(t)
 	// Every notification posted: digests are tested in storm_test.go.
 	rules := strings.Replace(lambdaRules, "webhook_env: SLACK_WEBHOOK_TEST\n", "webhook_env: SLACK_WEBHOOK_TEST\n      digest_after: 1000000\n", 1)
-	ts := startServe(t, rules, []string{serveTopic}, sg.CertDir)
+	var mu sync.Mutex
+	var peak uint64
+	lines := 0
+	sample := func(string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if lines++; lines%10 != 0 {
+			return
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+	}
+	ts := startServe(t, rules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir}, onLine: sample})
 	bodies := make([][]byte, n)
 	for i := range bodies {
 		id := fmt.Sprintf("load-%04d", i)
@@ -418,43 +461,19 @@ func TestServeLoad(t *testing.T) {
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	client := &http.Client{Transport: tr}
 
-	var peak atomic.Uint64
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stopSampling:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
 	codes := make([]int, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range bodies {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-start
 			codes[i] = ts.post(t, client, bodies[i])
-		}()
+		})
 	}
-	began := time.Now()
 	close(start)
 	wg.Wait()
-	elapsed := time.Since(began)
-	close(stopSampling)
-	<-sampled
 
 	bad := map[int]int{}
 	for _, c := range codes {
@@ -474,11 +493,14 @@ func TestServeLoad(t *testing.T) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("%d notifications in %v; heap in use: peak %d MiB, after GC %d MiB", n, elapsed.Round(time.Millisecond), peak.Load()>>20, ms.HeapInuse>>20)
+	mu.Lock()
+	p := peak
+	mu.Unlock()
+	t.Logf("%d notifications; heap in use: peak %d MiB, after GC %d MiB", n, p>>20, ms.HeapInuse>>20)
 	if ms.HeapInuse > 100<<20 {
 		t.Errorf("heap in use after GC %d MiB, want under 100 MiB", ms.HeapInuse>>20)
 	}
-	if p := peak.Load(); p > 512<<20 {
+	if p > 512<<20 {
 		t.Errorf("peak heap in use %d MiB, want under 512 MiB", p>>20)
 	}
 }
@@ -490,10 +512,11 @@ func TestServeUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"bad topic", []string{"serve", "-topic", "my-topic"}, exitUsage, `invalid value "my-topic" for flag -topic: "my-topic" is not an SNS topic ARN`},
+		{"bad topic", []string{"serve", "-topic", "my-topic"}, exitUsage, `invalid value "my-topic" for flag -topic: `},
 		{"cert dir missing", []string{"serve", "-sns-cert-dir", "/nonexistent/certs"}, exitUsage, "-sns-cert-dir /nonexistent/certs is not a folder"},
+		{"bad signature version", []string{"serve", "-signature-version", "3"}, exitUsage, "-signature-version is 1 or 2, not 3"},
 		{"argument", []string{"serve", "extra"}, exitUsage, `unexpected argument "extra"`},
-		{"help", []string{"serve", "-h"}, exitOK, "Usage: sesrouter serve [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR]"},
+		{"help", []string{"serve", "-h"}, exitOK, "Usage: sesrouter serve [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR] [-max-age DURATION] [-signature-version 1|2]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
