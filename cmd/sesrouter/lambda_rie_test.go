@@ -233,7 +233,7 @@ func TestLambdaRIE(t *testing.T) {
 		status, body := fn.invoke(t, rieSNSEvent(t, "sns-2", liveBounce(t, "m-sns-2", "someone@example.org")))
 		var fnErr struct{ ErrorMessage, ErrorType string }
 		if err := json.Unmarshal(body, &fnErr); err != nil || status != http.StatusOK ||
-			fnErr.ErrorMessage != "1 of 1 inputs failed: invocation#1: notify:ses-alerts: slack server error: 404 Not Found: no_service ("+hintWebhook("$SLACK_WEBHOOK_URL")+")" {
+			fnErr.ErrorMessage != "1 of 1 inputs failed: invocation#1: notify:ses-alerts: slack server error: 404 Not Found: no_service ("+hintWebhook("SLACK_WEBHOOK_URL")+")" {
 			t.Errorf("invocation: %d %s, want 200 with the function error naming the failed notify", status, body)
 		}
 		if len(f.slack.Posts()) != 0 {

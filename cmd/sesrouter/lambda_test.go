@@ -128,7 +128,7 @@ func TestLambdaSNSFailureIsAnError(t *testing.T) {
 	if err == nil {
 		t.Fatal("a bounce whose post fails: no error, so Lambda would not retry it")
 	}
-	checkContains(t, "error", err.Error(), "1 of 1 inputs failed: invocation#1: notify:gone: slack server error: 404 Not Found: no_service ("+hintWebhook("$SLACK_WEBHOOK_GONE")+")")
+	checkContains(t, "error", err.Error(), "1 of 1 inputs failed: invocation#1: notify:gone: slack server error: 404 Not Found: no_service ("+hintWebhook("SLACK_WEBHOOK_GONE")+")")
 	if n := len(f.slack.Posts()); n != 1 {
 		t.Errorf("%d posts, want 1", n)
 	}

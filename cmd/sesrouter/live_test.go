@@ -404,7 +404,7 @@ func TestRouteLive(t *testing.T) {
 				f.vars["SLACK_WEBHOOK_TEST"] = f.slack.URL() + "/services/T000/B000/REVOKEDWEBHOOKSECRET"
 			},
 			wantCode: exitFailed,
-			want:     []liveResult{{Action: "notify:hook", Outcome: "failed", Error: "slack server error: 404 Not Found: no_service (" + hintWebhook("$SLACK_WEBHOOK_TEST") + ")"}},
+			want:     []liveResult{{Action: "notify:hook", Outcome: "failed", Error: "slack server error: 404 Not Found: no_service (" + hintWebhook("SLACK_WEBHOOK_TEST") + ")"}},
 			check: func(t *testing.T, f *liveFakes) {
 				if c := f.slack.Counts(); c.Requests != 1 || c.ClientErrors != 1 {
 					t.Errorf("Slack counts %+v, want 1 request answered 404", c)
@@ -1029,7 +1029,7 @@ rules:
 			wantErrs := []*regexp.Regexp{
 				regexp.MustCompile(`^failed to post webhook: Post "webhook \$SLACK_WEBHOOK_ALERTS": [^"]+ \(gave up after ` +
 					strconv.Itoa(actions.DefaultRetry().Attempts) + ` attempts\)$`),
-				regexp.MustCompile(`^slack server error: 404 Not Found: no_service \(` + regexp.QuoteMeta(hintWebhook("$SLACK_WEBHOOK_REVOKED")) + `\)$`),
+				regexp.MustCompile(`^slack server error: 404 Not Found: no_service \(` + regexp.QuoteMeta(hintWebhook("SLACK_WEBHOOK_REVOKED")) + `\)$`),
 				regexp.MustCompile(`^(channel_not_found|invalid_auth) \(`), // bot posts run concurrently:
 				regexp.MustCompile(`^(channel_not_found|invalid_auth) \(`), // either may meet either fault
 			}
