@@ -230,8 +230,8 @@ func (g *digest) message() Message {
 	if g.notifications == 1 {
 		header = "Digest · 1 notification folded"
 	}
-	context := fmt.Sprintf("%s recipients, after %s messages to this destination within %s",
-		Thousands(g.recipients), Thousands(g.dest.DigestAfter), ShortDuration(g.dest.DigestWindow))
+	context := fmt.Sprintf("%s, after %s to this destination within %s",
+		plural(g.recipients, "recipient", "recipients"), plural(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
 	if g.sweep {
 		header = fmt.Sprintf("Sweep · %s taken off the suppression list", plural(g.removed, "address", "addresses"))
 		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", plural(g.recipients, "address", "addresses"))
@@ -255,7 +255,7 @@ func (g *digest) message() Message {
 		fmt.Fprintf(&addrs, " and %s more", Thousands(more))
 	}
 	blocks = append(blocks, section(addrs.String()))
-	text := fmt.Sprintf("%s (%s recipients)", header, Thousands(g.recipients))
+	text := fmt.Sprintf("%s (%s)", header, plural(g.recipients, "recipient", "recipients"))
 	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
 }
 

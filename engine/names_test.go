@@ -139,3 +139,17 @@ rules:
 		t.Errorf("with no time to spare, warnings %v; want all three rules slow", warns)
 	}
 }
+
+// TestStrangeValuesEmpty checks that comparing with "" is a guard, not a
+// misspelling: event.type != "" loads.
+func TestStrangeValuesEmpty(t *testing.T) {
+	rules := mustLoad(t, `version: 1
+rules:
+  - name: a
+    when: event.type != "" && complaint.subType == ""
+    actions: [drop]
+`)
+	if w := rules.Warnings(); len(w) != 0 {
+		t.Errorf("warnings %v", w)
+	}
+}

@@ -59,7 +59,8 @@ func strangeValues(src string) []strangeValue {
 			}
 		}
 		for _, s := range strs {
-			if !slices.Contains(values, s.Value) {
+			// "" is a guard (complaint.subType == ""), never a misspelling.
+			if s.Value != "" && !slices.Contains(values, s.Value) {
 				out = append(out, strangeValue{offset: s.Location().From, path: path, value: s.Value, near: nearest(s.Value, values)})
 			}
 		}

@@ -201,14 +201,18 @@ func (o *Output) text(j *Job) {
 	}
 	n := j.Plan.Notification
 	fmt.Fprintf(w, "%s (%s): %s\n", engine.Safe(it.Input), it.Envelope, engine.Safe(describeEvent(n)))
-	fmt.Fprintf(w, "  mail %s from %s", engine.Safe(orDash(n.Mail.MessageID)), engine.Safe(orDash(n.Mail.Source)))
-	if n.Mail.Subject != "" {
-		fmt.Fprintf(w, ", subject %q", n.Mail.Subject)
+	if n.Event.Envelope == engine.EnvelopeSweep {
+		fmt.Fprintf(w, "  on the suppression list since %s\n", engine.Safe(orDash(n.Event.Timestamp)))
+	} else {
+		fmt.Fprintf(w, "  mail %s from %s", engine.Safe(orDash(n.Mail.MessageID)), engine.Safe(orDash(n.Mail.Source)))
+		if n.Mail.Subject != "" {
+			fmt.Fprintf(w, ", subject %q", n.Mail.Subject)
+		}
+		if n.Event.Timestamp != "" {
+			fmt.Fprintf(w, ", at %s", engine.Safe(n.Event.Timestamp))
+		}
+		w.WriteByte('\n')
 	}
-	if n.Event.Timestamp != "" {
-		fmt.Fprintf(w, ", at %s", engine.Safe(n.Event.Timestamp))
-	}
-	w.WriteByte('\n')
 	if j.Duplicate {
 		w.WriteString("  duplicate: handled before in this run, nothing done again\n")
 	}
@@ -269,6 +273,9 @@ func describeEvent(n *engine.Notification) string {
 	s := n.Event.Type
 	switch n.Event.Type {
 	case engine.TypeBounce:
+		if n.Bounce.Type == "" && n.Bounce.SubType == "" {
+			return s
+		}
 		s += " " + n.Bounce.Type + "/" + n.Bounce.SubType
 	case engine.TypeComplaint:
 		if ft := n.Complaint.FeedbackType; ft != "" {

@@ -109,13 +109,18 @@ type SweepResult struct {
 // unsuppress (a delete) and log actions; suppress has nothing to do and
 // is left out, and drop does nothing. Notifies are not posted per entry:
 // each destination gets one summary at the end. SES calls wait their
-// turn at req.Rate. Each entry a rule matched is handed to emit. In a dry
-// run (h's dispatcher only renders), nothing is deleted or posted.
-func (h *Handler) Sweep(ctx context.Context, list actions.SESLister, ses actions.Suppressor, req Sweep, emit func(*Job)) SweepResult {
+// turn at req.Rate, list calls and deletes alike. Each entry a rule
+// matched is handed to emit. In a dry run (dryRun, and h's dispatcher
+// only renders), nothing is deleted or posted.
+func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
 	res := SweepResult{Tally: NewTally()}
 	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
 	d := *h.Dispatcher
-	d.SES = ses
+	d.SES = actions.SweepSES(ses, pacer)
+	if dryRun {
+		d.SES = actions.DryRunSES()
+	}
+	var list actions.SESLister = ses
 	batch := actions.NewSweepBatch()
 	in := &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}
 	if req.Reason != "" {

@@ -71,7 +71,7 @@ func TestSweep(t *testing.T) {
 	}
 	f.ses.Script(actionstest.Fault429(), actionstest.Fault429()) // the first list call is throttled twice
 	var emitted int
-	res := h.Sweep(context.Background(), ses, actions.SweepSES(ses, nil), Sweep{Rate: 1e6}, func(*Job) { emitted++ })
+	res := h.Sweep(context.Background(), ses, false, Sweep{Rate: 1e6}, func(*Job) { emitted++ })
 	if !res.Complete || res.Entries != 5000 {
 		t.Fatalf("entries %d, complete %v", res.Entries, res.Complete)
 	}
@@ -105,7 +105,7 @@ func TestSweep(t *testing.T) {
 		t.Errorf("posts %q: want one summary", texts)
 	}
 
-	again := h.Sweep(context.Background(), ses, actions.SweepSES(ses, nil), Sweep{Rate: 1e6}, func(*Job) {})
+	again := h.Sweep(context.Background(), ses, false, Sweep{Rate: 1e6}, func(*Job) {})
 	if again.Tally.Outcomes[actions.OutcomeRemoved] != 0 || again.Entries != 5000-len(keep) {
 		t.Errorf("a second sweep read %d entries and removed %d; want %d and none", again.Entries, again.Tally.Outcomes[actions.OutcomeRemoved], 5000-len(keep))
 	}
@@ -121,7 +121,7 @@ func TestSweepFilters(t *testing.T) {
 	f.ses.Suppress("a+no-suppress@example.com", "BOUNCE", time.Now().Add(-time.Hour))
 	f.ses.Suppress("b+no-suppress@example.com", "BOUNCE", time.Now().Add(-72*time.Hour))
 	f.ses.Suppress("c@example.com", "COMPLAINT", time.Now().Add(-time.Hour))
-	res := h.Sweep(context.Background(), ses, actions.DryRunSES(), Sweep{Reason: "BOUNCE", Since: 48 * time.Hour, Rate: 1e6}, func(*Job) {})
+	res := h.Sweep(context.Background(), ses, true, Sweep{Reason: "BOUNCE", Since: 48 * time.Hour, Rate: 1e6}, func(*Job) {})
 	if res.Entries != 1 || res.Tally.Outcomes[actions.OutcomeDryRun] != 1 {
 		t.Errorf("entries %d, outcomes %v; want the one recent bounce, dry-run", res.Entries, res.Tally.Outcomes)
 	}
@@ -150,7 +150,7 @@ func TestSweepStops(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	res := h.Sweep(ctx, ses, actions.SweepSES(ses, nil), Sweep{Rate: 1e6}, func(*Job) {
+	res := h.Sweep(ctx, ses, false, Sweep{Rate: 1e6}, func(*Job) {
 		if n++; n == 10 {
 			cancel()
 		}
@@ -188,5 +188,28 @@ func TestSweepRequest(t *testing.T) {
 		case tt.ok && tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("%s: %+v, %v; want %+v", tt.payload, got, err, tt.want)
 		}
+	}
+}
+
+// TestSweepPacesDeletes checks that a sweep's deletes wait their turn at
+// the sweep's rate, with its list calls: at one call an hour, the list
+// call takes the first turn and no delete can be made before the
+// deadline, so none reaches SES.
+func TestSweepPacesDeletes(t *testing.T) {
+	f := newFakes(t)
+	cfg := loadConfig(t, rulesSweep)
+	h, _ := f.parts.Handler(context.Background(), cfg)
+	ses, _ := f.parts.SES(context.Background())
+	f.ses.Suppress("a+no-suppress@example.com", "BOUNCE", time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := h.Sweep(ctx, ses, false, Sweep{Rate: 1.0 / 3600}, func(*Job) {})
+	for _, c := range f.ses.Calls() {
+		if c.Op == actionstest.OpDeleteSuppressedDestination {
+			t.Errorf("a delete reached SES before its turn: %+v", c)
+		}
+	}
+	if res.Tally.Outcomes[actions.OutcomeFailed] != 1 {
+		t.Errorf("outcomes %v: want the delete failed, its turn after the deadline", res.Tally.Outcomes)
 	}
 }

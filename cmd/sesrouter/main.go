@@ -150,11 +150,18 @@ func newFlags(name, synopsis, text string, stderr io.Writer) *flag.FlagSet {
 // argument that starts with "-" and is no flag of fs is a usage error.
 // code is -1 to go on, else the exit status to stop with (0 for -h).
 func parseArgs(fs *flag.FlagSet, args []string) (rest []string, code int) {
+	// A usage error is one line (the flag package's) and where to look;
+	// only -h prints the whole help.
+	help := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = help }()
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				help()
 				return nil, exitOK
 			}
+			fmt.Fprintf(fs.Output(), "Run 'sesrouter %s -h' for its flags.\n", fs.Name())
 			return nil, exitUsage
 		}
 		left := fs.Args()

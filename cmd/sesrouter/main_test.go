@@ -254,9 +254,9 @@ func TestUsageErrors(t *testing.T) {
 		env        map[string]string
 		wantStderr string // a substring of stderr
 	}{
-		{"unknown flag of route", []string{"route", "-dry-run", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter route "},
-		{"unknown flag of route after a file", []string{"route", "x.json", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter route "},
-		{"unknown flag of check", []string{"check", "-bogus"}, nil, "flag provided but not defined: -bogus\nUsage: sesrouter check "},
+		{"unknown flag of route", []string{"route", "-dry-run", "-bogus"}, nil, "flag provided but not defined: -bogus\nRun 'sesrouter route -h' for its flags.\n"},
+		{"unknown flag of route after a file", []string{"route", "x.json", "-bogus"}, nil, "flag provided but not defined: -bogus\nRun 'sesrouter route -h' for its flags.\n"},
+		{"unknown flag of check", []string{"check", "-bogus"}, nil, "flag provided but not defined: -bogus\nRun 'sesrouter check -h' for its flags.\n"},
 		{"unknown flag of version", []string{"version", "-bogus"}, nil, "flag provided but not defined: -bogus\n"},
 		{"unknown command", []string{"frob"}, nil, "sesrouter: unknown command \"frob\"\n\nsesrouter routes Amazon SES feedback"},
 		{"route without the webhook URL", []string{"route", "-rules", handlerRules, "-"}, nil,

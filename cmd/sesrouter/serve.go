@@ -22,8 +22,9 @@ front). A message is acted on only once its signature is verified with a
 certificate from the SNS host of its topic's region, its topic is one of
 -topic (none: all are refused) and its signed Timestamp is within -max-age,
 which must cover the topic's delivery retries (SNS's default HTTP policy
-retries for about an hour; 0: no limit). Only the verified Message is
-routed. A SubscriptionConfirmation of an allowed topic is confirmed.
+retries 3 times, 20 s apart; a custom one, up to an hour; 0: no limit).
+Only the verified Message is routed. A SubscriptionConfirmation of an
+allowed topic is confirmed.
 GET /healthz answers 200 "ok".
 
 The answer is 200 once the actions are done, 500 when one failed (SNS
@@ -101,6 +102,7 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 		fmt.Fprintf(stderr, "sesrouter serve: %v\n", err)
 		return exitFailed
 	}
+	ln = intake.LimitListener(ln, intake.DefaultMaxConnections)
 	if len(topics) == 0 {
 		logger.Warn("no -topic given: every message will be refused")
 	}

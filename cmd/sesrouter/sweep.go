@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -50,13 +49,12 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 	}
 	ses, err := parts.SES(context.Background())
 	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun()}
-	var do actions.Suppressor = actions.DryRunSES()
 	if err == nil && !*dryRun {
 		h, err = parts.Handler(context.Background(), cfg)
-		do = actions.SweepSES(ses, nil)
 	}
 	if err != nil {
-		return cannot("sweep", err, stderr)
+		fmt.Fprintf(stderr, "sesrouter sweep: cannot read the suppression list: %s\n", joinedLines(err))
+		return exitUsage
 	}
 	h.Logger = nil
 	out, err := pipeline.NewOutput(stdout, *format, false, *dryRun, cfg)
@@ -77,7 +75,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 		}
 	}()
 	start := time.Now()
-	res := h.Sweep(ctx, ses, do, req, func(j *pipeline.Job) { out.Job(j) })
+	res := h.Sweep(ctx, ses, *dryRun, req, func(j *pipeline.Job) { out.Job(j) })
 	out.Close()
 	done := "the whole list"
 	if !res.Complete {
@@ -98,7 +96,7 @@ func lambdaSweep(ctx context.Context, parts *pipeline.Parts, h *pipeline.Handler
 	if err != nil {
 		return err
 	}
-	res := h.Sweep(ctx, ses, actions.SweepSES(ses, nil), req, func(j *pipeline.Job) { h.Log(ctx, j) })
+	res := h.Sweep(ctx, ses, false, req, func(j *pipeline.Job) { h.Log(ctx, j) })
 	pipeline.WriteMetrics(stdout, time.Now(), res.Tally, pipeline.SweepMetrics(res)...)
 	h.Logger.Info("sweep", "entries", res.Entries, "complete", res.Complete, "summary", res.Tally.Summary())
 	return nil

@@ -87,9 +87,9 @@ func sesClient(ctx context.Context) (*sesv2.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("the rules unsuppress or suppress, but the AWS configuration cannot be read: %w", err)
+		return nil, fmt.Errorf("SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but the AWS configuration cannot be read: %w", err)
 	case cfg.Region == "":
-		return nil, errors.New("the rules unsuppress or suppress, but no AWS region is set (AWS_REGION)")
+		return nil, errors.New("SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but no AWS region is set (AWS_REGION)")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -97,7 +97,7 @@ func sesClient(ctx context.Context) (*sesv2.Client, error) {
 		for errors.Unwrap(err) != nil {
 			err = errors.Unwrap(err)
 		}
-		return nil, fmt.Errorf("the rules unsuppress or suppress, but no AWS credentials were found "+
+		return nil, fmt.Errorf("SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but no AWS credentials were found "+
 			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", actions.ShortError(err))
 	}
 	return sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() }), nil
@@ -141,6 +141,10 @@ func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*p
 
 // cannot prints why the actions cannot be carried out: exit status 2.
 func cannot(name string, err error, stderr io.Writer) int {
+	if !strings.Contains(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "sesrouter %s: cannot carry out the actions: %v\n", name, err)
+		return exitUsage
+	}
 	fmt.Fprintf(stderr, "sesrouter %s: cannot carry out the actions:\n  %s\n", name, joinedLines(err))
 	return exitUsage
 }
