@@ -324,7 +324,7 @@ func (l *lexer) skip() {
 	case c == '[':
 		l.array(l.skip)
 	case c == '"':
-		l.strBytes()
+		l.skipStr()
 	case c == 't':
 		l.literal("true")
 	case c == 'f':

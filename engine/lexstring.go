@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,7 +17,7 @@ func (l *lexer) strBytes() (s []byte, owned bool) {
 	l.i++
 	start := l.i
 	b := l.b
-	for i := start; i < len(b); i++ {
+	for i := plain(b, start); i < len(b); i++ {
 		switch c := b[i]; {
 		case c == '"':
 			l.i = i + 1
@@ -54,10 +55,7 @@ func (l *lexer) unescape(start int) ([]byte, bool) {
 			return nil, false
 		case c != '\\':
 			// Copy the run up to the next quote, backslash or control.
-			j := i + 1
-			for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-				j++
-			}
+			j := plain(b, i+1)
 			out = append(out, b[i:j]...)
 			i = j
 			continue
@@ -133,4 +131,45 @@ func hex4(b []byte, i int) (rune, bool) {
 		r = r<<4 | rune(c)
 	}
 	return r, true
+}
+
+// skipStr reads and validates a string (the lexer is at its opening
+// quote) without decoding it: skipping a value costs no copy. What is
+// wrong with a string is said by strBytes, read again from its start.
+func (l *lexer) skipStr() {
+	i := l.i + 1
+	for {
+		i = skipString(l.b, i)
+		switch {
+		case i < len(l.b) && l.b[i] == '"':
+			l.i = i + 1
+			return
+		case i+5 < len(l.b) && l.b[i] == '\\' && l.b[i+1] == 'u':
+			if _, ok := hex4(l.b, i+2); ok {
+				i += 6
+				continue
+			}
+		}
+		l.strBytes()
+		return
+	}
+}
+
+// plain returns the index of the first quote, backslash or control
+// character of b from i (len(b) when there is none), eight bytes at a
+// time where it can.
+func plain(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		// A byte is zero in v when (v - ones) &^ v has its high bit.
+		if ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
 }

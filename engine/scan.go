@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 )
@@ -320,19 +319,8 @@ func (r *Reader) scan() scanResult {
 // backslash but one of a two-byte escape, or len(b). Strings are most of
 // the input, so it reads eight bytes at a time where it can.
 func skipString(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for {
-		for ; i+8 <= len(b); i += 8 {
-			x := binary.LittleEndian.Uint64(b[i:])
-			quote, backslash := x^(ones*'"'), x^(ones*'\\')
-			// A byte is zero in v when (v - ones) &^ v has its high bit.
-			if ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
-				break
-			}
-		}
-		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
-			i++
-		}
+		i = plain(b, i)
 		if i+1 >= len(b) || b[i] != '\\' {
 			return i
 		}
