@@ -70,10 +70,13 @@ type Slack struct {
 	posts    []Post
 	counts   Counts
 	seq      int
-	// limit is LimitPerSecond's n (0: no limit), and recent the times of
-	// the messages let through in the last second, per channel or webhook.
-	limit  int
-	recent map[string][]time.Time
+	// limit is LimitPer's n (0: no limit) within per, answered with
+	// Retry-After: retryAfter beyond it; recent is the times of the
+	// messages let through within per, per channel or webhook.
+	limit      int
+	per        time.Duration
+	retryAfter int
+	recent     map[string][]time.Time
 }
 
 // NewSlack starts a Slack fake on 127.0.0.1, closed by t.Cleanup, with a
@@ -179,31 +182,46 @@ func (s *Slack) FailRandomly(p float64, seed int64, kinds ...Fault) {
 // message to a channel or webhook that has already let n messages
 // through in the last second is answered 429 with Retry-After: 1 (counted
 // in Counts.Throttled and Counts.RateLimited). n <= 0 turns the limit off.
-func (s *Slack) LimitPerSecond(n int) {
+// It is LimitPer(n, time.Second, 1).
+func (s *Slack) LimitPerSecond(n int) { s.LimitPer(n, time.Second, 1) }
+
+// LimitPer is LimitPerSecond with another window, for a test that
+// scales time: a message to a channel or webhook that has already let n
+// messages through within per is answered 429 with Retry-After:
+// retryAfter. Retry-After is whole seconds, as Slack sends it and as
+// slack-go reads it, so a window under a second cannot be told exactly:
+// a scaled test passes 0 ("retry at once"), and the client then waits
+// its own least pause (sesrouter's is 50 ms, which is one second of a
+// run 20 times faster than real). n <= 0 or per <= 0 turns the limit off;
+// retryAfter < 0 counts as 0.
+func (s *Slack) LimitPer(n int, per time.Duration, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limit = n
+	if per <= 0 {
+		n = 0
+	}
+	s.limit, s.per, s.retryAfter = n, per, max(retryAfter, 0)
 	s.recent = map[string][]time.Time{}
 }
 
-// overLimit reports whether the message r posts goes past
-// LimitPerSecond's limit for its channel or webhook; when it does not,
-// it counts the message.
-func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) bool {
+// overLimit reports whether the message r posts goes past LimitPer's
+// limit for its channel or webhook, and with what Retry-After; when it
+// does not, it counts the message.
+func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) (retryAfter int, over bool) {
 	s.mu.Lock()
 	limited := s.limit > 0
 	s.mu.Unlock()
 	if !limited {
-		return false
+		return 0, false
 	}
 	key := r.URL.Path
 	if isAPI {
 		if r.URL.Path != "/api/chat.postMessage" {
-			return false
+			return 0, false
 		}
 		params, err := apiParams(r, body)
 		if err != nil {
-			return false
+			return 0, false
 		}
 		key = stringParam(params, "channel")
 	}
@@ -214,16 +232,16 @@ func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) bool {
 	}
 	now := time.Now()
 	recent := s.recent[key]
-	for len(recent) > 0 && now.Sub(recent[0]) >= time.Second {
+	for len(recent) > 0 && now.Sub(recent[0]) >= s.per {
 		recent = recent[1:]
 	}
 	if len(recent) >= s.limit {
 		s.recent[key] = recent
 		s.counts.RateLimited++
-		return true
+		return s.retryAfter, true
 	}
 	s.recent[key] = append(recent, now)
-	return false
+	return 0, false
 }
 
 // Pending is the number of scripted faults not yet served.
@@ -281,8 +299,8 @@ func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if s.overLimit(r, body, isAPI) {
-		w.Header().Set("Retry-After", "1")
+	if retryAfter, over := s.overLimit(r, body, isAPI); over {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		if isAPI {
 			s.answer(w, http.StatusTooManyRequests, false, "application/json; charset=utf-8", `{"ok":false,"error":"ratelimited"}`)
 		} else {

@@ -508,3 +508,34 @@ func TestSlackLimitPerSecond(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 }
+
+// TestSlackLimitPer checks the limit of a test that scales time: the
+// window is per, and the 429 carries the Retry-After asked for, which
+// slack-go reads (0: retry at once).
+func TestSlackLimitPer(t *testing.T) {
+	const per = 30 * time.Millisecond
+	s := actionstest.NewSlack(t)
+	s.LimitPer(1, per, 0)
+	hook := s.WebhookURL("hook")
+	post := func() error {
+		return slack.PostWebhookContext(context.Background(), hook, &slack.WebhookMessage{Text: "hi"})
+	}
+	start := time.Now()
+	if err := post(); err != nil {
+		t.Fatal(err)
+	}
+	err := post()
+	var rl *slack.RateLimitedError
+	// Checked only when the second post surely came within the window,
+	// which a slow machine might not manage.
+	if time.Since(start) < per && (!errors.As(err, &rl) || rl.RetryAfter != 0) {
+		t.Fatalf("second post within %s: %v; want a 429 with Retry-After: 0", per, err)
+	}
+	time.Sleep(per) // the window passes
+	if err := post(); err != nil {
+		t.Errorf("a post after the window: %v", err)
+	}
+	if c := s.Counts(); c.RateLimited > 1 || c.Succeeded+c.Throttled != 3 {
+		t.Errorf("counts %+v", c)
+	}
+}
