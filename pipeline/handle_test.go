@@ -130,6 +130,32 @@ func TestInvokeDigestFailure(t *testing.T) {
 	}
 }
 
+// TestInvokePastDeadline checks that an invocation whose time is up
+// still names every record it did not act on, so that SQS delivers them
+// again: none is deleted unseen.
+func TestInvokePastDeadline(t *testing.T) {
+	f := newFakes(t)
+	h, err := f.parts.Handler(context.Background(), loadConfig(t, rulesHook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	var want []string
+	for i := range 20 {
+		bodies = append(bodies, snsBody(fmt.Sprint("l", i), bounce(fmt.Sprint(i), fmt.Sprintf("u%d@example.com", i))))
+		want = append(want, fmt.Sprintf("q%d", i+1))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	inv := h.Invoke(ctx, sqsEvent(t, bodies...), 2, 4)
+	if !slices.Equal(inv.FailedIDs, want) {
+		t.Errorf("failed ids %v, want all 20: none was acted on", inv.FailedIDs)
+	}
+	if n := len(f.slack.Posts()); n != 0 {
+		t.Errorf("%d posts after the deadline, want none", n)
+	}
+}
+
 // panicky is a Notifier that panics.
 type panicky struct{}
 

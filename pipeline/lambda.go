@@ -40,7 +40,8 @@ type record struct {
 // a retry would fail the same way and repeat the other recipients'
 // actions. An action that fails, or an input that cannot be read, is
 // retried: the SQS record is named in FailedIDs, an SNS or EventBridge
-// event fails the invocation.
+// event fails the invocation. When ctx ends, the records not yet acted
+// on are reported failed, never dropped.
 func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, window int) Invocation {
 	inv := Invocation{Tally: NewTally()}
 	batch := h.NewBatch(true)
@@ -58,7 +59,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 	}}
 	next, stop := iter.Pull(engine.Items("invocation", payload))
 	defer stop()
-	r.Run(ctx, ctx, next)
+	// Every record is read and emitted, even once ctx has ended: a record
+	// left unread would be named neither acted on nor failed, and SQS
+	// would delete it. Past the deadline its actions fail at once, and it
+	// is delivered again.
+	r.Run(context.WithoutCancel(ctx), ctx, next)
 	lost := h.FlushDigests(ctx, batch, inv.Tally, nil)
 
 	var whole []string
