@@ -36,19 +36,30 @@ func NewPacer(every time.Duration, burst int) *Pacer {
 // that a reload of the rules keeps the pace. It is safe for concurrent
 // use.
 type Pacers struct {
-	// scale multiplies every pace: the number of processes that may post
-	// to the same destinations at once (SESROUTER_CONCURRENCY), so that
-	// together they keep the destination's pace.
+	// scale multiplies every pace, so that the processes posting to the
+	// same destinations at once keep the destination's pace together.
 	scale int
 
 	mu sync.Mutex
 	m  map[string]*Pacer
 }
 
-// NewPacers returns a Pacers whose pacers go scale times slower than the
-// destinations' paces (scale < 1 counts as 1).
-func NewPacers(scale int) *Pacers {
-	return &Pacers{scale: max(scale, 1), m: map[string]*Pacer{}}
+// NewPacers returns the Pacers of one of processes that post to the same
+// destinations at once (SESROUTER_CONCURRENCY; < 1 counts as 1). Alone,
+// a process posts at each destination's pace. One of n > 1 posts at
+// pace × (n+1): n to share the pace, and one more pace of room. The
+// processes do not talk to each other, so two of them may post within
+// the same second, and Slack answers the second one 429; that one's
+// schedule then moves by the Retry-After (a second), and the room is
+// what lets it land clear of the other processes' posts, where it stays.
+// At pace × n there is no such room: the one moved collides with the
+// next process, which moves and collides in turn, at every post.
+func NewPacers(processes int) *Pacers {
+	scale := max(processes, 1)
+	if scale > 1 {
+		scale++
+	}
+	return &Pacers{scale: scale, m: map[string]*Pacer{}}
 }
 
 // For returns the pacer of d's channel or webhook, made on first use
@@ -100,27 +111,44 @@ func (p *Pacer) Wait(ctx context.Context) error {
 			p.tat = start
 		}
 		p.tat = p.tat.Add(p.every)
-		pauses := p.pauses
+		end, pauses := p.tat, p.pauses
 		p.mu.Unlock()
 
 		if wait := time.Until(start); wait > 0 {
 			if err := p.sleep(ctx, wait); err != nil {
+				p.giveBack(end)
 				return err
 			}
 		}
 		p.mu.Lock()
-		paused := p.pauses != pauses && p.pausedUntil.After(time.Now())
+		paused := p.pauses != pauses
 		p.mu.Unlock()
 		if !paused {
 			return nil
 		}
-		// A 429 paused the destination while this post waited: its turn
-		// is taken again, after the pause.
+		// A 429 paused the destination while this post waited: the turn
+		// it had belongs to the old schedule, and is taken again on the
+		// new one.
+	}
+}
+
+// giveBack returns the turn that ends at end, when no later one was
+// given meanwhile: a post that gave up waiting leaves no gap.
+func (p *Pacer) giveBack(end time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tat.Equal(end) {
+		p.tat = p.tat.Add(-p.every)
 	}
 }
 
 // Pause holds every post to the destination for d (a 429's Retry-After);
-// the posts then resume at the pace, one at a time.
+// the posts then resume at the pace, one at a time, on a new schedule
+// that starts when the pause ends. Starting anew matters when several
+// processes post to one destination, each at its own pace: a process
+// whose post collided with another's would, on its old schedule, collide
+// again at every turn; moved by the pause, it falls in the gap between
+// the other's posts.
 func (p *Pacer) Pause(d time.Duration) {
 	if p == nil || d <= 0 {
 		return
@@ -134,10 +162,8 @@ func (p *Pacer) Pause(d time.Duration) {
 	p.pausedUntil = until
 	p.pauses++
 	// No burst right after a pause: the next post goes at until, the one
-	// after one Every later.
-	if t := until.Add(p.tau); p.tat.Before(t) {
-		p.tat = t
-	}
+	// after one Every later. The turns already given are taken again.
+	p.tat = until.Add(p.tau)
 }
 
 // sleep waits d for the caller's turn, counted as waiting.

@@ -151,6 +151,51 @@ func TestPacerWaitEndsWithTheContext(t *testing.T) {
 		if d := time.Since(start); d != 10*time.Second {
 			t.Errorf("gave up after %s, want 10s, when the context ended", d)
 		}
+		// The turn it gave up is given back: the next post goes at 1m,
+		// not 2m.
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Errorf("the next post went at %s, want 1m", d)
+		}
+	})
+}
+
+// TestPacerPauseStartsANewSchedule: after a 429, the posts go on a new
+// schedule from the end of the pause, so that a process whose post
+// collided with another process's moves out of its way instead of
+// colliding again at every turn. The retry of the post that had the 429
+// goes when the pause ends, the post that was waiting one pace later.
+func TestPacerPauseStartsANewSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(3*time.Second, 1)
+		start := time.Now()
+		if err := p.Wait(context.Background()); err != nil { // A's post, at once
+			t.Fatal(err)
+		}
+		var waited time.Duration
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := p.Wait(context.Background()); err != nil { // B: its turn was at 3s
+				t.Error(err)
+			}
+			waited = time.Since(start)
+		}()
+		time.Sleep(500 * time.Millisecond)
+		p.Pause(time.Second) // A's post had a 429 with Retry-After: 1
+		time.Sleep(time.Second)
+		if err := p.Wait(context.Background()); err != nil { // A's retry
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 1500*time.Millisecond {
+			t.Errorf("the retry went at %s, want 1.5s, when the pause ended", d)
+		}
+		<-done
+		if waited != 4500*time.Millisecond {
+			t.Errorf("the waiting post went at %s, want 4.5s, one pace after the retry (at 3s it would have kept the schedule that collided)", waited)
+		}
 	})
 }
 
@@ -207,7 +252,7 @@ func postTimes(t *testing.T, pacer *Pacer, n int) []time.Duration {
 // TestDestinationPace follows a destination's pace and burst from the
 // rules file to the posts: Pacers gives each channel or webhook its
 // pacer, scaled by the number of processes posting at once
-// (SESROUTER_CONCURRENCY).
+// (SESROUTER_CONCURRENCY): n > 1 processes post at pace × (n+1).
 func TestDestinationPace(t *testing.T) {
 	dests := ByName(mustParseDestinations(t, `version: 1
 destinations:
@@ -232,9 +277,9 @@ rules: []
 		{"eager", 1, 10, ms(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
 		{"eager", 4, 5, ms(0, 0, 0, 0, 0)},
 		{"bursty", 1, 6, ms(0, 0, 0, 1000, 2000, 3000)},
-		{"bursty", 3, 5, ms(0, 0, 0, 3000, 6000)},
+		{"bursty", 3, 5, ms(0, 0, 0, 4000, 8000)},
 		{"plain", 1, 3, ms(0, 1100, 2200)},
-		{"plain", 2, 3, ms(0, 2200, 4400)},
+		{"plain", 2, 3, ms(0, 3300, 6600)},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s×%d", tt.dest, tt.scale), func(t *testing.T) {

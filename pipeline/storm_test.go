@@ -100,7 +100,7 @@ type simConfig struct {
 	// Lambda would run.
 	MaxConcurrency int
 	// Concurrency is SESROUTER_CONCURRENCY: each container paces at
-	// pace × Concurrency.
+	// pace × (Concurrency+1) when it is over 1 (actions.NewPacers).
 	Concurrency int
 	// FreshStorm gives each invocation a new storm state, as the code
 	// before issue 13 had: digests per invocation only.

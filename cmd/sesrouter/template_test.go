@@ -597,12 +597,14 @@ func TestTemplateStormSafeDefaults(t *testing.T) {
 	batch := tpl.defaultNumber(t, "QueueBatchSize")
 
 	// A container's first storming invocation posts digest_after messages
-	// and a digest, each pace x concurrency after the one before: that
-	// must leave at least half the timeout to the SES calls and retries.
-	posting := (cfnStormDigestAfter + 1) * cfnStormPace.Seconds() * concurrency
+	// and a digest, each pace x (concurrency+1) after the one before
+	// (actions.NewPacers): that must leave at least half the timeout to
+	// the SES calls and retries.
+	apart := cfnStormPace.Seconds() * (concurrency + 1)
+	posting := (cfnStormDigestAfter + 1) * apart
 	if posting > timeout/2 {
 		t.Errorf("Timeout defaults to %gs: posting %d messages %.1fs apart takes %.1fs, more than half of it",
-			timeout, cfnStormDigestAfter+1, cfnStormPace.Seconds()*concurrency, posting)
+			timeout, cfnStormDigestAfter+1, apart, posting)
 	}
 	if want := 6*timeout + window; visibility < want {
 		t.Errorf("QueueVisibilityTimeout defaults to %g, want at least 6 x Timeout + QueueBatchingWindow = %g", visibility, want)

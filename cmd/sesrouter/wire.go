@@ -56,17 +56,17 @@ func newHTTPClient(concurrency int) *http.Client {
 }
 
 // newParts builds what carries out actions for real, from the
-// environment: Slack's credentials and URL, SESROUTER_CONCURRENCY (which
-// scales every pace), and the AWS SDK's configuration when a rules file
+// environment: Slack's credentials and URL, SESROUTER_CONCURRENCY (the
+// processes that share every pace), and the AWS SDK's configuration when a rules file
 // needs SES.
 func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, error) {
-	scale := 1
+	processes := 1
 	if v := e.getenv("SESROUTER_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("SESROUTER_CONCURRENCY is a positive whole number, not %q", v)
 		}
-		scale = n
+		processes = n
 	}
 	timeout := defaultTimeout
 	if e.actionTimeout > 0 {
@@ -74,7 +74,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	}
 	return &pipeline.Parts{
 		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
-			Getenv: e.getenv, HTTPClient: newHTTPClient(concurrency), Pacers: actions.NewPacers(scale)},
+			Getenv: e.getenv, HTTPClient: newHTTPClient(concurrency), Pacers: actions.NewPacers(processes)},
 		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) { return sesClient(ctx) },
 		Seen:   actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
 	}, nil
