@@ -202,6 +202,17 @@ type DigestResult struct {
 	Inputs, Keys []string
 }
 
+// String says what became of the digest, in a line:
+//
+//	digest to ses-alerts posted: 990 more bounces …
+func (r DigestResult) String() string {
+	s := "digest to " + r.Destination + " " + string(r.Outcome) + ": " + r.Message.Text
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
 // Flush posts one digest message to each destination that folded
 // anything, in the order of the rules file, and says what became of
 // each. The batch is then empty (Flush may be called again).

@@ -1,9 +1,29 @@
 package intake
 
 import (
+	"log/slog"
 	"net"
+	"net/http"
 	"sync"
+	"time"
 )
+
+// HTTPServer returns the http.Server of an endpoint serving h: bounded
+// times to read a request's header and body, to idle, and a bounded
+// header size; writeTimeout must cover the longest handling of a
+// notification, its actions with their retries. The server's own
+// errors are logged at warn.
+func HTTPServer(h http.Handler, logger *slog.Logger, writeTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
 
 // DefaultMaxConnections bounds the connections a server keeps open: with
 // bodies read (at most MaxBody each) before a request takes a processing

@@ -8,6 +8,23 @@ import (
 	"github.com/sesrouter/sesrouter/engine"
 )
 
+// CheckFiles opens each of names ("-" is stdin, not opened) and reports
+// the first that cannot be, so that a run can refuse to start rather
+// than stop halfway.
+func CheckFiles(names []string) error {
+	for _, name := range names {
+		if name == "-" {
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
 // Files yields the items of files, one after the other ("-" is stdin): a
 // file that cannot be opened or read yields an item of its own, named
 // after the file, with the error, and the next file is read.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
@@ -53,6 +54,52 @@ func unwrap(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// RulesPath finds the rules file: flag when set, else $SESROUTER_RULES,
+// else the first rules.yaml there is in the working directory, in
+// $LAMBDA_TASK_ROOT (in Lambda), beside executable; else rules.yaml, for
+// the error to name.
+func RulesPath(flag string, getenv func(string) string, executable string) string {
+	if flag != "" {
+		return flag
+	}
+	if p := getenv("SESROUTER_RULES"); p != "" {
+		return p
+	}
+	candidates := []string{"rules.yaml"}
+	if root := getenv("LAMBDA_TASK_ROOT"); root != "" {
+		candidates = append(candidates, filepath.Join(root, "rules.yaml"))
+	}
+	if executable != "" {
+		candidates = append(candidates, filepath.Join(filepath.Dir(executable), "rules.yaml"))
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "rules.yaml"
+}
+
+// Check is what sesrouter check says of loaded rules: the problems that
+// running every rule on synthetic events finds (engine.Rules.Probe) and
+// the warnings, one per line, then the verdict, which is ok unless there
+// are problems (or, strict, warnings).
+func (c *Config) Check(strict bool) (lines []error, verdict string, ok bool) {
+	errs, slow := c.Rules.Probe(engine.SlowRule)
+	warnings := append(c.Rules.Warnings(), slow...)
+	for _, p := range append(errs, warnings...) {
+		lines = append(lines, p)
+	}
+	if len(errs) > 0 || (strict && len(warnings) > 0) {
+		return lines, fmt.Sprintf("%s: %s, %s", c.Rules.File, Plural(len(errs), "problem"), Plural(len(warnings), "warning")), false
+	}
+	verdict = fmt.Sprintf("%s: ok: %s, %s, %s", c.Rules.File, Plural(len(c.Rules.Rules), "rule"), Plural(len(c.Rules.Destinations), "destination"), Plural(len(c.Rules.Lists), "list"))
+	if len(warnings) > 0 {
+		verdict += ", " + Plural(len(warnings), "warning")
+	}
+	return lines, verdict, true
 }
 
 // Used reports whether some rule notifies the destination named.

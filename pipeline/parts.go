@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"time"
 
@@ -25,6 +26,17 @@ type Parts struct {
 	Timeout time.Duration
 
 	ses SESAPI
+}
+
+// NewLogger returns the logger of sesrouter: JSON lines to w, at level,
+// durations written as Go writes them ("150s"), not as nanoseconds.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}))
 }
 
 // SESAPI is the part of the SES v2 API sesrouter calls: the suppression

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +30,17 @@ type Progress struct {
 
 // progressEvery is how often the line is redrawn, at most.
 const progressEvery = 250 * time.Millisecond
+
+// IsTerminal reports whether f is a terminal: a character device that
+// is not /dev/null (which is one too).
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
+}
 
 // NewProgress returns a Progress writing to w when on; pacers, when not
 // nil, tell the posts waiting. It draws from a second after it starts.

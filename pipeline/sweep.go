@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -220,4 +221,32 @@ func matched(p *engine.Plan) bool {
 // SweepRemoved taken off the list.
 func SweepMetrics(r SweepResult) []Metric {
 	return []Metric{{Name: "SweepEntries", Count: r.Entries}, {Name: "SweepRemoved", Count: r.Tally.Outcomes[actions.OutcomeRemoved]}}
+}
+
+// Summary says what the sweep came to, in a line:
+//
+//	12 entries read (the whole list); 12 notifications (12 recipients), …
+func (r SweepResult) Summary() string {
+	done := "the whole list"
+	if !r.Complete {
+		done = "stopped before the end of the list"
+	}
+	return fmt.Sprintf("%d entries read (%s); %s", r.Entries, done, r.Tally.Summary())
+}
+
+// InvokeSweep is a scheduled sweep in Lambda: within ctx's deadline (a
+// list too long for one run is finished by the next ones, since the
+// entries taken off are no longer listed), each entry a rule matched
+// logged, the metrics written to metrics.
+func (h *Handler) InvokeSweep(ctx context.Context, parts *Parts, req Sweep, metrics io.Writer) error {
+	ses, err := parts.SES(ctx)
+	if err != nil {
+		return err
+	}
+	res := h.Sweep(ctx, ses, false, req, func(j *Job) { h.Log(ctx, j) })
+	if err := WriteMetrics(metrics, time.Now(), res.Tally, SweepMetrics(res)...); err != nil {
+		h.Logger.Warn("the sweep's metrics were not written", "error", err.Error())
+	}
+	h.Logger.Info("sweep", "entries", res.Entries, "complete", res.Complete, "summary", res.Tally.Summary())
+	return nil
 }

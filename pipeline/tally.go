@@ -121,7 +121,7 @@ func (t *Tally) Merge(u *Tally) {
 //
 //	3 notifications (5 recipients), 1 skipped, 0 failed; posted 2, removed 1, dropped 1
 func (t *Tally) Summary() string {
-	s := fmt.Sprintf("%s (%s), %d skipped, %d failed", plural(t.Notifications, "notification"), plural(t.Recipients, "recipient"),
+	s := fmt.Sprintf("%s (%s), %d skipped, %d failed", Plural(t.Notifications, "notification"), Plural(t.Recipients, "recipient"),
 		t.Skipped, t.Failed+t.DigestsFailed)
 	if t.Duplicates > 0 {
 		s += fmt.Sprintf(", %d duplicate", t.Duplicates)
@@ -134,7 +134,7 @@ func (t *Tally) Summary() string {
 		parts = append(parts, fmt.Sprintf("%s %d", o, t.Outcomes[o]))
 	}
 	if t.Digests+t.DigestsFailed > 0 {
-		parts = append(parts, plural(t.Digests+t.DigestsFailed, "digest"))
+		parts = append(parts, Plural(t.Digests+t.DigestsFailed, "digest"))
 	}
 	if len(parts) > 0 {
 		s += "; " + strings.Join(parts, ", ")
@@ -142,7 +142,8 @@ func (t *Tally) Summary() string {
 	return s
 }
 
-func plural(n int, word string) string {
+// Plural says n word, with an s when n is not 1: "1 rule", "2 rules".
+func Plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/pipeline"
 )
 
 const checkText = `Loads the rules and reports every problem, each as FILE:LINE:COL, then runs
@@ -18,32 +18,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("check", "check [-rules FILE] [-strict]", checkText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml)")
 	strict := fs.Bool("strict", false, "count warnings as errors")
-	args, code := parseArgs(fs, args)
-	if code >= 0 {
+	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
 	}
-	if !noArgs("check", args, stderr) {
-		return exitUsage
-	}
-	path := rulesPath(*rulesFlag, e)
-	cfg, ok := loadRules(path, stderr)
+	cfg, ok := loadRules(pipeline.RulesPath(*rulesFlag, e.getenv, e.executable), stderr)
 	if !ok {
 		return exitUsage
 	}
-	rules := cfg.Rules
-	errs, slow := rules.Probe(engine.SlowRule)
-	warnings := append(rules.Warnings(), slow...)
-	for _, p := range append(errs, warnings...) {
-		fmt.Fprintln(stderr, p)
+	lines, verdict, ok := cfg.Check(*strict)
+	for _, l := range lines {
+		fmt.Fprintln(stderr, l)
 	}
-	if len(errs) > 0 || (*strict && len(warnings) > 0) {
-		fmt.Fprintf(stderr, "%s: %s, %s\n", path, plural(len(errs), "problem"), plural(len(warnings), "warning"))
+	if !ok {
+		fmt.Fprintln(stderr, verdict)
 		return exitUsage
 	}
-	summary := fmt.Sprintf("%s, %s, %s", plural(len(rules.Rules), "rule"), plural(len(rules.Destinations), "destination"), plural(len(rules.Lists), "list"))
-	if len(warnings) > 0 {
-		summary += ", " + plural(len(warnings), "warning")
-	}
-	fmt.Fprintf(stdout, "%s: ok: %s\n", rules.File, summary)
+	fmt.Fprintln(stdout, verdict)
 	return exitOK
 }

@@ -31,12 +31,8 @@ const (
 func cmdLambda(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("lambda", "lambda [-rules FILE]", lambdaText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml, else $LAMBDA_TASK_ROOT/rules.yaml)")
-	args, code := parseArgs(fs, args)
-	if code >= 0 {
+	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
-	}
-	if !noArgs("lambda", args, stderr) {
-		return exitUsage
 	}
 	if e.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
 		fmt.Fprintln(stderr, "sesrouter lambda: not running in AWS Lambda (AWS_LAMBDA_RUNTIME_API is not set); to try events locally, use sesrouter route -dry-run FILE")
@@ -71,7 +67,7 @@ func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context
 			if err != nil {
 				return nil, err
 			}
-			return nil, lambdaSweep(actx, parts, h, req, stdout)
+			return nil, h.InvokeSweep(actx, parts, req, stdout)
 		}
 		inv := h.Invoke(actx, payload, lambdaConcurrency, lambdaWindow)
 		pipeline.WriteMetrics(stdout, time.Now(), inv.Tally, pipeline.StormMetrics(parts.Storm, cfg.Destinations, time.Now())...)

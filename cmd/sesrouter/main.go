@@ -9,7 +9,6 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -59,19 +56,8 @@ type env struct {
 
 func newEnv() env {
 	exe, _ := os.Executable()
-	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: isTerminal(os.Stdout), stderrIsTTY: isTerminal(os.Stderr),
+	return env{getenv: os.Getenv, executable: exe, stdoutIsTTY: pipeline.IsTerminal(os.Stdout), stderrIsTTY: pipeline.IsTerminal(os.Stderr),
 		notify: signal.Notify, stop: signal.Stop}
-}
-
-// isTerminal reports whether f is a terminal: a character device that is
-// not /dev/null (which is one too).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
 }
 
 const usage = `sesrouter routes Amazon SES feedback by the rules of a YAML file.
@@ -175,38 +161,15 @@ func parseArgs(fs *flag.FlagSet, args []string) (rest []string, code int) {
 	}
 }
 
-// noArgs refuses arguments to a command that takes none.
-func noArgs(name string, args []string, stderr io.Writer) bool {
-	if len(args) > 0 {
-		fmt.Fprintf(stderr, "sesrouter %s: unexpected argument %q\n", name, args[0])
-		return false
+// parseNoArgs is parseArgs for a command that takes no arguments: one
+// is a usage error.
+func parseNoArgs(fs *flag.FlagSet, args []string) (code int) {
+	args, code = parseArgs(fs, args)
+	if code < 0 && len(args) > 0 {
+		fmt.Fprintf(fs.Output(), "sesrouter %s: unexpected argument %q\n", fs.Name(), args[0])
+		return exitUsage
 	}
-	return true
-}
-
-// rulesPath finds the rules file: the -rules flag, $SESROUTER_RULES,
-// rules.yaml in the working directory, $LAMBDA_TASK_ROOT/rules.yaml (in
-// Lambda), rules.yaml beside the executable.
-func rulesPath(flagValue string, e env) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if p := e.getenv("SESROUTER_RULES"); p != "" {
-		return p
-	}
-	candidates := []string{"rules.yaml"}
-	if root := e.getenv("LAMBDA_TASK_ROOT"); root != "" {
-		candidates = append(candidates, filepath.Join(root, "rules.yaml"))
-	}
-	if e.executable != "" {
-		candidates = append(candidates, filepath.Join(filepath.Dir(e.executable), "rules.yaml"))
-	}
-	for _, p := range candidates {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return "rules.yaml"
+	return code
 }
 
 // loadRules loads the rules file, printing every problem to stderr.
@@ -230,34 +193,14 @@ func printProblems(stderr io.Writer, path string, err error) {
 	for _, e := range errs {
 		fmt.Fprintln(stderr, e)
 	}
-	fmt.Fprintf(stderr, "%s: %s\n", path, plural(len(errs), "problem"))
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
+	fmt.Fprintf(stderr, "%s: %s\n", path, pipeline.Plural(len(errs), "problem"))
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version", "version", "Prints the version of sesrouter and of Go it was built with.", stderr)
-	args, code := parseArgs(fs, args)
-	if code >= 0 {
+	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
 	}
-	if !noArgs("version", args, stderr) {
-		return exitUsage
-	}
-	version, goVersion := "(devel)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = cmp.Or(bi.Main.Version, version), bi.GoVersion
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && version == "(devel)" {
-				version = "(devel " + s.Value[:min(12, len(s.Value))] + ")"
-			}
-		}
-	}
-	fmt.Fprintf(stdout, "sesrouter %s %s\n", version, goVersion)
+	fmt.Fprintln(stdout, pipeline.Version())
 	return exitOK
 }

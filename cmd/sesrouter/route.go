@@ -53,16 +53,9 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
-	for _, name := range files {
-		if name == "-" {
-			continue
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
-			return exitUsage
-		}
-		f.Close()
+	if err := pipeline.CheckFiles(files); err != nil {
+		fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
+		return exitUsage
 	}
 	cfg, parts, ok := setup("route", *rulesFlag, e, stderr, pipeline.DefaultConcurrency)
 	if !ok {
@@ -107,11 +100,7 @@ func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Prog
 	}
 	go func() {
 		t, err := pipeline.Route(h, out, progress, next, stop, drain, func(r actions.DigestResult) {
-			what := "digest to " + r.Destination + " " + string(r.Outcome) + ": " + r.Message.Text
-			if r.Err != nil {
-				what += ": " + r.Err.Error()
-			}
-			fmt.Fprintln(stderr, "sesrouter route:", what)
+			fmt.Fprintln(stderr, "sesrouter route:", r)
 		})
 		finished <- result{t, err}
 	}()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/pipeline"
@@ -59,12 +60,8 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	certDir := fs.String("sns-cert-dir", "", "read signing certificates from `DIR` (file name = last element of SigningCertURL) instead of fetching them")
 	maxAge := fs.Duration("max-age", time.Hour, "refuse notifications whose signed Timestamp is older than `DURATION` (0: no limit)")
 	sigVersion := fs.Int("signature-version", 1, "the lowest SignatureVersion accepted: 1 (SHA1 and SHA256) or 2 (SHA256 only)")
-	args, code := parseArgs(fs, args)
-	if code >= 0 {
+	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
-	}
-	if !noArgs("serve", args, stderr) {
-		return exitUsage
 	}
 	if *sigVersion != 1 && *sigVersion != 2 {
 		fmt.Fprintf(stderr, "sesrouter serve: -signature-version is 1 or 2, not %d\n", *sigVersion)
@@ -76,7 +73,7 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 			return exitUsage
 		}
 	}
-	path := rulesPath(*rulesFlag, e)
+	path := pipeline.RulesPath(*rulesFlag, e.getenv, e.executable)
 	cfg, parts, ok := setup("serve", path, e, stderr, intake.DefaultMaxConcurrent)
 	if !ok {
 		return exitUsage
@@ -86,7 +83,7 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 		return cannot("serve", err, stderr)
 	}
 	logger := parts.Logger
-	confirm := newHTTPClient(1)
+	confirm := actions.NewHTTPClient(1)
 	confirm.Timeout = intake.DefaultConfirmTimeout
 	var certs *http.Client // nil: intake's own
 	if e.outbound != nil {
@@ -136,15 +133,7 @@ func answer(svc *pipeline.Service) func(context.Context, *engine.SNSMessage) err
 // the requests in flight finish and the windows post their digests.
 // SIGHUP reloads the rules.
 func serveHTTP(ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger, e env) error {
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      serveWriteTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	hs := intake.HTTPServer(h, logger, serveWriteTimeout)
 	sigs := make(chan os.Signal, 4)
 	e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer e.stop(sigs)

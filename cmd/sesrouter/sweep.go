@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,12 +29,8 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 	fs.StringVar(&req.Reason, "reason", "", "only the entries listed for `REASON`: BOUNCE or COMPLAINT")
 	fs.DurationVar(&req.Since, "since", 0, "only the entries listed or updated within `DURATION` (0: all)")
 	fs.Float64Var(&req.Rate, "rate", pipeline.DefaultSweepRate, "SES calls a second, listing and removing together")
-	args, code := parseArgs(fs, args)
-	if code >= 0 {
+	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
-	}
-	if !noArgs("sweep", args, stderr) {
-		return exitUsage
 	}
 	if err := pipeline.CheckSweep(req); err != nil {
 		fmt.Fprintf(stderr, "sesrouter sweep: %v\n", err)
@@ -62,42 +59,31 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 		fmt.Fprintf(stderr, "sesrouter sweep: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
+	ctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
 	sigs := make(chan os.Signal, 1)
 	e.notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer e.stop(sigs)
-	code = exitOK
 	go func() {
 		if s, ok := <-sigs; ok {
-			code = signalCode(s)
-			stop()
+			stop(caught{s})
 		}
 	}()
 	start := time.Now()
 	res := h.Sweep(ctx, ses, *dryRun, req, func(j *pipeline.Job) { out.Job(j) })
 	out.Close()
-	done := "the whole list"
-	if !res.Complete {
-		done = "stopped before the end of the list"
+	fmt.Fprintf(stderr, "sesrouter sweep: %s, in %s\n", res.Summary(), time.Since(start).Round(time.Millisecond))
+	var sig caught
+	switch {
+	case errors.As(context.Cause(ctx), &sig):
+		return signalCode(sig.Signal)
+	case res.Tally.Failed > 0 || res.Tally.DigestsFailed > 0:
+		return exitFailed
 	}
-	fmt.Fprintf(stderr, "sesrouter sweep: %d entries read (%s); %s, in %s\n", res.Entries, done, res.Tally.Summary(), time.Since(start).Round(time.Millisecond))
-	if code == exitOK && (res.Tally.Failed > 0 || res.Tally.DigestsFailed > 0) {
-		code = exitFailed
-	}
-	return code
+	return exitOK
 }
 
-// lambdaSweep runs a scheduled sweep within the invocation's deadline;
-// a list too long for one run is finished by the next ones, since the
-// entries taken off are no longer listed.
-func lambdaSweep(ctx context.Context, parts *pipeline.Parts, h *pipeline.Handler, req pipeline.Sweep, stdout io.Writer) error {
-	ses, err := parts.SES(ctx)
-	if err != nil {
-		return err
-	}
-	res := h.Sweep(ctx, ses, false, req, func(j *pipeline.Job) { h.Log(ctx, j) })
-	pipeline.WriteMetrics(stdout, time.Now(), res.Tally, pipeline.SweepMetrics(res)...)
-	h.Logger.Info("sweep", "entries", res.Entries, "complete", res.Complete, "summary", res.Tally.Summary())
-	return nil
-}
+// caught is the cause of a context that a signal ended.
+type caught struct{ os.Signal }
+
+func (c caught) Error() string { return c.String() }

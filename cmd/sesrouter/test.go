@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/engine/ruletest"
+	"github.com/sesrouter/sesrouter/pipeline"
 )
 
 const testText = `Runs rule unit tests: each test routes one event by the rules and compares,
@@ -38,85 +38,39 @@ func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 		fs.Usage()
 		return exitUsage
 	}
-	var run *regexp.Regexp
+	suite := ruletest.Suite{Rules: *rulesFlag, Default: pipeline.RulesPath("", e.getenv, e.executable),
+		Load: func(path string) (*engine.Router, error) {
+			cfg, err := pipeline.Load(path)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.Router, nil
+		},
+		Problem: func(path string, err error) { printProblems(stderr, path, err) }}
 	if *runFlag != "" {
 		var err error
-		if run, err = regexp.Compile(*runFlag); err != nil {
+		if suite.Run, err = regexp.Compile(*runFlag); err != nil {
 			fmt.Fprintf(stderr, "sesrouter test: -run: %v\n", err)
 			return exitUsage
 		}
 	}
-
-	// Load every test file first, so that all of their problems show at once.
-	var tests []*ruletest.File
-	bad := false
-	for _, path := range files {
-		tf, err := ruletest.LoadFile(path)
-		if err != nil {
-			printProblems(stderr, path, err)
-			bad = true
-			continue
-		}
-		tests = append(tests, tf)
-	}
-	if bad {
+	rep, ok := suite.RunFiles(files)
+	if !ok {
 		return exitUsage
 	}
-
-	routers := map[string]*engine.Router{}
-	var all [][]ruletest.Result
-	for _, tf := range tests {
-		path := *rulesFlag
-		if path == "" {
-			if path = tf.RulesPath(); path != "" && !exists(path) {
-				fmt.Fprintf(stderr, "%s:%d:%d: rules file %s does not exist (rules: is relative to the test file)\n",
-					tf.Name, tf.RulesPos.Line, tf.RulesPos.Col, path)
-				return exitUsage
-			}
-		}
-		if path == "" {
-			path = rulesPath("", e)
-		}
-		router, ok := routers[path]
-		if !ok {
-			cfg, ok := loadRules(path, stderr)
-			if !ok {
-				return exitUsage
-			}
-			router = cfg.Router
-			routers[path] = router
-		}
-		all = append(all, ruletest.Run(router, tf, run))
-	}
-
-	passed, failed := 0, 0
-	for _, results := range all {
-		for _, r := range results {
-			if r.Passed() {
-				passed++
-				continue
-			}
-			failed++
-			fmt.Fprint(stdout, r.Text())
-		}
-	}
-	if passed+failed == 0 && run != nil {
+	fmt.Fprint(stdout, rep.Text())
+	if rep.Passed+rep.Failed == 0 && suite.Run != nil {
 		fmt.Fprintf(stderr, "sesrouter test: no test matches -run %s\n", *runFlag)
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", rep.Passed, rep.Failed)
 	if *junitFlag != "" {
-		if err := ruletest.WriteJUnit(*junitFlag, all); err != nil {
+		if err := ruletest.WriteJUnit(*junitFlag, rep.Results); err != nil {
 			fmt.Fprintf(stderr, "sesrouter test: -junit: %v\n", err)
 			return exitFailed
 		}
 	}
-	if failed > 0 {
+	if rep.Failed > 0 {
 		return exitFailed
 	}
 	return exitOK
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

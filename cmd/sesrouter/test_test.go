@@ -78,7 +78,8 @@ func TestTestCommand(t *testing.T) {
 		{"several files", []string{"test", file, failing}, exitFailed, "", ""},
 		{"-rules overrides rules:", []string{"test", "-rules", writeFile(t, dir, "other.yaml", minimalRules), file}, exitFailed, "", ""},
 		{"rules: names a missing file", []string{"test", writeFile(t, dir, "norules_test.yaml", strings.Replace(passingTests, "rules: rules.yaml", "rules: nope.yaml", 1))},
-			exitUsage, "", filepath.Join(dir, "norules_test.yaml") + ":1:8: rules file " + filepath.Join(dir, "nope.yaml") + " does not exist (rules: is relative to the test file)\n"},
+			exitUsage, "", filepath.Join(dir, "norules_test.yaml") + ":1:8: rules file " + filepath.Join(dir, "nope.yaml") + " does not exist (rules: is relative to the test file)\n" +
+				filepath.Join(dir, "norules_test.yaml") + ": 1 problem\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
