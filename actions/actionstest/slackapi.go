@@ -1,0 +1,237 @@
+package actionstest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The Slack fake's two wire protocols: the Web API's chat.postMessage
+// (form or JSON parameters) and incoming webhooks.
+
+// isJSONParam reports whether a form parameter holds JSON (Block Kit and
+// the like) rather than a plain string.
+func isJSONParam(key string) bool {
+	switch key {
+	case "blocks", "attachments", "metadata":
+		return true
+	}
+	return false
+}
+
+// apiParams decodes a Web API request's parameters: the query, plus a form
+// or JSON body. Each value is JSON: strings quoted, blocks and the like as
+// sent.
+func apiParams(r *http.Request, body []byte) (map[string]json.RawMessage, error) {
+	params := map[string]json.RawMessage{}
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype == "application/json" {
+		if err := json.Unmarshal(body, &params); err != nil {
+			return nil, err
+		}
+		for k, v := range params {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, v); err != nil {
+				return nil, err
+			}
+			params[k] = buf.Bytes()
+		}
+	}
+	values := r.URL.Query()
+	if ctype == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range form {
+			values[k] = v
+		}
+	}
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		if isJSONParam(k) {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, []byte(v[0])); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			params[k] = buf.Bytes()
+			continue
+		}
+		params[k] = mustJSON(v[0])
+	}
+	return params, nil
+}
+
+// mustJSON encodes v without HTML escaping.
+func mustJSON(v any) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // strings and maps of raw JSON only
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// stringParam is params[key] when it is a JSON string.
+func stringParam(params map[string]json.RawMessage, key string) string {
+	var s string
+	if raw, ok := params[key]; ok {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
+}
+
+// emptyJSON reports whether raw is absent, null, "" or [].
+func emptyJSON(raw json.RawMessage) bool {
+	switch string(raw) {
+	case "", "null", `""`, "[]":
+		return true
+	}
+	return false
+}
+
+// serveAPI serves /api/METHOD.
+func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f Fault) {
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	if method != "chat.postMessage" && method != "auth.test" {
+		s.apiError(w, "unknown_method")
+		return
+	}
+	params, err := apiParams(r, body)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "blocks:") {
+			s.apiError(w, "invalid_blocks_format")
+		} else {
+			s.apiError(w, "invalid_form_data")
+		}
+		return
+	}
+	token := stringParam(params, "token")
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		token = bearer
+	}
+	switch {
+	case token == "":
+		s.apiError(w, "not_authed")
+		return
+	case token != s.token || f.kind == faultAccessDenied:
+		s.apiError(w, "invalid_auth")
+		return
+	}
+	if method == "auth.test" {
+		s.apiOK(w, true, map[string]any{
+			"ok": true, "url": "https://fake.slack.com/", "team": "Fake",
+			"user": "sesrouter", "team_id": "T000", "user_id": "U000", "bot_id": "B000",
+		})
+		return
+	}
+
+	channel := stringParam(params, "channel")
+	s.mu.Lock()
+	id, known := s.channels[channel]
+	s.mu.Unlock()
+	if !known || f.kind == faultChannelNotFound {
+		s.apiError(w, "channel_not_found")
+		return
+	}
+	text := stringParam(params, "text")
+	if text == "" && emptyJSON(params["blocks"]) && emptyJSON(params["attachments"]) {
+		s.apiError(w, "no_text")
+		return
+	}
+	var blocks json.RawMessage
+	if raw, ok := params["blocks"]; ok && !emptyJSON(raw) {
+		blocks = raw
+		if problems := CheckBlocks(raw); len(problems) > 0 {
+			for i, p := range problems {
+				problems[i] = "[ERROR] " + p
+			}
+			s.apiError(w, "invalid_blocks", problems...)
+			return
+		}
+	}
+	delete(params, "token")
+
+	s.mu.Lock()
+	ts := fmt.Sprintf("1700000000.%06d", 100+s.seq)
+	s.seq++
+	s.posts = append(s.posts, Post{
+		Kind:    KindAPI,
+		Channel: channel,
+		Text:    text,
+		Blocks:  blocks,
+		Body:    mustJSON(params),
+		Path:    r.URL.Path,
+		Time:    time.Now(),
+	})
+	s.mu.Unlock()
+	s.apiOK(w, true, map[string]any{
+		"ok": true, "channel": id, "ts": ts,
+		"message": map[string]any{"type": "message", "user": "U000", "bot_id": "B000", "text": text, "ts": ts},
+	})
+}
+
+// serveWebhook serves /services/….
+func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte, f Fault) {
+	const text = "text/html"
+	s.mu.Lock()
+	name, known := s.hooks[r.URL.Path]
+	s.mu.Unlock()
+	switch {
+	case !known:
+		s.answer(w, http.StatusNotFound, false, text, "no_service")
+		return
+	case r.Method != http.MethodPost:
+		s.answer(w, http.StatusMethodNotAllowed, false, text, "invalid_method")
+		return
+	case f.kind == faultAccessDenied:
+		s.answer(w, http.StatusForbidden, false, text, "invalid_token")
+		return
+	case f.kind == faultChannelNotFound:
+		s.answer(w, http.StatusNotFound, false, text, "channel_not_found")
+		return
+	}
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(body, &msg); err != nil || msg == nil {
+		s.answer(w, http.StatusBadRequest, false, text, "invalid_payload")
+		return
+	}
+	msgText := stringParam(msg, "text")
+	if msgText == "" && emptyJSON(msg["blocks"]) && emptyJSON(msg["attachments"]) {
+		s.answer(w, http.StatusBadRequest, false, text, "no_text")
+		return
+	}
+	var blocks json.RawMessage
+	if raw, ok := msg["blocks"]; ok && !emptyJSON(raw) {
+		if problems := CheckBlocks(raw); len(problems) > 0 {
+			s.answer(w, http.StatusBadRequest, false, text, "invalid_blocks")
+			return
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, raw)
+		blocks = buf.Bytes()
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, body)
+
+	s.mu.Lock()
+	s.posts = append(s.posts, Post{
+		Kind:    KindWebhook,
+		Channel: name,
+		Text:    msgText,
+		Blocks:  blocks,
+		Body:    compact.Bytes(),
+		Path:    r.URL.Path,
+		Time:    time.Now(),
+	})
+	s.mu.Unlock()
+	s.answer(w, http.StatusOK, true, text, "ok")
+}
