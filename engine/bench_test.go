@@ -21,7 +21,11 @@ func loadShipped(tb testing.TB) *Rules {
 		abs, _ := filepath.Abs(shippedRules)
 		tb.Fatalf("the handler rules fixture is missing: %s (%v)", abs, err)
 	}
-	rules, err := LoadFile(shippedRules)
+	src, err := os.ReadFile(shippedRules)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rules, err := Load(shippedRules, src)
 	if err != nil {
 		tb.Fatalf("the handler rules fixture does not load:\n%v", err)
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 
@@ -125,15 +124,6 @@ func (p *Problem) Error() string {
 	}
 	b.WriteString(p.Message)
 	return b.String()
-}
-
-// LoadFile reads and loads the rules file at path.
-func LoadFile(path string) (*Rules, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	return Load(path, src)
 }
 
 // Load parses, checks and compiles a rules file. name is used in messages.

@@ -441,23 +441,6 @@ rules:
 	})
 }
 
-// TestLoadFile checks that LoadFile reads the file and names it, and
-// reports a missing file.
-func TestLoadFile(t *testing.T) {
-	dir := t.TempDir()
-	path := dir + "/rules.yaml"
-	if _, err := LoadFile(path); err == nil || !strings.HasPrefix(err.Error(), "rules: open "+path) {
-		t.Errorf("LoadFile of a missing file: %v", err)
-	}
-	if err := os.WriteFile(path, []byte("version: 1\nrules:\n  - name: r\n    when: recipent.domain == \"x\"\n    actions: [log]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := LoadFile(path)
-	if err == nil || !strings.HasPrefix(err.Error(), path+":4:11: rule \"r\": unknown name recipent") {
-		t.Errorf("LoadFile error = %v, want one naming %s:4:11", err, path)
-	}
-}
-
 // TestActionString checks how actions are written in output and tests.
 func TestActionString(t *testing.T) {
 	for _, tt := range []struct {

@@ -5,11 +5,39 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 )
 
 // maxBody bounds what a fake reads of a request body.
 const maxBody = 8 << 20
+
+// fake is what the SES and Slack fakes share: the server, its scripted
+// faults and its counters, under mu with the fake's own state.
+type fake struct {
+	srv    *httptest.Server
+	done   chan struct{}
+	faults faultPlan
+
+	mu     sync.Mutex
+	counts Counts
+}
+
+// start starts the fake's server on 127.0.0.1, serving h.
+func (f *fake) start(t testing.TB, h http.HandlerFunc) {
+	f.done = make(chan struct{})
+	f.srv = startLoopback(t, h, f.done)
+}
+
+// Pending is the number of scripted faults not yet served.
+func (f *fake) Pending() int { return f.faults.pending() }
+
+// Counts returns the request counters so far.
+func (f *fake) Counts() Counts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts
+}
 
 // startLoopback starts h on 127.0.0.1 (never another address) and closes it
 // with t.Cleanup, after closing done so that waits in handlers end.

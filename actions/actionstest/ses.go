@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -88,24 +86,19 @@ type suppression struct {
 // region and static credentials, and isolates the test from shared config
 // files and IMDS), then config.LoadDefaultConfig and sesv2.NewFromConfig.
 type SES struct {
-	srv    *httptest.Server
-	done   chan struct{}
-	faults faultPlan
-
-	mu     sync.Mutex
-	list   map[string]suppression
-	calls  []Call
-	counts Counts
-	seq    int // suppression entries made, for their attribute IDs
-	reqs   int // answers written, for request IDs
+	fake
+	list  map[string]suppression
+	calls []Call
+	seq   int // suppression entries made, for their attribute IDs
+	reqs  int // answers written, for request IDs
 }
 
 // NewSES starts an SES fake on 127.0.0.1, closed by t.Cleanup, with an
 // empty suppression list.
 func NewSES(t testing.TB) *SES {
 	t.Helper()
-	s := &SES{done: make(chan struct{}), list: map[string]suppression{}}
-	s.srv = startLoopback(t, http.HandlerFunc(s.serveHTTP), s.done)
+	s := &SES{list: map[string]suppression{}}
+	s.start(t, s.serveHTTP)
 	return s
 }
 
@@ -172,21 +165,11 @@ func checkSESFaults(faults []Fault) {
 	}
 }
 
-// Pending is the number of scripted faults not yet served.
-func (s *SES) Pending() int { return s.faults.pending() }
-
 // Calls returns a copy of the requests received so far, in arrival order.
 func (s *SES) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
-}
-
-// Counts returns the request counters so far.
-func (s *SES) Counts() Counts {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts
 }
 
 // sesReply is one SES answer.

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -55,17 +53,12 @@ type Post struct {
 // Every message is checked against Slack's Block Kit limits ([CheckBlocks])
 // and rejected with invalid_blocks when it breaks one.
 type Slack struct {
-	srv    *httptest.Server
-	done   chan struct{}
-	token  string
-	faults faultPlan
-
-	mu       sync.Mutex
+	fake
+	token    string
 	channels map[string]string // ID, name or #name -> ID
 	nextID   int
 	hooks    map[string]string // webhook path -> name
 	posts    []Post
-	counts   Counts
 	seq      int
 	// limit is LimitPer's n (0: no limit) within per, answered with
 	// Retry-After: retryAfter beyond it; recent is the times of the
@@ -81,7 +74,6 @@ type Slack struct {
 func NewSlack(t testing.TB, channels ...string) *Slack {
 	t.Helper()
 	s := &Slack{
-		done:     make(chan struct{}),
 		token:    "xoxb-000-000-" + rand.Text(),
 		channels: map[string]string{},
 		hooks:    map[string]string{},
@@ -89,7 +81,7 @@ func NewSlack(t testing.TB, channels ...string) *Slack {
 	for _, c := range channels {
 		s.AddChannel(c)
 	}
-	s.srv = startLoopback(t, http.HandlerFunc(s.serveHTTP), s.done)
+	s.start(t, s.serveHTTP)
 	return s
 }
 
@@ -241,21 +233,11 @@ func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) (retryAfter 
 	return 0, false
 }
 
-// Pending is the number of scripted faults not yet served.
-func (s *Slack) Pending() int { return s.faults.pending() }
-
 // Posts returns a copy of the messages accepted so far, in arrival order.
 func (s *Slack) Posts() []Post {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.posts)
-}
-
-// Counts returns the request counters so far.
-func (s *Slack) Counts() Counts {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts
 }
 
 // serveHTTP applies the next fault, then routes the request.
