@@ -58,8 +58,8 @@ func CheckSweep(s Sweep) error {
 }
 
 // SweepRequest reads a Lambda invocation's payload as a sweep request,
-// {"sesrouter":"sweep"} with optional "reason" and "since" (a Go
-// duration): it reports whether the payload is one, and what is wrong
+// {"sesrouter":"sweep"} with optional "reason", "since" (a Go duration)
+// and "rate" (SES calls a second), as sweep's flags: it reports whether the payload is one, and what is wrong
 // with it when it is one that cannot be read.
 func SweepRequest(payload []byte) (Sweep, bool, error) {
 	req := Sweep{Rate: DefaultSweepRate}
@@ -82,6 +82,8 @@ func SweepRequest(payload []byte) (Sweep, bool, error) {
 			if err = json.Unmarshal(v, &since); err == nil && since != "" {
 				req.Since, err = time.ParseDuration(since)
 			}
+		case "rate":
+			err = json.Unmarshal(v, &req.Rate)
 		default:
 			err = errors.New("unknown key")
 		}

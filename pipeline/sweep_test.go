@@ -173,6 +173,8 @@ func TestSweepRequest(t *testing.T) {
 	}{
 		{`{"sesrouter":"sweep"}`, true, "", Sweep{Rate: DefaultSweepRate}},
 		{`{"sesrouter":"sweep","reason":"COMPLAINT","since":"48h"}`, true, "", Sweep{Reason: "COMPLAINT", Since: 48 * time.Hour, Rate: DefaultSweepRate}},
+		{`{"sesrouter":"sweep","rate":20}`, true, "", Sweep{Rate: 20}},
+		{`{"sesrouter":"sweep","rate":0}`, true, "rate", Sweep{}},
 		{`{"sesrouter":"sweep","reason":"bounce"}`, true, `reason is BOUNCE or COMPLAINT, not "bounce"`, Sweep{}},
 		{`{"sesrouter":"purge"}`, true, `"sesrouter" is "purge"`, Sweep{}},
 		{`{"sesrouter":"sweep","Records":[]}`, true, `"Records": unknown key`, Sweep{}},

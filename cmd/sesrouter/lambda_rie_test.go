@@ -221,6 +221,33 @@ func TestLambdaRIE(t *testing.T) {
 		}
 	})
 
+	// A scheduled sweep, as EventBridge Scheduler invokes it: the two
+	// bounces the handler's rules keep deliverable are taken off the
+	// suppression list, the others stay, one summary is posted, and the
+	// sweep's metrics are written.
+	t.Run("scheduled sweep", func(t *testing.T) {
+		t.Parallel()
+		f := newLambdaFakes(t)
+		f.ses.Suppress("a+no-suppress@example.com", "BOUNCE", listedAt)
+		f.ses.Suppress("b@no.suppress.domain.jp", "BOUNCE", listedAt)
+		f.ses.Suppress("c@example.com", "BOUNCE", listedAt)
+		f.ses.Suppress("d+no-suppress@example.com", "COMPLAINT", listedAt)
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: f.vars("ses-alerts")})
+
+		status, body := fn.invoke(t, []byte(`{"sesrouter":"sweep","rate":1000}`))
+		if status != http.StatusOK || string(body) != "null" {
+			t.Errorf("invocation: %d %s, want 200 null", status, body)
+		}
+		for address, kept := range map[string]bool{"a+no-suppress@example.com": false, "b@no.suppress.domain.jp": false,
+			"c@example.com": true, "d+no-suppress@example.com": true} {
+			if _, ok := f.ses.Suppressed(address); ok != kept {
+				t.Errorf("%s on the list: %v, want %v", address, ok, kept)
+			}
+		}
+		checkContains(t, "the summary", postText(t, onePostOf(t, f.slack)), "Sweep · 2 addresses taken off the suppression list")
+		checkContains(t, "the function's output", fn.output(t), `"SweepEntries":4`, `"SweepRemoved":2`, `"msg":"sweep"`)
+	})
+
 	// SNS (and EventBridge) have no partial response: a failed action
 	// fails the invocation, so that Lambda retries it.
 	t.Run("sns failure fails the invocation", func(t *testing.T) {

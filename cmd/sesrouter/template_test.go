@@ -3,7 +3,7 @@ package main
 // These tests check template.yaml offline, as a reviewer would: every name
 // it uses exists in every combination of its parameters, and the
 // storm-safe defaults, the topic and queue policies and the sweep schedule
-// are what the README and issue 13, 10 and 14 promise. cfn-lint and
+// are what the docs promise (deploy.md, operations.md). cfn-lint and
 // `sam validate` need tools and an AWS account; these need only the file.
 
 import (
@@ -25,8 +25,8 @@ import (
 
 const cfnTemplateFile = "../../template.yaml"
 
-// The program's defaults and the storm of issue 13 the queue path is
-// sized for.
+// The program's defaults and the storm the queue path is sized for
+// (10,000 bounces in a minute).
 const (
 	cfnStormDigestAfter = 10                      // digest_after: messages before a destination folds
 	cfnStormPace        = 1100 * time.Millisecond // pace: between two posts to a channel
@@ -575,7 +575,7 @@ func TestTemplateReferences(t *testing.T) {
 	r.done()
 }
 
-// TestTemplateStormSafeDefaults checks the defaults of issue 13: the
+// TestTemplateStormSafeDefaults checks the storm-safe defaults: the
 // queue path, its batch, window and maximum concurrency, the same number
 // as SESROUTER_CONCURRENCY, and a timeout and visibility timeout to fit.
 func TestTemplateStormSafeDefaults(t *testing.T) {
@@ -671,7 +671,7 @@ func TestTemplateStormSafeDefaults(t *testing.T) {
 	}
 }
 
-// TestTemplateTopic checks issue 10's topic: made with CreateTopic unless
+// TestTemplateTopic checks the SES topic: made with CreateTopic unless
 // TopicArn is given, every use of the topic is that one, and its policy
 // lets only SES of this account publish, as the comment at the top of the
 // template, which the docs quote, says.
@@ -856,7 +856,7 @@ func TestTemplateQueuePolicy(t *testing.T) {
 	}
 }
 
-// TestTemplateSweep checks issue 14's schedule: made only with
+// TestTemplateSweep checks the sweep's schedule: made only with
 // SweepSchedule, invoking the function with {"sesrouter":"sweep"} through
 // a role that may invoke that function only, and the function allowed
 // ses:ListSuppressedDestinations only then.
