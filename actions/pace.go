@@ -107,6 +107,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 			p.mu.Unlock()
 			return fmt.Errorf("not posted: the destination's turn comes in %s, after the deadline (it is paced at one post every %s)", start.Sub(now).Round(time.Millisecond), p.every)
 		}
+		prev := p.tat
 		if p.tat.Before(start) {
 			p.tat = start
 		}
@@ -116,7 +117,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 
 		if wait := time.Until(start); wait > 0 {
 			if err := p.sleep(ctx, wait); err != nil {
-				p.giveBack(end)
+				p.giveBack(prev, end, pauses)
 				return err
 			}
 		}
@@ -132,13 +133,16 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	}
 }
 
-// giveBack returns the turn that ends at end, when no later one was
-// given meanwhile: a post that gave up waiting leaves no gap.
-func (p *Pacer) giveBack(end time.Time) {
+// giveBack returns the turn that moved the schedule from prev to end,
+// when no later one was given and no pause came meanwhile: a post that
+// gave up waiting leaves no gap. It restores prev rather than taking a
+// pace off end: after a pause or a reload, end - pace may be another
+// post's turn.
+func (p *Pacer) giveBack(prev, end time.Time, pauses int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tat.Equal(end) {
-		p.tat = p.tat.Add(-p.every)
+	if p.pauses == pauses && p.tat.Equal(end) {
+		p.tat = prev
 	}
 }
 

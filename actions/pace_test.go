@@ -329,3 +329,64 @@ rules: []
 		})
 	})
 }
+
+// TestPacerGiveBackKeepsOthersTurns: a post that gives up gives back
+// only its own turn, never one that a later post holds: not after a
+// pause moved the schedule, nor after a reload changed the pace.
+func TestPacerGiveBackKeepsOthersTurns(t *testing.T) {
+	// wait posts through p when the clock reaches at, and says when it went.
+	wait := func(t *testing.T, p *Pacer, at time.Duration, start time.Time) <-chan time.Duration {
+		done := make(chan time.Duration, 1)
+		time.AfterFunc(at, func() {
+			if err := p.Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+			done <- time.Since(start)
+		})
+		return done
+	}
+	t.Run("after a pause", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := NewPacer(time.Second, 1)
+			start := time.Now()
+			if err := p.Wait(context.Background()); err != nil { // at once; the next turn is at 1s
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			gaveUp := make(chan error)
+			go func() { gaveUp <- p.Wait(ctx) }() // its turn ends at 2s
+			synctest.Wait()
+			p.Pause(time.Second)                         // a 429: the new schedule starts at 1s
+			b := wait(t, p, 500*time.Millisecond, start) // takes the turn at 1s, which ends at 2s
+			time.AfterFunc(600*time.Millisecond, cancel) // the waiting post gives up
+			c := wait(t, p, 700*time.Millisecond, start) // must not go at 1s too
+			if err := <-gaveUp; err == nil {
+				t.Fatal("the cancelled post went")
+			}
+			if tb, tc := <-b, <-c; tb != time.Second || tc != 2*time.Second {
+				t.Errorf("posts went at %s and %s, want 1s and 2s", tb, tc)
+			}
+		})
+	})
+	t.Run("after a reload", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := NewPacer(time.Second, 1)
+			start := time.Now()
+			if err := p.Wait(context.Background()); err != nil { // at once; the next turn is at 1s
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			gaveUp := make(chan error)
+			go func() { gaveUp <- p.Wait(ctx) }() // its turn is at 1s
+			synctest.Wait()
+			p.set(3*time.Second, 1) // the rules were reloaded with a slower pace
+			cancel()
+			if err := <-gaveUp; err == nil {
+				t.Fatal("the cancelled post went")
+			}
+			if got := <-wait(t, p, 0, start); got != time.Second {
+				t.Errorf("the next post went at %s, want 1s, one old pace after the first", got)
+			}
+		})
+	})
+}
