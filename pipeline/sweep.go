@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -51,7 +52,9 @@ func CheckSweep(s Sweep) error {
 		return fmt.Errorf("reason is BOUNCE or COMPLAINT, not %q", s.Reason)
 	case s.Since < 0:
 		return fmt.Errorf("since is a positive duration, not %s", s.Since)
-	case s.Rate <= 0:
+	case !(s.Rate > 0) || math.IsInf(s.Rate, 1) || float64(time.Second)/s.Rate >= math.MaxInt64:
+		// NaN, and an interval beyond a time.Duration, would come out
+		// as no pace at all.
 		return fmt.Errorf("rate is a positive number of calls a second, not %v", s.Rate)
 	}
 	return nil

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -175,6 +176,9 @@ func TestSweepRequest(t *testing.T) {
 		{`{"sesrouter":"sweep","reason":"COMPLAINT","since":"48h"}`, true, "", Sweep{Reason: "COMPLAINT", Since: 48 * time.Hour, Rate: DefaultSweepRate}},
 		{`{"sesrouter":"sweep","rate":20}`, true, "", Sweep{Rate: 20}},
 		{`{"sesrouter":"sweep","rate":0}`, true, "rate", Sweep{}},
+		{`{"sesrouter":"sweep","rate":-1}`, true, "rate", Sweep{}},
+		{`{"sesrouter":"sweep","rate":1e-12}`, true, "rate", Sweep{}}, // a call every 31,710 years: beyond a time.Duration
+		{`{"sesrouter":"sweep","rate":"fast"}`, true, `"rate"`, Sweep{}},
 		{`{"sesrouter":"sweep","reason":"bounce"}`, true, `reason is BOUNCE or COMPLAINT, not "bounce"`, Sweep{}},
 		{`{"sesrouter":"purge"}`, true, `"sesrouter" is "purge"`, Sweep{}},
 		{`{"sesrouter":"sweep","Records":[]}`, true, `"Records": unknown key`, Sweep{}},
@@ -189,6 +193,23 @@ func TestSweepRequest(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", tt.payload, err, tt.err)
 		case tt.ok && tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("%s: %+v, %v; want %+v", tt.payload, got, err, tt.want)
+		}
+	}
+}
+
+// TestCheckSweepRate: a rate the pacer cannot keep is refused, never
+// read as no pace at all (NaN, and a rate so low that its interval
+// overflows, came out as an interval of 0: unpaced SES calls).
+func TestCheckSweepRate(t *testing.T) {
+	for _, rate := range []float64{0, -1, math.NaN(), math.Inf(1), math.Inf(-1), 1e-12, 1e-300} {
+		err := CheckSweep(Sweep{Rate: rate})
+		if want := fmt.Sprintf("rate is a positive number of calls a second, not %v", rate); err == nil || err.Error() != want {
+			t.Errorf("rate %v: error %v, want %s", rate, err, want)
+		}
+	}
+	for _, rate := range []float64{1e-9, 0.5, 1, 1000, 1e12} {
+		if err := CheckSweep(Sweep{Rate: rate}); err != nil {
+			t.Errorf("rate %v: %v", rate, err)
 		}
 	}
 }
