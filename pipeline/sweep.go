@@ -62,8 +62,9 @@ func CheckSweep(s Sweep) error {
 
 // SweepRequest reads a Lambda invocation's payload as a sweep request,
 // {"sesrouter":"sweep"} with optional "reason", "since" (a Go duration)
-// and "rate" (SES calls a second), as sweep's flags: it reports whether the payload is one, and what is wrong
-// with it when it is one that cannot be read.
+// and "rate" (SES calls a second), as sweep's flags: it reports whether
+// the payload is one, and what is wrong with it when it is one that
+// cannot be read.
 func SweepRequest(payload []byte) (Sweep, bool, error) {
 	req := Sweep{Rate: DefaultSweepRate}
 	if !bytes.Contains(payload, []byte(`"sesrouter"`)) {
