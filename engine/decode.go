@@ -224,7 +224,7 @@ func decodeShape(input, envelope, envelopeID string, doc []byte, s sniffed) Item
 		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, doc)
 	case shapeSES:
 		it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}
-		decodeSESInto(&it, bytes.Clone(doc))
+		decodeSESInto(&it, string(doc))
 		return it
 	case shapeLambda:
 		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: errors.New("a Lambda event (Records) inside a message")}
@@ -354,13 +354,13 @@ func decodeEventBridge(it Item, doc []byte) Item {
 		it.Skipped = "EventBridge " + strconv.Quote(detailType) + " is not an SES mail event"
 		return it
 	}
-	decodeSESInto(&it, bytes.Clone(detail))
+	decodeSESInto(&it, string(detail))
 	return it
 }
 
 // decodeSESInto decodes the SES JSON itself (raw, which the Notification
 // keeps) and fills it.Notification, or it.Skipped / it.Err.
-func decodeSESInto(it *Item, raw []byte) {
+func decodeSESInto(it *Item, raw string) {
 	n, skipped, err := decodeSES(raw)
 	switch {
 	case err != nil:

@@ -161,7 +161,7 @@ func checkNotification(t *testing.T, got, want *Notification) {
 			MessageID string `json:"messageId"`
 		} `json:"mail"`
 	}
-	if err := json.Unmarshal(got.Raw, &raw); err != nil {
+	if err := json.Unmarshal([]byte(got.Raw), &raw); err != nil {
 		t.Errorf("%s: Raw is not JSON: %v", want.Input, err)
 	} else if raw.Mail.MessageID != want.Mail.MessageID {
 		t.Errorf("%s: Raw holds mail.messageId %q, want %q", want.Input, raw.Mail.MessageID, want.Mail.MessageID)
@@ -637,7 +637,7 @@ func TestDecodeKeepsUnknownFieldsInRaw(t *testing.T) {
 			FutureDeliveryField []int `json:"futureDeliveryField"`
 		} `json:"delivery"`
 	}
-	if err := json.Unmarshal(items[0].Notification.Raw, &raw); err != nil {
+	if err := json.Unmarshal([]byte(items[0].Notification.Raw), &raw); err != nil {
 		t.Fatal(err)
 	}
 	if raw.FutureTopLevel.Answer != 42 || raw.Mail.FutureMailField != "kept" || !reflect.DeepEqual(raw.Delivery.FutureDeliveryField, []int{1, 2, 3}) {
@@ -658,7 +658,7 @@ func TestDecodeRawIsSESJSON(t *testing.T) {
 				}
 				seen++
 				var top map[string]json.RawMessage
-				if err := json.Unmarshal(it.Notification.Raw, &top); err != nil {
+				if err := json.Unmarshal([]byte(it.Notification.Raw), &top); err != nil {
 					t.Fatalf("%s: Raw is not a JSON object: %v", it.Input, err)
 				}
 				_, identity := top["notificationType"]

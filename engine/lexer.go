@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"strconv"
+	"unsafe"
 )
 
 // lexer is a small validating pull parser for JSON. sesrouter decodes
@@ -18,6 +19,9 @@ import (
 //
 // The first error stops it: every method then does nothing, and err says
 // where and what.
+//
+// The lexer never writes to b, so that b may be the bytes of a string
+// (readOnlyBytes).
 type lexer struct {
 	b []byte
 	// s, when set, holds the same text as b: strings without escapes are
@@ -33,6 +37,13 @@ type lexer struct {
 }
 
 const maxNesting = 10000
+
+// readOnlyBytes returns the bytes of s without copying them, for a lexer
+// (which only reads them): decoding an SES message that came as a string
+// (an SNS Message) costs no copy of it.
+func readOnlyBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
 
 func (l *lexer) fail(format string, args ...any) {
 	if l.err == nil {
@@ -215,7 +226,12 @@ func (l *lexer) str() string {
 	case c == '"':
 		start := l.i + 1
 		b, owned := l.strBytes()
-		if !owned && l.s != "" && l.err == nil {
+		switch {
+		case owned && len(b) > 0:
+			// A buffer of its own, which nothing else holds or changes:
+			// the string is made of it, not copied from it.
+			return unsafe.String(unsafe.SliceData(b), len(b))
+		case !owned && l.s != "" && l.err == nil:
 			return l.s[start : start+len(b)]
 		}
 		return string(b)

@@ -40,7 +40,17 @@ func (l *lexer) strBytes() (s []byte, owned bool) {
 // first byte after the quote); l.i is at the first backslash.
 func (l *lexer) unescape(start int) ([]byte, bool) {
 	b := l.b
-	out := make([]byte, 0, l.i-start+64)
+	// The escaped string is at least as long as its decoded bytes: find
+	// its end first, so that the buffer is made once, to size.
+	end := l.i
+	for {
+		end = plain(b, end)
+		if end+1 >= len(b) || b[end] != '\\' {
+			break
+		}
+		end += 2
+	}
+	out := make([]byte, 0, end-start)
 	out = append(out, b[start:l.i]...)
 	i := l.i
 	for i < len(b) {

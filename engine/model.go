@@ -76,7 +76,7 @@ type Notification struct {
 
 	// Raw is the SES JSON exactly as received, so that fields the model
 	// does not name are never lost.
-	Raw []byte `expr:"-"`
+	Raw string `expr:"-"`
 }
 
 // Event describes the notification as a whole (event.* in rules).

@@ -46,9 +46,9 @@ type wireRecipient struct {
 // decodeSES decodes the SES JSON (raw, which the Notification keeps) into
 // a Notification. A set-up message, an inbound-mail notification or JSON
 // that is not SES's gives a skip reason instead.
-func decodeSES(raw []byte) (*Notification, string, error) {
+func decodeSES(raw string) (*Notification, string, error) {
 	var w sesWire
-	l := lexer{b: raw, s: string(raw)}
+	l := lexer{b: readOnlyBytes(raw), s: raw}
 	l.object(func(k []byte) { w.member(&l, k) })
 	l.end()
 	if l.err != nil {
