@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -31,13 +30,6 @@ const (
 )
 
 func main() {
-	// Most of what a run allocates is garbage at once (each input's
-	// decoding), and its live heap is a few MB: collecting at 200% rather
-	// than 100% spends a fifth less time for a few MB more. GOGC, when
-	// set, still decides.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, newEnv()))
 }
 
