@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Destination is a Slack destination of the rules file: a channel, posted

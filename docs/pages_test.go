@@ -21,7 +21,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/pipeline"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // These tests hold the pages to the code where a page states what the

@@ -3,7 +3,7 @@ package engine
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // exprPos maps an offset (in runes) into a when expression to a position

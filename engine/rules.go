@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Rules is a loaded rules file: destinations, lists and compiled rules.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // The compact event form of rule tests: the names rules use, written as

@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/sesrouter/sesrouter/engine"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // File is a loaded rule test file: events and, for every recipient of

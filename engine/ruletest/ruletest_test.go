@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/sesrouter/sesrouter/engine"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // compact builds the compact event written in src (YAML).
