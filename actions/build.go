@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
 // SlackConfig is what Slack notifiers are built from.
@@ -29,7 +31,7 @@ type SlackConfig struct {
 // used says is used (nil: all are) must have its credential: the bot token for a
 // channel, an http(s) URL in its webhook variable; every one missing is
 // reported, joined, and no error names a secret.
-func Notifiers(dests []*Destination, used func(name string) bool, c SlackConfig) (map[string]Notifier, error) {
+func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackConfig) (map[string]Notifier, error) {
 	if c.Retry == (Retry{}) {
 		c.Retry = DefaultRetry()
 	}
@@ -72,7 +74,7 @@ func Notifiers(dests []*Destination, used func(name string) bool, c SlackConfig)
 
 // DryRunNotifiers builds, for a dry run, a notifier per destination that
 // renders what it would post and posts nothing; it needs no credential.
-func DryRunNotifiers(dests []*Destination) map[string]Notifier {
+func DryRunNotifiers(dests []*rules.Destination) map[string]Notifier {
 	out := make(map[string]Notifier, len(dests))
 	for _, d := range dests {
 		if d.Channel != "" {
@@ -85,8 +87,8 @@ func DryRunNotifiers(dests []*Destination) map[string]Notifier {
 }
 
 // ByName indexes destinations by name.
-func ByName(dests []*Destination) map[string]*Destination {
-	out := make(map[string]*Destination, len(dests))
+func ByName(dests []*rules.Destination) map[string]*rules.Destination {
+	out := make(map[string]*rules.Destination, len(dests))
 	for _, d := range dests {
 		out[d.Name] = d
 	}

@@ -3,7 +3,7 @@ package actions
 import (
 	"sync"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Seen remembers the notifications handled in this process (a route run,
@@ -27,7 +27,7 @@ func NewSeen(limit int) *Seen {
 // Begin records n as being handled, or reports that it is a duplicate:
 // all its keys (SeenKeys) are known, being handled or handled. A
 // notification without keys is never a duplicate.
-func (s *Seen) Begin(n *engine.Notification) (duplicate bool) {
+func (s *Seen) Begin(n *ses.Notification) (duplicate bool) {
 	keys := SeenKeys(n)
 	if len(keys) == 0 {
 		return false
@@ -82,15 +82,15 @@ func (s *Seen) Len() int {
 // MessageId (SNS keeps it when it delivers again, also through SQS), or,
 // without one, its SES feedback id with each recipient. A notification
 // with neither is never a duplicate.
-func SeenKeys(n *engine.Notification) []string {
+func SeenKeys(n *ses.Notification) []string {
 	if n.SNSMessageID != "" {
 		return []string{"sns:" + n.SNSMessageID}
 	}
 	var fb string
 	switch n.Event.Type {
-	case engine.TypeBounce:
+	case ses.TypeBounce:
 		fb = n.Bounce.FeedbackID
-	case engine.TypeComplaint:
+	case ses.TypeComplaint:
 		fb = n.Complaint.FeedbackID
 	}
 	if fb == "" {

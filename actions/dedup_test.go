@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 const dedupRules = `version: 1
@@ -23,7 +25,7 @@ rules:
 `
 
 // dedupBounce is an SES bounce; with snsID it comes in an SNS body.
-func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *engine.Notification {
+func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *ses.Notification {
 	t.Helper()
 	rcpts := ""
 	for i, a := range addrs {
@@ -32,12 +34,12 @@ func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *engin
 		}
 		rcpts += fmt.Sprintf(`{"emailAddress":%q}`, a)
 	}
-	ses := fmt.Sprintf(`{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","feedbackId":%q,"bouncedRecipients":[%s]},"mail":{"messageId":"m","source":"s@example.com","destination":[]}}`, feedbackID, rcpts)
-	doc := ses
+	sesDoc := fmt.Sprintf(`{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","feedbackId":%q,"bouncedRecipients":[%s]},"mail":{"messageId":"m","source":"s@example.com","destination":[]}}`, feedbackID, rcpts)
+	doc := sesDoc
 	if snsID != "" {
-		doc = fmt.Sprintf(`{"Type":"Notification","MessageId":%q,"TopicArn":"arn:aws:sns:us-east-1:1:t","Message":%q}`, snsID, ses)
+		doc = fmt.Sprintf(`{"Type":"Notification","MessageId":%q,"TopicArn":"arn:aws:sns:us-east-1:1:t","Message":%q}`, snsID, sesDoc)
 	}
-	it := engine.Decode("t", []byte(doc))[0]
+	it := ses.Decode("t", []byte(doc))[0]
 	if it.Notification == nil {
 		t.Fatalf("%+v", it)
 	}
@@ -50,10 +52,10 @@ func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *engin
 type deduper struct {
 	d      *Dispatcher
 	seen   *Seen
-	router *engine.Router
+	router *route.Router
 }
 
-func (dd *deduper) handle(ctx context.Context, n *engine.Notification) []Result {
+func (dd *deduper) handle(ctx context.Context, n *ses.Notification) []Result {
 	plan := dd.router.Route(n)
 	if dd.seen.Begin(n) {
 		return Duplicates(plan)
@@ -67,19 +69,16 @@ func (dd *deduper) handle(ctx context.Context, n *engine.Notification) []Result 
 
 func newDeduper(t *testing.T) (*deduper, *actionstest.Slack) {
 	t.Helper()
-	rules, err := engine.Load("rules.yaml", []byte(dedupRules))
+	rules, err := rules.Load("rules.yaml", []byte(dedupRules))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dests, err := ParseDestinations(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dests := rules.DestinationList()
 	fake := actionstest.NewSlack(t)
 	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{
 		"hook": NewSlackWebhook(Secret(fake.WebhookURL("hook")), "HOOK", nil, Retry{Attempts: 1}, nil),
 	}}
-	return &deduper{d: d, seen: NewSeen(100), router: engine.NewRouter(rules)}, fake
+	return &deduper{d: d, seen: NewSeen(100), router: route.NewRouter(rules)}, fake
 }
 
 func outcomes(rs []Result) string {
@@ -93,7 +92,7 @@ func outcomes(rs []Result) string {
 func TestDispatchActsOnceOnADuplicate(t *testing.T) {
 	tests := []struct {
 		name       string
-		first, dup *engine.Notification
+		first, dup *ses.Notification
 	}{
 		{"same SNS message id", dedupBounce(t, "sns-1", "fb-1", "a@x.com"), dedupBounce(t, "sns-1", "fb-1", "a@x.com")},
 		{"same feedback id and recipients, no SNS", dedupBounce(t, "", "fb-2", "a@x.com", "b@x.com"), dedupBounce(t, "", "fb-2", "b@x.com", "a@x.com")},
@@ -116,7 +115,7 @@ func TestDispatchActsOnceOnADuplicate(t *testing.T) {
 
 func TestDispatchDistinctNotificationsAreNotDuplicates(t *testing.T) {
 	dd, fake := newDeduper(t)
-	for _, n := range []*engine.Notification{
+	for _, n := range []*ses.Notification{
 		dedupBounce(t, "sns-1", "fb-1", "a@x.com"),
 		dedupBounce(t, "sns-2", "fb-1", "a@x.com"), // another SNS message
 		dedupBounce(t, "", "fb-1", "c@x.com"),      // same feedback, another recipient
@@ -171,8 +170,8 @@ func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
 
 // snsNotification is a notification SNS delivered with message id id: its
 // one key is sns:id.
-func snsNotification(id string) *engine.Notification {
-	return &engine.Notification{SNSMessageID: id}
+func snsNotification(id string) *ses.Notification {
+	return &ses.Notification{SNSMessageID: id}
 }
 
 func TestSeenForgetsTheOldest(t *testing.T) {
@@ -233,7 +232,7 @@ func TestSeenForgetFreesTheSlot(t *testing.T) {
 func TestSeenKeys(t *testing.T) {
 	tests := []struct {
 		name string
-		n    *engine.Notification
+		n    *ses.Notification
 		want []string
 	}{
 		{"SNS message id", dedupBounce(t, "sns-1", "fb-1", "a@x.com", "b@x.com"), []string{"sns:sns-1"}},

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/slack-go/slack"
 )
 
@@ -41,10 +41,10 @@ func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
 // admit says whether a notice to d at now is posted (true, and counted)
 // or folded (false): folded once d has had DigestAfter notices within
 // DigestWindow of now.
-func (s *Storm) admit(d *Destination, now time.Time) bool {
+func (s *Storm) admit(d *rules.Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	after, window := d.stormLimits()
+	after, window := d.StormLimits()
 	recent := s.posts[d.Name]
 	cut := 0
 	for cut < len(recent) && now.Sub(recent[cut]) >= window {
@@ -61,10 +61,10 @@ func (s *Storm) admit(d *Destination, now time.Time) bool {
 }
 
 // Storming reports whether d's later notifies are being folded now.
-func (s *Storm) Storming(d *Destination, now time.Time) bool {
+func (s *Storm) Storming(d *rules.Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	after, window := d.stormLimits()
+	after, window := d.StormLimits()
 	n := 0
 	for _, t := range s.posts[d.Name] {
 		if now.Sub(t) < window {
@@ -72,19 +72,6 @@ func (s *Storm) Storming(d *Destination, now time.Time) bool {
 		}
 	}
 	return n >= after
-}
-
-// stormLimits are d's digest_after and digest_window, the defaults for a
-// destination that has none (one not made by ParseDestinations).
-func (d *Destination) stormLimits() (int, time.Duration) {
-	after, window := d.DigestAfter, d.DigestWindow
-	if after < 1 {
-		after = DefaultDigestAfter
-	}
-	if window <= 0 {
-		window = DefaultDigestWindow
-	}
-	return after, window
 }
 
 // Batch gathers the digests of one batch: what its notifications folded,
@@ -118,7 +105,7 @@ func NewSweepBatch() *Batch {
 
 // digest is what a batch folded for one destination.
 type digest struct {
-	dest          *Destination
+	dest          *rules.Destination
 	notifier      Notifier // the notifier of the rules in force when folded
 	notifications int
 	recipients    int
@@ -133,7 +120,7 @@ type digest struct {
 
 // admit says whether the notice to d, which takes msgs messages, is
 // posted (true) or folded into the batch's digest for d (false).
-func (b *Batch) admit(d *Destination, n Notifier, notice *Notice) bool {
+func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 	if b.storm != nil && b.storm.admit(d, b.now()) {
 		return true
 	}
@@ -162,7 +149,7 @@ func (b *Batch) admit(d *Destination, n Notifier, notice *Notice) bool {
 		count(g.byDomain, domain)
 		count(g.byRule, cmp.Or(r.Rule, "(none)"))
 		for _, o := range r.SES {
-			if o.Outcome == OutcomeRemoved || (o.Outcome == OutcomeDryRun && o.Action == engine.ActionUnsuppress) {
+			if o.Outcome == OutcomeRemoved || (o.Outcome == OutcomeDryRun && o.Action == rules.ActionUnsuppress) {
 				g.removed++
 			}
 		}

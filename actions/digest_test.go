@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // recorder is a Notifier that posts nothing and records every message it
@@ -62,13 +64,13 @@ func (r *recorder) last(t *testing.T) Message {
 
 // stormBounce is a permanent bounce to one address, with an SNS message
 // id (so a key to be seen by) made from i.
-func stormBounce(i int, address string) *engine.Notification {
-	return &engine.Notification{
+func stormBounce(i int, address string) *ses.Notification {
+	return &ses.Notification{
 		Input:        fmt.Sprintf("storm.ndjson:%d", i),
 		SNSMessageID: fmt.Sprintf("sns-%d", i),
-		Event:        engine.Event{Type: engine.TypeBounce},
-		Bounce:       engine.Bounce{Type: "Permanent", SubType: "General"},
-		Recipients:   []engine.Recipient{engine.NewRecipient(address)},
+		Event:        ses.Event{Type: ses.TypeBounce},
+		Bounce:       ses.Bounce{Type: "Permanent", SubType: "General"},
+		Recipients:   []ses.Recipient{ses.NewRecipient(address)},
 	}
 }
 
@@ -89,18 +91,15 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 	sl := actionstest.NewSlack(t)
 	src := "version: 1\ndestinations:\n  hook:\n    slack:\n      webhook_env: HOOK\n      digest_after: 2\n" +
 		"rules:\n  - name: all\n    when: 'true'\n    actions: [{notify: hook}]\n"
-	rules, err := engine.Load("rules.yaml", []byte(src))
+	rules, err := rules.Load("rules.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dests, err := ParseDestinations(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dests := rules.DestinationList()
 	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{
 		"hook": NewSlackWebhook(Secret(sl.WebhookURL("hook")), "HOOK", nil, DefaultRetry(), nil),
 	}}
-	router := engine.NewRouter(rules)
+	router := route.NewRouter(rules)
 	b := NewBatch(NewStorm(), false)
 	var outcomes []string
 	for i := range 5 {
@@ -138,7 +137,7 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 }
 
 func TestDigestManyAddresses(t *testing.T) {
-	dest := &Destination{Name: "x", DigestAfter: 1, DigestWindow: time.Hour}
+	dest := &rules.Destination{Name: "x", DigestAfter: 1, DigestWindow: time.Hour}
 	storm := NewStorm()
 	b := NewBatch(storm, false)
 	if !storm.admit(dest, b.now()) {
@@ -146,8 +145,8 @@ func TestDigestManyAddresses(t *testing.T) {
 	}
 	n := &recorder{name: "x"}
 	for i := range 1254 {
-		rc := engine.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
-		notice := Notice{Notification: &engine.Notification{Event: engine.Event{Type: engine.TypeBounce}},
+		rc := ses.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
+		notice := Notice{Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}},
 			Recipients: []NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
 		if b.admit(dest, n, &notice) {
 			t.Fatalf("notice %d was let through in a storm", i)
@@ -188,19 +187,16 @@ rules:
 
 // stormDispatcher is a Dispatcher for stormRules whose notifiers record,
 // its router, and the recorders.
-func stormDispatcher(t *testing.T) (*Dispatcher, *engine.Router, map[string]*recorder) {
+func stormDispatcher(t *testing.T) (*Dispatcher, *route.Router, map[string]*recorder) {
 	t.Helper()
-	rules, err := engine.Load("rules.yaml", []byte(stormRules))
+	rules, err := rules.Load("rules.yaml", []byte(stormRules))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dests, err := ParseDestinations(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dests := rules.DestinationList()
 	recs := map[string]*recorder{"alerts": {name: "alerts"}, "other": {name: "other"}}
 	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{"alerts": recs["alerts"], "other": recs["other"]}}
-	return d, engine.NewRouter(rules), recs
+	return d, route.NewRouter(rules), recs
 }
 
 // stormStep is a notice dispatched at a time after the start, and what

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Dispatcher carries out plans: the SES actions of each recipient first,
@@ -20,7 +22,7 @@ import (
 type Dispatcher struct {
 	// Destinations and Notifiers are the destinations by name, and what
 	// posts to each.
-	Destinations map[string]*Destination
+	Destinations map[string]*rules.Destination
 	Notifiers    map[string]Notifier
 	// SES carries out unsuppress and suppress; nil fails them (a rules
 	// file without them needs no AWS client).
@@ -32,31 +34,31 @@ type Dispatcher struct {
 // Dispatch carries out plan and returns one result per step, in the order
 // of plan.Steps. Notifies past a destination's storm limit are folded
 // into batch's digests; a nil batch posts every notify.
-func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan, batch *Batch) []Result {
+func (d *Dispatcher) Dispatch(ctx context.Context, plan *route.Plan, batch *Batch) []Result {
 	steps := plan.Steps()
 	results := make([]Result, 0, len(steps))
-	var ses map[*engine.Recipient][]SESOutcome // made at the first SES action
+	var sesOut map[*ses.Recipient][]SESOutcome // made at the first SES action
 	n := plan.Notification
 	for _, s := range steps {
 		r := Result{Step: s}
 		switch s.Action.Kind {
-		case engine.ActionDrop:
+		case rules.ActionDrop:
 			r.Outcome = OutcomeDropped
-		case engine.ActionLog:
+		case rules.ActionLog:
 			if d.Log != nil {
 				r.Outcome = d.Log.Log(ctx, plan, s.Recipient)
 			} else {
 				r.Outcome, r.Err = OutcomeFailed, errors.New("no logbook")
 			}
-		case engine.ActionUnsuppress, engine.ActionSuppress:
+		case rules.ActionUnsuppress, rules.ActionSuppress:
 			o := d.sesAction(ctx, s, n)
-			if ses == nil {
-				ses = map[*engine.Recipient][]SESOutcome{}
+			if sesOut == nil {
+				sesOut = map[*ses.Recipient][]SESOutcome{}
 			}
-			ses[s.Recipient] = append(ses[s.Recipient], o)
+			sesOut[s.Recipient] = append(sesOut[s.Recipient], o)
 			r.Outcome, r.Err = o.Outcome, o.Err
-		case engine.ActionNotify:
-			d.notify(ctx, &r, n, ses, batch)
+		case rules.ActionNotify:
+			d.notify(ctx, &r, n, sesOut, batch)
 		}
 		results = append(results, r)
 	}
@@ -65,7 +67,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, plan *engine.Plan, batch *Bat
 
 // Duplicates are the results of a notification already handled: every
 // step is OutcomeDuplicate, and nothing is done again.
-func Duplicates(plan *engine.Plan) []Result {
+func Duplicates(plan *route.Plan) []Result {
 	steps := plan.Steps()
 	results := make([]Result, len(steps))
 	for i, s := range steps {
@@ -74,11 +76,11 @@ func Duplicates(plan *engine.Plan) []Result {
 	return results
 }
 
-func (d *Dispatcher) sesAction(ctx context.Context, s engine.Step, n *engine.Notification) SESOutcome {
+func (d *Dispatcher) sesAction(ctx context.Context, s route.Step, n *ses.Notification) SESOutcome {
 	switch {
 	case d.SES == nil:
 		return SESOutcome{Action: s.Action.Kind, Outcome: OutcomeFailed, Err: errors.New("no SES client")}
-	case s.Action.Kind == engine.ActionUnsuppress:
+	case s.Action.Kind == rules.ActionUnsuppress:
 		return d.SES.Unsuppress(ctx, s.Recipient)
 	default:
 		return d.SES.Suppress(ctx, s.Recipient, n.Event.Type)
@@ -88,7 +90,7 @@ func (d *Dispatcher) sesAction(ctx context.Context, s engine.Step, n *engine.Not
 // notify posts (or renders) the messages of one notify step into r:
 // posted when every part was posted, failed with the first error,
 // digested when batch folds it.
-func (d *Dispatcher) notify(ctx context.Context, r *Result, n *engine.Notification, ses map[*engine.Recipient][]SESOutcome, batch *Batch) {
+func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification, sesOut map[*ses.Recipient][]SESOutcome, batch *Batch) {
 	name := r.Step.Action.Destination
 	notifier, dest := d.Notifiers[name], d.Destinations[name]
 	if notifier == nil || dest == nil {
@@ -97,7 +99,7 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *engine.Notificati
 	}
 	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients))}
 	for i, dec := range r.Step.Recipients {
-		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: ses[dec.Recipient]}
+		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: sesOut[dec.Recipient]}
 	}
 	// A notice counts once toward the storm limit, however many parts it
 	// takes; one folded into a digest is never rendered on its own.
@@ -137,7 +139,7 @@ func payloads(n Notifier, msgs []Message) json.RawMessage {
 
 // DecidingRule names the rule shown for a recipient: the one that
 // decided, or the last that matched.
-func DecidingRule(d *engine.Decision) string {
+func DecidingRule(d *route.Decision) string {
 	if d.Decider != nil {
 		return d.Decider.Name
 	}
@@ -151,7 +153,7 @@ func DecidingRule(d *engine.Decision) string {
 type Logbook interface {
 	// Log writes one line about recipient r of plan and says what became
 	// of it.
-	Log(ctx context.Context, plan *engine.Plan, r *engine.Recipient) Outcome
+	Log(ctx context.Context, plan *route.Plan, r *ses.Recipient) Outcome
 }
 
 // SlogLogbook writes the log action's line to a slog.Logger.
@@ -161,7 +163,7 @@ var _ Logbook = SlogLogbook{}
 
 // Log implements Logbook: one info line naming the notification, the
 // recipient and the rules that matched.
-func (l SlogLogbook) Log(ctx context.Context, plan *engine.Plan, rc *engine.Recipient) Outcome {
+func (l SlogLogbook) Log(ctx context.Context, plan *route.Plan, rc *ses.Recipient) Outcome {
 	n := plan.Notification
 	var rules []string
 	for i := range plan.Recipients {
@@ -187,6 +189,6 @@ type dryRunLogbook struct{}
 func DryRunLogbook() Logbook { return dryRunLogbook{} }
 
 // Log implements Logbook.
-func (dryRunLogbook) Log(context.Context, *engine.Plan, *engine.Recipient) Outcome {
+func (dryRunLogbook) Log(context.Context, *route.Plan, *ses.Recipient) Outcome {
 	return OutcomeDryRun
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // testRules has a bot-token destination (ses-alerts) and a webhook
@@ -64,7 +66,7 @@ type dispatcherOpts struct {
 }
 
 // testDestinations are the destinations of testRules.
-func testDestinations(t *testing.T) []*Destination {
+func testDestinations(t *testing.T) []*rules.Destination {
 	t.Helper()
 	return mustParseDestinations(t, testRules)
 }
@@ -121,7 +123,7 @@ func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstes
 
 // sesNotification decodes a bare SES notification of type typ ("Bounce"
 // or "Complaint") to the given recipients.
-func sesNotification(t *testing.T, typ string, recipients ...string) *engine.Notification {
+func sesNotification(t *testing.T, typ string, recipients ...string) *ses.Notification {
 	t.Helper()
 	doc := map[string]any{
 		"notificationType": typ,
@@ -136,7 +138,7 @@ func sesNotification(t *testing.T, typ string, recipients ...string) *engine.Not
 		},
 	}
 	switch typ {
-	case engine.TypeBounce:
+	case ses.TypeBounce:
 		var rs []map[string]string
 		for _, a := range recipients {
 			rs = append(rs, map[string]string{
@@ -149,7 +151,7 @@ func sesNotification(t *testing.T, typ string, recipients ...string) *engine.Not
 			"bouncedRecipients": rs, "timestamp": "2024-05-02T10:00:05.123Z",
 			"feedbackId": "0102018f3c000002-feedback",
 		}
-	case engine.TypeComplaint:
+	case ses.TypeComplaint:
 		var rs []map[string]string
 		for _, a := range recipients {
 			rs = append(rs, map[string]string{"emailAddress": a})
@@ -163,27 +165,27 @@ func sesNotification(t *testing.T, typ string, recipients ...string) *engine.Not
 	if err != nil {
 		t.Fatal(err)
 	}
-	items := engine.Decode("test.json:1", b)
+	items := ses.Decode("test.json:1", b)
 	if len(items) != 1 || items[0].Notification == nil {
-		t.Fatalf("engine.Decode gave %+v", items)
+		t.Fatalf("ses.Decode gave %+v", items)
 	}
 	return items[0].Notification
 }
 
 // bounce is a permanent bounce to recipients.
-func bounce(t *testing.T, recipients ...string) *engine.Notification {
+func bounce(t *testing.T, recipients ...string) *ses.Notification {
 	t.Helper()
-	return sesNotification(t, engine.TypeBounce, recipients...)
+	return sesNotification(t, ses.TypeBounce, recipients...)
 }
 
-// route is the plan testRules make for n.
-func route(t *testing.T, n *engine.Notification) *engine.Plan {
+// planFor is the plan testRules make for n.
+func planFor(t *testing.T, n *ses.Notification) *route.Plan {
 	t.Helper()
-	rules, err := engine.Load("rules.yaml", []byte(testRules))
+	rules, err := rules.Load("rules.yaml", []byte(testRules))
 	if err != nil {
-		t.Fatalf("engine.Load: %v", err)
+		t.Fatalf("rules.Load: %v", err)
 	}
-	return engine.NewRouter(rules).Route(n)
+	return route.NewRouter(rules).Route(n)
 }
 
 // brief is what a test checks of a Result.
@@ -202,7 +204,7 @@ func briefs(results []Result) []brief {
 
 // checkStepOrder fails t unless results are one per step of plan, in
 // order.
-func checkStepOrder(t *testing.T, plan *engine.Plan, results []Result) {
+func checkStepOrder(t *testing.T, plan *route.Plan, results []Result) {
 	t.Helper()
 	steps := plan.Steps()
 	if len(results) != len(steps) {
@@ -257,7 +259,7 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 	)
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
 	sesFake.Suppress(listed, "BOUNCE", listedAt)
-	plan := route(t, bounce(t, listed, notListed, plain))
+	plan := planFor(t, bounce(t, listed, notListed, plain))
 
 	results := d.Dispatch(context.Background(), plan, nil)
 
@@ -297,7 +299,7 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 func TestDispatchComplaintSuppresses(t *testing.T) {
 	const a = "angry@example.com"
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
-	plan := route(t, sesNotification(t, engine.TypeComplaint, a))
+	plan := planFor(t, sesNotification(t, ses.TypeComplaint, a))
 
 	results := d.Dispatch(context.Background(), plan, nil)
 
@@ -327,7 +329,7 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 	sesFake.Suppress(denied, "BOUNCE", listedAt)
 	sesFake.Suppress(after, "BOUNCE", listedAt)
 	sesFake.Script(actionstest.FaultAccessDenied()) // the first call: Get of denied
-	plan := route(t, bounce(t, denied, after, reader))
+	plan := planFor(t, bounce(t, denied, after, reader))
 
 	results := d.Dispatch(context.Background(), plan, nil)
 
@@ -384,7 +386,7 @@ func TestDispatchSplitsManyRecipients(t *testing.T) {
 			for i := range addrs {
 				addrs[i] = fmt.Sprintf("user-%02d@%s", i+1, tt.domain)
 			}
-			results := d.Dispatch(context.Background(), route(t, bounce(t, addrs...)), nil)
+			results := d.Dispatch(context.Background(), planFor(t, bounce(t, addrs...)), nil)
 
 			if want := []brief{{tt.action, "", OutcomePosted}}; !slices.Equal(briefs(results), want) {
 				t.Fatalf("results %+v (%v), want %+v", briefs(results), results[0].Err, want)
@@ -457,7 +459,7 @@ func TestDispatchFailingDestination(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{})
 			slackFake.Script(tt.faults...)
-			results := d.Dispatch(context.Background(), route(t, bounce(t, plain, reader)), nil)
+			results := d.Dispatch(context.Background(), planFor(t, bounce(t, plain, reader)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
@@ -511,7 +513,7 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true, logTo: &log})
 			sesFake.Suppress("no-suppress-1@example.com", "BOUNCE", listedAt)
 
-			results := d.Dispatch(context.Background(), route(t, bounce(t, tt.recipients...)), nil)
+			results := d.Dispatch(context.Background(), planFor(t, bounce(t, tt.recipients...)), nil)
 
 			if got := briefs(results); !slices.Equal(got, tt.want) {
 				t.Fatalf("results %+v\nwant %+v", got, tt.want)
@@ -529,7 +531,7 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 				t.Errorf("a dry run logged: %s", log.String())
 			}
 			for _, r := range results {
-				if r.Step.Action.Kind != engine.ActionNotify {
+				if r.Step.Action.Kind != rules.ActionNotify {
 					if r.Payload != nil {
 						t.Errorf("%s has a payload", r.Action())
 					}
@@ -568,7 +570,7 @@ func TestDispatchLog(t *testing.T) {
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{logTo: &log})
 	n := bounce(t, dropped, logged)
 
-	results := d.Dispatch(context.Background(), route(t, n), nil)
+	results := d.Dispatch(context.Background(), planFor(t, n), nil)
 
 	want := []brief{{"drop", dropped, OutcomeDropped}, {"log", logged, OutcomeLogged}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -619,11 +621,11 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 	slackFake.FailRandomly(rate, 1, kinds...)
 	sesFake.FailRandomly(rate, 2, kinds...)
 
-	plans := make([]*engine.Plan, notifications)
+	plans := make([]*route.Plan, notifications)
 	for i := range plans {
 		unsuppress := fmt.Sprintf("no-suppress-%03d@example.com", i)
 		sesFake.Suppress(unsuppress, "BOUNCE", listedAt)
-		plans[i] = route(t, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
+		plans[i] = planFor(t, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
 	}
 
 	results := make([][]Result, notifications)
@@ -654,7 +656,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 			case r.Outcome != OutcomeFailed && r.Err != nil:
 				t.Errorf("notification %d: %s %s with error %v", i, r.Action(), r.Outcome, r.Err)
 			}
-			if r.Step.Action.Kind == engine.ActionUnsuppress {
+			if r.Step.Action.Kind == rules.ActionUnsuppress {
 				if r.Outcome != OutcomeRemoved && r.Outcome != OutcomeFailed {
 					t.Errorf("notification %d: unsuppress %s, want removed or failed", i, r.Outcome)
 				}
@@ -703,21 +705,21 @@ func TestDispatchNoMailbox(t *testing.T) {
 	long := "no-suppress-" + strings.Repeat("x", 376) + "@example.com" // 400 bytes
 	tests := []struct {
 		name   string
-		n      func(t *testing.T) *engine.Notification
+		n      func(t *testing.T) *ses.Notification
 		action string
 	}{
-		{"unsuppress of a bounce", func(t *testing.T) *engine.Notification {
+		{"unsuppress of a bounce", func(t *testing.T) *ses.Notification {
 			return bounce(t, "no-suppress@a@b", "no-suppress-no-at-sign", long)
 		}, "unsuppress"},
-		{"suppress of a complaint", func(t *testing.T) *engine.Notification {
-			return sesNotification(t, engine.TypeComplaint, "a@b@c", "no-at-sign", long)
+		{"suppress of a complaint", func(t *testing.T) *ses.Notification {
+			return sesNotification(t, ses.TypeComplaint, "a@b@c", "no-at-sign", long)
 		}, "suppress"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
 			n := tt.n(t)
-			plan := route(t, n)
+			plan := planFor(t, n)
 
 			results := d.Dispatch(context.Background(), plan, nil)
 
@@ -763,7 +765,7 @@ func TestDispatchUnsuppressesTheAddress(t *testing.T) {
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{})
 	sesFake.Suppress(addr, "BOUNCE", listedAt)
 
-	results := d.Dispatch(context.Background(), route(t, bounce(t, raw)), nil)
+	results := d.Dispatch(context.Background(), planFor(t, bounce(t, raw)), nil)
 
 	want := []brief{{"unsuppress", addr, OutcomeRemoved}, {"notify:ses-alerts", "", OutcomePosted}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -803,7 +805,7 @@ func TestDispatchErrorsForPeopleAndForLogs(t *testing.T) {
 	sesFake.Script(actionstest.FaultAccessDenied())
 	slackFake.Script(actionstest.Fault{}, actionstest.FaultChannelNotFound()) // the second post: the webhook
 
-	results := d.Dispatch(context.Background(), route(t, bounce(t, denied, reader)), nil)
+	results := d.Dispatch(context.Background(), planFor(t, bounce(t, denied, reader)), nil)
 
 	want := []brief{{"unsuppress", denied, OutcomeFailed}, {"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}}
 	if got := briefs(results); !slices.Equal(got, want) {
@@ -838,7 +840,7 @@ func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
 	d, slackFake, sesFake := newTestDispatcher(t, dispatcherOpts{dryRun: true})
 	ctx := context.Background()
 
-	results := d.Dispatch(ctx, route(t, sesNotification(t, engine.TypeComplaint, "a@b@c", "angry@example.com")), nil)
+	results := d.Dispatch(ctx, planFor(t, sesNotification(t, ses.TypeComplaint, "a@b@c", "angry@example.com")), nil)
 	want := []brief{{"suppress", "a@b@c", OutcomeFailed}, {"suppress", "angry@example.com", OutcomeDryRun}, {"notify:ses-alerts", "", OutcomeDryRun}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Errorf("results %+v\nwant %+v", got, want)
@@ -848,7 +850,7 @@ func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
 	}
 
 	rc := recipient("jane@example.com")
-	o := d.SES.Suppress(ctx, rc, engine.TypeDelivery)
+	o := d.SES.Suppress(ctx, rc, ses.TypeDelivery)
 	if o.Outcome != OutcomeFailed || fmt.Sprint(o.Err) != "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery" {
 		t.Errorf("dry-run suppress of a Delivery: %s, %v", o.Outcome, o.Err)
 	}
@@ -866,7 +868,7 @@ func TestDryRunDigest(t *testing.T) {
 	b := NewBatch(NewStorm(), false)
 	var got []string
 	for i := range 3 {
-		got = append(got, outcomesOf(d.Dispatch(context.Background(), route(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
+		got = append(got, outcomesOf(d.Dispatch(context.Background(), planFor(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
 	}
 	if want := "dry-run digested digested"; strings.Join(got, " ") != want {
 		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
@@ -912,7 +914,7 @@ func TestDryRunNotifiers(t *testing.T) {
 // actions that need it, says why, and carries out the rest.
 func TestDispatchWithoutItsParts(t *testing.T) {
 	d := &Dispatcher{}
-	plan := route(t, bounce(t, "no-suppress-1@example.com", "log-me@example.com", "x@ignore.example.com"))
+	plan := planFor(t, bounce(t, "no-suppress-1@example.com", "log-me@example.com", "x@ignore.example.com"))
 
 	results := d.Dispatch(context.Background(), plan, nil)
 

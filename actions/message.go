@@ -5,7 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/slack-go/slack"
 )
 
@@ -75,7 +76,7 @@ func BuildMessages(n Notice) []Message {
 	mention := strings.TrimSpace(n.Mention)
 	nt := n.Notification
 	if nt == nil {
-		nt = new(engine.Notification)
+		nt = new(ses.Notification)
 	}
 	title := eventTitle(nt)
 	meta := metaElements(nt)
@@ -176,7 +177,7 @@ func splitRecipients(sections []string, firstBlocks, firstText, restBlocks, rest
 // eventTitle names the event type and subtype, as the header says it:
 // "Bounce · Permanent/General", "Complaint · abuse", "Delivery delayed ·
 // MailboxFull". It is plain text, not escaped.
-func eventTitle(n *engine.Notification) string {
+func eventTitle(n *ses.Notification) string {
 	join := func(parts ...string) string {
 		var kept []string
 		for _, p := range parts {
@@ -187,7 +188,7 @@ func eventTitle(n *engine.Notification) string {
 		return strings.Join(kept, " · ")
 	}
 	switch n.Event.Type {
-	case engine.TypeBounce:
+	case ses.TypeBounce:
 		kind := n.Bounce.Type
 		if n.Bounce.SubType != "" {
 			if kind != "" {
@@ -196,13 +197,13 @@ func eventTitle(n *engine.Notification) string {
 			kind += n.Bounce.SubType
 		}
 		return join("Bounce", kind)
-	case engine.TypeComplaint:
+	case ses.TypeComplaint:
 		return join("Complaint", n.Complaint.FeedbackType, n.Complaint.SubType)
-	case engine.TypeDeliveryDelay:
+	case ses.TypeDeliveryDelay:
 		return join("Delivery delayed", n.Delay.Type)
-	case engine.TypeReject:
+	case ses.TypeReject:
 		return join("Reject", n.Reject.Reason)
-	case engine.TypeRenderingFailure:
+	case ses.TypeRenderingFailure:
 		return "Rendering failure"
 	case "":
 		return "SES notification"
@@ -229,7 +230,7 @@ func partRange(from, to, total int) string {
 
 // metaElements are the context elements every message of n carries, as
 // mrkdwn: sender, subject, SES message id and the time of the event.
-func metaElements(n *engine.Notification) []string {
+func metaElements(n *ses.Notification) []string {
 	var elems []string
 	if n.Mail.Source != "" {
 		elems = append(elems, "*From:* "+escapeText(n.Mail.Source, capSource))
@@ -249,7 +250,7 @@ func metaElements(n *engine.Notification) []string {
 // eventDetails is what the header does not say about n's type, as
 // mrkdwn: a rendering failure's template and error, a click's link, the
 // SMTP response of a delivery, … Empty when there is nothing to add.
-func eventDetails(n *engine.Notification) string {
+func eventDetails(n *ses.Notification) string {
 	var lines []string
 	add := func(items ...string) {
 		var kept []string
@@ -275,25 +276,25 @@ func eventDetails(n *engine.Notification) string {
 		return label(name, codeSpan(value, limit))
 	}
 	switch n.Event.Type {
-	case engine.TypeDelivery:
+	case ses.TypeDelivery:
 		took := ""
 		if ms := n.Delivery.ProcessingTimeMillis; ms > 0 {
 			took = label("Processing time", formatMillis(ms))
 		}
 		add(code("SMTP response", n.Delivery.SMTPResponse, capDetail), took)
-	case engine.TypeDeliveryDelay:
+	case ses.TypeDeliveryDelay:
 		if n.Delay.ExpirationTime != "" {
 			add(label("SES gives up at", formatTime(n.Delay.ExpirationTime)))
 		}
-	case engine.TypeRenderingFailure:
+	case ses.TypeRenderingFailure:
 		add(code("Template", n.Failure.TemplateName, capDetail))
 		add(code("Error", n.Failure.ErrorMessage, capFailure))
-	case engine.TypeOpen:
+	case ses.TypeOpen:
 		add(code("IP", n.Open.IPAddress, capDetail), code("User agent", n.Open.UserAgent, capDetail))
-	case engine.TypeClick:
+	case ses.TypeClick:
 		add(code("Link", n.Click.Link, capDetail))
 		add(code("IP", n.Click.IPAddress, capDetail), code("User agent", n.Click.UserAgent, capDetail))
-	case engine.TypeSubscription:
+	case ses.TypeSubscription:
 		all := ""
 		if n.Subscription.UnsubscribeAll {
 			all = "unsubscribed from all topics"
@@ -310,7 +311,7 @@ func eventDetails(n *engine.Notification) string {
 //	`smtp; 550 5.1.1 user unknown`
 //	→ removed from the suppression list (listed for BOUNCE since 2024-05-01 10:00 UTC)
 func recipientText(r *NoticeRecipient) string {
-	var rc engine.Recipient
+	var rc ses.Recipient
 	if r.Recipient != nil {
 		rc = *r.Recipient
 	}
@@ -366,7 +367,7 @@ func sesText(o SESOutcome) string {
 		}
 		return "added to the suppression list"
 	case OutcomeDryRun:
-		if o.Action == engine.ActionSuppress {
+		if o.Action == rules.ActionSuppress {
 			return "would be added to the suppression list (dry run)"
 		}
 		return "would be removed from the suppression list (dry run)"
@@ -384,7 +385,7 @@ func sesText(o SESOutcome) string {
 // notifications and where blocks cannot be shown. Escaped for mrkdwn.
 //
 //	Bounce · Permanent/General: 3 recipients (a@x.com, b@y.com, +1 more) from sender@example.com, subject "Hello"
-func fallbackText(n *engine.Notification, header string, rs []NoticeRecipient) string {
+func fallbackText(n *ses.Notification, header string, rs []NoticeRecipient) string {
 	var b strings.Builder
 	b.WriteString(escapeText(header, maxHeaderText))
 	switch len(rs) {

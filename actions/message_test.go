@@ -13,7 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/slack-go/slack"
 )
 
@@ -146,13 +147,13 @@ func buildWithMention(n Notice, mention string) []Message {
 // bigBounce is a permanent bounce to n recipients, each with a long
 // diagnostic code, some of them multi-byte.
 func bigBounce(n int) Notice {
-	nt := &engine.Notification{
-		Event:  engine.Event{Type: engine.TypeBounce, Timestamp: "2024-05-02T10:00:05.123Z", Envelope: engine.EnvelopeSNS},
-		Mail:   engine.Mail{Source: "Shop <billing@shop.example.org>", MessageID: "0102018f3c000001-0a1b2c3d-000000", Subject: "Your invoice #1042"},
-		Bounce: engine.Bounce{Type: "Permanent", SubType: "General"},
+	nt := &ses.Notification{
+		Event:  ses.Event{Type: ses.TypeBounce, Timestamp: "2024-05-02T10:00:05.123Z", Envelope: ses.EnvelopeSNS},
+		Mail:   ses.Mail{Source: "Shop <billing@shop.example.org>", MessageID: "0102018f3c000001-0a1b2c3d-000000", Subject: "Your invoice #1042"},
+		Bounce: ses.Bounce{Type: "Permanent", SubType: "General"},
 	}
 	for i := range n {
-		r := engine.NewRecipient(fmt.Sprintf("user-%d@example.com", i+1))
+		r := ses.NewRecipient(fmt.Sprintf("user-%d@example.com", i+1))
 		r.Status, r.Action = "5.1.1", "failed"
 		switch i % 3 {
 		case 0:
@@ -168,7 +169,7 @@ func bigBounce(n int) Notice {
 	for i := range nt.Recipients {
 		nr := NoticeRecipient{Recipient: &nt.Recipients[i], Rule: "hard-bounce"}
 		if i%2 == 0 {
-			nr.SES = []SESOutcome{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New(strings.Repeat("AccessDenied ", 100))}}
+			nr.SES = []SESOutcome{{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New(strings.Repeat("AccessDenied ", 100))}}
 		}
 		notice.Recipients = append(notice.Recipients, nr)
 	}
@@ -250,9 +251,9 @@ func TestBuildMessagesSplitsWithinSlackLimits(t *testing.T) {
 func TestBuildMessagesPartsAreEven(t *testing.T) {
 	// Short recipients: the block limit decides. Every part but the last
 	// is full; together they hold every recipient in order.
-	nt := &engine.Notification{Event: engine.Event{Type: engine.TypeComplaint}}
+	nt := &ses.Notification{Event: ses.Event{Type: ses.TypeComplaint}}
 	for i := range 120 {
-		nt.Recipients = append(nt.Recipients, engine.NewRecipient(fmt.Sprintf("u%d@example.com", i)))
+		nt.Recipients = append(nt.Recipients, ses.NewRecipient(fmt.Sprintf("u%d@example.com", i)))
 	}
 	notice := Notice{Notification: nt}
 	for i := range nt.Recipients {
@@ -288,23 +289,23 @@ func contains(ss []string, s string) bool {
 const hostile = "<!channel> <!here> <@U123> <https://evil.example|click> & `tick` ```block``` *bold*"
 
 func hostileNotice() Notice {
-	nt := &engine.Notification{
-		Event:  engine.Event{Type: engine.TypeBounce, Timestamp: "2024-05-02T10:00:05Z"},
-		Bounce: engine.Bounce{Type: "Permanent", SubType: "General"},
-		Mail: engine.Mail{
+	nt := &ses.Notification{
+		Event:  ses.Event{Type: ses.TypeBounce, Timestamp: "2024-05-02T10:00:05Z"},
+		Bounce: ses.Bounce{Type: "Permanent", SubType: "General"},
+		Mail: ses.Mail{
 			Source:    "Evil <!channel> <evil@example.com>",
 			MessageID: "<id-1@example.com> `x`",
 			Subject:   "Hi " + hostile,
 		},
 	}
-	r := engine.NewRecipient("a<!channel>`b`@example.com")
+	r := ses.NewRecipient("a<!channel>`b`@example.com")
 	r.Status, r.Action = "5.1.1<!here>", "failed`"
 	r.DiagnosticCode = "smtp; 550 " + hostile + " https://support.google.com/mail/?p=NotAUserError"
-	nt.Recipients = append(nt.Recipients, r, engine.NewRecipient("<@U999>@example.com"))
+	nt.Recipients = append(nt.Recipients, r, ses.NewRecipient("<@U999>@example.com"))
 	return Notice{Notification: nt, Recipients: []NoticeRecipient{
 		{Recipient: &nt.Recipients[0], Rule: "rule <!here>", SES: []SESOutcome{
-			{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE<!channel>"},
-			{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("boom " + hostile)},
+			{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE<!channel>"},
+			{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("boom " + hostile)},
 		}},
 		{Recipient: &nt.Recipients[1], Rule: "r"},
 	}}
@@ -392,8 +393,8 @@ func TestBuildMessagesMention(t *testing.T) {
 	}
 
 	// With details (a rendering failure), the mention leads them.
-	nt := &engine.Notification{Event: engine.Event{Type: engine.TypeRenderingFailure}, Failure: engine.Failure{TemplateName: "t", ErrorMessage: "e"}}
-	nt.Recipients = []engine.Recipient{engine.NewRecipient("a@example.com")}
+	nt := &ses.Notification{Event: ses.Event{Type: ses.TypeRenderingFailure}, Failure: ses.Failure{TemplateName: "t", ErrorMessage: "e"}}
+	nt.Recipients = []ses.Recipient{ses.NewRecipient("a@example.com")}
 	m := buildWithMention(Notice{Notification: nt, Recipients: []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "r"}}}, "<!here>")
 	if got := mrkdwnTexts(m[0])[0]; !strings.HasPrefix(got, "<!here> *Template:*") {
 		t.Errorf("first section = %q, want the mention before the details", got)
@@ -408,18 +409,18 @@ func TestBuildMessagesMention(t *testing.T) {
 
 func TestBuildMessagesSESOutcomes(t *testing.T) {
 	listed := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	nt := &engine.Notification{Event: engine.Event{Type: engine.TypeBounce}, Bounce: engine.Bounce{Type: "Permanent", SubType: "General"}}
+	nt := &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}, Bounce: ses.Bounce{Type: "Permanent", SubType: "General"}}
 	outcomes := [][]SESOutcome{
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listed}},
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved}},
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed}},
-		{{Action: engine.ActionSuppress, Outcome: OutcomeAdded}},
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New("AccessDeniedException: not authorized")}},
-		{{Action: engine.ActionUnsuppress, Outcome: OutcomeDryRun}, {Action: engine.ActionSuppress, Outcome: OutcomeDryRun}},
+		{{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listed}},
+		{{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved}},
+		{{Action: rules.ActionUnsuppress, Outcome: OutcomeNotSuppressed}},
+		{{Action: rules.ActionSuppress, Outcome: OutcomeAdded}},
+		{{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Err: errors.New("AccessDeniedException: not authorized")}},
+		{{Action: rules.ActionUnsuppress, Outcome: OutcomeDryRun}, {Action: rules.ActionSuppress, Outcome: OutcomeDryRun}},
 		nil,
 	}
 	for i := range outcomes {
-		nt.Recipients = append(nt.Recipients, engine.NewRecipient(fmt.Sprintf("r%d@example.com", i)))
+		nt.Recipients = append(nt.Recipients, ses.NewRecipient(fmt.Sprintf("r%d@example.com", i)))
 	}
 	notice := Notice{Notification: nt}
 	for i := range outcomes {
@@ -590,13 +591,13 @@ func rawBytes(rs []json.RawMessage) [][]byte {
 }
 
 func TestFallbackText(t *testing.T) {
-	nt := &engine.Notification{
-		Event:  engine.Event{Type: engine.TypeBounce},
-		Bounce: engine.Bounce{Type: "Permanent", SubType: "General"},
-		Mail:   engine.Mail{Source: "sender@example.com", Subject: "Hello <you> & " + strings.Repeat("long ", 40)},
+	nt := &ses.Notification{
+		Event:  ses.Event{Type: ses.TypeBounce},
+		Bounce: ses.Bounce{Type: "Permanent", SubType: "General"},
+		Mail:   ses.Mail{Source: "sender@example.com", Subject: "Hello <you> & " + strings.Repeat("long ", 40)},
 	}
 	for _, a := range []string{"a@x.com", "b@y.com", "c@z.com", "d@w.com"} {
-		nt.Recipients = append(nt.Recipients, engine.NewRecipient(a))
+		nt.Recipients = append(nt.Recipients, ses.NewRecipient(a))
 	}
 	rs := func(n int) []NoticeRecipient {
 		var out []NoticeRecipient
@@ -625,24 +626,24 @@ func TestFallbackText(t *testing.T) {
 
 func TestEventTitle(t *testing.T) {
 	tests := []struct {
-		n    engine.Notification
+		n    ses.Notification
 		want string
 	}{
-		{engine.Notification{Event: engine.Event{Type: "Bounce"}, Bounce: engine.Bounce{Type: "Permanent", SubType: "General"}}, "Bounce · Permanent/General"},
-		{engine.Notification{Event: engine.Event{Type: "Bounce"}, Bounce: engine.Bounce{Type: "Transient"}}, "Bounce · Transient"},
-		{engine.Notification{Event: engine.Event{Type: "Complaint"}, Complaint: engine.Complaint{FeedbackType: "abuse"}}, "Complaint · abuse"},
-		{engine.Notification{Event: engine.Event{Type: "Complaint"}}, "Complaint"},
-		{engine.Notification{Event: engine.Event{Type: "Complaint"}, Complaint: engine.Complaint{SubType: "OnAccountSuppressionList"}}, "Complaint · OnAccountSuppressionList"},
-		{engine.Notification{Event: engine.Event{Type: "Complaint"}, Complaint: engine.Complaint{FeedbackType: "abuse", SubType: "OnAccountSuppressionList"}}, "Complaint · abuse · OnAccountSuppressionList"},
-		{engine.Notification{Event: engine.Event{Type: "DeliveryDelay"}, Delay: engine.Delay{Type: "MailboxFull"}}, "Delivery delayed · MailboxFull"},
-		{engine.Notification{Event: engine.Event{Type: "Reject"}, Reject: engine.Reject{Reason: "Bad content"}}, "Reject · Bad content"},
-		{engine.Notification{Event: engine.Event{Type: "RenderingFailure"}}, "Rendering failure"},
-		{engine.Notification{Event: engine.Event{Type: "Delivery"}}, "Delivery"},
-		{engine.Notification{Event: engine.Event{Type: "Send"}}, "Send"},
-		{engine.Notification{Event: engine.Event{Type: "Open"}}, "Open"},
-		{engine.Notification{Event: engine.Event{Type: "Click"}}, "Click"},
-		{engine.Notification{Event: engine.Event{Type: "Subscription"}}, "Subscription"},
-		{engine.Notification{Event: engine.Event{Type: "SomethingNew"}}, "SomethingNew"},
+		{ses.Notification{Event: ses.Event{Type: "Bounce"}, Bounce: ses.Bounce{Type: "Permanent", SubType: "General"}}, "Bounce · Permanent/General"},
+		{ses.Notification{Event: ses.Event{Type: "Bounce"}, Bounce: ses.Bounce{Type: "Transient"}}, "Bounce · Transient"},
+		{ses.Notification{Event: ses.Event{Type: "Complaint"}, Complaint: ses.Complaint{FeedbackType: "abuse"}}, "Complaint · abuse"},
+		{ses.Notification{Event: ses.Event{Type: "Complaint"}}, "Complaint"},
+		{ses.Notification{Event: ses.Event{Type: "Complaint"}, Complaint: ses.Complaint{SubType: "OnAccountSuppressionList"}}, "Complaint · OnAccountSuppressionList"},
+		{ses.Notification{Event: ses.Event{Type: "Complaint"}, Complaint: ses.Complaint{FeedbackType: "abuse", SubType: "OnAccountSuppressionList"}}, "Complaint · abuse · OnAccountSuppressionList"},
+		{ses.Notification{Event: ses.Event{Type: "DeliveryDelay"}, Delay: ses.Delay{Type: "MailboxFull"}}, "Delivery delayed · MailboxFull"},
+		{ses.Notification{Event: ses.Event{Type: "Reject"}, Reject: ses.Reject{Reason: "Bad content"}}, "Reject · Bad content"},
+		{ses.Notification{Event: ses.Event{Type: "RenderingFailure"}}, "Rendering failure"},
+		{ses.Notification{Event: ses.Event{Type: "Delivery"}}, "Delivery"},
+		{ses.Notification{Event: ses.Event{Type: "Send"}}, "Send"},
+		{ses.Notification{Event: ses.Event{Type: "Open"}}, "Open"},
+		{ses.Notification{Event: ses.Event{Type: "Click"}}, "Click"},
+		{ses.Notification{Event: ses.Event{Type: "Subscription"}}, "Subscription"},
+		{ses.Notification{Event: ses.Event{Type: "SomethingNew"}}, "SomethingNew"},
 	}
 	for _, tt := range tests {
 		if got := eventTitle(&tt.n); got != tt.want {
@@ -663,10 +664,10 @@ func TestGoldenPayloads(t *testing.T) {
 		ses     [][]SESOutcome // per recipient
 	}{
 		{name: "bounce", mention: "<!here>", rule: []string{"keep-deliverable", "everything-else"}, ses: [][]SESOutcome{
-			{{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listed}},
+			{{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listed}},
 		}},
 		{name: "complaint", rule: []string{"complaints"}, ses: [][]SESOutcome{
-			{{Action: engine.ActionSuppress, Outcome: OutcomeAdded}},
+			{{Action: rules.ActionSuppress, Outcome: OutcomeAdded}},
 		}},
 		{name: "delivery", rule: []string{"deliveries"}},
 		{name: "send", rule: []string{"sends"}},
@@ -675,7 +676,7 @@ func TestGoldenPayloads(t *testing.T) {
 		{name: "open", rule: []string{"engagement"}},
 		{name: "click", rule: []string{"engagement"}},
 		{name: "delivery-delay", rule: []string{"delays", "delays"}, ses: [][]SESOutcome{
-			nil, {{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed}},
+			nil, {{Action: rules.ActionUnsuppress, Outcome: OutcomeNotSuppressed}},
 		}},
 		{name: "subscription", rule: []string{"unsubscribes"}},
 	}
@@ -685,7 +686,7 @@ func TestGoldenPayloads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			items := engine.Decode(tt.name+".json", doc)
+			items := ses.Decode(tt.name+".json", doc)
 			if len(items) != 1 || items[0].Notification == nil {
 				t.Fatalf("decoding: %+v", items)
 			}
@@ -746,7 +747,7 @@ func TestBuildMessagesDeterministic(t *testing.T) {
 // TestBuildMessagesEmpty covers a Notice without recipients or
 // notification: still one valid message.
 func TestBuildMessagesEmpty(t *testing.T) {
-	for _, n := range []Notice{{}, {Notification: &engine.Notification{Event: engine.Event{Type: engine.TypeSend}}}} {
+	for _, n := range []Notice{{}, {Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeSend}}}} {
 		msgs := buildWithMention(n, "<!here>")
 		if len(msgs) != 1 {
 			t.Fatalf("%d messages, want 1", len(msgs))

@@ -3,7 +3,8 @@ package actions
 import (
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/slack-go/slack"
 )
 
@@ -11,7 +12,7 @@ import (
 // and every recipient of it routed there, with the rule that decided and
 // the outcomes of the recipient's SES actions.
 type Notice struct {
-	Notification *engine.Notification
+	Notification *ses.Notification
 	// Mention is the destination's mention ("" for none): the only
 	// mention a message can carry.
 	Mention    string
@@ -20,7 +21,7 @@ type Notice struct {
 
 // NoticeRecipient is one recipient of a Notice.
 type NoticeRecipient struct {
-	Recipient *engine.Recipient
+	Recipient *ses.Recipient
 	// Rule is the rule that decided for the recipient (or, when only
 	// continue rules matched, the last of them).
 	Rule string
@@ -31,8 +32,8 @@ type NoticeRecipient struct {
 
 // SESOutcome is the outcome of one SES suppression-list action.
 type SESOutcome struct {
-	// Action is engine.ActionUnsuppress or engine.ActionSuppress.
-	Action engine.ActionKind
+	// Action is rules.ActionUnsuppress or rules.ActionSuppress.
+	Action rules.ActionKind
 	// Outcome is OutcomeRemoved, OutcomeNotSuppressed, OutcomeAdded,
 	// OutcomeFailed or OutcomeDryRun.
 	Outcome Outcome

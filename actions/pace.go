@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
 // Pacer makes the posts to one destination wait their turn: a token
@@ -64,11 +66,11 @@ func NewPacers(processes int) *Pacers {
 
 // For returns the pacer of d's channel or webhook, made on first use
 // with d's pace and burst.
-func (ps *Pacers) For(d *Destination) *Pacer {
+func (ps *Pacers) For(d *rules.Destination) *Pacer {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	every := d.Pace * time.Duration(ps.scale)
-	key := d.target()
+	key := d.Target()
 	if p := ps.m[key]; p != nil {
 		p.set(every, d.Burst) // the rules were reloaded, maybe with another pace
 		return p

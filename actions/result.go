@@ -3,7 +3,7 @@ package actions
 import (
 	"encoding/json"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
 )
 
 // Outcome is what became of one action, as SPEC's JSON output names it.
@@ -27,7 +27,7 @@ const (
 // (Step.Recipient set) or a notify of a destination.
 type Result struct {
 	// Step is the step of the plan this result is for.
-	Step    engine.Step
+	Step    route.Step
 	Outcome Outcome
 	// Err says why, for OutcomeFailed; errors.Is and errors.As see
 	// through it (a deadline, Slack's rate limit, an SES API error).

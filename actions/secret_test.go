@@ -198,7 +198,7 @@ func TestDispatchHidesWebhookURL(t *testing.T) {
 	hookURL := "http://" + closedPort(t) + "/services/T0SECRET/B0SECRET/TOPSECRETWEBHOOKTOKEN1234"
 	var log bytes.Buffer
 	d, _, _ := newTestDispatcher(t, dispatcherOpts{webhookURL: hookURL, logTo: &log})
-	results := d.Dispatch(context.Background(), route(t, bounce(t, "reader@news.example.com", "log-me@example.com")), nil)
+	results := d.Dispatch(context.Background(), planFor(t, bounce(t, "reader@news.example.com", "log-me@example.com")), nil)
 
 	var failed bool
 	for _, r := range results {

@@ -10,7 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/aws/smithy-go"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // SESClient is the part of the SES v2 API that sesrouter calls, with the
@@ -26,9 +27,9 @@ var _ SESClient = (*sesv2.Client)(nil)
 // Suppressor carries out unsuppress and suppress for one recipient.
 type Suppressor interface {
 	// Unsuppress takes the recipient's address off the suppression list.
-	Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome
+	Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome
 	// Suppress puts it on the list, with the reason eventType gives.
-	Suppress(ctx context.Context, r *engine.Recipient, eventType string) SESOutcome
+	Suppress(ctx context.Context, r *ses.Recipient, eventType string) SESOutcome
 }
 
 // SuppressionList carries out unsuppress and suppress on the SES account
@@ -48,8 +49,8 @@ var ErrNotMailbox = errors.New("no SES action")
 // Unsuppress takes r off the suppression list. It first reads the entry,
 // for the reason and date shown in Slack; an address that is not on the
 // list is the outcome not-suppressed, not an error.
-func (s *SuppressionList) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome {
-	out := SESOutcome{Action: engine.ActionUnsuppress}
+func (s *SuppressionList) Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome {
+	out := SESOutcome{Action: rules.ActionUnsuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
@@ -89,8 +90,8 @@ func remove(ctx context.Context, c SESClient, out SESOutcome, address string) SE
 // Suppress puts r on the suppression list, with the reason the event
 // gives: BOUNCE for a Bounce, COMPLAINT for a Complaint. Other event types
 // have no reason SES accepts, so suppress fails for them.
-func (s *SuppressionList) Suppress(ctx context.Context, r *engine.Recipient, eventType string) SESOutcome {
-	out := SESOutcome{Action: engine.ActionSuppress}
+func (s *SuppressionList) Suppress(ctx context.Context, r *ses.Recipient, eventType string) SESOutcome {
+	out := SESOutcome{Action: rules.ActionSuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
@@ -112,9 +113,9 @@ func (s *SuppressionList) Suppress(ctx context.Context, r *engine.Recipient, eve
 // suppressReason is the reason SES takes for an event type.
 func suppressReason(eventType string) (types.SuppressionListReason, error) {
 	switch eventType {
-	case engine.TypeBounce:
+	case ses.TypeBounce:
 		return types.SuppressionListReasonBounce, nil
-	case engine.TypeComplaint:
+	case ses.TypeComplaint:
 		return types.SuppressionListReasonComplaint, nil
 	}
 	return "", errors.New("suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a " + eventType)
@@ -122,7 +123,7 @@ func suppressReason(eventType string) (types.SuppressionListReason, error) {
 
 // invalid is the outcome of an SES action for a recipient that holds no
 // valid mailbox.
-func invalid(out SESOutcome, r *engine.Recipient) SESOutcome {
+func invalid(out SESOutcome, r *ses.Recipient) SESOutcome {
 	out.Outcome, out.Err = OutcomeFailed, fmt.Errorf("%w: %s", ErrNotMailbox, r.Invalid)
 	return out
 }
@@ -135,21 +136,21 @@ type dryRunSES struct{}
 func DryRunSES() Suppressor { return dryRunSES{} }
 
 // Unsuppress implements Suppressor.
-func (dryRunSES) Unsuppress(_ context.Context, r *engine.Recipient) SESOutcome {
-	return dryOutcome(engine.ActionUnsuppress, r, "")
+func (dryRunSES) Unsuppress(_ context.Context, r *ses.Recipient) SESOutcome {
+	return dryOutcome(rules.ActionUnsuppress, r, "")
 }
 
 // Suppress implements Suppressor.
-func (dryRunSES) Suppress(_ context.Context, r *engine.Recipient, eventType string) SESOutcome {
-	return dryOutcome(engine.ActionSuppress, r, eventType)
+func (dryRunSES) Suppress(_ context.Context, r *ses.Recipient, eventType string) SESOutcome {
+	return dryOutcome(rules.ActionSuppress, r, eventType)
 }
 
-func dryOutcome(a engine.ActionKind, r *engine.Recipient, eventType string) SESOutcome {
+func dryOutcome(a rules.ActionKind, r *ses.Recipient, eventType string) SESOutcome {
 	out := SESOutcome{Action: a, Outcome: OutcomeDryRun}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
-	if a == engine.ActionSuppress {
+	if a == rules.ActionSuppress {
 		if _, err := suppressReason(eventType); err != nil {
 			out.Outcome, out.Err = OutcomeFailed, err
 		}
@@ -251,8 +252,8 @@ type sweepSES struct {
 }
 
 // Unsuppress implements Suppressor.
-func (s sweepSES) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcome {
-	out := SESOutcome{Action: engine.ActionUnsuppress}
+func (s sweepSES) Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome {
+	out := SESOutcome{Action: rules.ActionUnsuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
@@ -263,6 +264,6 @@ func (s sweepSES) Unsuppress(ctx context.Context, r *engine.Recipient) SESOutcom
 }
 
 // Suppress implements Suppressor: a sweep never suppresses.
-func (sweepSES) Suppress(context.Context, *engine.Recipient, string) SESOutcome {
-	return SESOutcome{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("a sweep does not suppress")}
+func (sweepSES) Suppress(context.Context, *ses.Recipient, string) SESOutcome {
+	return SESOutcome{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("a sweep does not suppress")}
 }

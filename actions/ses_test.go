@@ -14,7 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/smithy-go"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // listedAt is when the addresses the tests put on the fake's suppression
@@ -48,7 +49,7 @@ func sesCalls(t *testing.T, fake *actionstest.SES) []sesCall {
 // sesWant is what a test expects of an SESOutcome: its fields, with the
 // error as its text ("" for none).
 type sesWant struct {
-	Action   engine.ActionKind
+	Action   rules.ActionKind
 	Outcome  Outcome
 	Reason   string
 	ListedAt time.Time
@@ -72,8 +73,8 @@ func checkOutcome(t *testing.T, what string, got SESOutcome, want sesWant) {
 }
 
 // recipient is the recipient of an address as SES wrote it.
-func recipient(raw string) *engine.Recipient {
-	r := engine.NewRecipient(raw)
+func recipient(raw string) *ses.Recipient {
+	r := ses.NewRecipient(raw)
 	return &r
 }
 
@@ -97,40 +98,40 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 		{
 			name:   "listed address is removed with the reason and date SES gave",
 			listed: true,
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:  "address not on the list is not-suppressed, with no Delete",
-			want:  sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
+			want:  sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
 			calls: []sesCall{{get, a, 404}},
 		},
 		{
 			name:   "throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429()},
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "throttled twice, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429()},
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "Delete throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault429()},
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 429}, {del, a, 200}},
 		},
 		{
 			name:       "throttled past the SDK's three attempts fails with the throttling error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429(), actionstest.Fault429()},
-			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
 			calls:      []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 429}},
 			stillThere: true,
 		},
@@ -138,7 +139,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Get fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
 			calls:      []sesCall{{get, a, 403}},
 			stillThere: true,
 		},
@@ -146,7 +147,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Delete fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{pass, actionstest.FaultAccessDenied()},
-			want:       sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
 			calls:      []sesCall{{get, a, 200}, {del, a, 403}},
 			stillThere: true,
 		},
@@ -154,14 +155,14 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:   "500 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault500()},
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 500}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "503 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault503()},
-			want:   sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 503}, {del, a, 200}},
 		},
 	}
@@ -204,36 +205,36 @@ func TestSuppressionListSuppress(t *testing.T) {
 	}{
 		{
 			name:       "Bounce is added with reason BOUNCE",
-			eventType:  engine.TypeBounce,
-			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			eventType:  ses.TypeBounce,
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "BOUNCE",
 		},
 		{
 			name:       "Complaint is added with reason COMPLAINT",
-			eventType:  engine.TypeComplaint,
-			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
+			eventType:  ses.TypeComplaint,
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "COMPLAINT",
 		},
 		{
 			name:      "Delivery fails without any call",
-			eventType: engine.TypeDelivery,
-			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
+			eventType: ses.TypeDelivery,
+			want:      sesWant{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
 		},
 		{
 			name:       "throttled once, the SDK retries, then added",
-			eventType:  engine.TypeBounce,
+			eventType:  ses.TypeBounce,
 			faults:     []actionstest.Fault{actionstest.Fault429()},
-			want:       sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, "", 429}, {put, a, 200}}, // the fake reads a Put's body only when it serves it
 			wantReason: "BOUNCE",
 		},
 		{
 			name:      "access denied fails, naming the operation and the error",
-			eventType: engine.TypeComplaint,
+			eventType: ses.TypeComplaint,
 			faults:    []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:      sesWant{Action: engine.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
+			want:      sesWant{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
 			calls:     []sesCall{{put, "", 403}},
 		},
 	}
@@ -295,7 +296,7 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			if got := s.Unsuppress(ctx, recipient(tt.address)); got.Outcome != OutcomeRemoved {
 				t.Fatalf("Unsuppress(%q) = %+v, want removed", tt.address, got)
 			}
-			if got := s.Suppress(ctx, recipient(tt.address), engine.TypeComplaint); got.Outcome != OutcomeAdded {
+			if got := s.Suppress(ctx, recipient(tt.address), ses.TypeComplaint); got.Outcome != OutcomeAdded {
 				t.Fatalf("Suppress(%q) = %+v, want added", tt.address, got)
 			}
 			calls := fake.Calls()
@@ -345,9 +346,9 @@ func TestSuppressionListNoMailbox(t *testing.T) {
 			list, dry := &SuppressionList{Client: fake.Client(t)}, DryRunSES()
 			for what, got := range map[string]SESOutcome{
 				"Unsuppress":         list.Unsuppress(ctx, rc),
-				"Suppress":           list.Suppress(ctx, rc, engine.TypeBounce),
+				"Suppress":           list.Suppress(ctx, rc, ses.TypeBounce),
 				"dry-run Unsuppress": dry.Unsuppress(ctx, rc),
-				"dry-run Suppress":   dry.Suppress(ctx, rc, engine.TypeComplaint),
+				"dry-run Suppress":   dry.Suppress(ctx, rc, ses.TypeComplaint),
 			} {
 				if got.Outcome != OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
 					t.Errorf("%s = %s, %v; want failed with ErrNotMailbox", what, got.Outcome, got.Err)
@@ -386,9 +387,9 @@ func TestSuppressionListActsOnTheAddress(t *testing.T) {
 				t.Fatalf("recipient.address = %q, want %q", rc.Address, want)
 			}
 			got := s.Unsuppress(context.Background(), rc)
-			checkOutcome(t, "Unsuppress", got, sesWant{Action: engine.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
-			got = s.Suppress(context.Background(), rc, engine.TypeBounce)
-			checkOutcome(t, "Suppress", got, sesWant{Action: engine.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"})
+			checkOutcome(t, "Unsuppress", got, sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
+			got = s.Suppress(context.Background(), rc, ses.TypeBounce)
+			checkOutcome(t, "Suppress", got, sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"})
 			for _, c := range fake.Calls() {
 				if c.Address != want {
 					t.Errorf("%s for %q, want exactly %q", c.Op, c.Address, want)
@@ -431,7 +432,7 @@ func TestSESErrorShort(t *testing.T) {
 	t.Run("SES did not answer", func(t *testing.T) {
 		fake := actionstest.NewSES(t)
 		client := fake.Client(t, func(o *sesv2.Options) { o.BaseEndpoint = aws.String("http://" + closedPort(t)) })
-		got := (&SuppressionList{Client: client}).Suppress(context.Background(), recipient("jane@example.com"), engine.TypeBounce)
+		got := (&SuppressionList{Client: client}).Suppress(context.Background(), recipient("jane@example.com"), ses.TypeBounce)
 		short := ShortError(got.Err)
 		if !strings.HasPrefix(short, "SES PutSuppressedDestination: ") || !strings.Contains(short, "connection refused") || strings.Contains(short, "\n") {
 			t.Errorf("ShortError = %q, want the operation and the innermost cause on one line", short)

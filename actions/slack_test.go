@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/slack-go/slack"
 )
 
@@ -39,14 +39,14 @@ func newHTTPClient(t testing.TB) *http.Client {
 // escaping (<, >, &), as BuildMessages makes it.
 func testMessage(t *testing.T) Message {
 	t.Helper()
-	nt := &engine.Notification{
-		Event:  engine.Event{Type: engine.TypeBounce, Timestamp: "2024-05-02T10:00:05.123Z"},
-		Mail:   engine.Mail{Source: "Shop <billing@shop.example.org>", MessageID: "0102018f-0000", Subject: "Invoice <#1042> & more"},
-		Bounce: engine.Bounce{Type: "Permanent", SubType: "General"},
+	nt := &ses.Notification{
+		Event:  ses.Event{Type: ses.TypeBounce, Timestamp: "2024-05-02T10:00:05.123Z"},
+		Mail:   ses.Mail{Source: "Shop <billing@shop.example.org>", MessageID: "0102018f-0000", Subject: "Invoice <#1042> & more"},
+		Bounce: ses.Bounce{Type: "Permanent", SubType: "General"},
 	}
-	r := engine.NewRecipient("jane@example.com")
+	r := ses.NewRecipient("jane@example.com")
 	r.Status, r.Action, r.DiagnosticCode = "5.1.1", "failed", "smtp; 550 5.1.1 <jane@example.com> <!channel> unknown"
-	nt.Recipients = []engine.Recipient{r}
+	nt.Recipients = []ses.Recipient{r}
 	msgs := BuildMessages(Notice{
 		Notification: nt,
 		Recipients:   []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "hard-bounce"}},

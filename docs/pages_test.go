@@ -19,7 +19,7 @@ import (
 	"unicode"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"go.yaml.in/yaml/v3"
 )
@@ -43,16 +43,16 @@ func read(t *testing.T, path string) string {
 
 // The table of names in rules.md sits between these two lines.
 const (
-	namesBegin = "<!-- names: generated from engine.Names() by `go test ./docs -run TestNamesTable -update`; do not edit by hand -->"
+	namesBegin = "<!-- names: generated from rules.Names() by `go test ./docs -run TestNamesTable -update`; do not edit by hand -->"
 	namesEnd   = "<!-- end of names -->"
 )
 
 // namesTable is the Markdown table of the names rules may use, one row
-// per engine.Names() entry: its path, its type and what it holds.
+// per rules.Names() entry: its path, its type and what it holds.
 func namesTable() string {
 	var b strings.Builder
 	b.WriteString("| name | type | what it holds |\n| --- | --- | --- |\n")
-	for _, n := range engine.Names() {
+	for _, n := range rules.Names() {
 		typ := "`" + n.Type.String() + "`"
 		switch n.Type.Kind() {
 		case reflect.Struct:
@@ -67,7 +67,7 @@ func namesTable() string {
 }
 
 // TestNamesTable checks that the table of names in rules.md is the one
-// engine.Names() gives; with -update it rewrites the table.
+// rules.Names() gives; with -update it rewrites the table.
 func TestNamesTable(t *testing.T) {
 	const page = "rules.md"
 	src := read(t, page)
@@ -86,7 +86,7 @@ func TestNamesTable(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("%s: the table of names differs from engine.Names(); regenerate it with\n\tgo test ./docs -run TestNamesTable -update\nwant:\n%s", page, want)
+	t.Errorf("%s: the table of names differs from rules.Names(); regenerate it with\n\tgo test ./docs -run TestNamesTable -update\nwant:\n%s", page, want)
 }
 
 // TestSlackHints checks that the troubleshooting page names every Slack
@@ -139,7 +139,7 @@ func TestMetricsDocumented(t *testing.T) {
 	tally := pipeline.NewTally()
 	tally.Types["Bounce"], tally.Rules["r"], tally.Actions[[2]string{"notify", "posted"}] = 1, 1, 1
 	tally.RuleErrors, tally.Digested["d"], tally.Digests, tally.DigestsFailed = 1, 1, 1, 1
-	dest := []*actions.Destination{{Name: "d"}}
+	dest := []*rules.Destination{{Name: "d"}}
 	extra := append(pipeline.StormMetrics(actions.NewStorm(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Tally: pipeline.NewTally()})...)
 	var buf bytes.Buffer
 	if err := pipeline.WriteMetrics(&buf, time.Now(), tally, extra...); err != nil {

@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // confirm confirms a verified subscription by a GET of its SubscribeURL.
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *ses.SNSMessage) {
 	if err := CheckSNSURL(m.SubscribeURL, m.TopicArn); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
 		return

@@ -1,7 +1,7 @@
 // Package intake is the SNS HTTP(S) endpoint of sesrouter: it decides
 // whether an SNS message is genuine, and hands over only what was verified.
 //
-// It does not read the envelope itself: engine.ParseSNS is the one reader
+// It does not read the envelope itself: ses.ParseSNS is the one reader
 // of an SNS message, and [ServerOptions.Handle] receives the verified
 // *engine.SNSMessage, never the request body. Intake owns the rest: the
 // fields SNS always sends ([CheckFields]), the string it signs

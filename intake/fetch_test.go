@@ -23,7 +23,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // memTransport answers requests from memory: files[URL] with 200, or
@@ -183,7 +183,7 @@ func TestVerifyMinSignatureVersion(t *testing.T) {
 			mt := &memTransport{files: map[string][]byte{testCertURL: s.certPEM}}
 			v := NewVerifier(VerifierOptions{HTTPClient: &http.Client{Transport: mt}, Roots: s.roots, MinSignatureVersion: tc.min})
 			for _, c := range []struct {
-				m    *engine.SNSMessage
+				m    *ses.SNSMessage
 				want string
 			}{{v1, tc.v1}, {v2, tc.v2}} {
 				err := v.Verify(context.Background(), c.m)

@@ -4,17 +4,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // CheckFields refuses a message that lacks a field SNS always sends: Type,
 // MessageId, TopicArn, Message, Timestamp, SignatureVersion, Signature and
 // SigningCertURL, and also Token and SubscribeURL for a
 // SubscriptionConfirmation or an UnsubscribeConfirmation. m is what
-// engine.ParseSNS read: a field is present when m.Has says so.
-func CheckFields(m *engine.SNSMessage) error {
+// ses.ParseSNS read: a field is present when m.Has says so.
+func CheckFields(m *ses.SNSMessage) error {
 	required := []string{"Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature", "SigningCertURL"}
-	if m.Type == engine.SNSSubscriptionConfirmation || m.Type == engine.SNSUnsubscribeConfirmation {
+	if m.Type == ses.SNSSubscriptionConfirmation || m.Type == ses.SNSUnsubscribeConfirmation {
 		required = append(required, "Token", "SubscribeURL")
 	}
 	var missing []string
@@ -35,17 +35,17 @@ func CheckFields(m *engine.SNSMessage) error {
 // UnsubscribeConfirmation the keys Message, MessageId, SubscribeURL,
 // Timestamp, Token, TopicArn and Type; each as "key\nvalue\n". Another Type
 // is an error.
-func StringToSign(m *engine.SNSMessage) (string, error) {
+func StringToSign(m *ses.SNSMessage) (string, error) {
 	type kv struct{ k, v string }
 	var pairs []kv
 	switch m.Type {
-	case engine.SNSNotification:
+	case ses.SNSNotification:
 		pairs = []kv{{"Message", m.Message}, {"MessageId", m.MessageID}}
 		if m.Subject != nil {
 			pairs = append(pairs, kv{"Subject", *m.Subject})
 		}
 		pairs = append(pairs, kv{"Timestamp", m.Timestamp}, kv{"TopicArn", m.TopicArn}, kv{"Type", m.Type})
-	case engine.SNSSubscriptionConfirmation, engine.SNSUnsubscribeConfirmation:
+	case ses.SNSSubscriptionConfirmation, ses.SNSUnsubscribeConfirmation:
 		pairs = []kv{
 			{"Message", m.Message}, {"MessageId", m.MessageID}, {"SubscribeURL", m.SubscribeURL},
 			{"Timestamp", m.Timestamp}, {"Token", m.Token}, {"TopicArn", m.TopicArn}, {"Type", m.Type},

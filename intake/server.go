@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Defaults of [ServerOptions].
@@ -46,7 +46,7 @@ var ErrUnprocessable = errors.New("unprocessable notification")
 
 // MessageVerifier checks a message's signature; [*Verifier] is one.
 type MessageVerifier interface {
-	Verify(ctx context.Context, m *engine.SNSMessage) error
+	Verify(ctx context.Context, m *ses.SNSMessage) error
 }
 
 var _ MessageVerifier = (*Verifier)(nil)
@@ -66,7 +66,7 @@ type ServerOptions struct {
 	// that SNS delivers the message again, or 422 when it wraps
 	// ErrUnprocessable; a panic is recovered, logged with its stack, and
 	// answered 500.
-	Handle func(ctx context.Context, m *engine.SNSMessage) error
+	Handle func(ctx context.Context, m *ses.SNSMessage) error
 	// HTTPClient confirms subscriptions (GET SubscribeURL); nil is a
 	// client with no timeout of its own (ConfirmTimeout bounds the GET).
 	// Redirects are never followed, whichever client is given.
@@ -103,7 +103,7 @@ type ServerOptions struct {
 //
 //  1. its body is read (at most MaxBody, within BodyTimeout) before the
 //     request takes a slot, so that a slow client holds none;
-//  2. the body is parsed by engine.ParseSNS and checked: CheckFields, the
+//  2. the body is parsed by ses.ParseSNS and checked: CheckFields, the
 //     x-amz-sns-message-type header, an RFC 3339 Timestamp;
 //  3. a topic not in Topics is refused, and so is a Notification outside
 //     the replay window (MaxAge);
@@ -139,7 +139,7 @@ type ServerOptions struct {
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
-	handle         func(ctx context.Context, m *engine.SNSMessage) error
+	handle         func(ctx context.Context, m *ses.SNSMessage) error
 	client         *http.Client
 	confirmTimeout time.Duration
 	logger         *slog.Logger
@@ -215,7 +215,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	m, err := engine.ParseSNS(body)
+	m, err := ses.ParseSNS(body)
 	if err == nil {
 		err = CheckFields(m)
 	}
@@ -264,11 +264,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch m.Type {
-	case engine.SNSNotification:
+	case ses.SNSNotification:
 		s.notification(w, r, m)
-	case engine.SNSSubscriptionConfirmation:
+	case ses.SNSSubscriptionConfirmation:
 		s.confirm(w, r, m)
-	case engine.SNSUnsubscribeConfirmation:
+	case ses.SNSUnsubscribeConfirmation:
 		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "unsubscribed", msgAttrs(m)...)
 		io.WriteString(w, "ok\n")
 	default:
@@ -316,8 +316,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 // checkAge refuses a Notification sent (its Timestamp) outside the
 // replay window. A confirmation is not refused: confirming it twice
 // does no harm, and SNS's token expires by itself.
-func (s *Server) checkAge(m *engine.SNSMessage, sent time.Time) error {
-	if s.maxAge <= 0 || m.Type != engine.SNSNotification {
+func (s *Server) checkAge(m *ses.SNSMessage, sent time.Time) error {
+	if s.maxAge <= 0 || m.Type != ses.SNSNotification {
 		return nil
 	}
 	now := s.now()
@@ -352,7 +352,7 @@ func (s *Server) acquire(ctx context.Context) bool {
 
 // notification hands a verified notification to Handle and answers by its
 // result.
-func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *engine.SNSMessage) {
+func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *ses.SNSMessage) {
 	err := s.callHandle(r.Context(), m)
 	var p *handlePanic
 	switch {
@@ -379,7 +379,7 @@ func (p *handlePanic) Error() string { return fmt.Sprintf("Handle panicked: %v",
 // callHandle calls Handle, turning a panic into a *handlePanic: one
 // notification's bug must not take the connection down unanswered, nor
 // look like a success.
-func (s *Server) callHandle(ctx context.Context, m *engine.SNSMessage) (err error) {
+func (s *Server) callHandle(ctx context.Context, m *ses.SNSMessage) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &handlePanic{value: v, stack: debug.Stack()}
@@ -404,6 +404,6 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 }
 
 // msgAttrs are the log attributes naming m.
-func msgAttrs(m *engine.SNSMessage, more ...slog.Attr) []slog.Attr {
+func msgAttrs(m *ses.SNSMessage, more ...slog.Attr) []slog.Attr {
 	return append([]slog.Attr{slog.String("snsType", m.Type), slog.String("snsMessageId", m.MessageID), slog.String("topicArn", m.TopicArn)}, more...)
 }

@@ -20,7 +20,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -75,7 +75,7 @@ type countingVerifier struct {
 	n atomic.Int32
 }
 
-func (c *countingVerifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
+func (c *countingVerifier) Verify(ctx context.Context, m *ses.SNSMessage) error {
 	c.n.Add(1)
 	return c.v.Verify(ctx, m)
 }
@@ -86,7 +86,7 @@ type testServer struct {
 	out      *recorder // certificate fetches and confirmation GETs
 	verifier *countingVerifier
 	mu       sync.Mutex
-	handled  []*engine.SNSMessage // what Handle was given
+	handled  []*ses.SNSMessage // what Handle was given
 	logs     *bytes.Buffer
 	// fail, when set, is what Handle returns.
 	fail error
@@ -115,7 +115,7 @@ func startTestServer(t *testing.T, vo intake.VerifierOptions, certs map[string][
 	o.Topics = topics
 	o.HTTPClient = &http.Client{Transport: ts.out}
 	o.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: ts.logs}, nil))
-	o.Handle = func(_ context.Context, m *engine.SNSMessage) error {
+	o.Handle = func(_ context.Context, m *ses.SNSMessage) error {
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
 		ts.handled = append(ts.handled, m)
@@ -126,10 +126,10 @@ func startTestServer(t *testing.T, vo intake.VerifierOptions, certs map[string][
 }
 
 // handledMessages are the messages Handle was given.
-func (ts *testServer) handledMessages() []*engine.SNSMessage {
+func (ts *testServer) handledMessages() []*ses.SNSMessage {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return append([]*engine.SNSMessage(nil), ts.handled...)
+	return append([]*ses.SNSMessage(nil), ts.handled...)
 }
 
 // handledIDs are the MessageIds of the messages Handle was given.
@@ -171,7 +171,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 type sample struct {
 	file string
 	body []byte
-	msg  *engine.SNSMessage
+	msg  *ses.SNSMessage
 }
 
 // realSampleOptions are the server options of the real samples' tests:
@@ -195,7 +195,7 @@ func realSamples(t *testing.T) (certDir string, samples []sample) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := engine.ParseSNS(body)
+		m, err := ses.ParseSNS(body)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -220,7 +220,7 @@ func TestServerRealSamplesAccepted(t *testing.T) {
 		if code := ts.post(t, s.msg.Type, s.body); code != http.StatusOK {
 			t.Errorf("%s: status %d, want 200\n%s", s.file, code, ts.logs)
 		}
-		if s.msg.Type == engine.SNSNotification {
+		if s.msg.Type == ses.SNSNotification {
 			notifications = append(notifications, s.msg.MessageID)
 		}
 	}
@@ -238,8 +238,8 @@ func TestServerRealSamplesAccepted(t *testing.T) {
 
 // signedFields are the body keys SNS signs, by message type.
 var signedFields = map[string][]string{
-	engine.SNSNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
-	engine.SNSSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
+	ses.SNSNotification:             {"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"},
+	ses.SNSSubscriptionConfirmation: {"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"},
 }
 
 // tamper returns body with the string value of key changed (one character
@@ -258,11 +258,11 @@ func tamper(t *testing.T, body []byte, key string) ([]byte, bool) {
 	switch key {
 	case "Type":
 		// Another valid type, so that the signature is what refuses it.
-		if v == engine.SNSNotification {
-			doc[key] = engine.SNSSubscriptionConfirmation
+		if v == ses.SNSNotification {
+			doc[key] = ses.SNSSubscriptionConfirmation
 			doc["Token"], doc["SubscribeURL"] = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
 		} else {
-			doc[key] = engine.SNSUnsubscribeConfirmation
+			doc[key] = ses.SNSUnsubscribeConfirmation
 		}
 	case "TopicArn":
 		doc[key] = v + "-2" // allowed too: the test allows it
@@ -339,12 +339,12 @@ func TestServerSignedByTestKey(t *testing.T) {
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	subject := "Amazon SES Email Event Notification"
 	n1 := sg.Notification(t, testTopic, "n1", `{"hello":"world"}`)
-	n2 := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
+	n2 := &ses.SNSMessage{Type: ses.SNSNotification, MessageID: "n2", TopicArn: testTopic, Message: "m",
 		Timestamp: "2024-05-01T10:00:00.000Z", Subject: &subject, SignatureVersion: "2"}
 	sg.Sign(t, n2)
-	sub := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
-	unsub := sg.Confirmation(t, engine.SNSUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
-	for _, m := range []*engine.SNSMessage{n1, n2, sub, unsub} {
+	sub := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t1")
+	unsub := sg.Confirmation(t, ses.SNSUnsubscribeConfirmation, testTopic, "u1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=u1")
+	for _, m := range []*ses.SNSMessage{n1, n2, sub, unsub} {
 		if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusOK {
 			t.Errorf("%s %s: status %d, want 200\n%s", m.Type, m.MessageID, code, ts.logs)
 		}
@@ -364,25 +364,25 @@ func TestServerForgedConfirmationNoRequest(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	other := intaketest.NewSigner(t) // its certificate is not in sg.CertDir
 	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
-	badSig := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good)
-	badSig.Signature = other.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
-	changed := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "changed", good)
+	badSig := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "bad-sig", good)
+	badSig.Signature = other.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "bad-sig", good).Signature
+	changed := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "changed", good)
 	changed.SubscribeURL = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=other"
 	tests := []struct {
 		name string
-		m    *engine.SNSMessage
+		m    *ses.SNSMessage
 		want int
 	}{
 		{"signed by another key", badSig, http.StatusForbidden},
 		{"SubscribeURL changed after signing", changed, http.StatusForbidden},
-		{"topic not allowed", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
-		{"SubscribeURL on another host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
-		{"SubscribeURL on a look-alike host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL over http", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
-		{"SubscribeURL with user info", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
-		{"SubscribeURL with a port", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
-		{"SigningCertURL on another host", func() *engine.SNSMessage {
-			m := &engine.SNSMessage{Type: engine.SNSSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
+		{"topic not allowed", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good), http.StatusForbidden},
+		{"SubscribeURL on another host", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "host", "https://evil.example/?Action=ConfirmSubscription"), http.StatusForbidden},
+		{"SubscribeURL on a look-alike host", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "alike", "https://sns.us-east-1.amazonaws.com.evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL over http", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "http", "http://sns.us-east-1.amazonaws.com/?x"), http.StatusForbidden},
+		{"SubscribeURL with user info", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "user", "https://sns.us-east-1.amazonaws.com@evil.example/?x"), http.StatusForbidden},
+		{"SubscribeURL with a port", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "port", "https://sns.us-east-1.amazonaws.com:8443/?x"), http.StatusForbidden},
+		{"SigningCertURL on another host", func() *ses.SNSMessage {
+			m := &ses.SNSMessage{Type: ses.SNSSubscriptionConfirmation, MessageID: "cert", TopicArn: testTopic, Token: "t",
 				Message: "m", SubscribeURL: good, Timestamp: "2024-05-01T10:00:00.000Z",
 				SigningCertURL: "https://evil.example/" + intaketest.CertName}
 			sg.Sign(t, m)
@@ -430,10 +430,10 @@ func TestServerStatusCodes(t *testing.T) {
 		fail   error
 		want   int
 	}{
-		{"ok", engine.SNSNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
+		{"ok", ses.SNSNotification, body, intake.ServerOptions{}, nil, http.StatusOK},
 		{"not JSON", "", []byte("hello"), intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"missing fields", "", []byte(`{"Type":"Notification"}`), intake.ServerOptions{}, nil, http.StatusBadRequest},
-		{"header contradicts body", engine.SNSSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
+		{"header contradicts body", ses.SNSSubscriptionConfirmation, body, intake.ServerOptions{}, nil, http.StatusBadRequest},
 		{"oversized", "", append(bytes.Repeat([]byte(" "), 300<<10), body...), intake.ServerOptions{}, nil, http.StatusRequestEntityTooLarge},
 		{"over a small limit", "", body, intake.ServerOptions{MaxBody: 100}, nil, http.StatusRequestEntityTooLarge},
 		{"action failed", "", body, intake.ServerOptions{}, errors.New("slack said no"), http.StatusInternalServerError},
@@ -479,7 +479,7 @@ func TestServerConfirmationGETFails(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	ts.out.status = http.StatusForbidden
-	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	m := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
 	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
 		t.Errorf("status %d, want 502", code)
 	}
@@ -493,7 +493,7 @@ func TestServerBusy(t *testing.T) {
 		srv := intake.NewServer(intake.ServerOptions{
 			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
 			Topics:   []string{testTopic}, MaxConcurrent: 1, QueueWait: 2 * time.Second,
-			Handle: func(context.Context, *engine.SNSMessage) error {
+			Handle: func(context.Context, *ses.SNSMessage) error {
 				<-release
 				return nil
 			},
@@ -522,19 +522,19 @@ func TestServerBusy(t *testing.T) {
 func TestServerReplayWindow(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	now := time.Date(2024, 5, 2, 10, 0, 0, 0, time.UTC)
-	at := func(typ, ts string) *engine.SNSMessage {
-		m := &engine.SNSMessage{Type: typ, MessageID: "id", TopicArn: testTopic, Message: "{}", Timestamp: ts}
-		if typ != engine.SNSNotification {
+	at := func(typ, ts string) *ses.SNSMessage {
+		m := &ses.SNSMessage{Type: typ, MessageID: "id", TopicArn: testTopic, Message: "{}", Timestamp: ts}
+		if typ != ses.SNSNotification {
 			m.Token, m.SubscribeURL = "t", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
 		}
 		sg.Sign(t, m)
 		return m
 	}
-	n := engine.SNSNotification
+	n := ses.SNSNotification
 	tests := []struct {
 		name   string
 		maxAge time.Duration
-		m      *engine.SNSMessage
+		m      *ses.SNSMessage
 		want   int
 		log    string // in the log line of a refusal
 	}{
@@ -549,7 +549,7 @@ func TestServerReplayWindow(t *testing.T) {
 			`"error":"timestamp 2024-05-02T10:05:00.001Z is 5m0.001s ahead of this clock, more than 5m0s"`},
 		{"no limit", 0, at(n, "2022-04-13T17:14:18.903Z"), http.StatusOK, ""},
 		{"no limit, ahead", 0, at(n, "2030-01-01T00:00:00.000Z"), http.StatusOK, ""},
-		{"old confirmation", time.Hour, at(engine.SNSSubscriptionConfirmation, "2024-05-01T10:00:00.000Z"), http.StatusOK, ""},
+		{"old confirmation", time.Hour, at(ses.SNSSubscriptionConfirmation, "2024-05-01T10:00:00.000Z"), http.StatusOK, ""},
 		{"not a time", time.Hour, at(n, "yesterday"), http.StatusBadRequest, `"error":"sns message: Timestamp \"yesterday\" is not an RFC 3339 time"`},
 		{"not RFC 3339", time.Hour, at(n, "2024-05-02 10:00:00"), http.StatusBadRequest, "is not an RFC 3339 time"},
 		{"not a time, no limit", 0, at(n, "yesterday"), http.StatusBadRequest, "is not an RFC 3339 time"},
@@ -578,8 +578,8 @@ func TestServerReplayWindow(t *testing.T) {
 
 func TestServerCertificateChecks(t *testing.T) {
 	sg := intaketest.NewSigner(t)
-	withCertURL := func(u string) *engine.SNSMessage {
-		m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "n", TopicArn: testTopic, Message: "{}",
+	withCertURL := func(u string) *ses.SNSMessage {
+		m := &ses.SNSMessage{Type: ses.SNSNotification, MessageID: "n", TopicArn: testTopic, Message: "{}",
 			Timestamp: intaketest.Timestamp(time.Now()), SigningCertURL: u}
 		sg.Sign(t, m)
 		return m
@@ -588,7 +588,7 @@ func TestServerCertificateChecks(t *testing.T) {
 	tests := []struct {
 		name    string
 		ts      *testServer
-		m       *engine.SNSMessage
+		m       *ses.SNSMessage
 		want    int
 		log     string
 		fetched bool
@@ -625,7 +625,7 @@ func TestServerSignatureVersion2Only(t *testing.T) {
 	var got []string
 	srv := intake.NewServer(intake.ServerOptions{
 		Verifier: v, Topics: topicsOf(samples), MaxAge: 0, // the samples are from 2022
-		Handle: func(_ context.Context, m *engine.SNSMessage) error {
+		Handle: func(_ context.Context, m *ses.SNSMessage) error {
 			got = append(got, m.MessageID)
 			return nil
 		},
@@ -652,7 +652,7 @@ func TestServerConfirmationNoRedirect(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	ts := newTestServer(t, sg.CertDir, []string{testTopic}, intake.ServerOptions{})
 	ts.out.redirect = "https://evil.example/collect"
-	m := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+	m := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, testTopic, "s1", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
 	if code := ts.post(t, m.Type, intaketest.Body(m)); code != http.StatusBadGateway {
 		t.Errorf("status %d, want 502\n%s", code, ts.logs)
 	}
@@ -670,7 +670,7 @@ func TestNewServerKeepsTheClient(t *testing.T) {
 	client := &http.Client{Transport: &recorder{}}
 	intake.NewServer(intake.ServerOptions{
 		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}), HTTPClient: client,
-		Handle: func(context.Context, *engine.SNSMessage) error { return nil },
+		Handle: func(context.Context, *ses.SNSMessage) error { return nil },
 	})
 	if client.CheckRedirect != nil {
 		t.Error("NewServer changed the HTTPClient it was given")
@@ -678,7 +678,7 @@ func TestNewServerKeepsTheClient(t *testing.T) {
 }
 
 func TestServerUnreadableBodyNoFetch(t *testing.T) {
-	// A body engine.ParseSNS refuses is answered 400 before its signature
+	// A body ses.ParseSNS refuses is answered 400 before its signature
 	// is looked at: no verification, no certificate fetch, no Handle.
 	sg := intaketest.NewSigner(t)
 	genuine := string(intaketest.Body(sg.Notification(t, testTopic, "n1", `{"notificationType":"Bounce"}`)))

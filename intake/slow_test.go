@@ -16,7 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -155,7 +155,7 @@ func TestServerHandleOutlivesBodyTimeout(t *testing.T) {
 		srv := intake.NewServer(intake.ServerOptions{
 			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
 			Topics:   []string{testTopic},
-			Handle: func(ctx context.Context, _ *engine.SNSMessage) error {
+			Handle: func(ctx context.Context, _ *ses.SNSMessage) error {
 				select {
 				case <-ctx.Done():
 					canceled <- true
@@ -187,7 +187,7 @@ func TestServerHandlePanics(t *testing.T) {
 			Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
 			Topics:   []string{testTopic},
 			Logger:   slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs}, nil)),
-			Handle: func(_ context.Context, m *engine.SNSMessage) error {
+			Handle: func(_ context.Context, m *ses.SNSMessage) error {
 				if m.MessageID == "boom" {
 					panic("a bug of the handler")
 				}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -93,7 +93,7 @@ func genuineBodies(t *testing.T) []genuine {
 	t.Helper()
 	sg := intaketest.NewSigner(t)
 	subject := "Amazon SES Email Event Notification"
-	m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "signed", TopicArn: testTopic, Subject: &subject,
+	m := &ses.SNSMessage{Type: ses.SNSNotification, MessageID: "signed", TopicArn: testTopic, Subject: &subject,
 		Message:   `{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"signed@example.com"}],"timestamp":"2024-05-02T10:00:00.000Z","feedbackId":"f"},"mail":{"timestamp":"2024-05-02T10:00:00.000Z","source":"a@example.com","messageId":"signed","destination":["signed@example.com"]}}`,
 		Timestamp: intaketest.Timestamp(time.Now())}
 	sg.Sign(t, m)
@@ -111,7 +111,7 @@ func genuineBodies(t *testing.T) []genuine {
 
 func TestServerSmuggledKeys(t *testing.T) {
 	for _, g := range genuineBodies(t) {
-		signed, err := engine.ParseSNS(g.body)
+		signed, err := ses.ParseSNS(g.body)
 		if err != nil {
 			t.Fatalf("%s: %v", g.name, err)
 		}
@@ -158,13 +158,13 @@ func checkRefusedUnread(t *testing.T, ts *testServer, code int) {
 // message was acted on: Handle got it, and decoding it yields the signed
 // notification and nothing else; a confirmation is confirmed by its
 // signed SubscribeURL.
-func checkOnlySigned(t *testing.T, ts *testServer, code int, signed *engine.SNSMessage) {
+func checkOnlySigned(t *testing.T, ts *testServer, code int, signed *ses.SNSMessage) {
 	t.Helper()
 	if code != http.StatusOK {
 		t.Fatalf("status %d, want 200\n%s", code, ts.logs)
 	}
 	got := ts.handledMessages()
-	if signed.Type != engine.SNSNotification {
+	if signed.Type != ses.SNSNotification {
 		if len(got) != 0 {
 			t.Errorf("a %s was handed to Handle", signed.Type)
 		}
@@ -179,8 +179,8 @@ func checkOnlySigned(t *testing.T, ts *testServer, code int, signed *engine.SNSM
 	if got[0].Message != signed.Message || got[0].MessageID != signed.MessageID {
 		t.Errorf("Handle got MessageId %q, Message %.60q\nwant %q, %.60q", got[0].MessageID, got[0].Message, signed.MessageID, signed.Message)
 	}
-	item := engine.DecodeSNS("http", engine.EnvelopeHTTP, "", got[0])
-	want := engine.DecodeSNS("http", engine.EnvelopeHTTP, "", signed)
+	item := ses.DecodeSNS("http", ses.EnvelopeHTTP, "", got[0])
+	want := ses.DecodeSNS("http", ses.EnvelopeHTTP, "", signed)
 	if !reflect.DeepEqual(item, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", item, want)
 	}

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // ErrCertUnavailable is wrapped by Verify's error when the signing
@@ -132,7 +132,7 @@ func NewVerifier(o VerifierOptions) *Verifier {
 // is the operator's: its chain and dates are not checked. The error says
 // why verification failed; it wraps ErrCertUnavailable when the
 // certificate could not be obtained for a possibly transient reason.
-func (v *Verifier) Verify(ctx context.Context, m *engine.SNSMessage) error {
+func (v *Verifier) Verify(ctx context.Context, m *ses.SNSMessage) error {
 	if m == nil {
 		return errors.New("sns signature: no message")
 	}

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 const (
@@ -182,7 +182,7 @@ func validSigner(t testing.TB) *signer {
 }
 
 // sign sets m's SignatureVersion and Signature.
-func (s *signer) sign(t testing.TB, m *engine.SNSMessage, version string) {
+func (s *signer) sign(t testing.TB, m *ses.SNSMessage, version string) {
 	t.Helper()
 	m.SignatureVersion = version
 	str, err := StringToSign(m)
@@ -218,31 +218,31 @@ func (s *signer) certDir(t testing.TB) string {
 func strp(s string) *string { return &s }
 
 // testMessages returns one unsigned message of every type.
-func testMessages() map[string]*engine.SNSMessage {
-	return map[string]*engine.SNSMessage{
+func testMessages() map[string]*ses.SNSMessage {
+	return map[string]*ses.SNSMessage{
 		"notification with subject": {
-			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
+			Type: ses.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556666",
 			TopicArn: testTopic,
 			Message:  "{\"notificationType\":\"Bounce\",\n\"x\":\"line\\r\\n\"}\r\n", Timestamp: "2024-03-25T23:01:53.935Z",
 			Subject: strp("Amazon SES Email Event Notification"), SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
 		},
 		"notification without subject": {
-			Type: engine.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
+			Type: ses.SNSNotification, MessageID: "0b5c7a3e-1111-2222-3333-444455556667",
 			TopicArn: testTopic,
 			Message:  `{"notificationType":"Complaint"}`, Timestamp: "2024-03-25T23:01:54.000Z",
 			SigningCertURL: testCertURL,
 			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=y",
 		},
 		"subscription confirmation": {
-			Type: engine.SNSSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
+			Type: ses.SNSSubscriptionConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695155",
 			TopicArn: testTopic,
 			Message:  "You have chosen to subscribe.\nVisit the SubscribeURL.", Timestamp: "2024-03-25T23:00:00.000Z",
 			Token: "2336412f37fb", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37fb",
 			SigningCertURL: testCertURL,
 		},
 		"unsubscribe confirmation": {
-			Type: engine.SNSUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
+			Type: ses.SNSUnsubscribeConfirmation, MessageID: "7f46a153-88ff-4d95-91f5-188d2b695156",
 			TopicArn: testTopic,
 			Message:  "You have chosen to deactivate subscription.", Timestamp: "2024-03-26T00:00:00.000Z",
 			Token: "99aa", SubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=99aa",
@@ -264,7 +264,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // readSample parses the sample file whose name starts with prefix.
-func readSample(t *testing.T, prefix string) *engine.SNSMessage {
+func readSample(t *testing.T, prefix string) *ses.SNSMessage {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(samplesDir, prefix+"_*.json"))
 	if len(matches) != 1 {
@@ -274,14 +274,14 @@ func readSample(t *testing.T, prefix string) *engine.SNSMessage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := engine.ParseSNS(body)
+	m, err := ses.ParseSNS(body)
 	if err != nil {
 		t.Fatalf("%s: %v", matches[0], err)
 	}
 	return m
 }
 
-func clone(m *engine.SNSMessage) *engine.SNSMessage {
+func clone(m *ses.SNSMessage) *ses.SNSMessage {
 	c := *m
 	if m.Subject != nil {
 		c.Subject = strp(*m.Subject)
@@ -291,75 +291,75 @@ func clone(m *engine.SNSMessage) *engine.SNSMessage {
 
 // tamperings returns every single-field change of a signed message of m's
 // type that must make verification fail.
-func tamperings(m *engine.SNSMessage) map[string]func(*engine.SNSMessage) {
-	t := map[string]func(*engine.SNSMessage){
-		"Message":   func(m *engine.SNSMessage) { m.Message += "x" },
-		"MessageId": func(m *engine.SNSMessage) { m.MessageID += "x" },
-		"Timestamp": func(m *engine.SNSMessage) { m.Timestamp += "x" },
-		"TopicArn":  func(m *engine.SNSMessage) { m.TopicArn += "x" },
-		"Type":      func(m *engine.SNSMessage) { m.Type += "x" },
-		"Signature": func(m *engine.SNSMessage) {
+func tamperings(m *ses.SNSMessage) map[string]func(*ses.SNSMessage) {
+	t := map[string]func(*ses.SNSMessage){
+		"Message":   func(m *ses.SNSMessage) { m.Message += "x" },
+		"MessageId": func(m *ses.SNSMessage) { m.MessageID += "x" },
+		"Timestamp": func(m *ses.SNSMessage) { m.Timestamp += "x" },
+		"TopicArn":  func(m *ses.SNSMessage) { m.TopicArn += "x" },
+		"Type":      func(m *ses.SNSMessage) { m.Type += "x" },
+		"Signature": func(m *ses.SNSMessage) {
 			first := "A"
 			if m.Signature[0] == 'A' {
 				first = "B"
 			}
 			m.Signature = first + m.Signature[1:]
 		},
-		"Signature appended": func(m *engine.SNSMessage) { m.Signature += "AAAA" },
-		"Signature empty":    func(m *engine.SNSMessage) { m.Signature = "" },
-		"SigningCertURL":     func(m *engine.SNSMessage) { m.SigningCertURL += "x" },
-		"SignatureVersion": func(m *engine.SNSMessage) {
+		"Signature appended": func(m *ses.SNSMessage) { m.Signature += "AAAA" },
+		"Signature empty":    func(m *ses.SNSMessage) { m.Signature = "" },
+		"SigningCertURL":     func(m *ses.SNSMessage) { m.SigningCertURL += "x" },
+		"SignatureVersion": func(m *ses.SNSMessage) {
 			if m.SignatureVersion == "1" {
 				m.SignatureVersion = "2"
 			} else {
 				m.SignatureVersion = "1"
 			}
 		},
-		"SignatureVersion 3": func(m *engine.SNSMessage) { m.SignatureVersion = "3" },
+		"SignatureVersion 3": func(m *ses.SNSMessage) { m.SignatureVersion = "3" },
 	}
 	switch m.Type {
-	case engine.SNSNotification:
+	case ses.SNSNotification:
 		if m.Subject != nil {
-			t["Subject"] = func(m *engine.SNSMessage) { *m.Subject += "x" }
-			t["Subject removed"] = func(m *engine.SNSMessage) { m.Subject = nil }
-			t["Subject emptied"] = func(m *engine.SNSMessage) { *m.Subject = "" }
+			t["Subject"] = func(m *ses.SNSMessage) { *m.Subject += "x" }
+			t["Subject removed"] = func(m *ses.SNSMessage) { m.Subject = nil }
+			t["Subject emptied"] = func(m *ses.SNSMessage) { *m.Subject = "" }
 		} else {
-			t["Subject added"] = func(m *engine.SNSMessage) { m.Subject = strp("x") }
-			t["Subject added empty"] = func(m *engine.SNSMessage) { m.Subject = strp("") }
+			t["Subject added"] = func(m *ses.SNSMessage) { m.Subject = strp("x") }
+			t["Subject added empty"] = func(m *ses.SNSMessage) { m.Subject = strp("") }
 		}
-		t["Type to SubscriptionConfirmation"] = func(m *engine.SNSMessage) { m.Type = engine.SNSSubscriptionConfirmation }
+		t["Type to SubscriptionConfirmation"] = func(m *ses.SNSMessage) { m.Type = ses.SNSSubscriptionConfirmation }
 	default:
-		t["SubscribeURL"] = func(m *engine.SNSMessage) { m.SubscribeURL += "x" }
-		t["Token"] = func(m *engine.SNSMessage) { m.Token += "x" }
-		other := engine.SNSUnsubscribeConfirmation
+		t["SubscribeURL"] = func(m *ses.SNSMessage) { m.SubscribeURL += "x" }
+		t["Token"] = func(m *ses.SNSMessage) { m.Token += "x" }
+		other := ses.SNSUnsubscribeConfirmation
 		if m.Type == other {
-			other = engine.SNSSubscriptionConfirmation
+			other = ses.SNSSubscriptionConfirmation
 		}
-		t["Type to "+other] = func(m *engine.SNSMessage) { m.Type = other }
-		t["Type to Notification"] = func(m *engine.SNSMessage) { m.Type = engine.SNSNotification }
+		t["Type to "+other] = func(m *ses.SNSMessage) { m.Type = other }
+		t["Type to Notification"] = func(m *ses.SNSMessage) { m.Type = ses.SNSNotification }
 	}
 	return t
 }
 
 // harmless returns changes to fields SNS does not sign, which must not make
 // verification fail.
-func harmless(m *engine.SNSMessage) map[string]func(*engine.SNSMessage) {
-	t := map[string]func(*engine.SNSMessage){
-		"UnsubscribeURL": func(m *engine.SNSMessage) { m.UnsubscribeURL += "x" },
+func harmless(m *ses.SNSMessage) map[string]func(*ses.SNSMessage) {
+	t := map[string]func(*ses.SNSMessage){
+		"UnsubscribeURL": func(m *ses.SNSMessage) { m.UnsubscribeURL += "x" },
 	}
 	switch m.Type {
-	case engine.SNSNotification:
-		t["Token"] = func(m *engine.SNSMessage) { m.Token += "x" }
-		t["SubscribeURL"] = func(m *engine.SNSMessage) { m.SubscribeURL += "x" }
+	case ses.SNSNotification:
+		t["Token"] = func(m *ses.SNSMessage) { m.Token += "x" }
+		t["SubscribeURL"] = func(m *ses.SNSMessage) { m.SubscribeURL += "x" }
 	default:
-		t["Subject added"] = func(m *engine.SNSMessage) { m.Subject = strp("x") }
+		t["Subject added"] = func(m *ses.SNSMessage) { m.Subject = strp("x") }
 	}
 	return t
 }
 
 // checkTamperings verifies m, then every tampering of it (refused) and
 // every harmless change (accepted).
-func checkTamperings(t *testing.T, v *Verifier, m *engine.SNSMessage) {
+func checkTamperings(t *testing.T, v *Verifier, m *ses.SNSMessage) {
 	t.Helper()
 	if err := v.Verify(context.Background(), m); err != nil {
 		t.Fatalf("untouched message: %v", err)
@@ -385,10 +385,10 @@ func checkTamperings(t *testing.T, v *Verifier, m *engine.SNSMessage) {
 
 func TestVerifyRealSamples(t *testing.T) {
 	for _, tc := range []struct{ prefix, typ, version string }{
-		{"18", engine.SNSNotification, "1"},
-		{"22", engine.SNSSubscriptionConfirmation, "1"},
-		{"31", engine.SNSNotification, "1"},
-		{"32", engine.SNSNotification, "2"},
+		{"18", ses.SNSNotification, "1"},
+		{"22", ses.SNSSubscriptionConfirmation, "1"},
+		{"31", ses.SNSNotification, "1"},
+		{"32", ses.SNSNotification, "2"},
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
 			m := readSample(t, tc.prefix)
@@ -450,7 +450,7 @@ func TestVerifyThroughJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := engine.ParseSNS(body)
+	got, err := ses.ParseSNS(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,15 +712,15 @@ func TestVerifyRefusals(t *testing.T) {
 	s.sign(t, base, "1")
 	for _, tc := range []struct {
 		name   string
-		change func(*engine.SNSMessage)
+		change func(*ses.SNSMessage)
 		want   string
 	}{
-		{"version 3", func(m *engine.SNSMessage) { m.SignatureVersion = "3" }, `sns signature: unsupported SignatureVersion "3"`},
-		{"version empty", func(m *engine.SNSMessage) { m.SignatureVersion = "" }, `sns signature: unsupported SignatureVersion ""`},
-		{"unknown type", func(m *engine.SNSMessage) { m.Type = "Other" }, `sns signature: sns message: unknown Type "Other"`},
-		{"signature not base64", func(m *engine.SNSMessage) { m.Signature = "!!" }, "sns signature: Signature is not base64"},
-		{"signature empty", func(m *engine.SNSMessage) { m.Signature = "" }, "sns signature: Signature is not base64"},
-		{"signature short", func(m *engine.SNSMessage) { m.Signature = "AAAA" }, "sns signature: does not verify (SignatureVersion 1, type Notification)"},
+		{"version 3", func(m *ses.SNSMessage) { m.SignatureVersion = "3" }, `sns signature: unsupported SignatureVersion "3"`},
+		{"version empty", func(m *ses.SNSMessage) { m.SignatureVersion = "" }, `sns signature: unsupported SignatureVersion ""`},
+		{"unknown type", func(m *ses.SNSMessage) { m.Type = "Other" }, `sns signature: sns message: unknown Type "Other"`},
+		{"signature not base64", func(m *ses.SNSMessage) { m.Signature = "!!" }, "sns signature: Signature is not base64"},
+		{"signature empty", func(m *ses.SNSMessage) { m.Signature = "" }, "sns signature: Signature is not base64"},
+		{"signature short", func(m *ses.SNSMessage) { m.Signature = "AAAA" }, "sns signature: does not verify (SignatureVersion 1, type Notification)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := clone(base)
@@ -760,7 +760,7 @@ func TestCheckFields(t *testing.T) {
 		{"notification needs no token", `{"Token":null,` + rest + `}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := engine.ParseSNS([]byte(tc.body))
+			m, err := ses.ParseSNS([]byte(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -773,7 +773,7 @@ func TestCheckFields(t *testing.T) {
 }
 
 func TestStringToSign(t *testing.T) {
-	m := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "id", TopicArn: "arn", Message: "a\nb", Timestamp: "ts", Token: "tok", SubscribeURL: "s"}
+	m := &ses.SNSMessage{Type: ses.SNSNotification, MessageID: "id", TopicArn: "arn", Message: "a\nb", Timestamp: "ts", Token: "tok", SubscribeURL: "s"}
 	got, _ := StringToSign(m)
 	if want := "Message\na\nb\nMessageId\nid\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
 		t.Errorf("notification without subject:\n%q\nwant\n%q", got, want)
@@ -783,7 +783,7 @@ func TestStringToSign(t *testing.T) {
 	if want := "Message\na\nb\nMessageId\nid\nSubject\n\nTimestamp\nts\nTopicArn\narn\nType\nNotification\n"; got != want {
 		t.Errorf("notification with empty subject:\n%q\nwant\n%q", got, want)
 	}
-	m.Type = engine.SNSUnsubscribeConfirmation
+	m.Type = ses.SNSUnsubscribeConfirmation
 	got, _ = StringToSign(m)
 	if want := "Message\na\nb\nMessageId\nid\nSubscribeURL\ns\nTimestamp\nts\nToken\ntok\nTopicArn\narn\nType\nUnsubscribeConfirmation\n"; got != want {
 		t.Errorf("unsubscribe confirmation:\n%q\nwant\n%q", got, want)
@@ -818,7 +818,7 @@ func FuzzParseAndVerify(f *testing.F) {
 			"Timestamp": m.Timestamp, "SignatureVersion": m.SignatureVersion, "Signature": m.Signature,
 			"SigningCertURL": m.SigningCertURL, "Subject": m.Subject,
 		}
-		if m.Type != engine.SNSNotification {
+		if m.Type != ses.SNSNotification {
 			fields["Token"], fields["SubscribeURL"] = m.Token, m.SubscribeURL
 		}
 		body, err := json.Marshal(fields)
@@ -834,7 +834,7 @@ func FuzzParseAndVerify(f *testing.F) {
 		panic("fetch during fuzzing")
 	})}})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := engine.ParseSNS(body)
+		m, err := ses.ParseSNS(body)
 		if err != nil || CheckFields(m) != nil {
 			return
 		}

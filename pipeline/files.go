@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // CheckFiles opens each of names ("-" is stdin, not opened) and reports
@@ -28,17 +28,17 @@ func CheckFiles(names []string) error {
 // Files yields the items of files, one after the other ("-" is stdin): a
 // file that cannot be opened or read yields an item of its own, named
 // after the file, with the error, and the next file is read.
-func Files(names []string, stdin io.Reader) func() (engine.Item, bool) {
+func Files(names []string, stdin io.Reader) func() (ses.Item, bool) {
 	var (
-		cur   *engine.Reader
+		cur   *ses.Reader
 		close func() error
 		name  string
 	)
-	return func() (engine.Item, bool) {
+	return func() (ses.Item, bool) {
 		for {
 			if cur == nil {
 				if len(names) == 0 {
-					return engine.Item{}, false
+					return ses.Item{}, false
 				}
 				name, names = names[0], names[1:]
 				var r io.Reader = stdin
@@ -46,11 +46,11 @@ func Files(names []string, stdin io.Reader) func() (engine.Item, bool) {
 				if name != "-" {
 					f, err := os.Open(name)
 					if err != nil {
-						return engine.Item{Input: name, Err: err}, true
+						return ses.Item{Input: name, Err: err}, true
 					}
 					r, close = f, f.Close
 				}
-				cur = engine.NewReader(r, name)
+				cur = ses.NewReader(r, name)
 			}
 			it, err := cur.Next()
 			if err == nil {
@@ -59,7 +59,7 @@ func Files(names []string, stdin io.Reader) func() (engine.Item, bool) {
 			cur = nil
 			close()
 			if err != io.EOF {
-				return engine.Item{Input: name, Err: fmt.Errorf("reading %s: %w", name, err)}, true
+				return ses.Item{Input: name, Err: fmt.Errorf("reading %s: %w", name, err)}, true
 			}
 		}
 	}

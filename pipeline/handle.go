@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Handler handles items by one set of rules: route, claim, act, account,
 // log. A reload of the rules makes a new Handler with the same Seen (and
 // the dispatcher's storm and pacers), so that a reload forgets nothing.
 type Handler struct {
-	Router     *engine.Router
+	Router     *route.Router
 	Dispatcher *actions.Dispatcher
 	// Seen makes a notification handled before in this process a
 	// duplicate: nothing is done again. nil (a dry run) acts on every
@@ -84,9 +85,9 @@ func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tal
 
 // Job is one item on its way through the pipeline.
 type Job struct {
-	Item engine.Item
+	Item ses.Item
 	// Plan is what the rules decided; nil when Item holds no notification.
-	Plan *engine.Plan
+	Plan *route.Plan
 	// Duplicate says that the notification was handled before: nothing
 	// was done.
 	Duplicate bool
@@ -104,7 +105,7 @@ type Job struct {
 // The runners call it in input order (the first copy of a duplicated
 // notification is the one acted on) and never on the goroutine that
 // watches for signals: a rule can run long.
-func (h *Handler) Prepare(it engine.Item) (j *Job) {
+func (h *Handler) Prepare(it ses.Item) (j *Job) {
 	j = &Job{Item: it}
 	defer h.recover(j)
 	if it.Notification == nil {

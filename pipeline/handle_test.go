@@ -11,7 +11,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // sqsEvent is a Lambda SQS event of SNS-wrapped bodies, ids q1, q2, …
@@ -193,10 +193,10 @@ func TestFailures(t *testing.T) {
 		}
 		return out
 	}
-	unreadable := h.Prepare(engine.Decode("u", []byte("{"))[0])
-	rule := h.Prepare(engine.Decode("r", []byte(bounce("r", "b@fail.example")))[0])
+	unreadable := h.Prepare(ses.Decode("u", []byte("{"))[0])
+	rule := h.Prepare(ses.Decode("r", []byte(bounce("r", "b@fail.example")))[0])
 	h.Act(context.Background(), rule, nil)
-	ok := h.Prepare(engine.Decode("o", []byte(bounce("o", "a@example.com")))[0])
+	ok := h.Prepare(ses.Decode("o", []byte(bounce("o", "a@example.com")))[0])
 	h.Act(context.Background(), ok, nil)
 	for _, tt := range []struct {
 		j    *Job

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // rulesHook is a rules file with one webhook destination, paced at once,
@@ -108,15 +108,15 @@ func snsBody(id, ses string) string {
 }
 
 // items decodes lines of input into items.
-func items(t testing.TB, lines ...string) func() (engine.Item, bool) {
+func items(t testing.TB, lines ...string) func() (ses.Item, bool) {
 	t.Helper()
-	var all []engine.Item
+	var all []ses.Item
 	for i, l := range lines {
-		all = append(all, engine.Decode(fmt.Sprintf("in:%d", i+1), []byte(l))...)
+		all = append(all, ses.Decode(fmt.Sprintf("in:%d", i+1), []byte(l))...)
 	}
-	return func() (engine.Item, bool) {
+	return func() (ses.Item, bool) {
 		if len(all) == 0 {
-			return engine.Item{}, false
+			return ses.Item{}, false
 		}
 		it := all[0]
 		all = all[1:]

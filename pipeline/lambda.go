@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Invocation is what one Lambda invocation came to.
@@ -57,7 +57,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 		}
 		recs = append(recs, rec)
 	}}
-	next, stop := iter.Pull(engine.Items("invocation", payload))
+	next, stop := iter.Pull(ses.Items("invocation", payload))
 	defer stop()
 	// Every record is read and emitted, even once ctx has ended: a record
 	// left unread would be named neither acted on nor failed, and SQS
@@ -72,13 +72,13 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 		if err, ok := lost[rec.input]; ok && rec.retry == nil {
 			rec.retry = err
 		}
-		if rec.envelope == engine.EnvelopeSQS {
+		if rec.envelope == ses.EnvelopeSQS {
 			inv.SQS = true
 		}
 		if rec.retry == nil {
 			continue
 		}
-		if rec.envelope == engine.EnvelopeSQS && rec.id != "" {
+		if rec.envelope == ses.EnvelopeSQS && rec.id != "" {
 			inv.FailedIDs = append(inv.FailedIDs, rec.id)
 			continue
 		}

@@ -1,26 +1,25 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
-// Config is a loaded rules file: the rules, their router, and the
-// destinations their notifies post to.
+// Config is a loaded rules file and its router.
 type Config struct {
-	Rules        *engine.Rules
-	Router       *engine.Router
-	Destinations []*actions.Destination
+	Rules  *rules.Rules
+	Router *route.Router
+	// Destinations are the rules' destinations in file order.
+	Destinations []*rules.Destination
 }
 
-// Load reads a rules file and checks all of it: the rules (engine.Load)
-// and the destinations (actions.ParseDestinations). Every problem of both
-// is reported, joined in file order, each a *engine.Problem.
+// Load reads a rules file and checks all of it (rules.Load): every
+// problem is reported, joined in file order, each a *rules.Problem.
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -31,29 +30,11 @@ func Load(path string) (*Config, error) {
 
 // LoadBytes is Load of src, named name in problems.
 func LoadBytes(name string, src []byte) (*Config, error) {
-	rules, problems := engine.Parse(name, src)
-	dests, err := actions.ParseDestinations(rules)
-	for _, e := range unwrap(err) {
-		var p *engine.Problem
-		if errors.As(e, &p) {
-			problems = append(problems, p)
-		}
-	}
-	if err := engine.JoinProblems(problems); err != nil {
+	rs, err := rules.Load(name, src)
+	if err != nil {
 		return nil, err
 	}
-	return &Config{Rules: rules, Router: engine.NewRouter(rules), Destinations: dests}, nil
-}
-
-// unwrap lists the errors joined in err (none for nil).
-func unwrap(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
+	return &Config{Rules: rs, Router: route.NewRouter(rs), Destinations: rs.DestinationList()}, nil
 }
 
 // RulesPath finds the rules file: flag when set, else $SESROUTER_RULES,
@@ -83,11 +64,11 @@ func RulesPath(flag string, getenv func(string) string, executable string) strin
 }
 
 // Check is what sesrouter check says of loaded rules: the problems that
-// running every rule on synthetic events finds (engine.Rules.Probe) and
+// running every rule on synthetic events finds (rules.Rules.Probe) and
 // the warnings, one per line, then the verdict, which is ok unless there
 // are problems (or, strict, warnings).
 func (c *Config) Check(strict bool) (lines []error, verdict string, ok bool) {
-	errs, slow := c.Rules.Probe(engine.SlowRule)
+	errs, slow := c.Rules.Probe(rules.SlowRule)
 	warnings := append(c.Rules.Warnings(), slow...)
 	for _, p := range append(errs, warnings...) {
 		lines = append(lines, p)
@@ -106,7 +87,7 @@ func (c *Config) Check(strict bool) (lines []error, verdict string, ok bool) {
 func (c *Config) Used(name string) bool {
 	for _, r := range c.Rules.Rules {
 		for _, a := range r.Actions {
-			if a.Kind == engine.ActionNotify && a.Destination == name {
+			if a.Kind == rules.ActionNotify && a.Destination == name {
 				return true
 			}
 		}
@@ -119,7 +100,7 @@ func (c *Config) Used(name string) bool {
 func (c *Config) UsesSES() bool {
 	for _, r := range c.Rules.Rules {
 		for _, a := range r.Actions {
-			if a.Kind == engine.ActionUnsuppress || a.Kind == engine.ActionSuppress {
+			if a.Kind == rules.ActionUnsuppress || a.Kind == rules.ActionSuppress {
 				return true
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
 // MetricsNamespace is the CloudWatch namespace of sesrouter's metrics.
@@ -101,7 +102,7 @@ func (m Metric) write(w io.Writer, at time.Time) error {
 
 // StormMetrics are a Storming metric per destination: 1 while its
 // notifies are being folded into digests, else 0.
-func StormMetrics(storm *actions.Storm, dests []*actions.Destination, now time.Time) []Metric {
+func StormMetrics(storm *actions.Storm, dests []*rules.Destination, now time.Time) []Metric {
 	var ms []Metric
 	for _, d := range dests {
 		v := 0

@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Line is route's JSON output for one input, as SPEC's "JSON output" fixes
@@ -119,7 +121,7 @@ type Output struct {
 	format  string
 	explain bool
 	dryRun  bool
-	dests   map[string]*actions.Destination
+	dests   map[string]*rules.Destination
 	page    *page // the HTML page, for format html
 }
 
@@ -164,10 +166,10 @@ func (o *Output) Digest(r actions.DigestResult) error {
 	case "text":
 		fmt.Fprintf(o.w, "digest to %s: %s\n", r.Destination, r.Outcome)
 		if r.Err != nil {
-			fmt.Fprintf(o.w, "  error: %s\n", engine.Safe(r.Err.Error()))
+			fmt.Fprintf(o.w, "  error: %s\n", ses.Safe(r.Err.Error()))
 		}
 		for _, line := range strings.Split(actions.Preview(r.Message), "\n") {
-			fmt.Fprintf(o.w, "  │ %s\n", engine.Safe(line))
+			fmt.Fprintf(o.w, "  │ %s\n", ses.Safe(line))
 		}
 		o.w.WriteByte('\n')
 	}
@@ -190,26 +192,26 @@ func (o *Output) text(j *Job) {
 	it := &j.Item
 	switch {
 	case it.Err != nil:
-		fmt.Fprintf(w, "%s (%s): error: %s\n\n", engine.Safe(it.Input), it.Envelope, engine.Safe(it.Err.Error()))
+		fmt.Fprintf(w, "%s (%s): error: %s\n\n", ses.Safe(it.Input), it.Envelope, ses.Safe(it.Err.Error()))
 		return
 	case j.Panic != "":
-		fmt.Fprintf(w, "%s (%s): error: panic: %s\n\n", engine.Safe(it.Input), it.Envelope, engine.Safe(j.Panic))
+		fmt.Fprintf(w, "%s (%s): error: panic: %s\n\n", ses.Safe(it.Input), it.Envelope, ses.Safe(j.Panic))
 		return
 	case j.Plan == nil:
-		fmt.Fprintf(w, "%s (%s): skipped: %s\n\n", engine.Safe(it.Input), it.Envelope, engine.Safe(it.Skipped))
+		fmt.Fprintf(w, "%s (%s): skipped: %s\n\n", ses.Safe(it.Input), it.Envelope, ses.Safe(it.Skipped))
 		return
 	}
 	n := j.Plan.Notification
-	fmt.Fprintf(w, "%s (%s): %s\n", engine.Safe(it.Input), it.Envelope, engine.Safe(describeEvent(n)))
-	if n.Event.Envelope == engine.EnvelopeSweep {
-		fmt.Fprintf(w, "  on the suppression list since %s\n", engine.Safe(orDash(n.Event.Timestamp)))
+	fmt.Fprintf(w, "%s (%s): %s\n", ses.Safe(it.Input), it.Envelope, ses.Safe(describeEvent(n)))
+	if n.Event.Envelope == ses.EnvelopeSweep {
+		fmt.Fprintf(w, "  on the suppression list since %s\n", ses.Safe(orDash(n.Event.Timestamp)))
 	} else {
-		fmt.Fprintf(w, "  mail %s from %s", engine.Safe(orDash(n.Mail.MessageID)), engine.Safe(orDash(n.Mail.Source)))
+		fmt.Fprintf(w, "  mail %s from %s", ses.Safe(orDash(n.Mail.MessageID)), ses.Safe(orDash(n.Mail.Source)))
 		if n.Mail.Subject != "" {
 			fmt.Fprintf(w, ", subject %q", n.Mail.Subject)
 		}
 		if n.Event.Timestamp != "" {
-			fmt.Fprintf(w, ", at %s", engine.Safe(n.Event.Timestamp))
+			fmt.Fprintf(w, ", at %s", ses.Safe(n.Event.Timestamp))
 		}
 		w.WriteByte('\n')
 	}
@@ -218,20 +220,20 @@ func (o *Output) text(j *Job) {
 	}
 	width := 0
 	for i := range j.Plan.Recipients {
-		width = max(width, len(engine.Safe(j.Plan.Recipients[i].Recipient.Address)))
+		width = max(width, len(ses.Safe(j.Plan.Recipients[i].Recipient.Address)))
 	}
 	for i := range j.Plan.Recipients {
 		d := &j.Plan.Recipients[i]
-		addr := engine.Safe(d.Recipient.Address)
+		addr := ses.Safe(d.Recipient.Address)
 		fmt.Fprintf(w, "  %-*s  %s\n", width, addr, describeDecision(d))
 		if d.Recipient.Raw != d.Recipient.Address {
-			fmt.Fprintf(w, "  %-*s  (as SES wrote it: %s)\n", width, "", engine.Safe(d.Recipient.Raw))
+			fmt.Fprintf(w, "  %-*s  (as SES wrote it: %s)\n", width, "", ses.Safe(d.Recipient.Raw))
 		}
 		if d.Recipient.Invalid != "" {
-			fmt.Fprintf(w, "  %-*s  %s\n", width, "", engine.Safe(d.Recipient.Invalid))
+			fmt.Fprintf(w, "  %-*s  %s\n", width, "", ses.Safe(d.Recipient.Invalid))
 		}
 		if d.Err != nil && !o.explain { // -explain shows it on the rule
-			fmt.Fprintf(w, "  %-*s  error: %s\n", width, "", engine.Safe(d.Err.Error()))
+			fmt.Fprintf(w, "  %-*s  error: %s\n", width, "", ses.Safe(d.Err.Error()))
 		}
 		if o.explain {
 			for _, t := range d.Trials {
@@ -245,7 +247,7 @@ func (o *Output) text(j *Job) {
 				case t.Matched:
 					mark, note = "yes", "  (continue)"
 				}
-				fmt.Fprintf(w, "  %-*s    %s %s%s\n", width, "", mark, t.Rule.Name, engine.Safe(note))
+				fmt.Fprintf(w, "  %-*s    %s %s%s\n", width, "", mark, t.Rule.Name, ses.Safe(note))
 			}
 		}
 	}
@@ -253,7 +255,7 @@ func (o *Output) text(j *Job) {
 		r := &j.Results[i]
 		fmt.Fprintf(w, "  %s: %s\n", r.Outcome, o.describeResult(r))
 		if r.Err != nil {
-			fmt.Fprintf(w, "    error: %s\n", engine.Safe(r.Err.Error()))
+			fmt.Fprintf(w, "    error: %s\n", ses.Safe(r.Err.Error()))
 		}
 		if r.Outcome == actions.OutcomeDryRun || (o.dryRun && len(r.Messages) > 0) {
 			for k, m := range r.Messages {
@@ -261,7 +263,7 @@ func (o *Output) text(j *Job) {
 					fmt.Fprintf(w, "    message %d of %d:\n", k+1, len(r.Messages))
 				}
 				for _, line := range strings.Split(actions.Preview(m), "\n") {
-					fmt.Fprintf(w, "    │ %s\n", engine.Safe(line))
+					fmt.Fprintf(w, "    │ %s\n", ses.Safe(line))
 				}
 			}
 		}
@@ -269,28 +271,28 @@ func (o *Output) text(j *Job) {
 	w.WriteByte('\n')
 }
 
-func describeEvent(n *engine.Notification) string {
+func describeEvent(n *ses.Notification) string {
 	s := n.Event.Type
 	switch n.Event.Type {
-	case engine.TypeBounce:
+	case ses.TypeBounce:
 		if n.Bounce.Type == "" && n.Bounce.SubType == "" {
 			return s
 		}
 		s += " " + n.Bounce.Type + "/" + n.Bounce.SubType
-	case engine.TypeComplaint:
+	case ses.TypeComplaint:
 		if ft := n.Complaint.FeedbackType; ft != "" {
 			s += " " + ft
 		}
 		if st := n.Complaint.SubType; st != "" {
 			s += " " + st
 		}
-	case engine.TypeDeliveryDelay:
+	case ses.TypeDeliveryDelay:
 		s += " " + n.Delay.Type
 	}
 	return s
 }
 
-func describeDecision(d *engine.Decision) string {
+func describeDecision(d *route.Decision) string {
 	switch {
 	case d.Err != nil:
 		return "a rule failed: no action"
@@ -311,24 +313,24 @@ func describeDecision(d *engine.Decision) string {
 func (o *Output) describeResult(r *actions.Result) string {
 	s := r.Step
 	switch s.Action.Kind {
-	case engine.ActionNotify:
+	case rules.ActionNotify:
 		addrs := make([]string, len(s.Recipients))
 		for i, d := range s.Recipients {
-			addrs[i] = engine.Safe(d.Recipient.Address)
+			addrs[i] = ses.Safe(d.Recipient.Address)
 		}
 		where := s.Action.Destination
 		if d := o.dests[where]; d != nil {
 			where += " (" + d.Describe() + ")"
 		}
 		return fmt.Sprintf("post to %s about %s", where, strings.Join(addrs, ", "))
-	case engine.ActionUnsuppress:
-		return "take " + engine.Safe(r.Recipient()) + " off the SES account suppression list"
-	case engine.ActionSuppress:
-		return "put " + engine.Safe(r.Recipient()) + " on the SES account suppression list"
-	case engine.ActionLog:
-		return "log " + engine.Safe(r.Recipient())
+	case rules.ActionUnsuppress:
+		return "take " + ses.Safe(r.Recipient()) + " off the SES account suppression list"
+	case rules.ActionSuppress:
+		return "put " + ses.Safe(r.Recipient()) + " on the SES account suppression list"
+	case rules.ActionLog:
+		return "log " + ses.Safe(r.Recipient())
 	}
-	return engine.Safe(r.Recipient())
+	return ses.Safe(r.Recipient())
 }
 
 func orDash(s string) string {

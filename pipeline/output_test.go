@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -165,7 +165,7 @@ func TestSummaryCountsOutcomes(t *testing.T) {
 	h := &Handler{Router: cfg.Router, Dispatcher: cfg.DryRun()}
 	tally := NewTally()
 	for _, l := range []string{bounce("1", "a@keep.example", "b@example.com"), bounce("2", "c@fail.example"), "{"} {
-		j := h.Prepare(engine.Decode("in", []byte(l))[0])
+		j := h.Prepare(ses.Decode("in", []byte(l))[0])
 		h.Act(context.Background(), j, nil)
 		tally.Add(j)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Route is route's run: the items next yields go through a Runner
@@ -16,7 +16,7 @@ import (
 // in flight get drain to finish before they are cancelled, and Route
 // returns even if a rule is still running; the digests get drain too.
 // digest is told of each digest (for a line on standard error).
-func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item, bool), stop <-chan struct{},
+func Route(h *Handler, out *Output, progress *Progress, next func() (ses.Item, bool), stop <-chan struct{},
 	drain time.Duration, digest func(actions.DigestResult)) (*Tally, error) {
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
@@ -49,7 +49,7 @@ func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item
 	}}
 	done := make(chan struct{})
 	go func() {
-		r.Run(readCtx, actCtx, func() (engine.Item, bool) {
+		r.Run(readCtx, actCtx, func() (ses.Item, bool) {
 			it, ok := next()
 			if ok {
 				progress.Read()

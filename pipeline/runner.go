@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Runner handles a stream of items. Items are routed and claimed in input
@@ -35,7 +35,7 @@ const (
 // goroutine reading and routing is left behind, should next or a rule be
 // stuck) and the items already read are still handled. Run returns when
 // every item taken has been emitted.
-func (r *Runner) Run(ctx, actx context.Context, next func() (engine.Item, bool)) {
+func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 	window := r.Window
 	if window < 1 {
 		window = DefaultWindow

@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // gate is a Notifier whose posts wait until the test opens it, so that a
@@ -60,7 +60,7 @@ func TestRunnerOrderAndWindow(t *testing.T) {
 		}
 		next := items(t, lines...)
 		read := 0
-		counted := func() (engine.Item, bool) { read++; return next() }
+		counted := func() (ses.Item, bool) { read++; return next() }
 		var emitted []string
 		r := Runner{Handler: h, Concurrency: 3, Window: window, Emit: func(j *Job) { emitted = append(emitted, j.Item.Input) }}
 		done := make(chan struct{})
@@ -117,12 +117,12 @@ func TestRunnerStopsReading(t *testing.T) {
 	h := gated(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	reads := 0
-	next := func() (engine.Item, bool) {
+	next := func() (ses.Item, bool) {
 		reads++
 		if reads == 3 {
 			cancel()
 		}
-		return engine.Decode(fmt.Sprintf("in:%d", reads), []byte(bounce(fmt.Sprint(reads), "a@example.com")))[0], true
+		return ses.Decode(fmt.Sprintf("in:%d", reads), []byte(bounce(fmt.Sprint(reads), "a@example.com")))[0], true
 	}
 	var emitted int
 	r := Runner{Handler: h, Emit: func(*Job) { emitted++ }}

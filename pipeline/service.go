@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Service is serve's application: the handler of the rules in force,
@@ -58,9 +58,9 @@ func (s *Service) Reload(ctx context.Context) {
 // the current window, then logs one line. The actions run to their end
 // (or the parts' Timeout) even when ctx ends meanwhile (SNS hung up), so
 // that a notification is never left half done.
-func (s *Service) Handle(ctx context.Context, m *engine.SNSMessage) *Job {
+func (s *Service) Handle(ctx context.Context, m *ses.SNSMessage) *Job {
 	h := s.cur.Load()
-	it := engine.DecodeSNS("sns:"+m.MessageID, engine.EnvelopeHTTP, "", m)
+	it := ses.DecodeSNS("sns:"+m.MessageID, ses.EnvelopeHTTP, "", m)
 	batch, done := s.windows.Join()
 	defer done()
 	j := h.Prepare(it)

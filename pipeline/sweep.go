@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Sweep is a request to reconcile the SES account suppression list with
@@ -119,15 +121,15 @@ type SweepResult struct {
 // turn at req.Rate, list calls and deletes alike. Each entry a rule
 // matched is handed to emit. In a dry run (dryRun, and h's dispatcher
 // only renders), nothing is deleted or posted.
-func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
+func (h *Handler) Sweep(ctx context.Context, client SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
 	res := SweepResult{Tally: NewTally()}
 	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
 	d := *h.Dispatcher
-	d.SES = actions.SweepSES(ses, pacer)
+	d.SES = actions.SweepSES(client, pacer)
 	if dryRun {
 		d.SES = actions.DryRunSES()
 	}
-	var list actions.SESLister = ses
+	var list actions.SESLister = client
 	batch := actions.NewSweepBatch()
 	in := &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}
 	if req.Reason != "" {
@@ -143,7 +145,7 @@ func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep,
 		page, err := list.ListSuppressedDestinations(ctx, in)
 		if err != nil {
 			if ctx.Err() == nil {
-				j := &Job{Item: engine.Item{Input: "suppression list", Envelope: engine.EnvelopeSweep,
+				j := &Job{Item: ses.Item{Input: "suppression list", Envelope: ses.EnvelopeSweep,
 					Err: fmt.Errorf("ListSuppressedDestinations: %w", err)}}
 				res.Tally.Add(j)
 				emit(j)
@@ -184,28 +186,28 @@ func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep,
 }
 
 // sweepItem is the i-th entry of the list as an item to route.
-func sweepItem(i int, e types.SuppressedDestinationSummary) engine.Item {
-	typ := engine.TypeBounce
+func sweepItem(i int, e types.SuppressedDestinationSummary) ses.Item {
+	typ := ses.TypeBounce
 	if e.Reason == types.SuppressionListReasonComplaint {
-		typ = engine.TypeComplaint
+		typ = ses.TypeComplaint
 	}
-	n := &engine.Notification{Input: "suppression list #" + strconv.Itoa(i), Format: "sweep",
-		Event:      engine.Event{Type: typ, Envelope: engine.EnvelopeSweep},
-		Recipients: []engine.Recipient{engine.NewRecipient(aws.ToString(e.EmailAddress))}}
+	n := &ses.Notification{Input: "suppression list #" + strconv.Itoa(i), Format: "sweep",
+		Event:      ses.Event{Type: typ, Envelope: ses.EnvelopeSweep},
+		Recipients: []ses.Recipient{ses.NewRecipient(aws.ToString(e.EmailAddress))}}
 	if e.LastUpdateTime != nil {
 		n.Event.Timestamp = e.LastUpdateTime.UTC().Format(time.RFC3339)
 	}
-	return engine.Item{Input: n.Input, Envelope: engine.EnvelopeSweep, Notification: n}
+	return ses.Item{Input: n.Input, Envelope: ses.EnvelopeSweep, Notification: n}
 }
 
 // sweepOnly leaves out of a sweep's plan what a sweep has nothing to do
 // for: suppress (the address is on the list already).
-func sweepOnly(p *engine.Plan) {
+func sweepOnly(p *route.Plan) {
 	for i := range p.Recipients {
 		d := &p.Recipients[i]
 		kept := d.Actions[:0]
 		for _, a := range d.Actions {
-			if a.Kind != engine.ActionSuppress {
+			if a.Kind != rules.ActionSuppress {
 				kept = append(kept, a)
 			}
 		}
@@ -214,7 +216,7 @@ func sweepOnly(p *engine.Plan) {
 }
 
 // matched reports whether a rule matched (or failed) for some recipient.
-func matched(p *engine.Plan) bool {
+func matched(p *route.Plan) bool {
 	for i := range p.Recipients {
 		if !p.Recipients[i].Unmatched {
 			return true
@@ -245,11 +247,11 @@ func (r SweepResult) Summary() string {
 // entries taken off are no longer listed), each entry a rule matched
 // logged, the metrics written to metrics.
 func (h *Handler) InvokeSweep(ctx context.Context, parts *Parts, req Sweep, metrics io.Writer) error {
-	ses, err := parts.SES(ctx)
+	client, err := parts.SES(ctx)
 	if err != nil {
 		return err
 	}
-	res := h.Sweep(ctx, ses, false, req, func(j *Job) { h.Log(ctx, j) })
+	res := h.Sweep(ctx, client, false, req, func(j *Job) { h.Log(ctx, j) })
 	if err := WriteMetrics(metrics, time.Now(), res.Tally, SweepMetrics(res)...); err != nil {
 		h.Logger.Warn("the sweep's metrics were not written", "error", err.Error())
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // TestWindowsCloseWaitsForAFiredWindow checks that Close waits for the
@@ -80,8 +80,8 @@ func TestServiceReloadKeepsDigestsAndDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := func(id string) *engine.SNSMessage {
-		m, err := engine.ParseSNS([]byte(snsBody(id, bounce(id, id+"@example.com"))))
+	msg := func(id string) *ses.SNSMessage {
+		m, err := ses.ParseSNS([]byte(snsBody(id, bounce(id, id+"@example.com"))))
 		if err != nil {
 			t.Fatal(err)
 		}

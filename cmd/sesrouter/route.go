@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -89,7 +89,7 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 
 // routeRun routes what next yields, watching for signals on this
 // goroutine while reading, routing and acting run on others.
-func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Progress, next func() (engine.Item, bool), stderr io.Writer, e env) int {
+func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Progress, next func() (ses.Item, bool), stderr io.Writer, e env) int {
 	start := time.Now()
 	sigs := make(chan os.Signal, 2)
 	e.notify(sigs, os.Interrupt, syscall.SIGTERM)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
@@ -115,8 +115,8 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 // answer is intake's callback for a verified notification: it handles
 // it and says how SNS is answered. A rule that failed is logged, not
 // retried: a new delivery would fail the same way.
-func answer(svc *pipeline.Service) func(context.Context, *engine.SNSMessage) error {
-	return func(ctx context.Context, m *engine.SNSMessage) error {
+func answer(svc *pipeline.Service) func(context.Context, *ses.SNSMessage) error {
+	return func(ctx context.Context, m *ses.SNSMessage) error {
 		for _, f := range svc.Handle(ctx, m).Failures() {
 			switch f.Kind {
 			case pipeline.FailUnreadable:

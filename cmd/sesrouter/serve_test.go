@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
@@ -159,7 +159,7 @@ func (ts *testServe) post(t testing.TB, c *http.Client, body []byte) int {
 type realSample struct {
 	name string
 	body []byte
-	msg  *engine.SNSMessage
+	msg  *ses.SNSMessage
 }
 
 // readRealSamples reads samples 18, 22, 31 and 32, signed by SNS with the
@@ -176,7 +176,7 @@ func readRealSamples(t *testing.T) (certDir string, samples []realSample) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := engine.ParseSNS(body)
+		m, err := ses.ParseSNS(body)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -226,10 +226,10 @@ func TestServeRealSignedSamples(t *testing.T) {
 				}
 				doc[key] = intaketest.Timestamp(at.Add(time.Second))
 			case "Type":
-				if v != engine.SNSSubscriptionConfirmation {
+				if v != ses.SNSSubscriptionConfirmation {
 					continue // a Notification's Type is covered by the intake tests
 				}
-				doc[key] = engine.SNSUnsubscribeConfirmation
+				doc[key] = ses.SNSUnsubscribeConfirmation
 			default:
 				doc[key] = v + "x"
 			}
@@ -299,15 +299,15 @@ func TestServeForgedConfirmationNoRequest(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir}})
 	const good = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
-	forged := sg.Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "forged", good)
-	forged.Signature = intaketest.NewSigner(t).Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "forged", good).Signature
+	forged := sg.Confirmation(t, ses.SNSSubscriptionConfirmation, serveTopic, "forged", good)
+	forged.Signature = intaketest.NewSigner(t).Confirmation(t, ses.SNSSubscriptionConfirmation, serveTopic, "forged", good).Signature
 	tests := []struct {
 		name string
-		m    *engine.SNSMessage
+		m    *ses.SNSMessage
 	}{
 		{"bad signature", forged},
-		{"topic not allowed", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good)},
-		{"SubscribeURL not on an SNS host", sg.Confirmation(t, engine.SNSSubscriptionConfirmation, serveTopic, "host", "https://evil.example/confirm")},
+		{"topic not allowed", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, "arn:aws:sns:us-east-1:666666666666:evil", "topic", good)},
+		{"SubscribeURL not on an SNS host", sg.Confirmation(t, ses.SNSSubscriptionConfirmation, serveTopic, "host", "https://evil.example/confirm")},
 	}
 	for _, tt := range tests {
 		if code := ts.post(t, nil, intaketest.Body(tt.m)); code != http.StatusForbidden {

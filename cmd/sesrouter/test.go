@@ -5,7 +5,7 @@ import (
 	"io"
 	"regexp"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/ruletest"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
@@ -39,7 +39,7 @@ func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 		return exitUsage
 	}
 	suite := ruletest.Suite{Rules: *rulesFlag, Default: pipeline.RulesPath("", e.getenv, e.executable),
-		Load: func(path string) (*engine.Router, error) {
+		Load: func(path string) (*route.Router, error) {
 			cfg, err := pipeline.Load(path)
 			if err != nil {
 				return nil, err

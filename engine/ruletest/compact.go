@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -20,7 +21,7 @@ import (
 //	        recipients: [a@x.com, {address: "B <b@y.com>", status: 5.1.1}],
 //	        mail: {source: s@x.com, subject: Hi, tags: {team: [mail]}}}
 //
-// The keys are those of engine.Names, so that every name a rule can read
+// The keys are those of rules.Names, so that every name a rule can read
 // can be set: event's fields (type, timestamp, envelope, topicArn) at the
 // top; recipients, each an address as SES writes it or a mapping of
 // address and the recipient's other fields; and a mapping per section
@@ -64,7 +65,7 @@ func defaultOf(path string) string {
 // a list of its own, not in mail.destination.
 func hasOwnRecipients(typ string) bool {
 	switch typ {
-	case engine.TypeBounce, engine.TypeComplaint, engine.TypeDelivery, engine.TypeDeliveryDelay:
+	case ses.TypeBounce, ses.TypeComplaint, ses.TypeDelivery, ses.TypeDeliveryDelay:
 		return true
 	}
 	return false
@@ -72,10 +73,10 @@ func hasOwnRecipients(typ string) bool {
 
 // compactEvent builds the notification a compact event describes, or
 // returns nil after reporting its problems.
-func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *engine.Notification {
+func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *ses.Notification {
 	before := len(l.Problems)
-	names := engine.Names()
-	nt := &engine.Notification{Input: input, Format: "event"}
+	names := rules.Names()
+	nt := &ses.Notification{Input: input, Format: "event"}
 	v := reflect.ValueOf(nt).Elem()
 	var typeNode, topicNode, recipsNode *yaml.Node
 	sections := map[string]*yaml.Node{} // section name → its key
@@ -120,8 +121,8 @@ func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *engine.Notificat
 	}
 	switch nt.Event.Envelope {
 	case "":
-		nt.Event.Envelope = engine.EnvelopeFile
-	case engine.EnvelopeSNS, engine.EnvelopeSQS, engine.EnvelopeHTTP:
+		nt.Event.Envelope = ses.EnvelopeFile
+	case ses.EnvelopeSNS, ses.EnvelopeSQS, ses.EnvelopeHTTP:
 		nt.SNSMessageID = defaultSNSID
 		nt.Event.TopicArn = cmp.Or(nt.Event.TopicArn, defaultTopic)
 	}
@@ -150,7 +151,7 @@ func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *engine.Notificat
 		}
 	default:
 		for _, a := range nt.Mail.Destination {
-			nt.Recipients = append(nt.Recipients, engine.NewRecipient(a))
+			nt.Recipients = append(nt.Recipients, ses.NewRecipient(a))
 		}
 	}
 	if len(nt.Mail.To) == 0 {
@@ -163,9 +164,9 @@ func (l *loader) compactEvent(n *yaml.Node, ctx, input string) *engine.Notificat
 }
 
 // section sets the fields of one section from its mapping.
-func (l *loader) section(v reflect.Value, names []engine.Name, s *engine.Name, n *yaml.Node, ctx string) {
+func (l *loader) section(v reflect.Value, names []rules.Name, s *rules.Name, n *yaml.Node, ctx string) {
 	if n.Kind != yaml.MappingNode {
-		l.Problem(n, ctx, "%s must be a mapping of %s, not %s", s.Path, orList(fieldKeys(names, s.Path)), engine.NodeText(n))
+		l.Problem(n, ctx, "%s must be a mapping of %s, not %s", s.Path, orList(fieldKeys(names, s.Path)), rules.NodeText(n))
 		return
 	}
 	sec := v.FieldByName(s.Type.Name())
@@ -181,9 +182,9 @@ func (l *loader) section(v reflect.Value, names []engine.Name, s *engine.Name, n
 
 // recipients reads the recipients list: addresses as SES writes them, or
 // mappings of address and the recipient's other fields.
-func (l *loader) recipients(n *yaml.Node, names []engine.Name, ctx, typ string) []engine.Recipient {
+func (l *loader) recipients(n *yaml.Node, names []rules.Name, ctx, typ string) []ses.Recipient {
 	if n.Kind != yaml.SequenceNode {
-		l.Problem(n, ctx, "recipients must be a list of addresses, not %s", engine.NodeText(n))
+		l.Problem(n, ctx, "recipients must be a list of addresses, not %s", rules.NodeText(n))
 		return nil
 	}
 	keys := []string{"address"}
@@ -192,19 +193,19 @@ func (l *loader) recipients(n *yaml.Node, names []engine.Name, ctx, typ string) 
 			keys = append(keys, k)
 		}
 	}
-	var out []engine.Recipient
+	var out []ses.Recipient
 	for _, it := range n.Content {
 		if it.Kind != yaml.MappingNode {
-			out = append(out, engine.NewRecipient(l.Str(it, ctx, "a recipient")))
+			out = append(out, ses.NewRecipient(l.Str(it, ctx, "a recipient")))
 			continue
 		}
-		var r engine.Recipient
+		var r ses.Recipient
 		rv := reflect.ValueOf(&r).Elem()
 		hasAddress, hasDSN := false, false
 		l.EachKey(it, ctx, func(k, val *yaml.Node) {
 			if k.Value == "address" {
 				hasAddress = true
-				r = withDSN(engine.NewRecipient(l.Str(val, ctx, "recipient.address")), r)
+				r = withDSN(ses.NewRecipient(l.Str(val, ctx, "recipient.address")), r)
 				return
 			}
 			f := find(names, "recipient."+k.Value)
@@ -218,7 +219,7 @@ func (l *loader) recipients(n *yaml.Node, names []engine.Name, ctx, typ string) 
 		if !hasAddress {
 			l.Problem(it, ctx, "missing address in recipient")
 		}
-		if hasDSN && typ != engine.TypeBounce && typ != engine.TypeDeliveryDelay {
+		if hasDSN && typ != ses.TypeBounce && typ != ses.TypeDeliveryDelay {
 			l.Problem(it, ctx, "%s are for recipients of Bounce and DeliveryDelay events, not %s", orList(keys[1:]), typ)
 		}
 		out = append(out, r)
@@ -227,7 +228,7 @@ func (l *loader) recipients(n *yaml.Node, names []engine.Name, ctx, typ string) 
 }
 
 // withDSN is r with the DSN fields of dsn.
-func withDSN(r, dsn engine.Recipient) engine.Recipient {
+func withDSN(r, dsn ses.Recipient) ses.Recipient {
 	r.Status, r.Action, r.DiagnosticCode = dsn.Status, dsn.Action, dsn.DiagnosticCode
 	return r
 }
@@ -240,19 +241,19 @@ func (l *loader) set(f reflect.Value, n *yaml.Node, ctx, what string) {
 	case reflect.Int:
 		i, err := strconv.Atoi(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {
-			l.Problem(n, ctx, "%s must be a whole number, not %s", what, engine.NodeText(n))
+			l.Problem(n, ctx, "%s must be a whole number, not %s", what, rules.NodeText(n))
 		}
 		f.SetInt(int64(i))
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			l.Problem(n, ctx, "%s must be true or false, not %s", what, engine.NodeText(n))
+			l.Problem(n, ctx, "%s must be true or false, not %s", what, rules.NodeText(n))
 		}
 		f.SetBool(strings.EqualFold(n.Value, "true"))
 	case reflect.Slice:
 		f.Set(reflect.ValueOf(l.strList(n, ctx, what)))
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			l.Problem(n, ctx, "%s must be a mapping, not %s", what, engine.NodeText(n))
+			l.Problem(n, ctx, "%s must be a mapping, not %s", what, rules.NodeText(n))
 			return
 		}
 		m := reflect.MakeMap(f.Type())
@@ -271,7 +272,7 @@ func (l *loader) strList(n *yaml.Node, ctx, what string) []string {
 		return []string{l.Str(n, ctx, what)}
 	}
 	if n.Kind != yaml.SequenceNode {
-		l.Problem(n, ctx, "%s must be a list of strings, not %s", what, engine.NodeText(n))
+		l.Problem(n, ctx, "%s must be a list of strings, not %s", what, rules.NodeText(n))
 		return nil
 	}
 	out := []string{}
@@ -283,12 +284,12 @@ func (l *loader) strList(n *yaml.Node, ctx, what string) []string {
 
 // defaults fills in what a compact event leaves out, and the fields
 // derived from others.
-func (l *loader) defaults(nt *engine.Notification, names []engine.Name) {
+func (l *loader) defaults(nt *ses.Notification, names []rules.Name) {
 	m := &nt.Mail
 	m.Timestamp = cmp.Or(m.Timestamp, defaultTimestamp)
 	m.MessageID = cmp.Or(m.MessageID, defaultMessageID)
 	m.Source = cmp.Or(m.Source, defaultSource)
-	m.SourceAddress = engine.BareAddress(m.Source)
+	m.SourceAddress = ses.BareAddress(m.Source)
 	if at := strings.LastIndexByte(m.SourceAddress, '@'); at >= 0 {
 		m.SourceDomain = strings.ToLower(m.SourceAddress[at+1:])
 	}
@@ -325,7 +326,7 @@ func (l *loader) defaults(nt *engine.Notification, names []engine.Name) {
 }
 
 // find returns the name with path, or nil.
-func find(names []engine.Name, path string) *engine.Name {
+func find(names []rules.Name, path string) *rules.Name {
 	for i := range names {
 		if names[i].Path == path {
 			return &names[i]
@@ -335,7 +336,7 @@ func find(names []engine.Name, path string) *engine.Name {
 }
 
 // topKeys are the keys of a compact event.
-func topKeys(names []engine.Name) []string {
+func topKeys(names []rules.Name) []string {
 	keys := fieldKeys(names, "event")
 	keys = append(keys, "recipients")
 	for _, n := range names {
@@ -347,7 +348,7 @@ func topKeys(names []engine.Name) []string {
 }
 
 // fieldKeys are the fields of a section a compact event may set.
-func fieldKeys(names []engine.Name, section string) []string {
+func fieldKeys(names []rules.Name, section string) []string {
 	var keys []string
 	for _, n := range names {
 		if s, f, ok := strings.Cut(n.Path, "."); ok && s == section && !n.Derived {

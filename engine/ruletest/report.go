@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
 // Text says what went wrong in a failed test, one block per recipient:
@@ -20,7 +20,7 @@ import (
 func (r *Result) Text() string {
 	var b strings.Builder
 	for _, f := range r.Failures {
-		fmt.Fprintf(&b, "%s:%d: %s: recipient %s\n", r.File.Name, r.Test.Pos.Line, r.Test.Name, engine.Safe(f.Recipient))
+		fmt.Fprintf(&b, "%s:%d: %s: recipient %s\n", r.File.Name, r.Test.Pos.Line, r.Test.Name, ses.Safe(f.Recipient))
 		b.WriteString(failureDetails(f))
 	}
 	return b.String()

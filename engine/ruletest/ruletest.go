@@ -15,7 +15,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -34,7 +36,7 @@ type File struct {
 	// Rules is the rules file as the rules: key wrote it, or empty;
 	// RulesPath resolves it. RulesPos is where it is written.
 	Rules    string
-	RulesPos engine.Pos
+	RulesPos rules.Pos
 	Tests    []*Test
 }
 
@@ -51,9 +53,9 @@ func (f *File) RulesPath() string {
 type Test struct {
 	Name string
 	// Pos is the position of the test in the file.
-	Pos engine.Pos
+	Pos rules.Pos
 	// Event is the notification the test routes.
-	Event *engine.Notification
+	Event *ses.Notification
 	// Expect holds one expectation per recipient of Event, in file order.
 	Expect []Expectation
 }
@@ -64,7 +66,7 @@ type Expectation struct {
 	Address string
 	Actions []string
 	// Pos is the position of the address in the file.
-	Pos engine.Pos
+	Pos rules.Pos
 }
 
 // LoadFile reads and loads the test file at path.
@@ -80,10 +82,10 @@ func LoadFile(path string) (*File, error) {
 // files are read relative to its folder. It is strict: unknown keys, a
 // missing or unreadable event, an expectation for an address that is not
 // a recipient of the event, and a recipient without an expectation are
-// problems. On failure the error joins one *engine.Problem per problem
+// problems. On failure the error joins one *rules.Problem per problem
 // found, in file order, each saying FILE:LINE:COL: test "NAME": message.
 func Load(name string, src []byte) (*File, error) {
-	l := &loader{YAML: &engine.YAML{File: name, Src: src}}
+	l := &loader{YAML: &rules.YAML{File: name, Src: src}}
 	f := &File{Name: name}
 	l.load(f)
 	if err := l.Err(); err != nil {
@@ -103,7 +105,7 @@ func relativeTo(file, path string) string {
 
 // loader reads a test file through engine.YAML.
 type loader struct {
-	*engine.YAML
+	*rules.YAML
 }
 
 func (l *loader) load(f *File) {
@@ -116,7 +118,7 @@ func (l *loader) load(f *File) {
 		switch k.Value {
 		case "rules":
 			f.Rules = l.Str(v, "", "rules")
-			f.RulesPos = engine.Pos{Line: v.Line, Col: v.Column}
+			f.RulesPos = rules.Pos{Line: v.Line, Col: v.Column}
 		case "tests":
 			testsNode = v
 		default:
@@ -155,7 +157,7 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 			ctx = fmt.Sprintf("test %q", tn.Content[j+1].Value)
 		}
 	}
-	t := &Test{Pos: engine.Pos{Line: tn.Line, Col: tn.Column}}
+	t := &Test{Pos: rules.Pos{Line: tn.Line, Col: tn.Column}}
 	var eventKey, eventNode, jsonKey, jsonNode, expectKey, expectNode *yaml.Node
 	hasName := false
 	l.EachKey(tn, ctx, func(k, v *yaml.Node) {
@@ -189,7 +191,7 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 		l.Problem(tn, ctx, "missing event: a file (event: events/bounce.json), an inline event (event: {type: Bounce, recipients: [a@example.com]}) or event_json")
 	case jsonNode != nil:
 		if s := l.Str(jsonNode, ctx, "event_json"); s != "" {
-			t.Event = l.decoded(jsonNode, ctx, "event_json", engine.Decode(input, []byte(s)))
+			t.Event = l.decoded(jsonNode, ctx, "event_json", ses.Decode(input, []byte(s)))
 		}
 	case eventNode.Kind == yaml.MappingNode:
 		t.Event = l.compactEvent(eventNode, ctx, input)
@@ -205,7 +207,7 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 			t.Event = l.decoded(eventNode, ctx, "event file "+path, readAll(path, src))
 		}
 	default:
-		l.Problem(eventKey, ctx, "event must be a file name or a mapping (the compact form), not %s", engine.NodeText(eventNode))
+		l.Problem(eventKey, ctx, "event must be a file name or a mapping (the compact form), not %s", rules.NodeText(eventNode))
 	}
 	if expectNode == nil {
 		l.Problem(tn, ctx, "missing expect: for every recipient of the event, the actions in order ([] for none)")
@@ -222,9 +224,9 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 }
 
 // readAll reads every item of an event file, as route would.
-func readAll(name string, src []byte) []engine.Item {
-	var items []engine.Item
-	r := engine.NewReader(bytes.NewReader(src), name)
+func readAll(name string, src []byte) []ses.Item {
+	var items []ses.Item
+	r := ses.NewReader(bytes.NewReader(src), name)
 	for {
 		it, err := r.Next()
 		if err != nil {
@@ -236,7 +238,7 @@ func readAll(name string, src []byte) []engine.Item {
 
 // decoded returns the one notification of a test's event, or nil after
 // reporting why there is not exactly one.
-func (l *loader) decoded(at *yaml.Node, ctx, what string, items []engine.Item) *engine.Notification {
+func (l *loader) decoded(at *yaml.Node, ctx, what string, items []ses.Item) *ses.Notification {
 	switch {
 	case len(items) == 0:
 		l.Problem(at, ctx, "%s holds no notification", what)
@@ -263,21 +265,21 @@ var actionRE = regexp.MustCompile(`^(drop|unsuppress|suppress|log|notify:[A-Za-z
 // loadExpect reads the expect mapping: address → list of action strings.
 func (l *loader) loadExpect(n *yaml.Node, ctx string) []Expectation {
 	if n.Kind != yaml.MappingNode {
-		l.Problem(n, ctx, "expect must be a mapping of recipient address to a list of actions, not %s", engine.NodeText(n))
+		l.Problem(n, ctx, "expect must be a mapping of recipient address to a list of actions, not %s", rules.NodeText(n))
 		return nil
 	}
 	var out []Expectation
 	seen := map[string]*yaml.Node{}
 	l.EachKey(n, ctx, func(k, v *yaml.Node) {
-		key := engine.BareAddress(k.Value)
+		key := ses.BareAddress(k.Value)
 		if prev, dup := seen[key]; dup {
 			l.Problem(k, ctx, "expect: %s is the same address as %s (line %d)", k.Value, prev.Value, prev.Line)
 			return
 		}
 		seen[key] = k
-		e := Expectation{Address: k.Value, Actions: []string{}, Pos: engine.Pos{Line: k.Line, Col: k.Column}}
+		e := Expectation{Address: k.Value, Actions: []string{}, Pos: rules.Pos{Line: k.Line, Col: k.Column}}
 		if v.Kind != yaml.SequenceNode {
-			l.Problem(v, ctx, "expect: %s: the actions are a list, like [unsuppress, \"notify:ses-alerts\"] or [] for none, not %s", k.Value, engine.NodeText(v))
+			l.Problem(v, ctx, "expect: %s: the actions are a list, like [unsuppress, \"notify:ses-alerts\"] or [] for none, not %s", k.Value, rules.NodeText(v))
 			return
 		}
 		for _, an := range v.Content {
@@ -311,7 +313,7 @@ func (l *loader) matchExpect(t *Test, expectKey *yaml.Node, ctx string) {
 	}
 	expected := map[string]bool{}
 	for _, e := range t.Expect {
-		key := engine.BareAddress(e.Address)
+		key := ses.BareAddress(e.Address)
 		expected[key] = true
 		if !recipients[key] {
 			names := "the event has no recipients"
@@ -355,7 +357,7 @@ type Failure struct {
 // Run routes the event of every test of f whose name run matches (every
 // test when run is nil) and compares, per recipient, the actions decided
 // with those expected. It performs nothing.
-func Run(router *engine.Router, f *File, run *regexp.Regexp) []Result {
+func Run(router *route.Router, f *File, run *regexp.Regexp) []Result {
 	var results []Result
 	for _, t := range f.Tests {
 		if run != nil && !run.MatchString(t.Name) {
@@ -363,7 +365,7 @@ func Run(router *engine.Router, f *File, run *regexp.Regexp) []Result {
 		}
 		want := map[string][]string{}
 		for _, e := range t.Expect {
-			want[engine.BareAddress(e.Address)] = e.Actions
+			want[ses.BareAddress(e.Address)] = e.Actions
 		}
 		res := Result{File: f, Test: t}
 		plan := router.Route(t.Event)

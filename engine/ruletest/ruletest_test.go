@@ -10,18 +10,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"go.yaml.in/yaml/v3"
 )
 
 // compact builds the compact event written in src (YAML).
-func compact(t *testing.T, src string) (*engine.Notification, error) {
+func compact(t *testing.T, src string) (*ses.Notification, error) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	l := &loader{YAML: &engine.YAML{File: "c.yaml", Src: []byte(src)}}
+	l := &loader{YAML: &rules.YAML{File: "c.yaml", Src: []byte(src)}}
 	n := l.compactEvent(doc.Content[0], "test", "c.yaml:1")
 	return n, l.Err()
 }
@@ -30,17 +32,17 @@ func TestCompactEventEveryType(t *testing.T) {
 	tests := []struct {
 		typ, want string
 	}{
-		{"Bounce", engine.TypeBounce},
-		{"Complaint", engine.TypeComplaint},
-		{"Delivery", engine.TypeDelivery},
-		{"Send", engine.TypeSend},
-		{"Reject", engine.TypeReject},
-		{"Open", engine.TypeOpen},
-		{"Click", engine.TypeClick},
-		{"RenderingFailure", engine.TypeRenderingFailure},
-		{`"Rendering Failure"`, engine.TypeRenderingFailure},
-		{"DeliveryDelay", engine.TypeDeliveryDelay},
-		{"Subscription", engine.TypeSubscription},
+		{"Bounce", ses.TypeBounce},
+		{"Complaint", ses.TypeComplaint},
+		{"Delivery", ses.TypeDelivery},
+		{"Send", ses.TypeSend},
+		{"Reject", ses.TypeReject},
+		{"Open", ses.TypeOpen},
+		{"Click", ses.TypeClick},
+		{"RenderingFailure", ses.TypeRenderingFailure},
+		{`"Rendering Failure"`, ses.TypeRenderingFailure},
+		{"DeliveryDelay", ses.TypeDeliveryDelay},
+		{"Subscription", ses.TypeSubscription},
 	}
 	for _, tt := range tests {
 		for _, envelope := range []string{"file", "sns", "sqs", "eventbridge", "http", "sweep"} {
@@ -77,14 +79,14 @@ func TestCompactEventEveryType(t *testing.T) {
 // TestCompactEventEveryName checks that every name a rule may read that
 // is not derived from others can be set in the compact form.
 func TestCompactEventEveryName(t *testing.T) {
-	for _, n := range engine.Names() {
+	for _, n := range rules.Names() {
 		sec, field, ok := strings.Cut(n.Path, ".")
 		if !ok || n.Derived || sec == "recipient" {
 			continue
 		}
 		t.Run(n.Path, func(t *testing.T) {
 			typ := "Bounce"
-			for _, s := range engine.Names() {
+			for _, s := range rules.Names() {
 				if s.Path == sec && s.EventType != "" {
 					typ = s.EventType
 				}
@@ -138,7 +140,7 @@ func TestCompactEventEveryName(t *testing.T) {
 // sectionField is the Notification field of a section.
 func sectionField(t *testing.T, sec string) string {
 	t.Helper()
-	for _, n := range engine.Names() {
+	for _, n := range rules.Names() {
 		if n.Path == sec {
 			return n.Type.Name()
 		}
@@ -164,7 +166,7 @@ mail: {source: s@x.com, messageId: m-1, timestamp: "2024-05-01T10:00:00Z", desti
 		n.Mail.MessageID != "m-1" || n.Event.Timestamp != "2024-05-01T10:00:02.000Z" || !slices.Equal(n.Mail.Destination, []string{"a@x.com", "c@x.com"}) {
 		t.Errorf("notification = %+v", n)
 	}
-	want := engine.Recipient{Address: "a@x.com", Raw: "Ann <a@X.com>", Local: "a", Domain: "x.com", Status: "4.2.2", Action: "delayed", DiagnosticCode: "smtp; 452 full"}
+	want := ses.Recipient{Address: "a@x.com", Raw: "Ann <a@X.com>", Local: "a", Domain: "x.com", Status: "4.2.2", Action: "delayed", DiagnosticCode: "smtp; 452 full"}
 	if len(n.Recipients) != 1 || n.Recipients[0] != want {
 		t.Errorf("recipients = %+v, want [%+v]", n.Recipients, want)
 	}
@@ -317,7 +319,7 @@ DIR/t_test.yaml:24:5: test #6: give event or event_json, not both`, "DIR", dir)
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 	for _, p := range unwrapAll(err) {
-		if _, ok := p.(*engine.Problem); !ok {
+		if _, ok := p.(*rules.Problem); !ok {
 			t.Errorf("%T is not a *Problem", p)
 		}
 	}
@@ -380,11 +382,11 @@ tests:
 	if got, want := tf.RulesPath(), filepath.Join(filepath.Dir(dir), "rules.yaml"); got != want {
 		t.Errorf("RulesPath() = %q, want %q", got, want)
 	}
-	rules, err := engine.Load("rules.yaml", []byte(testRules))
+	rs, err := rules.Load("rules.yaml", []byte(testRules))
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := engine.NewRouter(rules)
+	router := route.NewRouter(rs)
 
 	results := Run(router, tf, nil)
 	var summary []string
@@ -400,7 +402,7 @@ tests:
 		f[0].Decider != "notify" || f[0].Err != nil {
 		t.Errorf("failures = %+v", f)
 	}
-	if results[2].Test.Pos != (engine.Pos{Line: 12, Col: 5}) {
+	if results[2].Test.Pos != (rules.Pos{Line: 12, Col: 5}) {
 		t.Errorf("test position %+v, want 12:5", results[2].Test.Pos)
 	}
 

@@ -5,7 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
 // Suite runs rule test files as "sesrouter test" does: every test file
@@ -18,7 +19,7 @@ type Suite struct {
 	// Run, when set, runs only the tests whose name it matches.
 	Run *regexp.Regexp
 	// Load loads a rules file.
-	Load func(path string) (*engine.Router, error)
+	Load func(path string) (*route.Router, error)
 	// Problem is told why a test file or a rules file cannot be used:
 	// the error of LoadFile or Load, which may join several problems.
 	Problem func(path string, err error)
@@ -61,14 +62,14 @@ func (s *Suite) RunFiles(paths []string) (*Report, bool) {
 	if !ok {
 		return nil, false
 	}
-	routers := map[string]*engine.Router{}
+	routers := map[string]*route.Router{}
 	rep := &Report{}
 	for _, f := range files {
 		path := s.Rules
 		if path == "" {
 			path = f.RulesPath()
 			if _, err := os.Stat(path); path != "" && err != nil {
-				s.Problem(f.Name, engine.JoinProblems([]*engine.Problem{{File: f.Name, Pos: f.RulesPos,
+				s.Problem(f.Name, rules.JoinProblems([]*rules.Problem{{File: f.Name, Pos: f.RulesPos,
 					Message: "rules file " + path + " does not exist (rules: is relative to the test file)"}}))
 				return nil, false
 			}

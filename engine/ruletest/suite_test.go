@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
 // TestSuiteRunFiles checks the order of a run: every test file is
@@ -36,17 +37,17 @@ rules:
 	b := test("b_test.yaml", "real@x.com", "drop") // fails: no rule decides
 	var loaded []string
 	s := Suite{
-		Load: func(path string) (*engine.Router, error) {
+		Load: func(path string) (*route.Router, error) {
 			loaded = append(loaded, filepath.Base(path))
 			src, err := os.ReadFile(path)
 			if err != nil {
 				return nil, err
 			}
-			rules, err := engine.Load(path, src)
+			rules, err := rules.Load(path, src)
 			if err != nil {
 				return nil, err
 			}
-			return engine.NewRouter(rules), nil
+			return route.NewRouter(rules), nil
 		},
 		Problem: func(path string, err error) { t.Errorf("problem with %s: %v", path, err) },
 	}

@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 )
 
@@ -129,7 +129,7 @@ func (s *Signer) Roots() *x509.CertPool {
 // Sign sets m's SigningCertURL to CertURL(m.TopicArn) (when empty) and
 // SignatureVersion to "1" (when empty), then its Signature over
 // intake.StringToSign.
-func (s *Signer) Sign(t testing.TB, m *engine.SNSMessage) {
+func (s *Signer) Sign(t testing.TB, m *ses.SNSMessage) {
 	t.Helper()
 	if m.SigningCertURL == "" {
 		m.SigningCertURL = CertURL(m.TopicArn)
@@ -164,10 +164,10 @@ func Timestamp(t time.Time) string {
 // Notification returns a signed Notification of topic carrying message,
 // with the given MessageId, stamped with the current time (the bubble's,
 // inside a testing/synctest bubble).
-func (s *Signer) Notification(t testing.TB, topic, id, message string) *engine.SNSMessage {
+func (s *Signer) Notification(t testing.TB, topic, id, message string) *ses.SNSMessage {
 	t.Helper()
-	m := &engine.SNSMessage{
-		Type: engine.SNSNotification, MessageID: id, TopicArn: topic, Message: message,
+	m := &ses.SNSMessage{
+		Type: ses.SNSNotification, MessageID: id, TopicArn: topic, Message: message,
 		Timestamp:      Timestamp(time.Now()),
 		UnsubscribeURL: strings.TrimSuffix(CertURL(topic), CertName) + "?Action=Unsubscribe&SubscriptionArn=" + topic + ":sub",
 	}
@@ -177,9 +177,9 @@ func (s *Signer) Notification(t testing.TB, topic, id, message string) *engine.S
 
 // Confirmation returns a signed SubscriptionConfirmation (or, with typ,
 // another confirmation type) of topic whose SubscribeURL is subscribeURL.
-func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *engine.SNSMessage {
+func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string) *ses.SNSMessage {
 	t.Helper()
-	m := &engine.SNSMessage{
+	m := &ses.SNSMessage{
 		Type: typ, MessageID: id, TopicArn: topic, Token: "token-" + id,
 		Message:      "You have chosen to subscribe to the topic " + topic + ".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		SubscribeURL: subscribeURL,
@@ -191,14 +191,14 @@ func (s *Signer) Confirmation(t testing.TB, typ, topic, id, subscribeURL string)
 
 // Body is m in SNS's HTTP body layout (keys as SNS spells them; Subject,
 // Token, SubscribeURL and UnsubscribeURL only when set).
-func Body(m *engine.SNSMessage) []byte {
+func Body(m *ses.SNSMessage) []byte {
 	return BodyWith(m, nil)
 }
 
 // BodyWith is Body with the members of extra added after SNS's own, in the
 // order of their keys, whatever they are: keys SNS never sends, or SNS's
 // own keys again (in any letter case), as a forger would add them.
-func BodyWith(m *engine.SNSMessage, extra map[string]json.RawMessage) []byte {
+func BodyWith(m *ses.SNSMessage, extra map[string]json.RawMessage) []byte {
 	var b bytes.Buffer
 	b.WriteString("{")
 	n := 0

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -31,23 +31,23 @@ func serving(data []byte) *http.Client {
 func TestSignerMessagesVerify(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	subject := "Amazon SES Email Event Notification"
-	v2 := &engine.SNSMessage{Type: engine.SNSNotification, MessageID: "v2", TopicArn: topic, Message: "{}",
+	v2 := &ses.SNSMessage{Type: ses.SNSNotification, MessageID: "v2", TopicArn: topic, Message: "{}",
 		Subject: &subject, Timestamp: "2024-05-02T10:00:01.250Z", SignatureVersion: "2"}
 	sg.Sign(t, v2)
 	verifiers := map[string]*intake.Verifier{
 		"CertDir": intake.NewVerifier(intake.VerifierOptions{CertDir: sg.CertDir}),
 		"fetched": intake.NewVerifier(intake.VerifierOptions{HTTPClient: serving(sg.CertPEM()), Roots: sg.Roots()}),
 	}
-	for _, m := range []*engine.SNSMessage{
+	for _, m := range []*ses.SNSMessage{
 		sg.Notification(t, topic, "n1", `{"notificationType":"Bounce"}`),
 		v2,
-		sg.Confirmation(t, engine.SNSSubscriptionConfirmation, topic, "s1", "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"),
-		sg.Confirmation(t, engine.SNSUnsubscribeConfirmation, topic, "u1", "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=u"),
+		sg.Confirmation(t, ses.SNSSubscriptionConfirmation, topic, "s1", "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"),
+		sg.Confirmation(t, ses.SNSUnsubscribeConfirmation, topic, "u1", "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=u"),
 	} {
 		if want := "https://sns.eu-west-1.amazonaws.com/" + intaketest.CertName; m.SigningCertURL != want {
 			t.Errorf("%s: SigningCertURL %s, want %s", m.MessageID, m.SigningCertURL, want)
 		}
-		parsed, err := engine.ParseSNS(intaketest.Body(m))
+		parsed, err := ses.ParseSNS(intaketest.Body(m))
 		if err != nil {
 			t.Fatalf("%s: %v", m.MessageID, err)
 		}
@@ -70,7 +70,7 @@ func TestSignerMessagesVerify(t *testing.T) {
 func TestBodyWith(t *testing.T) {
 	sg := intaketest.NewSigner(t)
 	m := sg.Notification(t, topic, "n1", "{}")
-	want, err := engine.ParseSNS(intaketest.Body(m))
+	want, err := ses.ParseSNS(intaketest.Body(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +78,14 @@ func TestBodyWith(t *testing.T) {
 	if !bytes.HasSuffix(body, []byte(`,"Records":[{"Sns":{}}],"detail":{}}`)) {
 		t.Errorf("extra keys not added last, in order: %s", body)
 	}
-	got, err := engine.ParseSNS(body)
+	got, err := ses.ParseSNS(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("with extra keys read as\n%+v\nwant\n%+v", got, want)
 	}
-	if _, err := engine.ParseSNS(intaketest.BodyWith(m, map[string]json.RawMessage{"message": json.RawMessage(`"x"`)})); err == nil {
+	if _, err := ses.ParseSNS(intaketest.BodyWith(m, map[string]json.RawMessage{"message": json.RawMessage(`"x"`)})); err == nil {
 		t.Error("a body with message beside Message is read")
 	}
 }

@@ -1,0 +1,249 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Destination is a Slack destination of the rules file: a channel, posted
+// to with chat.postMessage and the bot token, or an incoming webhook whose
+// URL is in an environment variable. Exactly one of Channel and
+// WebhookEnv is set.
+//
+//	destinations:
+//	  ses-alerts:
+//	    slack:
+//	      channel: C0123456789
+//	      mention: "<!subteam^S0123ABCD>"
+//	      digest_after: 10
+//	      digest_window: 5m
+//	      pace: 1.1s
+//	      burst: 1
+type Destination struct {
+	Name string
+	// Pos is where the destination is named in the file.
+	Pos Pos
+	// Index is the destination's place in the rules file, from 0.
+	Index      int
+	Channel    string
+	WebhookEnv string
+	// Mention is put in the first message of every notice to the
+	// destination: <!here>, <!channel>, a user group <!subteam^ID> or a
+	// user <@ID>, several separated by spaces. Nothing from an event can
+	// mention.
+	Mention string
+	// DigestAfter is how many messages the destination takes within
+	// DigestWindow before its later notifications are folded into
+	// digests.
+	DigestAfter  int
+	DigestWindow time.Duration
+	// Pace is the time between two posts to the channel or webhook (0:
+	// no wait); Burst how many may go at once after a quiet spell.
+	Pace  time.Duration
+	Burst int
+}
+
+// Defaults of a destination's settings.
+const (
+	DefaultDigestAfter  = 10
+	DefaultDigestWindow = 5 * time.Minute
+	// DefaultPace keeps clear of Slack's limit of about one message per
+	// second per channel, even when the network delays one post and not
+	// the next.
+	DefaultPace  = 1100 * time.Millisecond
+	DefaultBurst = 1
+)
+
+// Describe says where the destination posts, without any secret.
+func (d *Destination) Describe() string {
+	if d.Channel != "" {
+		return "Slack channel " + d.Channel
+	}
+	return "Slack webhook $" + d.WebhookEnv
+}
+
+// Target is the channel or webhook the destination posts to: destinations
+// with the same target share its pace.
+func (d *Destination) Target() string {
+	if d.Channel != "" {
+		return "channel " + d.Channel
+	}
+	return "webhook $" + d.WebhookEnv
+}
+
+// StormLimits are d's digest_after and digest_window, the defaults for a
+// destination that has none (one not loaded from a rules file).
+func (d *Destination) StormLimits() (int, time.Duration) {
+	after, window := d.DigestAfter, d.DigestWindow
+	if after < 1 {
+		after = DefaultDigestAfter
+	}
+	if window <= 0 {
+		window = DefaultDigestWindow
+	}
+	return after, window
+}
+
+var (
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
+)
+
+// isSecretKey reports whether a key would hold a credential: such a key
+// is refused outright.
+func isSecretKey(k string) bool {
+	switch k {
+	case "webhook_url", "url", "webhook", "token":
+		return true
+	}
+	return false
+}
+
+// slackKeys are the keys of a destination's slack mapping.
+const slackKeys = "channel, webhook_env, mention, digest_after, digest_window, pace or burst"
+
+// parseDestination reads and checks one destination of the rules file,
+// the mapping v named name at pos; nil when it is not a mapping with
+// slack settings (its problems are reported). A value that looks like a
+// credential is never repeated in a problem.
+func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *Destination {
+	ctx := fmt.Sprintf("destination %q", name)
+	if v.Kind != yaml.MappingNode {
+		y.Problem(v, ctx, "a destination is a mapping with slack: {channel: …} or slack: {webhook_env: …}")
+		return nil
+	}
+	var slackNode *yaml.Node
+	y.EachKey(v, ctx, func(k, v2 *yaml.Node) {
+		switch k.Value {
+		case "slack":
+			slackNode = v2
+		default:
+			y.Problem(k, ctx, "unknown key %q (want slack)", k.Value)
+		}
+	})
+	if slackNode == nil {
+		y.Problem(v, ctx, "missing slack: {channel: …} or slack: {webhook_env: …}")
+		return nil
+	}
+	if slackNode.Kind != yaml.MappingNode {
+		y.Problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
+		return nil
+	}
+	d := &Destination{Name: name, Pos: pos, Index: index, DigestAfter: DefaultDigestAfter, DigestWindow: DefaultDigestWindow,
+		Pace: DefaultPace, Burst: DefaultBurst}
+	secretKey := false
+	y.EachKey(slackNode, ctx, func(k, v3 *yaml.Node) {
+		if what := looksLikeCredential(v3.Value); what != "" && v3.Kind == yaml.ScalarNode && !isSecretKey(k.Value) {
+			secretKey = true
+			if k.Value == "webhook_env" {
+				y.Problem(v3, ctx, "webhook_env must name an environment variable; this value looks like %s: put the URL in an environment variable and name it here", what)
+			} else {
+				y.Problem(v3, ctx, "%s must not hold a credential; this value looks like %s: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)", k.Value, what)
+			}
+			return
+		}
+		switch k.Value {
+		case "channel":
+			d.Channel = y.Str(v3, ctx, "channel")
+		case "webhook_env":
+			d.WebhookEnv = y.Str(v3, ctx, "webhook_env")
+			if d.WebhookEnv != "" && !envNameRE.MatchString(d.WebhookEnv) {
+				y.Problem(v3, ctx, "webhook_env names an environment variable (letters, digits, '_'), not %q", d.WebhookEnv)
+			}
+		case "mention":
+			d.Mention = y.Str(v3, ctx, "mention")
+			if d.Mention != "" && !mentionRE.MatchString(d.Mention) {
+				y.Problem(v3, ctx, "mention is <!here>, <!channel>, a user group <!subteam^ID> or a user <@ID> (several separated by spaces), not %q", d.Mention)
+			}
+		case "digest_after":
+			d.DigestAfter = positive(y, v3, ctx, "digest_after", "a positive whole number of messages")
+		case "burst":
+			d.Burst = positive(y, v3, ctx, "burst", "a positive whole number of posts")
+		case "digest_window":
+			d.DigestWindow = duration(y, v3, ctx, "digest_window", false)
+		case "pace":
+			d.Pace = duration(y, v3, ctx, "pace", true)
+		case "webhook_url", "url", "webhook", "token": // isSecretKey
+			secretKey = true
+			y.Problem(k, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k.Value)
+		default:
+			y.Problem(k, ctx, "unknown key %q (want %s)", k.Value, slackKeys)
+		}
+	})
+	switch {
+	case d.Channel != "" && d.WebhookEnv != "":
+		y.Problem(slackNode, ctx, "set channel or webhook_env, not both")
+	case d.Channel == "" && d.WebhookEnv == "" && !secretKey: // a secret key has said enough
+		y.Problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
+	}
+	return d
+}
+
+// positive reads a positive whole number.
+func positive(y *YAML, n *yaml.Node, ctx, key, want string) int {
+	i, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil || i < 1 {
+		y.Problem(n, ctx, "%s is %s, not %s", key, want, NodeText(n))
+		return 1
+	}
+	return i
+}
+
+// duration reads a Go duration (1.1s, 5m); zero is allowed when zeroOK.
+func duration(y *YAML, n *yaml.Node, ctx, key string, zeroOK bool) time.Duration {
+	d, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || d < 0 || (d == 0 && !zeroOK) {
+		want := "a positive duration, like 5m or 90s"
+		if zeroOK {
+			want = "a duration, like 1.1s or 500ms (0s: no wait)"
+		}
+		y.Problem(n, ctx, "%s is %s, not %s", key, want, NodeText(n))
+		return 0
+	}
+	return d
+}
+
+// looksLikeCredential says what s looks like when it holds a URL or a
+// Slack token ("a webhook URL", "a Slack token"), or "". It looks
+// anywhere in s, not only at its start, so that a credential pasted with
+// something around it (NAME=https://…, <https://…>) is not repeated
+// either.
+func looksLikeCredential(s string) string {
+	lower := strings.ToLower(s)
+	switch {
+	case strings.Contains(lower, "https://") || strings.Contains(lower, "http://"):
+		if strings.Contains(lower, "hooks.slack.com") {
+			return "a webhook URL"
+		}
+		return "a URL"
+	case hasToken(s):
+		return "a Slack token"
+	}
+	return ""
+}
+
+// hasToken reports whether a word of s starts as a Slack token does.
+func hasToken(s string) bool {
+	for _, prefix := range []string{"xoxb-", "xoxp-", "xoxa-", "xapp-", "xoxe"} {
+		for i := 0; i < len(s); {
+			j := strings.Index(s[i:], prefix)
+			if j < 0 {
+				break
+			}
+			if at := i + j; at == 0 || !isAlnum(s[at-1]) {
+				return true
+			}
+			i += j + 1
+		}
+	}
+	return false
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
