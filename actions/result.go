@@ -6,7 +6,8 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 )
 
-// Outcome is what became of one action, as SPEC's JSON output names it.
+// Outcome is what became of one action, as the JSON output names it
+// (docs/commands.md).
 type Outcome string
 
 // The outcomes.

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -280,33 +281,159 @@ func runBlock(t *testing.T, page, dir, bin string, b block) {
 	}
 }
 
-// copyRepo copies the files git tracks (and the ones it does not ignore)
-// into a temporary folder.
+// copyRepo copies the repository into a temporary folder, as a clone or
+// a source archive holds it: every file under its root but .git and what
+// its .gitignore ignores (build output such as dist/). It walks the tree
+// rather than asking git, so that it works in a source archive too.
 func copyRepo(t *testing.T) string {
 	t.Helper()
-	ls := exec.Command("git", "ls-files", "--cached", "--others", "--exclude-standard")
-	ls.Dir = ".."
-	out, err := ls.Output()
+	const root = ".."
+	ignored, err := readGitignore(filepath.Join(root, ".gitignore"))
 	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		src := filepath.Join("..", f)
+	err = filepath.WalkDir(root, func(src string, d fs.DirEntry, err error) error {
+		if err != nil || src == root {
+			return err
+		}
+		rel, err := filepath.Rel(root, src)
+		if err != nil {
+			return err
+		}
+		if d.Name() == ".git" || ignored(filepath.ToSlash(rel), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		dst := filepath.Join(dir, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(dst, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(src)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: neither a file, a folder nor a symbolic link", src)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
 		data, err := os.ReadFile(src)
 		if err != nil {
-			continue // deleted in the working tree
+			return err
 		}
-		fi, _ := os.Stat(src)
-		dst := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
-			t.Fatal(err)
-		}
+		return os.WriteFile(dst, data, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("copying the repository: %v", err)
 	}
 	return dir
+}
+
+// readGitignore reads a .gitignore file (none: nothing is ignored) into a
+// function that reports whether a path of the repository, slash-separated
+// and relative to its root, is ignored. It knows the part of git's syntax
+// the repository's .gitignore uses: comments, a pattern with a slash
+// before its end anchored at the root (any other matches a name at any
+// depth), a trailing slash for folders only, and the wildcards of
+// path.Match. It refuses the rest (negation, "**", escapes), so that the
+// copy cannot quietly differ from what git ignores.
+func readGitignore(name string) (func(rel string, isDir bool) bool, error) {
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type pattern struct {
+		glob              string
+		anchored, dirOnly bool
+	}
+	var patterns []pattern
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, " \r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "!") || strings.Contains(line, "**") || strings.Contains(line, `\`) {
+			return nil, fmt.Errorf("%s:%d: %q: negation, ** and escapes are not understood here; extend readGitignore", name, i+1, line)
+		}
+		var p pattern
+		p.glob, p.dirOnly = strings.CutSuffix(line, "/")
+		if strings.Contains(p.glob, "/") {
+			p.anchored, p.glob = true, strings.TrimPrefix(p.glob, "/")
+		}
+		if _, err := path.Match(p.glob, ""); err != nil {
+			return nil, fmt.Errorf("%s:%d: %q: %w", name, i+1, line, err)
+		}
+		patterns = append(patterns, p)
+	}
+	return func(rel string, isDir bool) bool {
+		for _, p := range patterns {
+			subject := path.Base(rel)
+			if p.anchored {
+				subject = rel
+			}
+			if ok, _ := path.Match(p.glob, subject); ok && (isDir || !p.dirOnly) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+// TestReadGitignore pins what readGitignore ignores, with the patterns of
+// the repository's .gitignore.
+func TestReadGitignore(t *testing.T) {
+	name := filepath.Join(t.TempDir(), ".gitignore")
+	if err := os.WriteFile(name, []byte("# build output\nengine.test\n*.test\n/dist/\n.aws-sam/\n/cmd/sesrouter/sesrouter\n/sesrouter\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ignored, err := readGitignore(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		rel   string
+		isDir bool
+		want  bool
+	}{
+		{"dist", true, true},
+		{"dist", false, false}, // /dist/ is a folder
+		{"docs/dist", true, false},
+		{"engine.test", false, true},
+		{"engine/engine.test", false, true},
+		{"pipeline/pipeline.test", false, true},
+		{"testdata", true, false},
+		{"a/.aws-sam", true, true},
+		{"sesrouter", false, true},
+		{"cmd/sesrouter", true, false},
+		{"cmd/sesrouter/sesrouter", false, true},
+		{"cmd/sesrouter/main.go", false, false},
+		{"# build output", false, false},
+	} {
+		if got := ignored(tt.rel, tt.isDir); got != tt.want {
+			t.Errorf("ignored(%q, folder %v) = %v, want %v", tt.rel, tt.isDir, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"!keep.test\n", "**/x\n", "\\#x\n", "[\n"} {
+		if err := os.WriteFile(name, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readGitignore(name); err == nil {
+			t.Errorf("readGitignore accepted %q", bad)
+		}
+	}
+	if _, err := readGitignore(filepath.Join(t.TempDir(), ".gitignore")); err != nil {
+		t.Errorf("no .gitignore: %v, want nothing ignored", err)
+	}
 }
 
 // TestMatches pins the output comparison.

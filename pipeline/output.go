@@ -14,7 +14,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
-// Line is route's JSON output for one input, as SPEC's "JSON output" fixes
+// Line is route's JSON output for one input, as docs/commands.md documents
 // it: a notification with its recipients and results, or an input that
 // was skipped or could not be read.
 type Line struct {

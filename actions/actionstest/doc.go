@@ -1,7 +1,7 @@
 // Package actionstest is for tests: it holds loopback fakes of the two
 // services sesrouter's actions talk to, so that tests and benchmarks exercise
-// the real slack-go and aws-sdk-go-v2 sesv2 clients at the wire (STYLE habit
-// 8) instead of mocking them.
+// the real slack-go and aws-sdk-go-v2 sesv2 clients at the wire instead of
+// mocking them: serialization, error mapping and retries run for real.
 //
 //   - [Slack] speaks Slack's Web API (chat.postMessage, auth.test) and
 //     incoming webhooks, checks the token and channel, enforces Slack's Block

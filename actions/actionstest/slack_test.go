@@ -336,8 +336,8 @@ func TestSlackWebhook(t *testing.T) {
 		wantStatusCode(400)(t, slack.PostWebhookContext(ctx, hook, &slack.WebhookMessage{Blocks: &bs}))
 	})
 	t.Run("a dropped connection's error holds the URL", func(t *testing.T) {
-		// What actions must strip (STYLE habit 7): net/http's *url.Error
-		// carries the webhook URL, secret included.
+		// What actions must strip, as no error may show a secret: net/http's
+		// *url.Error carries the webhook URL, secret included.
 		fake.Script(actionstest.FaultDrop())
 		err := slack.PostWebhookContext(ctx, hook, &slack.WebhookMessage{Text: "x"})
 		var ue *url.Error

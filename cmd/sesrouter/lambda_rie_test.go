@@ -29,57 +29,53 @@ import (
 )
 
 // sesrouter as an AWS Lambda function, under the real AWS Lambda Runtime
-// Interface Emulator (Linux only, as the emulator): the emulator is built
-// from source once per test process (go install, module and build caches
-// make it quick after the first time), the bootstrap is built for this
-// machine, aws-lambda-rie runs it (both of its addresses on 127.0.0.1),
-// the real aws-lambda-go runtime client inside the bootstrap talks to the
-// emulator's runtime API, and the tests invoke the function over the
-// emulator's invoke API. Slack and SES are the loopback fakes of
-// actionstest, in the test process; the function reaches them through the
-// environment it gets from the emulator, so these tests set no variable
-// of their own process and run in parallel.
+// Interface Emulator (Linux only, as the emulator): the emulator is a tool
+// of go.mod, built by the go command into its build cache (go tool -n,
+// once per test process; quick after the first time), the bootstrap is
+// built for this machine, aws-lambda-rie runs it (both of its addresses
+// on 127.0.0.1), the real aws-lambda-go runtime client inside the
+// bootstrap talks to the emulator's runtime API, and the tests invoke the
+// function over the emulator's invoke API. Slack and SES are the loopback
+// fakes of actionstest, in the test process; the function reaches them
+// through the environment it gets from the emulator, so these tests set
+// no variable of their own process and run in parallel.
 
-// The emulator the tests run under, as go install names it.
-const (
-	rieModule  = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
-	rieVersion = "v0.0.0-20261030222936-bef5c4ba774d"
-)
+// rieTool is the emulator as go tool names it: the last element of the
+// package path on its tool line in go.mod,
+// github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie.
+const rieTool = "aws-lambda-rie"
 
-// rieBuild is the emulator built for this test process, in rieBuild.dir
-// (removed once the tests are done).
-var rieBuild struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
+// rieBuild is the path of the emulator go.mod names, built once per test
+// process.
+var rieBuild = sync.OnceValues(func() (string, error) {
+	// go tool -n builds the tool into the build cache, if it is not
+	// there yet, and prints its path instead of running it. The go
+	// command finds go.mod from the package's folder, where go test runs
+	// its tests; it installs nothing, and the machine's PATH plays no part.
+	cmd := exec.Command("go", "tool", "-n", rieTool)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n %s: %w\n%s", rieTool, err, stderr.Bytes())
+	}
+	path := strings.TrimSpace(string(out))
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("go tool -n %s printed %q, which is no built emulator (%v)\n%s", rieTool, out, err, stderr.Bytes())
+	}
+	return path, nil
+})
 
-// lookRIE returns the emulator, building it on first use: go install
-// with GOBIN a temporary folder, so that nothing of the machine's PATH or
-// GOPATH is used or changed.
+// lookRIE returns the emulator, building it on first use; tb fails if it
+// cannot be built.
 func lookRIE(tb testing.TB) string {
 	tb.Helper()
-	rieBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "sesrouter-rie-")
-		if err != nil {
-			rieBuild.err = err
-			return
-		}
-		rieBuild.dir = dir
-		afterTests = append(afterTests, func() { os.RemoveAll(dir) })
-		cmd := exec.Command("go", "install", rieModule+"@"+rieVersion)
-		cmd.Env = append(os.Environ(), "GOBIN="+dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			rieBuild.err = fmt.Errorf("go install %s@%s: %v\n%s", rieModule, rieVersion, err, out)
-			return
-		}
-		rieBuild.path = filepath.Join(dir, "aws-lambda-rie")
-	})
-	if rieBuild.err != nil {
-		tb.Fatalf("building the Lambda Runtime Interface Emulator: %v", rieBuild.err)
+	path, err := rieBuild()
+	if err != nil {
+		tb.Fatalf("the AWS Lambda Runtime Interface Emulator, the tool %s of go.mod: %v", rieTool, err)
 	}
-	tb.Logf("under the AWS Lambda Runtime Interface Emulator %s (%s@%s, built by go install)", rieBuild.path, rieModule, rieVersion)
-	return rieBuild.path
+	tb.Logf("under the AWS Lambda Runtime Interface Emulator %s (the tool %s of go.mod)", path, rieTool)
+	return path
 }
 
 // TestLambdaRIE runs each case against its own emulator and fakes, with

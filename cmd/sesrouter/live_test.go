@@ -163,8 +163,8 @@ type liveRecipient struct {
 	Error   string   `json:"error"`
 }
 
-// liveResult is one result of a JSON line, with every field SPEC names
-// but the dry run's payload.
+// liveResult is one result of a JSON line, with every field
+// docs/commands.md names but the dry run's payload.
 type liveResult struct {
 	Action    string `json:"action"`
 	Recipient string `json:"recipient,omitempty"`
@@ -890,7 +890,7 @@ func TestRouteLiveFlaky(t *testing.T) {
 		}
 	}
 
-	// As the issue asks, literally: the lines that say "outcome":"failed".
+	// Counted as a grep would: the lines that say "outcome":"failed".
 	textualLines := 0
 	for _, line := range strings.SplitAfter(r.stdout, "\n") {
 		if strings.Contains(line, `"outcome":"failed"`) {

@@ -22,7 +22,8 @@ import (
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// Exit statuses, as SPEC fixes them; a signal exits 128 + its number.
+// Exit statuses, as docs/commands.md documents them; a signal exits 128 +
+// its number.
 const (
 	exitOK     = 0
 	exitFailed = 1 // some event or action failed

@@ -23,16 +23,8 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	code := m.Run()
-	for _, f := range afterTests {
-		f()
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
-
-// afterTests are run once every test has: they remove what lasts as long
-// as the test process (such as the emulator it built).
-var afterTests []func()
 
 // testEnv returns an env whose getenv reads vars, with no executable,
 // neither stdout nor stderr a terminal, and signals never delivered.

@@ -14,10 +14,11 @@ import (
 )
 
 // TestRouteSamples routes every real sample of testdata/samples with the
-// rules of the original handler and checks the JSON output against SPEC:
+// rules of the original handler and checks the JSON output against
+// docs/commands.md:
 // one valid JSON line per input notification (one per record of a Lambda
 // event), in input order; every recipient of a notification listed;
-// non-SES inputs skipped; exactly the keys SPEC names; and the notifies
+// non-SES inputs skipped; exactly the keys it names; and the notifies
 // past the destination's digest_after digested.
 func TestRouteSamples(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(samplesDir, "events", "*.json"))
@@ -168,9 +169,8 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	return keys
 }
 
-// expectSample works out, from a sample file, the notifications it holds,
-// following FORMATS.md: one per record of a Lambda event, else one per
-// document.
+// expectSample works out, from a sample file, the notifications it holds:
+// one per record of a Lambda event, else one per JSON document.
 func expectSample(src []byte) ([]sampleExpect, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	var out []sampleExpect
@@ -234,7 +234,8 @@ func expectSNS(sns map[string]any) sampleExpect {
 	return expectSES(doc)
 }
 
-// expectSES lists the recipients of SES JSON, as SPEC defines them.
+// expectSES lists the recipients of SES JSON, as docs/rules.md defines
+// them.
 func expectSES(doc map[string]any) sampleExpect {
 	typ, _ := doc["eventType"].(string)
 	if typ == "" {
