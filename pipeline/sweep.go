@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 )
@@ -70,7 +71,7 @@ func SweepRequest(payload []byte) (Sweep, bool, error) {
 	if !bytes.Contains(payload, []byte(`"sesrouter"`)) {
 		return req, false, nil
 	}
-	var m map[string]json.RawMessage
+	var m map[string]jsontext.Value
 	if json.Unmarshal(payload, &m) != nil || m["sesrouter"] == nil {
 		return req, false, nil
 	}
