@@ -140,7 +140,7 @@ func TestMetricsDocumented(t *testing.T) {
 	tally.Types["Bounce"], tally.Rules["r"], tally.Actions[[2]string{"notify", "posted"}] = 1, 1, 1
 	tally.RuleErrors, tally.Digested["d"], tally.Digests, tally.DigestsFailed = 1, 1, 1, 1
 	dest := []*actions.Destination{{Name: "d"}}
-	extra := append(pipeline.StormMetrics(actions.NewStorm(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Tally: pipeline.NewTally()})...)
+	extra := append(pipeline.StormMetrics(actions.NewStorm(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Result: pipeline.Result{Tally: pipeline.NewTally()}})...)
 	var buf bytes.Buffer
 	if err := pipeline.WriteMetrics(&buf, time.Now(), tally, extra...); err != nil {
 		t.Fatal(err)
