@@ -53,7 +53,7 @@ func (r *Runner) Run(ctx, actx context.Context, next func() (engine.Item, bool))
 		conc = DefaultConcurrency
 	}
 	slots := make(chan struct{}, window) // one per item in flight
-	queue := make(chan runJob, window)  // never full: it holds no more than the slots taken
+	queue := make(chan runJob, window)   // never full: it holds no more than the slots taken
 	var writer sync.WaitGroup
 	writer.Go(func() {
 		for j := range queue {
