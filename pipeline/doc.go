@@ -3,8 +3,9 @@
 // handles one item (route it, claim it against duplicates in input order,
 // carry out its actions, fold notifies into digests, count what failed in
 // one place, log one line), and runs items through that: the ordered,
-// bounded, concurrent Runner of route; Invoke for a Lambda invocation;
-// the batch Windows of serve. It writes the JSON, text and HTML output of
+// bounded, concurrent Runner, the one handling path of route and sweep
+// (Route, Sweep) and of a Lambda invocation (Invoke); the batch Windows
+// of serve. It writes the JSON, text and HTML output of
 // route and the Embedded Metric Format lines of Lambda.
 //
 // cmd/sesrouter only reads flags and the environment, builds the clients,

@@ -33,6 +33,10 @@ type Handler struct {
 	// Storm is the destinations' storm state, which outlives batches and
 	// reloads; nil folds nothing.
 	Storm *actions.Storm
+
+	// only, when set, leaves out of each plan what the run has nothing to
+	// do for (a sweep's suppress).
+	only func(*route.Plan)
 }
 
 // NewBatch returns a batch of h's storm; keep as for actions.NewBatch.
@@ -48,27 +52,41 @@ func (h *Handler) NewBatch(keep bool) *actions.Batch {
 // each, counts them in t, hands each to show (when not nil), and returns
 // the inputs folded into digests that were not posted, with why: nobody
 // has seen them. Their keys are forgotten, so that a new delivery is
-// acted on.
-func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult)) map[string]error {
+// acted on. A panic while making or posting the digests is recovered: it
+// is a failed digest of its own, and err, since which inputs were folded
+// into what is then unknown.
+func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult)) (lost map[string]error, err error) {
+	return h.flush(ctx, batch, t, show, "digest", "digest")
+}
+
+// flush is FlushDigests, logging each digest as msg, with its text as
+// textKey.
+func (h *Handler) flush(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult), msg, textKey string) (lost map[string]error, err error) {
 	if batch == nil {
-		return nil
+		return nil, nil
 	}
-	var lost map[string]error
-	for _, r := range batch.Flush(ctx) {
+	results, err := flushBatch(ctx, batch)
+	if err != nil {
+		if h.Logger != nil {
+			h.Logger.Error("panic while posting the digests", slog.String("panic", err.Error()))
+		}
+		results = append(results, actions.DigestResult{Destination: "(unknown)", Outcome: actions.OutcomeFailed, Err: err})
+	}
+	for _, r := range results {
 		t.AddDigest(r)
 		if show != nil {
 			show(r)
 		}
 		attrs := []slog.Attr{slog.String("destination", r.Destination), slog.String("outcome", string(r.Outcome)),
-			slog.Int("notifications", r.Notifications), slog.Int("recipients", r.Recipients), slog.String("digest", r.Message.Text)}
+			slog.Int("notifications", r.Notifications), slog.Int("recipients", r.Recipients), slog.String(textKey, r.Message.Text)}
 		if r.Outcome != actions.OutcomeFailed {
 			if h.Logger != nil {
-				h.Logger.LogAttrs(ctx, slog.LevelInfo, "digest", attrs...)
+				h.Logger.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
 			}
 			continue
 		}
 		if h.Logger != nil {
-			h.Logger.LogAttrs(ctx, slog.LevelError, "digest", append(attrs, slog.String("error", r.Err.Error()))...)
+			h.Logger.LogAttrs(ctx, slog.LevelError, msg, append(attrs, slog.String("error", r.Err.Error()))...)
 		}
 		if h.Seen != nil {
 			h.Seen.Forget(r.Keys...)
@@ -80,7 +98,17 @@ func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tal
 			lost[in] = fmt.Errorf("digest to %s not posted: %w", r.Destination, r.Err)
 		}
 	}
-	return lost
+	return lost, err
+}
+
+// flushBatch posts batch's digests, turning a panic into err.
+func flushBatch(ctx context.Context, batch *actions.Batch) (results []actions.DigestResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return batch.Flush(ctx), nil
 }
 
 // Job is one item on its way through the pipeline.
@@ -102,9 +130,8 @@ type Job struct {
 }
 
 // Prepare routes an item and claims its notification against duplicates.
-// The runners call it in input order (the first copy of a duplicated
-// notification is the one acted on) and never on the goroutine that
-// watches for signals: a rule can run long.
+// The runners call it in input order: the first copy of a duplicated
+// notification is the one acted on.
 func (h *Handler) Prepare(it ses.Item) (j *Job) {
 	j = &Job{Item: it}
 	defer h.recover(j)
@@ -112,6 +139,9 @@ func (h *Handler) Prepare(it ses.Item) (j *Job) {
 		return j
 	}
 	j.Plan = h.Router.Route(it.Notification)
+	if h.only != nil {
+		h.only(j.Plan)
+	}
 	if h.Seen != nil && len(j.Plan.Steps()) > 0 {
 		j.Duplicate = h.Seen.Begin(it.Notification)
 	}
@@ -143,11 +173,17 @@ func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 // recover turns a panic while handling j into j's failure.
 func (h *Handler) recover(j *Job) {
 	if p := recover(); p != nil {
-		j.Panic = fmt.Sprint(p)
-		if h.Logger != nil {
-			h.Logger.Error("panic while handling an input", slog.String("input", j.Item.Input),
-				slog.String("panic", j.Panic), slog.String("stack", string(debug.Stack())))
-		}
+		h.panicked(j, p)
+	}
+}
+
+// panicked makes the panic p, recovered while handling j, j's failure,
+// and logs it with the stack.
+func (h *Handler) panicked(j *Job, p any) {
+	j.Panic = fmt.Sprint(p)
+	if h.Logger != nil {
+		h.Logger.Error("panic while handling an input", slog.String("input", j.Item.Input),
+			slog.String("panic", j.Panic), slog.String("stack", string(debug.Stack())))
 	}
 }
 

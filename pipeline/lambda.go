@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
@@ -31,6 +32,7 @@ type Invocation struct {
 type record struct {
 	input, envelope, id string
 	retry               error // why the item is to be delivered again
+	digested            bool  // folded into a digest
 }
 
 // Invoke handles one Lambda invocation: every item of payload (an SQS,
@@ -47,12 +49,17 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 	batch := h.NewBatch(true)
 	var recs []record
 	r := Runner{Handler: h, Batch: batch, Concurrency: concurrency, Window: window, Emit: func(j *Job) {
+		h.Log(ctx, j) // first: should it panic, the item is emitted again bare, and counted once
 		inv.Tally.Add(j)
-		h.Log(ctx, j)
 		rec := record{input: j.Item.Input, envelope: j.Item.Envelope, id: j.Item.EnvelopeID}
 		for _, f := range j.Failures() {
 			if f.Kind != FailRule && rec.retry == nil {
 				rec.retry = f.Err
+			}
+		}
+		for i := range j.Results {
+			if j.Results[i].Outcome == actions.OutcomeDigested {
+				rec.digested = true
 			}
 		}
 		recs = append(recs, rec)
@@ -64,13 +71,16 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 	// would delete it. Past the deadline its actions fail at once, and it
 	// is delivered again.
 	r.Run(context.WithoutCancel(ctx), ctx, next)
-	lost := h.FlushDigests(ctx, batch, inv.Tally, nil)
+	lost, flushErr := h.FlushDigests(ctx, batch, inv.Tally, nil)
 
 	var whole []string
 	for i := range recs {
 		rec := &recs[i]
 		if err, ok := lost[rec.input]; ok && rec.retry == nil {
 			rec.retry = err
+		}
+		if flushErr != nil && rec.digested && rec.retry == nil {
+			rec.retry = fmt.Errorf("digests not posted: %w", flushErr) // which one it was folded into is unknown
 		}
 		if rec.envelope == ses.EnvelopeSQS {
 			inv.SQS = true

@@ -29,9 +29,9 @@ func dryRun(t *testing.T, rules, format string, explain bool, lines ...string) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	if _, err := Route(h, o, NewProgress(nil, false, nil), items(t, lines...), stop, time.Second, func(actions.DigestResult) {}); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	if res := Route(ctx, ctx, h, o, NewProgress(nil, false, nil), items(t, lines...), nil, time.Second, nil); res.WriteErr != nil {
+		t.Fatal(res.WriteErr)
 	}
 	return out.String()
 }

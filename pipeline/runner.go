@@ -2,17 +2,19 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
-// Runner handles a stream of items. Items are routed and claimed in input
-// order on the goroutine that calls Run, their actions run on up to
+// Runner handles a stream of items. Items are read, routed and claimed in
+// input order on the goroutine that calls Run, their actions run on up to
 // Concurrency goroutines, and each handled item is given to Emit in input
 // order. At most Window items are in flight (read and not yet emitted):
 // reading waits while the window is full, so memory stays flat whatever
-// the input's size and the actions' pace.
+// the input's size and the actions' pace. A Window of 1 reads an item
+// only once the one before is emitted.
 type Runner struct {
 	Handler *Handler
 	// Batch is what notifies fold into; nil folds nothing.
@@ -20,7 +22,9 @@ type Runner struct {
 	Concurrency int
 	Window      int
 	// Emit is called with each item once handled, in input order, on one
-	// goroutine.
+	// goroutine. A panic in Emit fails the item, which is emitted again
+	// bare (its input, envelope and ids, and the panic): Emit should do
+	// what may panic (writing the item out) before what counts it.
 	Emit func(*Job)
 }
 
@@ -31,10 +35,14 @@ const (
 )
 
 // Run reads items with next until it reports false or ctx ends; actx is
-// the context of the actions. When ctx ends, reading stops at once (the
-// goroutine reading and routing is left behind, should next or a rule be
-// stuck) and the items already read are still handled. Run returns when
-// every item taken has been emitted.
+// the context of the actions. When ctx ends, nothing more is read and the
+// items already read are still handled; next must then return soon (close
+// what it reads from: see Inputs). Run returns when every item read has
+// been emitted, and every goroutine it started has ended.
+//
+// A panic while reading (in next) or handling an item fails that item,
+// never the process; after a panic in next, reading stops, as the reader
+// may be left in any state.
 func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 	window := r.Window
 	if window < 1 {
@@ -44,60 +52,97 @@ func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 	if conc < 1 {
 		conc = DefaultConcurrency
 	}
-	type job struct {
-		*Job
-		done chan struct{}
-	}
-	// Read and route on a goroutine of their own, in input order.
-	prepared := make(chan *Job)
-	go func() {
-		defer close(prepared)
-		for {
-			it, ok := next()
-			if !ok {
-				return
-			}
-			select {
-			case prepared <- r.Handler.Prepare(it):
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	queue := make(chan job, window-1) // and one in the writer's hands
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
+	slots := make(chan struct{}, window) // one per item in flight
+	queue := make(chan runJob, window)   // never full: it holds no more than the slots taken
+	var writer sync.WaitGroup
+	writer.Go(func() {
 		for j := range queue {
 			<-j.done
-			r.Emit(j.Job)
+			r.emit(j.Job)
+			<-slots
 		}
-	}()
+	})
 	sem := make(chan struct{}, conc)
+	var acting sync.WaitGroup
 loop:
 	for {
-		var pj *Job
 		select {
+		case slots <- struct{}{}: // waits while the window is full
 		case <-ctx.Done():
 			break loop
-		case p, ok := <-prepared:
-			if !ok {
-				break loop
-			}
-			pj = p
 		}
-		j := job{Job: pj, done: make(chan struct{})}
-		queue <- j // waits while the window is full
-		if j.Plan == nil {
+		if ctx.Err() != nil {
+			<-slots
+			break
+		}
+		j, more := r.take(next)
+		if j.Job == nil {
+			<-slots
+			break
+		}
+		queue <- j
+		if j.Plan == nil || j.Panic != "" {
 			close(j.done)
-			continue
+		} else {
+			sem <- struct{}{}
+			acting.Add(1)
+			go func() {
+				defer func() { <-sem; close(j.done); acting.Done() }()
+				r.Handler.Act(actx, j.Job, r.Batch)
+			}()
 		}
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; close(j.done) }()
-			r.Handler.Act(actx, j.Job, r.Batch)
-		}()
+		if !more {
+			break
+		}
 	}
 	close(queue)
-	<-written
+	acting.Wait()
+	writer.Wait()
+}
+
+// runJob is a job in a Runner's queue; done is closed once its actions
+// are.
+type runJob struct {
+	*Job
+	done chan struct{}
+}
+
+// take reads the next item and prepares it: no Job when there is none.
+// more is false after a panic in next, which fails a job of its own.
+func (r *Runner) take(next func() (ses.Item, bool)) (j runJob, more bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			bare := &Job{Item: ses.Item{Input: readingInput}}
+			r.Handler.panicked(bare, p)
+			j, more = runJob{Job: bare, done: make(chan struct{})}, false
+		}
+	}()
+	it, ok := next()
+	if !ok {
+		return runJob{}, false
+	}
+	return runJob{Job: r.Handler.Prepare(it), done: make(chan struct{})}, true
+}
+
+// readingInput names the item of a panic while reading: no input was
+// read.
+const readingInput = "(reading)"
+
+// emit gives j to Emit; should Emit panic, j fails and is emitted again
+// bare.
+func (r *Runner) emit(j *Job) {
+	defer func() {
+		if p := recover(); p != nil {
+			bare := &Job{Item: ses.Item{Input: j.Item.Input, Envelope: j.Item.Envelope,
+				EnvelopeID: j.Item.EnvelopeID, SNSMessageID: j.Item.SNSMessageID}}
+			r.Handler.panicked(bare, p)
+			defer func() {
+				if p := recover(); p != nil {
+					r.Handler.panicked(bare, p) // logged; nothing more can be said of j
+				}
+			}()
+			r.Emit(bare)
+		}
+	}()
+	r.Emit(j)
 }

@@ -33,7 +33,8 @@ func NewService(ctx context.Context, parts *Parts, path string, cfg *Config, win
 		Flush: func(b *actions.Batch) {
 			ctx, cancel := context.WithTimeout(context.Background(), parts.Timeout)
 			defer cancel()
-			s.cur.Load().FlushDigests(ctx, b, NewTally(), nil)
+			// On the window's timer: a panic is recovered and logged there.
+			_, _ = s.cur.Load().FlushDigests(ctx, b, NewTally(), nil)
 		}}
 	return s, nil
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
@@ -72,7 +73,7 @@ func SweepRequest(payload []byte) (Sweep, bool, error) {
 	if !bytes.Contains(payload, []byte(`"sesrouter"`)) {
 		return req, false, nil
 	}
-	var m map[string]json.RawMessage
+	var m map[string]jsontext.Value
 	if json.Unmarshal(payload, &m) != nil || m["sesrouter"] == nil {
 		return req, false, nil
 	}
@@ -105,15 +106,20 @@ func SweepRequest(payload []byte) (Sweep, bool, error) {
 
 // SweepResult says what a sweep did.
 type SweepResult struct {
+	// Result is the run's counts and its output's first write error.
+	Result
 	// Entries is how many entries were read; Complete whether the whole
 	// list was (false when ctx ended first: a later sweep goes on, since
 	// the entries taken off are no longer listed).
 	Entries  int
 	Complete bool
-	Tally    *Tally
 }
 
-// Sweep reads the suppression list with list, page by page (memory stays
+// sweepFlushTime is how long a sweep's summaries get to be posted, even
+// after the sweep was stopped: they say what was done.
+const sweepFlushTime = 30 * time.Second
+
+// Sweep reads the suppression list with ses, page by page (memory stays
 // flat whatever its length), routes each entry, and carries out its
 // unsuppress (a delete) and log actions; suppress has nothing to do and
 // is left out, and drop does nothing. Notifies are not posted per entry:
@@ -121,68 +127,106 @@ type SweepResult struct {
 // turn at req.Rate, list calls and deletes alike. Each entry a rule
 // matched is handed to emit. In a dry run (dryRun, and h's dispatcher
 // only renders), nothing is deleted or posted.
-func (h *Handler) Sweep(ctx context.Context, client SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
-	res := SweepResult{Tally: NewTally()}
+//
+// When ctx ends, the sweep stops between entries, the deletes in flight
+// are cut, and the summaries are still posted (within 30 s).
+func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
+	return h.sweep(ctx, context.WithoutCancel(ctx), ses, dryRun, req, &run{write: func(j *Job) error { emit(j); return nil }})
+}
+
+// SweepTo is Sweep written to out as route writes its items, with the
+// same handling path: each entry a rule matched is written, a write
+// error stops the sweep, and summary (when not nil) is told of each
+// summary posted. The summaries are posted even once ctx has ended,
+// until now ends.
+func (h *Handler) SweepTo(ctx, now context.Context, ses SESAPI, dryRun bool, req Sweep, out *Output, summary func(actions.DigestResult)) SweepResult {
+	r := &run{write: out.Job, close: out.Close}
+	if summary != nil {
+		r.digest = func(d actions.DigestResult) error { summary(d); return nil }
+	}
+	return h.sweep(ctx, now, ses, dryRun, req, r)
+}
+
+// sweep runs a sweep through r, its summaries posted under fctx.
+func (h *Handler) sweep(ctx, fctx context.Context, ses SESAPI, dryRun bool, req Sweep, r *run) SweepResult {
 	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
 	d := *h.Dispatcher
-	d.SES = actions.SweepSES(client, pacer)
+	d.SES = actions.SweepSES(ses, pacer)
 	if dryRun {
 		d.SES = actions.DryRunSES()
 	}
-	var list actions.SESLister = client
-	batch := actions.NewSweepBatch()
-	in := &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}
+	// A sweep's entries are no notifications: nothing to claim against
+	// duplicates, no storm; no timeout of its own for an entry's actions,
+	// whose delete waits its turn at the sweep's rate; one entry at a
+	// time, each read once the one before is done, so that a stop comes
+	// between two entries.
+	sh := *h
+	sh.Dispatcher, sh.Seen, sh.Storm, sh.Timeout, sh.only = &d, nil, nil, 0, sweepOnly
+	r.runner = Runner{Handler: &sh, Batch: actions.NewSweepBatch(), Concurrency: 1, Window: 1}
+	r.actx = ctx
+	r.show = func(j *Job) bool { return j.Plan == nil || matched(j.Plan) }
+	r.flushCtx, r.flushWithin, r.flushMsg, r.flushKey = fctx, sweepFlushTime, "sweep summary", "summary"
+	l := &sweepList{ctx: ctx, ses: ses, pacer: pacer,
+		in: &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}}
 	if req.Reason != "" {
-		in.Reasons = []types.SuppressionListReason{types.SuppressionListReason(req.Reason)}
+		l.in.Reasons = []types.SuppressionListReason{types.SuppressionListReason(req.Reason)}
 	}
 	if req.Since > 0 {
-		in.StartDate = aws.Time(time.Now().Add(-req.Since))
+		l.in.StartDate = aws.Time(time.Now().Add(-req.Since))
 	}
-	for ctx.Err() == nil {
-		if err := pacer.Wait(ctx); err != nil {
-			break
+	res := r.do(ctx, l.next, nil)
+	return SweepResult{Result: res, Entries: l.entries, Complete: l.complete}
+}
+
+// sweepList yields the entries of the suppression list as items, one
+// page at a time.
+type sweepList struct {
+	ctx   context.Context
+	ses   actions.SESLister
+	pacer *actions.Pacer
+	in    *sesv2.ListSuppressedDestinationsInput
+	page  []types.SuppressedDestinationSummary
+	// entries counts the entries read; last says the page read is the
+	// list's last, failed that a list call failed, complete that every
+	// entry was read.
+	entries                int
+	last, failed, complete bool
+}
+
+// next returns the next entry, listing the next page when needed. A list
+// call that fails is an item of its own, the last.
+func (l *sweepList) next() (ses.Item, bool) {
+	for len(l.page) == 0 {
+		if l.failed {
+			return ses.Item{}, false
 		}
-		page, err := list.ListSuppressedDestinations(ctx, in)
+		if l.last {
+			l.complete = true
+			return ses.Item{}, false
+		}
+		if l.pacer.Wait(l.ctx) != nil {
+			return ses.Item{}, false
+		}
+		page, err := l.ses.ListSuppressedDestinations(l.ctx, l.in)
 		if err != nil {
-			if ctx.Err() == nil {
-				j := &Job{Item: ses.Item{Input: "suppression list", Envelope: ses.EnvelopeSweep,
-					Err: fmt.Errorf("ListSuppressedDestinations: %w", err)}}
-				res.Tally.Add(j)
-				emit(j)
+			l.failed = true
+			if l.ctx.Err() != nil {
+				return ses.Item{}, false
 			}
-			break
+			return ses.Item{Input: "suppression list", Envelope: ses.EnvelopeSweep,
+				Err: fmt.Errorf("ListSuppressedDestinations: %w", err)}, true
 		}
-		for _, e := range page.SuppressedDestinationSummaries {
-			if ctx.Err() != nil {
-				break
-			}
-			res.Entries++
-			j := &Job{Item: sweepItem(res.Entries, e)}
-			j.Plan = h.Router.Route(j.Item.Notification)
-			sweepOnly(j.Plan)
-			j.Results = d.Dispatch(ctx, j.Plan, batch)
-			res.Tally.Add(j)
-			if matched(j.Plan) {
-				emit(j)
-			}
-		}
+		l.page = page.SuppressedDestinationSummaries
 		if page.NextToken == nil || *page.NextToken == "" {
-			res.Complete = ctx.Err() == nil
-			break
-		}
-		in.NextToken = page.NextToken
-	}
-	// The summaries are posted even after ctx ended (a signal, the
-	// function's deadline): they say what was done.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	for _, r := range batch.Flush(fctx) {
-		res.Tally.AddDigest(r)
-		if h.Logger != nil {
-			h.Logger.Info("sweep summary", "destination", r.Destination, "outcome", string(r.Outcome), "summary", r.Message.Text)
+			l.last = true
+		} else {
+			l.in.NextToken = page.NextToken
 		}
 	}
-	return res
+	e := l.page[0]
+	l.page = l.page[1:]
+	l.entries++
+	return sweepItem(l.entries, e), true
 }
 
 // sweepItem is the i-th entry of the list as an item to route.
@@ -247,11 +291,11 @@ func (r SweepResult) Summary() string {
 // entries taken off are no longer listed), each entry a rule matched
 // logged, the metrics written to metrics.
 func (h *Handler) InvokeSweep(ctx context.Context, parts *Parts, req Sweep, metrics io.Writer) error {
-	client, err := parts.SES(ctx)
+	ses, err := parts.SES(ctx)
 	if err != nil {
 		return err
 	}
-	res := h.Sweep(ctx, client, false, req, func(j *Job) { h.Log(ctx, j) })
+	res := h.Sweep(ctx, ses, false, req, func(j *Job) { h.Log(ctx, j) })
 	if err := WriteMetrics(metrics, time.Now(), res.Tally, SweepMetrics(res)...); err != nil {
 		h.Logger.Warn("the sweep's metrics were not written", "error", err.Error())
 	}

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -31,7 +33,10 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, newEnv()))
+	stdin, restore := stoppable(os.Stdin)
+	code := run(os.Args[1:], stdin, os.Stdout, os.Stderr, newEnv())
+	restore()
+	os.Exit(code)
 }
 
 // env is what the process gets from its surroundings. Tests build their
@@ -81,17 +86,35 @@ working directory, else rules.yaml beside the executable.
 Exit status: 0 all good; 1 some event or action failed; 2 bad usage or bad rules.
 `
 
-// command returns the command named, or nil.
-func command(name string) func(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
-	return map[string]func([]string, io.Reader, io.Writer, io.Writer, env) int{
-		"route":   cmdRoute,
-		"check":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdCheck(a, o, r, e) },
-		"test":    func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdTest(a, o, r, e) },
-		"serve":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdServe(a, o, r, e) },
-		"sweep":   func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdSweep(a, o, r, e) },
-		"lambda":  func(a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdLambda(a, o, r, e) },
-		"version": func(a []string, _ io.Reader, o, r io.Writer, _ env) int { return cmdVersion(a, o, r) },
-	}[name]
+// cmdFunc is a command. sig is the process's signals for a command that
+// runs until done or stopped, nil for the others.
+type cmdFunc func(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int
+
+// command returns the command named, or nil. stops says that it runs
+// until done or stopped by a signal: it gets the process's signals (see
+// watchSignals); the others keep the signals' default action, so that
+// Ctrl-C ends them at once.
+func command(name string) (cmd cmdFunc, stops bool) {
+	switch name {
+	case "route":
+		return cmdRoute, true
+	case "sweep":
+		return cmdSweep, true
+	case "serve":
+		return cmdServe, true
+	case "check":
+		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdCheck(a, o, r, e) }, false
+	case "test":
+		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdTest(a, o, r, e) }, false
+	case "lambda":
+		// In Lambda the runtime owns the process's life: an invocation
+		// ends at its deadline, and a SIGTERM at shutdown ends the
+		// process as it would without sesrouter.
+		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdLambda(a, o, r, e) }, false
+	case "version":
+		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, _ env) int { return cmdVersion(a, o, r) }, false
+	}
+	return nil, false
 }
 
 // run is the whole program; main only wires it to the process.
@@ -108,11 +131,40 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	if cmd := command(args[0]); cmd != nil {
-		return cmd(args[1:], stdin, stdout, stderr, e)
+	cmd, stops := command(args[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "sesrouter: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
 	}
-	fmt.Fprintf(stderr, "sesrouter: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
+	var sig *signals
+	if stops {
+		sig = watchSignals(e, args[0] == "serve")
+		defer sig.stop()
+	}
+	return cmd(sig, args[1:], stdin, stdout, stderr, e)
+}
+
+// digestLine writes a line on stderr for each digest of a run of route
+// or sweep (a sweep's summaries are its digests).
+func digestLine(name string, stderr io.Writer) func(actions.DigestResult) {
+	return func(r actions.DigestResult) { fmt.Fprintf(stderr, "sesrouter %s: %s\n", name, r) }
+}
+
+// finish reports how a run of route or sweep ended, on stderr, and
+// returns its exit status: that of the signal that stopped it (ctx's),
+// else 1 when it failed, else 0. The same for both commands.
+func finish(name string, res pipeline.Result, summary string, start time.Time, ctx context.Context, stderr io.Writer) int {
+	if res.WriteErr != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: writing the output: %v\n", name, res.WriteErr)
+	}
+	fmt.Fprintf(stderr, "sesrouter %s: %s, in %s\n", name, summary, time.Since(start).Round(time.Millisecond))
+	if s, ok := stoppedBy(ctx); ok {
+		return signalCode(s)
+	}
+	if res.Failed() {
+		return exitFailed
+	}
+	return exitOK
 }
 
 // newFlags returns a FlagSet whose -h prints synopsis, text and flags.

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -33,7 +29,7 @@ failed; 2 bad usage, rules or configuration.`
 // drainTime is how long the notifications in flight get after a signal.
 const drainTime = 10 * time.Second
 
-func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
+func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("route", "route [-rules FILE] [-dry-run] [-explain] [-format text|json|html] [FILE ...]", routeText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml)")
 	dryRun := fs.Bool("dry-run", false, "perform nothing; print what would be done")
@@ -73,7 +69,7 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 	var pacers *actions.Pacers
 	if !*dryRun {
 		var err error
-		if h, err = parts.Handler(context.Background(), cfg); err != nil {
+		if h, err = parts.Handler(sig.ctx, cfg); err != nil {
 			return cannot("route", err, stderr)
 		}
 		h.Logger, pacers = nil, parts.Slack.Pacers // route reports on standard output, not in a log line per input
@@ -84,61 +80,17 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 		return exitUsage
 	}
 	progress := pipeline.NewProgress(stderr, e.stderrIsTTY && !e.stdoutIsTTY, pacers)
-	return routeRun(h, out, progress, pipeline.Files(files, stdin), stderr, e)
-}
-
-// routeRun routes what next yields, watching for signals on this
-// goroutine while reading, routing and acting run on others.
-func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Progress, next func() (ses.Item, bool), stderr io.Writer, e env) int {
-	start := time.Now()
-	sigs := make(chan os.Signal, 2)
-	e.notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer e.stop(sigs)
-	stop := make(chan struct{})
-	type result struct {
-		tally *pipeline.Tally
-		err   error
-	}
-	finished := make(chan result, 1)
 	drain := drainTime
 	if e.drain > 0 {
 		drain = e.drain
 	}
-	go func() {
-		t, err := pipeline.Route(h, out, progress, next, stop, drain, func(r actions.DigestResult) {
-			fmt.Fprintln(stderr, "sesrouter route:", r)
-		})
-		finished <- result{t, err}
-	}()
-	code := exitOK
-	var res result
-	select {
-	case res = <-finished:
-	case s := <-sigs:
-		code = signalCode(s)
+	start := time.Now()
+	in := pipeline.Files(files, stdin)
+	wait := onStop(sig.ctx, func() {
+		s, _ := stoppedBy(sig.ctx)
 		fmt.Fprintf(stderr, "sesrouter route: %v: stopped reading; finishing the notifications in flight (at most %s)\n", s, drain)
-		close(stop)
-		select {
-		case res = <-finished:
-		case <-sigs:
-			return code // a second signal: at once
-		}
-	}
-	if res.err != nil {
-		fmt.Fprintf(stderr, "sesrouter route: writing the output: %v\n", res.err)
-		code = max(code, exitFailed)
-	}
-	fmt.Fprintf(stderr, "sesrouter route: %s, in %s\n", res.tally.Summary(), time.Since(start).Round(time.Millisecond))
-	if code == exitOK && (res.tally.Failed > 0 || res.tally.DigestsFailed > 0) {
-		code = exitFailed
-	}
-	return code
-}
-
-// signalCode is the exit status for a signal: 128 + its number.
-func signalCode(s os.Signal) int {
-	if n, ok := s.(syscall.Signal); ok {
-		return 128 + int(n)
-	}
-	return 128 + int(syscall.SIGINT)
+	})
+	res := pipeline.Route(sig.ctx, sig.now, h, out, progress, in.Next, func() { in.Close() }, drain, digestLine("route", stderr))
+	wait()
+	return finish("route", res, res.Tally.Summary(), start, sig.ctx, stderr)
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
@@ -45,7 +44,7 @@ const (
 	serveWriteTimeout = defaultTimeout + 30*time.Second
 )
 
-func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
+func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("serve", "serve [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR] [-max-age DURATION] [-signature-version 1|2]", serveText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml)")
 	addr := fs.String("addr", defaultAddr, "listen on `HOST:PORT` (plain HTTP; loopback by default, for a TLS proxy in front)")
@@ -78,7 +77,7 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	if !ok {
 		return exitUsage
 	}
-	svc, err := pipeline.NewService(context.Background(), parts, path, cfg, serveWindow)
+	svc, err := pipeline.NewService(sig.ctx, parts, path, cfg, serveWindow)
 	if err != nil {
 		return cannot("serve", err, stderr)
 	}
@@ -105,7 +104,7 @@ func cmdServe(args []string, stdout, stderr io.Writer, e env) int {
 	}
 	logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("rules", path),
 		slog.Any("topics", topics), slog.String("certDir", *certDir), slog.Duration("maxAge", *maxAge))
-	if err := serveHTTP(ln, handler, svc, logger, e); err != nil {
+	if err := serveHTTP(sig, ln, handler, svc, logger); err != nil {
 		fmt.Fprintf(stderr, "sesrouter serve: %v\n", err)
 		return exitFailed
 	}
@@ -129,38 +128,35 @@ func answer(svc *pipeline.Service) func(context.Context, *ses.SNSMessage) error 
 	}
 }
 
-// serve answers on ln until SIGTERM or SIGINT, then shuts down, letting
-// the requests in flight finish and the windows post their digests.
-// SIGHUP reloads the rules.
-func serveHTTP(ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger, e env) error {
+// serveHTTP answers on ln until sig.ctx ends (SIGTERM or SIGINT), then
+// shuts down, letting the requests in flight finish (until sig.now ends:
+// a second signal) and the windows post their digests. A SIGHUP reloads
+// the rules.
+func serveHTTP(sig *signals, ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger) error {
 	hs := intake.HTTPServer(h, logger, serveWriteTimeout)
-	sigs := make(chan os.Signal, 4)
-	e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer e.stop(sigs)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	for {
 		select {
 		case err := <-errc:
 			return err
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				svc.Reload(context.Background())
-				continue
-			}
-			logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
-			ctx, cancel := context.WithTimeout(context.Background(), serveWriteTimeout)
-			defer cancel()
-			err := hs.Shutdown(ctx)
-			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-				err = serr
-			}
-			svc.Close()
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			logger.Info("stopped")
-			return nil
+		case <-sig.reload:
+			svc.Reload(sig.ctx)
+			continue
+		case <-sig.ctx.Done():
 		}
+		logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
+		ctx, cancel := context.WithTimeout(sig.now, serveWriteTimeout)
+		defer cancel()
+		err := hs.Shutdown(ctx)
+		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		svc.Close()
+		if err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		logger.Info("stopped")
+		return nil
 	}
 }

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/sesrouter/sesrouter/pipeline"
@@ -20,7 +16,7 @@ carried out; each destination a rule notifies gets one summary message at
 the end. -dry-run reads the list and posts and removes nothing. SES calls
 are paced at -rate a second. SIGINT stops cleanly with a summary.`
 
-func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
+func cmdSweep(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("sweep", "sweep [-rules FILE] [-dry-run] [-format text|json] [-reason BOUNCE|COMPLAINT] [-since DURATION] [-rate N]", sweepText, stderr)
 	rulesFlag := fs.String("rules", "", "the rules `FILE` (default $SESROUTER_RULES, else rules.yaml)")
 	dryRun := fs.Bool("dry-run", false, "remove and post nothing; print what would be done")
@@ -44,46 +40,22 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 	if !ok {
 		return exitUsage
 	}
-	ses, err := parts.SES(context.Background())
+	ses, err := parts.SES(sig.ctx)
 	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun()}
 	if err == nil && !*dryRun {
-		h, err = parts.Handler(context.Background(), cfg)
+		h, err = parts.Handler(sig.ctx, cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter sweep: cannot read the suppression list: %s\n", joinedLines(err))
 		return exitUsage
 	}
-	h.Logger = nil
+	h.Logger = nil // sweep reports on standard output, not in a log line per entry
 	out, err := pipeline.NewOutput(stdout, *format, false, *dryRun, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter sweep: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := context.WithCancelCause(context.Background())
-	defer stop(nil)
-	sigs := make(chan os.Signal, 1)
-	e.notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer e.stop(sigs)
-	go func() {
-		if s, ok := <-sigs; ok {
-			stop(caught{s})
-		}
-	}()
 	start := time.Now()
-	res := h.Sweep(ctx, ses, *dryRun, req, func(j *pipeline.Job) { out.Job(j) })
-	out.Close()
-	fmt.Fprintf(stderr, "sesrouter sweep: %s, in %s\n", res.Summary(), time.Since(start).Round(time.Millisecond))
-	var sig caught
-	switch {
-	case errors.As(context.Cause(ctx), &sig):
-		return signalCode(sig.Signal)
-	case res.Tally.Failed > 0 || res.Tally.DigestsFailed > 0:
-		return exitFailed
-	}
-	return exitOK
+	res := h.SweepTo(sig.ctx, sig.now, ses, *dryRun, req, out, digestLine("sweep", stderr))
+	return finish("sweep", res.Result, res.Summary(), start, sig.ctx, stderr)
 }
-
-// caught is the cause of a context that a signal ended.
-type caught struct{ os.Signal }
-
-func (c caught) Error() string { return c.String() }
