@@ -12,7 +12,7 @@ import (
 // SlowRule is the cost, in steps (see ruleCost), above which check calls
 // a rule slow: a step is about one instruction of expr's machine, so
 // that a million of them take some 10 ms. The rules of the examples cost
-// a few thousand at most.
+// a few hundred at most.
 const SlowRule uint64 = 1_000_000
 
 // The sizes that ruleCost assumes of a value read from a notification,
@@ -61,12 +61,13 @@ func (c cost) scan() uint64 {
 // …) costs its body and itemSteps once per item of its list; matches
 // costs the number of instructions of the compiled regular expression
 // times the length of the string; glob the pattern's length times the
-// string's, in characters, and other work on strings charsPerStep
-// characters a step. A literal list (lists.NAME is one) has its own
-// length, a range of constants its own; a value of the notification has
-// costItems items or costChars characters. Every branch is counted, as if
-// none were cut short. It also returns the costly part of the expression
-// that makes at least half of the cost, or nil when there is none.
+// string's; other work on strings their length. Work on characters
+// counts charsPerStep characters a step, but for matches. A literal list
+// (lists.NAME is one) has its own length, a range of constants its own;
+// a value of the notification has costItems items or costChars
+// characters. Every branch is counted, as if none were cut short. It
+// also returns the costly part of the expression that makes at least
+// half of the cost, or nil when there is none.
 func ruleCost(rule *Rule) (uint64, ast.Node) {
 	if rule.program == nil {
 		return 0, nil
