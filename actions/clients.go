@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,11 +26,41 @@ func NewHTTPClient(conns int) *http.Client {
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// NewSESClient builds the SES v2 client from the AWS SDK's configuration
-// (its environment variables, profiles, roles), checking at once that
-// there is a region and credentials, so that a run fails with one clear
-// line at start rather than once per action.
-func NewSESClient(ctx context.Context) (*sesv2.Client, error) {
+// AWSConfig is the AWS SDK's configuration (its environment variables,
+// profiles, roles) for SES, read at the first call of Check or
+// NewSESClient: a run whose rules never call SES never reads it. Once
+// read and found complete, it is kept; a failure is tried again at the
+// next call. It is safe for concurrent use; the zero value is ready.
+type AWSConfig struct {
+	mu  sync.Mutex
+	cfg *aws.Config
+}
+
+// Check reads the configuration and checks that there is a region and
+// credentials, so that a run fails with one clear line at start rather
+// than once per action. It makes no client.
+func (a *AWSConfig) Check(ctx context.Context) error {
+	_, err := a.load(ctx)
+	return err
+}
+
+// NewSESClient makes the SES v2 client of the configuration, reading and
+// checking it first unless Check did.
+func (a *AWSConfig) NewSESClient(ctx context.Context) (*sesv2.Client, error) {
+	cfg, err := a.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sesv2.NewFromConfig(*cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() }), nil
+}
+
+// load returns the configuration, reading and checking it unless done.
+func (a *AWSConfig) load(ctx context.Context) (*aws.Config, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
 	const needed = "SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but "
 	cfg, err := config.LoadDefaultConfig(ctx)
 	switch {
@@ -47,7 +78,8 @@ func NewSESClient(ctx context.Context) (*sesv2.Client, error) {
 		return nil, fmt.Errorf(needed+"no AWS credentials were found "+
 			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", ShortError(err))
 	}
-	return sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.Retryer = sesRetryer() }), nil
+	a.cfg = &cfg
+	return a.cfg, nil
 }
 
 // sesRetryer is the SDK's standard retryer (TooManyRequestsException,

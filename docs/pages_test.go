@@ -43,12 +43,12 @@ func read(t *testing.T, path string) string {
 
 // The table of names in rules.md sits between these two lines.
 const (
-	namesBegin = "<!-- names: generated from engine.Names() by `go test ./docs -run TestNamesTable -update`; do not edit by hand -->"
+	namesBegin = "<!-- names: generated from rules.Names() by `go test ./docs -run TestNamesTable -update`; do not edit by hand -->"
 	namesEnd   = "<!-- end of names -->"
 )
 
 // namesTable is the Markdown table of the names rules may use, one row
-// per engine.Names() entry: its path, its type and what it holds.
+// per rules.Names() entry: its path, its type and what it holds.
 func namesTable() string {
 	var b strings.Builder
 	b.WriteString("| name | type | what it holds |\n| --- | --- | --- |\n")
@@ -67,7 +67,7 @@ func namesTable() string {
 }
 
 // TestNamesTable checks that the table of names in rules.md is the one
-// engine.Names() gives; with -update it rewrites the table.
+// rules.Names() gives; with -update it rewrites the table.
 func TestNamesTable(t *testing.T) {
 	const page = "rules.md"
 	src := read(t, page)
@@ -86,7 +86,7 @@ func TestNamesTable(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("%s: the table of names differs from engine.Names(); regenerate it with\n\tgo test ./docs -run TestNamesTable -update\nwant:\n%s", page, want)
+	t.Errorf("%s: the table of names differs from rules.Names(); regenerate it with\n\tgo test ./docs -run TestNamesTable -update\nwant:\n%s", page, want)
 }
 
 // TestSlackHints checks that the troubleshooting page names every Slack

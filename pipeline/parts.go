@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/sesrouter/sesrouter/actions"
 )
 
@@ -16,8 +18,14 @@ import (
 type Parts struct {
 	// Slack is how notifiers are built; its Pacers pace every post.
 	Slack actions.SlackConfig
-	// NewSES builds the SES client the first time it is needed: a rules
-	// file that unsuppresses or suppresses, or a sweep.
+	// CheckSES checks, without making the SES client, that it can be
+	// made (a region, credentials): at start, when a rule unsuppresses or
+	// suppresses or a sweep reads the list, so that a run fails with one
+	// clear line rather than once per action. nil: nothing to check.
+	CheckSES func(context.Context) error
+	// NewSES makes the SES client, at the first SES call (an unsuppress,
+	// a suppress, a sweep's read of the list), once: a run whose rules
+	// never call SES never makes it.
 	NewSES func(context.Context) (SESAPI, error)
 	Seen   *actions.Seen
 	Storm  *actions.Storm
@@ -25,7 +33,9 @@ type Parts struct {
 	// Timeout bounds the actions of one item.
 	Timeout time.Duration
 
-	ses SESAPI
+	// sesMu guards ses, the client once made.
+	sesMu sync.Mutex
+	ses   SESAPI
 }
 
 // NewLogger returns the logger of sesrouter: JSON lines to w, at level,
@@ -46,8 +56,23 @@ type SESAPI interface {
 	actions.SESLister
 }
 
-// SES returns the SES client, built on first use.
+// SES checks that the SES client can be made (CheckSES) and returns it:
+// it is made at its first call.
 func (p *Parts) SES(ctx context.Context) (SESAPI, error) {
+	if p.CheckSES != nil {
+		if err := p.CheckSES(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return lazySES{p}, nil
+}
+
+// sesClient returns the SES client, making it at the first call. Calls
+// at once wait for the one making it; a failure is tried again at the
+// next call.
+func (p *Parts) sesClient(ctx context.Context) (SESAPI, error) {
+	p.sesMu.Lock()
+	defer p.sesMu.Unlock()
 	if p.ses == nil {
 		c, err := p.NewSES(ctx)
 		if err != nil {
@@ -58,9 +83,49 @@ func (p *Parts) SES(ctx context.Context) (SESAPI, error) {
 	return p.ses, nil
 }
 
+// lazySES is the SES client of Parts, made at its first call.
+type lazySES struct{ p *Parts }
+
+// GetSuppressedDestination implements actions.SESClient.
+func (l lazySES) GetSuppressedDestination(ctx context.Context, in *sesv2.GetSuppressedDestinationInput, optFns ...func(*sesv2.Options)) (*sesv2.GetSuppressedDestinationOutput, error) {
+	c, err := l.p.sesClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.GetSuppressedDestination(ctx, in, optFns...)
+}
+
+// DeleteSuppressedDestination implements actions.SESClient.
+func (l lazySES) DeleteSuppressedDestination(ctx context.Context, in *sesv2.DeleteSuppressedDestinationInput, optFns ...func(*sesv2.Options)) (*sesv2.DeleteSuppressedDestinationOutput, error) {
+	c, err := l.p.sesClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.DeleteSuppressedDestination(ctx, in, optFns...)
+}
+
+// PutSuppressedDestination implements actions.SESClient.
+func (l lazySES) PutSuppressedDestination(ctx context.Context, in *sesv2.PutSuppressedDestinationInput, optFns ...func(*sesv2.Options)) (*sesv2.PutSuppressedDestinationOutput, error) {
+	c, err := l.p.sesClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.PutSuppressedDestination(ctx, in, optFns...)
+}
+
+// ListSuppressedDestinations implements actions.SESLister.
+func (l lazySES) ListSuppressedDestinations(ctx context.Context, in *sesv2.ListSuppressedDestinationsInput, optFns ...func(*sesv2.Options)) (*sesv2.ListSuppressedDestinationsOutput, error) {
+	c, err := l.p.sesClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.ListSuppressedDestinations(ctx, in, optFns...)
+}
+
 // Handler builds the Handler of cfg: a notifier per destination and, when
-// a rule changes the suppression list, the SES client. Every problem is
-// returned, joined; none names a secret.
+// a rule changes the suppression list, the SES client, checked (CheckSES)
+// but made at its first call. Every problem is returned, joined; none
+// names a secret.
 func (p *Parts) Handler(ctx context.Context, cfg *Config) (*Handler, error) {
 	notifiers, err := actions.Notifiers(cfg.Destinations, cfg.Used, p.Slack)
 	errs := []error{err}

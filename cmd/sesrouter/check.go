@@ -11,8 +11,9 @@ const checkText = `Loads the rules and reports every problem, each as FILE:LINE:
 every rule on built-in synthetic events (each SES type, ordinary and odd
 recipients) and reports a rule that fails on one: in production it would
 fail closed. Warnings: a rule that can never decide, an unused destination,
-a value SES never sends, a rule over 10 ms for one recipient. Exit status:
-0 fine; 2 not fine (with -strict, warnings too).`
+a value SES never sends, a rule whose compiled expression may cost over a
+million steps (some 10 ms) for one recipient. Exit status: 0 fine; 2 not
+fine (with -strict, warnings too).`
 
 func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	fs := newFlags("check", "check [-rules FILE] [-strict]", checkText, stderr)

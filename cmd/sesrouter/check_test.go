@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // warnRules load, but one rule can never decide and one destination is
 // never notified.
@@ -43,7 +47,9 @@ warn.yaml:9:5: rule "bounces": warning: never decides: rule "catch-all" (line 6)
 // a rule that fails at run time on one of its synthetic events (an
 // error: in production it would fail closed), a comparison of event.type
 // with a value SES never sends (an error, with a did-you-mean), and of
-// another closed field (a warning, an error with -strict).
+// another closed field (a warning, an error with -strict), and a rule
+// whose compiled expression costs too much (a warning, an error with
+// -strict).
 func TestCheckProbesAndVocabulary(t *testing.T) {
 	dir := t.TempDir()
 	rule := func(name, when string) string {
@@ -52,6 +58,13 @@ func TestCheckProbesAndVocabulary(t *testing.T) {
 	fails := rule("first-tag", `mail.tags["team"][0] == "ops"`)
 	lower := rule("bounces", `event.type == "bounce"`)
 	permanent := rule("hard", `event.type == "Bounce" && bounce.type == "permanent"`)
+	domains := make([]string, 200)
+	for i := range domains {
+		domains[i] = fmt.Sprintf("d%d.example", i)
+	}
+	slow := writeFile(t, dir, "slow.yaml", "version: 1\nlists:\n  domains: ["+strings.Join(domains, ", ")+"]\nrules:\n"+
+		"  - name: nested\n    when: any(lists.domains, {all(lists.domains, {glob(#, recipient.address)})})\n    actions: [log]\n")
+	const slowWarning = `:5:5: rule "nested": warning: slow: up to 10041402 steps for one recipient (over 1000000, most of them at "any(lists.domains, {all(…", offset 0 of the expression); every recipient of every notification runs it` + "\n"
 	tests := []struct {
 		name           string
 		args           []string
@@ -69,6 +82,10 @@ func TestCheckProbesAndVocabulary(t *testing.T) {
 		{"bounce.type in the wrong case, -strict", []string{"-strict", "-rules", permanent}, exitUsage, "",
 			permanent + `:4:52: rule "hard": warning: bounce.type is never "permanent"; did you mean "Permanent"?` + "\n" +
 				permanent + ": 0 problems, 1 warning\n"},
+		{"a slow rule", []string{"-rules", slow}, exitOK,
+			slow + ": ok: 1 rule, 0 destinations, 1 list, 1 warning\n", slow + slowWarning},
+		{"a slow rule, -strict", []string{"-strict", "-rules", slow}, exitUsage, "",
+			slow + slowWarning + slow + ": 0 problems, 1 warning\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

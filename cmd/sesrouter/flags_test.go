@@ -123,3 +123,24 @@ func TestRouteLiveNoCredentials(t *testing.T) {
 		t.Errorf("%d posts and SES calls, want none", n)
 	}
 }
+
+// TestRouteLiveReadsAWSOnlyForSES runs route live with an AWS
+// configuration file the SDK cannot read: rules that never call SES run
+// (nothing of AWS is read), rules that unsuppress stop at start with the
+// reason, exit status 2, before any post or SES call.
+func TestRouteLiveReadsAWSOnlyForSES(t *testing.T) {
+	f := startLiveFakes(t)
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()) // a folder, not a file
+	noSES := strings.ReplaceAll(strings.ReplaceAll(flagRules, "RULENAME", "notify"), "unsuppress, ", "")
+	r := routeLive(t, f, noSES, liveBounce(t, "m-1", "a@example.com"))
+	if r.code != exitOK || len(f.slack.Posts()) != 1 {
+		t.Errorf("rules without SES: exit status %d, %d posts, stderr:\n%s\nwant 0 and 1 post", r.code, len(f.slack.Posts()), r.stderr)
+	}
+	r = routeLive(t, f, strings.ReplaceAll(flagRules, "RULENAME", "keep"), liveBounce(t, "m-2", "b@example.com"))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "SES is needed") || !strings.Contains(r.stderr, "the AWS configuration cannot be read") {
+		t.Errorf("rules that unsuppress: exit status %d, stderr:\n%s\nwant 2 and the AWS configuration named", r.code, r.stderr)
+	}
+	if n, m := len(f.slack.Posts()), len(f.ses.Calls()); n != 1 || m != 0 {
+		t.Errorf("%d posts and %d SES calls in all, want 1 and 0", n, m)
+	}
+}

@@ -34,8 +34,8 @@ func newLogger(w io.Writer, e env) (*slog.Logger, error) {
 
 // newParts builds what carries out actions for real, from the
 // environment: Slack's credentials and URL, SESROUTER_CONCURRENCY (the
-// processes that share every pace), and the AWS SDK's configuration when
-// a rules file needs SES.
+// processes that share every pace), and the AWS SDK's configuration,
+// read only when a rules file or a sweep needs SES.
 func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, error) {
 	processes := 1
 	if v := e.getenv("SESROUTER_CONCURRENCY"); v != "" {
@@ -49,11 +49,19 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.actionTimeout > 0 {
 		timeout = e.actionTimeout
 	}
+	aws := new(actions.AWSConfig)
 	return &pipeline.Parts{
 		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
 			Getenv: e.getenv, HTTPClient: actions.NewHTTPClient(concurrency), Pacers: actions.NewPacers(processes)},
-		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) { return actions.NewSESClient(ctx) },
-		Seen:   actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
+		CheckSES: aws.Check,
+		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) {
+			c, err := aws.NewSESClient(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
 	}, nil
 }
 

@@ -7,26 +7,46 @@ import (
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
-// Env is what a rule's when expression runs against: the one declaration
-// of the names rules may use. The sections of the embedded Notification
-// (event, mail, bounce, …) and the fields below are the names; their expr
-// tags say how a rule writes them, their doc tags what they hold, and a
-// values tag the closed set of values SES sends, where there is one. Rules
-// are type-checked against Env at load, explain and check take their names
-// from it (Names), and so do the docs' table of names and the compact
-// event form of rule tests.
+// Env is what a rule's when expression runs against: with the functions
+// of envFunctions, the one declaration of the names rules may use. The
+// sections of the embedded Notification (event, mail, bounce, …) and the
+// fields below are the names; their expr tags say how a rule writes them,
+// their doc tags what they hold, and a values tag the closed set of values
+// SES sends, where there is one. Rules are type-checked against Env at
+// load, explain and check take their names from it (Names), and so do the
+// docs' table of names and the compact event form of rule tests.
 type Env struct {
 	*ses.Notification
-	Recipient ses.Recipient                             `expr:"recipient" doc:"the recipient the rules are deciding for"`
-	Lists     map[string][]string                       `expr:"lists" doc:"the lists of the rules file, as lists.NAME"`
-	Glob      func(pattern, s string) bool              `expr:"glob" doc:"glob(pattern, s): s matches the shell pattern (*, ?, [a-z]), ignoring case"`
-	InDomain  func(addressOrDomain, domain string) bool `expr:"inDomain" doc:"inDomain(address_or_domain, domain): in the domain or one of its subdomains, ignoring case"`
+	Recipient ses.Recipient       `expr:"recipient" doc:"the recipient the rules are deciding for"`
+	Lists     map[string][]string `expr:"lists" doc:"the lists of the rules file, as lists.NAME"`
 }
 
-// NewEnv returns an environment for rules that use lists, for one goroutine to
-// reuse across evaluations.
+// NewEnv returns an Env with the lists set, for one goroutine to reuse
+// across evaluations.
 func NewEnv(lists map[string][]string) *Env {
-	return &Env{Notification: new(ses.Notification), Lists: lists, Glob: Glob, InDomain: InDomain}
+	return &Env{Notification: new(ses.Notification), Lists: lists}
+}
+
+// envFunction is a function rules may call.
+type envFunction struct {
+	// name is how a rule calls it, doc what it does.
+	name, doc string
+	// fn is the Go function; call is the same for expr, which checks
+	// calls against fn's type.
+	fn   any
+	call func(args ...any) (any, error)
+}
+
+// envFunctions are the functions rules may call, in the order of Names.
+// They are given to expr with their types, so that a call is checked at
+// load and made without reflection.
+func envFunctions() []envFunction {
+	return []envFunction{
+		{name: "glob", doc: "glob(pattern, s): s matches the shell pattern (*, ?, [a-z]), ignoring case",
+			fn: Glob, call: func(args ...any) (any, error) { return Glob(args[0].(string), args[1].(string)), nil }},
+		{name: "inDomain", doc: "inDomain(address_or_domain, domain): in the domain or one of its subdomains, ignoring case",
+			fn: InDomain, call: func(args ...any) (any, error) { return InDomain(args[0].(string), args[1].(string)), nil }},
+	}
 }
 
 // Name is one name a rule may use: a section (event), a field of one
@@ -53,7 +73,7 @@ type Name struct {
 }
 
 // Names lists every name a rule may use, in the order Env declares them:
-// each section, then its fields; then the functions.
+// each section, then its fields; then the functions of envFunctions.
 func Names() []Name {
 	var names []Name
 	var walk func(t reflect.Type, prefix string)
@@ -82,6 +102,9 @@ func Names() []Name {
 		}
 	}
 	walk(reflect.TypeFor[Env](), "")
+	for _, f := range envFunctions() {
+		names = append(names, Name{Path: f.name, Type: reflect.TypeOf(f.fn), Doc: f.doc})
+	}
 	return names
 }
 

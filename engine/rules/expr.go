@@ -35,7 +35,7 @@ type exprProblem struct {
 // compile compiles one when expression against the typed environment.
 func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
 	lp := &listPatcher{lists: c.lists}
-	prog, err := expr.Compile(src, expr.Env(c.env), expr.AsBool(), expr.Patch(lp), expr.Optimize(true))
+	prog, err := expr.Compile(src, c.options(lp)...)
 	var probs []exprProblem
 	for _, u := range lp.unknown {
 		msg := "unknown list " + quote(u.name)
@@ -58,6 +58,18 @@ func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
 	return prog, nil
 }
 
+// options are expr's options for a when expression. The environment is
+// given as a struct, not a pointer, so that expr reads a name by its
+// field's index rather than looks it up by name; the program then runs
+// against an *Env all the same. Each function is given with its type.
+func (c *compiler) options(lp *listPatcher) []expr.Option {
+	opts := []expr.Option{expr.Env(*c.env), expr.AsBool(), expr.Patch(lp), expr.Optimize(true)}
+	for _, f := range envFunctions() {
+		opts = append(opts, expr.Function(f.name, f.call, f.fn))
+	}
+	return opts
+}
+
 func (c *compiler) knownLists() string {
 	if len(c.lists) == 0 {
 		return " (no lists are defined)"
@@ -68,6 +80,10 @@ func (c *compiler) knownLists() string {
 // explain rewrites expr's messages about unknown names and fields in the
 // rules' own terms, listing what there is.
 func explain(msg string) string {
+	// A function is a name like the others.
+	if name, ok := strings.CutPrefix(msg, "cannot redeclare function "); ok {
+		return "cannot redeclare " + name
+	}
 	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
 		names := topNames()
 		if near := nearest(name, names); near != "" {
@@ -100,7 +116,7 @@ func quote(s string) string { return `"` + s + `"` }
 // listPatcher replaces lists.NAME by the list's literal items, as if the
 // rule had written ["a", "b"]: expr then compiles `x in lists.NAME` into a
 // set lookup. An unknown list is recorded (and replaced by an empty list so
-// that checking goes on).
+// that checking goes on). It also makes $env.glob (a function) glob.
 type listPatcher struct {
 	lists   map[string][]string
 	unknown []struct {
@@ -116,6 +132,14 @@ func (p *listPatcher) Visit(node *ast.Node) {
 		return
 	}
 	id, ok := m.Node.(*ast.IdentifierNode)
+	if ok && id.Value == "$env" {
+		// $env.glob is glob: a function is a name of the environment
+		// like the others.
+		if prop, isString := m.Property.(*ast.StringNode); isString && slices.ContainsFunc(envFunctions(), func(f envFunction) bool { return f.name == prop.Value }) {
+			ast.Patch(node, &ast.IdentifierNode{Value: prop.Value})
+		}
+		return
+	}
 	if !ok || id.Value != "lists" {
 		return
 	}

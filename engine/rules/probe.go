@@ -3,15 +3,10 @@ package rules
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
-
-// SlowRule is how long a rule may take for one recipient before Probe
-// calls it slow.
-const SlowRule = 10 * time.Millisecond
 
 // Probe runs every rule, on its own (whatever the rules before it decide),
 // for every recipient of a built-in set of synthetic notifications: one of
@@ -21,10 +16,12 @@ const SlowRule = 10 * time.Millisecond
 // non-ASCII). It returns, as errors, each rule that fails at run time on
 // one of them, naming the first event it failed on (such a rule fails
 // closed in production: the recipient gets no action and the
-// notification counts as failed), and as warnings each rule that took
-// longer than slow for one recipient. Nothing outside the process is
-// touched.
-func (r *Rules) Probe(slow time.Duration) (errs, warns []*Problem) {
+// notification counts as failed), and as warnings each rule whose cost
+// for one recipient passes slow steps (SlowRule in check). The cost is
+// computed from the compiled expression, not timed, so that the warnings
+// do not depend on how busy the machine is. Nothing outside the process
+// is touched.
+func (r *Rules) Probe(slow uint64) (errs, warns []*Problem) {
 	events := probeEvents()
 	env := NewEnv(r.Lists)
 	var machine vm.VM
@@ -33,24 +30,25 @@ func (r *Rules) Probe(slow time.Duration) (errs, warns []*Problem) {
 			continue
 		}
 		ctx := fmt.Sprintf("rule %q", rule.Name)
-		failed, slowed := false, false
+		if steps, hot := ruleCost(rule); steps > slow {
+			where := ""
+			if hot != nil {
+				from := hot.Location().From
+				where = fmt.Sprintf(", most of them at %s, offset %d of the expression", quoteAt(rule.When, from), from)
+			}
+			warns = append(warns, &Problem{File: r.File, Pos: rule.Pos, Context: ctx,
+				Message: fmt.Sprintf("warning: slow: up to %d steps for one recipient (over %d%s); every recipient of every notification runs it", steps, slow, where)})
+		}
+	events:
 		for _, ev := range events {
 			env.Notification = ev.n
 			for _, rc := range ev.n.Recipients {
 				env.Recipient = rc
-				start := time.Now()
-				_, err := machine.Run(rule.Program, env)
-				took := time.Since(start)
-				if err != nil && !failed {
-					failed = true
+				if _, err := machine.Run(rule.Program, env); err != nil {
 					errs = append(errs, &Problem{File: r.File, Pos: rule.Pos, Context: ctx,
 						Message: fmt.Sprintf("fails on %s, recipient %q: %s; a rule that fails gives the recipient no action and fails the notification: guard it (?? , len(...) > 0, in)",
 							ev.name, rc.Raw, strings.TrimPrefix(rule.RunError(err).Error(), ctx+": "))})
-				}
-				if took > slow && !slowed {
-					slowed = true
-					warns = append(warns, &Problem{File: r.File, Pos: rule.Pos, Context: ctx,
-						Message: fmt.Sprintf("warning: slow: %s for one recipient (%s, %q); every recipient of every notification runs it", took.Round(time.Millisecond), ev.name, rc.Raw)})
+					break events
 				}
 			}
 		}

@@ -133,7 +133,7 @@ func TestWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rules := mustLoadRules(t, head+tt.rules)
+			rules := mustLoad(t, head+tt.rules)
 			var got []string
 			for _, w := range rules.Warnings() {
 				got = append(got, w.Error())
@@ -148,7 +148,7 @@ func TestWarnings(t *testing.T) {
 // TestWarningsOrder checks that warnings come in file order: a
 // destination defined before the rules comes first.
 func TestWarningsOrder(t *testing.T) {
-	rules := mustLoadRules(t, `version: 1
+	rules := mustLoad(t, `version: 1
 destinations:
   used: {slack: {channel: C1}}
   spare: {slack: {webhook_env: SLACK_WEBHOOK_SPARE}}
