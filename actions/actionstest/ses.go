@@ -104,7 +104,7 @@ func NewSES(t testing.TB) *SES {
 
 // URL is the fake's endpoint, "http://127.0.0.1:PORT", for sesv2's
 // BaseEndpoint or AWS_ENDPOINT_URL_SESV2.
-func (s *SES) URL() string { return s.srv.URL }
+func (s *SES) URL() string { return s.url }
 
 // Suppress puts address on the suppression list with reason (BOUNCE or
 // COMPLAINT; not checked, so a test can store anything) as last updated

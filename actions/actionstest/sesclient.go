@@ -23,7 +23,7 @@ func (s *SES) Client(t testing.TB, opts ...func(*sesv2.Options)) *sesv2.Client {
 	t.Cleanup(tr.CloseIdleConnections)
 	return sesv2.New(sesv2.Options{
 		Region:       SESRegion,
-		BaseEndpoint: aws.String(s.srv.URL),
+		BaseEndpoint: aws.String(s.url),
 		Credentials:  credentials.NewStaticCredentialsProvider(SESAccessKeyID, SESSecretAccessKey, ""),
 		HTTPClient:   &http.Client{Transport: tr},
 		Retryer:      FastRetryer(),
@@ -64,7 +64,7 @@ func (s *SES) Setenv(t testing.TB) {
 		"AWS_ACCESS_KEY_ID":                   SESAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":               SESSecretAccessKey,
 		"AWS_SESSION_TOKEN":                   "",
-		"AWS_ENDPOINT_URL_SESV2":              s.srv.URL,
+		"AWS_ENDPOINT_URL_SESV2":              s.url,
 		"AWS_ENDPOINT_URL":                    "",
 		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
 		"AWS_USE_FIPS_ENDPOINT":               "",
