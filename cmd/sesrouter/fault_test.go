@@ -15,9 +15,19 @@ import (
 // TestRouteLiveFaultsLoseNothingAndActOnce delivers 300 notifications
 // twice each, in a shuffled order, while 30% of Slack and SES calls fail
 // (429, 5xx, answers slow enough to time the notification out). Every
-// notification must end posted or digested (acted on
-// once: one Slack post at most, one removal at most) or failed and
-// counted; none silently lost, none acted on twice.
+// notification must end posted (by one line, and the other a duplicate)
+// or failed and counted: none silently lost, none reported done twice,
+// each address removed once at most.
+//
+// Slack gets a notification once, but for one case that no client can
+// tell: a post whose notification ran out of time while the post was on
+// its way (its line fails with the deadline in the post itself, not in a
+// wait before a try). Slack may have taken it; the claim is released, as
+// for every failure, and the other copy posts it again: delivery is at
+// least once. Where the deadline falls depends on the machine's speed
+// (the actions get 1.5 s of the wall clock), so the test allows exactly
+// that: Slack holds each notification at most once per line that posted
+// it or failed so.
 func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 600-line fault run; not with -short")
@@ -52,7 +62,10 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 		t.Fatalf("%d output lines for %d inputs", len(out), 2*n)
 	}
 	idRE := regexp.MustCompile(`"messageId":"(ses-\d+)"`)
-	posted, failed, dup := map[string]int{}, map[string]int{}, map[string]int{}
+	// cutRE is a post cut off by the deadline on its way: the try's own
+	// error, not a wait's "(gave up: …)".
+	cutRE := regexp.MustCompile(`"action":"notify:hook","outcome":"failed","error":"failed to post webhook: Post [^"]*\\"[^"]*\\": context deadline exceeded"`)
+	posted, failed, dup, cut := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	failedLines := 0
 	for _, line := range out {
 		m := idRE.FindStringSubmatch(line)
@@ -63,6 +76,9 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 		case strings.Contains(line, `"outcome":"failed"`):
 			failed[m[1]]++
 			failedLines++
+			if cutRE.MatchString(line) {
+				cut[m[1]]++
+			}
 		case strings.Contains(line, `"action":"notify:hook","outcome":"posted"`):
 			posted[m[1]]++
 		case strings.Contains(line, `"outcome":"duplicate"`):
@@ -80,16 +96,22 @@ func TestRouteLiveFaultsLoseNothingAndActOnce(t *testing.T) {
 			t.Errorf("%s was neither posted nor failed: lost (duplicates %d)", id, dup[id])
 		}
 	}
-	// What Slack received: each notification at most once.
+	// What Slack received: each notification once per line that posted
+	// it or was cut off on its way, and every one reported posted.
 	seen := map[string]int{}
 	for _, p := range f.slack.Posts() {
+		ids := map[string]bool{}
 		for _, id := range regexp.MustCompile(`ses-\d+`).FindAllString(string(p.Body), -1) {
+			ids[id] = true
+		}
+		for id := range ids {
 			seen[id]++
 		}
 	}
-	for id, c := range seen {
-		if c > 1 {
-			t.Errorf("Slack received %s in %d posts", id, c)
+	for i := range n {
+		id := fmt.Sprintf("ses-%d", i)
+		if c := seen[id]; c < posted[id] || c > posted[id]+cut[id] {
+			t.Errorf("Slack received %s in %d posts; %d lines posted it, %d were cut off on their way", id, c, posted[id], cut[id])
 		}
 	}
 	// What SES did: each address removed at most once.
