@@ -52,6 +52,10 @@ type env struct {
 	// (signing certificates, subscription confirmations) instead of the
 	// network, for tests; nil is the network.
 	outbound http.RoundTripper
+	// slackClient, when set, carries every request to Slack instead of a
+	// client of the notifiers' own: tests give the client of an
+	// in-memory Slack fake, to run on a testing/synctest bubble's clock.
+	slackClient *http.Client
 }
 
 func newEnv() env {

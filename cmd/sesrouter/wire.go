@@ -49,9 +49,13 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.actionTimeout > 0 {
 		timeout = e.actionTimeout
 	}
+	client := e.slackClient
+	if client == nil {
+		client = actions.NewHTTPClient(concurrency)
+	}
 	return &pipeline.Parts{
 		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
-			Getenv: e.getenv, HTTPClient: actions.NewHTTPClient(concurrency), Pacers: actions.NewPacers(processes)},
+			Getenv: e.getenv, HTTPClient: client, Pacers: actions.NewPacers(processes)},
 		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) { return actions.NewSESClient(ctx) },
 		Seen:   actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
 	}, nil
