@@ -26,12 +26,13 @@ func NewHTTPClient(conns int) *http.Client {
 }
 
 // NewSESClient builds the SES v2 client from the AWS SDK's configuration
-// (its environment variables, profiles, roles), checking at once that
-// there is a region and credentials, so that a run fails with one clear
-// line at start rather than once per action.
-func NewSESClient(ctx context.Context) (*sesv2.Client, error) {
+// (its environment variables, profiles, roles; optFns, such as
+// config.WithHTTPClient, apply after them), checking at once that there
+// is a region and credentials, so that a run fails with one clear line at
+// start rather than once per action.
+func NewSESClient(ctx context.Context, optFns ...func(*config.LoadOptions) error) (*sesv2.Client, error) {
 	const needed = "SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but "
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf(needed+"the AWS configuration cannot be read: %w", err)

@@ -16,10 +16,11 @@ const maxBody = 8 << 20
 // client that reaches it, its scripted faults and its counters, under mu
 // with the fake's own state.
 type fake struct {
-	url    string // base URL, no slash
-	client *http.Client
-	done   chan struct{}
-	faults faultPlan
+	url      string // base URL, no slash
+	client   *http.Client
+	inMemory bool // served by startInMemory
+	done     chan struct{}
+	faults   faultPlan
 
 	mu     sync.Mutex
 	counts Counts
@@ -45,7 +46,7 @@ func (f *fake) startInMemory(t testing.TB, h http.HandlerFunc, host string) {
 		_ = srv.Serve(ln) // http.ErrServerClosed once closed
 	}()
 	tr := &http.Transport{DialContext: ln.dial, MaxIdleConnsPerHost: 64}
-	f.url, f.client = "http://"+host, &http.Client{Transport: tr}
+	f.url, f.client, f.inMemory = "http://"+host, &http.Client{Transport: tr}, true
 	t.Cleanup(func() {
 		close(f.done)
 		_ = srv.Close()

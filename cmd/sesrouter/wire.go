@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
@@ -56,8 +57,13 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	return &pipeline.Parts{
 		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
 			Getenv: e.getenv, HTTPClient: client, Pacers: actions.NewPacers(processes)},
-		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) { return actions.NewSESClient(ctx) },
-		Seen:   actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
+		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) {
+			if e.sesClient != nil {
+				return actions.NewSESClient(ctx, config.WithHTTPClient(e.sesClient))
+			}
+			return actions.NewSESClient(ctx)
+		},
+		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
 	}, nil
 }
 
