@@ -32,6 +32,10 @@ func NewHTTPClient(conns int) *http.Client {
 // read and found complete, it is kept; a failure is tried again at the
 // next call. It is safe for concurrent use; the zero value is ready.
 type AWSConfig struct {
+	// Options apply after the SDK's own sources (config.WithHTTPClient,
+	// say); set them before the first call.
+	Options []func(*config.LoadOptions) error
+
 	mu  sync.Mutex
 	cfg *aws.Config
 }
@@ -62,7 +66,7 @@ func (a *AWSConfig) load(ctx context.Context) (*aws.Config, error) {
 		return a.cfg, nil
 	}
 	const needed = "SES is needed (a rule unsuppresses or suppresses, or a sweep reads the suppression list), but "
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx, a.Options...)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf(needed+"the AWS configuration cannot be read: %w", err)

@@ -295,15 +295,17 @@ func TestNotifierPostHonoursRetryAfter(t *testing.T) {
 
 // TestNotifierPostWithinDeadline checks that a post gives up, saying why,
 // when Slack asks for a wait past the context's deadline (without waiting
-// for it: the error says so, and TestRetryWaits measures it on a fake
-// clock) or does not answer before it.
+// for it) or does not answer before it: on a synctest bubble's clock,
+// with the fake in memory, so that the request surely reaches the fake
+// before the deadline and the give-up comes exactly when it should.
 func TestNotifierPostWithinDeadline(t *testing.T) {
 	tests := []struct {
 		name     string
 		fault    actionstest.Fault
 		timeout  time.Duration // of the context
 		wantErr  map[string]string
-		deadline bool // the error is context.DeadlineExceeded
+		deadline bool          // the error is context.DeadlineExceeded
+		took     time.Duration // until Post returns
 	}{
 		{
 			name:    "Retry-After past the deadline",
@@ -313,6 +315,7 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 				"bot":     "slack rate limit exceeded, retry after 5s (gave up: retrying in 5s would pass the deadline)",
 				"webhook": "slack rate limit exceeded, retry after 5s (gave up: retrying in 5s would pass the deadline)",
 			},
+			took: 0,
 		},
 		{
 			// The fake would answer in an hour: only the deadline ends
@@ -325,29 +328,46 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 				"webhook": `failed to post webhook: Post "webhook $SLACK_WEBHOOK_MARKETING": context deadline exceeded`,
 			},
 			deadline: true,
+			took:     100 * time.Millisecond,
 		},
 	}
-	for _, kind := range notifierKinds {
+	kinds := map[string]func(fake *actionstest.Slack) Notifier{
+		"bot": func(fake *actionstest.Slack) Notifier {
+			fake.AddChannel(testChannel)
+			return NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, fake.HTTPClient(), fastRetry, nil)
+		},
+		"webhook": func(fake *actionstest.Slack) Notifier {
+			return NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", fake.HTTPClient(), fastRetry, nil)
+		},
+	}
+	for _, kind := range []string{"bot", "webhook"} {
 		for _, tt := range tests {
-			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
-				fake := actionstest.NewSlack(t)
-				n := kind.new(t, fake, fastRetry)
-				fake.Script(tt.fault)
-				ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
-				defer cancel()
+				synctest.Test(t, func(t *testing.T) {
+					fake := actionstest.NewSlackInMemory(t)
+					n := kinds[kind](fake)
+					fake.Script(tt.fault)
+					ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
+					defer cancel()
+					start := time.Now()
 
-				outcome, err := n.Post(ctx, testMessage(t))
+					outcome, err := n.Post(ctx, testMessage(t))
 
-				if err == nil || err.Error() != tt.wantErr[kind.name] || outcome != OutcomeFailed {
-					t.Errorf("Post: %s, %v\nwant failed, %s", outcome, err, tt.wantErr[kind.name])
-				}
-				if got := errors.Is(err, context.DeadlineExceeded); got != tt.deadline {
-					t.Errorf("errors.Is(err, context.DeadlineExceeded) = %v, want %v", got, tt.deadline)
-				}
-				if c := fake.Counts(); c.Requests != 1 || len(fake.Posts()) != 0 {
-					t.Errorf("fake saw %d requests and accepted %d posts, want 1 and 0", c.Requests, len(fake.Posts()))
-				}
+					if err == nil || err.Error() != tt.wantErr[kind] || outcome != OutcomeFailed {
+						t.Errorf("Post: %s, %v\nwant failed, %s", outcome, err, tt.wantErr[kind])
+					}
+					if got := errors.Is(err, context.DeadlineExceeded); got != tt.deadline {
+						t.Errorf("errors.Is(err, context.DeadlineExceeded) = %v, want %v", got, tt.deadline)
+					}
+					if took := time.Since(start); took != tt.took {
+						t.Errorf("Post returned after %s, want %s", took, tt.took)
+					}
+					synctest.Wait() // the fake sees the client go
+					if c := fake.Counts(); c.Requests != 1 || len(fake.Posts()) != 0 {
+						t.Errorf("fake saw %d requests and accepted %d posts, want 1 and 0", c.Requests, len(fake.Posts()))
+					}
+				})
 			})
 		}
 	}

@@ -11,7 +11,10 @@
 //     PutSuppressedDestination), with X-Amzn-ErrorType errors the SDK maps to
 //     its modeled types, and records every call ([Call]).
 //
-// Both listen on 127.0.0.1 only, are closed by t.Cleanup, are safe for
+// Both listen on 127.0.0.1 only; [NewSlackInMemory] and [NewSESInMemory]
+// serve them on in-memory connections instead, reached through their
+// HTTPClient methods, so that a testing/synctest bubble can hold them and
+// run its fake clock. They are closed by t.Cleanup, are safe for
 // concurrent use and can fail on purpose: [Slack.Script] and [SES.Script]
 // queue faults for the next requests, [Slack.FailRandomly] and
 // [SES.FailRandomly] fail a fraction of requests, deterministically for a

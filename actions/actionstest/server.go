@@ -12,12 +12,15 @@ import (
 // maxBody bounds what a fake reads of a request body.
 const maxBody = 8 << 20
 
-// fake is what the SES and Slack fakes share: the server, its scripted
-// faults and its counters, under mu with the fake's own state.
+// fake is what the SES and Slack fakes share: where it is served and a
+// client that reaches it, its scripted faults and its counters, under mu
+// with the fake's own state.
 type fake struct {
-	srv    *httptest.Server
-	done   chan struct{}
-	faults faultPlan
+	url      string // base URL, no slash
+	client   *http.Client
+	inMemory bool // served by startInMemory
+	done     chan struct{}
+	faults   faultPlan
 
 	mu     sync.Mutex
 	counts Counts
@@ -26,7 +29,30 @@ type fake struct {
 // start starts the fake's server on 127.0.0.1, serving h.
 func (f *fake) start(t testing.TB, h http.HandlerFunc) {
 	f.done = make(chan struct{})
-	f.srv = startLoopback(t, h, f.done)
+	srv := startLoopback(t, h, f.done)
+	f.url, f.client = srv.URL, srv.Client()
+}
+
+// startInMemory starts the fake's server on in-memory connections,
+// serving h at host (its URL is http://host), and closes it with
+// t.Cleanup, after closing done so that waits in handlers end.
+func (f *fake) startInMemory(t testing.TB, h http.HandlerFunc, host string) {
+	f.done = make(chan struct{})
+	ln := newMemListener()
+	srv := &http.Server{Handler: h}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // http.ErrServerClosed once closed
+	}()
+	tr := &http.Transport{DialContext: ln.dial, MaxIdleConnsPerHost: 64}
+	f.url, f.client, f.inMemory = "http://"+host, &http.Client{Transport: tr}, true
+	t.Cleanup(func() {
+		close(f.done)
+		_ = srv.Close()
+		<-served
+		tr.CloseIdleConnections()
+	})
 }
 
 // Pending is the number of scripted faults not yet served.

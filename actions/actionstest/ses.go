@@ -102,9 +102,26 @@ func NewSES(t testing.TB) *SES {
 	return s
 }
 
-// URL is the fake's endpoint, "http://127.0.0.1:PORT", for sesv2's
-// BaseEndpoint or AWS_ENDPOINT_URL_SESV2.
-func (s *SES) URL() string { return s.srv.URL }
+// NewSESInMemory is [NewSES] without a socket, as [NewSlackInMemory] is
+// for Slack: the fake is served on in-memory connections, which only
+// [SES.HTTPClient] makes (and [SES.Client] uses), at http://ses.invalid.
+// Made inside a testing/synctest bubble, the fake, its clients and every
+// connection between them belong to the bubble.
+func NewSESInMemory(t testing.TB) *SES {
+	t.Helper()
+	s := &SES{list: map[string]suppression{}}
+	s.startInMemory(t, s.serveHTTP, "ses.invalid")
+	return s
+}
+
+// URL is the fake's endpoint, "http://127.0.0.1:PORT" (or
+// "http://ses.invalid" for [NewSESInMemory]), for sesv2's BaseEndpoint or
+// AWS_ENDPOINT_URL_SESV2.
+func (s *SES) URL() string { return s.url }
+
+// HTTPClient returns an HTTP client that reaches the fake, as
+// [Slack.HTTPClient] does: for [NewSESInMemory], the only one.
+func (s *SES) HTTPClient() *http.Client { return s.client }
 
 // Suppress puts address on the suppression list with reason (BOUNCE or
 // COMPLAINT; not checked, so a test can store anything) as last updated

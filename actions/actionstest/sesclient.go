@@ -15,17 +15,22 @@ import (
 
 // Client returns a real sesv2 client for the fake: region SESRegion,
 // static credentials, BaseEndpoint URL, its own HTTP transport (closed by
-// t.Cleanup) and [FastRetryer]. opts run last and may change any of it
-// (o.Retryer, o.RetryMaxAttempts, …).
+// t.Cleanup; for [NewSESInMemory], [SES.HTTPClient]) and [FastRetryer].
+// opts run last and may change any of it (o.Retryer, o.RetryMaxAttempts,
+// …).
 func (s *SES) Client(t testing.TB, opts ...func(*sesv2.Options)) *sesv2.Client {
 	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
+	client := s.client
+	if !s.inMemory {
+		tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+		t.Cleanup(tr.CloseIdleConnections)
+		client = &http.Client{Transport: tr}
+	}
 	return sesv2.New(sesv2.Options{
 		Region:       SESRegion,
-		BaseEndpoint: aws.String(s.srv.URL),
+		BaseEndpoint: aws.String(s.url),
 		Credentials:  credentials.NewStaticCredentialsProvider(SESAccessKeyID, SESSecretAccessKey, ""),
-		HTTPClient:   &http.Client{Transport: tr},
+		HTTPClient:   client,
 		Retryer:      FastRetryer(),
 	}, opts...)
 }
@@ -64,7 +69,7 @@ func (s *SES) Setenv(t testing.TB) {
 		"AWS_ACCESS_KEY_ID":                   SESAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":               SESSecretAccessKey,
 		"AWS_SESSION_TOKEN":                   "",
-		"AWS_ENDPOINT_URL_SESV2":              s.srv.URL,
+		"AWS_ENDPOINT_URL_SESV2":              s.url,
 		"AWS_ENDPOINT_URL":                    "",
 		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
 		"AWS_USE_FIPS_ENDPOINT":               "",

@@ -60,19 +60,39 @@ type Slack struct {
 	hooks    map[string]string // webhook path -> name
 	posts    []Post
 	seq      int
-	// limit is LimitPer's n (0: no limit) within per, answered with
-	// Retry-After: retryAfter beyond it; recent is the times of the
-	// messages let through within per, per channel or webhook.
-	limit      int
-	per        time.Duration
-	retryAfter int
-	recent     map[string][]time.Time
+	// limit is LimitPerSecond's n (0: no limit); recent is the times of
+	// the messages let through in the last second, per channel or
+	// webhook.
+	limit  int
+	recent map[string][]time.Time
 }
 
 // NewSlack starts a Slack fake on 127.0.0.1, closed by t.Cleanup, with a
 // random bot token ([Slack.Token]) and the given channels ([Slack.AddChannel]).
 func NewSlack(t testing.TB, channels ...string) *Slack {
 	t.Helper()
+	s := newSlack(channels)
+	s.start(t, s.serveHTTP)
+	return s
+}
+
+// NewSlackInMemory is [NewSlack] without a socket: the fake is served on
+// in-memory connections (net.Pipe), which only [Slack.HTTPClient] makes, and
+// its URLs are on the host slack.invalid, which no other client reaches.
+// Made inside a testing/synctest bubble, the fake, its client and every
+// connection between them belong to the bubble: a post waiting for an
+// answer is durably blocked, so the bubble's fake clock can run while it
+// waits, and the fake's rate limit and [Post.Time] are on that clock.
+// It is closed by t.Cleanup, which a bubble runs inside itself.
+func NewSlackInMemory(t testing.TB, channels ...string) *Slack {
+	t.Helper()
+	s := newSlack(channels)
+	s.startInMemory(t, s.serveHTTP, "slack.invalid")
+	return s
+}
+
+// newSlack is a Slack fake with channels, not yet served.
+func newSlack(channels []string) *Slack {
 	s := &Slack{
 		token:    "xoxb-000-000-" + rand.Text(),
 		channels: map[string]string{},
@@ -81,17 +101,24 @@ func NewSlack(t testing.TB, channels ...string) *Slack {
 	for _, c := range channels {
 		s.AddChannel(c)
 	}
-	s.start(t, s.serveHTTP)
 	return s
 }
 
-// URL is the fake's base URL, as "http://127.0.0.1:PORT" (no slash).
-func (s *Slack) URL() string { return s.srv.URL }
+// URL is the fake's base URL, as "http://127.0.0.1:PORT" (no slash), or
+// "http://slack.invalid" for [NewSlackInMemory].
+func (s *Slack) URL() string { return s.url }
+
+// HTTPClient returns an HTTP client that reaches the fake: for
+// [NewSlackInMemory], the only one, whose every connection is an
+// in-memory pipe to the fake, whatever host it is asked for; for
+// [NewSlack], one without proxies. It is shared, and its idle
+// connections are closed with the fake.
+func (s *Slack) HTTPClient() *http.Client { return s.client }
 
 // APIURL is the Web API base URL to give slack.OptionAPIURL (or
-// SLACK_API_URL): "http://127.0.0.1:PORT/api/". It ends with a slash because
+// SLACK_API_URL): [Slack.URL] and "/api/". It ends with a slash because
 // slack-go appends the method name to it directly.
-func (s *Slack) APIURL() string { return s.srv.URL + "/api/" }
+func (s *Slack) APIURL() string { return s.url + "/api/" }
 
 // Token is the only bot token the Web API accepts. It is random per fake,
 // so a test can search output for it to prove it never leaks.
@@ -141,14 +168,14 @@ func isChannelID(c string) bool {
 }
 
 // WebhookURL returns a new, valid incoming-webhook URL,
-// "http://127.0.0.1:PORT/services/T000/B000/SECRET", with a random secret.
+// [Slack.URL] and "/services/T000/B000/SECRET", with a random secret.
 // Messages posted to it are recorded with Channel set to name.
 func (s *Slack) WebhookURL(name string) string {
 	path := "/services/T000/B000/" + rand.Text()
 	s.mu.Lock()
 	s.hooks[path] = name
 	s.mu.Unlock()
-	return s.srv.URL + path
+	return s.url + path
 }
 
 // Script queues faults for the next requests, Web API and webhook alike, in
@@ -171,46 +198,33 @@ func (s *Slack) FailRandomly(p float64, seed int64, kinds ...Fault) {
 // message to a channel or webhook that has already let n messages
 // through in the last second is answered 429 with Retry-After: 1 (counted
 // in Counts.Throttled and Counts.RateLimited). n <= 0 turns the limit off.
-// It is LimitPer(n, time.Second, 1).
-func (s *Slack) LimitPerSecond(n int) { s.LimitPer(n, time.Second, 1) }
-
-// LimitPer is LimitPerSecond with another window, for a test that
-// scales time: a message to a channel or webhook that has already let n
-// messages through within per is answered 429 with Retry-After:
-// retryAfter. Retry-After is whole seconds, as Slack sends it and as
-// slack-go reads it, so a window under a second cannot be told exactly:
-// a scaled test passes 0 ("retry at once"), and the client then waits
-// its own least pause (sesrouter's is 50 ms, which is one second of a
-// run 20 times faster than real). n <= 0 or per <= 0 turns the limit off;
-// retryAfter < 0 counts as 0.
-func (s *Slack) LimitPer(n int, per time.Duration, retryAfter int) {
+// The second is on the clock of the fake's goroutines: a testing/synctest
+// bubble's fake clock for [NewSlackInMemory] made inside one.
+func (s *Slack) LimitPerSecond(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if per <= 0 {
-		n = 0
-	}
-	s.limit, s.per, s.retryAfter = n, per, max(retryAfter, 0)
+	s.limit = max(n, 0)
 	s.recent = map[string][]time.Time{}
 }
 
-// overLimit reports whether the message r posts goes past LimitPer's
-// limit for its channel or webhook, and with what Retry-After; when it
-// does not, it counts the message.
-func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) (retryAfter int, over bool) {
+// overLimit reports whether the message r posts goes past
+// LimitPerSecond's limit for its channel or webhook; when it does not, it
+// counts the message.
+func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) bool {
 	s.mu.Lock()
 	limited := s.limit > 0
 	s.mu.Unlock()
 	if !limited {
-		return 0, false
+		return false
 	}
 	key := r.URL.Path
 	if isAPI {
 		if r.URL.Path != "/api/chat.postMessage" {
-			return 0, false
+			return false
 		}
 		params, err := apiParams(r, body)
 		if err != nil {
-			return 0, false
+			return false
 		}
 		key = stringParam(params, "channel")
 	}
@@ -221,16 +235,16 @@ func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) (retryAfter 
 	}
 	now := time.Now()
 	recent := s.recent[key]
-	for len(recent) > 0 && now.Sub(recent[0]) >= s.per {
+	for len(recent) > 0 && now.Sub(recent[0]) >= time.Second {
 		recent = recent[1:]
 	}
 	if len(recent) >= s.limit {
 		s.recent[key] = recent
 		s.counts.RateLimited++
-		return s.retryAfter, true
+		return true
 	}
 	s.recent[key] = append(recent, now)
-	return 0, false
+	return false
 }
 
 // Posts returns a copy of the messages accepted so far, in arrival order.
@@ -278,8 +292,8 @@ func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if retryAfter, over := s.overLimit(r, body, isAPI); over {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	if s.overLimit(r, body, isAPI) {
+		w.Header().Set("Retry-After", "1")
 		if isAPI {
 			s.answer(w, http.StatusTooManyRequests, false, "application/json; charset=utf-8", `{"ok":false,"error":"ratelimited"}`)
 		} else {

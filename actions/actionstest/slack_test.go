@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions/actionstest"
@@ -350,40 +351,36 @@ func TestSlackWebhook(t *testing.T) {
 	}
 }
 
+// TestSlackSlow checks FaultSlow on a synctest bubble's clock, with the
+// fake in memory: a slow answer comes exactly when it is due, and a
+// client that gives up first is counted as gone.
 func TestSlackSlow(t *testing.T) {
-	fake := actionstest.NewSlack(t, "C0123456789")
-	api := newSlackClient(fake)
+	synctest.Test(t, func(t *testing.T) {
+		fake := actionstest.NewSlackInMemory(t, "C0123456789")
+		api := slack.New(fake.Token(), slack.OptionAPIURL(fake.APIURL()), slack.OptionHTTPClient(fake.HTTPClient()))
 
-	fake.Script(actionstest.FaultSlow(20 * time.Millisecond))
-	start := time.Now()
-	if _, _, err := api.PostMessageContext(context.Background(), "C0123456789", slack.MsgOptionText("x", false)); err != nil {
-		t.Fatalf("slow post: %v", err)
-	}
-	if d := time.Since(start); d < 20*time.Millisecond {
-		t.Errorf("slow post took %v, want at least 20ms", d)
-	}
-
-	fake.Script(actionstest.FaultSlow(time.Hour))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, _, err := api.PostMessageContext(ctx, "C0123456789", slack.MsgOptionText("x", false))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want context.DeadlineExceeded", err)
-	}
-	waitFor(t, func() bool { return fake.Counts().Abandoned == 1 })
-	if c := fake.Counts(); c.Requests != 2 || c.Succeeded != 1 || len(fake.Posts()) != 1 {
-		t.Errorf("counts = %+v, %d posts", c, len(fake.Posts()))
-	}
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+		fake.Script(actionstest.FaultSlow(20 * time.Millisecond))
+		start := time.Now()
+		if _, _, err := api.PostMessageContext(context.Background(), "C0123456789", slack.MsgOptionText("x", false)); err != nil {
+			t.Fatalf("slow post: %v", err)
 		}
-	}
+		if d := time.Since(start); d != 20*time.Millisecond {
+			t.Errorf("slow post took %v, want 20ms", d)
+		}
+
+		fake.Script(actionstest.FaultSlow(time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start = time.Now()
+		_, _, err := api.PostMessageContext(ctx, "C0123456789", slack.MsgOptionText("x", false))
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("got %v after %v, want context.DeadlineExceeded after 50ms", err, time.Since(start))
+		}
+		synctest.Wait() // the fake sees the client go
+		if c := fake.Counts(); c.Requests != 2 || c.Succeeded != 1 || c.Abandoned != 1 || len(fake.Posts()) != 1 {
+			t.Errorf("counts = %+v, %d posts", c, len(fake.Posts()))
+		}
+	})
 }
 
 // outcomes posts n messages one after another and returns each outcome.
@@ -482,60 +479,43 @@ func TestSlackSetenv(t *testing.T) {
 	}
 }
 
+// TestSlackLimitPerSecond checks the limit on a synctest bubble's clock,
+// with the fake in memory: n messages per channel or webhook within a
+// second, a 429 with Retry-After: 1 beyond, until a second has passed
+// since the oldest of them.
 func TestSlackLimitPerSecond(t *testing.T) {
-	s := actionstest.NewSlack(t)
-	s.LimitPerSecond(2)
-	a, b := s.WebhookURL("a"), s.WebhookURL("b")
-	post := func(url string) *http.Response {
-		t.Helper()
-		resp, err := http.Post(url, "application/json", strings.NewReader(`{"text":"hi"}`))
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		s := actionstest.NewSlackInMemory(t)
+		s.LimitPerSecond(2)
+		a, b := s.WebhookURL("a"), s.WebhookURL("b")
+		if !strings.HasPrefix(a, "http://slack.invalid/services/") {
+			t.Errorf("webhook URL %q, want it on slack.invalid", a)
 		}
-		resp.Body.Close()
-		return resp
-	}
-	for _, url := range []string{a, a, b} {
-		if resp := post(url); resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d within the limit", resp.StatusCode)
+		post := func(url string) *http.Response {
+			t.Helper()
+			resp, err := s.HTTPClient().Post(url, "application/json", strings.NewReader(`{"text":"hi"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
 		}
-	}
-	resp := post(a)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
-		t.Errorf("third post to a within a second: status %d, Retry-After %q; want 429, 1", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	if c := s.Counts(); c.RateLimited != 1 || c.Throttled != 1 || c.Succeeded != 3 {
-		t.Errorf("counts %+v", c)
-	}
-}
-
-// TestSlackLimitPer checks the limit of a test that scales time: the
-// window is per, and the 429 carries the Retry-After asked for, which
-// slack-go reads (0: retry at once).
-func TestSlackLimitPer(t *testing.T) {
-	const per = 30 * time.Millisecond
-	s := actionstest.NewSlack(t)
-	s.LimitPer(1, per, 0)
-	hook := s.WebhookURL("hook")
-	post := func() error {
-		return slack.PostWebhookContext(context.Background(), hook, &slack.WebhookMessage{Text: "hi"})
-	}
-	start := time.Now()
-	if err := post(); err != nil {
-		t.Fatal(err)
-	}
-	err := post()
-	var rl *slack.RateLimitedError
-	// Checked only when the second post surely came within the window,
-	// which a slow machine might not manage.
-	if time.Since(start) < per && (!errors.As(err, &rl) || rl.RetryAfter != 0) {
-		t.Fatalf("second post within %s: %v; want a 429 with Retry-After: 0", per, err)
-	}
-	time.Sleep(per) // the window passes
-	if err := post(); err != nil {
-		t.Errorf("a post after the window: %v", err)
-	}
-	if c := s.Counts(); c.RateLimited > 1 || c.Succeeded+c.Throttled != 3 {
-		t.Errorf("counts %+v", c)
-	}
+		for _, url := range []string{a, a, b} {
+			if resp := post(url); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d within the limit", resp.StatusCode)
+			}
+		}
+		time.Sleep(999 * time.Millisecond)
+		resp := post(a)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("third post to a within a second: status %d, Retry-After %q; want 429, 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		time.Sleep(time.Millisecond)
+		if resp := post(a); resp.StatusCode != http.StatusOK {
+			t.Errorf("a post to a a second after its first two: status %d, want 200", resp.StatusCode)
+		}
+		if c := s.Counts(); c.RateLimited != 1 || c.Throttled != 1 || c.Succeeded != 4 {
+			t.Errorf("counts %+v", c)
+		}
+	})
 }

@@ -78,13 +78,30 @@ type liveFakes struct {
 	vars map[string]string
 	// actionTimeout, when set, bounds each notification's actions.
 	actionTimeout time.Duration
+	// inMemory says that the fakes are served in memory: a route reaches
+	// them through their own clients.
+	inMemory bool
 }
 
 // startLiveFakes starts a Slack fake (with liveChannel) and an SES fake,
 // and points the AWS SDK at the latter through the process environment.
 func startLiveFakes(t *testing.T) *liveFakes {
 	t.Helper()
-	f := &liveFakes{slack: actionstest.NewSlack(t, liveChannel), ses: actionstest.NewSES(t)}
+	return pointAtFakes(t, &liveFakes{slack: actionstest.NewSlack(t, liveChannel), ses: actionstest.NewSES(t)})
+}
+
+// startLiveFakesInMemory is startLiveFakes with both fakes served in
+// memory, for a test on a testing/synctest bubble's clock: call it inside
+// the bubble.
+func startLiveFakesInMemory(t *testing.T) *liveFakes {
+	t.Helper()
+	f := &liveFakes{slack: actionstest.NewSlackInMemory(t, liveChannel), ses: actionstest.NewSESInMemory(t), inMemory: true}
+	return pointAtFakes(t, f)
+}
+
+// pointAtFakes sets f's variables and points the AWS SDK at f.ses.
+func pointAtFakes(t *testing.T, f *liveFakes) *liveFakes {
+	t.Helper()
 	f.ses.Setenv(t)
 	f.vars = map[string]string{
 		"SLACK_BOT_TOKEN":    f.slack.Token(),
@@ -140,6 +157,9 @@ func routeLive(t *testing.T, f *liveFakes, rules, input string, args ...string) 
 	argv := append(append([]string{"route", "-rules", rulesPath}, args...), inPath)
 	e := testEnv(f.vars)
 	e.actionTimeout = f.actionTimeout
+	if f.inMemory {
+		e.slackClient, e.sesClient = f.slack.HTTPClient(), f.ses.HTTPClient()
+	}
 	r := runCLI(t, e, "", argv...)
 	checkNoSecrets(t, r, f.secrets()...)
 	return r

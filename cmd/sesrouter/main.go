@@ -58,6 +58,10 @@ type env struct {
 	// (signing certificates, subscription confirmations) instead of the
 	// network, for tests; nil is the network.
 	outbound http.RoundTripper
+	// slackClient and sesClient, when set, carry every request to Slack
+	// and to SES instead of clients of their own: tests give the clients
+	// of in-memory fakes, to run on a testing/synctest bubble's clock.
+	slackClient, sesClient *http.Client
 }
 
 func newEnv() env {

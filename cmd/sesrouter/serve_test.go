@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -432,9 +434,13 @@ func TestServeGracefulShutdown(t *testing.T) {
 	checkContains(t, "log", ts.logs.String(), `"msg":"stopped"`, `"timeout":"2m30s"`)
 }
 
-// TestServeLoad posts 1,000 signed bounces at once: every one is routed
-// and answered 200, and memory stays bounded. The heap is sampled at
-// every tenth log line, that is as the notifications are handled.
+// TestServeLoad posts 1,000 signed bounces at once, as SNS would: a 503
+// (no slot free within intake.DefaultQueueWait: how many depends on the
+// machine's speed) must carry a Retry-After, and the bounce is posted
+// again after it. Every one ends routed and answered 200, acted on once
+// (a 503 comes before anything is done), and memory stays bounded. The
+// heap is sampled at every tenth log line, that is as the notifications
+// are handled.
 func TestServeLoad(t *testing.T) {
 	const n = 1000
 	sg := intaketest.NewSigner(t)
@@ -463,13 +469,47 @@ func TestServeLoad(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 
+	// post delivers body as SNS does, again after each 503 (at most
+	// maxTries times: each waits up to DefaultQueueWait for a slot, while
+	// the server works through the others), and returns the last status.
+	const maxTries = 50
+	var busy atomic.Int64
+	post := func(body []byte) int {
+		for try := 1; ; try++ {
+			req, err := http.NewRequest(http.MethodPost, ts.url+"/sns", bytes.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return 0
+			}
+			req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return 0
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return resp.StatusCode
+			}
+			if busy.Add(1); try == maxTries {
+				return resp.StatusCode
+			}
+			after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if err != nil || after < 1 {
+				t.Errorf("503 with Retry-After %q, want whole seconds", resp.Header.Get("Retry-After"))
+				return resp.StatusCode
+			}
+			time.Sleep(time.Duration(after) * time.Second) // as asked
+		}
+	}
 	codes := make([]int, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range bodies {
 		wg.Go(func() {
 			<-start
-			codes[i] = ts.post(t, client, bodies[i])
+			codes[i] = post(bodies[i])
 		})
 	}
 	close(start)
@@ -482,7 +522,10 @@ func TestServeLoad(t *testing.T) {
 		}
 	}
 	if len(bad) > 0 {
-		t.Errorf("non-200 answers by status: %v", bad)
+		t.Errorf("non-200 answers by status (after up to %d tries each): %v", maxTries, bad)
+	}
+	if refused := strings.Count(ts.logs.String(), `"msg":"too many requests in progress"`); int64(refused) != busy.Load() {
+		t.Errorf("%d answers 503, %d refusals logged", busy.Load(), refused)
 	}
 	if got := len(ts.fakes.slack.Posts()); got != n {
 		t.Errorf("%d Slack posts, want %d", got, n)
@@ -496,7 +539,7 @@ func TestServeLoad(t *testing.T) {
 	mu.Lock()
 	p := peak
 	mu.Unlock()
-	t.Logf("%d notifications; heap in use: peak %d MiB, after GC %d MiB", n, p>>20, ms.HeapInuse>>20)
+	t.Logf("%d notifications, %d answers 503 first; heap in use: peak %d MiB, after GC %d MiB", n, busy.Load(), p>>20, ms.HeapInuse>>20)
 	if ms.HeapInuse > 100<<20 {
 		t.Errorf("heap in use after GC %d MiB, want under 100 MiB", ms.HeapInuse>>20)
 	}

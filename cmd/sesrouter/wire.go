@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
@@ -49,10 +50,17 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.actionTimeout > 0 {
 		timeout = e.actionTimeout
 	}
+	client := e.slackClient
+	if client == nil {
+		client = actions.NewHTTPClient(concurrency)
+	}
 	aws := new(actions.AWSConfig)
+	if e.sesClient != nil {
+		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
+	}
 	return &pipeline.Parts{
 		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
-			Getenv: e.getenv, HTTPClient: actions.NewHTTPClient(concurrency), Pacers: actions.NewPacers(processes)},
+			Getenv: e.getenv, HTTPClient: client, Pacers: actions.NewPacers(processes)},
 		CheckSES: aws.Check,
 		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) {
 			c, err := aws.NewSESClient(ctx)
