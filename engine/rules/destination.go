@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -208,42 +207,3 @@ func duration(y *YAML, n *yaml.Node, ctx, key string, zeroOK bool) time.Duration
 	return d
 }
 
-// looksLikeCredential says what s looks like when it holds a URL or a
-// Slack token ("a webhook URL", "a Slack token"), or "". It looks
-// anywhere in s, not only at its start, so that a credential pasted with
-// something around it (NAME=https://…, <https://…>) is not repeated
-// either.
-func looksLikeCredential(s string) string {
-	lower := strings.ToLower(s)
-	switch {
-	case strings.Contains(lower, "https://") || strings.Contains(lower, "http://"):
-		if strings.Contains(lower, "hooks.slack.com") {
-			return "a webhook URL"
-		}
-		return "a URL"
-	case hasToken(s):
-		return "a Slack token"
-	}
-	return ""
-}
-
-// hasToken reports whether a word of s starts as a Slack token does.
-func hasToken(s string) bool {
-	for _, prefix := range []string{"xoxb-", "xoxp-", "xoxa-", "xapp-", "xoxe"} {
-		for i := 0; i < len(s); {
-			j := strings.Index(s[i:], prefix)
-			if j < 0 {
-				break
-			}
-			if at := i + j; at == 0 || !isAlnum(s[at-1]) {
-				return true
-			}
-			i += j + 1
-		}
-	}
-	return false
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}

@@ -374,3 +374,38 @@ func TestParseDestinationsCredentialAmidOtherText(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsNeverRepeated holds every problem of a rules file to
+// saying what a credential looks like without repeating it: a webhook
+// written without its scheme in webhook_env, a webhook path alone, a token
+// in mention, and a credential pasted as a key (an unknown key is quoted
+// in its problem) or as a destination name.
+func TestCredentialsNeverRepeated(t *testing.T) {
+	const path = "services/T0SECRET1/B0SECRET1/TOPSECRETTOPSECRET"
+	tests := []struct {
+		name, src, value, want string
+	}{
+		{"webhook without scheme", slackDestination("webhook_env: hooks.slack.com/" + path), path,
+			`rules.yaml:5:20: destination "d": webhook_env must name an environment variable; this value looks like a webhook URL: put the URL in an environment variable and name it here`},
+		{"webhook path alone", slackDestination("webhook_env: /" + path), path,
+			`rules.yaml:5:20: destination "d": webhook_env must name an environment variable; this value looks like a webhook URL: put the URL in an environment variable and name it here`},
+		{"token in mention", slackDestination(`mention: "xoxp-99-QWERTYUIOPZ"`), "xoxp-99-QWERTYUIOPZ",
+			`rules.yaml:5:16: destination "d": mention must not hold a credential; this value looks like a Slack token: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)`},
+		{"webhook as a key", slackDestination("channel: C1", "hooks.slack.com/"+path+": 1"), path,
+			`rules.yaml:6:7: destination "d": unknown key "<webhook URL>" (want channel, webhook_env, mention, digest_after, digest_window, pace or burst)`},
+		{"token as a key", slackDestination("channel: C1", "xoxb-1234-QWERTYUIOPZ: 1"), "xoxb-1234-QWERTYUIOPZ",
+			`rules.yaml:6:7: destination "d": unknown key "<token>" (want channel, webhook_env, mention, digest_after, digest_window, pace or burst)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseDestinations(t, tt.src)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error %v\nwant %s", err, tt.want)
+			}
+			checkNotRepeated(t, err.Error(), tt.value)
+		})
+	}
+}

@@ -125,7 +125,7 @@ func (p *Problem) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Message)
-	return b.String()
+	return redactCredentials(b.String())
 }
 
 // Load parses, checks and compiles a rules file. name is used in messages.
