@@ -206,4 +206,3 @@ func duration(y *YAML, n *yaml.Node, ctx, key string, zeroOK bool) time.Duration
 	}
 	return d
 }
-
