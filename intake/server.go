@@ -20,8 +20,8 @@ const (
 	// DefaultMaxBody is the largest body read: SNS messages are at most
 	// 256 KB, and the HTTP envelope adds little.
 	DefaultMaxBody = 256 << 10
-	// DefaultMaxConcurrent bounds the requests verified and handled at
-	// once.
+	// DefaultMaxConcurrent bounds the requests parsed, verified and
+	// handled at once.
 	DefaultMaxConcurrent = 128
 	// DefaultQueueWait is how long a request waits for a free slot before
 	// it gets 503.
@@ -84,10 +84,10 @@ type ServerOptions struct {
 	// DefaultBodyTimeout); a body not sent in time gets 408. It is read
 	// before the request takes a slot.
 	BodyTimeout time.Duration
-	// MaxConcurrent bounds the requests verified and handled at once
-	// (default DefaultMaxConcurrent); QueueWait is how long a request
-	// whose body has been read waits for a slot before it gets 503 with
-	// Retry-After (default DefaultQueueWait).
+	// MaxConcurrent bounds the requests parsed, verified and handled at
+	// once (default DefaultMaxConcurrent); QueueWait is how long a
+	// request whose body has been read waits for a slot before it gets
+	// 503 with Retry-After (default DefaultQueueWait).
 	MaxConcurrent int
 	QueueWait     time.Duration
 	// MaxAge, when not 0, is the replay window: a Notification whose
@@ -101,15 +101,23 @@ type ServerOptions struct {
 // Server is the http.Handler of an SNS HTTP(S) subscription endpoint. A
 // POST goes through these steps in order, each before the costlier next:
 //
-//  1. its body is read (at most MaxBody, within BodyTimeout) before the
+//  1. the checks that need no body: the method, the Content-Length (at
+//     most MaxBody), the x-amz-sns-message-type header (a Type, when
+//     present) and the x-amz-sns-topic-arn header, which SNS always
+//     sends and which must name one of Topics; a request refused here
+//     has its body left unread;
+//  2. its body is read (at most MaxBody, within BodyTimeout) before the
 //     request takes a slot, so that a slow client holds none;
-//  2. the body is parsed by ses.ParseSNS and checked: CheckFields, the
-//     x-amz-sns-message-type header, an RFC 3339 Timestamp;
-//  3. a topic not in Topics is refused, and so is a Notification outside
-//     the replay window (MaxAge);
-//  4. the request takes one of MaxConcurrent slots, and its signature is
-//     verified (which may fetch the certificate);
-//  5. only then is it acted on, by its Type: a Notification goes to
+//  3. the request takes one of MaxConcurrent slots (waiting QueueWait at
+//     most), so that at most MaxConcurrent bodies are parsed, verified
+//     or handled at once;
+//  4. the body is parsed by ses.ParseSNS and checked: CheckFields, both
+//     headers against it (its TopicArn must equal x-amz-sns-topic-arn),
+//     an RFC 3339 Timestamp, the replay window (MaxAge) of a
+//     Notification;
+//  5. its signature is verified (which may fetch the certificate: only
+//     now);
+//  6. only then is it acted on, by its Type: a Notification goes to
 //     Handle and is answered once Handle returns; a
 //     SubscriptionConfirmation is confirmed by a GET of its SubscribeURL
 //     (on the SNS host of the topic's region, no redirects followed); an
@@ -118,10 +126,10 @@ type ServerOptions struct {
 // GET /healthz answers 200 "ok". Status codes:
 //
 //   - 200: done.
-//   - 400: the body is not one SNS message (not a JSON object, a key given
-//     twice in any letter case, a control character in a one-line field,
-//     a required field missing, a Timestamp that is not RFC 3339), or the
-//     x-amz-sns-message-type header contradicts it.
+//   - 400: no x-amz-sns-topic-arn header (or two); the body is not one SNS
+//     message (not a JSON object, a key given twice in any letter case, a
+//     control character in a one-line field, a required field missing, a
+//     Timestamp that is not RFC 3339), or a header contradicts it.
 //   - 403: topic not allowed; Notification outside the replay window;
 //     signature or certificate refused (SignatureVersion 1 too, when the
 //     Verifier wants 2); SubscribeURL not on the topic's SNS host.
@@ -199,6 +207,17 @@ func NewServer(o ServerOptions) *Server {
 	return s
 }
 
+// Headers SNS sends with every message, which the cheap checks read
+// before the body.
+const (
+	// TopicHeader names the message's topic: it must be one of
+	// ServerOptions.Topics, and equal to the body's TopicArn.
+	TopicHeader = "x-amz-sns-topic-arn"
+	// TypeHeader names the message's Type; when present it must equal
+	// the body's.
+	TypeHeader = "x-amz-sns-message-type"
+)
+
 // ServeHTTP handles one request; see [Server].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -206,26 +225,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.refuse(r, w, http.StatusMethodNotAllowed, "method not allowed", nil)
+	topic, ok := s.checkHeaders(w, r)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
+	// The request takes one of the slots before anything costlier than
+	// reading: parsing the body, verifying, handling. A client cannot
+	// hold a slot by being slow to send its body.
+	if !s.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, slog.String("topicArn", topic))
+		return
+	}
+	defer func() { <-s.slots }()
 	m, err := ses.ParseSNS(body)
 	if err == nil {
 		err = CheckFields(m)
 	}
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err)
+		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, slog.String("topicArn", topic))
 		return
 	}
-	if h := r.Header.Get("x-amz-sns-message-type"); h != "" && h != m.Type {
-		s.refuse(r, w, http.StatusBadRequest, "x-amz-sns-message-type contradicts the body", nil,
+	if h := r.Header.Get(TypeHeader); h != "" && h != m.Type {
+		s.refuse(r, w, http.StatusBadRequest, TypeHeader+" contradicts the body", nil,
 			msgAttrs(m, slog.String("header", h))...)
+		return
+	}
+	if m.TopicArn != topic {
+		s.refuse(r, w, http.StatusBadRequest, TopicHeader+" contradicts the body", nil,
+			msgAttrs(m, slog.String("header", topic))...)
 		return
 	}
 	sent, err := time.Parse(time.RFC3339, m.Timestamp)
@@ -234,23 +266,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, msgAttrs(m)...)
 		return
 	}
-	if !s.topics[m.TopicArn] {
-		s.refuse(r, w, http.StatusForbidden, "topic not allowed", nil, msgAttrs(m)...)
-		return
-	}
 	if err := s.checkAge(m, sent); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "notification outside the replay window", err, msgAttrs(m)...)
 		return
 	}
-	// Only now does the request take one of the slots: verifying and
-	// handling are the costly part, and a client cannot hold a slot by
-	// being slow.
-	if !s.acquire(r.Context()) {
-		w.Header().Set("Retry-After", "1")
-		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, msgAttrs(m)...)
-		return
-	}
-	defer func() { <-s.slots }()
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
 		if errors.Is(err, ErrCertUnavailable) {
 			// The certificate could not be fetched, maybe for a
@@ -277,16 +296,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// checkHeaders makes the checks that need no body: the method, the
+// Content-Length, the message type header, and the topic header against
+// Topics. It returns the topic header, or answers why the request is
+// refused (405, 413, 400, 403) and reports false; the body is then not
+// read, and the connection closes after the answer.
+func (s *Server) checkHeaders(w http.ResponseWriter, r *http.Request) (string, bool) {
+	refuse := func(code int, msg string, attrs ...slog.Attr) (string, bool) {
+		// The body is not read: the connection closes after the
+		// answer, and the read deadline is now, so that the
+		// http.Server does not read the body after the answer either
+		// (it would, to reuse the connection). Errors are ignored: a
+		// ResponseWriter that cannot set deadlines (a test's
+		// recorder) has no connection.
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		s.refuse(r, w, code, msg, nil, attrs...)
+		return "", false
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return refuse(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	if r.ContentLength > s.maxBody {
+		return refuse(http.StatusRequestEntityTooLarge, "body too large",
+			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
+	}
+	switch typ := r.Header.Get(TypeHeader); typ {
+	case "", ses.SNSNotification, ses.SNSSubscriptionConfirmation, ses.SNSUnsubscribeConfirmation:
+	default:
+		return refuse(http.StatusBadRequest, "unknown "+TypeHeader, slog.String("header", typ))
+	}
+	topics := r.Header.Values(TopicHeader)
+	switch {
+	case len(topics) == 0:
+		return refuse(http.StatusBadRequest, "no "+TopicHeader+" header")
+	case len(topics) > 1:
+		return refuse(http.StatusBadRequest, TopicHeader+" header given twice")
+	case !s.topics[topics[0]]:
+		return refuse(http.StatusForbidden, "topic not allowed", slog.String("topicArn", topics[0]))
+	}
+	return topics[0], true
+}
+
 // readBody reads the body of r, at most maxBody bytes within bodyTimeout,
 // or answers why it cannot (413, 408, 400) and reports false. It takes no
 // slot: a client that sends its headers and stalls holds only its own
 // connection, for bodyTimeout at most.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if r.ContentLength > s.maxBody {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
-			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
-		return nil, false
-	}
 	rc := http.NewResponseController(w)
 	// Errors are ignored: a ResponseWriter that cannot set deadlines (a
 	// test's recorder) reads without one.
