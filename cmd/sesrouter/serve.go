@@ -130,7 +130,8 @@ func answer(svc *pipeline.Service) func(context.Context, *ses.SNSMessage) error 
 }
 
 // serve answers on ln until SIGTERM or SIGINT, then shuts down, letting
-// the requests in flight finish and the windows post their digests.
+// the requests in flight finish (closing the connections still open once
+// serveWriteTimeout has passed) and the windows post their digests.
 // SIGHUP reloads the rules.
 func serveHTTP(ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger, e env) error {
 	hs := intake.HTTPServer(h, logger, serveWriteTimeout)
@@ -151,7 +152,7 @@ func serveHTTP(ln net.Listener, h http.Handler, svc *pipeline.Service, logger *s
 			logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
 			ctx, cancel := context.WithTimeout(context.Background(), serveWriteTimeout)
 			defer cancel()
-			err := hs.Shutdown(ctx)
+			err := intake.Shutdown(ctx, hs)
 			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 				err = serr
 			}
