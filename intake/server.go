@@ -116,7 +116,7 @@ type ServerOptions struct {
 //     an RFC 3339 Timestamp, the replay window (MaxAge) of a
 //     Notification;
 //  5. its signature is verified (which may fetch the certificate: only
-//     now);
+//     now, and a fetch that failed is not tried again for a minute);
 //  6. only then is it acted on, by its Type: a Notification goes to
 //     Handle and is answered once Handle returns; a
 //     SubscriptionConfirmation is confirmed by a GET of its SubscribeURL
@@ -143,7 +143,8 @@ type ServerOptions struct {
 //     not be fetched (with Retry-After).
 //
 // SNS retries 5xx answers, not 4xx ones. Every refusal is logged, at warn
-// (error for 5xx), with why.
+// (error for 5xx, but for a certificate that could not be fetched: anyone
+// can name one), with why.
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
@@ -273,9 +274,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
 		if errors.Is(err, ErrCertUnavailable) {
 			// The certificate could not be fetched, maybe for a
-			// passing reason: SNS retries a 5xx.
+			// passing reason: SNS retries a 5xx. Anyone can name a
+			// certificate URL that fails, so it is a warning.
 			w.Header().Set("Retry-After", "10")
-			s.refuse(r, w, http.StatusServiceUnavailable, "signing certificate unavailable", err, msgAttrs(m)...)
+			s.refuseAt(slog.LevelWarn, r, w, http.StatusServiceUnavailable, "signing certificate unavailable", err, msgAttrs(m)...)
 			return
 		}
 		s.refuse(r, w, http.StatusForbidden, "signature refused", err, msgAttrs(m)...)
@@ -452,6 +454,11 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 	if code >= 500 {
 		level = slog.LevelError
 	}
+	s.refuseAt(level, r, w, code, msg, err, attrs...)
+}
+
+// refuseAt answers code with its status text and logs why at level.
+func (s *Server) refuseAt(level slog.Level, r *http.Request, w http.ResponseWriter, code int, msg string, err error, attrs ...slog.Attr) {
 	attrs = append(attrs, slog.Int("status", code), slog.String("remote", r.RemoteAddr))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
