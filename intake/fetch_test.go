@@ -471,6 +471,25 @@ func TestVerifyCacheBounded(t *testing.T) {
 	}
 }
 
+func TestVerifyFetchPanics(t *testing.T) {
+	// A panic in the fetch's own goroutine (here, the client's) is that
+	// fetch's failure, which may be passing: it is not the process's end,
+	// and every caller waiting on the fetch gets it.
+	s := validSigner(t)
+	v := NewVerifier(VerifierOptions{Roots: s.roots, HTTPClient: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		panic("a bug of the client")
+	})}})
+	m := testMessages()["notification without subject"]
+	s.sign(t, m, "2")
+	err := v.Verify(context.Background(), m)
+	if err == nil || !errors.Is(err, ErrCertUnavailable) || !strings.Contains(err.Error(), "certificate fetch panicked: a bug of the client") {
+		t.Fatalf("got %v, want the panic as an unavailable certificate", err)
+	}
+	if p, ok := errors.AsType[*panicError](err); !ok || !strings.Contains(string(p.stack), "TestVerifyFetchPanics") {
+		t.Errorf("no stack of the panic in %v", err)
+	}
+}
+
 func TestVerifyFailuresBounded(t *testing.T) {
 	// Each certificate URL that fails is remembered, up to a bound.
 	s := validSigner(t)

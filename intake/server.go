@@ -137,14 +137,15 @@ type ServerOptions struct {
 //   - 408: the body was not sent within BodyTimeout.
 //   - 413: the body is larger than MaxBody.
 //   - 422: Handle's error wraps ErrUnprocessable.
-//   - 500: Handle failed or panicked.
+//   - 500: Handle failed, or handling the request panicked.
 //   - 502: the confirmation GET failed.
 //   - 503: no slot free within QueueWait, or the signing certificate could
 //     not be fetched (with Retry-After).
 //
 // SNS retries 5xx answers, not 4xx ones. Every refusal is logged, at warn
 // (error for 5xx, but for a certificate that could not be fetched: anyone
-// can name one), with why.
+// can name one), with why. A panic is logged with its stack and answered
+// 500; the process goes on.
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
@@ -221,6 +222,7 @@ const (
 
 // ServeHTTP handles one request; see [Server].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverRequest(w, r)
 	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -413,38 +415,56 @@ func (s *Server) acquire(ctx context.Context) bool {
 // result.
 func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *ses.SNSMessage) {
 	err := s.callHandle(r.Context(), m)
-	var p *handlePanic
 	switch {
 	case err == nil:
 		io.WriteString(w, "ok\n")
 	case errors.Is(err, ErrUnprocessable):
 		s.refuse(r, w, http.StatusUnprocessableEntity, "notification not processed", err, msgAttrs(m)...)
-	case errors.As(err, &p):
-		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err,
-			msgAttrs(m, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))...)
 	default:
 		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err, msgAttrs(m)...)
 	}
 }
 
-// handlePanic is a panic of Handle, with the stack where it happened.
-type handlePanic struct {
+// panicError is a recovered panic, with the stack where it happened.
+type panicError struct {
+	what  string // what panicked
 	value any
 	stack []byte
 }
 
-func (p *handlePanic) Error() string { return fmt.Sprintf("Handle panicked: %v", p.value) }
+func (p *panicError) Error() string { return fmt.Sprintf("%s panicked: %v", p.what, p.value) }
 
-// callHandle calls Handle, turning a panic into a *handlePanic: one
+// recovered turns the value of recover into a *panicError.
+func recovered(what string, v any) *panicError {
+	return &panicError{what: what, value: v, stack: debug.Stack()}
+}
+
+// callHandle calls Handle, turning a panic into a *panicError: one
 // notification's bug must not take the connection down unanswered, nor
 // look like a success.
 func (s *Server) callHandle(ctx context.Context, m *ses.SNSMessage) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &handlePanic{value: v, stack: debug.Stack()}
+			err = recovered("Handle", v)
 		}
 	}()
 	return s.handle(ctx, m)
+}
+
+// recoverRequest, deferred by ServeHTTP, answers 500 to a request whose
+// handling panicked and logs the panic with its stack: a bug met by one
+// request must neither crash the process nor leave the request
+// unanswered. http.ErrAbortHandler goes on up, as net/http wants.
+func (s *Server) recoverRequest(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	w.Header().Set("Connection", "close")
+	s.refuse(r, w, http.StatusInternalServerError, "request failed", recovered("request", v))
 }
 
 // refuse answers code with its status text and logs why at warn (error
@@ -457,11 +477,15 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 	s.refuseAt(level, r, w, code, msg, err, attrs...)
 }
 
-// refuseAt answers code with its status text and logs why at level.
+// refuseAt answers code with its status text and logs why at level; a
+// panic's value and stack are logged when err holds one.
 func (s *Server) refuseAt(level slog.Level, r *http.Request, w http.ResponseWriter, code int, msg string, err error, attrs ...slog.Attr) {
 	attrs = append(attrs, slog.Int("status", code), slog.String("remote", r.RemoteAddr))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+		if p, ok := errors.AsType[*panicError](err); ok {
+			attrs = append(attrs, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
+		}
 	}
 	s.logger.LogAttrs(r.Context(), level, msg, attrs...)
 	http.Error(w, strconv.Itoa(code)+" "+http.StatusText(code), code)

@@ -219,7 +219,7 @@ func (v *Verifier) certificate(ctx context.Context, rawURL string) (*x509.Certif
 		// other callers waiting on it do not inherit it; it has its own
 		// timeout.
 		go func() {
-			call.cert, call.err = v.fetch(context.WithoutCancel(ctx), rawURL)
+			call.cert, call.err = v.fetchRecovering(context.WithoutCancel(ctx), rawURL)
 			v.mu.Lock()
 			delete(v.inflight, rawURL)
 			if call.err == nil {
@@ -276,6 +276,19 @@ func (v *Verifier) remember(rawURL string, err error) {
 		}
 	}
 	v.failed[rawURL] = failedFetch{err: err, until: now.Add(FailureMemory)}
+}
+
+// fetchRecovering is fetch, with a panic turned into an error that wraps
+// ErrCertUnavailable: it runs in a goroutine of its own, on a URL and a
+// certificate that anyone can choose, and a bug met there must not crash
+// the process.
+func (v *Verifier) fetchRecovering(ctx context.Context, rawURL string) (c *x509.Certificate, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("%w: %s: %w", ErrCertUnavailable, rawURL, recovered("certificate fetch", p))
+		}
+	}()
+	return v.fetch(ctx, rawURL)
 }
 
 // checkValid refuses a fetched certificate outside its validity period.
