@@ -101,7 +101,7 @@ func TestVerifyFetchedCertificateChain(t *testing.T) {
 			v := NewVerifier(VerifierOptions{HTTPClient: &http.Client{Transport: mt}, Roots: p.roots})
 			m := testMessages()["notification with subject"]
 			tc.signer.sign(t, m, "2")
-			for i := range 2 { // a refused certificate is not cached
+			for i := range 2 { // a refused certificate is remembered: not fetched again
 				err := v.Verify(context.Background(), m)
 				switch {
 				case tc.want == "" && err != nil:
@@ -112,9 +112,6 @@ func TestVerifyFetchedCertificateChain(t *testing.T) {
 			}
 			asked := []string{testCertURL}
 			asked = append(asked, tc.asked...)
-			if tc.want != "" {
-				asked = append(asked, asked...) // fetched again
-			}
 			if got := mt.requests(); !slices.Equal(got, asked) {
 				t.Errorf("requests %q, want %q", got, asked)
 			}
@@ -325,7 +322,7 @@ func TestVerifyFetch(t *testing.T) {
 			m := testMessages()["notification without subject"]
 			m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + tc.file
 			s.sign(t, m, "2")
-			for i := range 2 { // failures are not cached: each attempt fetches
+			for i := range 2 { // a failure is remembered: only the first attempt fetches
 				before := cs.hits.Load()
 				err := v.Verify(ctx, m)
 				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -334,8 +331,8 @@ func TestVerifyFetch(t *testing.T) {
 				if errors.Is(err, ErrCertUnavailable) != tc.transient {
 					t.Errorf("errors.Is(err, ErrCertUnavailable) = %v", !tc.transient)
 				}
-				if n := cs.hits.Load() - before; n != 1 {
-					t.Errorf("attempt %d: %d requests, want 1", i, n)
+				if n, want := cs.hits.Load()-before, 1-i; n != int32(want) {
+					t.Errorf("attempt %d: %d requests, want %d", i, n, want)
 				}
 			}
 		})
@@ -398,9 +395,10 @@ func TestVerifyConcurrentFetchOnce(t *testing.T) {
 }
 
 func TestVerifyFetchTimeouts(t *testing.T) {
-	// A certificate server that never answers: the fetch ends at
-	// FetchTimeout, a caller's context at its own deadline, on the
-	// bubble's fake clock.
+	// A certificate server that never answers: a caller's context ends
+	// its wait at its own deadline, the fetch ends at FetchTimeout, on
+	// the bubble's fake clock; the failure is then remembered for
+	// FailureMemory.
 	s := validSigner(t)
 	synctest.Test(t, func(t *testing.T) {
 		var hits atomic.Int32
@@ -414,18 +412,9 @@ func TestVerifyFetchTimeouts(t *testing.T) {
 		const want = "sns signature: signing certificate unavailable: " + testCertURL + ": context deadline exceeded"
 
 		start := time.Now()
-		err := v.Verify(context.Background(), m)
-		if err == nil || err.Error() != want || !errors.Is(err, ErrCertUnavailable) {
-			t.Fatalf("got %v\nwant %s", err, want)
-		}
-		if took := time.Since(start); took != DefaultFetchTimeout {
-			t.Errorf("took %v, want DefaultFetchTimeout", took)
-		}
-
-		start = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		err = v.Verify(ctx, m)
+		err := v.Verify(ctx, m)
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCertUnavailable) {
 			t.Fatalf("got %v", err)
 		}
@@ -435,14 +424,32 @@ func TestVerifyFetchTimeouts(t *testing.T) {
 		// The fetch goes on, to its own end, for other callers: one that
 		// comes now joins it.
 		err = v.Verify(context.Background(), m)
-		if err == nil || err.Error() != want {
+		if err == nil || err.Error() != want || !errors.Is(err, ErrCertUnavailable) {
 			t.Fatalf("got %v\nwant %s", err, want)
 		}
 		if took := time.Since(start); took != DefaultFetchTimeout {
 			t.Errorf("the joined fetch ended after %v, want DefaultFetchTimeout", took)
 		}
+		// Within the minute, the failure is remembered.
+		end := time.Now()
+		time.Sleep(FailureMemory - time.Nanosecond)
+		err = v.Verify(context.Background(), m)
+		if err == nil || !strings.HasPrefix(err.Error(), want+" (not fetched again before ") || !errors.Is(err, ErrCertUnavailable) {
+			t.Fatalf("remembered: got %v\nwant %s (not fetched again before …)", err, want)
+		}
+		if time.Since(end) != FailureMemory-time.Nanosecond {
+			t.Errorf("a remembered failure took time")
+		}
+		if n := hits.Load(); n != 1 {
+			t.Errorf("%d requests, want 1 (a fetch under way is joined, its failure remembered)", n)
+		}
+		// After it, the certificate is fetched again.
+		time.Sleep(time.Nanosecond)
+		if err = v.Verify(context.Background(), m); err == nil || err.Error() != want {
+			t.Fatalf("after FailureMemory: got %v\nwant %s", err, want)
+		}
 		if n := hits.Load(); n != 2 {
-			t.Errorf("%d requests, want 2 (failures are not cached, a fetch under way is joined)", n)
+			t.Errorf("%d requests, want 2: fetched again after FailureMemory", n)
 		}
 	})
 }
@@ -461,5 +468,45 @@ func TestVerifyCacheBounded(t *testing.T) {
 	}
 	if len(v.cache) != certCacheSize || len(v.order) != certCacheSize {
 		t.Fatalf("cache holds %d (%d keys), want %d", len(v.cache), len(v.order), certCacheSize)
+	}
+}
+
+func TestVerifyFetchPanics(t *testing.T) {
+	// A panic in the fetch's own goroutine (here, the client's) is that
+	// fetch's failure, which may be passing: it is not the process's end,
+	// and every caller waiting on the fetch gets it.
+	s := validSigner(t)
+	v := NewVerifier(VerifierOptions{Roots: s.roots, HTTPClient: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		panic("a bug of the client")
+	})}})
+	m := testMessages()["notification without subject"]
+	s.sign(t, m, "2")
+	err := v.Verify(context.Background(), m)
+	if err == nil || !errors.Is(err, ErrCertUnavailable) || !strings.Contains(err.Error(), "certificate fetch panicked: a bug of the client") {
+		t.Fatalf("got %v, want the panic as an unavailable certificate", err)
+	}
+	if p, ok := errors.AsType[*panicError](err); !ok || !strings.Contains(string(p.stack), "TestVerifyFetchPanics") {
+		t.Errorf("no stack of the panic in %v", err)
+	}
+}
+
+func TestVerifyFailuresBounded(t *testing.T) {
+	// Each certificate URL that fails is remembered, up to a bound.
+	s := validSigner(t)
+	mt := &memTransport{}
+	v := NewVerifier(VerifierOptions{HTTPClient: &http.Client{Transport: mt}, Roots: s.roots})
+	m := testMessages()["notification without subject"]
+	s.sign(t, m, "1") // the fetch fails before the signature is looked at
+	for i := range failedSize + 10 {
+		m.SigningCertURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-" + strconv.Itoa(i) + ".pem"
+		if err := v.Verify(context.Background(), m); !errors.Is(err, ErrCertUnavailable) {
+			t.Fatalf("%s: got %v, want a 404", m.SigningCertURL, err)
+		}
+	}
+	if len(v.failed) != failedSize {
+		t.Fatalf("%d failures remembered, want %d", len(v.failed), failedSize)
+	}
+	if n := len(mt.requests()); n != failedSize+10 {
+		t.Errorf("%d fetches, want one per URL", n)
 	}
 }

@@ -20,8 +20,8 @@ const (
 	// DefaultMaxBody is the largest body read: SNS messages are at most
 	// 256 KB, and the HTTP envelope adds little.
 	DefaultMaxBody = 256 << 10
-	// DefaultMaxConcurrent bounds the requests verified and handled at
-	// once.
+	// DefaultMaxConcurrent bounds the requests parsed, verified and
+	// handled at once.
 	DefaultMaxConcurrent = 128
 	// DefaultQueueWait is how long a request waits for a free slot before
 	// it gets 503.
@@ -84,10 +84,10 @@ type ServerOptions struct {
 	// DefaultBodyTimeout); a body not sent in time gets 408. It is read
 	// before the request takes a slot.
 	BodyTimeout time.Duration
-	// MaxConcurrent bounds the requests verified and handled at once
-	// (default DefaultMaxConcurrent); QueueWait is how long a request
-	// whose body has been read waits for a slot before it gets 503 with
-	// Retry-After (default DefaultQueueWait).
+	// MaxConcurrent bounds the requests parsed, verified and handled at
+	// once (default DefaultMaxConcurrent); QueueWait is how long a
+	// request whose body has been read waits for a slot before it gets
+	// 503 with Retry-After (default DefaultQueueWait).
 	MaxConcurrent int
 	QueueWait     time.Duration
 	// MaxAge, when not 0, is the replay window: a Notification whose
@@ -101,15 +101,23 @@ type ServerOptions struct {
 // Server is the http.Handler of an SNS HTTP(S) subscription endpoint. A
 // POST goes through these steps in order, each before the costlier next:
 //
-//  1. its body is read (at most MaxBody, within BodyTimeout) before the
+//  1. the checks that need no body: the method, the Content-Length (at
+//     most MaxBody), the x-amz-sns-message-type header (a Type, when
+//     present) and the x-amz-sns-topic-arn header, which SNS always
+//     sends and which must name one of Topics; a request refused here
+//     has its body left unread;
+//  2. its body is read (at most MaxBody, within BodyTimeout) before the
 //     request takes a slot, so that a slow client holds none;
-//  2. the body is parsed by ses.ParseSNS and checked: CheckFields, the
-//     x-amz-sns-message-type header, an RFC 3339 Timestamp;
-//  3. a topic not in Topics is refused, and so is a Notification outside
-//     the replay window (MaxAge);
-//  4. the request takes one of MaxConcurrent slots, and its signature is
-//     verified (which may fetch the certificate);
-//  5. only then is it acted on, by its Type: a Notification goes to
+//  3. the request takes one of MaxConcurrent slots (waiting QueueWait at
+//     most), so that at most MaxConcurrent bodies are parsed, verified
+//     or handled at once;
+//  4. the body is parsed by ses.ParseSNS and checked: CheckFields, both
+//     headers against it (its TopicArn must equal x-amz-sns-topic-arn),
+//     an RFC 3339 Timestamp, the replay window (MaxAge) of a
+//     Notification;
+//  5. its signature is verified (which may fetch the certificate: only
+//     now, and a fetch that failed is not tried again for a minute);
+//  6. only then is it acted on, by its Type: a Notification goes to
 //     Handle and is answered once Handle returns; a
 //     SubscriptionConfirmation is confirmed by a GET of its SubscribeURL
 //     (on the SNS host of the topic's region, no redirects followed); an
@@ -118,10 +126,10 @@ type ServerOptions struct {
 // GET /healthz answers 200 "ok". Status codes:
 //
 //   - 200: done.
-//   - 400: the body is not one SNS message (not a JSON object, a key given
-//     twice in any letter case, a control character in a one-line field,
-//     a required field missing, a Timestamp that is not RFC 3339), or the
-//     x-amz-sns-message-type header contradicts it.
+//   - 400: no x-amz-sns-topic-arn header (or two); the body is not one SNS
+//     message (not a JSON object, a key given twice in any letter case, a
+//     control character in a one-line field, a required field missing, a
+//     Timestamp that is not RFC 3339), or a header contradicts it.
 //   - 403: topic not allowed; Notification outside the replay window;
 //     signature or certificate refused (SignatureVersion 1 too, when the
 //     Verifier wants 2); SubscribeURL not on the topic's SNS host.
@@ -129,13 +137,15 @@ type ServerOptions struct {
 //   - 408: the body was not sent within BodyTimeout.
 //   - 413: the body is larger than MaxBody.
 //   - 422: Handle's error wraps ErrUnprocessable.
-//   - 500: Handle failed or panicked.
+//   - 500: Handle failed, or handling the request panicked.
 //   - 502: the confirmation GET failed.
 //   - 503: no slot free within QueueWait, or the signing certificate could
 //     not be fetched (with Retry-After).
 //
 // SNS retries 5xx answers, not 4xx ones. Every refusal is logged, at warn
-// (error for 5xx), with why.
+// (error for 5xx, but for a certificate that could not be fetched: anyone
+// can name one), with why. A panic is logged with its stack and answered
+// 500; the process goes on.
 type Server struct {
 	verifier       MessageVerifier
 	topics         map[string]bool
@@ -199,33 +209,58 @@ func NewServer(o ServerOptions) *Server {
 	return s
 }
 
+// Headers SNS sends with every message, which the cheap checks read
+// before the body.
+const (
+	// TopicHeader names the message's topic: it must be one of
+	// ServerOptions.Topics, and equal to the body's TopicArn.
+	TopicHeader = "x-amz-sns-topic-arn"
+	// TypeHeader names the message's Type; when present it must equal
+	// the body's.
+	TypeHeader = "x-amz-sns-message-type"
+)
+
 // ServeHTTP handles one request; see [Server].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverRequest(w, r)
 	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.refuse(r, w, http.StatusMethodNotAllowed, "method not allowed", nil)
+	topic, ok := s.checkHeaders(w, r)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
+	// The request takes one of the slots before anything costlier than
+	// reading: parsing the body, verifying, handling. A client cannot
+	// hold a slot by being slow to send its body.
+	if !s.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, slog.String("topicArn", topic))
+		return
+	}
+	defer func() { <-s.slots }()
 	m, err := ses.ParseSNS(body)
 	if err == nil {
 		err = CheckFields(m)
 	}
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err)
+		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, slog.String("topicArn", topic))
 		return
 	}
-	if h := r.Header.Get("x-amz-sns-message-type"); h != "" && h != m.Type {
-		s.refuse(r, w, http.StatusBadRequest, "x-amz-sns-message-type contradicts the body", nil,
+	if h := r.Header.Get(TypeHeader); h != "" && h != m.Type {
+		s.refuse(r, w, http.StatusBadRequest, TypeHeader+" contradicts the body", nil,
 			msgAttrs(m, slog.String("header", h))...)
+		return
+	}
+	if m.TopicArn != topic {
+		s.refuse(r, w, http.StatusBadRequest, TopicHeader+" contradicts the body", nil,
+			msgAttrs(m, slog.String("header", topic))...)
 		return
 	}
 	sent, err := time.Parse(time.RFC3339, m.Timestamp)
@@ -234,29 +269,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, msgAttrs(m)...)
 		return
 	}
-	if !s.topics[m.TopicArn] {
-		s.refuse(r, w, http.StatusForbidden, "topic not allowed", nil, msgAttrs(m)...)
-		return
-	}
 	if err := s.checkAge(m, sent); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "notification outside the replay window", err, msgAttrs(m)...)
 		return
 	}
-	// Only now does the request take one of the slots: verifying and
-	// handling are the costly part, and a client cannot hold a slot by
-	// being slow.
-	if !s.acquire(r.Context()) {
-		w.Header().Set("Retry-After", "1")
-		s.refuse(r, w, http.StatusServiceUnavailable, "too many requests in progress", nil, msgAttrs(m)...)
-		return
-	}
-	defer func() { <-s.slots }()
 	if err := s.verifier.Verify(r.Context(), m); err != nil {
 		if errors.Is(err, ErrCertUnavailable) {
 			// The certificate could not be fetched, maybe for a
-			// passing reason: SNS retries a 5xx.
+			// passing reason: SNS retries a 5xx. Anyone can name a
+			// certificate URL that fails, so it is a warning.
 			w.Header().Set("Retry-After", "10")
-			s.refuse(r, w, http.StatusServiceUnavailable, "signing certificate unavailable", err, msgAttrs(m)...)
+			s.refuseAt(slog.LevelWarn, r, w, http.StatusServiceUnavailable, "signing certificate unavailable", err, msgAttrs(m)...)
 			return
 		}
 		s.refuse(r, w, http.StatusForbidden, "signature refused", err, msgAttrs(m)...)
@@ -277,16 +300,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// checkHeaders makes the checks that need no body: the method, the
+// Content-Length, the message type header, and the topic header against
+// Topics. It returns the topic header, or answers why the request is
+// refused (405, 413, 400, 403) and reports false; the body is then not
+// read, and the connection closes after the answer.
+func (s *Server) checkHeaders(w http.ResponseWriter, r *http.Request) (string, bool) {
+	refuse := func(code int, msg string, attrs ...slog.Attr) (string, bool) {
+		// The body is not read: the connection closes after the
+		// answer, and the read deadline is now, so that the
+		// http.Server does not read the body after the answer either
+		// (it would, to reuse the connection). Errors are ignored: a
+		// ResponseWriter that cannot set deadlines (a test's
+		// recorder) has no connection.
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		s.refuse(r, w, code, msg, nil, attrs...)
+		return "", false
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return refuse(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	if r.ContentLength > s.maxBody {
+		return refuse(http.StatusRequestEntityTooLarge, "body too large",
+			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
+	}
+	switch typ := r.Header.Get(TypeHeader); typ {
+	case "", ses.SNSNotification, ses.SNSSubscriptionConfirmation, ses.SNSUnsubscribeConfirmation:
+	default:
+		return refuse(http.StatusBadRequest, "unknown "+TypeHeader, slog.String("header", typ))
+	}
+	topics := r.Header.Values(TopicHeader)
+	switch {
+	case len(topics) == 0:
+		return refuse(http.StatusBadRequest, "no "+TopicHeader+" header")
+	case len(topics) > 1:
+		return refuse(http.StatusBadRequest, TopicHeader+" header given twice")
+	case !s.topics[topics[0]]:
+		return refuse(http.StatusForbidden, "topic not allowed", slog.String("topicArn", topics[0]))
+	}
+	return topics[0], true
+}
+
 // readBody reads the body of r, at most maxBody bytes within bodyTimeout,
 // or answers why it cannot (413, 408, 400) and reports false. It takes no
 // slot: a client that sends its headers and stalls holds only its own
 // connection, for bodyTimeout at most.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if r.ContentLength > s.maxBody {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body too large", nil,
-			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
-		return nil, false
-	}
 	rc := http.NewResponseController(w)
 	// Errors are ignored: a ResponseWriter that cannot set deadlines (a
 	// test's recorder) reads without one.
@@ -354,38 +415,56 @@ func (s *Server) acquire(ctx context.Context) bool {
 // result.
 func (s *Server) notification(w http.ResponseWriter, r *http.Request, m *ses.SNSMessage) {
 	err := s.callHandle(r.Context(), m)
-	var p *handlePanic
 	switch {
 	case err == nil:
 		io.WriteString(w, "ok\n")
 	case errors.Is(err, ErrUnprocessable):
 		s.refuse(r, w, http.StatusUnprocessableEntity, "notification not processed", err, msgAttrs(m)...)
-	case errors.As(err, &p):
-		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err,
-			msgAttrs(m, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))...)
 	default:
 		s.refuse(r, w, http.StatusInternalServerError, "notification failed", err, msgAttrs(m)...)
 	}
 }
 
-// handlePanic is a panic of Handle, with the stack where it happened.
-type handlePanic struct {
+// panicError is a recovered panic, with the stack where it happened.
+type panicError struct {
+	what  string // what panicked
 	value any
 	stack []byte
 }
 
-func (p *handlePanic) Error() string { return fmt.Sprintf("Handle panicked: %v", p.value) }
+func (p *panicError) Error() string { return fmt.Sprintf("%s panicked: %v", p.what, p.value) }
 
-// callHandle calls Handle, turning a panic into a *handlePanic: one
+// recovered turns the value of recover into a *panicError.
+func recovered(what string, v any) *panicError {
+	return &panicError{what: what, value: v, stack: debug.Stack()}
+}
+
+// callHandle calls Handle, turning a panic into a *panicError: one
 // notification's bug must not take the connection down unanswered, nor
 // look like a success.
 func (s *Server) callHandle(ctx context.Context, m *ses.SNSMessage) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &handlePanic{value: v, stack: debug.Stack()}
+			err = recovered("Handle", v)
 		}
 	}()
 	return s.handle(ctx, m)
+}
+
+// recoverRequest, deferred by ServeHTTP, answers 500 to a request whose
+// handling panicked and logs the panic with its stack: a bug met by one
+// request must neither crash the process nor leave the request
+// unanswered. http.ErrAbortHandler goes on up, as net/http wants.
+func (s *Server) recoverRequest(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	w.Header().Set("Connection", "close")
+	s.refuse(r, w, http.StatusInternalServerError, "request failed", recovered("request", v))
 }
 
 // refuse answers code with its status text and logs why at warn (error
@@ -395,9 +474,18 @@ func (s *Server) refuse(r *http.Request, w http.ResponseWriter, code int, msg st
 	if code >= 500 {
 		level = slog.LevelError
 	}
+	s.refuseAt(level, r, w, code, msg, err, attrs...)
+}
+
+// refuseAt answers code with its status text and logs why at level; a
+// panic's value and stack are logged when err holds one.
+func (s *Server) refuseAt(level slog.Level, r *http.Request, w http.ResponseWriter, code int, msg string, err error, attrs ...slog.Attr) {
 	attrs = append(attrs, slog.Int("status", code), slog.String("remote", r.RemoteAddr))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+		if p, ok := errors.AsType[*panicError](err); ok {
+			attrs = append(attrs, slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
+		}
 	}
 	s.logger.LogAttrs(r.Context(), level, msg, attrs...)
 	http.Error(w, strconv.Itoa(code)+" "+http.StatusText(code), code)

@@ -142,17 +142,55 @@ func (ts *testServer) handledIDs() []string {
 }
 
 // post posts body with the message type header typ (none when "") and
-// returns the status code.
+// the topic header of topicOf(body), and returns the status code.
 func (ts *testServer) post(t *testing.T, typ string, body []byte) int {
 	t.Helper()
-	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+	r := snsRequest(body)
 	if typ != "" {
-		r.Header.Set("x-amz-sns-message-type", typ)
+		r.Header.Set(intake.TypeHeader, typ)
 	}
 	w := httptest.NewRecorder()
 	ts.srv.ServeHTTP(w, r)
 	return w.Code
+}
+
+// snsRequest is a POST of body with the headers SNS sends: its
+// x-amz-sns-topic-arn header is topicOf(body).
+func snsRequest(body []byte) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+	r.Header.Set(intake.TopicHeader, topicOf(body))
+	return r
+}
+
+// topicOf is the topic a sender names in the x-amz-sns-topic-arn header
+// of body, as SNS names its own: the value of body's first "TopicArn"
+// member, or testTopic when body has none a header can carry (the body
+// is not a JSON object, the value is not a string or holds a control
+// character), so that the body's own checks are what refuses it.
+func topicOf(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return testTopic
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return testTopic
+		}
+		if tok == "TopicArn" {
+			var v string
+			if dec.Decode(&v) != nil || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				return testTopic
+			}
+			return v
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return testTopic
+		}
+	}
+	return testTopic
 }
 
 // lockedWriter serializes writes to w.
@@ -465,7 +503,12 @@ func TestServerOversizedChunked(t *testing.T) {
 		pw.Write(bytes.Repeat([]byte(" "), 512<<10))
 		pw.Close()
 	}()
-	resp, err := http.Post(hs.URL, "text/plain", pr)
+	req, err := http.NewRequest(http.MethodPost, hs.URL, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(intake.TopicHeader, testTopic)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,13 +544,13 @@ func TestServerBusy(t *testing.T) {
 		done := make(chan int)
 		go func() {
 			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+			srv.ServeHTTP(w, snsRequest(body))
 			done <- w.Code
 		}()
 		synctest.Wait() // the first request holds the only slot, in Handle
 		start := time.Now()
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		srv.ServeHTTP(w, snsRequest(body))
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || time.Since(start) != 2*time.Second {
 			t.Errorf("second request: %d Retry-After %q after %v, want 503 with Retry-After after QueueWait",
 				w.Code, w.Header().Get("Retry-After"), time.Since(start))
@@ -637,7 +680,7 @@ func TestServerSignatureVersion2Only(t *testing.T) {
 			want = http.StatusOK
 		}
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(s.body)))
+		srv.ServeHTTP(w, snsRequest(s.body))
 		if w.Code != want {
 			t.Errorf("%s (SignatureVersion %s): status %d, want %d", s.file, s.msg.SignatureVersion, w.Code, want)
 		}

@@ -70,6 +70,7 @@ func postOn(t *testing.T, c net.Conn, body []byte) *http.Response {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+	req.Header.Set(intake.TopicHeader, topicOf(body))
 	go req.Write(c) // a pipe write waits for the server to read
 	resp, err := http.ReadResponse(bufio.NewReader(c), req)
 	if err != nil {
@@ -114,7 +115,7 @@ func TestServerStalledBodiesTakeNoSlot(t *testing.T) {
 		for range stalled {
 			c := ln.dial()
 			conns = append(conns, c)
-			go io.WriteString(c, "POST / HTTP/1.1\r\nHost: sesrouter\r\nContent-Type: text/plain\r\nContent-Length: 2000\r\n\r\n{")
+			go io.WriteString(c, "POST / HTTP/1.1\r\nHost: sesrouter\r\nContent-Type: text/plain\r\nX-Amz-Sns-Topic-Arn: "+testTopic+"\r\nContent-Length: 2000\r\n\r\n{")
 		}
 		defer func() {
 			for _, c := range conns {

@@ -34,6 +34,13 @@ const (
 	DefaultMaxCertSize  = 64 << 10
 	// certCacheSize bounds the number of fetched certificates kept.
 	certCacheSize = 64
+	// FailureMemory is how long a certificate URL whose fetch failed is
+	// not fetched again: Verify fails at once the same way meanwhile.
+	// Anyone can name a certificate URL that fails; each is fetched
+	// once a minute at most.
+	FailureMemory = time.Minute
+	// failedSize bounds the number of failed URLs remembered.
+	failedSize = 1024
 )
 
 // snsCertName is the name SNS's signing certificates bear, whatever the
@@ -78,6 +85,13 @@ type Verifier struct {
 	cache    map[string]*x509.Certificate // fetched, by URL
 	order    []string                     // cache keys, oldest first
 	inflight map[string]*fetchCall
+	failed   map[string]failedFetch // by URL, until FailureMemory has passed
+}
+
+// failedFetch is a fetch that failed, remembered until a time.
+type failedFetch struct {
+	err   error
+	until time.Time
 }
 
 // fetchCall is one fetch in progress that concurrent Verify calls for the
@@ -103,6 +117,7 @@ func NewVerifier(o VerifierOptions) *Verifier {
 		now:      time.Now,
 		cache:    map[string]*x509.Certificate{},
 		inflight: map[string]*fetchCall{},
+		failed:   map[string]failedFetch{},
 	}
 	if v.timeout <= 0 {
 		v.timeout = DefaultFetchTimeout
@@ -128,7 +143,8 @@ func NewVerifier(o VerifierOptions) *Verifier {
 // its CN or a DNS SAN). One fetched over the network must also be valid
 // now and chain to Roots (with the intermediates of its file, else with
 // the issuer at its CA Issuers URL on amazontrust.com: SNS serves the leaf
-// alone); it is cached by URL (a bounded cache). A certificate from CertDir
+// alone); it is cached by URL (a bounded cache), and a URL whose fetch
+// failed is not fetched again for FailureMemory. A certificate from CertDir
 // is the operator's: its chain and dates are not checked. The error says
 // why verification failed; it wraps ErrCertUnavailable when the
 // certificate could not be obtained for a possibly transient reason.
@@ -188,6 +204,13 @@ func (v *Verifier) certificate(ctx context.Context, rawURL string) (*x509.Certif
 		v.mu.Unlock()
 		return c, v.checkValid(c, rawURL)
 	}
+	if f, ok := v.failed[rawURL]; ok {
+		if v.now().Before(f.until) {
+			v.mu.Unlock()
+			return nil, fmt.Errorf("%w (not fetched again before %s)", f.err, f.until.UTC().Format(time.RFC3339))
+		}
+		delete(v.failed, rawURL)
+	}
 	call, ok := v.inflight[rawURL]
 	if !ok {
 		call = &fetchCall{done: make(chan struct{})}
@@ -196,11 +219,13 @@ func (v *Verifier) certificate(ctx context.Context, rawURL string) (*x509.Certif
 		// other callers waiting on it do not inherit it; it has its own
 		// timeout.
 		go func() {
-			call.cert, call.err = v.fetch(context.WithoutCancel(ctx), rawURL)
+			call.cert, call.err = v.fetchRecovering(context.WithoutCancel(ctx), rawURL)
 			v.mu.Lock()
 			delete(v.inflight, rawURL)
 			if call.err == nil {
 				v.store(rawURL, call.cert)
+			} else {
+				v.remember(rawURL, call.err)
 			}
 			v.mu.Unlock()
 			close(call.done)
@@ -230,6 +255,40 @@ func (v *Verifier) store(rawURL string, c *x509.Certificate) {
 	}
 	v.cache[rawURL] = c
 	v.order = append(v.order, rawURL)
+}
+
+// remember records a failed fetch for FailureMemory, forgetting the
+// failures whose time is up, or else the one that ends first, when full.
+// The caller holds v.mu.
+func (v *Verifier) remember(rawURL string, err error) {
+	now := v.now()
+	if len(v.failed) >= failedSize {
+		first := ""
+		for u, f := range v.failed {
+			if !now.Before(f.until) {
+				delete(v.failed, u)
+			} else if first == "" || f.until.Before(v.failed[first].until) {
+				first = u
+			}
+		}
+		if len(v.failed) >= failedSize {
+			delete(v.failed, first)
+		}
+	}
+	v.failed[rawURL] = failedFetch{err: err, until: now.Add(FailureMemory)}
+}
+
+// fetchRecovering is fetch, with a panic turned into an error that wraps
+// ErrCertUnavailable: it runs in a goroutine of its own, on a URL and a
+// certificate that anyone can choose, and a bug met there must not crash
+// the process.
+func (v *Verifier) fetchRecovering(ctx context.Context, rawURL string) (c *x509.Certificate, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("%w: %s: %w", ErrCertUnavailable, rawURL, recovered("certificate fetch", p))
+		}
+	}()
+	return v.fetch(ctx, rawURL)
 }
 
 // checkValid refuses a fetched certificate outside its validity period.

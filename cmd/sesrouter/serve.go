@@ -130,7 +130,8 @@ func answer(svc *pipeline.Service) func(context.Context, *ses.SNSMessage) error 
 
 // serveHTTP answers on ln until sig.ctx ends (SIGTERM or SIGINT), then
 // shuts down, letting the requests in flight finish (until sig.now ends:
-// a second signal) and the windows post their digests. A SIGHUP reloads
+// a second signal; the connections still open once serveWriteTimeout has
+// passed are closed) and the windows post their digests. A SIGHUP reloads
 // the rules.
 func serveHTTP(sig *signals, ln net.Listener, h http.Handler, svc *pipeline.Service, logger *slog.Logger) error {
 	hs := intake.HTTPServer(h, logger, serveWriteTimeout)
@@ -148,7 +149,7 @@ func serveHTTP(sig *signals, ln net.Listener, h http.Handler, svc *pipeline.Serv
 		logger.Info("shutting down: finishing the requests in flight", slog.Duration("timeout", serveWriteTimeout))
 		ctx, cancel := context.WithTimeout(sig.now, serveWriteTimeout)
 		defer cancel()
-		err := hs.Shutdown(ctx)
+		err := intake.Shutdown(ctx, hs)
 		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 			err = serr
 		}

@@ -196,8 +196,7 @@ func (p *servedProcess) post(t testing.TB, body []byte) int {
 		t.Error(err)
 		return 0
 	}
-	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
-	req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
+	setSNSHeaders(req, body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Error(err)

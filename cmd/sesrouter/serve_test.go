@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
@@ -142,8 +143,7 @@ func (ts *testServe) post(t testing.TB, c *http.Client, body []byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
-	req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
+	setSNSHeaders(req, body)
 	if c == nil {
 		c = http.DefaultClient
 	}
@@ -155,6 +155,37 @@ func (ts *testServe) post(t testing.TB, c *http.Client, body []byte) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// setSNSHeaders sets the headers SNS sends with body: the topic header
+// names the topic of body's first TopicArn member (serveTopic when it has
+// none a header can carry, so that the body's own checks are what
+// refuses it).
+func setSNSHeaders(req *http.Request, body []byte) {
+	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+	req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
+	topic := serveTopic
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err == nil && tok == json.Delim('{') {
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			if tok == "TopicArn" {
+				var v string
+				if dec.Decode(&v) == nil && !strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+					topic = v
+				}
+				break
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				break
+			}
+		}
+	}
+	req.Header.Set(intake.TopicHeader, topic)
 }
 
 // realSample is a real signed sample of testdata/samples.
