@@ -512,7 +512,7 @@ func TestServeLoad(t *testing.T) {
 				t.Error(err)
 				return 0
 			}
-			req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+			setSNSHeaders(req, body)
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Error(err)
