@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/slack-go/slack"
 )
 
@@ -200,7 +201,7 @@ func withRetry(ctx context.Context, r Retry, pacer *Pacer, post func(context.Con
 			pacer.Pause(wait)
 		}
 		if attempt >= r.Attempts {
-			return fmt.Errorf("%w (gave up after %s)", err, plural(attempt, "attempt", "attempts"))
+			return fmt.Errorf("%w (gave up after %s)", err, words.Plural(attempt, "attempt", "attempts"))
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
 			return fmt.Errorf("%w (gave up: retrying in %s would pass the deadline)", err, wait.Round(time.Millisecond))

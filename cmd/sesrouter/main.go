@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -193,7 +194,7 @@ func printProblems(stderr io.Writer, path string, err error) {
 	for _, e := range errs {
 		fmt.Fprintln(stderr, e)
 	}
-	fmt.Fprintf(stderr, "%s: %s\n", path, pipeline.Plural(len(errs), "problem"))
+	fmt.Fprintf(stderr, "%s: %s\n", path, words.Plural(len(errs), "problem", "problems"))
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
