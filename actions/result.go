@@ -1,8 +1,7 @@
 package actions
 
 import (
-	"encoding/json"
-
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/engine"
 )
 
@@ -34,8 +33,9 @@ type Result struct {
 	Err error
 	// Payload is, for a notify that was only rendered (a dry run), the
 	// exact JSON body that would be sent to Slack; a JSON array of bodies
-	// when the notification takes several messages.
-	Payload json.RawMessage
+	// when the notification takes several messages. It is marshalled
+	// once, here, and written as it is.
+	Payload jsontext.Value
 	// Messages are, for a notify, the messages posted (or rendered).
 	Messages []Message
 }

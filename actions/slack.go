@@ -22,7 +22,7 @@ type Notifier interface {
 	// within ctx's deadline, and says what became of it: OutcomePosted,
 	// or OutcomeDryRun for a notifier that only renders.
 	Post(ctx context.Context, m Message) (Outcome, error)
-	// Payload is the exact JSON body Post would send.
+	// Payload is the exact JSON body Post would send, compact.
 	Payload(m Message) []byte
 }
 
@@ -176,7 +176,7 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
 
 // Payload implements Notifier.
 func (w *SlackWebhook) Payload(m Message) []byte {
-	return marshalPayload(WebhookPayload(m))
+	return webhookPayload(m)
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of

@@ -9,14 +9,27 @@ import (
 	"github.com/sesrouter/sesrouter/engine"
 )
 
+// Output shows what a run did as it does it: each handled item, in input
+// order, then each digest, then Close. Package pipeline/output writes it
+// as JSON, text or HTML.
+type Output interface {
+	// Job shows one handled item.
+	Job(*Job) error
+	// Digest shows a digest posted (or rendered) at the end of the run.
+	Digest(actions.DigestResult) error
+	// Close ends the output and writes what is buffered.
+	Close() error
+}
+
 // Route is route's run: the items next yields go through a Runner
 // (reading and routing on one goroutine, actions on others), each shown
 // by out as it is done, then the run's digests are posted and shown too.
+// A dry run (dryRun) acts on one item at a time.
 // It returns the tally. When stop is closed, reading stops, the actions
 // in flight get drain to finish before they are cancelled, and Route
 // returns even if a rule is still running; the digests get drain too.
 // digest is told of each digest (for a line on standard error).
-func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item, bool), stop <-chan struct{},
+func Route(h *Handler, out Output, dryRun bool, progress *Progress, next func() (engine.Item, bool), stop <-chan struct{},
 	drain time.Duration, digest func(actions.DigestResult)) (*Tally, error) {
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
@@ -31,7 +44,7 @@ func Route(h *Handler, out *Output, progress *Progress, next func() (engine.Item
 	// process, so concurrency would only make which notifications a storm
 	// folds vary from run to run.
 	conc := DefaultConcurrency
-	if out.dryRun {
+	if dryRun {
 		conc = 1
 	}
 	r := Runner{Handler: h, Batch: batch, Concurrency: conc, Emit: func(j *Job) {

@@ -12,6 +12,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/output"
 )
 
 const routeText = `Reads SES notifications from each FILE (- or none: standard input), in any
@@ -78,18 +79,18 @@ func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) i
 		}
 		h.Logger, pacers = nil, parts.Slack.Pacers // route reports on standard output, not in a log line per input
 	}
-	out, err := pipeline.NewOutput(stdout, *format, *explain, *dryRun, cfg)
+	out, err := output.New(stdout, *format, *explain, *dryRun, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
 		return exitUsage
 	}
 	progress := pipeline.NewProgress(stderr, e.stderrIsTTY && !e.stdoutIsTTY, pacers)
-	return routeRun(h, out, progress, pipeline.Files(files, stdin), stderr, e)
+	return routeRun(h, out, *dryRun, progress, pipeline.Files(files, stdin), stderr, e)
 }
 
 // routeRun routes what next yields, watching for signals on this
 // goroutine while reading, routing and acting run on others.
-func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Progress, next func() (engine.Item, bool), stderr io.Writer, e env) int {
+func routeRun(h *pipeline.Handler, out pipeline.Output, dryRun bool, progress *pipeline.Progress, next func() (engine.Item, bool), stderr io.Writer, e env) int {
 	start := time.Now()
 	sigs := make(chan os.Signal, 2)
 	e.notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -105,7 +106,7 @@ func routeRun(h *pipeline.Handler, out *pipeline.Output, progress *pipeline.Prog
 		drain = e.drain
 	}
 	go func() {
-		t, err := pipeline.Route(h, out, progress, next, stop, drain, func(r actions.DigestResult) {
+		t, err := pipeline.Route(h, out, dryRun, progress, next, stop, drain, func(r actions.DigestResult) {
 			fmt.Fprintln(stderr, "sesrouter route:", r)
 		})
 		finished <- result{t, err}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/output"
 )
 
 const sweepText = `Reconciles the SES account suppression list with the rules: every entry is
@@ -54,7 +55,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer, e env) int {
 		return exitUsage
 	}
 	h.Logger = nil
-	out, err := pipeline.NewOutput(stdout, *format, false, *dryRun, cfg)
+	out, err := output.New(stdout, *format, false, *dryRun, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter sweep: %v\n", err)
 		return exitUsage
