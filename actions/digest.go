@@ -238,12 +238,12 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 // by type and subtype, by recipient domain and by deciding rule, then the
 // first addresses. It keeps within Slack's limits whatever it holds.
 func (g *digest) message() Message {
-	header := "Digest · " + words.Plural(g.notifications, "notification", "notifications") + " folded"
+	header := "Digest · " + words.Count(g.notifications, "notification", "notifications") + " folded"
 	context := fmt.Sprintf("%s, after %s to this destination within %s",
-		words.Plural(g.recipients, "recipient", "recipients"), words.Plural(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
+		words.Count(g.recipients, "recipient", "recipients"), words.Count(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
 	if g.sweep {
-		header = fmt.Sprintf("Sweep · %s taken off the suppression list", words.Plural(g.removed, "address", "addresses"))
-		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", words.Plural(g.recipients, "address", "addresses"))
+		header = fmt.Sprintf("Sweep · %s taken off the suppression list", words.Count(g.removed, "address", "addresses"))
+		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", words.Count(g.recipients, "address", "addresses"))
 	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
@@ -264,7 +264,7 @@ func (g *digest) message() Message {
 		fmt.Fprintf(&addrs, " and %s more", words.Thousands(more))
 	}
 	blocks = append(blocks, section(addrs.String()))
-	text := fmt.Sprintf("%s (%s)", header, words.Plural(g.recipients, "recipient", "recipients"))
+	text := fmt.Sprintf("%s (%s)", header, words.Count(g.recipients, "recipient", "recipients"))
 	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
 }
 

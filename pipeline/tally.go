@@ -118,21 +118,22 @@ func (t *Tally) Merge(u *Tally) {
 	}
 }
 
-// Summary says the counts in one line for people:
+// Summary says the counts in one line for people (and scripts, so the
+// numbers are digits alone):
 //
 //	3 notifications (5 recipients), 1 skipped, 0 failed; posted 2, removed 1, dropped 1
 func (t *Tally) Summary() string {
-	s := fmt.Sprintf("%s (%s), %s skipped, %s failed", words.Plural(t.Notifications, "notification", "notifications"),
-		words.Plural(t.Recipients, "recipient", "recipients"), words.Thousands(t.Skipped), words.Thousands(t.Failed+t.DigestsFailed))
+	s := fmt.Sprintf("%s (%s), %d skipped, %d failed", words.Plural(t.Notifications, "notification", "notifications"),
+		words.Plural(t.Recipients, "recipient", "recipients"), t.Skipped, t.Failed+t.DigestsFailed)
 	if t.Duplicates > 0 {
-		s += ", " + words.Thousands(t.Duplicates) + " duplicate"
+		s += fmt.Sprintf(", %d duplicate", t.Duplicates)
 	}
 	outcomes := slices.SortedFunc(maps.Keys(t.Outcomes), func(a, b actions.Outcome) int {
 		return cmp.Or(cmp.Compare(t.Outcomes[b], t.Outcomes[a]), cmp.Compare(a, b))
 	})
 	var parts []string
 	for _, o := range outcomes {
-		parts = append(parts, string(o)+" "+words.Thousands(t.Outcomes[o]))
+		parts = append(parts, fmt.Sprintf("%s %d", o, t.Outcomes[o]))
 	}
 	if t.Digests+t.DigestsFailed > 0 {
 		parts = append(parts, words.Plural(t.Digests+t.DigestsFailed, "digest", "digests"))

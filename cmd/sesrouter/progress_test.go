@@ -59,7 +59,7 @@ func TestRouteProgress(t *testing.T) {
 		{"no terminal, a run of 1.4 s", false, slow, 4,
 			"sesrouter route: 4 notifications (4 recipients), 0 skipped, 0 failed; dropped 4, in 1.4s\n"},
 		{"terminal, a run under a second", true, func(w io.Writer) { io.WriteString(w, strings.Repeat(bounceLine, 5000)) }, 5000,
-			"sesrouter route: 5,000 notifications (5,000 recipients), 0 skipped, 0 failed; dropped 5,000, in 0s\n"},
+			"sesrouter route: 5000 notifications (5000 recipients), 0 skipped, 0 failed; dropped 5000, in 0s\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,17 +1,30 @@
-// Package words writes counts for people: "1 rule", "2 rules", "1,234
-// addresses". It is the one place that decides how sesrouter says a
-// number, in its output, its errors and its Slack messages alike.
+// Package words says counts for people: "1 rule", "2 rules", "1,234
+// addresses". Which form of a word goes with a count is decided here
+// once, for the output, the errors and the Slack messages alike.
 package words
 
 import "strconv"
 
-// Plural says n with the word that goes with it, n written as Thousands
-// writes it: "1 address", "2 addresses", "1,234 addresses".
-func Plural(n int, one, many string) string {
+// Noun is the form of a word that goes with a count of n: one when n is
+// 1, else many ("address", "addresses").
+func Noun(n int, one, many string) string {
 	if n == 1 {
-		return "1 " + one
+		return one
 	}
-	return Thousands(n) + " " + many
+	return many
+}
+
+// Plural says n with the word that goes with it, in digits alone so that
+// a line stays easy for a script to read (route's summary, check's
+// verdict): "1 rule", "2 rules", "1234 rules".
+func Plural(n int, one, many string) string {
+	return strconv.Itoa(n) + " " + Noun(n, one, many)
+}
+
+// Count says n with the word that goes with it, as a message for people
+// writes it (a Slack digest): "1 address", "1,234 addresses".
+func Count(n int, one, many string) string {
+	return Thousands(n) + " " + Noun(n, one, many)
 }
 
 // Thousands writes n with commas between groups of three digits: 1,234.

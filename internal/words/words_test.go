@@ -10,14 +10,19 @@ func TestPlural(t *testing.T) {
 		n    int
 		want string
 	}{
-		{0, "0 rules"}, {1, "1 rule"}, {2, "2 rules"}, {999, "999 rules"}, {1000, "1,000 rules"}, {-1, "-1 rules"},
+		{0, "0 rules"}, {1, "1 rule"}, {2, "2 rules"}, {1234, "1234 rules"}, {-1, "-1 rules"},
 	} {
 		if got := Plural(tt.n, "rule", "rules"); got != tt.want {
 			t.Errorf("Plural(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
-	if got := Plural(3, "address", "addresses"); got != "3 addresses" {
-		t.Errorf("Plural(3, address) = %q", got)
+	if got := Noun(1, "address", "addresses") + " " + Noun(3, "address", "addresses"); got != "address addresses" {
+		t.Errorf("Noun = %q", got)
+	}
+	for n, want := range map[int]string{1: "1 address", 2: "2 addresses", 1234: "1,234 addresses"} {
+		if got := Count(n, "address", "addresses"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 
