@@ -10,11 +10,11 @@ import (
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// HTML is route's HTML output: one self-contained page (no script, no
+// htmlWriter is route's HTML output: one self-contained page (no script, no
 // external asset) that shows every message a dry run renders as Slack
 // lays it out, with the rules that decided beside each. Everything that
 // comes from an event is escaped.
-type HTML struct {
+type htmlWriter struct {
 	w      *bufio.Writer
 	rules  string
 	header bool
@@ -44,7 +44,7 @@ type pageBlock struct {
 
 // Job shows one handled input: its recipients, what the rules decided,
 // and every message rendered for it.
-func (p *HTML) Job(j *pipeline.Job) error {
+func (p *htmlWriter) Job(j *pipeline.Job) error {
 	v := j.View(false)
 	c := pageCard{Input: v.Input}
 	switch {
@@ -83,12 +83,12 @@ func (p *HTML) Job(j *pipeline.Job) error {
 }
 
 // Digest shows a digest message at the end of the page.
-func (p *HTML) Digest(r actions.DigestResult) error {
+func (p *htmlWriter) Digest(r actions.DigestResult) error {
 	return p.write(pageCard{Input: "end of the run", Title: "Digest for " + r.Destination,
 		Messages: []pageMessage{renderMessage(r.Destination, string(r.Outcome), r.Message)}})
 }
 
-func (p *HTML) write(c pageCard) error {
+func (p *htmlWriter) write(c pageCard) error {
 	if !p.header {
 		p.header = true
 		if err := pageHead.Execute(p.w, p.rules); err != nil {
@@ -99,7 +99,7 @@ func (p *HTML) write(c pageCard) error {
 }
 
 // Close ends the page and writes what is buffered.
-func (p *HTML) Close() error {
+func (p *htmlWriter) Close() error {
 	if !p.header {
 		if err := pageHead.Execute(p.w, p.rules); err != nil {
 			return err

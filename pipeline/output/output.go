@@ -1,9 +1,9 @@
 // Package output writes what route and sweep did, item by item: each
 // handled item's one view (pipeline.View, built once from the finished
-// job) printed by one of three writers, JSON (one line per input, as
-// SPEC's "JSON output" fixes it), Text (for people) and HTML (one page of
-// every message a dry run renders, as Slack lays it out), which derive
-// nothing of their own.
+// job) printed by one of three writers, which derive nothing of their
+// own: JSON (one line per input, as SPEC's "JSON output" fixes it), text
+// (for people) and HTML (one page of every message a dry run renders,
+// laid out as the text preview is, by actions.Render).
 package output
 
 import (
@@ -18,7 +18,7 @@ import (
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// New returns the writer of format to w: "json", "text", or "html". explain
+// New returns the writer of format to w: "json", "text" or "html". explain
 // shows every rule tried; dryRun shows the messages a dry run renders.
 // cfg's rules file names the HTML page, and its destinations describe
 // where notifies post.
@@ -26,32 +26,32 @@ func New(w io.Writer, format string, explain, dryRun bool, cfg *pipeline.Config)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	switch format {
 	case "json":
-		return NewJSON(bw, explain), nil
+		return newJSON(bw, explain), nil
 	case "text":
-		return &Text{w: bw, explain: explain, dryRun: dryRun, dests: actions.ByName(cfg.Destinations)}, nil
+		return &textWriter{w: bw, explain: explain, dryRun: dryRun, dests: actions.ByName(cfg.Destinations)}, nil
 	case "html":
-		return &HTML{w: bw, rules: cfg.Rules.File}, nil
+		return &htmlWriter{w: bw, rules: cfg.Rules.File}, nil
 	}
 	return nil, fmt.Errorf("unknown output format %q", format)
 }
 
-// JSON writes one line per input: the item's view as JSON, member by
+// jsonWriter writes one line per input: the item's view as JSON, member by
 // member in the order of pipeline.View's tags and with their omissions,
 // each string escaped by jsontext, and the Slack payloads as they were
 // marshalled, neither marshalled nor checked again.
-type JSON struct {
+type jsonWriter struct {
 	w       *bufio.Writer
 	explain bool
 	buf     []byte
 }
 
-// NewJSON returns a JSON writer to w; explain adds every rule tried.
-func NewJSON(w *bufio.Writer, explain bool) *JSON {
-	return &JSON{w: w, explain: explain}
+// newJSON returns a JSON writer to w; explain adds every rule tried.
+func newJSON(w *bufio.Writer, explain bool) *jsonWriter {
+	return &jsonWriter{w: w, explain: explain}
 }
 
 // Job writes one handled input's line.
-func (o *JSON) Job(j *pipeline.Job) error {
+func (o *jsonWriter) Job(j *pipeline.Job) error {
 	v := j.View(o.explain)
 	o.buf = appendLine(o.buf[:0], &v)
 	_, err := o.w.Write(o.buf)
@@ -60,10 +60,10 @@ func (o *JSON) Job(j *pipeline.Job) error {
 
 // Digest writes nothing: JSON output has one line per input, and leaves
 // digests to the summary on standard error.
-func (o *JSON) Digest(actions.DigestResult) error { return nil }
+func (o *jsonWriter) Digest(actions.DigestResult) error { return nil }
 
 // Close writes what is buffered.
-func (o *JSON) Close() error { return o.w.Flush() }
+func (o *jsonWriter) Close() error { return o.w.Flush() }
 
 // appendLine appends v's line, ended by a newline, as encoding/json wrote
 // the view (TestJSONAsEncodingJSON holds the two together).

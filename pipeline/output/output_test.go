@@ -238,7 +238,7 @@ func TestJSONAsEncodingJSON(t *testing.T) {
 		for _, explain := range []bool{false, true} {
 			var got, want bytes.Buffer
 			bw := bufio.NewWriter(&got)
-			w := NewJSON(bw, explain)
+			w := newJSON(bw, explain)
 			if err := w.Job(j); err != nil {
 				t.Fatal(err)
 			}

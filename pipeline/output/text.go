@@ -11,12 +11,12 @@ import (
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// Text writes a few lines for people per input: what it is, what the
+// textWriter writes a few lines for people per input: what it is, what the
 // rules decided for each recipient, what became of each action, and, in
 // a dry run, each Slack message as Slack would show it. Everything that
 // comes from an event is quoted when it holds a control or bidi
 // character (engine.Safe).
-type Text struct {
+type textWriter struct {
 	w       *bufio.Writer
 	explain bool
 	dryRun  bool
@@ -24,14 +24,14 @@ type Text struct {
 }
 
 // Job writes one handled input.
-func (o *Text) Job(j *pipeline.Job) error {
+func (o *textWriter) Job(j *pipeline.Job) error {
 	v := j.View(o.explain)
 	o.item(&v)
 	return nil
 }
 
 // Digest writes a digest posted (or rendered) at the end of the run.
-func (o *Text) Digest(r actions.DigestResult) error {
+func (o *textWriter) Digest(r actions.DigestResult) error {
 	fmt.Fprintf(o.w, "digest to %s: %s\n", r.Destination, r.Outcome)
 	if r.Err != nil {
 		fmt.Fprintf(o.w, "  error: %s\n", engine.Safe(r.Err.Error()))
@@ -42,9 +42,9 @@ func (o *Text) Digest(r actions.DigestResult) error {
 }
 
 // Close writes what is buffered.
-func (o *Text) Close() error { return o.w.Flush() }
+func (o *textWriter) Close() error { return o.w.Flush() }
 
-func (o *Text) item(v *pipeline.View) {
+func (o *textWriter) item(v *pipeline.View) {
 	w := o.w
 	switch {
 	case v.Unreadable:
@@ -124,7 +124,7 @@ func (o *Text) item(v *pipeline.View) {
 
 // preview writes m as actions.Preview shows it, each line indented and
 // ruled on its left.
-func (o *Text) preview(indent string, m actions.Message) {
+func (o *textWriter) preview(indent string, m actions.Message) {
 	for _, line := range strings.Split(actions.Preview(m), "\n") {
 		fmt.Fprintf(o.w, "%s│ %s\n", indent, engine.Safe(line))
 	}
@@ -145,7 +145,7 @@ func decision(r *pipeline.ViewRecipient) string {
 // result says what a result's action is about: "post to ses-alerts
 // (Slack webhook $URL) about a@x.com", "take a@x.com off the SES account
 // suppression list".
-func (o *Text) result(r *pipeline.ViewResult) string {
+func (o *textWriter) result(r *pipeline.ViewResult) string {
 	switch r.Kind {
 	case engine.ActionNotify:
 		addrs := make([]string, len(r.About))
