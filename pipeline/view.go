@@ -8,10 +8,10 @@ import (
 
 // View is one handled item as sesrouter shows it, built once from a
 // finished Job: every fact of it that an output shows, and nothing to
-// derive again. As JSON it is route's line for the item, as SPEC's "JSON
-// output" fixes it; the members marked json:"-" are for the text output
-// and the HTML page (package pipeline/output) only. A Job's log line
-// shows its recipients and results.
+// derive again. As JSON it is route's line for the item, as
+// docs/commands.md shows it; the members marked json:"-" are for the
+// text output and the HTML page (package pipeline/output) only. A Job's
+// log line shows its recipients and results.
 type View struct {
 	Input    string `json:"input"`
 	Envelope string `json:"envelope,omitzero"`

@@ -1,7 +1,7 @@
 // Package output writes what route and sweep did, item by item: each
 // handled item's one view (pipeline.View, built once from the finished
 // job) printed by one of three writers, which derive nothing of their
-// own: JSON (one line per input, as SPEC's "JSON output" fixes it), text
+// own: JSON (one line per input, as docs/commands.md shows it), text
 // (for people) and HTML (one page of every message a dry run renders,
 // laid out as the text preview is, by actions.Render).
 package output
