@@ -90,7 +90,7 @@ func dryRun(t *testing.T, rules, format string, explain bool, lines ...string) s
 }
 
 // TestJSONLine pins route's JSON output for a notification, a skipped
-// input and an unreadable one, as SPEC's "JSON output" fixes it.
+// input and an unreadable one, as docs/commands.md shows it.
 func TestJSONLine(t *testing.T) {
 	out := dryRun(t, rulesHook, "json", false,
 		bounce("1", `"Ann" <Ann@Keep.Example>`, "b@fail.example"),
