@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/slack-go/slack"
 )
 
@@ -224,15 +225,12 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 // by type and subtype, by recipient domain and by deciding rule, then the
 // first addresses. It keeps within Slack's limits whatever it holds.
 func (g *digest) message() Message {
-	header := fmt.Sprintf("Digest · %s notifications folded", Thousands(g.notifications))
-	if g.notifications == 1 {
-		header = "Digest · 1 notification folded"
-	}
+	header := "Digest · " + words.Count(g.notifications, "notification", "notifications") + " folded"
 	context := fmt.Sprintf("%s, after %s to this destination within %s",
-		plural(g.recipients, "recipient", "recipients"), plural(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
+		words.Count(g.recipients, "recipient", "recipients"), words.Count(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
 	if g.sweep {
-		header = fmt.Sprintf("Sweep · %s taken off the suppression list", plural(g.removed, "address", "addresses"))
-		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", plural(g.recipients, "address", "addresses"))
+		header = fmt.Sprintf("Sweep · %s taken off the suppression list", words.Count(g.removed, "address", "addresses"))
+		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", words.Count(g.recipients, "address", "addresses"))
 	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
@@ -250,10 +248,10 @@ func (g *digest) message() Message {
 		addrs.WriteString(codeSpan(a, capFallbackAddress))
 	}
 	if more := g.recipients - len(g.addresses); more > 0 {
-		fmt.Fprintf(&addrs, " and %s more", Thousands(more))
+		fmt.Fprintf(&addrs, " and %s more", words.Thousands(more))
 	}
 	blocks = append(blocks, section(addrs.String()))
-	text := fmt.Sprintf("%s (%s)", header, plural(g.recipients, "recipient", "recipients"))
+	text := fmt.Sprintf("%s (%s)", header, words.Count(g.recipients, "recipient", "recipients"))
 	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
 }
 
@@ -275,32 +273,12 @@ func countsText(title string, counts map[string]int) string {
 			for _, k := range keys[i:] {
 				rest += counts[k]
 			}
-			fmt.Fprintf(&b, "\n• and %d others: %s", len(keys)-i, Thousands(rest))
+			fmt.Fprintf(&b, "\n• and %d others: %s", len(keys)-i, words.Thousands(rest))
 			break
 		}
-		fmt.Fprintf(&b, "\n• %s: %s", escapeText(k, capRule), Thousands(counts[k]))
+		fmt.Fprintf(&b, "\n• %s: %s", escapeText(k, capRule), words.Thousands(counts[k]))
 	}
 	return b.String()
-}
-
-// Thousands formats n with commas, for people: 1,234.
-func Thousands(n int) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + Thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-// plural is n with the word that goes with it: "1 address", "2 addresses".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return Thousands(n) + " " + many
 }
 
 // ShortDuration writes d for people, without the zero units Go writes:

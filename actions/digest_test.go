@@ -42,7 +42,7 @@ func (r *recorder) Post(_ context.Context, m Message) (Outcome, error) {
 	return OutcomePosted, nil
 }
 
-func (r *recorder) Payload(m Message) []byte { return marshalPayload(WebhookPayload(m)) }
+func (r *recorder) Payload(m Message) []byte { return webhookPayload(m) }
 
 // count is how many messages r was given.
 func (r *recorder) count() int {

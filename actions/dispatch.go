@@ -2,12 +2,12 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
@@ -124,17 +124,21 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 	}
 }
 
-// payloads are the bodies of msgs: one, or an array of several.
-func payloads(n Notifier, msgs []Message) json.RawMessage {
+// payloads are the bodies of msgs: one, or an array of several. Each
+// body is compact JSON as the notifier marshalled it, and is not
+// marshalled again.
+func payloads(n Notifier, msgs []Message) jsontext.Value {
 	if len(msgs) == 1 {
 		return n.Payload(msgs[0])
 	}
-	parts := make([]json.RawMessage, len(msgs))
+	b := []byte{'['}
 	for i, m := range msgs {
-		parts[i] = n.Payload(m)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, n.Payload(m)...)
 	}
-	b, _ := json.Marshal(parts) // valid JSON parts: cannot fail
-	return b
+	return append(b, ']')
 }
 
 // DecidingRule names the rule shown for a recipient: the one that

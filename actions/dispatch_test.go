@@ -897,7 +897,7 @@ func TestDryRunNotifiers(t *testing.T) {
 		case "ses-alerts":
 			want = PostMessagePayload(testChannel, m)
 		case "marketing":
-			want = marshalPayload(WebhookPayload(m))
+			want = webhookPayload(m)
 		default:
 			t.Errorf("a notifier for %s", name)
 		}

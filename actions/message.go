@@ -174,18 +174,20 @@ func splitRecipients(sections []string, firstBlocks, firstText, restBlocks, rest
 	return append(parts, [2]int{from, len(sections)})
 }
 
-// eventTitle names the event type and subtype, as the header says it:
-// "Bounce · Permanent/General", "Complaint · abuse", "Delivery delayed ·
-// MailboxFull". It is plain text, not escaped.
-func eventTitle(n *ses.Notification) string {
-	join := func(parts ...string) string {
-		var kept []string
+// EventTitle names n's event type and subtype for people, in parts:
+// "Bounce", "Permanent/General"; "Complaint", "abuse"; "Delivery delayed",
+// "MailboxFull". A message's header joins them with " · " (eventTitle),
+// the text output and the HTML page of a dry run with a space. Plain
+// text, not escaped; empty parts are left out.
+func EventTitle(n *ses.Notification) []string {
+	join := func(parts ...string) []string {
+		kept := parts[:0]
 		for _, p := range parts {
 			if p = strings.TrimSpace(p); p != "" {
 				kept = append(kept, p)
 			}
 		}
-		return strings.Join(kept, " · ")
+		return kept
 	}
 	switch n.Event.Type {
 	case ses.TypeBounce:
@@ -204,12 +206,17 @@ func eventTitle(n *ses.Notification) string {
 	case ses.TypeReject:
 		return join("Reject", n.Reject.Reason)
 	case ses.TypeRenderingFailure:
-		return "Rendering failure"
+		return []string{"Rendering failure"}
 	case "":
-		return "SES notification"
+		return []string{"SES notification"}
 	}
-	return n.Event.Type // Delivery, Send, Open, Click, Subscription, or a newer type
+	return []string{n.Event.Type} // Delivery, Send, Open, Click, Subscription, or a newer type
 }
+
+// eventTitle is n's title as a message's header says it: "Bounce ·
+// Permanent/General", "Complaint · abuse", "Delivery delayed ·
+// MailboxFull".
+func eventTitle(n *ses.Notification) string { return strings.Join(EventTitle(n), " · ") }
 
 // partTitle is title saying which part of how many: "Bounce ·
 // Permanent/General (part 2 of 3)". The title is cut so that the part

@@ -1,13 +1,11 @@
 package actions
 
 import (
-	"encoding/json"
-
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/engine/route"
 )
 
-// Outcome is what became of one action, as the JSON output names it
-// (docs/commands.md).
+// Outcome is what became of one action, as SPEC's JSON output names it.
 type Outcome string
 
 // The outcomes.
@@ -35,8 +33,9 @@ type Result struct {
 	Err error
 	// Payload is, for a notify that was only rendered (a dry run), the
 	// exact JSON body that would be sent to Slack; a JSON array of bodies
-	// when the notification takes several messages.
-	Payload json.RawMessage
+	// when the notification takes several messages. It is marshalled
+	// once, here, and written as it is.
+	Payload jsontext.Value
 	// Messages are, for a notify, the messages posted (or rendered).
 	Messages []Message
 }

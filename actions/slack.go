@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/slack-go/slack"
 )
 
@@ -21,7 +22,7 @@ type Notifier interface {
 	// within ctx's deadline, and says what became of it: OutcomePosted,
 	// or OutcomeDryRun for a notifier that only renders.
 	Post(ctx context.Context, m Message) (Outcome, error)
-	// Payload is the exact JSON body Post would send.
+	// Payload is the exact JSON body Post would send, compact.
 	Payload(m Message) []byte
 }
 
@@ -175,7 +176,7 @@ func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
 
 // Payload implements Notifier.
 func (w *SlackWebhook) Payload(m Message) []byte {
-	return marshalPayload(WebhookPayload(m))
+	return webhookPayload(m)
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of
@@ -200,7 +201,7 @@ func withRetry(ctx context.Context, r Retry, pacer *Pacer, post func(context.Con
 			pacer.Pause(wait)
 		}
 		if attempt >= r.Attempts {
-			return fmt.Errorf("%w (gave up after %s)", err, plural(attempt, "attempt", "attempts"))
+			return fmt.Errorf("%w (gave up after %s)", err, words.Plural(attempt, "attempt", "attempts"))
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
 			return fmt.Errorf("%w (gave up: retrying in %s would pass the deadline)", err, wait.Round(time.Millisecond))

@@ -4,9 +4,10 @@
 // carry out its actions, fold notifies into digests, count what failed in
 // one place, log one line), and runs items through that: the ordered,
 // bounded, concurrent Runner, the one handling path of route and sweep
-// (Route, Sweep) and of a Lambda invocation (Invoke); the batch Windows
-// of serve. It writes the JSON, text and HTML output of
-// route and the Embedded Metric Format lines of Lambda.
+// (Route, Sweep) and of a Lambda invocation (Invoke); the batch Windows of
+// serve. It makes the one view of a handled item (View) that route's
+// output (package pipeline/output) and the log line print, and writes the
+// Embedded Metric Format lines of Lambda.
 //
 // cmd/sesrouter only reads flags and the environment, builds the clients,
 // and maps what the pipeline says onto exit codes, HTTP answers and

@@ -279,9 +279,9 @@ func (h *Handler) Log(ctx context.Context, j *Job) {
 		attrs = append(attrs, slog.String("reason", it.Skipped))
 	default:
 		n := it.Notification
-		line := newLine(j, false)
+		v := j.View(false)
 		attrs = append(attrs, slog.String("sesMessageId", n.Mail.MessageID), slog.String("type", n.Event.Type),
-			slog.Any("recipients", line.Recipients), slog.Any("results", line.Results))
+			slog.Any("recipients", v.Recipients), slog.Any("results", v.Results))
 		if fs := j.Failures(); len(fs) > 0 {
 			level = slog.LevelError
 			attrs = append(attrs, slog.String("failure", failureText(fs)))

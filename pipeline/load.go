@@ -8,6 +8,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // Config is a loaded rules file and its router.
@@ -74,11 +75,11 @@ func (c *Config) Check(strict bool) (lines []error, verdict string, ok bool) {
 		lines = append(lines, p)
 	}
 	if len(errs) > 0 || (strict && len(warnings) > 0) {
-		return lines, fmt.Sprintf("%s: %s, %s", c.Rules.File, Plural(len(errs), "problem"), Plural(len(warnings), "warning")), false
+		return lines, fmt.Sprintf("%s: %s, %s", c.Rules.File, words.Plural(len(errs), "problem", "problems"), words.Plural(len(warnings), "warning", "warnings")), false
 	}
-	verdict = fmt.Sprintf("%s: ok: %s, %s, %s", c.Rules.File, Plural(len(c.Rules.Rules), "rule"), Plural(len(c.Rules.Destinations), "destination"), Plural(len(c.Rules.Lists), "list"))
+	verdict = fmt.Sprintf("%s: ok: %s, %s, %s", c.Rules.File, words.Plural(len(c.Rules.Rules), "rule", "rules"), words.Plural(len(c.Rules.Destinations), "destination", "destinations"), words.Plural(len(c.Rules.Lists), "list", "lists"))
 	if len(warnings) > 0 {
-		verdict += ", " + Plural(len(warnings), "warning")
+		verdict += ", " + words.Plural(len(warnings), "warning", "warnings")
 	}
 	return lines, verdict, true
 }

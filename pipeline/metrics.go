@@ -2,12 +2,13 @@ package pipeline
 
 import (
 	"cmp"
-	"encoding/json"
 	"io"
 	"maps"
 	"slices"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
 )
@@ -92,7 +93,9 @@ func (m Metric) write(w io.Writer, at time.Time) error {
 	for k, v := range m.Dims {
 		doc[k] = v
 	}
-	b, err := json.Marshal(doc)
+	// Members in the order of their names; a dimension's value (an event
+	// type, a rule's name) written as encoding/json wrote it.
+	b, err := json.Marshal(doc, json.Deterministic(true), jsontext.EscapeForJS(true), jsontext.AllowInvalidUTF8(true))
 	if err != nil {
 		return err
 	}

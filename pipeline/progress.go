@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // Progress shows a long run's progress on a terminal: one line on
@@ -99,11 +100,11 @@ func (p *Progress) draw(now time.Time) {
 //	sesrouter: 2,048 inputs read, 1,980 handled (1,950 notifications); 12 posts waiting, done in 13s
 func (p *Progress) Line(now time.Time) string {
 	p.mu.Lock()
-	s := fmt.Sprintf("sesrouter: %s inputs read, %s handled (%s notifications)", actions.Thousands(p.read), actions.Thousands(p.done), actions.Thousands(p.notes))
+	s := fmt.Sprintf("sesrouter: %s inputs read, %s handled (%s notifications)", words.Thousands(p.read), words.Thousands(p.done), words.Thousands(p.notes))
 	p.mu.Unlock()
 	if p.pacers != nil {
 		if n, drained := p.pacers.Queue(); n > 0 {
-			s += fmt.Sprintf("; %s posts waiting, done in %s", actions.Thousands(n), drained.Sub(now).Round(time.Second))
+			s += fmt.Sprintf("; %s posts waiting, done in %s", words.Thousands(n), drained.Sub(now).Round(time.Second))
 		}
 	}
 	return s

@@ -113,8 +113,21 @@ func (r *run) do(ctx context.Context, next func() (ses.Item, bool), stop func())
 	return res
 }
 
+// Output shows what a run did as it does it: each handled item, in input
+// order, then each digest, then Close. Package pipeline/output writes it
+// as JSON, text or HTML.
+type Output interface {
+	// Job shows one handled item.
+	Job(*Job) error
+	// Digest shows a digest posted (or rendered) at the end of the run.
+	Digest(actions.DigestResult) error
+	// Close ends the output and writes what is buffered.
+	Close() error
+}
+
 // Route is route's run: the items next yields go through a Runner, each
-// written by out as it is done, then the run's digests are posted and
+// written by out as it is done (a dry run, dryRun, acts on one item at a
+// time), then the run's digests are posted and
 // written too, and digest (when not nil) is told of each, for a line on
 // standard error.
 //
@@ -122,7 +135,7 @@ func (r *run) do(ctx context.Context, next func() (ses.Item, bool), stop func())
 // read in progress return: Inputs.Close) and the actions in flight get
 // drain to finish before they are cancelled; when now ends, they are
 // cancelled at once. The digests get drain too, within now.
-func Route(ctx, now context.Context, h *Handler, out *Output, progress *Progress, next func() (ses.Item, bool), stop func(),
+func Route(ctx, now context.Context, h *Handler, out Output, dryRun bool, progress *Progress, next func() (ses.Item, bool), stop func(),
 	drain time.Duration, digest func(actions.DigestResult)) Result {
 	actx, cancel := drainContext(ctx, now, drain)
 	defer cancel()
@@ -130,7 +143,7 @@ func Route(ctx, now context.Context, h *Handler, out *Output, progress *Progress
 	// process, so concurrency would only make which notifications a storm
 	// folds vary from run to run.
 	conc := DefaultConcurrency
-	if out.dryRun {
+	if dryRun {
 		conc = 1
 	}
 	r := &run{

@@ -119,7 +119,7 @@ type SweepResult struct {
 // after the sweep was stopped: they say what was done.
 const sweepFlushTime = 30 * time.Second
 
-// Sweep reads the suppression list with ses, page by page (memory stays
+// Sweep reads the suppression list with client, page by page (memory stays
 // flat whatever its length), routes each entry, and carries out its
 // unsuppress (a delete) and log actions; suppress has nothing to do and
 // is left out, and drop does nothing. Notifies are not posted per entry:
@@ -130,8 +130,8 @@ const sweepFlushTime = 30 * time.Second
 //
 // When ctx ends, the sweep stops between entries, the deletes in flight
 // are cut, and the summaries are still posted (within 30 s).
-func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
-	return h.sweep(ctx, context.WithoutCancel(ctx), ses, dryRun, req, &run{write: func(j *Job) error { emit(j); return nil }})
+func (h *Handler) Sweep(ctx context.Context, client SESAPI, dryRun bool, req Sweep, emit func(*Job)) SweepResult {
+	return h.sweep(ctx, context.WithoutCancel(ctx), client, dryRun, req, &run{write: func(j *Job) error { emit(j); return nil }})
 }
 
 // SweepTo is Sweep written to out as route writes its items, with the
@@ -139,19 +139,19 @@ func (h *Handler) Sweep(ctx context.Context, ses SESAPI, dryRun bool, req Sweep,
 // error stops the sweep, and summary (when not nil) is told of each
 // summary posted. The summaries are posted even once ctx has ended,
 // until now ends.
-func (h *Handler) SweepTo(ctx, now context.Context, ses SESAPI, dryRun bool, req Sweep, out *Output, summary func(actions.DigestResult)) SweepResult {
+func (h *Handler) SweepTo(ctx, now context.Context, client SESAPI, dryRun bool, req Sweep, out Output, summary func(actions.DigestResult)) SweepResult {
 	r := &run{write: out.Job, close: out.Close}
 	if summary != nil {
 		r.digest = func(d actions.DigestResult) error { summary(d); return nil }
 	}
-	return h.sweep(ctx, now, ses, dryRun, req, r)
+	return h.sweep(ctx, now, client, dryRun, req, r)
 }
 
 // sweep runs a sweep through r, its summaries posted under fctx.
-func (h *Handler) sweep(ctx, fctx context.Context, ses SESAPI, dryRun bool, req Sweep, r *run) SweepResult {
+func (h *Handler) sweep(ctx, fctx context.Context, client SESAPI, dryRun bool, req Sweep, r *run) SweepResult {
 	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
 	d := *h.Dispatcher
-	d.SES = actions.SweepSES(ses, pacer)
+	d.SES = actions.SweepSES(client, pacer)
 	if dryRun {
 		d.SES = actions.DryRunSES()
 	}
@@ -166,7 +166,7 @@ func (h *Handler) sweep(ctx, fctx context.Context, ses SESAPI, dryRun bool, req 
 	r.actx = ctx
 	r.show = func(j *Job) bool { return j.Plan == nil || matched(j.Plan) }
 	r.flushCtx, r.flushWithin, r.flushMsg, r.flushKey = fctx, sweepFlushTime, "sweep summary", "summary"
-	l := &sweepList{ctx: ctx, ses: ses, pacer: pacer,
+	l := &sweepList{ctx: ctx, ses: client, pacer: pacer,
 		in: &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}}
 	if req.Reason != "" {
 		l.in.Reasons = []types.SuppressionListReason{types.SuppressionListReason(req.Reason)}
@@ -291,11 +291,11 @@ func (r SweepResult) Summary() string {
 // entries taken off are no longer listed), each entry a rule matched
 // logged, the metrics written to metrics.
 func (h *Handler) InvokeSweep(ctx context.Context, parts *Parts, req Sweep, metrics io.Writer) error {
-	ses, err := parts.SES(ctx)
+	client, err := parts.SES(ctx)
 	if err != nil {
 		return err
 	}
-	res := h.Sweep(ctx, ses, false, req, func(j *Job) { h.Log(ctx, j) })
+	res := h.Sweep(ctx, client, false, req, func(j *Job) { h.Log(ctx, j) })
 	if err := WriteMetrics(metrics, time.Now(), res.Tally, SweepMetrics(res)...); err != nil {
 		h.Logger.Warn("the sweep's metrics were not written", "error", err.Error())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // rulesSweep are the shipped rules, with a webhook paced at once: dummies
@@ -98,7 +99,7 @@ func TestSweep(t *testing.T) {
 		t.Errorf("emitted %d, removed %d", emitted, res.Tally.Outcomes[actions.OutcomeRemoved])
 	}
 	posts := f.slack.Posts()
-	if len(posts) != 1 || !strings.HasPrefix(posts[0].Text, fmt.Sprintf("Sweep · %s addresses taken off the suppression list", actions.Thousands(len(keep)))) {
+	if len(posts) != 1 || !strings.HasPrefix(posts[0].Text, fmt.Sprintf("Sweep · %s addresses taken off the suppression list", words.Thousands(len(keep)))) {
 		var texts []string
 		for _, p := range posts {
 			texts = append(texts, p.Text)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // Tally counts what a run, an invocation or a window did: it is where
@@ -117,12 +118,13 @@ func (t *Tally) Merge(u *Tally) {
 	}
 }
 
-// Summary says the counts in one line for people:
+// Summary says the counts in one line for people (and scripts, so the
+// numbers are digits alone):
 //
 //	3 notifications (5 recipients), 1 skipped, 0 failed; posted 2, removed 1, dropped 1
 func (t *Tally) Summary() string {
-	s := fmt.Sprintf("%s (%s), %d skipped, %d failed", Plural(t.Notifications, "notification"), Plural(t.Recipients, "recipient"),
-		t.Skipped, t.Failed+t.DigestsFailed)
+	s := fmt.Sprintf("%s (%s), %d skipped, %d failed", words.Plural(t.Notifications, "notification", "notifications"),
+		words.Plural(t.Recipients, "recipient", "recipients"), t.Skipped, t.Failed+t.DigestsFailed)
 	if t.Duplicates > 0 {
 		s += fmt.Sprintf(", %d duplicate", t.Duplicates)
 	}
@@ -134,18 +136,10 @@ func (t *Tally) Summary() string {
 		parts = append(parts, fmt.Sprintf("%s %d", o, t.Outcomes[o]))
 	}
 	if t.Digests+t.DigestsFailed > 0 {
-		parts = append(parts, Plural(t.Digests+t.DigestsFailed, "digest"))
+		parts = append(parts, words.Plural(t.Digests+t.DigestsFailed, "digest", "digests"))
 	}
 	if len(parts) > 0 {
 		s += "; " + strings.Join(parts, ", ")
 	}
 	return s
-}
-
-// Plural says n word, with an s when n is not 1: "1 rule", "2 rules".
-func Plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

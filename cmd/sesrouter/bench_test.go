@@ -36,6 +36,20 @@ func BenchmarkRouteDryRunJSON(b *testing.B) {
 	benchRoute(b, args, testEnv(nil), size, benchEventsPerRun)
 }
 
+// BenchmarkRouteDryRunJSONEvery is BenchmarkRouteDryRunJSON with
+// digest_after raised, so that no storm folds and every notify's Slack
+// payload is rendered and written in its JSON line: the cost of
+// rendering, side by side with the run that folds.
+//
+//	go test -run='^$' -bench='RouteDryRunJSON' -cpu 1 -count 5 ./cmd/sesrouter
+func BenchmarkRouteDryRunJSONEvery(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "bench.ndjson")
+	size := writeBenchFileOrFail(b, path, benchEventsPerRun)
+	rules := writeFile(b, b.TempDir(), "rules.yaml", strings.Replace(readHandlerRules(b), "      pace: 0s\n", "      pace: 0s\n      digest_after: 1000000\n", 1))
+	args := []string{"route", "-dry-run", "-format", "json", "-rules", rules, path}
+	benchRoute(b, args, testEnv(nil), size, benchEventsPerRun)
+}
+
 // benchRoute runs route with args until the benchmark is done, each run
 // over a file of size bytes and events events, and reports events/s.
 func benchRoute(b *testing.B, args []string, e env, size int64, events int) {

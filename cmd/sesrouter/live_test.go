@@ -18,7 +18,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
-	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // The live route: sesrouter route without -dry-run, in-process through
@@ -591,7 +591,7 @@ func TestRouteLive(t *testing.T) {
 				failed = 1
 			}
 			summary := fmt.Sprintf("sesrouter route: 1 notification (%s), 0 skipped, %d failed; ",
-				pipeline.Plural(len(tt.recipients), "recipient"), failed)
+				words.Plural(len(tt.recipients), "recipient", "recipients"), failed)
 			if !strings.HasPrefix(r.stderr, summary) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr = %q, want only the summary line %q…", r.stderr, summary)
 			}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -250,7 +251,7 @@ func printProblems(stderr io.Writer, path string, err error) {
 	for _, e := range errs {
 		fmt.Fprintln(stderr, e)
 	}
-	fmt.Fprintf(stderr, "%s: %s\n", path, pipeline.Plural(len(errs), "problem"))
+	fmt.Fprintf(stderr, "%s: %s\n", path, words.Plural(len(errs), "problem", "problems"))
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/output"
 )
 
 const routeText = `Reads SES notifications from each FILE (- or none: standard input), in any
@@ -74,7 +75,7 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 		}
 		h.Logger, pacers = nil, parts.Slack.Pacers // route reports on standard output, not in a log line per input
 	}
-	out, err := pipeline.NewOutput(stdout, *format, *explain, *dryRun, cfg)
+	out, err := output.New(stdout, *format, *explain, *dryRun, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter route: %v\n", err)
 		return exitUsage
@@ -90,7 +91,7 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 		s, _ := stoppedBy(sig.ctx)
 		fmt.Fprintf(stderr, "sesrouter route: %v: stopped reading; finishing the notifications in flight (at most %s)\n", s, drain)
 	})
-	res := pipeline.Route(sig.ctx, sig.now, h, out, progress, in.Next, func() { in.Close() }, drain, digestLine("route", stderr))
+	res := pipeline.Route(sig.ctx, sig.now, h, out, *dryRun, progress, in.Next, func() { in.Close() }, drain, digestLine("route", stderr))
 	wait()
 	return finish("route", res, res.Tally.Summary(), start, sig.ctx, stderr)
 }

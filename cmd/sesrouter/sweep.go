@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/output"
 )
 
 const sweepText = `Reconciles the SES account suppression list with the rules: every entry is
@@ -50,7 +51,7 @@ func cmdSweep(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 		return exitUsage
 	}
 	h.Logger = nil // sweep reports on standard output, not in a log line per entry
-	out, err := pipeline.NewOutput(stdout, *format, false, *dryRun, cfg)
+	out, err := output.New(stdout, *format, false, *dryRun, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter sweep: %v\n", err)
 		return exitUsage

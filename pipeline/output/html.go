@@ -1,4 +1,4 @@
-package pipeline
+package output
 
 import (
 	"bufio"
@@ -7,21 +7,18 @@ import (
 	"strings"
 
 	"github.com/sesrouter/sesrouter/actions"
-	"github.com/slack-go/slack"
+	"github.com/sesrouter/sesrouter/pipeline"
 )
 
-// page is route's HTML output: one self-contained page (no script, no
+// htmlWriter is route's HTML output: one self-contained page (no script, no
 // external asset) that shows every message a dry run renders as Slack
 // lays it out, with the rules that decided beside each. Everything that
 // comes from an event is escaped.
-type page struct {
+type htmlWriter struct {
 	w      *bufio.Writer
 	rules  string
-	count  int
 	header bool
 }
-
-func newPage(w *bufio.Writer, cfg *Config) *page { return &page{w: w, rules: cfg.Rules.File} }
 
 // pageCard is one input on the page.
 type pageCard struct {
@@ -41,114 +38,109 @@ type pageMessage struct {
 }
 
 type pageBlock struct {
-	Kind string // header, context, section
+	Kind actions.BlockKind
 	HTML template.HTML
 }
 
-func (p *page) job(j *Job) error {
-	c := pageCard{Input: j.Item.Input}
+// Job shows one handled input: its recipients, what the rules decided,
+// and every message rendered for it.
+func (p *htmlWriter) Job(j *pipeline.Job) error {
+	v := j.View(false)
+	c := pageCard{Input: v.Input}
 	switch {
-	case j.Item.Err != nil:
-		c.Title, c.Note = "Unreadable", j.Item.Err.Error()
-	case j.Plan == nil:
-		c.Title, c.Note = "Skipped", j.Item.Skipped
+	case v.Unreadable:
+		c.Title, c.Note = "Unreadable", v.Error
+	case v.Event == nil:
+		c.Title, c.Note = "Skipped", v.Skipped
 	default:
-		c.Title = describeEvent(j.Plan.Notification)
-		for i := range j.Plan.Recipients {
-			d := &j.Plan.Recipients[i]
-			r := pageRecipient{Address: d.Recipient.Address, Rules: "no rule matched", Actions: "no action"}
-			if d.Err != nil {
-				r.Rules = d.Err.Error()
+		c.Title = strings.Join(v.Event.Title, " ")
+		for i := range v.Recipients {
+			r := &v.Recipients[i]
+			pr := pageRecipient{Address: r.Address, Rules: "no rule matched", Actions: "no action"}
+			switch {
+			case r.Error != "":
+				pr.Rules = r.Error
+			case len(r.Rules) > 0:
+				pr.Rules = strings.Join(r.Rules, " + ")
 			}
-			var names, acts []string
-			for _, m := range d.Matched {
-				names = append(names, m.Name)
+			if len(r.Actions) > 0 {
+				pr.Actions = strings.Join(r.Actions, ", ")
 			}
-			for _, a := range d.Actions {
-				acts = append(acts, a.String())
-			}
-			if len(names) > 0 && d.Err == nil {
-				r.Rules = strings.Join(names, " + ")
-			}
-			if len(acts) > 0 {
-				r.Actions = strings.Join(acts, ", ")
-			}
-			c.Recipients = append(c.Recipients, r)
+			c.Recipients = append(c.Recipients, pr)
 		}
-		for i := range j.Results {
-			res := &j.Results[i]
+		for i := range v.Results {
+			res := &v.Results[i]
 			if res.Outcome == actions.OutcomeDigested {
-				c.Messages = append(c.Messages, pageMessage{Destination: res.Step.Action.Destination, Outcome: string(res.Outcome),
-					Blocks: []pageBlock{{"context", "folded into the digest at the end of the run"}}})
+				c.Messages = append(c.Messages, pageMessage{Destination: res.Destination, Outcome: string(res.Outcome),
+					Blocks: []pageBlock{{actions.BlockContext, "folded into the digest at the end of the run"}}})
 			}
 			for _, m := range res.Messages {
-				c.Messages = append(c.Messages, renderMessage(res.Step.Action.Destination, string(res.Outcome), m))
+				c.Messages = append(c.Messages, renderMessage(res.Destination, string(res.Outcome), m))
 			}
 		}
 	}
 	return p.write(c)
 }
 
-// digest shows a digest message at the end of the page.
-func (p *page) digest(r actions.DigestResult) error {
+// Digest shows a digest message at the end of the page.
+func (p *htmlWriter) Digest(r actions.DigestResult) error {
 	return p.write(pageCard{Input: "end of the run", Title: "Digest for " + r.Destination,
 		Messages: []pageMessage{renderMessage(r.Destination, string(r.Outcome), r.Message)}})
 }
 
-func (p *page) write(c pageCard) error {
+func (p *htmlWriter) write(c pageCard) error {
 	if !p.header {
 		p.header = true
 		if err := pageHead.Execute(p.w, p.rules); err != nil {
 			return err
 		}
 	}
-	p.count++
 	return pageCardT.Execute(p.w, c)
 }
 
-func (p *page) close() error {
+// Close ends the page and writes what is buffered.
+func (p *htmlWriter) Close() error {
 	if !p.header {
 		if err := pageHead.Execute(p.w, p.rules); err != nil {
 			return err
 		}
 	}
-	_, err := p.w.WriteString("</main></body></html>\n")
-	return err
+	if _, err := p.w.WriteString("</main></body></html>\n"); err != nil {
+		return err
+	}
+	return p.w.Flush()
 }
 
-// renderMessage renders the blocks of m as Slack shows them.
+// renderMessage renders m as Slack shows it (actions.Render), its
+// mrkdwn as HTML.
 func renderMessage(dest, outcome string, m actions.Message) pageMessage {
 	pm := pageMessage{Destination: dest, Outcome: outcome}
-	for _, b := range m.Blocks {
-		switch bl := b.(type) {
-		case *slack.HeaderBlock:
-			if bl.Text != nil {
-				pm.Blocks = append(pm.Blocks, pageBlock{"header", template.HTML(html.EscapeString(bl.Text.Text))})
+	for _, b := range actions.Render(m) {
+		var h string
+		switch b.Kind {
+		case actions.BlockHeader:
+			h = html.EscapeString(b.Texts[0])
+		case actions.BlockContext, actions.BlockSection:
+			sep := "<br>"
+			if b.Kind == actions.BlockContext {
+				sep = ` <span class="sep">·</span> `
 			}
-		case *slack.ContextBlock:
-			var parts []string
-			for _, el := range bl.ContextElements.Elements {
-				if t, ok := el.(*slack.TextBlockObject); ok {
-					parts = append(parts, string(Mrkdwn(t.Text)))
-				}
+			parts := make([]string, len(b.Texts))
+			for i, t := range b.Texts {
+				parts[i] = string(mrkdwn(t))
 			}
-			pm.Blocks = append(pm.Blocks, pageBlock{"context", template.HTML(strings.Join(parts, ` <span class="sep">·</span> `))})
-		case *slack.SectionBlock:
-			if bl.Text != nil {
-				pm.Blocks = append(pm.Blocks, pageBlock{"section", Mrkdwn(bl.Text.Text)})
-			}
-		case *slack.DividerBlock:
-			pm.Blocks = append(pm.Blocks, pageBlock{"divider", ""})
+			h = strings.Join(parts, sep)
 		}
+		pm.Blocks = append(pm.Blocks, pageBlock{b.Kind, template.HTML(h)})
 	}
 	return pm
 }
 
-// Mrkdwn renders Slack mrkdwn text as HTML, roughly as Slack does: *bold*,
+// mrkdwn renders Slack mrkdwn text as HTML, roughly as Slack does: *bold*,
 // _italic_, ~strike~, `code`, line breaks, <!here> and the other
 // mentions, <url|label> links. Every character of the text is escaped:
 // what the text holds can never be markup.
-func Mrkdwn(s string) template.HTML {
+func mrkdwn(s string) template.HTML {
 	var b strings.Builder
 	text := func(t string) { b.WriteString(inline(html.UnescapeString(t))) }
 	for len(s) > 0 {
