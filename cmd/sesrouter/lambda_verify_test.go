@@ -342,3 +342,44 @@ func TestLambdaVerifySettings(t *testing.T) {
 		})
 	}
 }
+
+// TestLambdaSampleEnvelopes invokes samples #24 (SNS to SQS, a real
+// signature by a certificate not in the repository), #26 (an SNS record
+// with the placeholder signature "EXAMPLE") and #27 (an SQS record whose
+// body is plain text) as they are: none carries SES content, so each is
+// skipped before any check, and nothing fails. #26 with an SES bounce as
+// its Message is refused: its signature, certificate URL and topic are
+// placeholders, and no certificate is fetched for it.
+func TestLambdaSampleEnvelopes(t *testing.T) {
+	f := startLambdaFakes(t)
+	net := &unreachable{}
+	e := testEnv(f.vars)
+	e.outbound = net
+	invoke, stdout, stderr := initTestLambda(t, lambdaRules, e)
+	for _, name := range []string{"24_lambda_sqs_event_with_sns_envelope_body.json", "26_lambda_sns_event_aws_lambda_go_messageattributes.json",
+		"27_lambda_sqs_event_aws_lambda_go_messageattributes.json"} {
+		out, err := invoke(lambdaContext(), readSample(t, name))
+		if resp, ok := out.(events.SQSEventResponse); err != nil || ok && len(resp.BatchItemFailures) != 0 {
+			t.Errorf("%s: response %v, error %v; want no failure", name, out, err)
+		}
+	}
+	if n := len(logLinesOf(t, stderr.String(), "skipped")); n != 3 {
+		t.Errorf("%d skipped lines, want 3\n%s", n, stderr)
+	}
+	var sample26 map[string]any
+	if err := json.Unmarshal(readSample(t, "26_lambda_sns_event_aws_lambda_go_messageattributes.json"), &sample26); err != nil {
+		t.Fatal(err)
+	}
+	sample26["Records"].([]any)[0].(map[string]any)["Sns"].(map[string]any)["Message"] = strings.TrimSpace(liveBounce(t, "ses-26", "a@example.com"))
+	if out, err := invoke(lambdaContext(), mustJSON(t, sample26)); err != nil || out != nil {
+		t.Errorf("#26 with a bounce: response %v, error %v; want none", out, err)
+	}
+	refused := logLinesOf(t, stderr.String(), "refused input")
+	if len(refused) != 1 || !strings.Contains(refused[0]["reason"].(string), `SigningCertURL "EXAMPLE"`) {
+		t.Errorf("refused lines %v, want one naming the placeholder certificate URL", refused)
+	}
+	if len(f.slack.Posts()) != 0 || len(net.requests()) != 0 {
+		t.Errorf("%d posts, requests %q; want none", len(f.slack.Posts()), net.requests())
+	}
+	checkContains(t, "metrics", stdout.String(), `"Notifications":1,"Type":"(refused)"`)
+}
