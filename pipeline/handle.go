@@ -33,6 +33,9 @@ type Handler struct {
 	// Storm is the destinations' storm state, which outlives batches and
 	// reloads; nil folds nothing.
 	Storm *actions.Storm
+	// Gate decides which items of a Lambda invocation may be acted on
+	// (Invoke); nil acts on every item read.
+	Gate *Gate
 
 	// only, when set, leaves out of each plan what the run has nothing to
 	// do for (a sweep's suppress).
@@ -127,6 +130,12 @@ type Job struct {
 	// DigestErr is set when a digest this item was folded into could not
 	// be posted: nobody has seen it.
 	DigestErr error
+	// Refused is set when the item must never be acted on (a Gate found
+	// it forged, or from a source nobody wired): nothing is done, and it
+	// is not delivered again. Unverified is set when it could not be
+	// checked now (its signing certificate could not be fetched): nothing
+	// is done, and it fails, so that it is delivered again.
+	Refused, Unverified error
 }
 
 // Prepare routes an item and claims its notification against duplicates.
@@ -198,6 +207,10 @@ const (
 	// FailAction: an action failed (Slack, SES, a digest); a retry may
 	// succeed.
 	FailAction = "action"
+	// FailUnverified: the input's signature could not be checked (its
+	// certificate could not be fetched), so nothing was done; a retry may
+	// succeed.
+	FailUnverified = "unverified"
 )
 
 // Failures says why the job counts as failed, one error per cause, each
@@ -207,6 +220,9 @@ func (j *Job) Failures() []Failure {
 	var out []Failure
 	if j.Item.Err != nil {
 		out = append(out, Failure{FailUnreadable, fmt.Errorf("unreadable: %w", j.Item.Err)})
+	}
+	if j.Unverified != nil {
+		out = append(out, Failure{FailUnverified, fmt.Errorf("not verified: %w", j.Unverified)})
 	}
 	if j.Panic != "" {
 		out = append(out, Failure{FailAction, errors.New("panic: " + j.Panic)})
@@ -237,7 +253,7 @@ func (j *Job) Failures() []Failure {
 
 // Failure is one reason an item failed.
 type Failure struct {
-	// Kind is FailUnreadable, FailRule or FailAction.
+	// Kind is FailUnreadable, FailRule, FailAction or FailUnverified.
 	Kind string
 	Err  error
 }
@@ -271,6 +287,14 @@ func (h *Handler) Log(ctx context.Context, j *Job) {
 	}
 	level, msg := slog.LevelInfo, "notification"
 	switch {
+	case j.Refused != nil:
+		level, msg = slog.LevelWarn, "refused input"
+		attrs = append(attrs, slog.String("reason", j.Refused.Error()))
+		attrs = appendOrigin(attrs, it)
+	case j.Unverified != nil:
+		level, msg = slog.LevelError, "input not verified"
+		attrs = append(attrs, slog.String("error", j.Unverified.Error()))
+		attrs = appendOrigin(attrs, it)
 	case it.Err != nil:
 		level, msg = slog.LevelError, "unreadable input"
 		attrs = append(attrs, slog.String("error", it.Err.Error()))
@@ -288,4 +312,19 @@ func (h *Handler) Log(ctx context.Context, j *Job) {
 		}
 	}
 	h.Logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// appendOrigin adds to a log line where a refused or unverified item says
+// it came from: the SNS topic, the SQS queue, the EventBridge account.
+func appendOrigin(attrs []slog.Attr, it *ses.Item) []slog.Attr {
+	if it.TopicArn != "" {
+		attrs = append(attrs, slog.String("topicArn", it.TopicArn))
+	}
+	if it.Origin.Queue != "" {
+		attrs = append(attrs, slog.String("queueArn", it.Origin.Queue))
+	}
+	if it.Origin.EventBridge {
+		attrs = append(attrs, slog.String("account", it.Origin.Account))
+	}
+	return attrs
 }

@@ -43,12 +43,14 @@ type record struct {
 // actions. An action that fails, or an input that cannot be read, is
 // retried: the SQS record is named in FailedIDs, an SNS or EventBridge
 // event fails the invocation. When ctx ends, the records not yet acted
-// on are reported failed, never dropped.
+// on are reported failed, never dropped. With h.Gate, each item is
+// checked as it is read: one refused is logged and counted, never acted
+// on nor retried; one that could not be verified now is retried.
 func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, window int) Invocation {
 	inv := Invocation{Tally: NewTally()}
 	batch := h.NewBatch(true)
 	var recs []record
-	r := Runner{Handler: h, Batch: batch, Concurrency: concurrency, Window: window, Emit: func(j *Job) {
+	r := Runner{Handler: h, Batch: batch, Concurrency: concurrency, Window: window, Admit: h.Gate.admit(ctx), Emit: func(j *Job) {
 		h.Log(ctx, j) // first: should it panic, the item is emitted again bare, and counted once
 		inv.Tally.Add(j)
 		rec := record{input: j.Item.Input, envelope: j.Item.Envelope, id: j.Item.EnvelopeID}

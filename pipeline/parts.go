@@ -32,6 +32,9 @@ type Parts struct {
 	Logger *slog.Logger
 	// Timeout bounds the actions of one item.
 	Timeout time.Duration
+	// Gate decides which items of a Lambda invocation may be acted on;
+	// its verifier caches certificates for the process. Nil: all.
+	Gate *Gate
 
 	// sesMu guards ses, the client once made.
 	sesMu sync.Mutex
@@ -137,7 +140,7 @@ func (p *Parts) Handler(ctx context.Context, cfg *Config) (*Handler, error) {
 			ses = &actions.SuppressionList{Client: c}
 		}
 	}
-	h := &Handler{Router: cfg.Router, Seen: p.Seen, Storm: p.Storm, Logger: p.Logger, Timeout: p.Timeout,
+	h := &Handler{Router: cfg.Router, Seen: p.Seen, Storm: p.Storm, Logger: p.Logger, Timeout: p.Timeout, Gate: p.Gate,
 		Dispatcher: &actions.Dispatcher{Destinations: actions.ByName(cfg.Destinations), Notifiers: notifiers,
 			SES: ses, Log: actions.SlogLogbook{Logger: p.Logger}}}
 	return h, errors.Join(errs...)

@@ -26,6 +26,10 @@ type Runner struct {
 	// bare (its input, envelope and ids, and the panic): Emit should do
 	// what may panic (writing the item out) before what counts it.
 	Emit func(*Job)
+	// Admit, when set, is asked about each item as it is read, before it
+	// is routed or claimed: an item it refuses, or cannot vouch for now,
+	// is emitted with Job.Refused or Job.Unverified and nothing done.
+	Admit func(ses.Item) (refused, unverified error)
 }
 
 // Defaults of a Runner.
@@ -120,6 +124,11 @@ func (r *Runner) take(next func() (ses.Item, bool)) (j runJob, more bool) {
 	it, ok := next()
 	if !ok {
 		return runJob{}, false
+	}
+	if r.Admit != nil {
+		if refused, unverified := r.Admit(it); refused != nil || unverified != nil {
+			return runJob{Job: &Job{Item: it, Refused: refused, Unverified: unverified}, done: make(chan struct{})}, true
+		}
 	}
 	return runJob{Job: r.Handler.Prepare(it), done: make(chan struct{})}, true
 }

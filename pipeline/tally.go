@@ -16,6 +16,9 @@ import (
 // status and Lambda's metrics.
 type Tally struct {
 	Inputs, Notifications, Recipients, Skipped, Duplicates int
+	// Refused counts the items a Gate refused: never acted on, never
+	// delivered again.
+	Refused int
 	// Failed counts the items that failed; RuleErrors the recipients a
 	// rule failed for.
 	Failed, RuleErrors int
@@ -23,8 +26,9 @@ type Tally struct {
 	// outcome ("notify", "posted").
 	Outcomes map[actions.Outcome]int
 	Actions  map[[2]string]int
-	// Types counts notifications by type ("(skipped)", "(unreadable)"
-	// for the others); Rules recipients by deciding rule ("(unmatched)").
+	// Types counts notifications by type ("(skipped)", "(unreadable)",
+	// "(refused)", "(unverified)" for the others); Rules recipients by
+	// deciding rule ("(unmatched)").
 	Types, Rules map[string]int
 	// Digested counts the notifications folded, by destination; Digests
 	// the digests posted and DigestsFailed those that were not.
@@ -43,6 +47,11 @@ func (t *Tally) Add(j *Job) {
 	t.Inputs++
 	it := &j.Item
 	switch {
+	case j.Refused != nil:
+		t.Refused++
+		t.Types["(refused)"]++
+	case j.Unverified != nil:
+		t.Types["(unverified)"]++
 	case it.Err != nil:
 		t.Types["(unreadable)"]++
 	case j.Plan == nil:
@@ -97,6 +106,7 @@ func (t *Tally) Merge(u *Tally) {
 	t.Recipients += u.Recipients
 	t.Skipped += u.Skipped
 	t.Duplicates += u.Duplicates
+	t.Refused += u.Refused
 	t.Failed += u.Failed
 	t.RuleErrors += u.RuleErrors
 	t.Digests += u.Digests

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -20,7 +20,16 @@ Slack and SES clients built and checked, once at init: a problem fails
 init with one clear line. SQS: batchItemFailures names exactly the records
 to deliver again (a failed action or digest, an unreadable body); SNS and
 EventBridge: the invocation fails. A rule that fails at run time is logged
-and counted (RuleErrors), never retried.`
+and counted (RuleErrors), never retried.
+
+Every SNS envelope, in an SNS record or an SQS body, is acted on only when
+its signature verifies, as in serve (SESROUTER_VERIFY_SNS=off: not
+checked; SESROUTER_SNS_CERT_DIR: certificates from a folder), and, with
+SESROUTER_TOPICS, only for those topics. An SQS body that carries no
+signature (bare SES JSON, an EventBridge event) is acted on only from a
+queue of SESROUTER_QUEUES; an EventBridge event only of the function's
+account. What is refused is logged and never retried; a record whose
+certificate could not be fetched is retried.`
 
 // Settings of an invocation.
 const (
@@ -48,19 +57,28 @@ func cmdLambda(args []string, stdout, stderr io.Writer, e env) int {
 
 // lambdaInit does the init: rules, logger, clients. On failure it prints
 // why and reports false.
-func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context.Context, json.RawMessage) (any, error), bool) {
+func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context.Context, jsontext.Value) (any, error), bool) {
 	start := time.Now()
 	cfg, parts, ok := setup("lambda", rulesFlag, e, stderr, lambdaConcurrency)
 	if !ok {
 		return nil, false
 	}
+	gate, err := lambdaGate(e)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter lambda: %v\n", err)
+		return nil, false
+	}
+	if gate.Verifier == nil {
+		parts.Logger.Warn("SESROUTER_VERIFY_SNS is off: SNS envelopes are acted on without their signature checked")
+	}
+	parts.Gate = gate
 	h, err := parts.Handler(context.Background(), cfg)
 	if err != nil {
 		cannot("lambda", err, stderr)
 		return nil, false
 	}
 	parts.Logger.Debug("init done", slog.Duration("init", time.Since(start)))
-	return func(ctx context.Context, payload json.RawMessage) (any, error) {
+	return func(ctx context.Context, payload jsontext.Value) (any, error) {
 		actx, cancel := pipeline.ActionContext(ctx, defaultTimeout)
 		defer cancel()
 		if req, ok, err := pipeline.SweepRequest(payload); ok {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
 // sesrouter as an AWS Lambda function, under the real AWS Lambda Runtime
@@ -97,7 +99,7 @@ func TestLambdaRIE(t *testing.T) {
 		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: f.vars("ses-alerts")})
 		checkLoopbackOnly(t, fn)
 
-		status, body := fn.invoke(t, rieSNSEvent(t, "sns-1", liveBounce(t, "m-sns-1", "no-suppress-1@example.com", "someone@example.org")))
+		status, body := fn.invoke(t, f.snsEvent(t, "sns-1", liveBounce(t, "m-sns-1", "no-suppress-1@example.com", "someone@example.org")))
 		if status != http.StatusOK || string(body) != "null" {
 			t.Errorf("invocation: %d %s, want 200 null", status, body)
 		}
@@ -134,9 +136,9 @@ func TestLambdaRIE(t *testing.T) {
 		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: rieBatchRules, vars: vars})
 
 		status, body := fn.invoke(t, rieSQSEvent(t,
-			rieSQSSNSRecord(t, "q-1", liveBounce(t, "m-q-1", "a@ok.example")),
-			rieSQSSNSRecord(t, "q-2", liveBounce(t, "m-q-2", "r@revoked.example")),
-			rieSQSSNSRecord(t, "q-3", liveBounce(t, "m-q-3", "b@ok.example")),
+			f.sqsSNSRecord(t, "q-1", liveBounce(t, "m-q-1", "a@ok.example")),
+			f.sqsSNSRecord(t, "q-2", liveBounce(t, "m-q-2", "r@revoked.example")),
+			f.sqsSNSRecord(t, "q-3", liveBounce(t, "m-q-3", "b@ok.example")),
 		))
 		if status != http.StatusOK {
 			t.Fatalf("invocation: %d %s, want 200", status, body)
@@ -167,13 +169,17 @@ func TestLambdaRIE(t *testing.T) {
 	})
 
 	// An SQS batch with a body that is broken JSON: that record is named,
-	// the good one is posted. A plain-text body (what SNS raw delivery
-	// makes of SES's "Successfully validated SNS topic" setup message) is
-	// skipped, not failed: retrying it would never succeed.
+	// the good one (bare SES JSON, as raw delivery writes it, from the
+	// queue named in SESROUTER_QUEUES) is posted. A plain-text body (what
+	// SNS raw delivery makes of SES's "Successfully validated SNS topic"
+	// setup message) is skipped, not failed: retrying it would never
+	// succeed.
 	t.Run("sqs unreadable body is named", func(t *testing.T) {
 		t.Parallel()
 		f := newLambdaFakes(t)
-		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: f.vars("ses-alerts")})
+		vars := f.vars("ses-alerts")
+		vars["SESROUTER_QUEUES"] = rieQueue
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: vars})
 
 		status, body := fn.invoke(t, rieSQSEvent(t,
 			rieSQSRecord("q-good", strings.TrimSpace(liveBounce(t, "m-good", "someone@example.org"))),
@@ -196,16 +202,13 @@ func TestLambdaRIE(t *testing.T) {
 	})
 
 	// An EventBridge "Email Bounced" event (event publishing, detail an
-	// object) is routed by the handler's rules and posted.
+	// object) of the function's own account (the emulator's, 012345678912)
+	// is routed by the handler's rules and posted.
 	t.Run("eventbridge bounce is routed", func(t *testing.T) {
 		t.Parallel()
 		f := newLambdaFakes(t)
 		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: f.vars("ses-alerts")})
-		event, err := os.ReadFile("../../testdata/events/bounce-eventbridge.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		status, body := fn.invoke(t, event)
+		status, body := fn.invoke(t, rieEventBridge(t, rieAccount))
 		if status != http.StatusOK || string(body) != "null" {
 			t.Errorf("invocation: %d %s, want 200 null", status, body)
 		}
@@ -253,7 +256,7 @@ func TestLambdaRIE(t *testing.T) {
 		vars["SLACK_WEBHOOK_URL"] = f.slack.URL() + "/services/T000/B000/REVOKEDWEBHOOKSECRET"
 		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: vars})
 
-		status, body := fn.invoke(t, rieSNSEvent(t, "sns-2", liveBounce(t, "m-sns-2", "someone@example.org")))
+		status, body := fn.invoke(t, f.snsEvent(t, "sns-2", liveBounce(t, "m-sns-2", "someone@example.org")))
 		var fnErr struct{ ErrorMessage, ErrorType string }
 		if err := json.Unmarshal(body, &fnErr); err != nil || status != http.StatusOK ||
 			fnErr.ErrorMessage != "1 of 1 inputs failed: invocation#1: notify:ses-alerts: slack server error: 404 Not Found: no_service ("+hintWebhook("SLACK_WEBHOOK_URL")+")" {
@@ -274,7 +277,9 @@ func TestLambdaRIE(t *testing.T) {
 		t.Parallel()
 		f := newLambdaFakes(t)
 		rules := strings.ReplaceAll(ruleErrorRules, "SLACK_WEBHOOK_TEST", "SLACK_WEBHOOK_URL")
-		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: rules, vars: f.vars("hook")})
+		vars := f.vars("hook")
+		vars["SESROUTER_QUEUES"] = rieQueue // the bodies are bare SES JSON
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: rules, vars: vars})
 
 		status, body := fn.invoke(t, rieSQSEvent(t,
 			rieSQSRecord("q-fails", strings.TrimSpace(liveBounce(t, "m-fails", "untagged@example.com"))),
@@ -311,7 +316,7 @@ func TestLambdaRIE(t *testing.T) {
 		f := newLambdaFakes(t)
 		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: rieBrokenRules, vars: f.vars("ses-alerts"), cwdElsewhere: true})
 
-		status, body := fn.invoke(t, rieSNSEvent(t, "sns-3", liveBounce(t, "m-sns-3", "someone@example.org")))
+		status, body := fn.invoke(t, f.snsEvent(t, "sns-3", liveBounce(t, "m-sns-3", "someone@example.org")))
 		if status != http.StatusBadGateway {
 			t.Errorf("invocation: %d %s, want 502 for the failed init", status, body)
 		}
@@ -335,6 +340,125 @@ func TestLambdaRIE(t *testing.T) {
 		}
 		// The emulator saw the bootstrap exit with 2, the status of bad rules.
 		fn.log.wait(t, "exit status 2")
+	})
+
+	// What anyone allowed to send to the queue or to invoke the function
+	// could write is refused, under the real runtime: in one SQS batch,
+	// the envelope SNS signed is acted on (unsuppressed and posted); the
+	// same envelope with its Message changed, an unsigned envelope, bare
+	// SES JSON and an EventBridge event (no queue is named in
+	// SESROUTER_QUEUES) are refused: no SES call, no post, not named
+	// for retry, one WARN line each, counted. A forged SNS record and an
+	// EventBridge event of another account given directly are refused
+	// too, and the invocations succeed (Lambda would retry a failed one).
+	t.Run("forged content is refused", func(t *testing.T) {
+		t.Parallel()
+		f := newLambdaFakes(t)
+		for i := 1; i <= 7; i++ {
+			f.ses.Suppress(fmt.Sprintf("no-suppress-%d@example.com", i), "BOUNCE", listedAt)
+		}
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: f.vars("ses-alerts")})
+		bounce := func(n int) string {
+			return strings.TrimSpace(liveBounce(t, fmt.Sprint("m-forged-", n), fmt.Sprintf("no-suppress-%d@example.com", n)))
+		}
+		tampered := f.sns.Notification(t, rieTopic, "sns-q-2", bounce(8))
+		tampered.Message = bounce(2)
+		unsigned := mustJSON(t, map[string]string{"Type": "Notification", "MessageId": "sns-q-3", "TopicArn": rieTopic, "Message": bounce(3)})
+		eventBridge := strings.Replace(string(rieEventBridge(t, rieAccount)), "grace@example.com", "no-suppress-5@example.com", -1)
+
+		status, body := fn.invoke(t, rieSQSEvent(t,
+			f.sqsSNSRecord(t, "q-1", bounce(1)),
+			rieSQSRecord("q-2", string(intaketest.Body(tampered))),
+			rieSQSRecord("q-3", string(unsigned)),
+			rieSQSRecord("q-4", bounce(4)),
+			rieSQSRecord("q-5", eventBridge),
+		))
+		if status != http.StatusOK {
+			t.Fatalf("invocation: %d %s, want 200", status, body)
+		}
+		if got := batchItemFailures(t, body); len(got) != 0 {
+			t.Errorf("batchItemFailures %q (%s), want none: forged records are not retried", got, body)
+		}
+
+		forged := f.sns.Notification(t, rieTopic, "sns-6", bounce(9))
+		forged.Message = bounce(6)
+		if status, body := fn.invoke(t, snsRecordEvent(t, forged)); status != http.StatusOK || string(body) != "null" {
+			t.Errorf("a forged SNS record: %d %s, want 200 null", status, body)
+		}
+		other := strings.Replace(string(rieEventBridge(t, "999999999999")), "grace@example.com", "no-suppress-7@example.com", -1)
+		if status, body := fn.invoke(t, []byte(other)); status != http.StatusOK || string(body) != "null" {
+			t.Errorf("an EventBridge event of another account: %d %s, want 200 null", status, body)
+		}
+
+		for _, c := range f.ses.Calls() {
+			if c.Address != "no-suppress-1@example.com" {
+				t.Errorf("SES %s for %s, whose notification was forged", c.Op, c.Address)
+			}
+		}
+		if _, ok := f.ses.Suppressed("no-suppress-1@example.com"); ok {
+			t.Error("no-suppress-1@example.com, of the genuine envelope, is still on the suppression list")
+		}
+		checkContains(t, "the message", postText(t, onePostOf(t, f.slack)), "`no-suppress-1@example.com`")
+		for id, reason := range map[string]string{
+			"q-2":    "sns signature: does not verify",
+			"q-3":    "sns signature: unsupported SignatureVersion",
+			"q-4":    "accepted only from a queue named in SESROUTER_QUEUES",
+			"q-5":    "accepted only from a queue named in SESROUTER_QUEUES",
+			"sns-6":  "sns signature: does not verify",
+			"eb-acc": "EventBridge event of account 999999999999, not of this function's account " + rieAccount,
+		} {
+			key, value := "envelopeId", id
+			if id == "eb-acc" {
+				key, value = "account", "999999999999"
+			}
+			line := fn.logLine(t, key, value)
+			if line["msg"] != "refused input" || line["level"] != "WARN" || !strings.Contains(fmt.Sprint(line["reason"]), reason) {
+				t.Errorf("log line of %s %v, want a WARN refused input saying %q", id, line, reason)
+			}
+		}
+		checkContains(t, "the function's output", fn.output(t), `"Notifications":4,"Type":"(refused)"`)
+	})
+
+	// Where SNS's certificate host cannot be reached (an HTTPS proxy on
+	// loopback that refuses every tunnel: nothing leaves the machine), a
+	// genuine envelope is not acted on, and its record is named for
+	// retry, with one ERROR line; the certificate was asked for.
+	t.Run("certificate fetch failure is retried", func(t *testing.T) {
+		t.Parallel()
+		f := newLambdaFakes(t)
+		var mu sync.Mutex
+		var tunnels []string
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			tunnels = append(tunnels, r.Method+" "+r.Host)
+			mu.Unlock()
+			http.Error(w, "no way out", http.StatusBadGateway)
+		}))
+		t.Cleanup(proxy.Close)
+		vars := f.vars("ses-alerts")
+		delete(vars, "SESROUTER_SNS_CERT_DIR") // fetched, then
+		vars["HTTPS_PROXY"] = proxy.URL
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: handler, vars: vars})
+
+		status, body := fn.invoke(t, rieSQSEvent(t, f.sqsSNSRecord(t, "q-1", liveBounce(t, "m-unverified", "someone@example.org"))))
+		if status != http.StatusOK {
+			t.Fatalf("invocation: %d %s, want 200", status, body)
+		}
+		if got := batchItemFailures(t, body); !slices.Equal(got, []string{"q-1"}) {
+			t.Errorf("batchItemFailures %q (%s), want [q-1]", got, body)
+		}
+		if n := len(f.slack.Posts()); n != 0 {
+			t.Errorf("%d posts, want none", n)
+		}
+		line := fn.logLine(t, "envelopeId", "q-1")
+		if line["msg"] != "input not verified" || line["level"] != "ERROR" || !strings.Contains(fmt.Sprint(line["error"]), "signing certificate unavailable") {
+			t.Errorf("log line %v, want an ERROR saying the certificate is unavailable", line)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(tunnels, []string{"CONNECT sns.us-east-1.amazonaws.com:443"}) {
+			t.Errorf("the proxy was asked %q, want one tunnel to sns.us-east-1.amazonaws.com:443", tunnels)
+		}
 	})
 }
 
@@ -389,23 +513,26 @@ func buildBootstrap(tb testing.TB, shipped bool) string {
 	return out
 }
 
-// lambdaFakes are the Slack and SES fakes of one function.
+// lambdaFakes are the Slack and SES fakes of one function, and the
+// signer of its SNS messages.
 type lambdaFakes struct {
 	slack *actionstest.Slack
 	ses   *actionstest.SES
+	sns   *intaketest.Signer
 	hooks []string // webhook URLs handed out by vars
 }
 
 func newLambdaFakes(tb testing.TB) *lambdaFakes {
-	return &lambdaFakes{slack: actionstest.NewSlack(tb), ses: actionstest.NewSES(tb)}
+	return &lambdaFakes{slack: actionstest.NewSlack(tb), ses: actionstest.NewSES(tb), sns: intaketest.NewSigner(tb)}
 }
 
-// vars returns the function's Slack variable: SLACK_WEBHOOK_URL, a new
-// webhook of the fake whose posts are recorded as channel.
+// vars returns the function's variables: SLACK_WEBHOOK_URL, a new
+// webhook of the fake whose posts are recorded as channel, and
+// SESROUTER_SNS_CERT_DIR, the folder of the signer's certificate.
 func (f *lambdaFakes) vars(channel string) map[string]string {
 	hook := f.slack.WebhookURL(channel)
 	f.hooks = append(f.hooks, hook)
-	return map[string]string{"SLACK_WEBHOOK_URL": hook}
+	return map[string]string{"SLACK_WEBHOOK_URL": hook, "SESROUTER_SNS_CERT_DIR": f.sns.CertDir}
 }
 
 // secrets are the webhook URLs vars handed out, and their secret paths.
@@ -821,47 +948,53 @@ func onePostOf(tb testing.TB, fake *actionstest.Slack) actionstest.Post {
 	return posts[0]
 }
 
-// rieTopic is the SNS topic of the events.
-const rieTopic = "arn:aws:sns:us-east-1:111122223333:ses-feedback"
+// rieTopic is the SNS topic of the events, rieQueue the queue of the
+// SQS records, rieAccount the account of the function the emulator runs
+// (it names every invoked function arn:aws:lambda:us-east-1:012345678912:…).
+const (
+	rieTopic   = "arn:aws:sns:us-east-1:111122223333:ses-feedback"
+	rieQueue   = "arn:aws:sqs:us-east-1:111122223333:ses-feedback"
+	rieAccount = "012345678912"
+)
 
-// rieSNSEvent is a Lambda SNS event of one notification carrying sesJSON.
-func rieSNSEvent(tb testing.TB, id, sesJSON string) []byte {
+// snsEvent is a Lambda SNS event of one notification carrying sesJSON,
+// signed by f's signer, as the Lambda service writes it (SigningCertUrl,
+// UnsubscribeUrl, a null Subject, MessageAttributes).
+func (f *lambdaFakes) snsEvent(tb testing.TB, id, sesJSON string) []byte {
 	tb.Helper()
-	return mustJSON(tb, events.SNSEvent{Records: []events.SNSEventRecord{{
-		EventVersion:         "1.0",
-		EventSource:          "aws:sns",
-		EventSubscriptionArn: rieTopic + ":sub-1",
-		SNS: events.SNSEntity{
-			Type: "Notification", MessageID: id, TopicArn: rieTopic,
-			Message: strings.TrimSpace(sesJSON), Timestamp: time.Date(2024, 5, 1, 10, 0, 3, 0, time.UTC),
-			SignatureVersion: "1", Signature: "RkFLRQ==",
-			SigningCertURL: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000000000000f.pem",
-			UnsubscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-		},
-	}}})
+	return snsRecordEvent(tb, f.sns.Notification(tb, rieTopic, id, strings.TrimSpace(sesJSON)))
 }
 
-// rieSQSRecord is an SQS record with body.
+// rieSQSRecord is an SQS record of rieQueue with body.
 func rieSQSRecord(id, body string) events.SQSMessage {
 	return events.SQSMessage{
 		MessageId: id, ReceiptHandle: "rh-" + id, Body: body,
-		EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:111122223333:ses-feedback", AWSRegion: "us-east-1",
+		EventSource: "aws:sqs", EventSourceARN: rieQueue, AWSRegion: "us-east-1",
 		Attributes: map[string]string{"ApproximateReceiveCount": "1"},
 	}
 }
 
-// rieSQSSNSRecord is an SQS record whose body is the SNS envelope (raw
-// delivery off) of a notification carrying sesJSON.
-func rieSQSSNSRecord(tb testing.TB, id, sesJSON string) events.SQSMessage {
+// sqsSNSRecord is an SQS record whose body is the SNS envelope (raw
+// delivery off), signed by f's signer, of a notification carrying
+// sesJSON.
+func (f *lambdaFakes) sqsSNSRecord(tb testing.TB, id, sesJSON string) events.SQSMessage {
 	tb.Helper()
-	body := mustJSON(tb, map[string]string{
-		"Type": "Notification", "MessageId": "sns-" + id, "TopicArn": rieTopic,
-		"Message": strings.TrimSpace(sesJSON), "Timestamp": "2024-05-01T10:00:03.000Z",
-		"SignatureVersion": "1", "Signature": "RkFLRQ==",
-		"SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000000000000f.pem",
-		"UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-	})
-	return rieSQSRecord(id, string(body))
+	return rieSQSRecord(id, string(intaketest.Body(f.sns.Notification(tb, rieTopic, "sns-"+id, strings.TrimSpace(sesJSON)))))
+}
+
+// rieEventBridge is testdata/events/bounce-eventbridge.json as the event
+// of account.
+func rieEventBridge(tb testing.TB, account string) []byte {
+	tb.Helper()
+	event, err := os.ReadFile("../../testdata/events/bounce-eventbridge.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	const was = `"account": "111122223333"`
+	if !bytes.Contains(event, []byte(was)) {
+		tb.Fatalf("bounce-eventbridge.json no longer holds %s", was)
+	}
+	return bytes.Replace(event, []byte(was), []byte(`"account": "`+account+`"`), 1)
 }
 
 // rieSQSEvent is a Lambda SQS event of records.
@@ -924,7 +1057,7 @@ func BenchmarkLambdaRIE(b *testing.B) {
 	// Each invocation its own notification: the same one again would be
 	// a duplicate, and not posted.
 	event := func(i int) []byte {
-		return rieSNSEvent(b, fmt.Sprint("sns-bench-", i), liveBounce(b, fmt.Sprint("m-bench-", i), "someone@example.org"))
+		return f.snsEvent(b, fmt.Sprint("sns-bench-", i), liveBounce(b, fmt.Sprint("m-bench-", i), "someone@example.org"))
 	}
 	if status, body := fn.invoke(b, event(0)); status != http.StatusOK || string(body) != "null" {
 		b.Fatalf("first invocation: %d %s", status, body)

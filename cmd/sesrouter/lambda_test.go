@@ -15,7 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
 // lambdaRules notify every bounce to the webhook in $SLACK_WEBHOOK_TEST,
@@ -44,52 +48,106 @@ rules:
 `
 
 // lambdaInvoke is the handler lambdaInit gives lambda.Start.
-type lambdaInvoke = func(context.Context, json.RawMessage) (any, error)
+type lambdaInvoke = func(context.Context, jsontext.Value) (any, error)
+
+// lambdaTopic is the SNS topic of the in-process Lambda tests' events.
+const lambdaTopic = "arn:aws:sns:us-east-1:123456789012:ses"
+
+// lambdaAccount is the account of the function the in-process tests
+// invoke (lambdaContext).
+const lambdaAccount = "123456789012"
+
+// lambdaContext is the context of an invocation of the function of
+// lambdaAccount, as the runtime gives it.
+func lambdaContext() context.Context {
+	return lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{
+		AwsRequestID: "req-1", InvokedFunctionArn: "arn:aws:lambda:us-east-1:" + lambdaAccount + ":function:sesrouter"})
+}
 
 // newTestLambda builds the handler as init does, against the fakes, with
-// rules.
-func newTestLambda(t *testing.T, rules string) (lambdaInvoke, *liveFakes, *syncBuffer, *syncBuffer) {
+// rules; SNS signatures are checked with the certificate of the signer
+// it returns (SESROUTER_SNS_CERT_DIR).
+func newTestLambda(t *testing.T, rules string) (lambdaInvoke, *liveFakes, *syncBuffer, *syncBuffer, *intaketest.Signer) {
+	t.Helper()
+	f := startLambdaFakes(t)
+	sg := intaketest.NewSigner(t)
+	f.vars["SESROUTER_SNS_CERT_DIR"] = sg.CertDir
+	invoke, stdout, stderr := initTestLambda(t, rules, testEnv(f.vars))
+	return invoke, f, stdout, stderr, sg
+}
+
+// startLambdaFakes starts the fakes for lambdaRules: SLACK_WEBHOOK_GONE
+// is a webhook the Slack fake does not know.
+func startLambdaFakes(t *testing.T) *liveFakes {
 	t.Helper()
 	f := startLiveFakes(t)
 	f.vars["SLACK_WEBHOOK_GONE"] = f.slack.URL() + "/services/T000/B000/NOSUCHHOOK"
+	return f
+}
+
+// initTestLambda runs the function's init with rules in e, and fails t
+// if it fails.
+func initTestLambda(t *testing.T, rules string, e env) (lambdaInvoke, *syncBuffer, *syncBuffer) {
+	t.Helper()
 	path := writeFile(t, t.TempDir(), "rules.yaml", rules)
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	invoke, ok := lambdaInit(path, stdout, stderr, testEnv(f.vars))
+	invoke, ok := lambdaInit(path, stdout, stderr, e)
 	if !ok {
 		t.Fatalf("init failed:\n%s", stderr.String())
 	}
-	return invoke, f, stdout, stderr
+	return invoke, stdout, stderr
 }
 
-// sqsEvent wraps SES bodies in SNS envelopes in an SQS event, one record
-// per body, with message ids m1, m2, …
-func sqsEvent(t *testing.T, bodies ...string) json.RawMessage {
+// sqsEvent wraps SES bodies in SNS envelopes signed by sg in an SQS
+// event, one record per body, with message ids m1, m2, …
+func sqsEvent(t *testing.T, sg *intaketest.Signer, bodies ...string) jsontext.Value {
 	t.Helper()
-	var ev events.SQSEvent
+	var recs []events.SQSMessage
 	for i, b := range bodies {
-		env, err := json.Marshal(map[string]string{"Type": "Notification", "MessageId": "sns-" + string(rune('a'+i)),
-			"TopicArn": "arn:aws:sns:us-east-1:123456789012:ses", "Message": b})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Records = append(ev.Records, events.SQSMessage{MessageId: "m" + string(rune('1'+i)), Body: string(env), EventSource: "aws:sqs"})
+		m := sg.Notification(t, lambdaTopic, "sns-"+string(rune('a'+i)), b)
+		recs = append(recs, sqsRecord("m"+string(rune('1'+i)), string(intaketest.Body(m))))
 	}
-	raw, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
+	return sqsRecords(t, recs...)
+}
+
+// lambdaQueue is the queue of the in-process Lambda tests' SQS records.
+const lambdaQueue = "arn:aws:sqs:us-east-1:123456789012:ses-feedback"
+
+// sqsRecord is an SQS record of lambdaQueue with body.
+func sqsRecord(id, body string) events.SQSMessage {
+	return events.SQSMessage{MessageId: id, Body: body, EventSource: "aws:sqs", EventSourceARN: lambdaQueue}
+}
+
+// sqsRecords is an SQS event of records.
+func sqsRecords(t testing.TB, records ...events.SQSMessage) jsontext.Value {
+	t.Helper()
+	return mustJSON(t, events.SQSEvent{Records: records})
+}
+
+// snsRecordEvent is a Lambda SNS event of m as the Lambda service writes
+// it: SigningCertUrl and UnsubscribeUrl, Subject null when m has none,
+// the MessageAttributes object, and SignatureVersion 1 whatever m says
+// (SNS writes 1 in every Lambda record).
+func snsRecordEvent(t testing.TB, m *ses.SNSMessage) jsontext.Value {
+	t.Helper()
+	sns := map[string]any{
+		"Type": m.Type, "MessageId": m.MessageID, "TopicArn": m.TopicArn, "Subject": m.Subject, "Message": m.Message,
+		"Timestamp": m.Timestamp, "SignatureVersion": "1", "Signature": m.Signature,
+		"SigningCertUrl": m.SigningCertURL, "UnsubscribeUrl": m.UnsubscribeURL, "MessageAttributes": map[string]any{},
 	}
-	return raw
+	return mustJSON(t, map[string]any{"Records": []any{map[string]any{
+		"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": m.TopicArn + ":sub-1", "Sns": sns}}})
 }
 
 func TestLambdaSQSPartialBatch(t *testing.T) {
-	invoke, f, stdout, stderr := newTestLambda(t, lambdaRules)
-	payload := sqsEvent(t,
+	invoke, f, stdout, stderr, sg := newTestLambda(t, lambdaRules)
+	payload := sqsEvent(t, sg,
 		strings.TrimSpace(liveBounce(t, "ses-1", "a@example.com")),
 		strings.TrimSpace(liveBounce(t, "ses-2", "b@broken.example")),
 		"{not json",
 		strings.TrimSpace(liveBounce(t, "ses-4", "c@example.com")),
 	)
-	out, err := invoke(context.Background(), payload)
+	out, err := invoke(lambdaContext(), payload)
 	if err != nil {
 		t.Fatalf("invoke: %v", err)
 	}
@@ -113,19 +171,15 @@ func TestLambdaSQSPartialBatch(t *testing.T) {
 }
 
 func TestLambdaSNSFailureIsAnError(t *testing.T) {
-	invoke, f, _, _ := newTestLambda(t, lambdaRules)
-	sns := func(id, body string) json.RawMessage {
-		raw, err := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns",
-			SNS: events.SNSEntity{Type: "Notification", MessageID: id, TopicArn: "arn:aws:sns:us-east-1:123456789012:ses", Message: body}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+	invoke, f, _, _, sg := newTestLambda(t, lambdaRules)
+	sns := func(id, body string) jsontext.Value {
+		return snsRecordEvent(t, sg.Notification(t, lambdaTopic, id, body))
 	}
-	if out, err := invoke(context.Background(), sns("sns-1", liveBounce(t, "ok-1", "a@example.com"))); err != nil || out != nil {
+	first := sns("sns-1", liveBounce(t, "ok-1", "a@example.com"))
+	if out, err := invoke(lambdaContext(), first); err != nil || out != nil {
 		t.Errorf("a posted bounce: response %v, error %v; want none", out, err)
 	}
-	_, err := invoke(context.Background(), sns("sns-2", liveBounce(t, "bad-1", "b@broken.example")))
+	_, err := invoke(lambdaContext(), sns("sns-2", liveBounce(t, "bad-1", "b@broken.example")))
 	if err == nil {
 		t.Fatal("a bounce whose post fails: no error, so Lambda would not retry it")
 	}
@@ -134,7 +188,7 @@ func TestLambdaSNSFailureIsAnError(t *testing.T) {
 		t.Errorf("%d posts, want 1", n)
 	}
 	// SNS delivers the first one again: acted on once, and no error.
-	if out, err := invoke(context.Background(), sns("sns-1", liveBounce(t, "ok-1", "a@example.com"))); err != nil || out != nil {
+	if out, err := invoke(lambdaContext(), first); err != nil || out != nil {
 		t.Errorf("a redelivered bounce: response %v, error %v; want none", out, err)
 	}
 	if n := len(f.slack.Posts()); n != 1 {
@@ -143,12 +197,12 @@ func TestLambdaSNSFailureIsAnError(t *testing.T) {
 }
 
 func TestLambdaEventBridge(t *testing.T) {
-	invoke, f, _, _ := newTestLambda(t, lambdaRules)
+	invoke, f, _, _, _ := newTestLambda(t, lambdaRules)
 	detail := strings.Replace(strings.TrimSpace(liveBounce(t, "eb-1", "no-suppress-1@example.com")), `"notificationType"`, `"eventType"`, 1)
 	f.ses.Suppress("no-suppress-1@example.com", "BOUNCE", time.Date(2024, 4, 1, 9, 30, 0, 0, time.UTC))
-	payload := `{"version":"0","id":"eb-id","detail-type":"Email Bounced","source":"aws.ses","account":"123456789012",` +
+	payload := `{"version":"0","id":"eb-id","detail-type":"Email Bounced","source":"aws.ses","account":"` + lambdaAccount + `",` +
 		`"time":"2024-05-01T10:00:03Z","region":"us-east-1","resources":[],"detail":` + detail + `}`
-	if out, err := invoke(context.Background(), json.RawMessage(payload)); err != nil || out != nil {
+	if out, err := invoke(lambdaContext(), jsontext.Value(payload)); err != nil || out != nil {
 		t.Fatalf("response %v, error %v; want none", out, err)
 	}
 	if _, listed := f.ses.Suppressed("no-suppress-1@example.com"); listed {
@@ -167,7 +221,8 @@ func TestLambdaEventBridge(t *testing.T) {
 func TestLambdaActionsStopBeforeTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		slack := actionstest.NewSlackInMemory(t)
-		e := testEnv(map[string]string{"SLACK_WEBHOOK_TEST": slack.WebhookURL("hook")})
+		sg := intaketest.NewSigner(t)
+		e := testEnv(map[string]string{"SLACK_WEBHOOK_TEST": slack.WebhookURL("hook"), "SESROUTER_SNS_CERT_DIR": sg.CertDir})
 		e.slackClient = slack.HTTPClient()
 		rules := writeFile(t, t.TempDir(), "rules.yaml", "version: 1\ndestinations:\n  hook:\n    slack:\n      webhook_env: SLACK_WEBHOOK_TEST\n      pace: 0s\n"+
 			"rules:\n  - name: bounces\n    when: event.type == \"Bounce\"\n    actions: [{notify: hook}]\n")
@@ -177,10 +232,10 @@ func TestLambdaActionsStopBeforeTheDeadline(t *testing.T) {
 			t.Fatalf("init failed:\n%s", stderr.String())
 		}
 		slack.Script(actionstest.FaultSlow(10 * time.Second))
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(lambdaContext(), 2*time.Second)
 		defer cancel()
 		start := time.Now()
-		out, err := invoke(ctx, sqsEvent(t, strings.TrimSpace(liveBounce(t, "slow-1", "a@example.com"))))
+		out, err := invoke(ctx, sqsEvent(t, sg, strings.TrimSpace(liveBounce(t, "slow-1", "a@example.com"))))
 		if err != nil {
 			t.Fatalf("invoke: %v", err)
 		}
@@ -218,12 +273,12 @@ func withTags(t *testing.T, sesJSON string, tags map[string][]string) string {
 // way and repeat the other recipients' actions. The second record, with a
 // tag, is suppressed and notified.
 func TestLambdaRuleErrorIsNotRetried(t *testing.T) {
-	invoke, f, stdout, stderr := newTestLambda(t, ruleErrorRules)
-	payload := sqsEvent(t,
+	invoke, f, stdout, stderr, sg := newTestLambda(t, ruleErrorRules)
+	payload := sqsEvent(t, sg,
 		strings.TrimSpace(liveBounce(t, "ses-1", "untagged@example.com")),
 		withTags(t, strings.TrimSpace(liveBounce(t, "ses-2", "tagged@example.com")), map[string][]string{"campaign": {"summer"}}),
 	)
-	out, err := invoke(context.Background(), payload)
+	out, err := invoke(lambdaContext(), payload)
 	if err != nil {
 		t.Fatalf("invoke: %v", err)
 	}
@@ -285,6 +340,9 @@ rules:
     actions: [{notify: hook}]
 `
 	f := startLiveFakes(t)
+	// The bodies are bare SES JSON, as raw message delivery writes them:
+	// accepted from the queue the function is told about.
+	f.vars["SESROUTER_QUEUES"] = lambdaQueue
 	logs := &heapSampler{every: 50}
 	invoke, ok := lambdaInit(writeFile(t, t.TempDir(), "rules.yaml", rules), io.Discard, logs, testEnv(f.vars))
 	if !ok {
@@ -293,7 +351,7 @@ rules:
 	var ev events.SQSEvent
 	for i := range n {
 		body := strings.TrimSpace(liveBounce(t, fmt.Sprintf("ses-%d", i), fmt.Sprintf("user%d@example.com", i)))
-		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("m%d", i), Body: body, EventSource: "aws:sqs"})
+		ev.Records = append(ev.Records, sqsRecord(fmt.Sprintf("m%d", i), body))
 	}
 	payload := mustJSON(t, ev)
 	ev.Records = nil
@@ -306,7 +364,7 @@ rules:
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 
-	out, err := invoke(context.Background(), payload)
+	out, err := invoke(lambdaContext(), payload)
 	if err != nil {
 		t.Fatalf("invoke: %v", err)
 	}

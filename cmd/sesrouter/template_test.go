@@ -706,8 +706,15 @@ func TestTemplateTopic(t *testing.T) {
 		}
 		for _, name := range cfnOfType(rs, "AWS::SQS::QueuePolicy") {
 			for i, s := range cfnList(cfnDig(rs[name], "Properties", "PolicyDocument", "Statement")) {
-				uses[fmt.Sprintf("%s statement %d aws:SourceArn", name, i)] = cfnDig(s, "Condition", "ArnEquals", "aws:SourceArn")
+				op := "ArnEquals"
+				if cfnDig(s, "Effect") == "Deny" {
+					op = "ArnNotEquals"
+				}
+				uses[fmt.Sprintf("%s statement %d aws:SourceArn", name, i)] = cfnDig(s, "Condition", op, "aws:SourceArn")
 			}
+		}
+		if topic != nil {
+			uses["SESROUTER_TOPICS"] = cfnDig(rs[tpl.function(t)], "Properties", "Environment", "Variables", "SESROUTER_TOPICS")
 		}
 		if out, ok := cfnDeployed(tpl.Outputs, e)["NotificationTopicArn"]; ok || topic != nil {
 			uses["output NotificationTopicArn"] = out["Value"]
@@ -813,7 +820,9 @@ func cfnPlaceholders(v any) any {
 }
 
 // TestTemplateQueuePolicy checks that only the topic may send to the
-// queue, in every combination of parameters that makes the queue.
+// queue, in every combination of parameters that makes the queue: SNS is
+// allowed for the topic, and every other sender is denied, explicitly, so
+// that no IAM policy of the account can let one of its principals send.
 func TestTemplateQueuePolicy(t *testing.T) {
 	tpl := loadCFNTemplate(t)
 	r := newCFNReport(t)
@@ -836,7 +845,7 @@ func TestTemplateQueuePolicy(t *testing.T) {
 			r.errorf(e, "queue %s has policies %v, want one", queue, policies)
 			continue
 		}
-		want := map[string]any{
+		allow := map[string]any{
 			"Sid":       "FromTheTopic",
 			"Effect":    "Allow",
 			"Principal": map[string]any{"Service": "sns.amazonaws.com"},
@@ -844,9 +853,17 @@ func TestTemplateQueuePolicy(t *testing.T) {
 			"Resource":  queueArn,
 			"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": cfnEffectiveTopic(rs, e)}},
 		}
+		deny := map[string]any{
+			"Sid":       "NothingElseSends",
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    "sqs:SendMessage",
+			"Resource":  queueArn,
+			"Condition": map[string]any{"ArnNotEquals": map[string]any{"aws:SourceArn": cfnEffectiveTopic(rs, e)}},
+		}
 		got := cfnDig(rs[policies[0]], "Properties", "PolicyDocument", "Statement")
-		if !reflect.DeepEqual(got, []any{want}) {
-			r.errorf(e, "the queue policy's statements are %v, want only %v", got, want)
+		if !reflect.DeepEqual(got, []any{allow, deny}) {
+			r.errorf(e, "the queue policy's statements are %v, want only %v and %v", got, allow, deny)
 		}
 		checked++
 	}
@@ -854,6 +871,38 @@ func TestTemplateQueuePolicy(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no combination of parameters makes the queue")
 	}
+}
+
+// TestTemplateWhatTheFunctionActsOn checks, in every combination of
+// parameters, what the function is told to act on: no subscription turns
+// raw message delivery on (a raw body carries no signature), signatures
+// are verified (SESROUTER_VERIFY_SNS is left at on), SESROUTER_TOPICS
+// names the topic when there is one, and SESROUTER_QUEUES names no queue:
+// nothing the template wires puts an unsigned body in its queue, so the
+// function must trust none.
+func TestTemplateWhatTheFunctionActsOn(t *testing.T) {
+	tpl := loadCFNTemplate(t)
+	r := newCFNReport(t)
+	fn := tpl.function(t)
+	for _, e := range tpl.envs(t) {
+		rs := cfnDeployed(tpl.Resources, e)
+		for _, name := range cfnOfType(rs, "AWS::SNS::Subscription") {
+			if raw := cfnDig(rs[name], "Properties", "RawMessageDelivery"); raw != nil && raw != "false" {
+				r.errorf(e, "%s has RawMessageDelivery %v, want it off", name, raw)
+			}
+		}
+		vars, _ := cfnDig(rs[fn], "Properties", "Environment", "Variables").(map[string]any)
+		if v, ok := vars["SESROUTER_VERIFY_SNS"]; ok && v != "on" {
+			r.errorf(e, "SESROUTER_VERIFY_SNS is %v, want it on (or unset)", v)
+		}
+		if got, want := vars["SESROUTER_TOPICS"], cfnEffectiveTopic(rs, e); !reflect.DeepEqual(got, want) {
+			r.errorf(e, "SESROUTER_TOPICS is %v, want %v", got, want)
+		}
+		if got, ok := vars["SESROUTER_QUEUES"]; ok {
+			r.errorf(e, "SESROUTER_QUEUES is %v, want it unset: the queue carries only signed envelopes", got)
+		}
+	}
+	r.done()
 }
 
 // TestTemplateSweep checks the sweep's schedule: made only with

@@ -28,10 +28,33 @@ type Item struct {
 	SNSMessageID string
 	// TopicArn is the SNS topic, when known.
 	TopicArn string
+	// Origin is what the envelopes say of where the content came from,
+	// for a Lambda invocation to decide whether it may act on it.
+	Origin Origin
 
 	Notification *Notification
 	Skipped      string
 	Err          error
+}
+
+// Origin is what an item's envelopes say of where its content came from:
+// the decoders fill it and check none of it. Whether the content may be
+// acted on is for the caller to decide (a Lambda invocation checks the
+// SNS signature, the queue, the account).
+type Origin struct {
+	// SNS is the SNS message the item was read from (a Lambda SNS record,
+	// an SQS body, an SNS HTTP body): the very message whose Message was
+	// decoded, so that a signature checked over it covers exactly what is
+	// acted on. Nil when no SNS envelope carried the item.
+	SNS *SNSMessage
+	// Queue is the ARN of the SQS queue of an SQS record (its
+	// eventSourceARN, which Lambda writes, not the sender).
+	Queue string
+	// EventBridge says that the item was an EventBridge event, given to
+	// the function directly or in an SQS body; Account is that event's
+	// account.
+	EventBridge bool
+	Account     string
 }
 
 // Decode decodes one JSON document into the notifications it carries,
@@ -241,9 +264,9 @@ func decodeShape(input, envelope, envelopeID string, doc []byte, s sniffed) Item
 // message, an EventBridge event, or bare SES JSON).
 func decodeRecord(input string, raw []byte) Item {
 	var (
-		eventSource, messageID string
-		body, sns              []byte
-		hasBody                bool
+		eventSource, messageID, queue string
+		body, sns                     []byte
+		hasBody                       bool
 	)
 	l := lexer{b: raw}
 	l.object(func(k []byte) {
@@ -252,6 +275,8 @@ func decodeRecord(input string, raw []byte) Item {
 			eventSource = l.str()
 		case "messageId":
 			messageID = l.str()
+		case "eventSourceARN":
+			queue = l.str()
 		case "body":
 			if l.null() {
 				return
@@ -276,7 +301,9 @@ func decodeRecord(input string, raw []byte) Item {
 		}
 		return DecodeSNS(input, EnvelopeSNS, "", m)
 	case hasBody:
-		return decodeSQSBody(input, messageID, body)
+		it := decodeSQSBody(input, messageID, body)
+		it.Origin.Queue = queue
+		return it
 	}
 	if eventSource == "" {
 		eventSource = "an unknown source"
@@ -305,13 +332,15 @@ func decodeSQSBody(input, messageID string, body []byte) Item {
 // decodeEventBridge reads an EventBridge event into it, whose envelope the
 // caller has set.
 func decodeEventBridge(it Item, doc []byte) Item {
-	var source, detailType, id string
+	var source, detailType, id, account string
 	var detail []byte
 	l := lexer{b: doc}
 	l.object(func(k []byte) {
 		switch string(k) {
 		case "source":
 			source = l.str()
+		case "account":
+			account = l.str()
 		case "detail-type":
 			detailType = l.str()
 		case "id":
@@ -329,6 +358,7 @@ func decodeEventBridge(it Item, doc []byte) Item {
 	if it.EnvelopeID == "" {
 		it.EnvelopeID = id
 	}
+	it.Origin.EventBridge, it.Origin.Account = true, account
 	if source != "aws.ses" {
 		it.Skipped = "EventBridge event from " + strconv.Quote(source) + ", not aws.ses"
 		return it

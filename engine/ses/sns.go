@@ -210,8 +210,10 @@ func hasControl(s string) bool {
 // a subscription or unsubscribe confirmation, a message that is not JSON
 // and a set-up message are skipped. envelopeID is the id of the envelope
 // the message came in: the SQS messageId inside SQS, else m's MessageId.
+// The item's Origin.SNS is m itself.
 func DecodeSNS(input, envelope, envelopeID string, m *SNSMessage) Item {
-	it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, SNSMessageID: m.MessageID, TopicArn: m.TopicArn}
+	it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, SNSMessageID: m.MessageID, TopicArn: m.TopicArn,
+		Origin: Origin{SNS: m}}
 	if it.EnvelopeID == "" {
 		it.EnvelopeID = m.MessageID
 	}
