@@ -8,41 +8,114 @@ import (
 
 // Seen remembers the notifications handled in this process (a route run,
 // serve, a warm Lambda container), so that one delivered twice (SNS and
-// SQS deliver at least once) is acted on once. It holds at most a fixed
-// number of keys, forgetting the oldest. It is safe for concurrent use.
+// SQS deliver at least once) is acted on once, and those being handled,
+// so that a copy that comes meanwhile is never told it is a duplicate
+// before the first copy's outcome is known: it waits for it (Claim.Wait).
+// It holds at most a fixed number of keys, forgetting the oldest. It is
+// safe for concurrent use.
 type Seen struct {
 	mu    sync.Mutex
-	keys  map[string]int // key → its slot in ring
-	ring  []string       // the keys in the order they came; "" is a free slot
+	keys  map[string]seenKey
+	ring  []string // the keys in the order they came; "" is a free slot
 	next  int
 	limit int
+}
+
+// seenKey is one key Seen remembers: its slot in the ring, and the claim
+// handling it, nil once it is handled.
+type seenKey struct {
+	slot  int
+	claim *Claim
 }
 
 // NewSeen returns a Seen that remembers at most limit keys.
 func NewSeen(limit int) *Seen {
 	limit = max(limit, 1)
-	return &Seen{keys: make(map[string]int, limit), ring: make([]string, limit), limit: limit}
+	return &Seen{keys: make(map[string]seenKey, limit), ring: make([]string, limit), limit: limit}
 }
 
-// Begin records n as being handled, or reports that it is a duplicate:
-// all its keys (SeenKeys) are known, being handled or handled. A
-// notification without keys is never a duplicate.
-func (s *Seen) Begin(n *ses.Notification) (duplicate bool) {
+// Claim is what Begin says of one copy of a notification: it is to be
+// acted on (Held), it is a duplicate, or another copy is being handled
+// and its outcome is not known yet (Wait).
+type Claim struct {
+	// Duplicate says that every key of the notification has been
+	// handled: nothing is to be done.
+	Duplicate bool
+	// Wait, when not nil, says that another copy of the notification is
+	// being handled: it is closed once that copy's outcome is known, and
+	// Begin is then to be called again (the copy failed: this one is
+	// acted on; it succeeded: this one is a duplicate). The claim holds
+	// nothing meanwhile.
+	Wait <-chan struct{}
+
+	seen  *Seen
+	keys  []string      // the keys this claim added, and holds until End
+	done  chan struct{} // closed by End; nil when the claim holds no key
+	ended bool          // under seen.mu
+}
+
+// Held reports whether the claim's copy is the one to act on; End must
+// then be called with the outcome.
+func (c *Claim) Held() bool { return !c.Duplicate && c.Wait == nil }
+
+// End says what became of a held claim's actions: ok keeps its keys as
+// handled (a later copy is a duplicate); otherwise they are dropped, so
+// that the next copy is acted on. The copies waiting are woken either
+// way. End on a claim that is not held, or a second End, does nothing.
+func (c *Claim) End(ok bool) {
+	if c.done == nil {
+		return
+	}
+	s := c.seen
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.ended = true
+	for _, k := range c.keys {
+		e, found := s.keys[k]
+		if !found || e.claim != c {
+			continue // forgotten or evicted meanwhile
+		}
+		if ok {
+			e.claim = nil
+			s.keys[k] = e
+		} else {
+			s.drop(k, e.slot)
+		}
+	}
+	close(c.done)
+}
+
+// Begin claims n: it is held when some of its keys (SeenKeys) are new,
+// which it then holds until End; a duplicate when all of them have been
+// handled; and to wait for when all are known and some are being handled
+// by another claim. A notification without keys is always held.
+func (s *Seen) Begin(n *ses.Notification) *Claim {
 	keys := SeenKeys(n)
 	if len(keys) == 0 {
-		return false
+		return &Claim{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	known := 0
+	var busy *Claim
 	for _, k := range keys {
-		if _, ok := s.keys[k]; ok {
+		if e, ok := s.keys[k]; ok {
 			known++
+			if busy == nil && e.claim != nil {
+				busy = e.claim
+			}
 		}
 	}
 	if known == len(keys) {
-		return true
+		if busy != nil {
+			return &Claim{Wait: busy.done}
+		}
+		return &Claim{Duplicate: true}
 	}
+	c := &Claim{seen: s, done: make(chan struct{})}
 	for _, k := range keys {
 		if _, ok := s.keys[k]; ok {
 			continue
@@ -51,10 +124,11 @@ func (s *Seen) Begin(n *ses.Notification) (duplicate bool) {
 			delete(s.keys, old)
 		}
 		s.ring[s.next] = k
-		s.keys[k] = s.next
+		s.keys[k] = seenKey{slot: s.next, claim: c}
 		s.next = (s.next + 1) % s.limit
+		c.keys = append(c.keys, k)
 	}
-	return false
+	return c
 }
 
 // Forget drops keys: a notification whose actions failed is acted on
@@ -64,11 +138,16 @@ func (s *Seen) Forget(keys ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		if slot, ok := s.keys[k]; ok {
-			delete(s.keys, k)
-			s.ring[slot] = ""
+		if e, ok := s.keys[k]; ok {
+			s.drop(k, e.slot)
 		}
 	}
+}
+
+// drop forgets key k, which is in slot; s.mu is held.
+func (s *Seen) drop(k string, slot int) {
+	delete(s.keys, k)
+	s.ring[slot] = ""
 }
 
 // Len is how many keys are remembered.

@@ -57,13 +57,16 @@ type deduper struct {
 
 func (dd *deduper) handle(ctx context.Context, n *ses.Notification) []Result {
 	plan := dd.router.Route(n)
-	if dd.seen.Begin(n) {
+	c := dd.seen.Begin(n)
+	for c.Wait != nil {
+		<-c.Wait
+		c = dd.seen.Begin(n)
+	}
+	if c.Duplicate {
 		return Duplicates(plan)
 	}
 	results := dd.d.Dispatch(ctx, plan, nil)
-	if Failed(results) {
-		dd.seen.Forget(SeenKeys(n)...)
-	}
+	c.End(!Failed(results))
 	return results
 }
 
@@ -174,17 +177,29 @@ func snsNotification(id string) *ses.Notification {
 	return &ses.Notification{SNSMessageID: id}
 }
 
+// handled claims n and, when it holds it, ends the claim as done; it
+// reports whether n was a duplicate.
+func handled(t *testing.T, s *Seen, n *ses.Notification) (duplicate bool) {
+	t.Helper()
+	c := s.Begin(n)
+	if c.Wait != nil {
+		t.Fatalf("%s: waiting for a copy in flight; none is", n.SNSMessageID)
+	}
+	c.End(true)
+	return c.Duplicate
+}
+
 func TestSeenForgetsTheOldest(t *testing.T) {
 	s := NewSeen(3)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		if s.Begin(snsNotification(k)) {
+		if handled(t, s, snsNotification(k)) {
 			t.Fatalf("%s seen before it was added", k)
 		}
 	}
-	if s.Begin(snsNotification("a")) {
+	if handled(t, s, snsNotification("a")) {
 		t.Error(`"a" is still remembered after 3 newer keys; the limit is 3`)
 	}
-	if !s.Begin(snsNotification("d")) {
+	if !handled(t, s, snsNotification("d")) {
 		t.Error(`"d" is forgotten`)
 	}
 	if s.Len() > 3 {
@@ -203,28 +218,96 @@ func TestSeenForgetFreesTheSlot(t *testing.T) {
 			// Fill some of the ring first, so that the slot freed is not
 			// the next one either.
 			for i := range limit / 2 {
-				s.Begin(snsNotification(fmt.Sprint("old-", i)))
+				handled(t, s, snsNotification(fmt.Sprint("old-", i)))
 			}
 			k := snsNotification("k")
-			if s.Begin(k) {
+			if handled(t, s, k) {
 				t.Fatal("k seen before it was added")
 			}
 			s.Forget(SeenKeys(k)...)
-			if s.Begin(k) {
+			if handled(t, s, k) {
 				t.Fatal("k is still known after Forget")
 			}
 			for i := range limit - 1 {
-				if s.Begin(snsNotification(fmt.Sprint("new-", i))) {
+				if handled(t, s, snsNotification(fmt.Sprint("new-", i))) {
 					t.Fatalf("new-%d seen before it was added", i)
 				}
 			}
-			if !s.Begin(k) {
+			if !handled(t, s, k) {
 				t.Errorf("k, added again, was forgotten after %d newer keys; the limit is %d", limit-1, limit)
 			}
 			if s.Len() > limit {
 				t.Errorf("%d keys remembered, limit %d", s.Len(), limit)
 			}
 		})
+	}
+}
+
+// TestSeenCopyInFlightWaits claims a notification and, while that claim
+// is held, begins a second copy: the copy is never told it is a
+// duplicate while the first's outcome is unknown. When the first fails,
+// the copy holds the notification; when it succeeds, the copy is a
+// duplicate.
+func TestSeenCopyInFlightWaits(t *testing.T) {
+	tests := []struct {
+		name string
+		n    func() *ses.Notification
+	}{
+		{"SNS message id", func() *ses.Notification { return snsNotification("sns-1") }},
+		{"feedback id and recipients", func() *ses.Notification { return dedupBounce(t, "", "fb-1", "a@x.com", "b@x.com") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSeen(10)
+			first := s.Begin(tt.n())
+			if !first.Held() {
+				t.Fatalf("first copy: %+v, want held", first)
+			}
+			second := s.Begin(tt.n())
+			if second.Duplicate || second.Wait == nil {
+				t.Fatalf("copy while the first is in flight: %+v, want to wait", second)
+			}
+			select {
+			case <-second.Wait:
+				t.Fatal("the wait is over before the first copy ended")
+			default:
+			}
+			first.End(false)
+			<-second.Wait
+			retry := s.Begin(tt.n())
+			if !retry.Held() {
+				t.Fatalf("copy after the first failed: %+v, want held", retry)
+			}
+			third := s.Begin(tt.n())
+			if third.Wait == nil {
+				t.Fatalf("third copy while the retry is in flight: %+v, want to wait", third)
+			}
+			retry.End(true)
+			retry.End(false) // a second End changes nothing
+			<-third.Wait
+			if again := s.Begin(tt.n()); !again.Duplicate {
+				t.Errorf("copy after the retry succeeded: %+v, want a duplicate", again)
+			}
+		})
+	}
+}
+
+// TestSeenReleasesOnlyItsOwnKeys: a notification that shares some keys
+// with one handled before (same feedback id, one more recipient) holds
+// only its new keys; when it fails, the keys of the one handled before
+// stay.
+func TestSeenReleasesOnlyItsOwnKeys(t *testing.T) {
+	s := NewSeen(10)
+	if handled(t, s, dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com")) {
+		t.Fatal("first notification is a duplicate")
+	}
+	c := s.Begin(dedupBounce(t, "", "fb-9", "a@x.com", "y@x.com"))
+	if !c.Held() {
+		t.Fatalf("%+v, want held: y@x.com is new", c)
+	}
+	c.End(false)
+	if !handled(t, s, dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com")) {
+		t.Error("the first notification is acted on again after another that shares a key failed")
 	}
 }
 
@@ -248,8 +331,8 @@ func TestSeenKeys(t *testing.T) {
 	}
 	s := NewSeen(10)
 	for range 2 {
-		if s.Begin(dedupBounce(t, "", "", "a@x.com")) {
-			t.Error("a notification without keys is a duplicate")
+		if c := s.Begin(dedupBounce(t, "", "", "a@x.com")); !c.Held() {
+			t.Errorf("a notification without keys: %+v, want held", c)
 		}
 	}
 	if s.Len() != 0 {

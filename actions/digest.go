@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/slack-go/slack"
 )
@@ -117,6 +118,16 @@ type digest struct {
 	inputs, keys  []string // when the batch keeps them
 	removed       int      // recipients taken off the suppression list
 	sweep         bool
+	// of, for the digest of one notification's recipients past its
+	// destination's digest_after messages (foldRecipients), is how many
+	// recipients the notification has, and messageID its SES message id.
+	of        int
+	messageID string
+}
+
+// newDigest returns an empty digest for d.
+func newDigest(d *rules.Destination) *digest {
+	return &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
 }
 
 // admit says whether the notice to d, which takes msgs messages, is
@@ -129,18 +140,76 @@ func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 	defer b.mu.Unlock()
 	g := b.dests[d.Name]
 	if g == nil {
-		g = &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}, sweep: b.sweep}
+		g = newDigest(d)
+		g.sweep = b.sweep
 		b.dests[d.Name] = g
 	}
 	g.notifier = n
-	g.notifications++
 	if b.keep {
 		g.inputs = append(g.inputs, notice.Notification.Input)
 		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
 	}
-	count(g.byType, eventTitle(notice.Notification))
-	for i := range notice.Recipients {
-		r := &notice.Recipients[i]
+	g.add(notice, notice.Recipients)
+	return false
+}
+
+// foldRecipients is the messages of a notice to d whose recipients take
+// more than after messages: the messages of as many of its first
+// recipients as fit in after messages, then one digest of the rest,
+// counted as a storm's digest counts them (by type, recipient domain and
+// rule, and the first addresses). However many recipients the notice
+// has, it takes at most after + 1 messages.
+func foldRecipients(notice Notice, d *rules.Destination, after int) []Message {
+	all := notice.Recipients
+	head := notice
+	head.Total = len(all)
+	fits := func(k int) bool {
+		head.Recipients = all[:k]
+		return len(BuildMessages(head)) <= after
+	}
+	// The most first recipients that fit: more recipients never take
+	// fewer messages. Each message holds at least one recipient, so
+	// after of them fit; search up from there by doubling, then halve.
+	lo, hi := 0, len(all) // all of them do not fit
+	for k := max(after, 1); k < hi; k *= 2 {
+		if !fits(k) {
+			hi = k
+			break
+		}
+		lo = k
+	}
+	for hi-lo > 1 {
+		if mid := lo + (hi-lo)/2; fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	var msgs []Message
+	if lo > 0 {
+		head.Recipients = all[:lo]
+		msgs = BuildMessages(head)
+	}
+	g := newDigest(d)
+	g.of = len(all)
+	if notice.Notification != nil {
+		g.messageID = notice.Notification.Mail.MessageID
+	}
+	g.add(&notice, all[lo:])
+	return append(msgs, g.message())
+}
+
+// add counts notice in g, with recipients rs: all of the notice's, or,
+// for the digest of one notification, those it folds.
+func (g *digest) add(notice *Notice, rs []NoticeRecipient) {
+	g.notifications++
+	nt := notice.Notification
+	if nt == nil {
+		nt = new(ses.Notification)
+	}
+	count(g.byType, eventTitle(nt))
+	for i := range rs {
+		r := &rs[i]
 		addr := recipientAddress(r)
 		g.recipients++
 		domain := "(none)"
@@ -158,7 +227,6 @@ func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 			g.addresses = append(g.addresses, addr)
 		}
 	}
-	return false
 }
 
 // digestKeys bounds the keys a digest counts by (types, domains, rules),
@@ -228,9 +296,20 @@ func (g *digest) message() Message {
 	header := "Digest · " + words.Count(g.notifications, "notification", "notifications") + " folded"
 	context := fmt.Sprintf("%s, after %s to this destination within %s",
 		words.Count(g.recipients, "recipient", "recipients"), words.Count(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
-	if g.sweep {
+	tally := words.Count(g.recipients, "recipient", "recipients")
+	switch {
+	case g.sweep:
 		header = fmt.Sprintf("Sweep · %s taken off the suppression list", words.Count(g.removed, "address", "addresses"))
 		context = fmt.Sprintf("%s on the suppression list matched a rule that notifies here", words.Count(g.recipients, "address", "addresses"))
+	case g.of > 0:
+		after, _ := g.dest.StormLimits()
+		header = fmt.Sprintf("Digest · %s folded", words.Count(g.recipients, "more recipient", "more recipients"))
+		context = fmt.Sprintf("%s of the %s recipients of one notification, after %s for it",
+			words.Thousands(g.recipients), words.Thousands(g.of), words.Count(after, "message", "messages"))
+		if g.messageID != "" {
+			context += " · *Message ID:* " + codeSpan(g.messageID, capMessageID)
+		}
+		tally = "of " + words.Count(g.of, "recipient", "recipients")
 	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
@@ -251,7 +330,7 @@ func (g *digest) message() Message {
 		fmt.Fprintf(&addrs, " and %s more", words.Thousands(more))
 	}
 	blocks = append(blocks, section(addrs.String()))
-	text := fmt.Sprintf("%s (%s)", header, words.Count(g.recipients, "recipient", "recipients"))
+	text := fmt.Sprintf("%s (%s)", header, tally)
 	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
 }
 

@@ -89,7 +89,9 @@ func (d *Dispatcher) sesAction(ctx context.Context, s route.Step, n *ses.Notific
 
 // notify posts (or renders) the messages of one notify step into r:
 // posted when every part was posted, failed with the first error,
-// digested when batch folds it.
+// digested when batch folds it. A notice whose recipients would take
+// more than the destination's digest_after messages takes digest_after
+// messages and one digest of the recipients left (foldRecipients).
 func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification, sesOut map[*ses.Recipient][]SESOutcome, batch *Batch) {
 	name := r.Step.Action.Destination
 	notifier, dest := d.Notifiers[name], d.Destinations[name]
@@ -108,6 +110,11 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 		return
 	}
 	r.Messages = BuildMessages(notice)
+	if after, _ := dest.StormLimits(); len(r.Messages) > after {
+		// Its recipients fold as a storm's notices do: one notification
+		// takes at most digest_after messages of its own, then one digest.
+		r.Messages = foldRecipients(notice, dest, after)
+	}
 	for i, m := range r.Messages {
 		outcome, err := notifier.Post(ctx, m)
 		if err != nil {

@@ -117,7 +117,7 @@ func BuildMessages(n Notice) []Message {
 			elems = append(elems, mrkdwn(clampMrkdwn(e, maxContextText)))
 		}
 		if len(parts) > 1 {
-			elems = append(elems, mrkdwn(partRange(part[0], part[1], len(sections))))
+			elems = append(elems, mrkdwn(partRange(part[0], part[1], max(len(sections), n.Total))))
 		}
 		if len(elems) > 0 {
 			blocks = append(blocks, slack.NewContextBlock("", elems[:min(len(elems), maxContextElems)]...))

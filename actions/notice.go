@@ -17,6 +17,10 @@ type Notice struct {
 	// mention a message can carry.
 	Mention    string
 	Recipients []NoticeRecipient
+	// Total, when more than len(Recipients), is how many recipients the
+	// notice has when Recipients are only its first (the others folded
+	// into a digest): the messages count them out of Total.
+	Total int
 }
 
 // NoticeRecipient is one recipient of a Notice.

@@ -136,11 +136,18 @@ type Job struct {
 	// checked now (its signing certificate could not be fetched): nothing
 	// is done, and it fails, so that it is delivered again.
 	Refused, Unverified error
+
+	// claim is the item's claim against duplicates (nil: not claimed);
+	// unsettled says that it was still waiting for another copy's outcome
+	// when its time ran out: it failed, and nothing was done.
+	claim     *actions.Claim
+	unsettled bool
 }
 
 // Prepare routes an item and claims its notification against duplicates.
 // The runners call it in input order: the first copy of a duplicated
-// notification is the one acted on.
+// notification is the one acted on. A copy that comes while another is
+// being handled is not yet a duplicate: Act waits for the other's outcome.
 func (h *Handler) Prepare(it ses.Item) (j *Job) {
 	j = &Job{Item: it}
 	defer h.recover(j)
@@ -152,16 +159,25 @@ func (h *Handler) Prepare(it ses.Item) (j *Job) {
 		h.only(j.Plan)
 	}
 	if h.Seen != nil && len(j.Plan.Steps()) > 0 {
-		j.Duplicate = h.Seen.Begin(it.Notification)
+		j.claim = h.Seen.Begin(it.Notification)
+		j.Duplicate = j.claim.Duplicate
 	}
 	return j
 }
 
 // Act carries out a prepared job's actions, folding its notifies into
 // batch (nil: none folded). It may run concurrently with other Acts.
+//
+// A job whose notification is being handled by another copy first waits
+// for that copy's outcome (within ctx and Timeout): when it succeeded,
+// the job is a duplicate; when it failed, the job acts in its place. A
+// job still waiting when its time runs out fails, so that it is
+// delivered again: a copy is never acknowledged before the first copy's
+// outcome is known. A job whose actions fail releases its claim, so that
+// the next copy acts.
 func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 	defer h.recover(j)
-	if j.Plan == nil || j.Panic != "" {
+	if j.Plan == nil || j.Panic != "" || !h.settle(ctx, j) {
 		return
 	}
 	if j.Duplicate {
@@ -173,10 +189,55 @@ func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
 		defer cancel()
 	}
-	j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
-	if h.Seen != nil && actions.Failed(j.Results) {
-		h.Seen.Forget(actions.SeenKeys(j.Item.Notification)...) // acted on again when delivered again
+	if j.claim != nil {
+		ok := false
+		// Deferred, so that a panic releases the claim too.
+		defer func() { j.claim.End(ok) }()
+		j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
+		ok = !actions.Failed(j.Results)
+		return
 	}
+	j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
+}
+
+// settle waits, when another copy of j's notification is being handled,
+// for that copy's outcome, then claims the notification again, until j
+// holds it or is a duplicate. It reports false when ctx ends, or Timeout
+// passes, first: j then fails, every step with why, and holds nothing.
+// A job that has no claim, or whose claim is settled, returns at once.
+func (h *Handler) settle(ctx context.Context, j *Job) bool {
+	if j.unsettled {
+		return false
+	}
+	if j.claim == nil || j.claim.Wait == nil {
+		return true
+	}
+	if h.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
+		defer cancel()
+	}
+	if h.Logger != nil {
+		h.Logger.LogAttrs(ctx, slog.LevelInfo, "waiting for another copy", slog.String("input", j.Item.Input),
+			slog.String("snsMessageId", j.Item.SNSMessageID), slog.String("sesMessageId", j.Item.Notification.Mail.MessageID))
+	}
+	for j.claim.Wait != nil {
+		select {
+		case <-j.claim.Wait:
+			j.claim = h.Seen.Begin(j.Item.Notification)
+		case <-ctx.Done():
+			err := fmt.Errorf("another copy of this notification is still being handled: %w", context.Cause(ctx))
+			steps := j.Plan.Steps()
+			j.Results = make([]actions.Result, len(steps))
+			for i, s := range steps {
+				j.Results[i] = actions.Result{Step: s, Outcome: actions.OutcomeFailed, Err: err}
+			}
+			j.claim, j.unsettled = nil, true
+			return false
+		}
+	}
+	j.Duplicate = j.claim.Duplicate
+	return true
 }
 
 // recover turns a panic while handling j into j's failure.

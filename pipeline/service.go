@@ -58,13 +58,21 @@ func (s *Service) Reload(ctx context.Context) {
 // Handle routes the verified message m and carries out its actions in
 // the current window, then logs one line. The actions run to their end
 // (or the parts' Timeout) even when ctx ends meanwhile (SNS hung up), so
-// that a notification is never left half done.
+// that a notification is never left half done. A copy of a notification
+// that another request is handling waits for that one's outcome, within
+// ctx: a duplicate once it succeeded, acted on once it failed, failed
+// when ctx ends first.
 func (s *Service) Handle(ctx context.Context, m *ses.SNSMessage) *Job {
 	h := s.cur.Load()
 	it := ses.DecodeSNS("sns:"+m.MessageID, ses.EnvelopeHTTP, "", m)
+	j := h.Prepare(it)
+	// A copy of a notification that another request is handling waits
+	// for that one's outcome within this request (SNS may hang up
+	// meanwhile): it is answered only once that outcome is known, and
+	// fails (500, so that SNS delivers it again) if it is not.
+	h.settle(ctx, j)
 	batch, done := s.windows.Join()
 	defer done()
-	j := h.Prepare(it)
 	h.Act(context.WithoutCancel(ctx), j, batch)
 	h.Log(ctx, j)
 	return j

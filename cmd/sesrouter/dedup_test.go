@@ -3,8 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
 // dedupRules post every notification, each in a message of its own.
@@ -70,4 +74,64 @@ func TestRouteLiveActsOnTheFirstCopy(t *testing.T) {
 		t.Errorf("%d posts, want %d", got, n)
 	}
 	checkContains(t, "the summary", r.stderr, fmt.Sprintf("%d notifications (%d recipients), 0 skipped, 0 failed, %d duplicate", 2*n, 2*n, n))
+}
+
+// TestServeCopyInFlightWaitsForTheFirst is the lost notification of a
+// redelivery: SNS delivers a notification again while serve is still
+// handling the first copy (its Slack post held, then failed by Slack).
+// The second copy must not be answered before the first's outcome is
+// known (a 200 would tell SNS it is done, and SNS would never deliver it
+// again); once the first has failed, the second acts in its place. A
+// third copy, after that, is a duplicate.
+func TestServeCopyInFlightWaitsForTheFirst(t *testing.T) {
+	sg := intaketest.NewSigner(t)
+	f := startLiveFakes(t)
+	g := newGate(t, f.slack.WebhookURL("hook"))
+	ts := startServe(t, lambdaRules, serveSetup{args: []string{"-topic", serveTopic, "-sns-cert-dir", sg.CertDir},
+		fakes: f, vars: map[string]string{"SLACK_WEBHOOK_TEST": g.URL}})
+	body := intaketest.Body(sg.Notification(t, serveTopic, "redelivered", liveBounce(t, "ses-redelivered", "a@example.com")))
+	f.slack.Script(actionstest.FaultChannelNotFound()) // the first post that reaches Slack fails, for good
+
+	first := make(chan int, 1)
+	go func() { first <- ts.post(t, nil, body) }()
+	g.waitArrived(t) // the first copy's post is held on its way to Slack
+	mark := ts.logs.mark()
+	second := make(chan int, 1)
+	go func() { second <- ts.post(t, nil, body) }()
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := ts.logs.waitFunc(mark, func(l string) bool { return strings.Contains(l, `"msg":"waiting for another copy"`) })
+		waiting <- err
+	}()
+	select {
+	case code := <-second:
+		t.Fatalf("the second copy was answered %d while the first's post was still held", code)
+	case err := <-waiting:
+		if err != nil {
+			t.Fatalf("the second copy never said it waits: %v\n%s", err, ts.logs)
+		}
+	}
+	select {
+	case code := <-second:
+		t.Fatalf("the second copy was answered %d while the first's post was still held", code)
+	default:
+	}
+
+	g.open() // the first copy's post reaches Slack, which fails it
+	if code := <-first; code != http.StatusInternalServerError {
+		t.Errorf("first copy: status %d, want 500 (its post failed)", code)
+	}
+	if code := <-second; code != http.StatusOK {
+		t.Errorf("second copy, after the first failed: status %d, want 200 once it has acted\n%s", code, ts.logs)
+	}
+	if n := len(f.slack.Posts()); n != 1 {
+		t.Fatalf("%d Slack posts, want 1: the second copy's", n)
+	}
+	if code := ts.post(t, nil, body); code != http.StatusOK {
+		t.Errorf("third copy: status %d, want 200", code)
+	}
+	if n := len(f.slack.Posts()); n != 1 {
+		t.Errorf("%d Slack posts after a third copy, want still 1", n)
+	}
+	checkContains(t, "log", ts.logs.String(), `"outcome":"failed"`, `"outcome":"posted"`, `"outcome":"duplicate"`)
 }
