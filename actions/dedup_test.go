@@ -1,4 +1,4 @@
-package actions
+package actions_test
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
@@ -50,12 +52,12 @@ func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *ses.N
 // it acts on a notification once, even when it is delivered twice (as SNS
 // and SQS may), and again when its actions failed.
 type deduper struct {
-	d      *Dispatcher
-	seen   *Seen
+	d      *actions.Dispatcher
+	seen   *actions.Seen
 	router *route.Router
 }
 
-func (dd *deduper) handle(ctx context.Context, n *ses.Notification) []Result {
+func (dd *deduper) handle(ctx context.Context, n *ses.Notification) []actions.Result {
 	plan := dd.router.Route(n)
 	c := dd.seen.Begin(n)
 	for c.Wait != nil {
@@ -63,10 +65,10 @@ func (dd *deduper) handle(ctx context.Context, n *ses.Notification) []Result {
 		c = dd.seen.Begin(n)
 	}
 	if c.Duplicate {
-		return Duplicates(plan)
+		return actions.Duplicates(plan)
 	}
 	results := dd.d.Dispatch(ctx, plan, nil)
-	c.End(!Failed(results))
+	c.End(!actions.Failed(results))
 	return results
 }
 
@@ -78,13 +80,13 @@ func newDeduper(t *testing.T) (*deduper, *actionstest.Slack) {
 	}
 	dests := rules.DestinationList()
 	fake := actionstest.NewSlack(t)
-	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{
-		"hook": NewSlackWebhook(Secret(fake.WebhookURL("hook")), "HOOK", nil, Retry{Attempts: 1}, nil),
+	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{
+		"hook": slack.NewSlackWebhook(slack.Secret(fake.WebhookURL("hook")), "HOOK", nil, slack.Retry{Attempts: 1}, nil),
 	}}
-	return &deduper{d: d, seen: NewSeen(100), router: route.NewRouter(rules)}, fake
+	return &deduper{d: d, seen: actions.NewSeen(100), router: route.NewRouter(rules)}, fake
 }
 
-func outcomes(rs []Result) string {
+func outcomes(rs []actions.Result) string {
 	s := ""
 	for _, r := range rs {
 		s += r.Action() + "=" + string(r.Outcome) + " "
@@ -151,7 +153,7 @@ func TestDispatchRetriesAFailedNotificationDeliveredAgain(t *testing.T) {
 func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
 	dd, fake := newDeduper(t)
 	var wg sync.WaitGroup
-	posted := make(chan Outcome, 20)
+	posted := make(chan actions.Outcome, 20)
 	for range 20 {
 		wg.Add(1)
 		go func() {
@@ -162,11 +164,11 @@ func TestDispatchConcurrentCopiesActOnce(t *testing.T) {
 	}
 	wg.Wait()
 	close(posted)
-	count := map[Outcome]int{}
+	count := map[actions.Outcome]int{}
 	for o := range posted {
 		count[o]++
 	}
-	if count[OutcomePosted] != 1 || count[OutcomeDuplicate] != 19 || len(fake.Posts()) != 1 {
+	if count[actions.OutcomePosted] != 1 || count[actions.OutcomeDuplicate] != 19 || len(fake.Posts()) != 1 {
 		t.Errorf("outcomes %v, %d posts; want 1 posted and 19 duplicates", count, len(fake.Posts()))
 	}
 }
@@ -179,7 +181,7 @@ func snsNotification(id string) *ses.Notification {
 
 // handled claims n and, when it holds it, ends the claim as done; it
 // reports whether n was a duplicate.
-func handled(t *testing.T, s *Seen, n *ses.Notification) (duplicate bool) {
+func handled(t *testing.T, s *actions.Seen, n *ses.Notification) (duplicate bool) {
 	t.Helper()
 	c := s.Begin(n)
 	if c.Wait != nil {
@@ -190,7 +192,7 @@ func handled(t *testing.T, s *Seen, n *ses.Notification) (duplicate bool) {
 }
 
 func TestSeenForgetsTheOldest(t *testing.T) {
-	s := NewSeen(3)
+	s := actions.NewSeen(3)
 	for _, k := range []string{"a", "b", "c", "d"} {
 		if handled(t, s, snsNotification(k)) {
 			t.Fatalf("%s seen before it was added", k)
@@ -214,7 +216,7 @@ func TestSeenForgetsTheOldest(t *testing.T) {
 func TestSeenForgetFreesTheSlot(t *testing.T) {
 	for _, limit := range []int{1, 2, 3, 5, 8} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			s := NewSeen(limit)
+			s := actions.NewSeen(limit)
 			// Fill some of the ring first, so that the slot freed is not
 			// the next one either.
 			for i := range limit / 2 {
@@ -224,7 +226,7 @@ func TestSeenForgetFreesTheSlot(t *testing.T) {
 			if handled(t, s, k) {
 				t.Fatal("k seen before it was added")
 			}
-			s.Forget(SeenKeys(k)...)
+			s.Forget(actions.SeenKeys(k)...)
 			if handled(t, s, k) {
 				t.Fatal("k is still known after Forget")
 			}
@@ -258,7 +260,7 @@ func TestSeenCopyInFlightWaits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewSeen(10)
+			s := actions.NewSeen(10)
 			first := s.Begin(tt.n())
 			if !first.Held() {
 				t.Fatalf("first copy: %+v, want held", first)
@@ -297,7 +299,7 @@ func TestSeenCopyInFlightWaits(t *testing.T) {
 // only its new keys; when it fails, the keys of the one handled before
 // stay.
 func TestSeenReleasesOnlyItsOwnKeys(t *testing.T) {
-	s := NewSeen(10)
+	s := actions.NewSeen(10)
 	if handled(t, s, dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com")) {
 		t.Fatal("first notification is a duplicate")
 	}
@@ -324,12 +326,12 @@ func TestSeenKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := SeenKeys(tt.n); !slices.Equal(got, tt.want) {
+			if got := actions.SeenKeys(tt.n); !slices.Equal(got, tt.want) {
 				t.Errorf("SeenKeys = %q, want %q", got, tt.want)
 			}
 		})
 	}
-	s := NewSeen(10)
+	s := actions.NewSeen(10)
 	for range 2 {
 		if c := s.Begin(dedupBounce(t, "", "", "a@x.com")); !c.Held() {
 			t.Errorf("a notification without keys: %+v, want held", c)

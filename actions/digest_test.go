@@ -1,4 +1,4 @@
-package actions
+package actions_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
@@ -30,19 +32,19 @@ type recorder struct {
 
 type recorded struct {
 	at time.Time
-	m  Message
+	m  actions.Message
 }
 
-var _ Notifier = (*recorder)(nil)
+var _ actions.Notifier = (*recorder)(nil)
 
-func (r *recorder) Post(_ context.Context, m Message) (Outcome, error) {
+func (r *recorder) Post(_ context.Context, m actions.Message) (actions.Outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.posts = append(r.posts, recorded{time.Now(), m})
-	return OutcomePosted, nil
+	return actions.OutcomePosted, nil
 }
 
-func (r *recorder) Payload(m Message) []byte { return webhookPayload(m) }
+func (r *recorder) Payload(m actions.Message) []byte { return actions.WebhookJSON(m) }
 
 // count is how many messages r was given.
 func (r *recorder) count() int {
@@ -52,7 +54,7 @@ func (r *recorder) count() int {
 }
 
 // last is the last message r was given.
-func (r *recorder) last(t *testing.T) Message {
+func (r *recorder) last(t *testing.T) actions.Message {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -75,7 +77,7 @@ func stormBounce(i int, address string) *ses.Notification {
 }
 
 // outcomesOf is the outcome of every result, space-separated.
-func outcomesOf(rs []Result) string {
+func outcomesOf(rs []actions.Result) string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, string(r.Outcome))
@@ -96,11 +98,11 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	dests := rules.DestinationList()
-	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{
-		"hook": NewSlackWebhook(Secret(sl.WebhookURL("hook")), "HOOK", nil, DefaultRetry(), nil),
+	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{
+		"hook": slack.NewSlackWebhook(slack.Secret(sl.WebhookURL("hook")), "HOOK", nil, slack.DefaultRetry(), nil),
 	}}
 	router := route.NewRouter(rules)
-	b := NewBatch(NewStorm(), false)
+	b := actions.NewBatch(actions.NewStorm(), false)
 	var outcomes []string
 	for i := range 5 {
 		n := stormBounce(i, "user"+string(rune('a'+i))+"@example.com")
@@ -110,7 +112,7 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 		t.Errorf("outcomes %s", got)
 	}
 	results := b.Flush(context.Background())
-	if len(results) != 1 || results[0].Destination != "hook" || results[0].Outcome != OutcomePosted || results[0].Err != nil {
+	if len(results) != 1 || results[0].Destination != "hook" || results[0].Outcome != actions.OutcomePosted || results[0].Err != nil {
 		t.Fatalf("flush %+v: want the digest of hook posted", results)
 	}
 	if r := results[0]; r.Notifications != 3 || r.Recipients != 3 || r.Inputs != nil || r.Keys != nil {
@@ -138,21 +140,21 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 
 func TestDigestManyAddresses(t *testing.T) {
 	dest := &rules.Destination{Name: "x", DigestAfter: 1, DigestWindow: time.Hour}
-	storm := NewStorm()
-	b := NewBatch(storm, false)
-	if !storm.admit(dest, b.now()) {
+	storm := actions.NewStorm()
+	b := actions.NewBatch(storm, false)
+	if !storm.AdmitAt(dest, b.Now()) {
 		t.Fatal("the first message was not let through")
 	}
 	n := &recorder{name: "x"}
 	for i := range 1254 {
 		rc := ses.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
-		notice := Notice{Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}},
-			Recipients: []NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
-		if b.admit(dest, n, &notice) {
+		notice := actions.Notice{Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}},
+			Recipients: []actions.NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
+		if b.Admit(dest, n, &notice) {
 			t.Fatalf("notice %d was let through in a storm", i)
 		}
 	}
-	m := b.dests["x"].message()
+	m := b.DigestMessage("x")
 	raw := string(n.Payload(m))
 	blocks, err := json.Marshal(m.Blocks)
 	if err != nil {
@@ -187,7 +189,7 @@ rules:
 
 // stormDispatcher is a Dispatcher for stormRules whose notifiers record,
 // its router, and the recorders.
-func stormDispatcher(t *testing.T) (*Dispatcher, *route.Router, map[string]*recorder) {
+func stormDispatcher(t *testing.T) (*actions.Dispatcher, *route.Router, map[string]*recorder) {
 	t.Helper()
 	rules, err := rules.Load("rules.yaml", []byte(stormRules))
 	if err != nil {
@@ -195,7 +197,7 @@ func stormDispatcher(t *testing.T) (*Dispatcher, *route.Router, map[string]*reco
 	}
 	dests := rules.DestinationList()
 	recs := map[string]*recorder{"alerts": {name: "alerts"}, "other": {name: "other"}}
-	d := &Dispatcher{Destinations: ByName(dests), Notifiers: map[string]Notifier{"alerts": recs["alerts"], "other": recs["other"]}}
+	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{"alerts": recs["alerts"], "other": recs["other"]}}
 	return d, route.NewRouter(rules), recs
 }
 
@@ -203,7 +205,7 @@ func stormDispatcher(t *testing.T) (*Dispatcher, *route.Router, map[string]*reco
 // is to become of it.
 type stormStep struct {
 	at   time.Duration
-	want Outcome
+	want actions.Outcome
 }
 
 // TestStormOutlivesBatches follows one destination (digest_after 2,
@@ -214,10 +216,10 @@ func TestStormOutlivesBatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, router, recs := stormDispatcher(t)
 		alerts := d.Destinations["alerts"]
-		storm := NewStorm()
+		storm := actions.NewStorm()
 		start := time.Now()
 		at := func(offset time.Duration) { time.Sleep(time.Until(start.Add(offset))) }
-		notify := func(b *Batch, i int) Outcome {
+		notify := func(b *actions.Batch, i int) actions.Outcome {
 			t.Helper()
 			rs := d.Dispatch(context.Background(), router.Route(stormBounce(i, fmt.Sprintf("user%d@example.com", i))), b)
 			if len(rs) != 1 || rs[0].Action() != "notify:alerts" || rs[0].Err != nil {
@@ -225,7 +227,7 @@ func TestStormOutlivesBatches(t *testing.T) {
 			}
 			return rs[0].Outcome
 		}
-		steps := func(b *Batch, first int, steps ...stormStep) {
+		steps := func(b *actions.Batch, first int, steps ...stormStep) {
 			t.Helper()
 			for i, s := range steps {
 				at(s.at)
@@ -236,8 +238,8 @@ func TestStormOutlivesBatches(t *testing.T) {
 		}
 
 		// The first invocation: two notices posted, the third folded.
-		b1 := NewBatch(storm, true)
-		steps(b1, 0, stormStep{0, OutcomePosted}, stormStep{time.Minute, OutcomePosted}, stormStep{2 * time.Minute, OutcomeDigested})
+		b1 := actions.NewBatch(storm, true)
+		steps(b1, 0, stormStep{0, actions.OutcomePosted}, stormStep{time.Minute, actions.OutcomePosted}, stormStep{2 * time.Minute, actions.OutcomeDigested})
 		if !storm.Storming(alerts, time.Now()) {
 			t.Error("not storming after two messages within the window")
 		}
@@ -245,24 +247,24 @@ func TestStormOutlivesBatches(t *testing.T) {
 			t.Errorf("%d messages before the flush, want 2", n)
 		}
 		r1 := b1.Flush(context.Background())
-		if len(r1) != 1 || r1[0].Destination != "alerts" || r1[0].Outcome != OutcomePosted || r1[0].Notifications != 1 ||
+		if len(r1) != 1 || r1[0].Destination != "alerts" || r1[0].Outcome != actions.OutcomePosted || r1[0].Notifications != 1 ||
 			!slices.Equal(r1[0].Inputs, []string{"storm.ndjson:2"}) || !slices.Equal(r1[0].Keys, []string{"sns:sns-2"}) {
 			t.Errorf("first flush %+v: want one digest of alerts, of notification 2", r1)
 		}
-		if h := headerText(recs["alerts"].last(t)); h != "Digest · 1 notification folded" {
+		if h := actions.HeaderText(recs["alerts"].last(t)); h != "Digest · 1 notification folded" {
 			t.Errorf("the third message is %q, want the digest", h)
 		}
 
 		// The next invocation: a new batch, the same storm. Within the
 		// window, it still folds; as the first messages leave the
 		// window, a notice posts again, one at a time.
-		b2 := NewBatch(storm, true)
+		b2 := actions.NewBatch(storm, true)
 		steps(b2, 3,
-			stormStep{3 * time.Minute, OutcomeDigested},
-			stormStep{5*time.Minute - time.Nanosecond, OutcomeDigested}, // the message at 0 is still within 5m
-			stormStep{5 * time.Minute, OutcomePosted},                   // it is not: one slot is free
-			stormStep{5*time.Minute + time.Second, OutcomeDigested},     // messages at 1m and 5m
-			stormStep{6 * time.Minute, OutcomePosted},                   // the one at 1m has left
+			stormStep{3 * time.Minute, actions.OutcomeDigested},
+			stormStep{5*time.Minute - time.Nanosecond, actions.OutcomeDigested}, // the message at 0 is still within 5m
+			stormStep{5 * time.Minute, actions.OutcomePosted},                   // it is not: one slot is free
+			stormStep{5*time.Minute + time.Second, actions.OutcomeDigested},     // messages at 1m and 5m
+			stormStep{6 * time.Minute, actions.OutcomePosted},                   // the one at 1m has left
 		)
 		r2 := b2.Flush(context.Background())
 		if len(r2) != 1 || r2[0].Notifications != 3 || r2[0].Recipients != 3 ||
@@ -278,7 +280,7 @@ func TestStormOutlivesBatches(t *testing.T) {
 		if storm.Storming(alerts, time.Now()) {
 			t.Error("still storming after a quiet window")
 		}
-		if got := notify(NewBatch(storm, false), 8); got != OutcomePosted {
+		if got := notify(actions.NewBatch(storm, false), 8); got != actions.OutcomePosted {
 			t.Errorf("after a quiet window: %s, want posted", got)
 		}
 	})
@@ -291,7 +293,7 @@ func TestStormOutlivesBatches(t *testing.T) {
 func TestBatchFlush(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, router, recs := stormDispatcher(t)
-		b := NewBatch(NewStorm(), false)
+		b := actions.NewBatch(actions.NewStorm(), false)
 		// other (the second destination) takes one message, alerts two;
 		// every later notice folds.
 		addrs := []string{"a@other.example", "b@other.example", "c@other.example",
@@ -305,13 +307,13 @@ func TestBatchFlush(t *testing.T) {
 		}
 
 		reloaded := map[string]*recorder{"alerts": {name: "reloaded alerts"}, "other": {name: "reloaded other"}}
-		d.Notifiers = map[string]Notifier{"alerts": reloaded["alerts"], "other": reloaded["other"]}
+		d.Notifiers = map[string]actions.Notifier{"alerts": reloaded["alerts"], "other": reloaded["other"]}
 		results := b.Flush(context.Background())
 
 		var order []string
 		for _, r := range results {
 			order = append(order, fmt.Sprintf("%s:%d", r.Destination, r.Notifications))
-			if r.Outcome != OutcomePosted || r.Err != nil {
+			if r.Outcome != actions.OutcomePosted || r.Err != nil {
 				t.Errorf("%s: %s, %v", r.Destination, r.Outcome, r.Err)
 			}
 		}
@@ -322,7 +324,7 @@ func TestBatchFlush(t *testing.T) {
 			if n := recs[name].count(); n != want {
 				t.Errorf("%s's notifier got %d messages, want %d, its digest included", name, n, want)
 			}
-			if h := headerText(recs[name].last(t)); h != "Digest · 2 notifications folded" {
+			if h := actions.HeaderText(recs[name].last(t)); h != "Digest · 2 notifications folded" {
 				t.Errorf("%s's last message is %q, want its digest", name, h)
 			}
 			if n := reloaded[name].count(); n != 0 {

@@ -18,7 +18,7 @@ import (
 // the outcomes of their SES actions. One failing action never stops the
 // others; every outcome is in the results. What it does is what its parts
 // do: a dry run is a Dispatcher whose parts only render (DryRun,
-// DryRunSES, DryRunLogbook).
+// suppression.DryRun, DryRunLogbook).
 type Dispatcher struct {
 	// Destinations and Notifiers are the destinations by name, and what
 	// posts to each.

@@ -1,4 +1,4 @@
-package actions
+package actions_test
 
 import (
 	"bytes"
@@ -16,7 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
@@ -58,10 +61,10 @@ type dispatcherOpts struct {
 	webhookURL string    // the marketing webhook; a fresh one of the fake when ""
 	logTo      io.Writer // the log action's JSON log; discarded when nil
 	// dryRun builds the dispatcher of a dry run: the same notifiers,
-	// pointed at the fakes, made to only render (DryRun), DryRunSES and
+	// pointed at the fakes, made to only render (DryRun), suppression.DryRun and
 	// DryRunLogbook.
 	dryRun  bool
-	retry   Retry                  // fastRetry when zero
+	retry   slack.Retry            // fastRetry when zero
 	sesOpts []func(*sesv2.Options) // for the SES fake's client
 }
 
@@ -74,13 +77,13 @@ func testDestinations(t *testing.T) []*rules.Destination {
 // newTestDispatcher returns a Dispatcher for testRules whose notifiers
 // and SES client talk to new fakes, and the fakes. The notifiers are
 // built as the application builds them, with Notifiers.
-func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstest.Slack, *actionstest.SES) {
+func newTestDispatcher(t *testing.T, o dispatcherOpts) (*actions.Dispatcher, *actionstest.Slack, *actionstest.SES) {
 	t.Helper()
 	dests := testDestinations(t)
 	slackFake := actionstest.NewSlack(t, testChannel)
 	sesFake := actionstest.NewSES(t)
 	r := o.retry
-	if r == (Retry{}) {
+	if r == (slack.Retry{}) {
 		r = fastRetry
 	}
 	hook := o.webhookURL
@@ -91,8 +94,8 @@ func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstes
 	if logTo == nil {
 		logTo = io.Discard
 	}
-	notifiers, err := Notifiers(dests, func(string) bool { return true }, SlackConfig{
-		Token:  Secret(slackFake.Token()),
+	notifiers, err := slack.Notifiers(dests, func(string) bool { return true }, slack.SlackConfig{
+		Token:  slack.Secret(slackFake.Token()),
 		APIURL: slackFake.APIURL(),
 		Getenv: func(name string) string {
 			if name == "SLACK_WEBHOOK_MARKETING" {
@@ -106,17 +109,17 @@ func newTestDispatcher(t *testing.T, o dispatcherOpts) (*Dispatcher, *actionstes
 	if err != nil {
 		t.Fatalf("Notifiers: %v", err)
 	}
-	d := &Dispatcher{
-		Destinations: ByName(dests),
+	d := &actions.Dispatcher{
+		Destinations: slack.ByName(dests),
 		Notifiers:    notifiers,
-		SES:          &SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
-		Log:          SlogLogbook{Logger: slog.New(slog.NewJSONHandler(logTo, nil))},
+		SES:          &suppression.SuppressionList{Client: sesFake.Client(t, o.sesOpts...)},
+		Log:          actions.SlogLogbook{Logger: slog.New(slog.NewJSONHandler(logTo, nil))},
 	}
 	if o.dryRun {
 		for name, n := range d.Notifiers {
-			d.Notifiers[name] = DryRun(n)
+			d.Notifiers[name] = actions.DryRun(n)
 		}
-		d.SES, d.Log = DryRunSES(), DryRunLogbook()
+		d.SES, d.Log = suppression.DryRun(), actions.DryRunLogbook()
 	}
 	return d, slackFake, sesFake
 }
@@ -191,10 +194,10 @@ func planFor(t *testing.T, n *ses.Notification) *route.Plan {
 // brief is what a test checks of a Result.
 type brief struct {
 	Action, Recipient string
-	Outcome           Outcome
+	Outcome           actions.Outcome
 }
 
-func briefs(results []Result) []brief {
+func briefs(results []actions.Result) []brief {
 	out := make([]brief, len(results))
 	for i, r := range results {
 		out[i] = brief{r.Action(), r.Recipient(), r.Outcome}
@@ -204,7 +207,7 @@ func briefs(results []Result) []brief {
 
 // checkStepOrder fails t unless results are one per step of plan, in
 // order.
-func checkStepOrder(t *testing.T, plan *route.Plan, results []Result) {
+func checkStepOrder(t *testing.T, plan *route.Plan, results []actions.Result) {
 	t.Helper()
 	steps := plan.Steps()
 	if len(results) != len(steps) {
@@ -265,9 +268,9 @@ func TestDispatchUnsuppressThenNotify(t *testing.T) {
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
-		{"unsuppress", listed, OutcomeRemoved},
-		{"unsuppress", notListed, OutcomeNotSuppressed},
-		{"notify:ses-alerts", "", OutcomePosted},
+		{"unsuppress", listed, actions.OutcomeRemoved},
+		{"unsuppress", notListed, actions.OutcomeNotSuppressed},
+		{"notify:ses-alerts", "", actions.OutcomePosted},
 	}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
@@ -303,7 +306,7 @@ func TestDispatchComplaintSuppresses(t *testing.T) {
 
 	results := d.Dispatch(context.Background(), plan, nil)
 
-	want := []brief{{"suppress", a, OutcomeAdded}, {"notify:ses-alerts", "", OutcomePosted}}
+	want := []brief{{"suppress", a, actions.OutcomeAdded}, {"notify:ses-alerts", "", actions.OutcomePosted}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
@@ -335,10 +338,10 @@ func TestDispatchOneFailureDoesNotStopOthers(t *testing.T) {
 
 	checkStepOrder(t, plan, results)
 	want := []brief{
-		{"unsuppress", denied, OutcomeFailed},
-		{"unsuppress", after, OutcomeRemoved},
-		{"notify:ses-alerts", "", OutcomePosted},
-		{"notify:marketing", "", OutcomePosted},
+		{"unsuppress", denied, actions.OutcomeFailed},
+		{"unsuppress", after, actions.OutcomeRemoved},
+		{"notify:ses-alerts", "", actions.OutcomePosted},
+		{"notify:marketing", "", actions.OutcomePosted},
 	}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
@@ -388,7 +391,7 @@ func TestDispatchSplitsManyRecipients(t *testing.T) {
 			}
 			results := d.Dispatch(context.Background(), planFor(t, bounce(t, addrs...)), nil)
 
-			if want := []brief{{tt.action, "", OutcomePosted}}; !slices.Equal(briefs(results), want) {
+			if want := []brief{{tt.action, "", actions.OutcomePosted}}; !slices.Equal(briefs(results), want) {
 				t.Fatalf("results %+v (%v), want %+v", briefs(results), results[0].Err, want)
 			}
 			posts := slackFake.Posts()
@@ -443,14 +446,14 @@ func TestDispatchFailingDestination(t *testing.T) {
 		{
 			name:   "bot-token destination fails, webhook still posts",
 			faults: []actionstest.Fault{actionstest.FaultChannelNotFound()},
-			want:   []brief{{"notify:ses-alerts", "", OutcomeFailed}, {"notify:marketing", "", OutcomePosted}},
+			want:   []brief{{"notify:ses-alerts", "", actions.OutcomeFailed}, {"notify:marketing", "", actions.OutcomePosted}},
 			errs:   []string{"channel_not_found (" + hintChannel + ")", ""},
 			posted: actionstest.KindWebhook,
 		},
 		{
 			name:   "webhook destination fails, bot-token destination still posts",
 			faults: []actionstest.Fault{{}, actionstest.FaultChannelNotFound()},
-			want:   []brief{{"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}},
+			want:   []brief{{"notify:ses-alerts", "", actions.OutcomePosted}, {"notify:marketing", "", actions.OutcomeFailed}},
 			errs:   []string{"", "slack server error: 404 Not Found: channel_not_found (" + hintChannel + ")"},
 			posted: actionstest.KindAPI,
 		},
@@ -494,17 +497,17 @@ func TestDispatchDryRunReachesNothing(t *testing.T) {
 			name:       "one message per destination",
 			recipients: []string{"no-suppress-1@example.com", "reader@news.example.com", "log-me@example.com", "x@ignore.example.com"},
 			want: []brief{
-				{"unsuppress", "no-suppress-1@example.com", OutcomeDryRun},
-				{"log", "log-me@example.com", OutcomeDryRun},
-				{"drop", "x@ignore.example.com", OutcomeDropped},
-				{"notify:ses-alerts", "", OutcomeDryRun},
-				{"notify:marketing", "", OutcomeDryRun},
+				{"unsuppress", "no-suppress-1@example.com", actions.OutcomeDryRun},
+				{"log", "log-me@example.com", actions.OutcomeDryRun},
+				{"drop", "x@ignore.example.com", actions.OutcomeDropped},
+				{"notify:ses-alerts", "", actions.OutcomeDryRun},
+				{"notify:marketing", "", actions.OutcomeDryRun},
 			},
 		},
 		{
 			name:       "several messages",
 			recipients: many,
-			want:       []brief{{"notify:ses-alerts", "", OutcomeDryRun}},
+			want:       []brief{{"notify:ses-alerts", "", actions.OutcomeDryRun}},
 		},
 	}
 	for _, tt := range tests {
@@ -572,7 +575,7 @@ func TestDispatchLog(t *testing.T) {
 
 	results := d.Dispatch(context.Background(), planFor(t, n), nil)
 
-	want := []brief{{"drop", dropped, OutcomeDropped}, {"log", logged, OutcomeLogged}}
+	want := []brief{{"drop", dropped, actions.OutcomeDropped}, {"log", logged, actions.OutcomeLogged}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
@@ -628,7 +631,7 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 		plans[i] = planFor(t, bounce(t, unsuppress, fmt.Sprintf("reader-%03d@news.example.com", i)))
 	}
 
-	results := make([][]Result, notifications)
+	results := make([][]actions.Result, notifications)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range concurrency {
@@ -651,25 +654,25 @@ func TestDispatchUnderRandomFailures(t *testing.T) {
 		}
 		for _, r := range rs {
 			switch {
-			case r.Outcome == OutcomeFailed && r.Err == nil:
+			case r.Outcome == actions.OutcomeFailed && r.Err == nil:
 				t.Errorf("notification %d: %s failed without an error", i, r.Action())
-			case r.Outcome != OutcomeFailed && r.Err != nil:
+			case r.Outcome != actions.OutcomeFailed && r.Err != nil:
 				t.Errorf("notification %d: %s %s with error %v", i, r.Action(), r.Outcome, r.Err)
 			}
 			if r.Step.Action.Kind == rules.ActionUnsuppress {
-				if r.Outcome != OutcomeRemoved && r.Outcome != OutcomeFailed {
+				if r.Outcome != actions.OutcomeRemoved && r.Outcome != actions.OutcomeFailed {
 					t.Errorf("notification %d: unsuppress %s, want removed or failed", i, r.Outcome)
 				}
-				if r.Outcome == OutcomeRemoved {
+				if r.Outcome == actions.OutcomeRemoved {
 					removed++
 				}
 				continue
 			}
 			notifies++
 			switch r.Outcome {
-			case OutcomePosted:
+			case actions.OutcomePosted:
 				posted++
-			case OutcomeFailed:
+			case actions.OutcomeFailed:
 				t.Logf("notification %d: %s failed: %v", i, r.Action(), r.Err)
 			default:
 				t.Errorf("notification %d: %s ended %q, want posted or failed", i, r.Action(), r.Outcome)
@@ -729,11 +732,11 @@ func TestDispatchNoMailbox(t *testing.T) {
 			}
 			for i, r := range results[:3] {
 				rc := &n.Recipients[i]
-				if r.Action() != tt.action || r.Recipient() != rc.Address || r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrNotMailbox) {
+				if r.Action() != tt.action || r.Recipient() != rc.Address || r.Outcome != actions.OutcomeFailed || !errors.Is(r.Err, suppression.ErrNotMailbox) {
 					t.Errorf("%s %.20q: %s, %v; want failed with ErrNotMailbox", r.Action(), r.Recipient(), r.Outcome, r.Err)
 				}
 			}
-			if r := results[3]; r.Action() != "notify:ses-alerts" || r.Outcome != OutcomePosted {
+			if r := results[3]; r.Action() != "notify:ses-alerts" || r.Outcome != actions.OutcomePosted {
 				t.Errorf("%s: %s, %v; want posted", r.Action(), r.Outcome, r.Err)
 			}
 			if c := sesFake.Counts(); c.Requests != 0 {
@@ -767,7 +770,7 @@ func TestDispatchUnsuppressesTheAddress(t *testing.T) {
 
 	results := d.Dispatch(context.Background(), planFor(t, bounce(t, raw)), nil)
 
-	want := []brief{{"unsuppress", addr, OutcomeRemoved}, {"notify:ses-alerts", "", OutcomePosted}}
+	want := []brief{{"unsuppress", addr, actions.OutcomeRemoved}, {"notify:ses-alerts", "", actions.OutcomePosted}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
@@ -807,7 +810,7 @@ func TestDispatchErrorsForPeopleAndForLogs(t *testing.T) {
 
 	results := d.Dispatch(context.Background(), planFor(t, bounce(t, denied, reader)), nil)
 
-	want := []brief{{"unsuppress", denied, OutcomeFailed}, {"notify:ses-alerts", "", OutcomePosted}, {"notify:marketing", "", OutcomeFailed}}
+	want := []brief{{"unsuppress", denied, actions.OutcomeFailed}, {"notify:ses-alerts", "", actions.OutcomePosted}, {"notify:marketing", "", actions.OutcomeFailed}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
 	}
@@ -827,7 +830,7 @@ func TestDispatchErrorsForPeopleAndForLogs(t *testing.T) {
 	if strings.Contains(s, "arn:aws") || strings.Contains(s, "not authorized") {
 		t.Errorf("the Slack message holds SES's whole message:\n%s", s)
 	}
-	var he *HintedError
+	var he *slack.HintedError
 	if err := results[2].Err; !errors.As(err, &he) || he.Code != "channel_not_found" || !strings.HasSuffix(err.Error(), "("+hintChannel+")") {
 		t.Errorf("notify:marketing error %v, want channel_not_found with its hint", err)
 	}
@@ -841,17 +844,17 @@ func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
 	ctx := context.Background()
 
 	results := d.Dispatch(ctx, planFor(t, sesNotification(t, ses.TypeComplaint, "a@b@c", "angry@example.com")), nil)
-	want := []brief{{"suppress", "a@b@c", OutcomeFailed}, {"suppress", "angry@example.com", OutcomeDryRun}, {"notify:ses-alerts", "", OutcomeDryRun}}
+	want := []brief{{"suppress", "a@b@c", actions.OutcomeFailed}, {"suppress", "angry@example.com", actions.OutcomeDryRun}, {"notify:ses-alerts", "", actions.OutcomeDryRun}}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Errorf("results %+v\nwant %+v", got, want)
 	}
-	if !errors.Is(results[0].Err, ErrNotMailbox) {
+	if !errors.Is(results[0].Err, suppression.ErrNotMailbox) {
 		t.Errorf("error %v, want ErrNotMailbox", results[0].Err)
 	}
 
 	rc := recipient("jane@example.com")
 	o := d.SES.Suppress(ctx, rc, ses.TypeDelivery)
-	if o.Outcome != OutcomeFailed || fmt.Sprint(o.Err) != "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery" {
+	if o.Outcome != actions.OutcomeFailed || fmt.Sprint(o.Err) != "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery" {
 		t.Errorf("dry-run suppress of a Delivery: %s, %v", o.Outcome, o.Err)
 	}
 	if c := slackFake.Counts().Requests + sesFake.Counts().Requests; c != 0 {
@@ -865,7 +868,7 @@ func TestDryRunDigest(t *testing.T) {
 	d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{dryRun: true})
 	ses := d.Destinations["ses-alerts"]
 	ses.DigestAfter = 1
-	b := NewBatch(NewStorm(), false)
+	b := actions.NewBatch(actions.NewStorm(), false)
 	var got []string
 	for i := range 3 {
 		got = append(got, outcomesOf(d.Dispatch(context.Background(), planFor(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
@@ -874,7 +877,7 @@ func TestDryRunDigest(t *testing.T) {
 		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
 	}
 	results := b.Flush(context.Background())
-	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
+	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != actions.OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
 		t.Errorf("flush %+v, want the dry run of one digest of 2", results)
 	}
 	if c := slackFake.Counts(); c.Requests != 0 {
@@ -887,17 +890,17 @@ func TestDryRunDigest(t *testing.T) {
 func TestDryRunNotifiers(t *testing.T) {
 	dests := testDestinations(t)
 	m := testMessage(t)
-	for name, n := range DryRunNotifiers(dests) {
+	for name, n := range slack.DryRunNotifiers(dests) {
 		outcome, err := n.Post(context.Background(), m)
-		if outcome != OutcomeDryRun || err != nil {
+		if outcome != actions.OutcomeDryRun || err != nil {
 			t.Errorf("%s: Post = %s, %v; want dry-run", name, outcome, err)
 		}
 		var want []byte
 		switch name {
 		case "ses-alerts":
-			want = PostMessagePayload(testChannel, m)
+			want = actions.PostMessagePayload(testChannel, m)
 		case "marketing":
-			want = webhookPayload(m)
+			want = actions.WebhookJSON(m)
 		default:
 			t.Errorf("a notifier for %s", name)
 		}
@@ -905,7 +908,7 @@ func TestDryRunNotifiers(t *testing.T) {
 			t.Errorf("%s: Payload\n%s\nwant\n%s", name, got, want)
 		}
 	}
-	if got := len(DryRunNotifiers(dests)); got != len(dests) {
+	if got := len(slack.DryRunNotifiers(dests)); got != len(dests) {
 		t.Errorf("%d notifiers for %d destinations", got, len(dests))
 	}
 }
@@ -913,16 +916,16 @@ func TestDryRunNotifiers(t *testing.T) {
 // TestDispatchWithoutItsParts: a dispatcher missing a part fails the
 // actions that need it, says why, and carries out the rest.
 func TestDispatchWithoutItsParts(t *testing.T) {
-	d := &Dispatcher{}
+	d := &actions.Dispatcher{}
 	plan := planFor(t, bounce(t, "no-suppress-1@example.com", "log-me@example.com", "x@ignore.example.com"))
 
 	results := d.Dispatch(context.Background(), plan, nil)
 
 	want := []brief{
-		{"unsuppress", "no-suppress-1@example.com", OutcomeFailed},
-		{"log", "log-me@example.com", OutcomeFailed},
-		{"drop", "x@ignore.example.com", OutcomeDropped},
-		{"notify:ses-alerts", "", OutcomeFailed},
+		{"unsuppress", "no-suppress-1@example.com", actions.OutcomeFailed},
+		{"log", "log-me@example.com", actions.OutcomeFailed},
+		{"drop", "x@ignore.example.com", actions.OutcomeDropped},
+		{"notify:ses-alerts", "", actions.OutcomeFailed},
 	}
 	if got := briefs(results); !slices.Equal(got, want) {
 		t.Fatalf("results %+v\nwant %+v", got, want)
@@ -932,11 +935,11 @@ func TestDispatchWithoutItsParts(t *testing.T) {
 			t.Errorf("%s error %v, want %q", results[i].Action(), results[i].Err, wantErr)
 		}
 	}
-	if !Failed(results) || Failed(results[2:3]) {
+	if !actions.Failed(results) || actions.Failed(results[2:3]) {
 		t.Error("Failed does not say which results failed")
 	}
-	for i, r := range Duplicates(plan) {
-		if r.Outcome != OutcomeDuplicate || r.Action() != want[i].Action || r.Recipient() != want[i].Recipient {
+	for i, r := range actions.Duplicates(plan) {
+		if r.Outcome != actions.OutcomeDuplicate || r.Action() != want[i].Action || r.Recipient() != want[i].Recipient {
 			t.Errorf("Duplicates[%d] = %s %s %s", i, r.Action(), r.Recipient(), r.Outcome)
 		}
 	}

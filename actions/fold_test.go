@@ -1,4 +1,4 @@
-package actions
+package actions_test
 
 import (
 	"bytes"
@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/words"
-	"github.com/slack-go/slack"
+	slackapi "github.com/slack-go/slack"
 )
 
 // One notification with many recipients counts once toward digest_after,
@@ -74,11 +76,11 @@ func foldRouter(t *testing.T) (*route.Router, *rules.Destination) {
 
 // digestCounts are the counts a digest message shows, by section title
 // ("By type", …): key → count.
-func digestCounts(t *testing.T, m Message) map[string]map[string]int {
+func digestCounts(t *testing.T, m actions.Message) map[string]map[string]int {
 	t.Helper()
 	out := map[string]map[string]int{}
 	for _, b := range m.Blocks {
-		sb, ok := b.(*slack.SectionBlock)
+		sb, ok := b.(*slackapi.SectionBlock)
 		if !ok || sb.Text == nil {
 			continue
 		}
@@ -129,12 +131,12 @@ func TestDispatchFoldsRecipientsPastDigestAfter(t *testing.T) {
 	const n, after = 4000, 10
 	router, dest := foldRouter(t)
 	sl := actionstest.NewSlack(t)
-	d := &Dispatcher{Destinations: ByName([]*rules.Destination{dest}), Notifiers: map[string]Notifier{
-		"hook": NewSlackWebhook(Secret(sl.WebhookURL("hook")), "HOOK", newHTTPClient(t), fastRetry, nil),
+	d := &actions.Dispatcher{Destinations: slack.ByName([]*rules.Destination{dest}), Notifiers: map[string]actions.Notifier{
+		"hook": slack.NewSlackWebhook(slack.Secret(sl.WebhookURL("hook")), "HOOK", newHTTPClient(t), fastRetry, nil),
 	}}
-	results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), NewBatch(NewStorm(), false))
+	results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), actions.NewBatch(actions.NewStorm(), false))
 
-	if len(results) != 1 || results[0].Outcome != OutcomePosted {
+	if len(results) != 1 || results[0].Outcome != actions.OutcomePosted {
 		t.Fatalf("results %+v, want one notify posted", briefs(results))
 	}
 	posts := sl.Posts()
@@ -205,17 +207,17 @@ func TestDispatchFoldsRecipientsPastDigestAfter(t *testing.T) {
 func TestDispatchFewRecipientsUnchanged(t *testing.T) {
 	const after = 10
 	router, dest := foldRouter(t)
-	built := func(n int) []Message {
+	built := func(n int) []actions.Message {
 		nt := foldBounce(n)
-		notice := Notice{Notification: nt}
+		notice := actions.Notice{Notification: nt}
 		for i := range nt.Recipients {
 			rule := "bounces"
 			if i%foldDomains == 0 {
 				rule = "first-domain"
 			}
-			notice.Recipients = append(notice.Recipients, NoticeRecipient{Recipient: &nt.Recipients[i], Rule: rule})
+			notice.Recipients = append(notice.Recipients, actions.NoticeRecipient{Recipient: &nt.Recipients[i], Rule: rule})
 		}
-		return BuildMessages(notice)
+		return actions.BuildMessages(notice)
 	}
 	// The most recipients that take after messages.
 	most := 1
@@ -225,9 +227,9 @@ func TestDispatchFewRecipientsUnchanged(t *testing.T) {
 	for _, n := range []int{1, 60, most, most + 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			rec := &recorder{name: "hook"}
-			d := &Dispatcher{Destinations: ByName([]*rules.Destination{dest}), Notifiers: map[string]Notifier{"hook": rec}}
+			d := &actions.Dispatcher{Destinations: slack.ByName([]*rules.Destination{dest}), Notifiers: map[string]actions.Notifier{"hook": rec}}
 			results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), nil)
-			if len(results) != 1 || results[0].Outcome != OutcomePosted {
+			if len(results) != 1 || results[0].Outcome != actions.OutcomePosted {
 				t.Fatalf("results %+v, want one notify posted", briefs(results))
 			}
 			got, want := results[0].Messages, built(n)

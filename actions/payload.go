@@ -62,7 +62,8 @@ type webhookBody struct{ *slack.WebhookMessage }
 // webhookPayload is the JSON body of the incoming-webhook post of m:
 // what a dry run shows as the payload of a webhook destination, written
 // as PostMessagePayload writes its body.
-func webhookPayload(m Message) []byte { return marshalPayload(webhookBody{WebhookPayload(m)}) }
+// WebhookJSON is the exact body an incoming webhook is sent for m.
+func WebhookJSON(m Message) []byte { return marshalPayload(webhookBody{WebhookPayload(m)}) }
 
 // MarshalJSONTo writes the message member by member, in the order and
 // with the omissions of slack-go's tags.

@@ -1,11 +1,14 @@
 package actions
 
 import (
+	"errors"
+
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
-// Outcome is what became of one action, as SPEC's JSON output names it.
+// Outcome is what became of one action, as the JSON output names it.
 type Outcome string
 
 // The outcomes.
@@ -60,4 +63,15 @@ func Failed(results []Result) bool {
 		}
 	}
 	return false
+}
+
+// ShortError says err in one short line, for a Slack message (an error
+// with a Short method, as the suppression list's, says its own); the
+// log gets the whole of it.
+func ShortError(err error) string {
+	var se interface{ Short() string }
+	if errors.As(err, &se) {
+		return se.Short()
+	}
+	return words.FirstLine(err.Error(), 200)
 }

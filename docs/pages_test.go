@@ -19,6 +19,7 @@ import (
 	"unicode"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"go.yaml.in/yaml/v3"
@@ -94,7 +95,7 @@ func TestNamesTable(t *testing.T) {
 func TestSlackHints(t *testing.T) {
 	const page = "troubleshooting.md"
 	src := read(t, page)
-	for _, code := range slices.Sorted(maps.Keys(actions.SlackHints("SLACK_BOT_TOKEN"))) {
+	for _, code := range slices.Sorted(maps.Keys(slack.SlackHints("SLACK_BOT_TOKEN"))) {
 		if !strings.Contains(src, "`"+code+"`") {
 			t.Errorf("%s does not name the Slack error `%s` (actions.SlackHints has a hint for it): say what it means and what to do", page, code)
 		}

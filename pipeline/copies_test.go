@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
@@ -91,8 +93,8 @@ var errSlack = errors.New("slack: 500")
 func answeredHandler(t *testing.T, a *answered, timeout time.Duration) *Handler {
 	cfg := loadConfig(t, rulesHook)
 	return &Handler{Router: cfg.Router, Seen: actions.NewSeen(100), Timeout: timeout, Dispatcher: &actions.Dispatcher{
-		Destinations: actions.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": a},
-		SES: actions.DryRunSES(), Log: actions.DryRunLogbook()}}
+		Destinations: slack.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": a},
+		SES: suppression.DryRun(), Log: actions.DryRunLogbook()}}
 }
 
 // outcome is the outcome of j's one result.

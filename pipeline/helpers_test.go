@@ -16,7 +16,9 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/internal/pace"
 )
 
 // rulesHook is a rules file with one webhook destination, paced at once,
@@ -66,8 +68,8 @@ func newFakes(t testing.TB) *fakes {
 	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: f.log}, nil))
 	client := f.ses.Client(t)
 	f.parts = &Parts{
-		Slack: actions.SlackConfig{Getenv: func(k string) string { return env[k] }, HTTPClient: &http.Client{},
-			Pacers: actions.NewPacers(1), Retry: actions.Retry{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}},
+		Slack: slack.SlackConfig{Getenv: func(k string) string { return env[k] }, HTTPClient: &http.Client{},
+			Pacers: pace.NewPacers(1), Retry: slack.Retry{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}},
 		NewSES: func(context.Context) (SESAPI, error) { return client, nil },
 		Seen:   actions.NewSeen(1000), Storm: actions.NewStorm(), Logger: logger, Timeout: 10 * time.Second,
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/internal/words"
@@ -113,9 +115,9 @@ func (c *Config) UsesSES() bool {
 // everything: what route -dry-run uses.
 func (c *Config) DryRun() *actions.Dispatcher {
 	return &actions.Dispatcher{
-		Destinations: actions.ByName(c.Destinations),
-		Notifiers:    actions.DryRunNotifiers(c.Destinations),
-		SES:          actions.DryRunSES(),
+		Destinations: slack.ByName(c.Destinations),
+		Notifiers:    slack.DryRunNotifiers(c.Destinations),
+		SES:          suppression.DryRun(),
 		Log:          actions.DryRunLogbook(),
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 )
 
 // Parts are what carries out actions for real, built once per process:
@@ -17,7 +19,7 @@ import (
 // and de-duplication carry on.
 type Parts struct {
 	// Slack is how notifiers are built; its Pacers pace every post.
-	Slack actions.SlackConfig
+	Slack slack.SlackConfig
 	// CheckSES checks, without making the SES client, that it can be
 	// made (a region, credentials): at start, when a rule unsuppresses or
 	// suppresses or a sweep reads the list, so that a run fails with one
@@ -55,8 +57,8 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 // SESAPI is the part of the SES v2 API sesrouter calls: the suppression
 // list's entries, and its list. *sesv2.Client satisfies it.
 type SESAPI interface {
-	actions.SESClient
-	actions.SESLister
+	suppression.SESClient
+	suppression.SESLister
 }
 
 // SES checks that the SES client can be made (CheckSES) and returns it:
@@ -130,18 +132,18 @@ func (l lazySES) ListSuppressedDestinations(ctx context.Context, in *sesv2.ListS
 // but made at its first call. Every problem is returned, joined; none
 // names a secret.
 func (p *Parts) Handler(ctx context.Context, cfg *Config) (*Handler, error) {
-	notifiers, err := actions.Notifiers(cfg.Destinations, cfg.Used, p.Slack)
+	notifiers, err := slack.Notifiers(cfg.Destinations, cfg.Used, p.Slack)
 	errs := []error{err}
 	var ses actions.Suppressor
 	if cfg.UsesSES() {
 		c, err := p.SES(ctx)
 		errs = append(errs, err)
 		if c != nil {
-			ses = &actions.SuppressionList{Client: c}
+			ses = &suppression.SuppressionList{Client: c}
 		}
 	}
 	h := &Handler{Router: cfg.Router, Seen: p.Seen, Storm: p.Storm, Logger: p.Logger, Timeout: p.Timeout, Gate: p.Gate,
-		Dispatcher: &actions.Dispatcher{Destinations: actions.ByName(cfg.Destinations), Notifiers: notifiers,
+		Dispatcher: &actions.Dispatcher{Destinations: slack.ByName(cfg.Destinations), Notifiers: notifiers,
 			SES: ses, Log: actions.SlogLogbook{Logger: p.Logger}}}
 	return h, errors.Join(errs...)
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/internal/words"
 )
 
@@ -18,7 +18,7 @@ import (
 type Progress struct {
 	w      io.Writer
 	on     bool
-	pacers *actions.Pacers // nil in a dry run
+	pacers *pace.Pacers // nil in a dry run
 	start  time.Time
 	stop   chan struct{}
 
@@ -45,7 +45,7 @@ func IsTerminal(f *os.File) bool {
 
 // NewProgress returns a Progress writing to w when on; pacers, when not
 // nil, tell the posts waiting. It draws from a second after it starts.
-func NewProgress(w io.Writer, on bool, pacers *actions.Pacers) *Progress {
+func NewProgress(w io.Writer, on bool, pacers *pace.Pacers) *Progress {
 	p := &Progress{w: w, on: on, pacers: pacers, start: time.Now(), stop: make(chan struct{})}
 	if on {
 		go p.tick()

@@ -8,6 +8,8 @@ import (
 	"testing/synctest"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
@@ -41,8 +43,8 @@ func (g *gate) Payload(actions.Message) []byte { return []byte("{}") }
 func gated(t *testing.T, g *gate) *Handler {
 	cfg := loadConfig(t, rulesHook)
 	return &Handler{Router: cfg.Router, Seen: actions.NewSeen(100), Dispatcher: &actions.Dispatcher{
-		Destinations: actions.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": g},
-		SES: actions.DryRunSES(), Log: actions.DryRunLogbook()}}
+		Destinations: slack.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": g},
+		SES: suppression.DryRun(), Log: actions.DryRunLogbook()}}
 }
 
 // TestRunnerOrderAndWindow checks that items are emitted in input order

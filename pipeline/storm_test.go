@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/internal/pace"
 )
 
 // The storm simulation: the real Lambda handler run as
@@ -294,12 +296,12 @@ func (s *sim) newContainer() (*container, error) {
 	s.containers++
 	client := &http.Client{Transport: simCalls{s, s.containers}, Timeout: 30 * time.Second}
 	parts := &Parts{
-		Slack: actions.SlackConfig{Getenv: func(k string) string {
+		Slack: slack.SlackConfig{Getenv: func(k string) string {
 			if k == "HOOK" {
 				return s.hook
 			}
 			return ""
-		}, HTTPClient: client, Retry: actions.DefaultRetry(), Pacers: actions.NewPacers(s.cfg.Concurrency)},
+		}, HTTPClient: client, Retry: slack.DefaultRetry(), Pacers: pace.NewPacers(s.cfg.Concurrency)},
 		NewSES: func(context.Context) (SESAPI, error) { return nil, fmt.Errorf("no SES in the simulation") },
 		Seen:   actions.NewSeen(100_000), Storm: actions.NewStorm(), Timeout: 2 * time.Minute,
 	}

@@ -16,9 +16,11 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/internal/pace"
 )
 
 // Sweep is a request to reconcile the SES account suppression list with
@@ -149,11 +151,11 @@ func (h *Handler) SweepTo(ctx, now context.Context, client SESAPI, dryRun bool, 
 
 // sweep runs a sweep through r, its summaries posted under fctx.
 func (h *Handler) sweep(ctx, fctx context.Context, client SESAPI, dryRun bool, req Sweep, r *run) SweepResult {
-	pacer := actions.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
+	pacer := pace.NewPacer(time.Duration(float64(time.Second)/req.Rate), 1)
 	d := *h.Dispatcher
-	d.SES = actions.SweepSES(client, pacer)
+	d.SES = suppression.SweepSES(client, pacer)
 	if dryRun {
-		d.SES = actions.DryRunSES()
+		d.SES = suppression.DryRun()
 	}
 	// A sweep's entries are no notifications: nothing to claim against
 	// duplicates, no storm; no timeout of its own for an entry's actions,
@@ -182,8 +184,8 @@ func (h *Handler) sweep(ctx, fctx context.Context, client SESAPI, dryRun bool, r
 // page at a time.
 type sweepList struct {
 	ctx   context.Context
-	ses   actions.SESLister
-	pacer *actions.Pacer
+	ses   suppression.SESLister
+	pacer *pace.Pacer
 	in    *sesv2.ListSuppressedDestinationsInput
 	page  []types.SuppressedDestinationSummary
 	// entries counts the entries read; last says the page read is the

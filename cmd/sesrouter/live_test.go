@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/internal/words"
 )
 
@@ -1012,7 +1012,7 @@ rules:
 				"SLACK_API_URL":         bot.APIURL(),
 				"SESROUTER_LOG_LEVEL":   tc.level,
 			}
-			for range actions.DefaultRetry().Attempts {
+			for range slack.DefaultRetry().Attempts {
 				alerts.Script(actionstest.FaultDrop())
 			}
 			bot.Script(actionstest.FaultChannelNotFound(), actionstest.FaultAccessDenied())
@@ -1049,7 +1049,7 @@ rules:
 			}
 			wantErrs := []*regexp.Regexp{
 				regexp.MustCompile(`^failed to post webhook: Post "webhook \$SLACK_WEBHOOK_ALERTS": [^"]+ \(gave up after ` +
-					strconv.Itoa(actions.DefaultRetry().Attempts) + ` attempts\)$`),
+					strconv.Itoa(slack.DefaultRetry().Attempts) + ` attempts\)$`),
 				regexp.MustCompile(`^slack server error: 404 Not Found: no_service \(` + regexp.QuoteMeta(hintWebhook("SLACK_WEBHOOK_REVOKED")) + `\)$`),
 				regexp.MustCompile(`^(channel_not_found|invalid_auth) \(`), // bot posts run concurrently:
 				regexp.MustCompile(`^(channel_not_found|invalid_auth) \(`), // either may meet either fault
@@ -1066,7 +1066,7 @@ rules:
 				t.Errorf("stderr has %d log lines of the log action, want 4:\n%s", got, r.stderr)
 			}
 			checkContains(t, "stderr", r.stderr, "4 notifications (4 recipients), 0 skipped, 4 failed")
-			if c := alerts.Counts(); c.Dropped != actions.DefaultRetry().Attempts || c.Succeeded != 0 {
+			if c := alerts.Counts(); c.Dropped != slack.DefaultRetry().Attempts || c.Succeeded != 0 {
 				t.Errorf("the dropping webhook's counts %+v, want every attempt dropped", c)
 			}
 		})

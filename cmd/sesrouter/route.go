@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"github.com/sesrouter/sesrouter/pipeline/output"
 )
@@ -67,7 +68,7 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 	// A dry run folds storms as a live run would, so that it shows what
 	// would happen: the digests too.
 	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm()}
-	var pacers *actions.Pacers
+	var pacers *pace.Pacers
 	if !*dryRun {
 		var err error
 		if h, err = parts.Handler(sig.ctx, cfg); err != nil {

@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/pipeline"
@@ -82,7 +82,7 @@ func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 		return cannot("serve", err, stderr)
 	}
 	logger := parts.Logger
-	confirm := actions.NewHTTPClient(1)
+	confirm := slack.NewHTTPClient(1)
 	confirm.Timeout = intake.DefaultConfirmTimeout
 	var certs *http.Client // nil: intake's own
 	if e.outbound != nil {

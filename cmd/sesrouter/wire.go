@@ -11,6 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/actions/suppression"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -52,15 +55,15 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	}
 	client := e.slackClient
 	if client == nil {
-		client = actions.NewHTTPClient(concurrency)
+		client = slack.NewHTTPClient(concurrency)
 	}
-	aws := new(actions.AWSConfig)
+	aws := new(suppression.AWSConfig)
 	if e.sesClient != nil {
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
 	return &pipeline.Parts{
-		Slack: actions.SlackConfig{Token: actions.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
-			Getenv: e.getenv, HTTPClient: client, Pacers: actions.NewPacers(processes)},
+		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
+			Getenv: e.getenv, HTTPClient: client, Pacers: pace.NewPacers(processes)},
 		CheckSES: aws.Check,
 		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) {
 			c, err := aws.NewSESClient(ctx)

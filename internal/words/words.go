@@ -3,7 +3,10 @@
 // once, for the output, the errors and the Slack messages alike.
 package words
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Noun is the form of a word that goes with a count of n: one when n is
 // 1, else many ("address", "addresses").
@@ -39,6 +42,16 @@ func Thousands(n int) string {
 	}
 	if neg {
 		s = "-" + s
+	}
+	return s
+}
+
+// FirstLine is the first line of s, cut at max runes (an ellipsis
+// standing for what was cut).
+func FirstLine(s string, max int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max-1]) + "…"
 	}
 	return s
 }

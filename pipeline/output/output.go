@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
@@ -28,7 +29,7 @@ func New(w io.Writer, format string, explain, dryRun bool, cfg *pipeline.Config)
 	case "json":
 		return newJSON(bw, explain), nil
 	case "text":
-		return &textWriter{w: bw, explain: explain, dryRun: dryRun, dests: actions.ByName(cfg.Destinations)}, nil
+		return &textWriter{w: bw, explain: explain, dryRun: dryRun, dests: slack.ByName(cfg.Destinations)}, nil
 	case "html":
 		return &htmlWriter{w: bw, rules: cfg.Rules.File}, nil
 	}

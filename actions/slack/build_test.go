@@ -1,8 +1,10 @@
-package actions
+package slack
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/sesrouter/sesrouter/internal/pace"
 )
 
 // TestNotifiersNeedTheirCredentials: Notifiers asks for the credential
@@ -87,7 +89,7 @@ destinations:
     slack: {channel: C0000000002}
 rules: []
 `)
-	notifiers, err := Notifiers(dests, func(string) bool { return true }, SlackConfig{Token: "xoxb-1", Pacers: NewPacers(1)})
+	notifiers, err := Notifiers(dests, func(string) bool { return true }, SlackConfig{Token: "xoxb-1", Pacers: pace.NewPacers(1)})
 	if err != nil {
 		t.Fatal(err)
 	}

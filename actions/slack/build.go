@@ -1,4 +1,4 @@
-package actions
+package slack
 
 import (
 	"errors"
@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/internal/pace"
 )
 
 // SlackConfig is what Slack notifiers are built from.
@@ -24,14 +26,14 @@ type SlackConfig struct {
 	// Retry is how a failed post is tried again (zero: DefaultRetry).
 	Retry Retry
 	// Pacers pace the posts to each channel or webhook; nil posts at once.
-	Pacers *Pacers
+	Pacers *pace.Pacers
 }
 
 // Notifiers builds the notifier of each destination. A destination that
 // used says is used (nil: all are) must have its credential: the bot token for a
 // channel, an http(s) URL in its webhook variable; every one missing is
 // reported, joined, and no error names a secret.
-func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackConfig) (map[string]Notifier, error) {
+func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackConfig) (map[string]actions.Notifier, error) {
 	if c.Retry == (Retry{}) {
 		c.Retry = DefaultRetry()
 	}
@@ -43,9 +45,9 @@ func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackC
 		hc = http.DefaultClient
 	}
 	var errs []error
-	out := make(map[string]Notifier, len(dests))
+	out := make(map[string]actions.Notifier, len(dests))
 	for _, d := range dests {
-		var pacer *Pacer
+		var pacer *pace.Pacer
 		if c.Pacers != nil {
 			pacer = c.Pacers.For(d)
 		}
@@ -74,13 +76,13 @@ func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackC
 
 // DryRunNotifiers builds, for a dry run, a notifier per destination that
 // renders what it would post and posts nothing; it needs no credential.
-func DryRunNotifiers(dests []*rules.Destination) map[string]Notifier {
-	out := make(map[string]Notifier, len(dests))
+func DryRunNotifiers(dests []*rules.Destination) map[string]actions.Notifier {
+	out := make(map[string]actions.Notifier, len(dests))
 	for _, d := range dests {
 		if d.Channel != "" {
-			out[d.Name] = DryRun(NewSlackBot("", "", d.Channel, http.DefaultClient, DefaultRetry(), nil))
+			out[d.Name] = actions.DryRun(NewSlackBot("", "", d.Channel, http.DefaultClient, DefaultRetry(), nil))
 		} else {
-			out[d.Name] = DryRun(NewSlackWebhook("", d.WebhookEnv, http.DefaultClient, DefaultRetry(), nil))
+			out[d.Name] = actions.DryRun(NewSlackWebhook("", d.WebhookEnv, http.DefaultClient, DefaultRetry(), nil))
 		}
 	}
 	return out

@@ -1,4 +1,4 @@
-package actions
+package suppression
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/smithy-go"
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
@@ -50,14 +51,14 @@ func sesCalls(t *testing.T, fake *actionstest.SES) []sesCall {
 // error as its text ("" for none).
 type sesWant struct {
 	Action   rules.ActionKind
-	Outcome  Outcome
+	Outcome  actions.Outcome
 	Reason   string
 	ListedAt time.Time
 	Error    string
 }
 
 // checkOutcome fails t unless got is want.
-func checkOutcome(t *testing.T, what string, got SESOutcome, want sesWant) {
+func checkOutcome(t *testing.T, what string, got actions.SESOutcome, want sesWant) {
 	t.Helper()
 	errText := ""
 	if got.Err != nil {
@@ -67,7 +68,7 @@ func checkOutcome(t *testing.T, what string, got SESOutcome, want sesWant) {
 	if g != want {
 		t.Errorf("%s = %+v\nwant %+v", what, g, want)
 	}
-	if (got.Outcome == OutcomeFailed) != (got.Err != nil) {
+	if (got.Outcome == actions.OutcomeFailed) != (got.Err != nil) {
 		t.Errorf("%s: outcome %s with error %v", what, got.Outcome, got.Err)
 	}
 }
@@ -98,40 +99,40 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 		{
 			name:   "listed address is removed with the reason and date SES gave",
 			listed: true,
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:  "address not on the list is not-suppressed, with no Delete",
-			want:  sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeNotSuppressed},
+			want:  sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeNotSuppressed},
 			calls: []sesCall{{get, a, 404}},
 		},
 		{
 			name:   "throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429()},
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "throttled twice, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429()},
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "Delete throttled once, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault429()},
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 429}, {del, a, 200}},
 		},
 		{
 			name:       "throttled past the SDK's three attempts fails with the throttling error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.Fault429(), actionstest.Fault429(), actionstest.Fault429()},
-			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeFailed, Error: "SES GetSuppressedDestination: TooManyRequestsException: Too many requests have been made to the operation."},
 			calls:      []sesCall{{get, a, 429}, {get, a, 429}, {get, a, 429}},
 			stillThere: true,
 		},
@@ -139,7 +140,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Get fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeFailed, Error: "SES GetSuppressedDestination: " + accessDenied(get)},
 			calls:      []sesCall{{get, a, 403}},
 			stillThere: true,
 		},
@@ -147,7 +148,7 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:       "access denied on Delete fails, naming the operation and the error",
 			listed:     true,
 			faults:     []actionstest.Fault{pass, actionstest.FaultAccessDenied()},
-			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
+			want:       sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeFailed, Reason: "BOUNCE", ListedAt: listedAt, Error: "SES DeleteSuppressedDestination: " + accessDenied(del)},
 			calls:      []sesCall{{get, a, 200}, {del, a, 403}},
 			stillThere: true,
 		},
@@ -155,14 +156,14 @@ func TestSuppressionListUnsuppress(t *testing.T) {
 			name:   "500 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{actionstest.Fault500()},
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 500}, {get, a, 200}, {del, a, 200}},
 		},
 		{
 			name:   "503 then success, the SDK retries, then removed",
 			listed: true,
 			faults: []actionstest.Fault{pass, actionstest.Fault503()},
-			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
+			want:   sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt},
 			calls:  []sesCall{{get, a, 200}, {del, a, 503}, {del, a, 200}},
 		},
 	}
@@ -206,27 +207,27 @@ func TestSuppressionListSuppress(t *testing.T) {
 		{
 			name:       "Bounce is added with reason BOUNCE",
 			eventType:  ses.TypeBounce,
-			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "BOUNCE",
 		},
 		{
 			name:       "Complaint is added with reason COMPLAINT",
 			eventType:  ses.TypeComplaint,
-			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "COMPLAINT"},
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeAdded, Reason: "COMPLAINT"},
 			calls:      []sesCall{{put, a, 200}},
 			wantReason: "COMPLAINT",
 		},
 		{
 			name:      "Delivery fails without any call",
 			eventType: ses.TypeDelivery,
-			want:      sesWant{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
+			want:      sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeFailed, Error: "suppress needs a Bounce or a Complaint (SES takes reason BOUNCE or COMPLAINT), not a Delivery"},
 		},
 		{
 			name:       "throttled once, the SDK retries, then added",
 			eventType:  ses.TypeBounce,
 			faults:     []actionstest.Fault{actionstest.Fault429()},
-			want:       sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"},
+			want:       sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeAdded, Reason: "BOUNCE"},
 			calls:      []sesCall{{put, "", 429}, {put, a, 200}}, // the fake reads a Put's body only when it serves it
 			wantReason: "BOUNCE",
 		},
@@ -234,7 +235,7 @@ func TestSuppressionListSuppress(t *testing.T) {
 			name:      "access denied fails, naming the operation and the error",
 			eventType: ses.TypeComplaint,
 			faults:    []actionstest.Fault{actionstest.FaultAccessDenied()},
-			want:      sesWant{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
+			want:      sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeFailed, Error: "SES PutSuppressedDestination: " + accessDenied(put)},
 			calls:     []sesCall{{put, "", 403}},
 		},
 	}
@@ -293,10 +294,10 @@ func TestSuppressionListSendsBareEscapedAddresses(t *testing.T) {
 			s := &SuppressionList{Client: fake.Client(t)}
 			ctx := context.Background()
 
-			if got := s.Unsuppress(ctx, recipient(tt.address)); got.Outcome != OutcomeRemoved {
+			if got := s.Unsuppress(ctx, recipient(tt.address)); got.Outcome != actions.OutcomeRemoved {
 				t.Fatalf("Unsuppress(%q) = %+v, want removed", tt.address, got)
 			}
-			if got := s.Suppress(ctx, recipient(tt.address), ses.TypeComplaint); got.Outcome != OutcomeAdded {
+			if got := s.Suppress(ctx, recipient(tt.address), ses.TypeComplaint); got.Outcome != actions.OutcomeAdded {
 				t.Fatalf("Suppress(%q) = %+v, want added", tt.address, got)
 			}
 			calls := fake.Calls()
@@ -343,14 +344,14 @@ func TestSuppressionListNoMailbox(t *testing.T) {
 				t.Fatalf("NewRecipient(%.20q).Invalid = %q, want %q", tt.raw, rc.Invalid, tt.why)
 			}
 			ctx := context.Background()
-			list, dry := &SuppressionList{Client: fake.Client(t)}, DryRunSES()
-			for what, got := range map[string]SESOutcome{
+			list, dry := &SuppressionList{Client: fake.Client(t)}, DryRun()
+			for what, got := range map[string]actions.SESOutcome{
 				"Unsuppress":         list.Unsuppress(ctx, rc),
 				"Suppress":           list.Suppress(ctx, rc, ses.TypeBounce),
 				"dry-run Unsuppress": dry.Unsuppress(ctx, rc),
 				"dry-run Suppress":   dry.Suppress(ctx, rc, ses.TypeComplaint),
 			} {
-				if got.Outcome != OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
+				if got.Outcome != actions.OutcomeFailed || !errors.Is(got.Err, ErrNotMailbox) {
 					t.Errorf("%s = %s, %v; want failed with ErrNotMailbox", what, got.Outcome, got.Err)
 				}
 				if want := "no SES action: " + tt.why; fmt.Sprint(got.Err) != want {
@@ -387,9 +388,9 @@ func TestSuppressionListActsOnTheAddress(t *testing.T) {
 				t.Fatalf("recipient.address = %q, want %q", rc.Address, want)
 			}
 			got := s.Unsuppress(context.Background(), rc)
-			checkOutcome(t, "Unsuppress", got, sesWant{Action: rules.ActionUnsuppress, Outcome: OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
+			checkOutcome(t, "Unsuppress", got, sesWant{Action: rules.ActionUnsuppress, Outcome: actions.OutcomeRemoved, Reason: "BOUNCE", ListedAt: listedAt})
 			got = s.Suppress(context.Background(), rc, ses.TypeBounce)
-			checkOutcome(t, "Suppress", got, sesWant{Action: rules.ActionSuppress, Outcome: OutcomeAdded, Reason: "BOUNCE"})
+			checkOutcome(t, "Suppress", got, sesWant{Action: rules.ActionSuppress, Outcome: actions.OutcomeAdded, Reason: "BOUNCE"})
 			for _, c := range fake.Calls() {
 				if c.Address != want {
 					t.Errorf("%s for %q, want exactly %q", c.Op, c.Address, want)
@@ -421,8 +422,8 @@ func TestSESErrorShort(t *testing.T) {
 		if want := "SES GetSuppressedDestination: " + accessDenied(actionstest.OpGetSuppressedDestination); got.Err.Error() != want {
 			t.Errorf("Error() = %s\nwant %s", got.Err, want)
 		}
-		if want := "SES GetSuppressedDestination: AccessDeniedException"; se.Short() != want || ShortError(got.Err) != want {
-			t.Errorf("Short() = %q, ShortError = %q; want %q", se.Short(), ShortError(got.Err), want)
+		if want := "SES GetSuppressedDestination: AccessDeniedException"; se.Short() != want || actions.ShortError(got.Err) != want {
+			t.Errorf("Short() = %q, ShortError = %q; want %q", se.Short(), actions.ShortError(got.Err), want)
 		}
 		var api smithy.APIError
 		if !errors.As(got.Err, &api) || api.ErrorCode() != "AccessDeniedException" {
@@ -433,7 +434,7 @@ func TestSESErrorShort(t *testing.T) {
 		fake := actionstest.NewSES(t)
 		client := fake.Client(t, func(o *sesv2.Options) { o.BaseEndpoint = aws.String("http://" + closedPort(t)) })
 		got := (&SuppressionList{Client: client}).Suppress(context.Background(), recipient("jane@example.com"), ses.TypeBounce)
-		short := ShortError(got.Err)
+		short := actions.ShortError(got.Err)
 		if !strings.HasPrefix(short, "SES PutSuppressedDestination: ") || !strings.Contains(short, "connection refused") || strings.Contains(short, "\n") {
 			t.Errorf("ShortError = %q, want the operation and the innermost cause on one line", short)
 		}
@@ -442,10 +443,10 @@ func TestSESErrorShort(t *testing.T) {
 		}
 	})
 	t.Run("other errors", func(t *testing.T) {
-		if got := ShortError(errors.New("first line\nsecond line")); got != "first line" {
+		if got := actions.ShortError(errors.New("first line\nsecond line")); got != "first line" {
 			t.Errorf("ShortError = %q, want the first line", got)
 		}
-		if got := ShortError(errors.New(strings.Repeat("é", 300))); utf8.RuneCountInString(got) != 200 || !strings.HasSuffix(got, "…") {
+		if got := actions.ShortError(errors.New(strings.Repeat("é", 300))); utf8.RuneCountInString(got) != 200 || !strings.HasSuffix(got, "…") {
 			t.Errorf("ShortError of 300 characters = %d characters", utf8.RuneCountInString(got))
 		}
 	})

@@ -1,4 +1,4 @@
-package actions
+package pace
 
 import (
 	"context"
@@ -146,6 +146,14 @@ func (p *Pacer) giveBack(prev, end time.Time, pauses int) {
 	if p.pauses == pauses && p.tat.Equal(end) {
 		p.tat = prev
 	}
+}
+
+// PausedUntil is when the last pause (Pause) ends; the zero time when
+// there was none.
+func (p *Pacer) PausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pausedUntil
 }
 
 // Pause holds every post to the destination for d (a 429's Retry-After);

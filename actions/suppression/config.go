@@ -1,11 +1,9 @@
-package actions
+package suppression
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -14,17 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/sesrouter/sesrouter/actions"
 )
-
-// NewHTTPClient returns the HTTP client of the Slack notifiers: its
-// connections are reused by up to conns posts at once.
-func NewHTTPClient(conns int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 4 * conns
-	t.MaxIdleConnsPerHost = 2 * conns
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	return &http.Client{Transport: t, Timeout: 30 * time.Second}
-}
 
 // AWSConfig is the AWS SDK's configuration (its environment variables,
 // profiles, roles) for SES, read at the first call of Check or
@@ -80,7 +69,7 @@ func (a *AWSConfig) load(ctx context.Context) (*aws.Config, error) {
 			err = errors.Unwrap(err)
 		}
 		return nil, fmt.Errorf(needed+"no AWS credentials were found "+
-			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", ShortError(err))
+			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role): %s", actions.ShortError(err))
 	}
 	a.cfg = &cfg
 	return a.cfg, nil

@@ -1,4 +1,4 @@
-package actions
+package slack
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/slack-go/slack"
 )
 
@@ -37,7 +39,7 @@ func newHTTPClient(t testing.TB) *http.Client {
 
 // testMessage is the message of a one-recipient bounce whose text needs
 // escaping (<, >, &), as BuildMessages makes it.
-func testMessage(t *testing.T) Message {
+func testMessage(t *testing.T) actions.Message {
 	t.Helper()
 	nt := &ses.Notification{
 		Event:  ses.Event{Type: ses.TypeBounce, Timestamp: "2024-05-02T10:00:05.123Z"},
@@ -47,9 +49,9 @@ func testMessage(t *testing.T) Message {
 	r := ses.NewRecipient("jane@example.com")
 	r.Status, r.Action, r.DiagnosticCode = "5.1.1", "failed", "smtp; 550 5.1.1 <jane@example.com> <!channel> unknown"
 	nt.Recipients = []ses.Recipient{r}
-	msgs := BuildMessages(Notice{
+	msgs := actions.BuildMessages(actions.Notice{
 		Notification: nt,
-		Recipients:   []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "hard-bounce"}},
+		Recipients:   []actions.NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "hard-bounce"}},
 	})
 	if len(msgs) != 1 {
 		t.Fatalf("BuildMessages made %d messages, want 1", len(msgs))
@@ -60,25 +62,25 @@ func testMessage(t *testing.T) Message {
 // notifierKind makes one kind of Notifier posting to a Slack fake.
 type notifierKind struct {
 	name string
-	new  func(t *testing.T, fake *actionstest.Slack, r Retry) Notifier
+	new  func(t *testing.T, fake *actionstest.Slack, r Retry) actions.Notifier
 }
 
 // notifierKinds are the bot-token and webhook notifiers, each posting to
 // a destination the fake knows.
 var notifierKinds = []notifierKind{
-	{"bot", func(t *testing.T, fake *actionstest.Slack, r Retry) Notifier {
+	{"bot", func(t *testing.T, fake *actionstest.Slack, r Retry) actions.Notifier {
 		t.Helper()
 		fake.AddChannel(testChannel)
 		return NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, newHTTPClient(t), r, nil)
 	}},
-	{"webhook", func(t *testing.T, fake *actionstest.Slack, r Retry) Notifier {
+	{"webhook", func(t *testing.T, fake *actionstest.Slack, r Retry) actions.Notifier {
 		t.Helper()
 		return NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", newHTTPClient(t), r, nil)
 	}},
 }
 
 // checkPosted fails t unless fake accepted exactly m, once.
-func checkPosted(t *testing.T, fake *actionstest.Slack, m Message) {
+func checkPosted(t *testing.T, fake *actionstest.Slack, m actions.Message) {
 	t.Helper()
 	posts := fake.Posts()
 	if len(posts) != 1 {
@@ -188,14 +190,14 @@ func TestNotifierPost(t *testing.T) {
 					if err == nil || err.Error() != want {
 						t.Errorf("Post: %v, want %s", err, want)
 					}
-					if outcome != OutcomeFailed {
+					if outcome != actions.OutcomeFailed {
 						t.Errorf("Post: outcome %s, want failed", outcome)
 					}
 					if posts := fake.Posts(); len(posts) != 0 {
 						t.Errorf("fake accepted %d posts, want none", len(posts))
 					}
 				} else {
-					if err != nil || outcome != OutcomePosted {
+					if err != nil || outcome != actions.OutcomePosted {
 						t.Fatalf("Post: %s, %v; want posted", outcome, err)
 					}
 					checkPosted(t, fake, m)
@@ -216,19 +218,19 @@ func TestNotifierPost(t *testing.T) {
 func TestNotifierPostUnknownDestination(t *testing.T) {
 	tests := []struct {
 		name    string
-		new     func(t *testing.T, fake *actionstest.Slack) Notifier
+		new     func(t *testing.T, fake *actionstest.Slack) actions.Notifier
 		wantErr string
 	}{
 		{
 			name: "bot to a channel that does not exist",
-			new: func(t *testing.T, fake *actionstest.Slack) Notifier {
+			new: func(t *testing.T, fake *actionstest.Slack) actions.Notifier {
 				return NewSlackBot(Secret(fake.Token()), fake.APIURL(), "C0NOSUCHCHAN", newHTTPClient(t), fastRetry, nil)
 			},
 			wantErr: "channel_not_found (" + hintChannel + ")",
 		},
 		{
 			name: "webhook 404 on an unknown webhook path",
-			new: func(t *testing.T, fake *actionstest.Slack) Notifier {
+			new: func(t *testing.T, fake *actionstest.Slack) actions.Notifier {
 				return NewSlackWebhook(Secret(fake.URL()+"/services/T000/B000/NOSUCHHOOK"), "SLACK_WEBHOOK_GONE", newHTTPClient(t), fastRetry, nil)
 			},
 			wantErr: "slack server error: 404 Not Found: no_service (" + hintWebhookGone("SLACK_WEBHOOK_GONE") + ")",
@@ -260,8 +262,8 @@ func TestNotifierPostHonoursRetryAfter(t *testing.T) {
 	for _, kind := range notifierKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			fake := actionstest.NewSlack(t, testChannel)
-			pacer := NewPacer(time.Millisecond, 1)
-			var n Notifier
+			pacer := pace.NewPacer(time.Millisecond, 1)
+			var n actions.Notifier
 			if kind.name == "bot" {
 				n = NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, newHTTPClient(t), once, pacer)
 			} else {
@@ -280,9 +282,7 @@ func TestNotifierPostHonoursRetryAfter(t *testing.T) {
 			if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
 				t.Errorf("errors.As(err, *slack.RateLimitedError) = %v, %+v; want Retry-After 1s", errors.As(err, &rl), rl)
 			}
-			pacer.mu.Lock()
-			paused := pacer.pausedUntil.Sub(before)
-			pacer.mu.Unlock()
+			paused := pacer.PausedUntil().Sub(before)
 			if paused < time.Second {
 				t.Errorf("the pacer is paused until %s after the post began, want a second at least", paused)
 			}
@@ -331,12 +331,12 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 			took:     100 * time.Millisecond,
 		},
 	}
-	kinds := map[string]func(fake *actionstest.Slack) Notifier{
-		"bot": func(fake *actionstest.Slack) Notifier {
+	kinds := map[string]func(fake *actionstest.Slack) actions.Notifier{
+		"bot": func(fake *actionstest.Slack) actions.Notifier {
 			fake.AddChannel(testChannel)
 			return NewSlackBot(Secret(fake.Token()), fake.APIURL(), testChannel, fake.HTTPClient(), fastRetry, nil)
 		},
-		"webhook": func(fake *actionstest.Slack) Notifier {
+		"webhook": func(fake *actionstest.Slack) actions.Notifier {
 			return NewSlackWebhook(Secret(fake.WebhookURL("marketing")), "SLACK_WEBHOOK_MARKETING", fake.HTTPClient(), fastRetry, nil)
 		},
 	}
@@ -354,7 +354,7 @@ func TestNotifierPostWithinDeadline(t *testing.T) {
 
 					outcome, err := n.Post(ctx, testMessage(t))
 
-					if err == nil || err.Error() != tt.wantErr[kind] || outcome != OutcomeFailed {
+					if err == nil || err.Error() != tt.wantErr[kind] || outcome != actions.OutcomeFailed {
 						t.Errorf("Post: %s, %v\nwant failed, %s", outcome, err, tt.wantErr[kind])
 					}
 					if got := errors.Is(err, context.DeadlineExceeded); got != tt.deadline {
@@ -692,8 +692,8 @@ func TestSlackAPIURLWithoutSlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, n := range map[string]Notifier{"NewSlackBot": direct, "Notifiers": built["d"]} {
-		if outcome, err := n.Post(context.Background(), testMessage(t)); outcome != OutcomePosted || err != nil {
+	for name, n := range map[string]actions.Notifier{"NewSlackBot": direct, "Notifiers": built["d"]} {
+		if outcome, err := n.Post(context.Background(), testMessage(t)); outcome != actions.OutcomePosted || err != nil {
 			t.Errorf("%s: Post to %s: %s, %v", name, apiURL, outcome, err)
 		}
 	}

@@ -1,17 +1,19 @@
-package actions
+package suppression
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/aws/smithy-go"
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/internal/words"
 )
 
 // SESClient is the part of the SES v2 API that sesrouter calls, with the
@@ -24,14 +26,6 @@ type SESClient interface {
 
 var _ SESClient = (*sesv2.Client)(nil)
 
-// Suppressor carries out unsuppress and suppress for one recipient.
-type Suppressor interface {
-	// Unsuppress takes the recipient's address off the suppression list.
-	Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome
-	// Suppress puts it on the list, with the reason eventType gives.
-	Suppress(ctx context.Context, r *ses.Recipient, eventType string) SESOutcome
-}
-
 // SuppressionList carries out unsuppress and suppress on the SES account
 // suppression list, for exactly recipient.address, the address the rules
 // saw. Throttling (TooManyRequestsException) is left to the SDK's
@@ -40,7 +34,7 @@ type SuppressionList struct {
 	Client SESClient
 }
 
-var _ Suppressor = (*SuppressionList)(nil)
+var _ actions.Suppressor = (*SuppressionList)(nil)
 
 // ErrNotMailbox is wrapped by the error of an SES action for a recipient
 // that holds no valid mailbox: no call is made.
@@ -49,8 +43,8 @@ var ErrNotMailbox = errors.New("no SES action")
 // Unsuppress takes r off the suppression list. It first reads the entry,
 // for the reason and date shown in Slack; an address that is not on the
 // list is the outcome not-suppressed, not an error.
-func (s *SuppressionList) Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome {
-	out := SESOutcome{Action: rules.ActionUnsuppress}
+func (s *SuppressionList) Unsuppress(ctx context.Context, r *ses.Recipient) actions.SESOutcome {
+	out := actions.SESOutcome{Action: rules.ActionUnsuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
@@ -58,7 +52,7 @@ func (s *SuppressionList) Unsuppress(ctx context.Context, r *ses.Recipient) SESO
 	got, err := s.Client.GetSuppressedDestination(ctx, &sesv2.GetSuppressedDestinationInput{EmailAddress: addr})
 	switch {
 	case isNotFound(err):
-		out.Outcome = OutcomeNotSuppressed
+		out.Outcome = actions.OutcomeNotSuppressed
 		return out
 	case err != nil:
 		return failed(out, "GetSuppressedDestination", err)
@@ -74,15 +68,15 @@ func (s *SuppressionList) Unsuppress(ctx context.Context, r *ses.Recipient) SESO
 
 // remove deletes address from the suppression list: an address taken off
 // meanwhile is the outcome not-suppressed, not an error.
-func remove(ctx context.Context, c SESClient, out SESOutcome, address string) SESOutcome {
+func remove(ctx context.Context, c SESClient, out actions.SESOutcome, address string) actions.SESOutcome {
 	_, err := c.DeleteSuppressedDestination(ctx, &sesv2.DeleteSuppressedDestinationInput{EmailAddress: aws.String(address)})
 	switch {
 	case isNotFound(err):
-		out.Outcome = OutcomeNotSuppressed
+		out.Outcome = actions.OutcomeNotSuppressed
 	case err != nil:
 		return failed(out, "DeleteSuppressedDestination", err)
 	default:
-		out.Outcome = OutcomeRemoved
+		out.Outcome = actions.OutcomeRemoved
 	}
 	return out
 }
@@ -90,14 +84,14 @@ func remove(ctx context.Context, c SESClient, out SESOutcome, address string) SE
 // Suppress puts r on the suppression list, with the reason the event
 // gives: BOUNCE for a Bounce, COMPLAINT for a Complaint. Other event types
 // have no reason SES accepts, so suppress fails for them.
-func (s *SuppressionList) Suppress(ctx context.Context, r *ses.Recipient, eventType string) SESOutcome {
-	out := SESOutcome{Action: rules.ActionSuppress}
+func (s *SuppressionList) Suppress(ctx context.Context, r *ses.Recipient, eventType string) actions.SESOutcome {
+	out := actions.SESOutcome{Action: rules.ActionSuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
 	reason, err := suppressReason(eventType)
 	if err != nil {
-		out.Outcome, out.Err = OutcomeFailed, err
+		out.Outcome, out.Err = actions.OutcomeFailed, err
 		return out
 	}
 	_, err = s.Client.PutSuppressedDestination(ctx, &sesv2.PutSuppressedDestinationInput{
@@ -106,7 +100,7 @@ func (s *SuppressionList) Suppress(ctx context.Context, r *ses.Recipient, eventT
 	if err != nil {
 		return failed(out, "PutSuppressedDestination", err)
 	}
-	out.Outcome, out.Reason = OutcomeAdded, string(reason)
+	out.Outcome, out.Reason = actions.OutcomeAdded, string(reason)
 	return out
 }
 
@@ -123,38 +117,8 @@ func suppressReason(eventType string) (types.SuppressionListReason, error) {
 
 // invalid is the outcome of an SES action for a recipient that holds no
 // valid mailbox.
-func invalid(out SESOutcome, r *ses.Recipient) SESOutcome {
-	out.Outcome, out.Err = OutcomeFailed, fmt.Errorf("%w: %s", ErrNotMailbox, r.Invalid)
-	return out
-}
-
-// dryRunSES performs nothing: every SES action is OutcomeDryRun, but for
-// a recipient that would fail anyway.
-type dryRunSES struct{}
-
-// DryRunSES returns a Suppressor that performs nothing.
-func DryRunSES() Suppressor { return dryRunSES{} }
-
-// Unsuppress implements Suppressor.
-func (dryRunSES) Unsuppress(_ context.Context, r *ses.Recipient) SESOutcome {
-	return dryOutcome(rules.ActionUnsuppress, r, "")
-}
-
-// Suppress implements Suppressor.
-func (dryRunSES) Suppress(_ context.Context, r *ses.Recipient, eventType string) SESOutcome {
-	return dryOutcome(rules.ActionSuppress, r, eventType)
-}
-
-func dryOutcome(a rules.ActionKind, r *ses.Recipient, eventType string) SESOutcome {
-	out := SESOutcome{Action: a, Outcome: OutcomeDryRun}
-	if r.Invalid != "" {
-		return invalid(out, r)
-	}
-	if a == rules.ActionSuppress {
-		if _, err := suppressReason(eventType); err != nil {
-			out.Outcome, out.Err = OutcomeFailed, err
-		}
-	}
+func invalid(out actions.SESOutcome, r *ses.Recipient) actions.SESOutcome {
+	out.Outcome, out.Err = actions.OutcomeFailed, fmt.Errorf("%w: %s", ErrNotMailbox, r.Invalid)
 	return out
 }
 
@@ -196,12 +160,12 @@ func (e *SESError) Short() string {
 		}
 		cause = next
 	}
-	return "SES " + e.Op + ": " + firstLine(cause.Error(), 120)
+	return "SES " + e.Op + ": " + words.FirstLine(cause.Error(), 120)
 }
 
 // failed fills out a failure of an SES call.
-func failed(out SESOutcome, op string, err error) SESOutcome {
-	out.Outcome = OutcomeFailed
+func failed(out actions.SESOutcome, op string, err error) actions.SESOutcome {
+	out.Outcome = actions.OutcomeFailed
 	e := &SESError{Op: op, Err: err}
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -209,25 +173,6 @@ func failed(out SESOutcome, op string, err error) SESOutcome {
 	}
 	out.Err = e
 	return out
-}
-
-// ShortError says err in one short line, for a Slack message; the log
-// gets the whole of it.
-func ShortError(err error) string {
-	var se *SESError
-	if errors.As(err, &se) {
-		return se.Short()
-	}
-	return firstLine(err.Error(), 200)
-}
-
-// firstLine is the first line of s, cut at max runes.
-func firstLine(s string, max int) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max-1]) + "…"
-	}
-	return s
 }
 
 // SESLister is the part of the SES v2 API a sweep reads the suppression
@@ -242,18 +187,18 @@ var _ SESLister = (*sesv2.Client)(nil)
 // is reading: unsuppress deletes the entry (known to be there, so it is
 // not read first), each call waiting its turn on pacer (nil: none);
 // suppress has nothing to do (the address is on the list).
-func SweepSES(client SESClient, pacer *Pacer) Suppressor {
+func SweepSES(client SESClient, pacer *pace.Pacer) actions.Suppressor {
 	return sweepSES{client, pacer}
 }
 
 type sweepSES struct {
 	client SESClient
-	pacer  *Pacer
+	pacer  *pace.Pacer
 }
 
 // Unsuppress implements Suppressor.
-func (s sweepSES) Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome {
-	out := SESOutcome{Action: rules.ActionUnsuppress}
+func (s sweepSES) Unsuppress(ctx context.Context, r *ses.Recipient) actions.SESOutcome {
+	out := actions.SESOutcome{Action: rules.ActionUnsuppress}
 	if r.Invalid != "" {
 		return invalid(out, r)
 	}
@@ -264,6 +209,36 @@ func (s sweepSES) Unsuppress(ctx context.Context, r *ses.Recipient) SESOutcome {
 }
 
 // Suppress implements Suppressor: a sweep never suppresses.
-func (sweepSES) Suppress(context.Context, *ses.Recipient, string) SESOutcome {
-	return SESOutcome{Action: rules.ActionSuppress, Outcome: OutcomeFailed, Err: errors.New("a sweep does not suppress")}
+func (sweepSES) Suppress(context.Context, *ses.Recipient, string) actions.SESOutcome {
+	return actions.SESOutcome{Action: rules.ActionSuppress, Outcome: actions.OutcomeFailed, Err: errors.New("a sweep does not suppress")}
+}
+
+// dryRunSES performs nothing: every SES action is OutcomeDryRun, but for
+// a recipient that would fail anyway.
+type dryRunSES struct{}
+
+// DryRun returns a Suppressor that performs nothing.
+func DryRun() actions.Suppressor { return dryRunSES{} }
+
+// Unsuppress implements Suppressor.
+func (dryRunSES) Unsuppress(_ context.Context, r *ses.Recipient) actions.SESOutcome {
+	return dryOutcome(rules.ActionUnsuppress, r, "")
+}
+
+// Suppress implements Suppressor.
+func (dryRunSES) Suppress(_ context.Context, r *ses.Recipient, eventType string) actions.SESOutcome {
+	return dryOutcome(rules.ActionSuppress, r, eventType)
+}
+
+func dryOutcome(a rules.ActionKind, r *ses.Recipient, eventType string) actions.SESOutcome {
+	out := actions.SESOutcome{Action: a, Outcome: actions.OutcomeDryRun}
+	if r.Invalid != "" {
+		return invalid(out, r)
+	}
+	if a == rules.ActionSuppress {
+		if _, err := suppressReason(eventType); err != nil {
+			out.Outcome, out.Err = actions.OutcomeFailed, err
+		}
+	}
+	return out
 }

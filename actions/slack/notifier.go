@@ -1,4 +1,4 @@
-package actions
+package slack
 
 import (
 	"bytes"
@@ -12,31 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/slack-go/slack"
 )
-
-// Notifier posts messages to one destination.
-type Notifier interface {
-	// Post sends one message, retrying what Slack asks to be retried
-	// within ctx's deadline, and says what became of it: OutcomePosted,
-	// or OutcomeDryRun for a notifier that only renders.
-	Post(ctx context.Context, m Message) (Outcome, error)
-	// Payload is the exact JSON body Post would send, compact.
-	Payload(m Message) []byte
-}
-
-// dryRun is a Notifier that posts nothing: it only renders.
-type dryRun struct{ Notifier }
-
-var _ Notifier = dryRun{}
-
-// DryRun returns a Notifier that renders the payloads of n and posts
-// nothing: every Post is OutcomeDryRun.
-func DryRun(n Notifier) Notifier { return dryRun{n} }
-
-// Post implements Notifier: it posts nothing.
-func (dryRun) Post(context.Context, Message) (Outcome, error) { return OutcomeDryRun, nil }
 
 // Retry says how a failed post is tried again: a 429 waits its
 // Retry-After; a 5xx or a connection error waits Base, doubled each time
@@ -56,10 +36,10 @@ type SlackBot struct {
 	client  *slack.Client
 	channel string
 	retry   Retry
-	pacer   *Pacer
+	pacer   *pace.Pacer
 }
 
-var _ Notifier = (*SlackBot)(nil)
+var _ actions.Notifier = (*SlackBot)(nil)
 
 // NewSlackBot returns a Notifier for channel. apiURL is Slack's Web API
 // base URL ("" for Slack's own; a missing final slash is added), and
@@ -67,7 +47,7 @@ var _ Notifier = (*SlackBot)(nil)
 // reused. Every post (every try of it) waits its turn on pacer, which the
 // posts of every notifier to the same channel share, and a 429 pauses
 // it; a nil pacer posts at once.
-func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, retry Retry, pacer *Pacer) *SlackBot {
+func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, retry Retry, pacer *pace.Pacer) *SlackBot {
 	opts := []slack.Option{slack.OptionHTTPClient(httpClient)}
 	if apiURL != "" {
 		if !strings.HasSuffix(apiURL, "/") {
@@ -79,7 +59,7 @@ func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, 
 }
 
 // Post implements Notifier.
-func (b *SlackBot) Post(ctx context.Context, m Message) (Outcome, error) {
+func (b *SlackBot) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
 	err := withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
 		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
 		if err != nil {
@@ -88,13 +68,13 @@ func (b *SlackBot) Post(ctx context.Context, m Message) (Outcome, error) {
 		return nil
 	})
 	if err != nil {
-		return OutcomeFailed, err
+		return actions.OutcomeFailed, err
 	}
-	return OutcomePosted, nil
+	return actions.OutcomePosted, nil
 }
 
 // Payload implements Notifier.
-func (b *SlackBot) Payload(m Message) []byte { return PostMessagePayload(b.channel, m) }
+func (b *SlackBot) Payload(m actions.Message) []byte { return actions.PostMessagePayload(b.channel, m) }
 
 // SlackWebhook posts to an incoming webhook.
 type SlackWebhook struct {
@@ -102,15 +82,15 @@ type SlackWebhook struct {
 	envName string
 	http    *http.Client
 	retry   Retry
-	pacer   *Pacer
+	pacer   *pace.Pacer
 }
 
-var _ Notifier = (*SlackWebhook)(nil)
+var _ actions.Notifier = (*SlackWebhook)(nil)
 
 // NewSlackWebhook returns a Notifier for the incoming webhook at url,
 // which was read from the environment variable envName (the name is what
 // errors show, never the URL). pacer is as for NewSlackBot.
-func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry, pacer *Pacer) *SlackWebhook {
+func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry Retry, pacer *pace.Pacer) *SlackWebhook {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
@@ -160,30 +140,30 @@ func slackReasonRE(s string) bool {
 }
 
 // Post implements Notifier.
-func (w *SlackWebhook) Post(ctx context.Context, m Message) (Outcome, error) {
+func (w *SlackWebhook) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
 	err := withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
-		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, WebhookPayload(m))
+		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, actions.WebhookPayload(m))
 		if err != nil {
 			return hinted(redact(err, "webhook $"+w.envName, w.url), w.envName, true)
 		}
 		return nil
 	})
 	if err != nil {
-		return OutcomeFailed, err
+		return actions.OutcomeFailed, err
 	}
-	return OutcomePosted, nil
+	return actions.OutcomePosted, nil
 }
 
 // Payload implements Notifier.
-func (w *SlackWebhook) Payload(m Message) []byte {
-	return webhookPayload(m)
+func (w *SlackWebhook) Payload(m actions.Message) []byte {
+	return actions.WebhookJSON(m)
 }
 
 // withRetry calls post until it succeeds, fails for good, runs out of
 // attempts, or the next try would start after ctx's deadline. Each try
 // waits its turn on pacer (nil: none); a 429 pauses pacer for its
 // Retry-After, so that every post to the destination waits it out.
-func withRetry(ctx context.Context, r Retry, pacer *Pacer, post func(context.Context) error) error {
+func withRetry(ctx context.Context, r Retry, pacer *pace.Pacer, post func(context.Context) error) error {
 	backoff := r.Base
 	for attempt := 1; ; attempt++ {
 		if err := pacer.Wait(ctx); err != nil {
