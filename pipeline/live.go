@@ -108,28 +108,32 @@ func (l *Live) Current() *InForce { return l.cur.Load() }
 func (l *Live) Refresh(ctx context.Context) *InForce {
 	if rulestore.IsS3(l.src.Name) && l.mu.TryLock() {
 		if time.Since(l.looked) >= l.src.Refresh {
-			l.reload(context.WithoutCancel(ctx))
+			l.reload(context.WithoutCancel(ctx), l.etag)
 		}
 		l.mu.Unlock()
 	}
 	return l.cur.Load()
 }
 
-// Reload reads the rules again now (SIGHUP), as Refresh does when a look
-// is due: a file is read whole, an S3 object only when its ETag changed.
+// Reload reads the rules again now, whole, a file or an S3 object, even
+// a version refused before (SIGHUP: a person asks for it, perhaps once
+// what the refusal named is fixed), and puts them in force as Refresh
+// does.
 func (l *Live) Reload(ctx context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.reload(ctx)
+	l.reload(ctx, "")
 }
 
-// reload is the one way new rules come into force; l.mu is held.
-func (l *Live) reload(ctx context.Context) {
+// reload is the one way new rules come into force: it reads them (an S3
+// object only when its ETag is not etag), loads them, builds their
+// Handler and swaps it in, or refuses them. l.mu is held.
+func (l *Live) reload(ctx context.Context, etag string) {
 	l.looked = time.Now()
 	log := l.parts.Logger.With(slog.String("rules", l.src.Name))
 	ctx, cancel := context.WithTimeout(ctx, rulestore.Timeout)
 	defer cancel()
-	obj, err := l.src.Store.Read(ctx, l.src.Name, l.etag)
+	obj, err := l.src.Store.Read(ctx, l.src.Name, etag)
 	if errors.Is(err, rulestore.ErrNotModified) {
 		log.Debug("rules unchanged", slog.String("version", l.cur.Load().Version))
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -292,4 +293,48 @@ func TestServiceRefreshS3(t *testing.T) {
 			t.Errorf("30 s after the start: rule %s, want v2", got)
 		}
 	})
+}
+
+// TestLiveReloadRetriesRefused: a version refused because its
+// destination's variable is not set is not read again by Refresh, but
+// Reload (SIGHUP) reads it again, and once the variable is set, it comes
+// into force.
+func TestLiveReloadRetriesRefused(t *testing.T) {
+	srv := awstest.Moto(t)
+	obj := newLiveS3(t)
+	ctx := context.Background()
+	obj.put(t, srv, strings.ReplaceAll(liveRules, "RULE", "v1"))
+	cfg, read, err := LoadFrom(ctx, obj.store, obj.loc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncWriter{w: &bytes.Buffer{}}
+	parts := liveParts(log)
+	var hook atomic.Value
+	hook.Store("")
+	parts.Slack = actions.SlackConfig{Getenv: func(k string) string {
+		if k == "HOOK" {
+			return hook.Load().(string)
+		}
+		return ""
+	}, HTTPClient: &http.Client{}, Pacers: actions.NewPacers(1)}
+	live, err := NewLive(ctx, parts, Source{Name: obj.loc.String(), Store: obj.store}, cfg, read, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.put(t, srv, strings.ReplaceAll(rulesHook, "name: bounces", "name: v2"))
+	live.Refresh(ctx)
+	live.Refresh(ctx)
+	if got := ruleOf(t, live.Current()); got != "v1" || len(errorLines(log.w.String())) != 1 {
+		t.Fatalf("rule %s, %d ERROR lines; want v1 still and one refusal:\n%s", got, len(errorLines(log.w.String())), log.w.String())
+	}
+	hook.Store("https://hooks.slack.com/services/T0/B0/x")
+	live.Refresh(ctx)
+	if got := ruleOf(t, live.Current()); got != "v1" {
+		t.Errorf("Refresh read the refused version again: rule %s", got)
+	}
+	live.Reload(ctx)
+	if got := ruleOf(t, live.Current()); got != "v2" {
+		t.Errorf("after Reload with the variable set: rule %s, want v2\n%s", got, log.w.String())
+	}
 }

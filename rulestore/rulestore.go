@@ -31,6 +31,10 @@ import (
 // Scheme starts the name of a rules file that is an S3 object.
 const Scheme = "s3://"
 
+// Timeout bounds one read of the rules, retries included: a start or a
+// refresh never waits longer on S3.
+const Timeout = 30 * time.Second
+
 // MaxSize is the largest rules object read, in bytes: a rules file is
 // kilobytes; an object larger than this is no rules file.
 const MaxSize = 8 << 20
@@ -284,7 +288,3 @@ type shortError struct {
 
 func (e *shortError) Error() string { return e.msg }
 func (e *shortError) Unwrap() error { return e.err }
-
-// Timeout bounds one read of the rules, retries included: a start or a
-// refresh never waits longer on S3.
-const Timeout = 30 * time.Second

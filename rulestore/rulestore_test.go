@@ -51,18 +51,23 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// A file is read whole, without any client: the zero Store has none.
+// A file is read whole, without making the S3 client (no AWS
+// configuration is read for rules in a file); the zero Store has none.
 func TestReadFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(p, []byte("version: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var s rulestore.Store
+	s := &rulestore.Store{NewClient: func(context.Context) (rulestore.API, error) {
+		t.Error("the S3 client was made to read a file")
+		return nil, errors.New("no client")
+	}}
 	o, err := s.Read(context.Background(), p, "ignored")
 	if err != nil || string(o.Body) != "version: 1\n" || o.ETag != "" {
 		t.Fatalf("Read = %+v, %v", o, err)
 	}
-	if _, err := s.Read(context.Background(), "s3://b/k", ""); err == nil {
+	var zero rulestore.Store
+	if _, err := zero.Read(context.Background(), "s3://b/k", ""); err == nil {
 		t.Error("the zero Store read an S3 object")
 	}
 }
