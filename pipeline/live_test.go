@@ -295,10 +295,10 @@ func TestServiceRefreshS3(t *testing.T) {
 	})
 }
 
-// TestLiveReloadRetriesRefused: a version refused because its
-// destination's variable is not set is not read again by Refresh, but
-// Reload (SIGHUP) reads it again, and once the variable is set, it comes
-// into force.
+// TestLiveReloadRetriesRefused: a version refused because its actions
+// could not be built (here, its destination's variable was missing) is
+// not read again by Refresh, but Reload (SIGHUP) reads it again, and once
+// what was missing is there, it comes into force.
 func TestLiveReloadRetriesRefused(t *testing.T) {
 	srv := awstest.Moto(t)
 	obj := newLiveS3(t)
