@@ -191,7 +191,7 @@ type racingS3 struct {
 	mu  sync.Mutex
 	// ifMatch and ifNoneMatch are the headers of the PutObject.
 	ifMatch, ifNoneMatch string
-	raced               bool
+	raced                bool
 }
 
 func newRacingS3(t *testing.T, f *s3Fixture, theirs string) *racingS3 {
