@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sesrouter/sesrouter/internal/awstest"
 )
 
 // A runnable block is a fenced block whose info string is "sh run" (or
@@ -28,7 +30,10 @@ import (
 // any text (a duration, a path); a line that is only "⋮" matches any
 // number of lines, none included, so that a page can show an excerpt of a
 // long output. Blocks run in file order, in one copy per file, so a block
-// sees what the blocks before it changed.
+// sees what the blocks before it changed. A block that names an S3 object
+// (s3://BUCKET/…) runs against moto_server on loopback, where each bucket
+// the page's blocks name is made new and versioned before the first
+// block: such commands are run too, without AWS.
 //
 //	```sh run
 //	sesrouter check
@@ -163,6 +168,7 @@ func pages(t *testing.T) []string {
 // TestMain removes the binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	awstest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -213,8 +219,9 @@ func TestDocs(t *testing.T) {
 		}
 		t.Run(filepath.Base(page), func(t *testing.T) {
 			dir := copyRepo(t)
+			s3 := s3Env(t, blocks)
 			for _, b := range blocks {
-				runBlock(t, page, dir, bin, b)
+				runBlock(t, page, dir, bin, b, s3)
 			}
 		})
 	}
@@ -249,8 +256,39 @@ func mustGoEnv(t *testing.T) []string {
 	return env
 }
 
+// bucketRE finds the buckets a block names.
+var bucketRE = regexp.MustCompile(`s3://([a-z0-9][a-z0-9.-]*)/`)
+
+// s3Env makes, in moto_server (internal/awstest), each bucket the
+// runnable blocks name in an s3:// URI, new and versioned, and returns
+// the environment that points the AWS SDK of a block at moto; nil when no
+// block names one. A block that names S3 so talks to moto on loopback,
+// never to AWS.
+func s3Env(t *testing.T, blocks []block) []string {
+	t.Helper()
+	buckets := map[string]bool{}
+	for _, b := range blocks {
+		for _, m := range bucketRE.FindAllStringSubmatch(b.script, -1) {
+			buckets[m[1]] = true
+		}
+	}
+	if len(buckets) == 0 {
+		return nil
+	}
+	srv := awstest.Moto(t)
+	for name := range buckets {
+		srv.NamedBucket(t, name, true)
+	}
+	var env []string
+	for k, v := range srv.Env(os.DevNull) {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
 // runBlock runs one block in dir and checks its exit status and output.
-func runBlock(t *testing.T, page, dir, bin string, b block) {
+// A block that names an s3:// object gets s3, the environment of moto.
+func runBlock(t *testing.T, page, dir, bin string, b block, s3 []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -259,6 +297,9 @@ func runBlock(t *testing.T, page, dir, bin string, b block) {
 	cmd.Env = append([]string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"LANG=C.UTF-8", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
 		mustGoEnv(t)...)
+	if bucketRE.MatchString(b.script) {
+		cmd.Env = append(cmd.Env, s3...)
+	}
 	// A block that leaves a process behind (a server it forgot to stop)
 	// would hold the output open: it fails instead of hanging.
 	cmd.WaitDelay = 10 * time.Second

@@ -142,6 +142,7 @@ func TestMetricsDocumented(t *testing.T) {
 	tally.RuleErrors, tally.Digested["d"], tally.Digests, tally.DigestsFailed = 1, 1, 1, 1
 	dest := []*rules.Destination{{Name: "d"}}
 	extra := append(pipeline.StormMetrics(actions.NewStorm(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Result: pipeline.Result{Tally: pipeline.NewTally()}})...)
+	extra = append(extra, pipeline.RulesRefusedMetric())
 	var buf bytes.Buffer
 	if err := pipeline.WriteMetrics(&buf, time.Now(), tally, extra...); err != nil {
 		t.Fatal(err)

@@ -251,9 +251,9 @@ func TestInvokeSQSCopyOfAFailedRecord(t *testing.T) {
 
 // testService is a Service with handler h and windows that fold nothing.
 func testService(h *Handler) *Service {
-	s := &Service{windows: &Windows{Length: time.Second, NewBatch: func() *actions.Batch { return nil }, Flush: func(*actions.Batch) {}}}
-	s.cur.Store(h)
-	return s
+	live := &Live{parts: &Parts{}}
+	live.cur.Store(&InForce{Handler: h})
+	return &Service{live: live, windows: &Windows{Length: time.Second, NewBatch: func() *actions.Batch { return nil }, Flush: func(*actions.Batch) {}}}
 }
 
 // TestServiceCopyWaitsForTheFirst hands serve's Service two copies of

@@ -2,68 +2,49 @@ package pipeline
 
 import (
 	"context"
-	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
 )
 
-// Service is serve's application: the handler of the rules in force,
-// which Reload replaces, and the batch windows, which outlive it.
+// Service is serve's application: the rules in force, which Reload and
+// Refresh renew, and the batch windows, which outlive them.
 type Service struct {
-	parts   *Parts
-	path    string
-	cur     atomic.Pointer[Handler]
+	live    *Live
 	windows *Windows
 }
 
-// NewService returns a Service routing by cfg, loaded from path, whose
+// NewService returns a Service routing by the rules of live, whose
 // windows last window.
-func NewService(ctx context.Context, parts *Parts, path string, cfg *Config, window time.Duration) (*Service, error) {
-	s := &Service{parts: parts, path: path}
-	h, err := parts.Handler(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.cur.Store(h)
+func NewService(live *Live, window time.Duration) *Service {
+	s := &Service{live: live}
 	s.windows = &Windows{Length: window,
-		NewBatch: func() *actions.Batch { return s.cur.Load().NewBatch(true) },
+		NewBatch: func() *actions.Batch { return s.live.Current().Handler.NewBatch(true) },
 		Flush: func(b *actions.Batch) {
-			ctx, cancel := context.WithTimeout(context.Background(), parts.Timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), live.parts.Timeout)
 			defer cancel()
 			// On the window's timer: a panic is recovered and logged there.
-			_, _ = s.cur.Load().FlushDigests(ctx, b, NewTally(), nil)
+			_, _ = s.live.Current().Handler.FlushDigests(ctx, b, NewTally(), nil)
 		}}
-	return s, nil
+	return s
 }
 
-// Reload loads the rules file again; when it does not load, or its
-// actions cannot be built, the old rules stay and the log says why.
-func (s *Service) Reload(ctx context.Context) {
-	log := s.parts.Logger.With(slog.String("rules", s.path))
-	cfg, err := Load(s.path)
-	if err == nil {
-		var h *Handler
-		if h, err = s.parts.Handler(ctx, cfg); err == nil {
-			s.cur.Store(h)
-			log.Info("rules reloaded", slog.Int("count", len(cfg.Rules.Rules)))
-			return
-		}
-	}
-	log.Error("rules not reloaded; the previous rules stay", slog.String("error", err.Error()))
-}
+// Reload reads the rules again (Live.Reload); when they do not load, or
+// their actions cannot be built, the old rules stay and the log says why.
+func (s *Service) Reload(ctx context.Context) { s.live.Reload(ctx) }
 
-// Handle routes the verified message m and carries out its actions in
-// the current window, then logs one line. The actions run to their end
-// (or the parts' Timeout) even when ctx ends meanwhile (SNS hung up), so
-// that a notification is never left half done. A copy of a notification
-// that another request is handling waits for that one's outcome, within
-// ctx: a duplicate once it succeeded, acted on once it failed, failed
-// when ctx ends first.
+// Handle routes the verified message m by the rules in force (looking for
+// new ones first when a look is due: Live.Refresh) and carries out its
+// actions in the current window, then logs one line. The message is
+// handled by those rules to its end, whatever comes into force
+// meanwhile. The actions run to their end (or the parts' Timeout) even
+// when ctx ends meanwhile (SNS hung up), so that a notification is never
+// left half done. A copy of a notification that another request is
+// handling waits for that one's outcome, within ctx: a duplicate once it
+// succeeded, acted on once it failed, failed when ctx ends first.
 func (s *Service) Handle(ctx context.Context, m *ses.SNSMessage) *Job {
-	h := s.cur.Load()
+	h := s.live.Refresh(ctx).Handler
 	it := ses.DecodeSNS("sns:"+m.MessageID, ses.EnvelopeHTTP, "", m)
 	j := h.Prepare(it)
 	// A copy of a notification that another request is handling waits

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/rulestore"
 )
 
 // TestWindowsCloseWaitsForAFiredWindow checks that Close waits for the
@@ -76,10 +77,11 @@ func TestServiceReloadKeepsDigestsAndDuplicates(t *testing.T) {
 	f := newFakes(t)
 	old := strings.Replace(rulesHook, "digest_after: 3", "digest_after: 1", 1)
 	path := writeFile(t, "rules.yaml", old)
-	svc, err := NewService(context.Background(), f.parts, path, loadConfig(t, old), time.Hour)
+	live, err := NewLive(context.Background(), f.parts, Source{Name: path, Store: &rulestore.Store{}}, loadConfig(t, old), &rulestore.Object{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc := NewService(live, time.Hour)
 	msg := func(id string) *ses.SNSMessage {
 		m, err := ses.ParseSNS([]byte(snsBody(id, bounce(id, id+"@example.com"))))
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/rulestore"
 )
 
 const checkText = `Loads the rules and reports every problem, each as FILE:LINE:COL, then runs
@@ -22,7 +23,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
 	}
-	cfg, ok := loadRules(pipeline.RulesPath(*rulesFlag, e.getenv, e.executable), stderr)
+	cfg, _, ok := loadRules(rulestore.NewStore(), pipeline.RulesPath(*rulesFlag, e.getenv, e.executable), stderr)
 	if !ok {
 		return exitUsage
 	}

@@ -20,7 +20,10 @@ Slack and SES clients built and checked, once at init: a problem fails
 init with one clear line. SQS: batchItemFailures names exactly the records
 to deliver again (a failed action or digest, an unreadable body); SNS and
 EventBridge: the invocation fails. A rule that fails at run time is logged
-and counted (RuleErrors), never retried.
+and counted (RuleErrors), never retried. Rules in S3 (s3://BUCKET/KEY) are
+looked at again as an invocation starts once $SESROUTER_RULES_REFRESH
+(default 1m; 0s: every invocation) has passed; new rules that do not load
+are refused (RulesRefused): the rules in force stay.
 
 Every SNS envelope, in an SNS record or an SQS body, is acted on only when
 its signature verifies, as in serve (SESROUTER_VERIFY_SNS=off: not
@@ -59,26 +62,24 @@ func cmdLambda(args []string, stdout, stderr io.Writer, e env) int {
 // why and reports false.
 func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context.Context, jsontext.Value) (any, error), bool) {
 	start := time.Now()
-	cfg, parts, ok := setup("lambda", rulesFlag, e, stderr, lambdaConcurrency)
-	if !ok {
-		return nil, false
-	}
 	gate, err := lambdaGate(e)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter lambda: %v\n", err)
 		return nil, false
 	}
+	live, parts, ok := setupLive("lambda", rulesFlag, e, stdout, stderr, lambdaConcurrency, gate)
+	if !ok {
+		return nil, false
+	}
 	if gate.Verifier == nil {
 		parts.Logger.Warn("SESROUTER_VERIFY_SNS is off: SNS envelopes are acted on without their signature checked")
 	}
-	parts.Gate = gate
-	h, err := parts.Handler(context.Background(), cfg)
-	if err != nil {
-		cannot("lambda", err, stderr)
-		return nil, false
-	}
 	parts.Logger.Debug("init done", slog.Duration("init", time.Since(start)))
 	return func(ctx context.Context, payload jsontext.Value) (any, error) {
+		// The whole invocation is handled by the rules in force as it
+		// starts: new ones come into force between invocations.
+		rules := live.Refresh(ctx)
+		h, cfg := rules.Handler, rules.Config
 		actx, cancel := pipeline.ActionContext(ctx, defaultTimeout)
 		defer cancel()
 		if req, ok, err := pipeline.SweepRequest(payload); ok {

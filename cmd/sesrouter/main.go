@@ -23,6 +23,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/rulestore"
 )
 
 // Exit statuses, as docs/commands.md documents them; a signal exits 128 +
@@ -80,13 +81,15 @@ Usage:
   sesrouter serve  [-rules FILE] [-addr HOST:PORT] [-topic ARN]... [-sns-cert-dir DIR] [-max-age DURATION] [-signature-version 1|2]
   sesrouter sweep  [-rules FILE] [-dry-run] [-format text|json] [-reason BOUNCE|COMPLAINT] [-since DURATION] [-rate N]
   sesrouter lambda [-rules FILE]
+  sesrouter publish [-rules FILE] [-test TESTFILE]... s3://BUCKET/KEY
   sesrouter version        (also -version, --version)
 
 Run "sesrouter COMMAND -h" for the flags of a command. Flags may come
 before or after the files; -- ends the flags; - alone is standard input.
 
 The rules file is -rules, else $SESROUTER_RULES, else rules.yaml in the
-working directory, else rules.yaml beside the executable.
+working directory, else rules.yaml beside the executable. Either may name
+an S3 object, s3://BUCKET/KEY.
 
 Exit status: 0 all good; 1 some event or action failed; 2 bad usage or bad rules.
 `
@@ -116,6 +119,8 @@ func command(name string) (cmd cmdFunc, stops bool) {
 		// ends at its deadline, and a SIGTERM at shutdown ends the
 		// process as it would without sesrouter.
 		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdLambda(a, o, r, e) }, false
+	case "publish":
+		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, e env) int { return cmdPublish(a, o, r, e) }, false
 	case "version":
 		return func(_ *signals, a []string, _ io.Reader, o, r io.Writer, _ env) int { return cmdVersion(a, o, r) }, false
 	}
@@ -230,14 +235,15 @@ func parseNoArgs(fs *flag.FlagSet, args []string) (code int) {
 	return code
 }
 
-// loadRules loads the rules file, printing every problem to stderr.
-func loadRules(path string, stderr io.Writer) (*pipeline.Config, bool) {
-	cfg, err := pipeline.Load(path)
+// loadRules loads the rules file (a file, or an S3 object read through
+// store), printing every problem to stderr; obj is what was read.
+func loadRules(store *rulestore.Store, path string, stderr io.Writer) (*pipeline.Config, *rulestore.Object, bool) {
+	cfg, obj, err := pipeline.LoadFrom(context.Background(), store, path)
 	if err == nil {
-		return cfg, true
+		return cfg, obj, true
 	}
 	printProblems(stderr, path, err)
-	return nil, false
+	return nil, nil, false
 }
 
 // printProblems prints each problem of a file on a line, then how many.

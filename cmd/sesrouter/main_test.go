@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sesrouter/sesrouter/internal/awstest"
 )
 
 // TestMain keeps the AWS SDK of every in-process run on loopback: no
@@ -23,7 +25,9 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	os.Exit(m.Run())
+	code := m.Run()
+	awstest.Stop()
+	os.Exit(code)
 }
 
 // testEnv returns an env whose getenv reads vars, with no executable,

@@ -30,8 +30,10 @@ GET /healthz answers 200 "ok".
 The answer is 200 once the actions are done, 500 when one failed (SNS
 delivers again), 4xx for what must not be retried. Notifications are
 batched in 10-second windows for digests. SIGHUP reloads the rules;
-SIGTERM or SIGINT stops once the requests in flight are done and the
-digests posted.`
+rules in S3 (s3://BUCKET/KEY) are also looked at again before a request
+once $SESROUTER_RULES_REFRESH (default 1m) has passed. New rules that do
+not load are refused: the rules in force stay. SIGTERM or SIGINT stops
+once the requests in flight are done and the digests posted.`
 
 // Settings of serve.
 const (
@@ -73,14 +75,11 @@ func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 		}
 	}
 	path := pipeline.RulesPath(*rulesFlag, e.getenv, e.executable)
-	cfg, parts, ok := setup("serve", path, e, stderr, intake.DefaultMaxConcurrent)
+	live, parts, ok := setupLive("serve", path, e, stdout, stderr, intake.DefaultMaxConcurrent, nil)
 	if !ok {
 		return exitUsage
 	}
-	svc, err := pipeline.NewService(sig.ctx, parts, path, cfg, serveWindow)
-	if err != nil {
-		return cannot("serve", err, stderr)
-	}
+	svc := pipeline.NewService(live, serveWindow)
 	logger := parts.Logger
 	confirm := slack.NewHTTPClient(1)
 	confirm.Timeout = intake.DefaultConfirmTimeout

@@ -35,6 +35,7 @@ type servedProcess struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *lineLog // the log, as the process writes it
+	stdout *lineLog // its standard output (metrics), as it writes it
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 }
@@ -155,11 +156,11 @@ func buildSesrouter(tb testing.TB) string {
 // and waits until it logs the address it serves on.
 func startServeProcess(t *testing.T, bin string, vars []string, args ...string) *servedProcess {
 	t.Helper()
-	p := &servedProcess{stderr: newLineLog(), exited: make(chan struct{})}
+	p := &servedProcess{stderr: newLineLog(), stdout: newLineLog(), exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Env = append([]string{"SESROUTER_LOG_LEVEL=info"}, vars...)
-	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -167,6 +168,7 @@ func startServeProcess(t *testing.T, bin string, vars []string, args ...string) 
 	go func() {
 		p.err = p.cmd.Wait() // returns once stderr is copied to its end
 		p.stderr.Close()
+		p.stdout.Close()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {

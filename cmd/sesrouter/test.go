@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/ruletest"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/rulestore"
 )
 
 const testText = `Runs rule unit tests: each test routes one event by the rules and compares,
@@ -38,9 +40,10 @@ func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 		fs.Usage()
 		return exitUsage
 	}
+	store := rulestore.NewStore()
 	suite := ruletest.Suite{Rules: *rulesFlag, Default: pipeline.RulesPath("", e.getenv, e.executable),
 		Load: func(path string) (*route.Router, error) {
-			cfg, err := pipeline.Load(path)
+			cfg, _, err := pipeline.LoadFrom(context.Background(), store, path)
 			if err != nil {
 				return nil, err
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/rulestore"
 )
 
 // defaultTimeout bounds the actions of one notification, retries included.
@@ -84,9 +85,16 @@ func joinedLines(err error) string {
 // setup loads the rules and builds the logger and the parts that carry
 // out actions; it prints why not and reports false (exit status 2).
 func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *pipeline.Parts, bool) {
-	cfg, ok := loadRules(pipeline.RulesPath(rulesFlag, e.getenv, e.executable), stderr)
+	cfg, _, parts, ok := setupFrom(rulestore.NewStore(), name, pipeline.RulesPath(rulesFlag, e.getenv, e.executable), e, stderr, concurrency)
+	return cfg, parts, ok
+}
+
+// setupFrom is setup of the rules file path, read through store; obj is
+// what was read.
+func setupFrom(store *rulestore.Store, name, path string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *rulestore.Object, *pipeline.Parts, bool) {
+	cfg, obj, ok := loadRules(store, path, stderr)
 	if !ok {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	logger, err := newLogger(stderr, e)
 	var parts *pipeline.Parts
@@ -95,9 +103,49 @@ func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*p
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
+		return nil, nil, nil, false
+	}
+	return cfg, obj, parts, true
+}
+
+// setupLive is setup for a process that runs on (serve, lambda): the
+// rules are put in force with their Handler, and renewed from where they
+// were read (a file on Reload, an S3 object every
+// $SESROUTER_RULES_REFRESH too); metrics gets the RulesRefused metric of
+// each refusal. It prints why not and reports false (exit status 2).
+func setupLive(name, rulesFlag string, e env, metrics, stderr io.Writer, concurrency int, gate *pipeline.Gate) (*pipeline.Live, *pipeline.Parts, bool) {
+	refresh, err := rulesRefresh(e)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
 		return nil, nil, false
 	}
-	return cfg, parts, true
+	src := pipeline.Source{Name: pipeline.RulesPath(rulesFlag, e.getenv, e.executable), Store: rulestore.NewStore(), Refresh: refresh}
+	cfg, obj, parts, ok := setupFrom(src.Store, name, src.Name, e, stderr, concurrency)
+	if !ok {
+		return nil, nil, false
+	}
+	parts.Gate = gate
+	live, err := pipeline.NewLive(context.Background(), parts, src, cfg, obj, metrics)
+	if err != nil {
+		cannot(name, err, stderr)
+		return nil, nil, false
+	}
+	return live, parts, true
+}
+
+// rulesRefresh reads $SESROUTER_RULES_REFRESH: how long the rules of an
+// S3 object are used before its ETag is looked at again (default
+// pipeline.DefaultRefresh; 0: before every item, or every invocation).
+func rulesRefresh(e env) (time.Duration, error) {
+	v := e.getenv("SESROUTER_RULES_REFRESH")
+	if v == "" {
+		return pipeline.DefaultRefresh, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("SESROUTER_RULES_REFRESH is a duration such as 1m, 30s or 0s, not %q", v)
+	}
+	return d, nil
 }
 
 // cannot prints why the actions cannot be carried out: exit status 2.

@@ -40,14 +40,22 @@ type File struct {
 	Tests    []*Test
 }
 
-// RulesPath returns the rules file the test file names, relative to the
-// test file's folder, or "" when it names none.
+// RulesPath returns the rules file the test file names: a file relative
+// to the test file's folder, an S3 object (s3://BUCKET/KEY) as it is, or
+// "" when it names none.
 func (f *File) RulesPath() string {
-	if f.Rules == "" {
+	switch {
+	case f.Rules == "":
 		return ""
+	case IsS3(f.Rules):
+		return f.Rules
 	}
 	return relativeTo(f.Name, f.Rules)
 }
+
+// IsS3 reports whether a rules file's name is an S3 object's,
+// s3://BUCKET/KEY, which Suite.Load reads.
+func IsS3(name string) bool { return strings.HasPrefix(name, "s3://") }
 
 // Test is one test of a test file.
 type Test struct {

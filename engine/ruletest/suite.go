@@ -68,7 +68,7 @@ func (s *Suite) RunFiles(paths []string) (*Report, bool) {
 		path := s.Rules
 		if path == "" {
 			path = f.RulesPath()
-			if _, err := os.Stat(path); path != "" && err != nil {
+			if _, err := os.Stat(path); path != "" && !IsS3(path) && err != nil {
 				s.Problem(f.Name, rules.JoinProblems([]*rules.Problem{{File: f.Name, Pos: f.RulesPos,
 					Message: "rules file " + path + " does not exist (rules: is relative to the test file)"}}))
 				return nil, false
