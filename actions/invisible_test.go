@@ -11,6 +11,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/slack-go/slack"
 )
 
 // hidden are the characters of the reproduction, each of which shows as
@@ -199,6 +200,70 @@ func TestDigestShowsHiddenCharacters(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "&lt;U+202E&gt;") {
 		t.Errorf("the digest does not show U+202E:\n%s", body)
+	}
+}
+
+// TestHeaderNeverEmpty is the reproduction of an event type made only of
+// control characters: its header was empty, which Slack rejects (so the
+// notification was retried into the dead-letter queue). Every block and
+// element keeps a visible text, whatever the event holds.
+func TestHeaderNeverEmpty(t *testing.T) {
+	for _, eventType := range []string{"\x01\x02\x03", "\t \r\n", "\x00", "\u0085\u2028", " "} {
+		t.Run(fmt.Sprintf("%+q", eventType), func(t *testing.T) {
+			nt := &ses.Notification{
+				Event: ses.Event{Type: eventType, Timestamp: "\x01"},
+				Mail:  ses.Mail{Source: "\x02", Subject: "\x03", MessageID: "\x04"},
+			}
+			nt.Recipients = []ses.Recipient{ses.NewRecipient("\x05")}
+			nt.Recipients[0].DiagnosticCode = "\x06"
+			notice := Notice{Notification: nt, Recipients: []NoticeRecipient{{Recipient: &nt.Recipients[0], Rule: "\x07"}}}
+			for _, mention := range []string{"", "<!here>"} {
+				msgs := buildWithMention(notice, mention)
+				for i, m := range msgs {
+					checkLimits(t, fmt.Sprintf("message %d", i+1), m)
+					h, ok := m.Blocks[0].(*slack.HeaderBlock)
+					if !ok || h.Text == nil || strings.TrimSpace(h.Text.Text) == "" {
+						t.Fatalf("message %d: no header, or an empty one: %s", i+1, webhookPayload(m))
+					}
+					if h.Text.Text != "SES notification" {
+						t.Errorf("header %q, want %q", h.Text.Text, "SES notification")
+					}
+					if want := "SES notification: (no address)"; !strings.HasSuffix(m.Text, want) {
+						t.Errorf("fallback text %q, want it to end %q", m.Text, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBlocksNeverEmpty: the builders of blocks give none that Slack
+// rejects for an empty text, whatever text they are given.
+func TestBlocksNeverEmpty(t *testing.T) {
+	for _, text := range []string{"", " ", "\n\t", "\u3000"} {
+		if got := headerBlock(text).Text.Text; got != "SES notification" {
+			t.Errorf("headerBlock(%q): text %q", text, got)
+		}
+		if got := section(text).Text.Text; got != "_(empty)_" {
+			t.Errorf("section(%q): text %q", text, got)
+		}
+		if got := mrkdwn(text).Text; got != "_(empty)_" {
+			t.Errorf("mrkdwn(%q): text %q", text, got)
+		}
+		if c := contextBlock([]string{text, text}); c != nil {
+			t.Errorf("contextBlock(%q, %q) = %s, want none", text, text, marshal(t, c))
+		}
+	}
+	c := contextBlock([]string{"", "a", " ", "b"})
+	if c == nil || marshal(t, c.ContextElements.Elements) != `[{"type":"mrkdwn","text":"a","verbatim":true},{"type":"mrkdwn","text":"b","verbatim":true}]` {
+		t.Errorf("contextBlock kept empty elements: %s", marshal(t, c))
+	}
+	many := make([]string, 2*maxContextElems)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	if c := contextBlock(many); len(c.ContextElements.Elements) != maxContextElems {
+		t.Errorf("contextBlock of %d texts: %d elements, want %d", len(many), len(c.ContextElements.Elements), maxContextElems)
 	}
 }
 

@@ -45,6 +45,9 @@ func checkLimits(t *testing.T, name string, m Message) {
 		if err := o.Validate(); err != nil {
 			t.Errorf("%s: %s: %v", name, where, err)
 		}
+		if strings.TrimSpace(o.Text) == "" {
+			t.Errorf("%s: %s: text %q shows nothing, which Slack rejects", name, where, o.Text)
+		}
 		n := utf8.RuneCountInString(o.Text)
 		if n > limit {
 			t.Errorf("%s: %s: %d characters, limit %d", name, where, n, limit)
@@ -543,6 +546,12 @@ func TestPlainTextAndClamp(t *testing.T) {
 	}
 	if got := plainText("Bounce\u202E · \u00ADGeneral\u2067 ❤️", 150); got != "Bounce<U+202E> · <U+00AD>General<U+2067> ❤️" {
 		t.Errorf("plainText = %q", got)
+	}
+	if got := headerTitle("\x01\x02", 150); got != "SES notification" {
+		t.Errorf("headerTitle(control characters) = %q", got)
+	}
+	if got := partTitle("\x01", 2, 3); got != "SES notification (part 2 of 3)" {
+		t.Errorf("partTitle(control characters) = %q", got)
 	}
 	if got := plainText(strings.Repeat("é", 200), 150); utf8.RuneCountInString(got) != 150 || !strings.HasSuffix(got, "…") {
 		t.Errorf("plainText cut = %q (%d characters)", got, utf8.RuneCountInString(got))
