@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -33,6 +34,14 @@ const (
 	inertBacktick   = "ˋ" // U+02CB, stands in for a backtick in event text
 	listedAtLayout  = "2006-01-02 15:04 UTC"
 	timestampLayout = "2006-01-02 15:04:05 UTC"
+)
+
+// What a text that would show nothing shows instead: Slack rejects an
+// empty or blank text object (invalid_blocks), and the post would be
+// retried to no end.
+const (
+	untitled  = "SES notification" // a header, when the event type shows nothing
+	emptyText = "_(empty)_"        // any other text object
 )
 
 // Caps on single values taken from an event, in characters of escaped
@@ -105,22 +114,17 @@ func BuildMessages(n Notice) []Message {
 
 	msgs := make([]Message, len(parts))
 	for p, part := range parts {
-		header := title
+		header := headerTitle(title, maxHeaderText)
 		if len(parts) > 1 {
 			header = partTitle(title, p+1, len(parts))
 		}
-		blocks := []slack.Block{
-			slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plainText(header, maxHeaderText), false, false)),
-		}
-		elems := make([]slack.MixedElement, 0, len(meta)+1)
-		for _, e := range meta {
-			elems = append(elems, mrkdwn(clampMrkdwn(e, maxContextText)))
-		}
+		blocks := []slack.Block{headerBlock(header)}
+		elems := meta
 		if len(parts) > 1 {
-			elems = append(elems, mrkdwn(partRange(part[0], part[1], max(len(sections), n.Total))))
+			elems = append(slices.Clip(meta), partRange(part[0], part[1], max(len(sections), n.Total)))
 		}
-		if len(elems) > 0 {
-			blocks = append(blocks, slack.NewContextBlock("", elems[:min(len(elems), maxContextElems)]...))
+		if c := contextBlock(elems); c != nil {
+			blocks = append(blocks, c)
 		}
 
 		lead := ""
@@ -207,10 +211,11 @@ func EventTitle(n *ses.Notification) []string {
 		return join("Reject", n.Reject.Reason)
 	case ses.TypeRenderingFailure:
 		return []string{"Rendering failure"}
-	case "":
-		return []string{"SES notification"}
 	}
-	return []string{n.Event.Type} // Delivery, Send, Open, Click, Subscription, or a newer type
+	if t := join(n.Event.Type); len(t) > 0 {
+		return t // Delivery, Send, Open, Click, Subscription, or a newer type
+	}
+	return []string{untitled}
 }
 
 // eventTitle is n's title as a message's header says it: "Bounce ·
@@ -218,12 +223,23 @@ func EventTitle(n *ses.Notification) []string {
 // MailboxFull".
 func eventTitle(n *ses.Notification) string { return strings.Join(EventTitle(n), " · ") }
 
-// partTitle is title saying which part of how many: "Bounce ·
-// Permanent/General (part 2 of 3)". The title is cut so that the part
-// always shows.
+// headerTitle is title as a header shows it: plain text of at most limit
+// characters, never empty (Slack rejects an empty header, and the post
+// would be retried to no end): "SES notification" when title shows
+// nothing, as an event type made only of control characters does.
+func headerTitle(title string, limit int) string {
+	if t := plainText(title, limit); t != "" {
+		return t
+	}
+	return untitled
+}
+
+// partTitle is title as a header shows it, saying which part of how
+// many: "Bounce · Permanent/General (part 2 of 3)". The title is cut so
+// that the part always shows.
 func partTitle(title string, part, parts int) string {
 	suffix := fmt.Sprintf(" (part %d of %d)", part, parts)
-	return plainText(title, maxHeaderText-utf8.RuneCountInString(suffix)) + suffix
+	return headerTitle(title, maxHeaderText-utf8.RuneCountInString(suffix)) + suffix
 }
 
 // partRange says which recipients a part holds: "recipients 31–60 of
@@ -239,16 +255,16 @@ func partRange(from, to, total int) string {
 // mrkdwn: sender, subject, SES message id and the time of the event.
 func metaElements(n *ses.Notification) []string {
 	var elems []string
-	if n.Mail.Source != "" {
+	if !blank(n.Mail.Source) {
 		elems = append(elems, "*From:* "+escapeText(n.Mail.Source, capSource))
 	}
-	if n.Mail.Subject != "" {
+	if !blank(n.Mail.Subject) {
 		elems = append(elems, "*Subject:* "+escapeText(n.Mail.Subject, capSubject))
 	}
-	if n.Mail.MessageID != "" {
+	if !blank(n.Mail.MessageID) {
 		elems = append(elems, "*Message ID:* "+codeSpan(n.Mail.MessageID, capMessageID))
 	}
-	if ts := n.Event.Timestamp; ts != "" {
+	if ts := n.Event.Timestamp; !blank(ts) {
 		elems = append(elems, formatTime(ts))
 	}
 	return elems
@@ -271,13 +287,13 @@ func eventDetails(n *ses.Notification) string {
 		}
 	}
 	label := func(name, value string) string {
-		if strings.TrimSpace(value) == "" {
+		if blank(value) {
 			return ""
 		}
 		return "*" + name + ":* " + value
 	}
 	code := func(name, value string, limit int) string {
-		if strings.TrimSpace(value) == "" {
+		if blank(value) {
 			return ""
 		}
 		return label(name, codeSpan(value, limit))
@@ -290,7 +306,7 @@ func eventDetails(n *ses.Notification) string {
 		}
 		add(code("SMTP response", n.Delivery.SMTPResponse, capDetail), took)
 	case ses.TypeDeliveryDelay:
-		if n.Delay.ExpirationTime != "" {
+		if !blank(n.Delay.ExpirationTime) {
 			add(label("SES gives up at", formatTime(n.Delay.ExpirationTime)))
 		}
 	case ses.TypeRenderingFailure:
@@ -323,24 +339,25 @@ func recipientText(r *NoticeRecipient) string {
 		rc = *r.Recipient
 	}
 	var b strings.Builder
-	if strings.TrimSpace(rc.Address) == "" {
+	if blank(rc.Address) {
 		b.WriteString("_(no address)_")
 	} else {
 		b.WriteString(codeSpan(rc.Address, capAddress))
 	}
-	if st := strings.TrimSpace(rc.Status + " " + rc.Action); st != "" {
+	status, action := escapeText(rc.Status, capStatus), escapeText(rc.Action, capStatus)
+	if status != "" || action != "" {
 		b.WriteString(" · ")
-		b.WriteString(escapeText(rc.Status, capStatus))
-		if rc.Status != "" && rc.Action != "" {
+		b.WriteString(status)
+		if status != "" && action != "" {
 			b.WriteByte(' ')
 		}
-		b.WriteString(escapeText(rc.Action, capStatus))
+		b.WriteString(action)
 	}
-	if strings.TrimSpace(r.Rule) != "" {
+	if !blank(r.Rule) {
 		b.WriteString(" · rule ")
 		b.WriteString(codeSpan(r.Rule, capRule))
 	}
-	if strings.TrimSpace(rc.DiagnosticCode) != "" {
+	if !blank(rc.DiagnosticCode) {
 		b.WriteByte('\n')
 		b.WriteString(codeSpan(rc.DiagnosticCode, capDiag))
 	}
@@ -356,8 +373,8 @@ func sesText(o SESOutcome) string {
 	switch o.Outcome {
 	case OutcomeRemoved:
 		var since []string
-		if o.Reason != "" {
-			since = append(since, "for "+escapeText(o.Reason, capReason))
+		if reason := escapeText(o.Reason, capReason); reason != "" {
+			since = append(since, "for "+reason)
 		}
 		if !o.ListedAt.IsZero() {
 			since = append(since, "since "+o.ListedAt.UTC().Format(listedAtLayout))
@@ -369,8 +386,8 @@ func sesText(o SESOutcome) string {
 	case OutcomeNotSuppressed:
 		return "not on the suppression list"
 	case OutcomeAdded:
-		if o.Reason != "" {
-			return "added to the suppression list (" + escapeText(o.Reason, capReason) + ")"
+		if reason := escapeText(o.Reason, capReason); reason != "" {
+			return "added to the suppression list (" + reason + ")"
 		}
 		return "added to the suppression list"
 	case OutcomeDryRun:
@@ -399,7 +416,7 @@ func fallbackText(n *ses.Notification, header string, rs []NoticeRecipient) stri
 	case 0:
 	case 1:
 		b.WriteString(": ")
-		b.WriteString(escapeText(recipientAddress(&rs[0]), capFallbackAddress))
+		b.WriteString(fallbackAddress(&rs[0]))
 	default:
 		fmt.Fprintf(&b, ": %d recipients (", len(rs))
 		shown := min(len(rs), fallbackAddresses)
@@ -410,23 +427,31 @@ func fallbackText(n *ses.Notification, header string, rs []NoticeRecipient) stri
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(escapeText(recipientAddress(&rs[i]), capFallbackAddress))
+			b.WriteString(fallbackAddress(&rs[i]))
 		}
 		if more := len(rs) - shown; more > 0 {
 			fmt.Fprintf(&b, ", +%d more", more)
 		}
 		b.WriteByte(')')
 	}
-	if n.Mail.Source != "" {
+	if source := escapeText(n.Mail.Source, capFallbackSource); source != "" {
 		b.WriteString(" from ")
-		b.WriteString(escapeText(n.Mail.Source, capFallbackSource))
+		b.WriteString(source)
 	}
-	if n.Mail.Subject != "" {
+	if subject := escapeText(n.Mail.Subject, capFallbackSubject); subject != "" {
 		b.WriteString(`, subject "`)
-		b.WriteString(escapeText(n.Mail.Subject, capFallbackSubject))
+		b.WriteString(subject)
 		b.WriteByte('"')
 	}
 	return clampMrkdwn(b.String(), maxFallbackText)
+}
+
+// fallbackAddress is r's address as the fallback text names it.
+func fallbackAddress(r *NoticeRecipient) string {
+	if a := escapeText(recipientAddress(r), capFallbackAddress); a != "" {
+		return a
+	}
+	return "(no address)"
 }
 
 func recipientAddress(r *NoticeRecipient) string {
@@ -434,6 +459,37 @@ func recipientAddress(r *NoticeRecipient) string {
 		return ""
 	}
 	return r.Recipient.Address
+}
+
+// The blocks of a message are made here and only here, so that none is
+// one Slack rejects (invalid_blocks, and the post is retried to no end):
+// no text object is empty or only spaces, a context block has 1 to
+// maxContextElems elements, and no text is longer than its limit. The
+// texts given are already shown as shownText says (escapeText,
+// plainText).
+
+// headerBlock is a header block of plain text, never empty (headerTitle).
+func headerBlock(text string) *slack.HeaderBlock {
+	return slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, headerTitle(text, maxHeaderText), false, false))
+}
+
+// contextBlock is a context block of the mrkdwn texts given, each clamped
+// to Slack's limit: those that show nothing are left out, and past
+// maxContextElems the rest. nil when none is left.
+func contextBlock(texts []string) *slack.ContextBlock {
+	elems := make([]slack.MixedElement, 0, min(len(texts), maxContextElems))
+	for _, t := range texts {
+		if len(elems) == maxContextElems {
+			break
+		}
+		if !blank(t) {
+			elems = append(elems, mrkdwn(clampMrkdwn(t, maxContextText)))
+		}
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	return slack.NewContextBlock("", elems...)
 }
 
 // section is a section block of mrkdwn text, clamped to Slack's limit.
@@ -444,7 +500,10 @@ func section(text string) *slack.SectionBlock {
 // mrkdwn is a mrkdwn text object with verbatim set: Slack then turns no
 // bare URL, domain, channel name or @name into a link or a mention. Only
 // the explicit <…> forms would, and escapeText makes those impossible in
-// event text.
+// event text. A text that shows nothing becomes "_(empty)_".
 func mrkdwn(text string) *slack.TextBlockObject {
+	if blank(text) {
+		text = emptyText
+	}
 	return slack.NewTextBlockObject(slack.MarkdownType, text, false, true)
 }

@@ -45,6 +45,9 @@ func checkLimits(t *testing.T, name string, m Message) {
 		if err := o.Validate(); err != nil {
 			t.Errorf("%s: %s: %v", name, where, err)
 		}
+		if strings.TrimSpace(o.Text) == "" {
+			t.Errorf("%s: %s: text %q shows nothing, which Slack rejects", name, where, o.Text)
+		}
 		n := utf8.RuneCountInString(o.Text)
 		if n > limit {
 			t.Errorf("%s: %s: %d characters, limit %d", name, where, n, limit)
@@ -459,7 +462,25 @@ func TestEscapeText(t *testing.T) {
 		{"mention", "<!channel>", 100, "&lt;!channel&gt;"},
 		{"backtick", "a`b", 100, "aˋb"},
 		{"control characters", "a\nb\tc\r", 100, "a b c"},
-		{"bidi override", "abc\u202Edef", 100, "abcdef"},
+		{"bidi override", "abc\u202Edef", 100, "abc&lt;U+202E&gt;def"},
+		{"zero-width space", "pay\u200Bpal.com", 100, "pay&lt;U+200B&gt;pal.com"},
+		{"byte order mark first", "\uFEFFabc", 100, "&lt;U+FEFF&gt;abc"},
+		{"tag character", "a\U000E0041b", 100, "a&lt;U+E0041&gt;b"},
+		{"only hidden characters", "\u200B", 100, "&lt;U+200B&gt;"},
+		{"only control characters", "\x01\x02 \x7f", 100, ""},
+		{"control characters around", "\x01a\x02", 100, "a"},
+		{"hidden character not cut", "abc\u202Edef", 10, "abc…"},
+		{"hidden character within", "ab\u202Ecd", 17, "ab&lt;U+202E&gt;…"},
+		{"hidden character at the cut", "ab\u202Ecd", 16, "ab…"},
+		{"emoji with VS16", "I \u2764\uFE0F you", 100, "I \u2764\uFE0F you"},
+		{"keycap", "1\uFE0F\u20E3", 100, "1\uFE0F\u20E3"},
+		{"ZWJ sequence", "\U0001F469\u200D\U0001F4BB \U0001F3F3\uFE0F\u200D\U0001F308", 100, "\U0001F469\u200D\U0001F4BB \U0001F3F3\uFE0F\u200D\U0001F308"},
+		{"VS16 after a letter", "paypal\uFE0F.com", 100, "paypal&lt;U+FE0F&gt;.com"},
+		{"ZWJ between letters", "a\u200Db", 100, "a&lt;U+200D&gt;b"},
+		{"ZWJ after an emoji, before a letter", "\U0001F469\u200Db", 100, "\U0001F469&lt;U+200D&gt;b"},
+		{"subdivision flag", "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F!", 100, "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F!"},
+		{"tags smuggled after a flag", "\U0001F3F4\U000E0048\U000E0069\U000E007F", 100, "\U0001F3F4&lt;U+E0048&gt;&lt;U+E0069&gt;&lt;U+E007F&gt;"},
+		{"tags without an end", "\U0001F3F4\U000E0067\U000E0062", 100, "\U0001F3F4&lt;U+E0067&gt;&lt;U+E0062&gt;"},
 		{"exactly the limit", "abcde", 5, "abcde"},
 		{"cut", "abcdef", 5, "abcd…"},
 		{"cut before an entity", "abc&def", 6, "abc…"},
@@ -522,6 +543,15 @@ func TestUnescapeHTML(t *testing.T) {
 func TestPlainTextAndClamp(t *testing.T) {
 	if got := plainText("a\nb <!here>", 150); got != "a b <!here>" {
 		t.Errorf("plainText = %q", got)
+	}
+	if got := plainText("Bounce\u202E · \u00ADGeneral\u2067 ❤️", 150); got != "Bounce<U+202E> · <U+00AD>General<U+2067> ❤️" {
+		t.Errorf("plainText = %q", got)
+	}
+	if got := headerTitle("\x01\x02", 150); got != "SES notification" {
+		t.Errorf("headerTitle(control characters) = %q", got)
+	}
+	if got := partTitle("\x01", 2, 3); got != "SES notification (part 2 of 3)" {
+		t.Errorf("partTitle(control characters) = %q", got)
 	}
 	if got := plainText(strings.Repeat("é", 200), 150); utf8.RuneCountInString(got) != 150 || !strings.HasSuffix(got, "…") {
 		t.Errorf("plainText cut = %q (%d characters)", got, utf8.RuneCountInString(got))
