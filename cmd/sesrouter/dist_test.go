@@ -158,12 +158,11 @@ func runMake(t *testing.T, dir, prefix string, vars ...string) {
 	}
 }
 
-// copyTree copies the repository at root into a new temporary folder, as
-// a source archive holds it: without .git, dist or .aws-sam, and without
-// compiled test binaries.
-func copyTree(t *testing.T, root string) string {
+// walkRepo calls fn for each file of the repository at root, as a source
+// archive holds it: without .git, dist or .aws-sam, and without compiled
+// test binaries. rel is slash-separated, relative to root.
+func walkRepo(t *testing.T, root string, fn func(rel string, data []byte, mode fs.FileMode) error) {
 	t.Helper()
-	dir := t.TempDir()
 	err := filepath.WalkDir(root, func(src string, d fs.DirEntry, err error) error {
 		if err != nil || src == root {
 			return err
@@ -178,10 +177,8 @@ func copyTree(t *testing.T, root string) string {
 				return filepath.SkipDir
 			}
 			return nil
-		case strings.HasSuffix(d.Name(), ".test"):
+		case d.IsDir() || strings.HasSuffix(d.Name(), ".test"):
 			return nil
-		case d.IsDir():
-			return os.Mkdir(filepath.Join(dir, rel), 0o755)
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s: neither a file nor a folder", src)
 		}
@@ -193,11 +190,25 @@ func copyTree(t *testing.T, root string) string {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, rel), b, fi.Mode().Perm())
+		return fn(filepath.ToSlash(rel), b, fi.Mode().Perm())
 	})
 	if err != nil {
-		t.Fatalf("copying the repository: %v", err)
+		t.Fatalf("reading the repository: %v", err)
 	}
+}
+
+// copyTree copies the repository at root, as walkRepo reads it, into a
+// new temporary folder.
+func copyTree(t *testing.T, root string) string {
+	t.Helper()
+	dir := t.TempDir()
+	walkRepo(t, root, func(rel string, data []byte, mode fs.FileMode) error {
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, mode)
+	})
 	return dir
 }
 
@@ -386,5 +397,79 @@ func checkDistSBOM(t *testing.T, name string, paths []string) {
 	}
 	if len(bom.Dependencies) != 1 || bom.Dependencies[0].Ref != mainRef || !slices.Equal(bom.Dependencies[0].DependsOn, refs) {
 		t.Errorf("%s: dependencies %+v; want %s depending on every component", name, bom.Dependencies, mainRef)
+	}
+}
+
+// TestDistGoInstall runs what the README offers second,
+// go install github.com/sesrouter/sesrouter/cmd/sesrouter@latest, against
+// a module proxy of its own that serves this tree as the module's only
+// version, v0.0.0-installtest, and the module cache's downloads for
+// everything else, offline. So the module, as a user's go command gets
+// it, builds without the repository: its path, its go.mod (no replace or
+// exclude directive, which go install refuses), its go.sum and its tool's
+// requirements. The binary prints the module's version. Offline, the
+// checksum database is off: the module's go.sum is what the downloads are
+// checked against. The build flags are make dist's (-trimpath, no cgo,
+// lambda.norpc) only so that it finds the packages compiled; they change
+// nothing of how the module resolves.
+func TestDistGoInstall(t *testing.T) {
+	const (
+		module  = "github.com/sesrouter/sesrouter"
+		version = "v0.0.0-installtest"
+	)
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	downloads := filepath.Join(strings.TrimSpace(string(out)), "cache", "download")
+
+	// The proxy: list, .info, .mod and the module zip, whose files sit
+	// under module@version/.
+	proxy := t.TempDir()
+	at := filepath.Join(proxy, filepath.FromSlash(module), "@v")
+	if err := os.MkdirAll(at, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	walkRepo(t, repoRoot, func(rel string, data []byte, _ fs.FileMode) error {
+		w, err := zw.Create(module + "@" + version + "/" + rel)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	})
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goMod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"list":            []byte(version + "\n"),
+		version + ".info": []byte(`{"Version":"` + version + `","Time":"2000-01-01T00:00:00Z"}`),
+		version + ".mod":  goMod,
+		version + ".zip":  buf.Bytes(),
+	} {
+		if err := os.WriteFile(filepath.Join(at, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	bin := t.TempDir()
+	cmd := exec.Command("go", "install", module+"/cmd/sesrouter@latest")
+	cmd.Dir = t.TempDir() // outside any module
+	cmd.Env = append(os.Environ(),
+		"GOPROXY=file://"+filepath.ToSlash(proxy)+",file://"+filepath.ToSlash(downloads),
+		"GOMODCACHE="+t.TempDir(), "GOFLAGS=-modcacherw -trimpath -tags=lambda.norpc", "CGO_ENABLED=0",
+		"GOSUMDB=off", "GOTOOLCHAIN=local", "GOBIN="+bin, "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install %s/cmd/sesrouter@latest: %v\n%s", module, err, out)
+	}
+	out, err = exec.Command(filepath.Join(bin, "sesrouter"), "version").CombinedOutput()
+	if want := "sesrouter " + version + " " + runtime.Version() + "\n"; err != nil || string(out) != want {
+		t.Errorf("sesrouter version: %v, printed %q, want %q", err, out, want)
 	}
 }
