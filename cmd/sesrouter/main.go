@@ -34,6 +34,13 @@ const (
 	exitUsage  = 2 // bad usage or bad rules
 )
 
+// version is the release version the build stamps into the binary, with
+// the linker flag -X main.version=VERSION (make does, from git describe);
+// empty in a plain go build or go install, where pipeline.Version finds
+// the version in the build information instead. Only the linker sets it:
+// the program never writes it.
+var version string
+
 func main() {
 	stdin, restore := stoppable(os.Stdin)
 	code := run(os.Args[1:], stdin, os.Stdout, os.Stderr, newEnv())
@@ -265,6 +272,6 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if code := parseNoArgs(fs, args); code >= 0 {
 		return code
 	}
-	fmt.Fprintln(stdout, pipeline.Version())
+	fmt.Fprintln(stdout, pipeline.Version(version))
 	return exitOK
 }
