@@ -4,287 +4,253 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // sesWire is the SES JSON as read, before normalisation. Both SES formats
 // share it; fields absent in one format simply stay empty. Unknown fields
-// are skipped here and kept in Notification.Raw.
+// are skipped here and kept in Notification.Raw. An object that is null
+// reads as absent.
 type sesWire struct {
-	notificationType, eventType string
-	hasMail                     bool
-	mail                        Mail
-	headers                     []header
-	from, to, cc, replyTo       []string
-	subject                     string
-
-	bounce       Bounce
-	bounced      []wireRecipient
-	hasBounce    bool
-	complaint    Complaint
-	complained   []wireRecipient
-	hasComplaint bool
-	delivery     Delivery
-	delivered    []string
-	hasDelivery  bool
-	delay        Delay
-	delayed      []wireRecipient
-	hasDelay     bool
-	reject       Reject
-	failure      Failure
-	open         Open
-	click        Click
-	subscription Subscription
+	NotificationType *string        `json:"notificationType"`
+	EventType        *string        `json:"eventType"`
+	Mail             *mailWire      `json:"mail"`
+	Bounce           *bounceWire    `json:"bounce"`
+	Complaint        *complaintWire `json:"complaint"`
+	Delivery         *deliveryWire  `json:"delivery"`
+	DeliveryDelay    *delayWire     `json:"deliveryDelay"`
+	Reject           struct {
+		Reason string `json:"reason"`
+	} `json:"reject"`
+	Failure struct {
+		ErrorMessage string `json:"errorMessage"`
+		TemplateName string `json:"templateName"`
+	} `json:"failure"`
+	Open struct {
+		IPAddress string `json:"ipAddress"`
+		UserAgent string `json:"userAgent"`
+		Timestamp string `json:"timestamp"`
+	} `json:"open"`
+	Click struct {
+		IPAddress string `json:"ipAddress"`
+		UserAgent string `json:"userAgent"`
+		Timestamp string `json:"timestamp"`
+		Link      string `json:"link"`
+		LinkTags  strMap `json:"linkTags"`
+	} `json:"click"`
+	Subscription struct {
+		ContactList         string `json:"contactList"`
+		Timestamp           string `json:"timestamp"`
+		Source              string `json:"source"`
+		NewTopicPreferences struct {
+			UnsubscribeAll boolish `json:"unsubscribeAll"`
+		} `json:"newTopicPreferences"`
+	} `json:"subscription"`
 }
 
-type header struct{ name, value string }
-
-type wireRecipient struct {
-	address, action, status, diagnosticCode string
+type mailWire struct {
+	Timestamp        string   `json:"timestamp"`
+	MessageID        string   `json:"messageId"`
+	Source           string   `json:"source"`
+	SourceArn        string   `json:"sourceArn"`
+	SourceIP         string   `json:"sourceIp"`
+	SendingAccountID string   `json:"sendingAccountId"`
+	CallerIdentity   string   `json:"callerIdentity"`
+	Destination      strList  `json:"destination"`
+	HeadersTruncated boolish  `json:"headersTruncated"`
+	Tags             strMap   `json:"tags"`
+	Headers          []header `json:"headers"`
+	CommonHeaders    struct {
+		From    strList `json:"from"`
+		To      strList `json:"to"`
+		Cc      strList `json:"cc"`
+		ReplyTo strList `json:"replyTo"`
+		Subject string  `json:"subject"`
+	} `json:"commonHeaders"`
 }
 
-// decodeSES decodes the SES JSON (raw, which the Notification keeps) into
-// a Notification. A set-up message, an inbound-mail notification or JSON
-// that is not SES's gives a skip reason instead.
-func decodeSES(raw string) (*Notification, string, error) {
+type header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type bounceWire struct {
+	BounceType        string          `json:"bounceType"`
+	BounceSubType     string          `json:"bounceSubType"`
+	BouncedRecipients []recipientWire `json:"bouncedRecipients"`
+	Timestamp         string          `json:"timestamp"`
+	FeedbackID        string          `json:"feedbackId"`
+	RemoteMtaIP       string          `json:"remoteMtaIp"`
+	ReportingMTA      string          `json:"reportingMTA"`
+}
+
+type complaintWire struct {
+	ComplainedRecipients  []recipientWire `json:"complainedRecipients"`
+	Timestamp             string          `json:"timestamp"`
+	FeedbackID            string          `json:"feedbackId"`
+	ComplaintSubType      string          `json:"complaintSubType"`
+	UserAgent             string          `json:"userAgent"`
+	ComplaintFeedbackType string          `json:"complaintFeedbackType"`
+	ArrivalDate           string          `json:"arrivalDate"`
+}
+
+type deliveryWire struct {
+	Timestamp            string  `json:"timestamp"`
+	ProcessingTimeMillis millis  `json:"processingTimeMillis"`
+	Recipients           strList `json:"recipients"`
+	SMTPResponse         string  `json:"smtpResponse"`
+	ReportingMTA         string  `json:"reportingMTA"`
+	RemoteMtaIP          string  `json:"remoteMtaIp"`
+}
+
+type delayWire struct {
+	Timestamp         string          `json:"timestamp"`
+	DelayType         string          `json:"delayType"`
+	ExpirationTime    string          `json:"expirationTime"`
+	DelayedRecipients []recipientWire `json:"delayedRecipients"`
+	ReportingMTA      string          `json:"reportingMTA"`
+}
+
+// recipientWire is a recipient of a bounce, complaint or delay: an
+// object, or a bare address, which is tolerated.
+type recipientWire struct {
+	EmailAddress   string `json:"emailAddress"`
+	Action         string `json:"action"`
+	Status         string `json:"status"`
+	DiagnosticCode string `json:"diagnosticCode"`
+}
+
+// UnmarshalJSONFrom reads a recipient object, or a bare address.
+func (r *recipientWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == '"' {
+		var err error
+		r.EmailAddress, err = readString(dec, "")
+		return err
+	}
+	type object recipientWire // without this method
+	return json.UnmarshalDecode(dec, (*object)(r))
+}
+
+// decodeSES decodes the SES JSON (raw, which the Notification keeps; b is
+// its bytes, or nil) into a Notification. A set-up message, an
+// inbound-mail notification or JSON that is not SES's gives a skip reason
+// instead.
+func decodeSES(raw string, b []byte) (*Notification, string, error) {
+	if b == nil {
+		b = []byte(raw)
+	}
 	var w sesWire
-	l := lexer{b: readOnlyBytes(raw), s: raw}
-	l.object(func(k []byte) { w.member(&l, k) })
-	l.end()
-	if l.err != nil {
-		return nil, "", fmt.Errorf("SES JSON: %w", l.err)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
 	n := &Notification{Raw: raw}
 	switch {
-	case w.eventType != "":
+	case w.EventType != nil && w.NotificationType != nil:
+		return nil, "", errors.New("SES JSON has both notificationType and eventType: refusing to read it as either")
+	case w.EventType != nil && *w.EventType != "":
 		n.Format = "event"
-		n.Event.Type = strings.ReplaceAll(w.eventType, " ", "")
-	case w.notificationType == "AmazonSnsSubscriptionSucceeded":
-		return nil, "SES set-up message AmazonSnsSubscriptionSucceeded", nil
-	case w.notificationType == "Received":
-		return nil, "SES inbound mail (Received), not feedback", nil
-	case w.notificationType != "":
-		n.Format = "notification"
-		n.Event.Type = w.notificationType
-	default:
+		n.Event.Type = strings.ReplaceAll(*w.EventType, " ", "")
+	case w.NotificationType == nil || *w.NotificationType == "":
 		return nil, "JSON message that is not an SES notification (no notificationType or eventType)", nil
+	case *w.NotificationType == "AmazonSnsSubscriptionSucceeded":
+		return nil, "SES set-up message AmazonSnsSubscriptionSucceeded", nil
+	case *w.NotificationType == "Received":
+		return nil, "SES inbound mail (Received), not feedback", nil
+	default:
+		n.Format = "notification"
+		n.Event.Type = *w.NotificationType
 	}
-	if !w.hasMail {
+	if w.Mail == nil {
 		return nil, "", fmt.Errorf("SES %s notification has no mail object", n.Event.Type)
 	}
-	w.finishMail()
-	n.Mail = w.mail
+	n.Mail = w.Mail.model()
 	n.Event.Timestamp = n.Mail.Timestamp
 
-	var recips []wireRecipient
+	var recips []recipientWire
 	from := "mail.destination" // where the recipients come from
 	switch n.Event.Type {
 	case TypeBounce:
-		if !w.hasBounce {
+		b := w.Bounce
+		if b == nil {
 			return nil, "", missing("bounce")
 		}
-		n.Bounce, recips, from = w.bounce, w.bounced, "bounce.bouncedRecipients"
-		n.Event.Timestamp = cmp.Or(w.bounce.Timestamp, n.Event.Timestamp)
+		n.Bounce = Bounce{Type: b.BounceType, SubType: b.BounceSubType, ReportingMTA: b.ReportingMTA,
+			RemoteMtaIP: b.RemoteMtaIP, FeedbackID: b.FeedbackID, Timestamp: b.Timestamp}
+		recips, from = b.BouncedRecipients, "bounce.bouncedRecipients"
+		n.Event.Timestamp = cmp.Or(b.Timestamp, n.Event.Timestamp)
 	case TypeComplaint:
-		if !w.hasComplaint {
+		c := w.Complaint
+		if c == nil {
 			return nil, "", missing("complaint")
 		}
-		n.Complaint, recips, from = w.complaint, w.complained, "complaint.complainedRecipients"
-		n.Event.Timestamp = cmp.Or(w.complaint.Timestamp, n.Event.Timestamp)
+		n.Complaint = Complaint{FeedbackType: c.ComplaintFeedbackType, SubType: c.ComplaintSubType, UserAgent: c.UserAgent,
+			ArrivalDate: c.ArrivalDate, FeedbackID: c.FeedbackID, Timestamp: c.Timestamp}
+		recips, from = c.ComplainedRecipients, "complaint.complainedRecipients"
+		n.Event.Timestamp = cmp.Or(c.Timestamp, n.Event.Timestamp)
 	case TypeDelivery:
-		if !w.hasDelivery {
+		d := w.Delivery
+		if d == nil {
 			return nil, "", missing("delivery")
 		}
-		n.Delivery, from = w.delivery, "delivery.recipients"
-		recips = make([]wireRecipient, len(w.delivered))
-		for i, a := range w.delivered {
-			recips[i].address = a
-		}
-		n.Event.Timestamp = cmp.Or(w.delivery.Timestamp, n.Event.Timestamp)
+		n.Delivery = Delivery{Timestamp: d.Timestamp, ProcessingTimeMillis: int(d.ProcessingTimeMillis),
+			SMTPResponse: d.SMTPResponse, ReportingMTA: d.ReportingMTA, RemoteMtaIP: d.RemoteMtaIP}
+		recips, from = addresses(d.Recipients), "delivery.recipients"
+		n.Event.Timestamp = cmp.Or(d.Timestamp, n.Event.Timestamp)
 	case TypeDeliveryDelay:
-		if !w.hasDelay {
+		d := w.DeliveryDelay
+		if d == nil {
 			return nil, "", missing("deliveryDelay")
 		}
-		n.Delay, recips, from = w.delay, w.delayed, "deliveryDelay.delayedRecipients"
-		n.Event.Timestamp = cmp.Or(w.delay.Timestamp, n.Event.Timestamp)
+		n.Delay = Delay{Type: d.DelayType, ExpirationTime: d.ExpirationTime, ReportingMTA: d.ReportingMTA, Timestamp: d.Timestamp}
+		recips, from = d.DelayedRecipients, "deliveryDelay.delayedRecipients"
+		n.Event.Timestamp = cmp.Or(d.Timestamp, n.Event.Timestamp)
 	default:
 		// Send, Reject, Open, Click, RenderingFailure, Subscription and
 		// types SES may add later name no recipients: mail.destination.
-		n.Reject, n.Failure, n.Open, n.Click, n.Subscription = w.reject, w.failure, w.open, w.click, w.subscription
-		n.Event.Timestamp = cmp.Or(w.open.Timestamp, w.click.Timestamp, w.subscription.Timestamp, n.Event.Timestamp)
-		recips = make([]wireRecipient, len(n.Mail.Destination))
-		for i, a := range n.Mail.Destination {
-			recips[i].address = a
-		}
+		n.Reject = Reject(w.Reject)
+		n.Failure = Failure(w.Failure)
+		n.Open = Open(w.Open)
+		c, s := &w.Click, &w.Subscription
+		n.Click = Click{IPAddress: c.IPAddress, UserAgent: c.UserAgent, Timestamp: c.Timestamp, Link: c.Link, LinkTags: c.LinkTags}
+		n.Subscription = Subscription{ContactList: s.ContactList, Source: s.Source, Timestamp: s.Timestamp,
+			UnsubscribeAll: bool(s.NewTopicPreferences.UnsubscribeAll)}
+		n.Event.Timestamp = cmp.Or(n.Open.Timestamp, n.Click.Timestamp, n.Subscription.Timestamp, n.Event.Timestamp)
+		recips = addresses(n.Mail.Destination)
 	}
 	if len(recips) == 0 {
 		return nil, fmt.Sprintf("SES %s names no recipients (%s is empty)", n.Event.Type, from), nil
 	}
 	n.Recipients = make([]Recipient, len(recips))
 	for i, r := range recips {
-		rc := NewRecipient(r.address)
-		rc.Status, rc.Action, rc.DiagnosticCode = r.status, r.action, r.diagnosticCode
+		rc := NewRecipient(r.EmailAddress)
+		rc.Status, rc.Action, rc.DiagnosticCode = r.Status, r.Action, r.DiagnosticCode
 		n.Recipients[i] = rc
 	}
 	return n, "", nil
 }
 
-// member reads the top-level SES field k.
-func (w *sesWire) member(l *lexer, k []byte) {
-	switch string(k) {
-	case "notificationType":
-		w.notificationType = l.str()
-	case "eventType":
-		w.eventType = l.str()
-	case "mail":
-		w.hasMail = !l.null() && l.object(func(k []byte) { w.mailMember(l, k) })
-	case "bounce":
-		w.hasBounce = !l.null() && l.object(func(k []byte) { w.bounceMember(l, k) })
-	case "complaint":
-		w.hasComplaint = !l.null() && l.object(func(k []byte) { w.complaintMember(l, k) })
-	case "delivery":
-		w.hasDelivery = !l.null() && l.object(func(k []byte) { w.deliveryMember(l, k) })
-	case "deliveryDelay":
-		w.hasDelay = !l.null() && l.object(func(k []byte) { w.delayMember(l, k) })
-	case "reject":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "reason":
-				w.reject.Reason = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "failure":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "errorMessage":
-				w.failure.ErrorMessage = l.str()
-			case "templateName":
-				w.failure.TemplateName = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "open":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "ipAddress":
-				w.open.IPAddress = l.str()
-			case "userAgent":
-				w.open.UserAgent = l.str()
-			case "timestamp":
-				w.open.Timestamp = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "click":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "ipAddress":
-				w.click.IPAddress = l.str()
-			case "userAgent":
-				w.click.UserAgent = l.str()
-			case "timestamp":
-				w.click.Timestamp = l.str()
-			case "link":
-				w.click.Link = l.str()
-			case "linkTags":
-				w.click.LinkTags = l.strMap()
-			default:
-				l.skip()
-			}
-		})
-	case "subscription":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "contactList":
-				w.subscription.ContactList = l.str()
-			case "timestamp":
-				w.subscription.Timestamp = l.str()
-			case "source":
-				w.subscription.Source = l.str()
-			case "newTopicPreferences":
-				l.object(func(k []byte) {
-					if string(k) == "unsubscribeAll" {
-						w.subscription.UnsubscribeAll = l.boolish()
-						return
-					}
-					l.skip()
-				})
-			default:
-				l.skip()
-			}
-		})
-	default:
-		l.skip()
+// addresses makes recipients of bare addresses.
+func addresses(as []string) []recipientWire {
+	rs := make([]recipientWire, len(as))
+	for i, a := range as {
+		rs[i].EmailAddress = a
 	}
+	return rs
 }
 
-func (w *sesWire) mailMember(l *lexer, k []byte) {
-	m := &w.mail
-	switch string(k) {
-	case "timestamp":
-		m.Timestamp = l.str()
-	case "messageId":
-		m.MessageID = l.str()
-	case "source":
-		m.Source = l.str()
-	case "sourceArn":
-		m.SourceArn = l.str()
-	case "sourceIp":
-		m.SourceIP = l.str()
-	case "sendingAccountId":
-		m.SendingAccountID = l.str()
-	case "callerIdentity":
-		m.CallerIdentity = l.str()
-	case "destination":
-		m.Destination = l.strs()
-	case "headersTruncated":
-		m.HeadersTruncated = l.boolish()
-	case "tags":
-		m.Tags = l.strMap()
-	case "headers":
-		l.array(func() {
-			var h header
-			l.object(func(k []byte) {
-				switch string(k) {
-				case "name":
-					h.name = l.str()
-				case "value":
-					h.value = l.str()
-				default:
-					l.skip()
-				}
-			})
-			w.headers = append(w.headers, h)
-		})
-	case "commonHeaders":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "from":
-				w.from = l.strs()
-			case "to":
-				w.to = l.strs()
-			case "cc":
-				w.cc = l.strs()
-			case "replyTo":
-				w.replyTo = l.strs()
-			case "subject":
-				w.subject = l.str()
-			default:
-				l.skip()
-			}
-		})
-	default:
-		l.skip()
+// model returns the Mail of the model, with the fields derived from the
+// ones read.
+func (w *mailWire) model() Mail {
+	m := Mail{
+		Timestamp: w.Timestamp, MessageID: w.MessageID, Source: w.Source, SourceArn: w.SourceArn, SourceIP: w.SourceIP,
+		SendingAccountID: w.SendingAccountID, CallerIdentity: w.CallerIdentity, Destination: w.Destination,
+		Tags: w.Tags, HeadersTruncated: bool(w.HeadersTruncated), Subject: w.CommonHeaders.Subject,
 	}
-}
-
-// finishMail derives the mail fields that are not read as they are.
-func (w *sesWire) finishMail() {
-	m := &w.mail
 	if m.Destination == nil {
 		m.Destination = []string{}
 	}
@@ -292,131 +258,154 @@ func (w *sesWire) finishMail() {
 	if at := strings.LastIndexByte(m.SourceAddress, '@'); at >= 0 {
 		m.SourceDomain = strings.ToLower(m.SourceAddress[at+1:])
 	}
-	m.Subject = w.subject
-	m.From, m.To, m.Cc, m.ReplyTo = splitAddresses(w.from), splitAddresses(w.to), splitAddresses(w.cc), splitAddresses(w.replyTo)
-	if len(w.headers) > 0 {
-		m.Headers = make(map[string]string, len(w.headers))
-		for _, h := range w.headers {
-			if prev, ok := m.Headers[h.name]; ok {
-				m.Headers[h.name] = prev + ", " + h.value
+	h := &w.CommonHeaders
+	m.From, m.To, m.Cc, m.ReplyTo = splitAddresses(h.From), splitAddresses(h.To), splitAddresses(h.Cc), splitAddresses(h.ReplyTo)
+	if len(w.Headers) > 0 {
+		m.Headers = make(map[string]string, len(w.Headers))
+		for _, h := range w.Headers {
+			if prev, ok := m.Headers[h.Name]; ok {
+				m.Headers[h.Name] = prev + ", " + h.Value
 			} else {
-				m.Headers[h.name] = h.value
+				m.Headers[h.Name] = h.Value
 			}
 		}
 		if m.Subject == "" {
 			m.Subject = m.Headers["Subject"]
 		}
 	}
-}
-
-func (l *lexer) recipients(dst *[]wireRecipient) {
-	l.array(func() {
-		var r wireRecipient
-		switch l.peek() {
-		case '"': // tolerate a bare address
-			r.address = l.str()
-		default:
-			l.object(func(k []byte) {
-				switch string(k) {
-				case "emailAddress":
-					r.address = l.str()
-				case "action":
-					r.action = l.str()
-				case "status":
-					r.status = l.str()
-				case "diagnosticCode":
-					r.diagnosticCode = l.str()
-				default:
-					l.skip()
-				}
-			})
-		}
-		*dst = append(*dst, r)
-	})
-}
-
-func (w *sesWire) bounceMember(l *lexer, k []byte) {
-	b := &w.bounce
-	switch string(k) {
-	case "bounceType":
-		b.Type = l.str()
-	case "bounceSubType":
-		b.SubType = l.str()
-	case "bouncedRecipients":
-		l.recipients(&w.bounced)
-	case "timestamp":
-		b.Timestamp = l.str()
-	case "feedbackId":
-		b.FeedbackID = l.str()
-	case "remoteMtaIp":
-		b.RemoteMtaIP = l.str()
-	case "reportingMTA":
-		b.ReportingMTA = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) complaintMember(l *lexer, k []byte) {
-	c := &w.complaint
-	switch string(k) {
-	case "complainedRecipients":
-		l.recipients(&w.complained)
-	case "timestamp":
-		c.Timestamp = l.str()
-	case "feedbackId":
-		c.FeedbackID = l.str()
-	case "complaintSubType":
-		c.SubType = l.str()
-	case "userAgent":
-		c.UserAgent = l.str()
-	case "complaintFeedbackType":
-		c.FeedbackType = l.str()
-	case "arrivalDate":
-		c.ArrivalDate = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) deliveryMember(l *lexer, k []byte) {
-	d := &w.delivery
-	switch string(k) {
-	case "timestamp":
-		d.Timestamp = l.str()
-	case "processingTimeMillis":
-		d.ProcessingTimeMillis = int(l.number())
-	case "recipients":
-		w.delivered = l.strs()
-	case "smtpResponse":
-		d.SMTPResponse = l.str()
-	case "reportingMTA":
-		d.ReportingMTA = l.str()
-	case "remoteMtaIp":
-		d.RemoteMtaIP = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) delayMember(l *lexer, k []byte) {
-	d := &w.delay
-	switch string(k) {
-	case "timestamp":
-		d.Timestamp = l.str()
-	case "delayType":
-		d.Type = l.str()
-	case "expirationTime":
-		d.ExpirationTime = l.str()
-	case "delayedRecipients":
-		l.recipients(&w.delayed)
-	case "reportingMTA":
-		d.ReportingMTA = l.str()
-	default:
-		l.skip()
-	}
+	return m
 }
 
 func missing(obj string) error {
 	return errors.New("SES JSON has no " + obj + " object")
+}
+
+// strList is a list of strings that SES may also write as a single
+// string (commonHeaders.to, a tag's value); null is an empty list and a
+// null in the list an empty string.
+type strList []string
+
+// UnmarshalJSONFrom reads an array of strings, a string, or null.
+func (l *strList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		*l = nil
+		_, err := dec.ReadToken()
+		return err
+	case '"':
+		s, err := readString(dec, "")
+		*l = strList{s}
+		return err
+	case '[':
+	default:
+		return wrongKind(dec, "", "an array")
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	out := strList{}
+	for dec.PeekKind() != ']' {
+		s, err := readString(dec, "")
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+	}
+	*l = out
+	_, err := dec.ReadToken()
+	return err
+}
+
+// strMap is an object of string lists (mail.tags, click.linkTags).
+type strMap map[string][]string
+
+// UnmarshalJSONFrom reads an object of string lists, or null.
+func (m *strMap) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		*m = nil
+		_, err := dec.ReadToken()
+		return err
+	}
+	out := strMap{}
+	err := members(dec, "", func(name []byte) error {
+		var l strList
+		err := l.UnmarshalJSONFrom(dec)
+		out[string(name)] = l
+		return err
+	})
+	*m = out
+	return err
+}
+
+// boolish is a boolean that SES may also write as a string ("true",
+// "False", ...); null and "" are false.
+type boolish bool
+
+// UnmarshalJSONFrom reads true, false, "true", "false" (in lower,
+// title or upper case), "" or null.
+func (b *boolish) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case 't', 'f', 'n':
+		_, err := dec.ReadToken()
+		*b = k == 't'
+		return err
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		switch tok.String() {
+		case "true", "True", "TRUE":
+			*b = true
+			return nil
+		case "false", "False", "FALSE", "":
+			*b = false
+			return nil
+		}
+		return &kindError{got: '"', want: "a boolean"}
+	}
+	return wrongKind(dec, "", "a boolean")
+}
+
+// millis is a whole number of milliseconds that SES may also write as a
+// string; null and "" are 0. A fraction is cut off; a number too large
+// for an int is an error, never wrapped around.
+type millis int
+
+// UnmarshalJSONFrom reads a number, a string holding one, or null.
+func (n *millis) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	k := dec.PeekKind()
+	switch k {
+	case 'n':
+		*n = 0
+		_, err := dec.ReadToken()
+		return err
+	case '0', '"':
+	default:
+		return wrongKind(dec, "", "a number")
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	s := tok.String()
+	if s == "" {
+		*n = 0
+		return nil
+	}
+	if i, err := strconv.ParseInt(s, 10, 0); err == nil {
+		*n = millis(i)
+		return nil
+	} else if errors.Is(err, strconv.ErrRange) {
+		return &rangeError{value: s}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange), err == nil && (math.IsNaN(f) || f < math.MinInt || f >= -math.MinInt):
+		return &rangeError{value: s}
+	case err != nil:
+		return &kindError{got: k, want: "a number"}
+	}
+	*n = millis(f)
+	return nil
 }
