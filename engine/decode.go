@@ -101,7 +101,7 @@ func (a *array) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return err
 	}
 	for dec.PeekKind() != ']' {
-		e, err := valueSpan(dec)
+		e, err := valueSpan(dec, 0)
 		if err != nil {
 			return err
 		}
@@ -118,6 +118,12 @@ func documentItems(input string, doc []byte, yield func(Item) bool) bool {
 	if err := d.read(doc); err != nil {
 		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
 	}
+	return d.items(input, yield)
+}
+
+// items yields the items of a document that was read, and reports
+// whether the loop goes on.
+func (d *document) items(input string, yield func(Item) bool) bool {
 	sh, err := d.shape()
 	if err != nil {
 		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
@@ -133,7 +139,7 @@ func documentItems(input string, doc []byte, yield func(Item) bool) bool {
 		return yield(Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
 	}
 	for i, rec := range records {
-		if !yield(decodeRecord(input+"#"+strconv.Itoa(i+1), doc[rec.start:rec.end])) {
+		if !yield(decodeRecord(input+"#"+strconv.Itoa(i+1), d.doc[rec.start:rec.end])) {
 			return false
 		}
 	}
@@ -264,6 +270,7 @@ func (k topKey) shape() shape {
 // letter case) and where the values of the keys a decoder reads lie.
 type document struct {
 	doc     []byte
+	base    int64 // the offset of the document in the input of the decoder that reads it
 	kind    jsontext.Kind
 	found   []shape          // the shapes the keys name, each once, in order
 	names   []span           // every key, quoted as written
@@ -275,8 +282,16 @@ type document struct {
 
 // read reads doc, which d keeps.
 func (d *document) read(doc []byte) error {
-	d.doc, d.names, d.found = doc, d.buf[:0], d.foundTo[:0]
+	d.reset(0)
+	d.doc = doc
 	return jsonError(json.Unmarshal(doc, d))
+}
+
+// reset makes d ready to read a document at offset base of its decoder's
+// input.
+func (d *document) reset(base int64) {
+	*d = document{base: base}
+	d.names, d.found = d.buf[:0], d.foundTo[:0]
 }
 
 // UnmarshalJSONFrom reads the top level of the document.
@@ -291,12 +306,13 @@ func (d *document) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	var buf []byte
 	for dec.PeekKind() != '}' {
-		name, err := valueSpan(dec)
+		quoted, err := dec.ReadValue()
 		if err != nil {
 			return err
 		}
-		d.names = append(d.names, name)
-		key, err := unquoteName(d.doc[name.start:name.end], &buf)
+		end := int(dec.InputOffset() - d.base)
+		d.names = append(d.names, span{end - len(quoted), end})
+		key, err := unquoteName(quoted, &buf)
 		if err != nil {
 			return err
 		}
@@ -307,7 +323,7 @@ func (d *document) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if k == keyRecords && dec.PeekKind() == '[' {
 			err = d.readRecords(dec)
 		} else {
-			d.vals[k], err = valueSpan(dec)
+			d.vals[k], err = valueSpan(dec, d.base)
 		}
 		if err != nil {
 			return err
@@ -323,9 +339,9 @@ func (d *document) readRecords(dec *jsontext.Decoder) error {
 	if _, err := dec.ReadToken(); err != nil {
 		return err
 	}
-	start := int(dec.InputOffset()) - 1
+	start := int(dec.InputOffset()-d.base) - 1
 	for dec.PeekKind() != ']' {
-		r, err := valueSpan(dec)
+		r, err := valueSpan(dec, d.base)
 		if err != nil {
 			return err
 		}
@@ -334,7 +350,7 @@ func (d *document) readRecords(dec *jsontext.Decoder) error {
 	if _, err := dec.ReadToken(); err != nil {
 		return err
 	}
-	d.vals[keyRecords] = span{start, int(dec.InputOffset())}
+	d.vals[keyRecords] = span{start, int(dec.InputOffset() - d.base)}
 	return nil
 }
 
@@ -445,7 +461,7 @@ func (r *record) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			r.body, err = readString(dec, "body")
 			r.hasBody = true
 		case "Sns":
-			r.sns, err = valueSpan(dec)
+			r.sns, err = valueSpan(dec, 0)
 			r.hasSNS = true
 		default:
 			_, err = dec.ReadValue()

@@ -235,14 +235,15 @@ func unquoteName(quoted []byte, buf *[]byte) ([]byte, error) {
 // span is where a value lies in a document: doc[start:end].
 type span struct{ start, end int }
 
-// valueSpan reads the next value and returns where it lies in the input
-// of dec (the input's offsets, whatever buffer the decoder reads from).
-func valueSpan(dec *jsontext.Decoder) (span, error) {
+// valueSpan reads the next value and returns where it lies in a document
+// at offset base of the input of dec (offsets of the input, whatever
+// buffer the decoder reads from).
+func valueSpan(dec *jsontext.Decoder, base int64) (span, error) {
 	v, err := dec.ReadValue()
 	if err != nil {
 		return span{}, err
 	}
-	end := int(dec.InputOffset())
+	end := int(dec.InputOffset() - base)
 	return span{end - len(v), end}, nil
 }
 

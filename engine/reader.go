@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -75,7 +76,8 @@ type Reader struct {
 	decAt   int64 // the input offset of the first byte the decoder read
 	end     int64 // the input offset of the end of the last document, or where reading resumed
 	started bool
-	open    []int64 // the offsets of the open brackets of a document read token by token
+	open    []int64  // the offsets of the open brackets of a document read token by token
+	doc     document // the top level of the last document that is an object
 
 	pending []Item
 	err     error // returned once pending is empty: io.EOF or a read error
@@ -122,15 +124,41 @@ func (r *Reader) frame() {
 		r.start()
 	}
 	r.in.limit = r.end + int64(r.max) + readSize
+	if r.dec.PeekKind() == '{' {
+		r.object()
+		return
+	}
 	v, err := r.dec.ReadValue()
 	switch {
 	case err == nil:
 		end := r.decAt + r.dec.InputOffset()
 		start := end - int64(len(v))
 		r.in.moveTo(start)
-		r.document(start, end, r.in.line)
+		r.document(start, end, r.in.line, nil)
 	case err == io.EOF:
 		r.err = io.EOF
+	case r.readError(err):
+		r.err = r.in.err
+	default:
+		r.tokens()
+	}
+}
+
+// object reads a document that is an object: whole, in one pass that
+// frames it and reads its top level as AppendDecode does, names given
+// twice and invalid UTF-8 refused. One that this pass refuses is read
+// again token by token, as syntax only, so that it is framed as any other
+// (and AppendDecode says what is wrong with it).
+func (r *Reader) object() {
+	start, _ := r.in.skipSpace(r.end)
+	d := &r.doc
+	d.reset(start - r.decAt)
+	err := json.UnmarshalDecode(r.dec, d, jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
+	switch {
+	case err == nil:
+		end := r.decAt + r.dec.InputOffset()
+		r.in.moveTo(start)
+		r.document(start, end, r.in.line, d)
 	case r.readError(err):
 		r.err = r.in.err
 	default:
@@ -218,7 +246,7 @@ func (r *Reader) tokens() {
 		}
 		if len(open) == 0 {
 			r.open = open
-			r.document(start, tokEnd, line)
+			r.document(start, tokEnd, line, nil)
 			return
 		}
 	}
@@ -234,8 +262,9 @@ type fragment struct {
 }
 
 // document queues the items of the document at input offsets start to
-// end, which starts on line.
-func (r *Reader) document(start, end, line int64) {
+// end, which starts on line; d is its top level when it was read
+// already, else nil.
+func (r *Reader) document(start, end, line int64, d *document) {
 	input := r.name + ":" + strconv.FormatInt(line, 10)
 	r.end, r.in.keep = end, end
 	if size := end - start; size > int64(r.max) {
@@ -249,7 +278,16 @@ func (r *Reader) document(start, end, line int64) {
 	doc := r.in.bytes(start, end)
 	r.lastOff, r.lastDoc = start, doc
 	r.docs++
-	r.pending = AppendDecode(r.pending[:0], input, doc)
+	if d == nil {
+		r.pending = AppendDecode(r.pending[:0], input, doc)
+		return
+	}
+	d.doc = doc
+	r.pending = r.pending[:0]
+	d.items(input, func(it Item) bool {
+		r.pending = append(r.pending, it)
+		return true
+	})
 }
 
 // fail queues one Item with err for the document being read.

@@ -125,15 +125,30 @@ type recipientWire struct {
 	DiagnosticCode string `json:"diagnosticCode"`
 }
 
-// UnmarshalJSONFrom reads a recipient object, or a bare address.
+// UnmarshalJSONFrom reads a recipient object, or a bare address; null
+// is an empty recipient.
 func (r *recipientWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if dec.PeekKind() == '"' {
 		var err error
 		r.EmailAddress, err = readString(dec, "")
 		return err
 	}
-	type object recipientWire // without this method
-	return json.UnmarshalDecode(dec, (*object)(r))
+	return members(dec, "", func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "emailAddress":
+			r.EmailAddress, err = readString(dec, "emailAddress")
+		case "action":
+			r.Action, err = readString(dec, "action")
+		case "status":
+			r.Status, err = readString(dec, "status")
+		case "diagnosticCode":
+			r.DiagnosticCode, err = readString(dec, "diagnosticCode")
+		default:
+			_, err = dec.ReadValue()
+		}
+		return err
+	})
 }
 
 // decodeSES decodes the SES JSON (raw, which the Notification keeps; b is
@@ -141,11 +156,14 @@ func (r *recipientWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // inbound-mail notification or JSON that is not SES's gives a skip reason
 // instead.
 func decodeSES(raw string, b []byte) (*Notification, string, error) {
-	if b == nil {
-		b = []byte(raw)
-	}
 	var w sesWire
-	if err := json.Unmarshal(b, &w); err != nil {
+	var err error
+	if b != nil {
+		err = json.Unmarshal(b, &w)
+	} else {
+		err = json.UnmarshalRead(strings.NewReader(raw), &w)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
 	n := &Notification{Raw: raw}

@@ -231,6 +231,13 @@ func foldDup(doc []byte, names []span, work *int) (string, bool) {
 // without making them.
 func lowerEqual(a, b []byte) bool {
 	for len(a) > 0 && len(b) > 0 {
+		if ca, cb := a[0], b[0]; ca < utf8.RuneSelf && cb < utf8.RuneSelf {
+			if ca != cb && lowerASCII(ca) != lowerASCII(cb) {
+				return false
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
 		ra, na := utf8.DecodeRune(a)
 		rb, nb := utf8.DecodeRune(b)
 		if ra != rb && unicode.ToLower(ra) != unicode.ToLower(rb) {
@@ -239,6 +246,13 @@ func lowerEqual(a, b []byte) bool {
 		a, b = a[na:], b[nb:]
 	}
 	return len(a) == len(b)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // hasControl reports whether s holds a C0 or C1 control character or DEL.
