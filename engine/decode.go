@@ -74,7 +74,7 @@ func Items(input string, doc []byte) iter.Seq[Item] {
 			return
 		}
 		var a array
-		if err := jsonError(json.Unmarshal(doc, &a)); err != nil {
+		if err := jsonError(json.Unmarshal(doc, &a, syntaxOnly()...)); err != nil {
 			yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
 			return
 		}
@@ -90,9 +90,18 @@ func Items(input string, doc []byte) iter.Seq[Item] {
 	}
 }
 
-// array is a top-level JSON array: where its elements lie.
+// array is a JSON array read as syntax only: where it and its elements
+// lie. Each element is decoded on its own, so that a name given twice or
+// invalid UTF-8 in one of them is an error of that one only.
 type array struct {
-	elems []span
+	base       int64 // the offset of the document in the input of the decoder
+	start, end int
+	elems      []span
+}
+
+// syntaxOnly are the options that read an array as syntax only.
+func syntaxOnly() []json.Options {
+	return []json.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 }
 
 // UnmarshalJSONFrom reads the array, keeping where each element lies.
@@ -100,14 +109,16 @@ func (a *array) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if _, err := dec.ReadToken(); err != nil {
 		return err
 	}
+	a.start = int(dec.InputOffset()-a.base) - 1
 	for dec.PeekKind() != ']' {
-		e, err := valueSpan(dec, 0)
+		e, err := valueSpan(dec, a.base)
 		if err != nil {
 			return err
 		}
 		a.elems = append(a.elems, e)
 	}
 	_, err := dec.ReadToken()
+	a.end = int(dec.InputOffset() - a.base)
 	return err
 }
 
@@ -333,24 +344,15 @@ func (d *document) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return err
 }
 
-// readRecords reads the array of Records, keeping where each element
-// lies.
+// readRecords reads the array of Records, keeping where each record
+// lies; each is decoded on its own, so that one that is wrong is the
+// only one refused.
 func (d *document) readRecords(dec *jsontext.Decoder) error {
-	if _, err := dec.ReadToken(); err != nil {
+	a := array{base: d.base}
+	if err := json.UnmarshalDecode(dec, &a, syntaxOnly()...); err != nil {
 		return err
 	}
-	start := int(dec.InputOffset()-d.base) - 1
-	for dec.PeekKind() != ']' {
-		r, err := valueSpan(dec, d.base)
-		if err != nil {
-			return err
-		}
-		d.records = append(d.records, r)
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	d.vals[keyRecords] = span{start, int(dec.InputOffset() - d.base)}
+	d.records, d.vals[keyRecords] = a.elems, span{a.start, a.end}
 	return nil
 }
 

@@ -931,9 +931,9 @@ func TestDecodeRepeatedMember(t *testing.T) {
 			`key "a" appears twice in "/future"`},
 		{"eventType twice", `{"eventType":"Send","eventType":"Bounce",` + mail + `}`, `key "eventType" appears twice`},
 		{"body twice in an SQS record", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":"{}","body":"{}"}]}`,
-			`key "body" appears twice in "/Records/0"`},
+			`record: key "body" appears twice`},
 		{"Sns twice in a Lambda record", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification"},"Sns":{"Type":"Notification"}}]}`,
-			`key "Sns" appears twice in "/Records/0"`},
+			`record: key "Sns" appears twice`},
 		{"Message twice in a Lambda SNS record", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification","Message":"{}","Message":"{}"}}]}`,
 			`key "Message" appears twice`},
 		{"detail twice in an EventBridge event", `{"source":"aws.ses","detail-type":"Email Sent","detail":{"eventType":"Send",` + mail + `},"detail":{}}`,
@@ -946,6 +946,29 @@ func TestDecodeRepeatedMember(t *testing.T) {
 			items := Decode("in", []byte(tt.doc))
 			if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), tt.err) {
 				t.Fatalf("got %+v, want one error saying %s", items, tt.err)
+			}
+		})
+	}
+}
+
+// TestDecodeRepeatedMemberIsolated checks that a member given twice in one
+// record of a Lambda event, or in one element of a top-level array, makes
+// that item an error and no other: a batch is not refused for one record.
+func TestDecodeRepeatedMemberIsolated(t *testing.T) {
+	const send = `{"eventType":"Send","mail":{"destination":["x@y.example"]}}`
+	const dup = `{"eventType":"Send","mail":{"destination":["x@y.example"],"destination":["z@y.example"]}}`
+	for _, tt := range []struct{ name, doc, bad, good string }{
+		{"Lambda SQS records", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":"{}","messageId":"q1"},` +
+			`{"eventSource":"aws:sqs","messageId":"q2","body":` + quoteJSON(t, send) + `}]}`, "in#1", "in#2"},
+		{"Lambda SNS records", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification","Type":"Notification","Message":"{}"}},` +
+			`{"EventSource":"aws:sns","Sns":{"Type":"Notification","MessageId":"s2","Message":` + quoteJSON(t, send) + `}}]}`, "in#1", "in#2"},
+		{"a top-level array", `[` + dup + `,` + send + `]`, "in[0]", "in[1]"},
+		{"a top-level array, invalid UTF-8", "[{\"eventType\":\"Send\",\"mail\":{\"destination\":[\"x\xff@y.example\"]}}," + send + `]`, "in[0]", "in[1]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			items := Decode("in", []byte(tt.doc))
+			if len(items) != 2 || items[0].Input != tt.bad || items[0].Err == nil || items[1].Input != tt.good || items[1].Notification == nil {
+				t.Fatalf("got %+v, want an error for %s and a notification for %s", items, tt.bad, tt.good)
 			}
 		})
 	}

@@ -152,6 +152,9 @@ func jsonError(err error) error {
 		}
 		return rerr
 	}
+	if errors.Is(serr.Err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("invalid JSON at byte %d: unexpected end of JSON input", serr.ByteOffset)
+	}
 	if serr.Err != nil {
 		return serr.Err
 	}

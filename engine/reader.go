@@ -471,7 +471,10 @@ func (in *input) fill() int {
 		in.base = in.keep
 	}
 	if len(in.buf) == cap(in.buf) {
-		size := max(2*cap(in.buf), readSize)
+		size := 2 * cap(in.buf)
+		if size == 0 {
+			size = readSize
+		}
 		if lim := int(in.limit-in.base) + readSize; size > lim {
 			size = max(lim, len(in.buf)+readSize)
 		}
