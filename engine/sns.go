@@ -257,8 +257,11 @@ func lowerASCII(c byte) byte {
 
 // hasControl reports whether s holds a C0 or C1 control character or DEL.
 func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == 0x7f:
+			return true
+		case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] < 0xa0: // U+0080 to U+009F
 			return true
 		}
 	}

@@ -108,3 +108,22 @@ func TestFoldDup(t *testing.T) {
 		}
 	}
 }
+
+// TestHasControl checks hasControl, which reads bytes, against the rune
+// by rune definition: a C0 or C1 control character or DEL.
+func TestHasControl(t *testing.T) {
+	byRune := func(s string) bool {
+		for _, r := range s {
+			if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range []string{"", "plain", "tab\there", "\x00", "\x7f", "\u0080", "\u0085", "\u009f", "\u00a0", "é", "\xc2", "x\xc2",
+		"\xc2\x85", "\xc3\x85", "\xc2\xa0", "\xff\x85", "日本", "a\u2028b", "\x1f"} {
+		if got, want := hasControl(s), byRune(s); got != want {
+			t.Errorf("hasControl(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
