@@ -423,7 +423,7 @@ func decodeShape(input, envelope, envelopeID string, d *document, sh shape) Item
 		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, d)
 	case shapeSES:
 		it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}
-		decodeSESInto(&it, string(d.doc), d.doc)
+		decodeSESInto(&it, string(d.doc))
 		return it
 	case shapeLambda:
 		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: errors.New("a Lambda event (Records) inside a message")}
@@ -559,15 +559,14 @@ func decodeEventBridge(it Item, d *document) Item {
 		it.Skipped = "EventBridge " + strconv.Quote(detailType) + " is not an SES mail event"
 		return it
 	}
-	decodeSESInto(&it, string(detail), detail)
+	decodeSESInto(&it, string(detail))
 	return it
 }
 
 // decodeSESInto decodes the SES JSON itself (raw, which the Notification
-// keeps; b is its bytes, or nil) and fills it.Notification, or
-// it.Skipped / it.Err.
-func decodeSESInto(it *Item, raw string, b []byte) {
-	n, skipped, err := decodeSES(raw, b)
+// keeps) and fills it.Notification, or it.Skipped / it.Err.
+func decodeSESInto(it *Item, raw string) {
+	n, skipped, err := decodeSES(raw)
 	switch {
 	case err != nil:
 		it.Err = err

@@ -301,6 +301,6 @@ func DecodeSNS(input, envelope, envelopeID string, m *SNSMessage) Item {
 		it.Skipped = "SNS message is not JSON: " + preview([]byte(t))
 		return it
 	}
-	decodeSESInto(&it, t, nil)
+	decodeSESInto(&it, t)
 	return it
 }
