@@ -268,8 +268,8 @@ func (w *mailWire) model(raw string) Mail {
 		m.SourceDomain = strings.ToLower(m.SourceAddress[at+1:])
 	}
 	h := &w.CommonHeaders
-	m.From, m.To = splitAddresses(h.From.in(raw)), splitAddresses(h.To.in(raw))
-	m.Cc, m.ReplyTo = splitAddresses(h.Cc.in(raw)), splitAddresses(h.ReplyTo.in(raw))
+	m.From, m.To = h.From.addresses(raw), h.To.addresses(raw)
+	m.Cc, m.ReplyTo = h.Cc.addresses(raw), h.ReplyTo.addresses(raw)
 	if len(w.Headers) > 0 {
 		m.Headers = make(map[string]string, len(w.Headers))
 		for _, h := range w.Headers {
@@ -379,6 +379,16 @@ func (l textList) in(raw string) []string {
 	out := make([]string, len(l))
 	for i, t := range l {
 		out[i] = t.in(raw)
+	}
+	return out
+}
+
+// addresses returns the header entries, read from raw, one entry per
+// address (appendAddresses).
+func (l textList) addresses(raw string) []string {
+	var out []string
+	for _, t := range l {
+		out = appendAddresses(out, t.in(raw))
 	}
 	return out
 }

@@ -174,7 +174,8 @@ func (d *document) sns() (*SNSMessage, error) {
 			return nil, fmt.Errorf("%s holds a control character", f.key)
 		}
 		if f.bit == snsSubject {
-			m.Subject = &s
+			subject := s
+			m.Subject = &subject
 		} else {
 			*m.field(f.bit) = s
 		}
