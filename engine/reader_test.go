@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -671,4 +673,32 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// TestReaderItemsOwnTheirBytes checks that the items a Reader gives do not
+// share its buffer, which it reuses: items kept while the rest of the
+// input is read stay what Decode makes of their documents.
+func TestReaderItemsOwnTheirBytes(t *testing.T) {
+	lines := mixedCorpus(t, 200)
+	rd := newReaderSize(iotest.HalfReader(bytes.NewReader(bytes.Join(lines, []byte("\n")))), "t", MaxDocument, 64)
+	var got []Item
+	for {
+		it, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, it)
+	}
+	if len(got) != len(lines) {
+		t.Fatalf("%d items, want %d", len(got), len(lines))
+	}
+	for i, line := range lines {
+		want := Decode("t:"+strconv.Itoa(i+1), line)
+		if len(want) != 1 || !reflect.DeepEqual(got[i], want[0]) {
+			t.Fatalf("item %d:\n%+v\nwant\n%+v", i, got[i].Notification, want[0].Notification)
+		}
+	}
 }
