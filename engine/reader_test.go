@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // readerWant is one item a Reader must give: its input label and either a
@@ -562,10 +563,10 @@ func (g *genReader) Read(p []byte) (int, error) {
 		case 0:
 			doc = []byte(ses)
 		case 1:
-			msg, _ := json.Marshal(ses)
+			msg, _ := jsontext.AppendQuote(nil, ses)
 			doc = fmt.Appendf(nil, `{"Type":"Notification","MessageId":"sns-%d","TopicArn":"arn:t","Message":%s}`, g.i, msg)
 		case 2:
-			msg, _ := json.Marshal(ses)
+			msg, _ := jsontext.AppendQuote(nil, ses)
 			doc = fmt.Appendf(nil, `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification","MessageId":"sns-%d","TopicArn":"arn:t","Message":%s}}]}`, g.i, msg)
 		}
 		g.line = append(doc, '\n')
