@@ -39,7 +39,7 @@ const readSize = 64 << 10
 // Reader reads it to its end token by token without keeping it, and
 // reading resumes right after it. Of such a document the Reader holds one
 // JSON value at a time: a single string or number longer than twice
-// MaxDocument ends it as broken, as below.
+// MaxDocument (and one read) ends it as broken, as below.
 //
 // Framing reads the JSON with jsontext, which validates it as it goes
 // (nesting deeper than 10,000 is an error); names given twice and invalid
@@ -219,7 +219,7 @@ func (r *Reader) tokens() {
 	over := false
 	tokEnd := start
 	for {
-		r.in.limit = tokEnd + 2*int64(r.max) + readSize
+		r.in.limit = tokEnd + r.maxValue()
 		tok, err := r.dec.ReadToken()
 		if err != nil {
 			r.open = open
@@ -250,6 +250,13 @@ func (r *Reader) tokens() {
 			return
 		}
 	}
+}
+
+// maxValue is the most a document read token by token may hold past its
+// last token: a value, with the white space before it, of twice the
+// largest document and one read.
+func (r *Reader) maxValue() int64 {
+	return 2*int64(r.max) + readSize
 }
 
 // fragment is what tokens read of a broken document.
@@ -322,7 +329,7 @@ func (r *Reader) broken(err error, f fragment) {
 	if errors.Is(err, errTooLong) {
 		line, col := r.in.lineCol(f.tokEnd)
 		r.fail(input, fmt.Errorf("document larger than %d bytes from line %d, and invalid JSON at line %d, column %d: a value longer than %d bytes",
-			r.max, f.line, line, col, 2*r.max))
+			r.max, f.line, line, col, r.maxValue()))
 		r.resync(f.tokEnd)
 		return
 	}

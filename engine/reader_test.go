@@ -271,6 +271,19 @@ func TestReaderLimit(t *testing.T) {
 				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON at line 6, column 1: invalid character '{' after array element (expecting ',' or ']')", n)},
 				{input: "t:6", typ: TypeSend},
 			}},
+		{name: "a value longer than twice the limit", input: sendDoc + "\n" + `{"x":"` + strings.Repeat("y", 2*n+readSize) + `"}` + "\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", typ: TypeSend},
+				{input: "t:2", err: fmt.Sprintf("document larger than %d bytes from line 2, and invalid JSON at line 2, column 5: a value longer than %d bytes", n, 2*n+readSize)},
+				{input: "t:3", typ: TypeSend},
+			}},
+		{name: "white space longer than twice the limit inside a document", input: "{\n" + strings.Repeat(" ", 2*n+readSize) + "\n}\n" + sendDoc + "\n", max: n,
+			want: []readerWant{
+				{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON at line 1, column 2: a value longer than %d bytes", n, 2*n+readSize)},
+				{input: "t:4", typ: TypeSend},
+			}},
+		{name: "white space longer than twice the limit between documents", input: sendDoc + strings.Repeat(" ", 2*n+readSize) + "\n" + sendDoc + "\n", max: n,
+			want: []readerWant{{input: "t:1", typ: TypeSend}, {input: "t:2", typ: TypeSend}}},
 		{name: "oversized and never closes", input: "[\n" + strings.Repeat(sendDoc+",\n", 3), max: n,
 			want: []readerWant{{input: "t:1", err: fmt.Sprintf("document larger than %d bytes from line 1, and invalid JSON: the document starting here never closes (1 unclosed bracket at the end of the input)", n)}}},
 	})
