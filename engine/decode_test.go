@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -1051,5 +1053,38 @@ func TestDecodeProcessingTimeMillis(t *testing.T) {
 		case it.Notification.Delivery.ProcessingTimeMillis != tt.want:
 			t.Errorf("%s: processingTimeMillis = %d, want %d", tt.value, it.Notification.Delivery.ProcessingTimeMillis, tt.want)
 		}
+	}
+}
+
+// TestTextMapKeysKept checks that the keys of mail.tags are kept as
+// written when the decoder moves its buffer while it reads their values
+// (a name the decoder returns is only valid until the next read).
+func TestTextMapKeysKept(t *testing.T) {
+	var b strings.Builder
+	want := map[string][]string{}
+	b.WriteString(`{"pad":"` + strings.Repeat("p", 10000) + `","tags":{`)
+	for i := range 300 {
+		k, v := fmt.Sprintf("tag-%03d-%s", i, strings.Repeat("k", 40)), fmt.Sprintf("value-%03d-%s", i, strings.Repeat("v", 40))
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(quoteJSON(t, k) + ":[" + quoteJSON(t, v) + "]")
+		want[k] = []string{v}
+	}
+	b.WriteString("}}")
+	raw := b.String()
+	var w struct {
+		Tags textMap `json:"tags"`
+	}
+	if err := jsonv2.UnmarshalRead(iotest.OneByteReader(strings.NewReader(raw)), &w); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Tags.in(raw); !reflect.DeepEqual(got, want) {
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("key %q, not in the JSON", k)
+			}
+		}
+		t.Fatalf("%d tags, want %d", len(got), len(want))
 	}
 }

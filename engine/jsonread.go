@@ -188,9 +188,10 @@ func readString(dec *jsontext.Decoder, name string) (string, error) {
 	return "", wrongKind(dec, name, "a string")
 }
 
-// members reads an object, calling member with each name (valid during
-// the call only), which must read the value. A null reads as an empty
-// object; any other value is an error naming name.
+// members reads an object, calling member with each name, which must
+// read the value. The name is valid until the value is read: the decoder
+// may then move its buffer. A null reads as an empty object; any other
+// value is an error naming name.
 func members(dec *jsontext.Decoder, name string, member func(name []byte) error) error {
 	switch dec.PeekKind() {
 	case 'n':

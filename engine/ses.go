@@ -405,9 +405,10 @@ func (m *textMap) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	out := textMap{}
 	err := members(dec, "", func(name []byte) error {
+		key := string(name) // before the value is read, which may move name
 		var l textList
 		err := l.UnmarshalJSONFrom(dec)
-		out[string(name)] = l
+		out[key] = l
 		return err
 	})
 	*m = out
