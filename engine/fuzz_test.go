@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,7 +130,31 @@ func FuzzDecode(f *testing.F) {
 		for _, it := range items {
 			checkDecodedItem(t, it, r, &p)
 		}
+		// The same bytes decode the same way, whatever state the JSON
+		// library's pooled decoders are in.
+		if again := Decode("fuzz", bytes.Clone(doc)); !sameItems(items, again) {
+			t.Fatalf("decoded twice, differently:\n%+v\n%+v", items, again)
+		}
 	})
+}
+
+// sameItems reports whether two lists of items are the same, errors
+// compared by their text.
+func sameItems(a, b []Item) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if (x.Err == nil) != (y.Err == nil) || (x.Err != nil && x.Err.Error() != y.Err.Error()) {
+			return false
+		}
+		x.Err, y.Err = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkInputs checks that items are named as Decode names the items of
