@@ -276,9 +276,11 @@ func (k topKey) shape() shape {
 }
 
 // document is the top level of a JSON document that is not an array,
-// read in one pass that validates all of it: its kind, the shapes its
-// keys name, every key (for SNS, which refuses a key given twice in any
-// letter case) and where the values of the keys a decoder reads lie.
+// read in one pass that validates all of it (the records of a Lambda
+// event as syntax only: each is judged when it is decoded): its kind, the
+// shapes its keys name, every key (for SNS, which refuses a key given
+// twice in any letter case) and where the values of the keys a decoder
+// reads lie.
 type document struct {
 	doc     []byte
 	base    int64 // the offset of the document in the input of the decoder that reads it
