@@ -834,8 +834,12 @@ func FuzzParseAndVerify(f *testing.F) {
 		panic("fetch during fuzzing")
 	})}})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := ses.ParseSNS(body)
-		if err != nil || CheckFields(m) != nil {
+		m, err := engine.ParseSNS(body)
+		if err != nil {
+			return
+		}
+		checkOracle(t, body, m)
+		if CheckFields(m) != nil {
 			return
 		}
 		StringToSign(m)
@@ -844,6 +848,70 @@ func FuzzParseAndVerify(f *testing.F) {
 		CheckCertURL(m.SigningCertURL, m.TopicArn)
 		v.Verify(context.Background(), m)
 	})
+}
+
+// checkOracle checks that encoding/json, an independent reader, reads
+// from a body ParseSNS accepted exactly the values ParseSNS read for
+// SNS's keys as SNS spells them: the values the signature is checked over
+// and the router acts on.
+func checkOracle(t *testing.T, body []byte, m *engine.SNSMessage) {
+	t.Helper()
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal(body, &o); err != nil {
+		t.Fatalf("ParseSNS accepts what encoding/json refuses: %v", err)
+	}
+	read := func(keys ...string) (string, bool) {
+		for _, k := range keys {
+			raw, ok := o[k]
+			if !ok {
+				continue
+			}
+			var v *string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				t.Fatalf("ParseSNS accepts %s: %s", k, raw)
+			}
+			if v != nil {
+				return *v, true
+			}
+		}
+		return "", false
+	}
+	subject, hasSubject := read("Subject")
+	for _, f := range []struct {
+		keys []string
+		got  string
+	}{
+		{[]string{"Type"}, m.Type}, {[]string{"MessageId"}, m.MessageID}, {[]string{"TopicArn"}, m.TopicArn},
+		{[]string{"Timestamp"}, m.Timestamp}, {[]string{"Message"}, m.Message}, {[]string{"SignatureVersion"}, m.SignatureVersion},
+		{[]string{"Signature"}, m.Signature}, {[]string{"SigningCertURL", "SigningCertUrl"}, m.SigningCertURL},
+		{[]string{"SubscribeURL"}, m.SubscribeURL}, {[]string{"UnsubscribeURL", "UnsubscribeUrl"}, m.UnsubscribeURL},
+		{[]string{"Token"}, m.Token},
+	} {
+		want, ok := read(f.keys...)
+		if f.got != want || m.Has(f.keys[0]) != ok {
+			t.Fatalf("ParseSNS read %s %q (present %v), encoding/json %q (present %v)", f.keys[0], f.got, m.Has(f.keys[0]), want, ok)
+		}
+	}
+	if (m.Subject != nil) != hasSubject || (m.Subject != nil && *m.Subject != subject) {
+		t.Fatalf("ParseSNS read Subject %v, encoding/json %q (present %v)", m.Subject, subject, hasSubject)
+	}
+}
+
+// TestParseSNSOracle runs checkOracle on bodies that differ in the ways
+// a forger tries: keys in other letter cases, nulls, escapes.
+func TestParseSNSOracle(t *testing.T) {
+	for _, body := range []string{
+		`{"Type":"Notification","Message":"a","Subject":null}`,
+		`{"Type":"Notification","Message":"a\u0041\n","Subject":"s","SigningCertUrl":"u","UnsubscribeUrl":"v"}`,
+		`{"type":"Notification","MESSAGE":"b"}`,
+		`{"Type":"Notification","Message":null,"Token":"t","MessageAttributes":{"Type":{"Type":"String","Value":"x"}}}`,
+	} {
+		m, err := engine.ParseSNS([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		checkOracle(t, []byte(body), m)
+	}
 }
 
 func TestCheckTopicArn(t *testing.T) {

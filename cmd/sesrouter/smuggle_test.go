@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
 
@@ -60,12 +61,12 @@ func TestServeActsOnlyOnTheSignedMessage(t *testing.T) {
 			before, posts := len(ts.fakes.ses.Calls()), len(ts.fakes.slack.Posts())
 			id := strings.ReplaceAll(tt.name, " ", "-")
 			m := sg.Notification(t, serveTopic, "n-"+id, liveBounce(t, "ses-"+id, "signed-"+id+"@example.com"))
-			extra := map[string]json.RawMessage{}
+			extra := map[string]jsontext.Value{}
 			for k, v := range tt.extra {
 				if !json.Valid([]byte(v)) {
 					t.Fatalf("%s: not JSON: %s", k, v)
 				}
-				extra[k] = json.RawMessage(v)
+				extra[k] = jsontext.Value(v)
 			}
 			if code := ts.post(t, nil, intaketest.BodyWith(m, extra)); code != tt.code {
 				t.Fatalf("status %d, want %d\n%s", code, tt.code, ts.logs)

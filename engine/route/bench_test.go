@@ -2,7 +2,6 @@ package route
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -214,7 +213,7 @@ func decodeRouteLines(n int) []byte {
 			`{"name":"MIME-Version","value":"1.0"},{"name":"Content-Type","value":"multipart/alternative; boundary=\"b1_abc\""}],`+
 			`"commonHeaders":{"from":["Shop <shop@example.com>"],"date":"Thu, 02 May 2024 10:00:00 +0000","to":["user%d@example%d.com"],"messageId":"<%06d@shop.example.com>","subject":"Your order %d"}}}`,
 			rcpts, i, i, i, i%7, i, i, i, i%7, i, i%7, i, i)
-		msg, _ := json.Marshal(ses)
+		msg, _ := jsontext.AppendQuote(nil, ses)
 		fmt.Fprintf(&buf, `{"Type":"Notification","MessageId":"5f3c1d2e-%06d","TopicArn":"arn:aws:sns:us-west-2:123456789012:ses-bounces","Message":%s,`+
 			`"Timestamp":"2024-05-02T10:00:02.000Z","SignatureVersion":"1","Signature":"EXAMPLEpH+..","SigningCertURL":"https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0000.pem",`+
 			`"UnsubscribeURL":"https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-west-2:123456789012:ses-bounces:0000"}`+"\n", i, msg)

@@ -3,8 +3,10 @@ package route
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,10 +108,14 @@ func checkDecodedItem(t *testing.T, it ses.Item, r *Router, p *Plan) {
 	p.Steps()
 }
 
-// FuzzDecode checks that Decode never panics and that every item it
-// returns has exactly one of Notification, Skipped and Err.
+// FuzzDecode checks that Decode never panics, that its items are named
+// as Decode names them, and that every item has exactly one of
+// Notification, Skipped and Err.
 func FuzzDecode(f *testing.F) {
 	addEventSeeds(f)
+	for _, s := range []string{`[]`, `[1]`, `[{"Records":[{},{}]},{},[]]`, `[{"Records":[]}]`} {
+		f.Add([]byte(s))
+	}
 	r := fuzzRouter(f)
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		var p Plan
@@ -117,13 +123,109 @@ func FuzzDecode(f *testing.F) {
 		if len(items) == 0 {
 			t.Fatal("Decode returned no item")
 		}
-		for i, it := range items {
-			if it.Input != "fuzz" && it.Input != "fuzz#"+strconv.Itoa(i+1) {
-				t.Fatalf("item %d has Input %q", i, it.Input)
-			}
+		if err := checkInputs("fuzz", items); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
 			checkDecodedItem(t, it, r, &p)
 		}
+		// The same bytes decode the same way, whatever state the JSON
+		// library's pooled decoders are in.
+		if again := ses.Decode("fuzz", bytes.Clone(doc)); !sameItems(items, again) {
+			t.Fatalf("decoded twice, differently:\n%+v\n%+v", items, again)
+		}
 	})
+}
+
+// sameItems reports whether two lists of items are the same, errors
+// compared by their text.
+func sameItems(a, b []ses.Item) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if (x.Err == nil) != (y.Err == nil) || (x.Err != nil && x.Err.Error() != y.Err.Error()) {
+			return false
+		}
+		x.Err, y.Err = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkInputs checks that items are named as Decode names the items of
+// one document called in: in alone, or in#1, in#2, ... for the records
+// of a Lambda event; in[0], in[1], ... (each alone or with its records
+// numbered from #1) for the elements of a top-level array, in order.
+func checkInputs(in string, items []ses.Item) error {
+	type name struct{ elem, rec int } // -1: no [INDEX]; 0: no #RECORD
+	parse := func(input string) (name, bool) {
+		n := name{elem: -1}
+		rest, ok := strings.CutPrefix(input, in)
+		if !ok {
+			return n, false
+		}
+		if index, after, ok := strings.Cut(strings.TrimPrefix(rest, "["), "]"); ok && strings.HasPrefix(rest, "[") {
+			e, err := strconv.Atoi(index)
+			if err != nil || e < 0 || strconv.Itoa(e) != index {
+				return n, false
+			}
+			n.elem, rest = e, after
+		}
+		if rec, ok := strings.CutPrefix(rest, "#"); ok {
+			r, err := strconv.Atoi(rec)
+			if err != nil || r < 1 || strconv.Itoa(r) != rec {
+				return n, false
+			}
+			n.rec, rest = r, ""
+		}
+		return n, rest == ""
+	}
+	var prev name
+	for i, it := range items {
+		n, ok := parse(it.Input)
+		if !ok {
+			return fmt.Errorf("item %d has Input %q, not one of %s, %s#N, %s[I] or %s[I]#N", i, it.Input, in, in, in, in)
+		}
+		first := n.rec <= 1 // the first item of a document
+		switch {
+		case i == 0 && (n.elem > 0 || !first):
+			return fmt.Errorf("the first item has Input %q", it.Input)
+		case i > 0 && (n.elem < 0) != (prev.elem < 0):
+			return fmt.Errorf("item %d has Input %q after %q: a document is an array or not", i, it.Input, items[i-1].Input)
+		case i > 0 && n.elem == prev.elem && (prev.rec == 0 || n.rec != prev.rec+1):
+			return fmt.Errorf("item %d has Input %q after %q: records are numbered from 1, each once", i, it.Input, items[i-1].Input)
+		case i > 0 && n.elem != prev.elem && (n.elem != prev.elem+1 || !first):
+			return fmt.Errorf("item %d has Input %q after %q: elements come in order, each from its first record", i, it.Input, items[i-1].Input)
+		}
+		prev = n
+	}
+	return nil
+}
+
+// TestCheckInputs checks the check of FuzzDecode on the names Decode
+// gives, and on names it never gives.
+func TestCheckInputs(t *testing.T) {
+	for _, doc := range []string{`{}`, `{"Records":[{},{}]}`, `[1]`, `[{"Records":[{},{}]},{},{"Records":[{}]}]`} {
+		if err := checkInputs("in", ses.Decode("in", []byte(doc))); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+	for _, names := range [][]string{
+		{"out"}, {"in#0"}, {"in#2"}, {"in#1", "in#3"}, {"in", "in"}, {"in[1]"}, {"in[0]", "in[2]"}, {"in[0]", "in#1"},
+		{"in[0]#1", "in[1]#2"}, {"in[0]", "in[0]#1"}, {"in[00]"}, {"in[0]x"}, {"in[-1]"}, {"in#01"},
+	} {
+		items := make([]ses.Item, len(names))
+		for i, n := range names {
+			items[i].Input = n
+		}
+		if err := checkInputs("in", items); err == nil {
+			t.Errorf("%q: accepted", names)
+		}
+	}
 }
 
 // FuzzLoad checks that Load never panics on any YAML; that on success

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Item is what one input notification decoded to: a Notification, or the
@@ -63,8 +67,11 @@ type Origin struct {
 // notification, or a top-level array of any of these (one item per
 // element, named INPUT[INDEX]). input names the document in Item.Input.
 // A document that has the keys of two shapes (an SNS body that also holds
-// Records, say) is refused rather than read one way or the other. Decode
-// never panics on any input: what it cannot read is an Item with Err.
+// Records, say) is refused rather than read one way or the other, and so
+// is a member name given twice in one object, at any level of the
+// document or of the SES JSON it carries (keys match exactly, in letter
+// case too). Decode never panics on any input: what it cannot read is an
+// Item with Err.
 func Decode(input string, doc []byte) []Item {
 	return AppendDecode(nil, input, doc)
 }
@@ -89,41 +96,84 @@ func Items(input string, doc []byte) iter.Seq[Item] {
 			documentItems(input, doc, yield)
 			return
 		}
-		var elems [][]byte
-		l := lexer{b: doc}
-		l.array(func() { elems = append(elems, l.raw()) })
-		l.end()
-		switch {
-		case l.err != nil:
-			yield(Item{Input: input, Envelope: EnvelopeFile, Err: l.err})
+		var a array
+		if err := jsonError(json.Unmarshal(doc, &a, syntaxOnly()...)); err != nil {
+			yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
 			return
-		case len(elems) == 0:
+		}
+		if len(a.elems) == 0 {
 			yield(Item{Input: input, Envelope: EnvelopeFile, Skipped: "an empty JSON array"})
 			return
 		}
-		for i, e := range elems {
-			if !documentItems(input+"["+strconv.Itoa(i)+"]", e, yield) {
+		for i, e := range a.elems {
+			if !documentItems(input+"["+strconv.Itoa(i)+"]", doc[e.start:e.end], yield) {
 				return
 			}
 		}
 	}
 }
 
+// array is a JSON array read as syntax only: where it and its elements
+// lie. Each element is decoded on its own, so that a name given twice or
+// invalid UTF-8 in one of them is an error of that one only.
+type array struct {
+	base       int64 // the offset of the document in the input of the decoder
+	start, end int
+	elems      []span
+}
+
+// syntaxOnly are the options that read an array as syntax only.
+func syntaxOnly() []json.Options {
+	return []json.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+}
+
+// UnmarshalJSONFrom reads the array, keeping where each element lies.
+func (a *array) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	a.start = int(dec.InputOffset()-a.base) - 1
+	for dec.PeekKind() != ']' {
+		e, err := valueSpan(dec, a.base)
+		if err != nil {
+			return err
+		}
+		a.elems = append(a.elems, e)
+	}
+	_, err := dec.ReadToken()
+	a.end = int(dec.InputOffset() - a.base)
+	return err
+}
+
 // documentItems yields the items of a document that is not a top-level
 // array, and reports whether the loop goes on.
 func documentItems(input string, doc []byte, yield func(Item) bool) bool {
-	s, err := sniff(doc)
+	d := new(document)
+	if err := d.read(doc); err != nil {
+		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
+	}
+	return d.items(input, yield)
+}
+
+// items yields the items of a document that was read, and reports
+// whether the loop goes on.
+func (d *document) items(input string, yield func(Item) bool) bool {
+	sh, err := d.shape()
 	if err != nil {
 		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
 	}
-	if s.shape != shapeLambda {
-		return yield(decodeShape(input, EnvelopeFile, "", doc, s))
+	if sh != shapeLambda {
+		return yield(decodeShape(input, EnvelopeFile, "", d, sh))
 	}
-	if len(s.records) == 0 {
+	records, err := d.lambdaRecords()
+	if err != nil {
+		return yield(Item{Input: input, Envelope: EnvelopeFile, Err: err})
+	}
+	if len(records) == 0 {
 		return yield(Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda event with no records"})
 	}
-	for i, rec := range s.records {
-		if !yield(decodeRecord(input+"#"+strconv.Itoa(i+1), rec)) {
+	for i, rec := range records {
+		if !yield(decodeRecord(input+"#"+strconv.Itoa(i+1), d.doc[rec.start:rec.end])) {
 			return false
 		}
 	}
@@ -155,87 +205,241 @@ func (s shape) String() string {
 	return "nothing known"
 }
 
-// sniffed is what the top level of a document says about its shape.
-type sniffed struct {
-	shape   shape
-	kind    string   // the JSON kind, when the document is not an object
-	records [][]byte // the records of a Lambda event
+// topKey is a top-level key that some decoder reads.
+type topKey uint8
+
+const (
+	keyOther topKey = iota
+	keyRecords
+	keyType
+	keyMessageID
+	keyTopicArn
+	keyTimestamp
+	keyMessage
+	keySubject
+	keySignatureVersion
+	keySignature
+	keySigningCertURL
+	keySigningCertURLLambda // SigningCertUrl, as a Lambda record writes it
+	keySubscribeURL
+	keyUnsubscribeURL
+	keyUnsubscribeURLLambda // UnsubscribeUrl
+	keyToken
+	keySource
+	keyDetailType
+	keyDetail
+	keyID
+	keyAccount
+	keyNotificationType
+	keyEventType
+	numTopKeys
+)
+
+// topKeyOf returns the top-level key a name is, matched exactly.
+func topKeyOf(name []byte) topKey {
+	switch string(name) {
+	case "Records":
+		return keyRecords
+	case "Type":
+		return keyType
+	case "MessageId":
+		return keyMessageID
+	case "TopicArn":
+		return keyTopicArn
+	case "Timestamp":
+		return keyTimestamp
+	case "Message":
+		return keyMessage
+	case "Subject":
+		return keySubject
+	case "SignatureVersion":
+		return keySignatureVersion
+	case "Signature":
+		return keySignature
+	case "SigningCertURL":
+		return keySigningCertURL
+	case "SigningCertUrl":
+		return keySigningCertURLLambda
+	case "SubscribeURL":
+		return keySubscribeURL
+	case "UnsubscribeURL":
+		return keyUnsubscribeURL
+	case "UnsubscribeUrl":
+		return keyUnsubscribeURLLambda
+	case "Token":
+		return keyToken
+	case "source":
+		return keySource
+	case "detail-type":
+		return keyDetailType
+	case "detail":
+		return keyDetail
+	case "id":
+		return keyID
+	case "account":
+		return keyAccount
+	case "notificationType":
+		return keyNotificationType
+	case "eventType":
+		return keyEventType
+	}
+	return keyOther
 }
 
-// sniff finds the shape of a document by its top-level keys, which are
-// matched exactly. A document with the keys of two shapes is an error: no
-// reader guesses which one the sender meant.
-func sniff(doc []byte) (sniffed, error) {
-	var s sniffed
-	l := lexer{b: doc}
-	c := l.peek()
-	if c != '{' {
-		l.skip()
-		l.end()
-		if l.err != nil {
-			if len(doc) > 0 && c != '[' && c != '"' && c != '-' && (c < '0' || c > '9') && c != 't' && c != 'f' && c != 'n' {
-				return s, errors.New("invalid JSON: " + preview(doc) + " is not a JSON document")
-			}
-			return s, l.err
-		}
-		s.kind = jsonKind(c)
-		if c == '"' {
-			s.kind = "string"
-		}
-		return s, nil
+// shape returns the shape a top-level key names.
+func (k topKey) shape() shape {
+	switch k {
+	case keyRecords:
+		return shapeLambda
+	case keyType:
+		return shapeSNS
+	case keySource, keyDetailType, keyDetail:
+		return shapeEventBridge
+	case keyNotificationType, keyEventType:
+		return shapeSES
 	}
-	var found []shape
-	note := func(sh shape) {
-		for _, f := range found {
-			if f == sh {
-				return
-			}
-		}
-		found = append(found, sh)
+	return shapeNone
+}
+
+// document is the top level of a JSON document that is not an array,
+// read in one pass that validates all of it (the records of a Lambda
+// event as syntax only: each is judged when it is decoded): its kind, the
+// shapes its keys name, every key (for SNS, which refuses a key given
+// twice in any letter case) and where the values of the keys a decoder
+// reads lie.
+type document struct {
+	doc     []byte
+	base    int64 // the offset of the document in the input of the decoder that reads it
+	kind    jsontext.Kind
+	found   []shape          // the shapes the keys name, each once, in order
+	names   []span           // every key, quoted as written
+	vals    [numTopKeys]span // where each key's value lies; end 0 when absent
+	records []span           // the elements of Records, when an array
+	buf     [16]span         // names' first storage
+	foundTo [4]shape         // found's
+}
+
+// read reads doc, which d keeps.
+func (d *document) read(doc []byte) error {
+	d.reset(0)
+	d.doc = doc
+	return jsonError(json.Unmarshal(doc, d))
+}
+
+// reset makes d ready to read a document at offset base of its decoder's
+// input.
+func (d *document) reset(base int64) {
+	*d = document{base: base}
+	d.names, d.found = d.buf[:0], d.foundTo[:0]
+}
+
+// UnmarshalJSONFrom reads the top level of the document.
+func (d *document) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	d.kind = dec.PeekKind()
+	if d.kind != '{' {
+		_, err := dec.ReadValue()
+		return err
 	}
-	l.object(func(k []byte) {
-		switch string(k) {
-		case "Records":
-			note(shapeLambda)
-			l.array(func() { s.records = append(s.records, l.raw()) })
-			return
-		case "Type":
-			note(shapeSNS)
-		case "source", "detail-type", "detail":
-			note(shapeEventBridge)
-		case "notificationType", "eventType":
-			note(shapeSES)
-		}
-		l.skip()
-	})
-	l.end()
-	if l.err != nil {
-		return s, l.err
+	if _, err := dec.ReadToken(); err != nil {
+		return err
 	}
-	switch len(found) {
-	case 0:
-		s.shape = shapeNone
-	case 1:
-		s.shape = found[0]
+	var buf []byte
+	for dec.PeekKind() != '}' {
+		quoted, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		end := int(dec.InputOffset() - d.base)
+		d.names = append(d.names, span{end - len(quoted), end})
+		key, err := unquoteName(quoted, &buf)
+		if err != nil {
+			return err
+		}
+		k := topKeyOf(key)
+		if sh := k.shape(); sh != shapeNone && !slices.Contains(d.found, sh) {
+			d.found = append(d.found, sh)
+		}
+		if k == keyRecords && dec.PeekKind() == '[' {
+			err = d.readRecords(dec)
+		} else {
+			d.vals[k], err = valueSpan(dec, d.base)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readRecords reads the array of Records, keeping where each record
+// lies; each is decoded on its own, so that one that is wrong is the
+// only one refused.
+func (d *document) readRecords(dec *jsontext.Decoder) error {
+	a := array{base: d.base}
+	if err := json.UnmarshalDecode(dec, &a, syntaxOnly()...); err != nil {
+		return err
+	}
+	d.records, d.vals[keyRecords] = a.elems, span{a.start, a.end}
+	return nil
+}
+
+// value returns the value of key k, or nil when the document has none.
+func (d *document) value(k topKey) []byte {
+	v := d.vals[k]
+	if v.end == 0 {
+		return nil
+	}
+	return d.doc[v.start:v.end]
+}
+
+// str returns the value of key k (named name), a string or null ("").
+func (d *document) str(k topKey, name string) (string, error) {
+	v := d.value(k)
+	if v == nil {
+		return "", nil
+	}
+	return unquote(v, name)
+}
+
+// lambdaRecords returns where the records of a Lambda event lie.
+func (d *document) lambdaRecords() ([]span, error) {
+	switch k := jsontext.Value(d.value(keyRecords)).Kind(); k {
+	case '[':
+		return d.records, nil
+	case 'n':
+		return nil, nil
 	default:
-		names := make([]string, len(found))
-		for i, f := range found {
-			names[i] = f.String()
-		}
-		return s, errors.New("ambiguous document: it has the keys of " + strings.Join(names, " and of ") + "; refusing to read it as either")
+		return nil, &kindError{name: "Records", got: k, want: "an array"}
 	}
-	return s, nil
+}
+
+// shape returns the shape the document's keys name. A document with the
+// keys of two shapes is an error: no reader guesses which one the sender
+// meant.
+func (d *document) shape() (shape, error) {
+	switch len(d.found) {
+	case 0:
+		return shapeNone, nil
+	case 1:
+		return d.found[0], nil
+	}
+	names := make([]string, len(d.found))
+	for i, f := range d.found {
+		names[i] = f.String()
+	}
+	return shapeNone, errors.New("ambiguous document: it has the keys of " + strings.Join(names, " and of ") + "; refusing to read it as either")
 }
 
 // decodeShape decodes a document of a known shape other than a Lambda
 // event, which arrived in envelope (file, or sqs for an SQS body).
-func decodeShape(input, envelope, envelopeID string, doc []byte, s sniffed) Item {
-	switch s.shape {
+func decodeShape(input, envelope, envelopeID string, d *document, sh shape) Item {
+	switch sh {
 	case shapeSNS:
 		if envelope == EnvelopeFile {
 			envelope = EnvelopeHTTP
 		}
-		m, err := ParseSNS(doc)
+		m, err := d.sns()
 		if err != nil {
 			return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: fmt.Errorf("SNS message: %w", err)}
 		}
@@ -244,71 +448,87 @@ func decodeShape(input, envelope, envelopeID string, doc []byte, s sniffed) Item
 		if envelope == EnvelopeFile {
 			envelope = EnvelopeEventBridge
 		}
-		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, doc)
+		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, d)
 	case shapeSES:
 		it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}
-		decodeSESInto(&it, string(doc))
+		decodeSESInto(&it, string(d.doc))
 		return it
 	case shapeLambda:
 		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: errors.New("a Lambda event (Records) inside a message")}
 	}
-	if s.kind != "" {
-		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Skipped: "a JSON " + s.kind + ", not a notification"}
+	if d.kind != '{' {
+		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Skipped: "a JSON " + kindName(d.kind) + ", not a notification"}
 	}
 	return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID,
 		Skipped: "not an SES notification: no Records, Type, detail-type, notificationType or eventType"}
+}
+
+// record is one record of a Lambda event, as read: an SNS record (Sns)
+// or an SQS record (body).
+type record struct {
+	eventSource, messageID string
+	queue                  string // eventSourceARN: the queue of an SQS record
+	body                   string
+	hasBody, hasSNS        bool
+	sns                    span
+}
+
+// UnmarshalJSONFrom reads a record. A null reads as an empty record.
+func (r *record) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, "", func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "EventSource":
+			r.eventSource, err = readString(dec, "EventSource")
+		case "eventSource":
+			r.eventSource, err = readString(dec, "eventSource")
+		case "messageId":
+			r.messageID, err = readString(dec, "messageId")
+		case "eventSourceARN":
+			r.queue, err = readString(dec, "eventSourceARN")
+		case "body":
+			if dec.PeekKind() == 'n' {
+				_, err = dec.ReadToken()
+				return err
+			}
+			r.body, err = readString(dec, "body")
+			r.hasBody = true
+		case "Sns":
+			r.sns, err = valueSpan(dec, 0)
+			r.hasSNS = true
+		default:
+			_, err = dec.ReadValue()
+		}
+		return err
+	})
 }
 
 // decodeRecord decodes one record of a Lambda event: an SNS record (its
 // Sns object is an SNS message) or an SQS record (its body is an SNS
 // message, an EventBridge event, or bare SES JSON).
 func decodeRecord(input string, raw []byte) Item {
-	var (
-		eventSource, messageID, queue string
-		body, sns                     []byte
-		hasBody                       bool
-	)
-	l := lexer{b: raw}
-	l.object(func(k []byte) {
-		switch string(k) {
-		case "EventSource", "eventSource":
-			eventSource = l.str()
-		case "messageId":
-			messageID = l.str()
-		case "eventSourceARN":
-			queue = l.str()
-		case "body":
-			if l.null() {
-				return
-			}
-			body, hasBody = []byte(l.str()), true
-		case "Sns":
-			sns = l.raw()
-		default:
-			l.skip()
-		}
-	})
-	if l.err != nil {
-		return Item{Input: input, Envelope: EnvelopeFile, Err: fmt.Errorf("record: %w", l.err)}
+	var r record
+	if err := jsonError(json.Unmarshal(raw, &r)); err != nil {
+		return Item{Input: input, Envelope: EnvelopeFile, Err: fmt.Errorf("record: %w", err)}
 	}
 	switch {
-	case sns != nil && hasBody:
+	case r.hasSNS && r.hasBody:
 		return Item{Input: input, Envelope: EnvelopeFile, Err: errors.New("record: ambiguous: it has both Sns and body")}
-	case sns != nil:
-		m, err := ParseSNS(sns)
+	case r.hasSNS:
+		m, err := ParseSNS(raw[r.sns.start:r.sns.end])
 		if err != nil {
 			return Item{Input: input, Envelope: EnvelopeSNS, Err: fmt.Errorf("SNS record: %w", err)}
 		}
 		return DecodeSNS(input, EnvelopeSNS, "", m)
-	case hasBody:
-		it := decodeSQSBody(input, messageID, body)
-		it.Origin.Queue = queue
+	case r.hasBody:
+		it := decodeSQSBody(input, r.messageID, []byte(r.body))
+		it.Origin.Queue = r.queue
 		return it
 	}
-	if eventSource == "" {
-		eventSource = "an unknown source"
+	if r.eventSource == "" {
+		r.eventSource = "an unknown source"
 	}
-	return Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda record from " + eventSource + " is neither SNS nor SQS"}
+	return Item{Input: input, Envelope: EnvelopeFile, Skipped: "Lambda record from " + r.eventSource + " is neither SNS nor SQS"}
 }
 
 // decodeSQSBody reads an SQS message body: an SNS message (raw delivery
@@ -319,40 +539,38 @@ func decodeSQSBody(input, messageID string, body []byte) Item {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Skipped: "SQS body is not JSON: " + preview(trimmed)}
 	}
-	s, err := sniff(trimmed)
+	d := new(document)
+	err := d.read(trimmed)
+	var sh shape
+	if err == nil {
+		sh, err = d.shape()
+	}
 	if err != nil {
 		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Err: fmt.Errorf("SQS body: %w", err)}
 	}
-	if s.shape == shapeNone {
+	if sh == shapeNone {
 		return Item{Input: input, Envelope: EnvelopeSQS, EnvelopeID: messageID, Skipped: "SQS body is JSON but not an SES notification"}
 	}
-	return decodeShape(input, EnvelopeSQS, messageID, trimmed, s)
+	return decodeShape(input, EnvelopeSQS, messageID, d, sh)
 }
 
 // decodeEventBridge reads an EventBridge event into it, whose envelope the
 // caller has set.
-func decodeEventBridge(it Item, doc []byte) Item {
-	var source, detailType, id, account string
-	var detail []byte
-	l := lexer{b: doc}
-	l.object(func(k []byte) {
-		switch string(k) {
-		case "source":
-			source = l.str()
-		case "account":
-			account = l.str()
-		case "detail-type":
-			detailType = l.str()
-		case "id":
-			id = l.str()
-		case "detail":
-			detail = l.raw()
-		default:
-			l.skip()
-		}
-	})
-	if l.err != nil {
-		it.Err = fmt.Errorf("EventBridge event: %w", l.err)
+func decodeEventBridge(it Item, d *document) Item {
+	source, err := d.str(keySource, "source")
+	var detailType, id string
+	if err == nil {
+		detailType, err = d.str(keyDetailType, "detail-type")
+	}
+	if err == nil {
+		id, err = d.str(keyID, "id")
+	}
+	var account string
+	if err == nil {
+		account, err = d.str(keyAccount, "account")
+	}
+	if err != nil {
+		it.Err = fmt.Errorf("EventBridge event: %w", err)
 		return it
 	}
 	if it.EnvelopeID == "" {
@@ -363,24 +581,19 @@ func decodeEventBridge(it Item, doc []byte) Item {
 		it.Skipped = "EventBridge event from " + strconv.Quote(source) + ", not aws.ses"
 		return it
 	}
+	detail := d.value(keyDetail)
 	if len(detail) == 0 || detail[0] != '{' {
 		it.Err = fmt.Errorf("EventBridge %q event has no detail object", detailType)
 		return it
 	}
-	var hasType bool
-	dl := lexer{b: detail}
-	dl.object(func(k []byte) {
-		if string(k) == "eventType" {
-			hasType = dl.str() != ""
-			return
-		}
-		dl.skip()
-	})
-	if dl.err != nil {
-		it.Err = fmt.Errorf("EventBridge detail: %w", dl.err)
+	var probe struct {
+		EventType string `json:"eventType"`
+	}
+	if err := jsonError(json.Unmarshal(detail, &probe)); err != nil {
+		it.Err = fmt.Errorf("EventBridge detail: %w", err)
 		return it
 	}
-	if !hasType {
+	if probe.EventType == "" {
 		it.Skipped = "EventBridge " + strconv.Quote(detailType) + " is not an SES mail event"
 		return it
 	}
@@ -402,22 +615,6 @@ func decodeSESInto(it *Item, raw string) {
 		n.Event.Envelope, n.Event.TopicArn = it.Envelope, it.TopicArn
 		it.Notification = n
 	}
-}
-
-func jsonKind(c byte) string {
-	switch c {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	case '"':
-		return "string"
-	}
-	return "number"
 }
 
 func preview(b []byte) string {

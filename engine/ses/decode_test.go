@@ -4,11 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // eventsDir holds the hand-written events the decoding tests read.
@@ -890,5 +895,196 @@ func TestDecodeScalarWhereStringExpected(t *testing.T) {
 		if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), tt.err) {
 			t.Errorf("%s: got %+v, want an error saying %s", tt.doc, items, tt.err)
 		}
+	}
+}
+
+// snsBody wraps SES JSON in an SNS HTTP body, as the Message string.
+func snsBody(t *testing.T, ses string) string {
+	t.Helper()
+	msg, err := jsontext.AppendQuote(nil, ses)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return `{"Type":"Notification","MessageId":"s1","TopicArn":"arn:t","Message":` + string(msg) + `}`
+}
+
+// TestDecodeRepeatedMember checks that a member name given twice in one
+// object, anywhere in a notification or its envelope, is an error naming
+// it: two bounce objects are not merged (the recipients of both were
+// routed), nor is one of two values silently kept.
+func TestDecodeRepeatedMember(t *testing.T) {
+	const mail = `"mail":{"timestamp":"2024-01-01T00:00:00.000Z","source":"a@b.example","messageId":"m-1","destination":["x@y.example"]}`
+	bounce := func(addr string) string {
+		return `"bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"` + addr + `"}]}`
+	}
+	twoBounces := `{"notificationType":"Bounce",` + mail + "," + bounce("a@example.com") + "," + bounce("b@example.com") + "}"
+	for _, tt := range []struct{ name, doc, err string }{
+		{"bounce twice", twoBounces, `key "bounce" appears twice`},
+		{"bounce twice in an SNS message", snsBody(t, twoBounces), `SES JSON: key "bounce" appears twice`},
+		{"bounce twice in an SQS body", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":` + quoteJSON(t, twoBounces) + `}]}`,
+			`SQS body: key "bounce" appears twice`},
+		{"emailAddress twice", `{"notificationType":"Bounce",` + mail + `,"bounce":{"bouncedRecipients":[{"emailAddress":"a@example.com","emailAddress":"b@example.com"}]}}`,
+			`key "emailAddress" appears twice in "/bounce/bouncedRecipients/0"`},
+		{"messageId twice", `{"eventType":"Send","mail":{"messageId":"m-1","messageId":"m-2","destination":["x@y.example"]}}`,
+			`key "messageId" appears twice in "/mail"`},
+		{"a tag twice", `{"eventType":"Send","mail":{"destination":["x@y.example"],"tags":{"k":["a"],"k":["b"]}}}`,
+			`key "k" appears twice in "/mail/tags"`},
+		{"a member of an unknown object twice", `{"eventType":"Send",` + mail + `,"future":{"a":1,"a":2}}`,
+			`key "a" appears twice in "/future"`},
+		{"eventType twice", `{"eventType":"Send","eventType":"Bounce",` + mail + `}`, `key "eventType" appears twice`},
+		{"body twice in an SQS record", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":"{}","body":"{}"}]}`,
+			`record: key "body" appears twice`},
+		{"Sns twice in a Lambda record", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification"},"Sns":{"Type":"Notification"}}]}`,
+			`record: key "Sns" appears twice`},
+		{"Message twice in a Lambda SNS record", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification","Message":"{}","Message":"{}"}}]}`,
+			`key "Message" appears twice`},
+		{"detail twice in an EventBridge event", `{"source":"aws.ses","detail-type":"Email Sent","detail":{"eventType":"Send",` + mail + `},"detail":{}}`,
+			`key "detail" appears twice`},
+		{"eventType twice in an EventBridge detail", `{"source":"aws.ses","detail-type":"Email Sent","detail":{"eventType":"Send","eventType":"Bounce",` + mail + `}}`,
+			`key "eventType" appears twice in "/detail"`},
+		{"an element of a top-level array", `[{"eventType":"Send",` + mail + `,"eventType":"Open"}]`, `key "eventType" appears twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			items := Decode("in", []byte(tt.doc))
+			if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), tt.err) {
+				t.Fatalf("got %+v, want one error saying %s", items, tt.err)
+			}
+		})
+	}
+}
+
+// TestDecodeRepeatedMemberIsolated checks that a member given twice in one
+// record of a Lambda event, or in one element of a top-level array, makes
+// that item an error and no other: a batch is not refused for one record.
+func TestDecodeRepeatedMemberIsolated(t *testing.T) {
+	const send = `{"eventType":"Send","mail":{"destination":["x@y.example"]}}`
+	const dup = `{"eventType":"Send","mail":{"destination":["x@y.example"],"destination":["z@y.example"]}}`
+	for _, tt := range []struct{ name, doc, bad, good string }{
+		{"Lambda SQS records", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":"{}","messageId":"q1"},` +
+			`{"eventSource":"aws:sqs","messageId":"q2","body":` + quoteJSON(t, send) + `}]}`, "in#1", "in#2"},
+		{"Lambda SNS records", `{"Records":[{"EventSource":"aws:sns","Sns":{"Type":"Notification","Type":"Notification","Message":"{}"}},` +
+			`{"EventSource":"aws:sns","Sns":{"Type":"Notification","MessageId":"s2","Message":` + quoteJSON(t, send) + `}}]}`, "in#1", "in#2"},
+		{"a top-level array", `[` + dup + `,` + send + `]`, "in[0]", "in[1]"},
+		{"a top-level array, invalid UTF-8", "[{\"eventType\":\"Send\",\"mail\":{\"destination\":[\"x\xff@y.example\"]}}," + send + `]`, "in[0]", "in[1]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			items := Decode("in", []byte(tt.doc))
+			if len(items) != 2 || items[0].Input != tt.bad || items[0].Err == nil || items[1].Input != tt.good || items[1].Notification == nil {
+				t.Fatalf("got %+v, want an error for %s and a notification for %s", items, tt.bad, tt.good)
+			}
+		})
+	}
+}
+
+func quoteJSON(t *testing.T, s string) string {
+	t.Helper()
+	b, err := jsontext.AppendQuote(nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestDecodeBothTypes checks that SES JSON with both notificationType and
+// eventType is refused, rather than read as one of them.
+func TestDecodeBothTypes(t *testing.T) {
+	const rest = `"mail":{"destination":["x@y.example"]},"bounce":{"bouncedRecipients":[{"emailAddress":"x@y.example"}]},` +
+		`"delivery":{"recipients":["x@y.example"]}`
+	for _, doc := range []string{
+		`{"notificationType":"Bounce","eventType":"Delivery",` + rest + `}`,
+		`{"eventType":"Delivery","notificationType":"Bounce",` + rest + `}`,
+		`{"eventType":"Bounce","notificationType":"Bounce",` + rest + `}`,
+		`{"eventType":"","notificationType":"Bounce",` + rest + `}`,
+	} {
+		items := Decode("in", []byte(doc))
+		want := "SES JSON has both notificationType and eventType"
+		if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), want) {
+			t.Errorf("%s: got %+v, want an error saying %s", doc, items, want)
+		}
+	}
+	// A null is absent, as everywhere in SES's JSON.
+	items := Decode("in", []byte(`{"eventType":null,"notificationType":"Bounce",`+rest+`}`))
+	if len(items) != 1 || items[0].Notification == nil || items[0].Notification.Format != "notification" {
+		t.Errorf("eventType null beside notificationType: got %+v, want a notification", items)
+	}
+}
+
+// TestDecodeProcessingTimeMillis checks the numbers processingTimeMillis
+// takes, as a number or a string: a fraction is cut off, and a number
+// too large for an int is an error, never wrapped around (1e400 read as
+// -9223372036854775808).
+func TestDecodeProcessingTimeMillis(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  int
+		err   string
+	}{
+		{`789`, 789, ""},
+		{`"2000"`, 2000, ""},
+		{`12.7`, 12, ""},
+		{`1e3`, 1000, ""},
+		{`-5`, -5, ""},
+		{`null`, 0, ""},
+		{`""`, 0, ""},
+		{`9223372036854775807`, math.MaxInt, ""},
+		{`1e400`, 0, `"processingTimeMillis" is out of range: 1e400`},
+		{`-1e400`, 0, `"processingTimeMillis" is out of range: -1e400`},
+		{`"1e400"`, 0, `"processingTimeMillis" is out of range: 1e400`},
+		{`9223372036854775808`, 0, `"processingTimeMillis" is out of range: 9223372036854775808`},
+		{`1e19`, 0, `"processingTimeMillis" is out of range: 1e19`},
+		{`"NaN"`, 0, `"processingTimeMillis" is out of range: NaN`},
+		{`"Infinity"`, 0, `"processingTimeMillis" is out of range: Infinity`},
+		{`"abc"`, 0, `"processingTimeMillis" is a JSON string, want a number`},
+		{`true`, 0, `"processingTimeMillis" is a JSON boolean, want a number`},
+	} {
+		doc := `{"notificationType":"Delivery","mail":{"destination":["x@y.example"]},"delivery":{"recipients":["x@y.example"],"processingTimeMillis":` + tt.value + `}}`
+		items := Decode("in", []byte(doc))
+		if len(items) != 1 {
+			t.Fatalf("%s: %d items", tt.value, len(items))
+		}
+		it := items[0]
+		switch {
+		case tt.err != "":
+			if it.Err == nil || !strings.Contains(it.Err.Error(), tt.err) {
+				t.Errorf("%s: got %+v, want an error saying %s", tt.value, it, tt.err)
+			}
+		case it.Notification == nil:
+			t.Errorf("%s: got %+v, want a notification", tt.value, it)
+		case it.Notification.Delivery.ProcessingTimeMillis != tt.want:
+			t.Errorf("%s: processingTimeMillis = %d, want %d", tt.value, it.Notification.Delivery.ProcessingTimeMillis, tt.want)
+		}
+	}
+}
+
+// TestTextMapKeysKept checks that the keys of mail.tags are kept as
+// written when the decoder moves its buffer while it reads their values
+// (a name the decoder returns is only valid until the next read).
+func TestTextMapKeysKept(t *testing.T) {
+	var b strings.Builder
+	want := map[string][]string{}
+	b.WriteString(`{"pad":"` + strings.Repeat("p", 10000) + `","tags":{`)
+	for i := range 300 {
+		k, v := fmt.Sprintf("tag-%03d-%s", i, strings.Repeat("k", 40)), fmt.Sprintf("value-%03d-%s", i, strings.Repeat("v", 40))
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(quoteJSON(t, k) + ":[" + quoteJSON(t, v) + "]")
+		want[k] = []string{v}
+	}
+	b.WriteString("}}")
+	raw := b.String()
+	var w struct {
+		Tags textMap `json:"tags"`
+	}
+	if err := jsonv2.UnmarshalRead(iotest.OneByteReader(strings.NewReader(raw)), &w); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Tags.in(raw); !reflect.DeepEqual(got, want) {
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("key %q, not in the JSON", k)
+			}
+		}
+		t.Fatalf("%d tags, want %d", len(got), len(want))
 	}
 }

@@ -251,7 +251,10 @@ func Mailbox(raw string) (string, error) {
 	case at == 0 || at == len(s)-1:
 		return "", errors.New("not a mailbox: empty local part or domain")
 	}
-	return s[:at] + "@" + strings.ToLower(s[at+1:]), nil
+	if domain := strings.ToLower(s[at+1:]); domain != s[at+1:] {
+		return s[:at] + "@" + domain, nil
+	}
+	return s, nil
 }
 
 // BareAddress returns the bare mailbox of an address that may carry a
@@ -264,21 +267,17 @@ func BareAddress(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// splitAddresses splits header entries that may each hold several
-// comma-separated addresses into one entry per address, each as written:
-// commas inside quoted display names and angle brackets do not split.
-func splitAddresses(entries []string) []string {
-	var out []string
-	for _, e := range entries {
-		if !strings.Contains(e, ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				out = append(out, e)
-			}
-			continue
+// appendAddresses appends to out the addresses of a header entry that
+// may hold several, comma-separated, each as written: commas inside
+// quoted display names and angle brackets do not split.
+func appendAddresses(out []string, e string) []string {
+	if !strings.Contains(e, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
 		}
-		out = append(out, splitOutsideQuotes(e)...)
+		return out
 	}
-	return out
+	return append(out, splitOutsideQuotes(e)...)
 }
 
 func splitOutsideQuotes(s string) []string {

@@ -164,3 +164,4 @@ func readFuzz(t *testing.T, rd *Reader, data []byte, check func(Item)) (items []
 	}
 	return items, docs
 }
+

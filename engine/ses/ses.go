@@ -1,290 +1,265 @@
 package ses
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // sesWire is the SES JSON as read, before normalisation. Both SES formats
 // share it; fields absent in one format simply stay empty. Unknown fields
-// are skipped here and kept in Notification.Raw.
+// are skipped here and kept in Notification.Raw. An object that is null
+// reads as absent. Strings are read as text: where they lie in the JSON.
 type sesWire struct {
-	notificationType, eventType string
-	hasMail                     bool
-	mail                        Mail
-	headers                     []header
-	from, to, cc, replyTo       []string
-	subject                     string
-
-	bounce       Bounce
-	bounced      []wireRecipient
-	hasBounce    bool
-	complaint    Complaint
-	complained   []wireRecipient
-	hasComplaint bool
-	delivery     Delivery
-	delivered    []string
-	hasDelivery  bool
-	delay        Delay
-	delayed      []wireRecipient
-	hasDelay     bool
-	reject       Reject
-	failure      Failure
-	open         Open
-	click        Click
-	subscription Subscription
+	NotificationType text           `json:"notificationType"`
+	EventType        text           `json:"eventType"`
+	Mail             *mailWire      `json:"mail"`
+	Bounce           *bounceWire    `json:"bounce"`
+	Complaint        *complaintWire `json:"complaint"`
+	Delivery         *deliveryWire  `json:"delivery"`
+	DeliveryDelay    *delayWire     `json:"deliveryDelay"`
+	Reject           struct {
+		Reason text `json:"reason"`
+	} `json:"reject"`
+	Failure struct {
+		ErrorMessage text `json:"errorMessage"`
+		TemplateName text `json:"templateName"`
+	} `json:"failure"`
+	Open struct {
+		IPAddress text `json:"ipAddress"`
+		UserAgent text `json:"userAgent"`
+		Timestamp text `json:"timestamp"`
+	} `json:"open"`
+	Click struct {
+		IPAddress text    `json:"ipAddress"`
+		UserAgent text    `json:"userAgent"`
+		Timestamp text    `json:"timestamp"`
+		Link      text    `json:"link"`
+		LinkTags  textMap `json:"linkTags"`
+	} `json:"click"`
+	Subscription struct {
+		ContactList         text `json:"contactList"`
+		Timestamp           text `json:"timestamp"`
+		Source              text `json:"source"`
+		NewTopicPreferences struct {
+			UnsubscribeAll boolish `json:"unsubscribeAll"`
+		} `json:"newTopicPreferences"`
+	} `json:"subscription"`
 }
 
-type header struct{ name, value string }
-
-type wireRecipient struct {
-	address, action, status, diagnosticCode string
+type mailWire struct {
+	Timestamp        text     `json:"timestamp"`
+	MessageID        text     `json:"messageId"`
+	Source           text     `json:"source"`
+	SourceArn        text     `json:"sourceArn"`
+	SourceIP         text     `json:"sourceIp"`
+	SendingAccountID text     `json:"sendingAccountId"`
+	CallerIdentity   text     `json:"callerIdentity"`
+	Destination      textList `json:"destination"`
+	HeadersTruncated boolish  `json:"headersTruncated"`
+	Tags             textMap  `json:"tags"`
+	Headers          []struct {
+		Name  text `json:"name"`
+		Value text `json:"value"`
+	} `json:"headers"`
+	CommonHeaders struct {
+		From    textList `json:"from"`
+		To      textList `json:"to"`
+		Cc      textList `json:"cc"`
+		ReplyTo textList `json:"replyTo"`
+		Subject text     `json:"subject"`
+	} `json:"commonHeaders"`
 }
 
-// decodeSES decodes the SES JSON (raw, which the Notification keeps) into
-// a Notification. A set-up message, an inbound-mail notification or JSON
-// that is not SES's gives a skip reason instead.
+type bounceWire struct {
+	BounceType        text            `json:"bounceType"`
+	BounceSubType     text            `json:"bounceSubType"`
+	BouncedRecipients []recipientWire `json:"bouncedRecipients"`
+	Timestamp         text            `json:"timestamp"`
+	FeedbackID        text            `json:"feedbackId"`
+	RemoteMtaIP       text            `json:"remoteMtaIp"`
+	ReportingMTA      text            `json:"reportingMTA"`
+}
+
+type complaintWire struct {
+	ComplainedRecipients  []recipientWire `json:"complainedRecipients"`
+	Timestamp             text            `json:"timestamp"`
+	FeedbackID            text            `json:"feedbackId"`
+	ComplaintSubType      text            `json:"complaintSubType"`
+	UserAgent             text            `json:"userAgent"`
+	ComplaintFeedbackType text            `json:"complaintFeedbackType"`
+	ArrivalDate           text            `json:"arrivalDate"`
+}
+
+type deliveryWire struct {
+	Timestamp            text     `json:"timestamp"`
+	ProcessingTimeMillis millis   `json:"processingTimeMillis"`
+	Recipients           textList `json:"recipients"`
+	SMTPResponse         text     `json:"smtpResponse"`
+	ReportingMTA         text     `json:"reportingMTA"`
+	RemoteMtaIP          text     `json:"remoteMtaIp"`
+}
+
+type delayWire struct {
+	Timestamp         text            `json:"timestamp"`
+	DelayType         text            `json:"delayType"`
+	ExpirationTime    text            `json:"expirationTime"`
+	DelayedRecipients []recipientWire `json:"delayedRecipients"`
+	ReportingMTA      text            `json:"reportingMTA"`
+}
+
+// recipientWire is a recipient of a bounce, complaint or delay: an
+// object, or a bare address, which is tolerated.
+type recipientWire struct {
+	EmailAddress   text `json:"emailAddress"`
+	Action         text `json:"action"`
+	Status         text `json:"status"`
+	DiagnosticCode text `json:"diagnosticCode"`
+}
+
+// UnmarshalJSONFrom reads a recipient object, or a bare address; null
+// is an empty recipient.
+func (r *recipientWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == '"' {
+		return r.EmailAddress.UnmarshalJSONFrom(dec)
+	}
+	return members(dec, "", func(name []byte) error {
+		switch string(name) {
+		case "emailAddress":
+			return r.EmailAddress.UnmarshalJSONFrom(dec)
+		case "action":
+			return r.Action.UnmarshalJSONFrom(dec)
+		case "status":
+			return r.Status.UnmarshalJSONFrom(dec)
+		case "diagnosticCode":
+			return r.DiagnosticCode.UnmarshalJSONFrom(dec)
+		}
+		_, err := dec.ReadValue()
+		return err
+	})
+}
+
+// decodeSES decodes the SES JSON (raw, which the Notification keeps, and
+// whose substrings its strings are) into a Notification. A set-up
+// message, an inbound-mail notification or JSON that is not SES's gives a
+// skip reason instead.
 func decodeSES(raw string) (*Notification, string, error) {
 	var w sesWire
-	l := lexer{b: readOnlyBytes(raw), s: raw}
-	l.object(func(k []byte) { w.member(&l, k) })
-	l.end()
-	if l.err != nil {
-		return nil, "", fmt.Errorf("SES JSON: %w", l.err)
+	if err := json.UnmarshalRead(strings.NewReader(raw), &w); err != nil {
+		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
+	s := func(t text) string { return t.in(raw) }
 	n := &Notification{Raw: raw}
 	switch {
-	case w.eventType != "":
+	case w.EventType.present() && w.NotificationType.present():
+		return nil, "", errors.New("SES JSON has both notificationType and eventType: refusing to read it as either")
+	case s(w.EventType) != "":
 		n.Format = "event"
-		n.Event.Type = strings.ReplaceAll(w.eventType, " ", "")
-	case w.notificationType == "AmazonSnsSubscriptionSucceeded":
-		return nil, "SES set-up message AmazonSnsSubscriptionSucceeded", nil
-	case w.notificationType == "Received":
-		return nil, "SES inbound mail (Received), not feedback", nil
-	case w.notificationType != "":
-		n.Format = "notification"
-		n.Event.Type = w.notificationType
-	default:
-		return nil, "JSON message that is not an SES notification (no notificationType or eventType)", nil
+		n.Event.Type = strings.ReplaceAll(s(w.EventType), " ", "")
 	}
-	if !w.hasMail {
+	if n.Format == "" {
+		switch typ := s(w.NotificationType); typ {
+		case "":
+			return nil, "JSON message that is not an SES notification (no notificationType or eventType)", nil
+		case "AmazonSnsSubscriptionSucceeded":
+			return nil, "SES set-up message AmazonSnsSubscriptionSucceeded", nil
+		case "Received":
+			return nil, "SES inbound mail (Received), not feedback", nil
+		default:
+			n.Format = "notification"
+			n.Event.Type = typ
+		}
+	}
+	if w.Mail == nil {
 		return nil, "", fmt.Errorf("SES %s notification has no mail object", n.Event.Type)
 	}
-	w.finishMail()
-	n.Mail = w.mail
+	n.Mail = w.Mail.model(raw)
 	n.Event.Timestamp = n.Mail.Timestamp
 
-	var recips []wireRecipient
+	var recips []recipientWire
+	var addrs []string         // or the recipients are these addresses
 	from := "mail.destination" // where the recipients come from
 	switch n.Event.Type {
 	case TypeBounce:
-		if !w.hasBounce {
+		b := w.Bounce
+		if b == nil {
 			return nil, "", missing("bounce")
 		}
-		n.Bounce, recips, from = w.bounce, w.bounced, "bounce.bouncedRecipients"
-		n.Event.Timestamp = cmp.Or(w.bounce.Timestamp, n.Event.Timestamp)
+		n.Bounce = Bounce{Type: s(b.BounceType), SubType: s(b.BounceSubType), ReportingMTA: s(b.ReportingMTA),
+			RemoteMtaIP: s(b.RemoteMtaIP), FeedbackID: s(b.FeedbackID), Timestamp: s(b.Timestamp)}
+		recips, from = b.BouncedRecipients, "bounce.bouncedRecipients"
+		n.Event.Timestamp = cmp.Or(n.Bounce.Timestamp, n.Event.Timestamp)
 	case TypeComplaint:
-		if !w.hasComplaint {
+		c := w.Complaint
+		if c == nil {
 			return nil, "", missing("complaint")
 		}
-		n.Complaint, recips, from = w.complaint, w.complained, "complaint.complainedRecipients"
-		n.Event.Timestamp = cmp.Or(w.complaint.Timestamp, n.Event.Timestamp)
+		n.Complaint = Complaint{FeedbackType: s(c.ComplaintFeedbackType), SubType: s(c.ComplaintSubType), UserAgent: s(c.UserAgent),
+			ArrivalDate: s(c.ArrivalDate), FeedbackID: s(c.FeedbackID), Timestamp: s(c.Timestamp)}
+		recips, from = c.ComplainedRecipients, "complaint.complainedRecipients"
+		n.Event.Timestamp = cmp.Or(n.Complaint.Timestamp, n.Event.Timestamp)
 	case TypeDelivery:
-		if !w.hasDelivery {
+		d := w.Delivery
+		if d == nil {
 			return nil, "", missing("delivery")
 		}
-		n.Delivery, from = w.delivery, "delivery.recipients"
-		recips = make([]wireRecipient, len(w.delivered))
-		for i, a := range w.delivered {
-			recips[i].address = a
-		}
-		n.Event.Timestamp = cmp.Or(w.delivery.Timestamp, n.Event.Timestamp)
+		n.Delivery = Delivery{Timestamp: s(d.Timestamp), ProcessingTimeMillis: int(d.ProcessingTimeMillis),
+			SMTPResponse: s(d.SMTPResponse), ReportingMTA: s(d.ReportingMTA), RemoteMtaIP: s(d.RemoteMtaIP)}
+		addrs, from = d.Recipients.in(raw), "delivery.recipients"
+		n.Event.Timestamp = cmp.Or(n.Delivery.Timestamp, n.Event.Timestamp)
 	case TypeDeliveryDelay:
-		if !w.hasDelay {
+		d := w.DeliveryDelay
+		if d == nil {
 			return nil, "", missing("deliveryDelay")
 		}
-		n.Delay, recips, from = w.delay, w.delayed, "deliveryDelay.delayedRecipients"
-		n.Event.Timestamp = cmp.Or(w.delay.Timestamp, n.Event.Timestamp)
+		n.Delay = Delay{Type: s(d.DelayType), ExpirationTime: s(d.ExpirationTime), ReportingMTA: s(d.ReportingMTA), Timestamp: s(d.Timestamp)}
+		recips, from = d.DelayedRecipients, "deliveryDelay.delayedRecipients"
+		n.Event.Timestamp = cmp.Or(n.Delay.Timestamp, n.Event.Timestamp)
 	default:
 		// Send, Reject, Open, Click, RenderingFailure, Subscription and
 		// types SES may add later name no recipients: mail.destination.
-		n.Reject, n.Failure, n.Open, n.Click, n.Subscription = w.reject, w.failure, w.open, w.click, w.subscription
-		n.Event.Timestamp = cmp.Or(w.open.Timestamp, w.click.Timestamp, w.subscription.Timestamp, n.Event.Timestamp)
-		recips = make([]wireRecipient, len(n.Mail.Destination))
-		for i, a := range n.Mail.Destination {
-			recips[i].address = a
-		}
+		o, c, sub := &w.Open, &w.Click, &w.Subscription
+		n.Reject = Reject{Reason: s(w.Reject.Reason)}
+		n.Failure = Failure{ErrorMessage: s(w.Failure.ErrorMessage), TemplateName: s(w.Failure.TemplateName)}
+		n.Open = Open{IPAddress: s(o.IPAddress), UserAgent: s(o.UserAgent), Timestamp: s(o.Timestamp)}
+		n.Click = Click{IPAddress: s(c.IPAddress), UserAgent: s(c.UserAgent), Timestamp: s(c.Timestamp), Link: s(c.Link),
+			LinkTags: c.LinkTags.in(raw)}
+		n.Subscription = Subscription{ContactList: s(sub.ContactList), Source: s(sub.Source), Timestamp: s(sub.Timestamp),
+			UnsubscribeAll: bool(sub.NewTopicPreferences.UnsubscribeAll)}
+		n.Event.Timestamp = cmp.Or(n.Open.Timestamp, n.Click.Timestamp, n.Subscription.Timestamp, n.Event.Timestamp)
+		addrs = n.Mail.Destination
 	}
-	if len(recips) == 0 {
+	if len(recips)+len(addrs) == 0 {
 		return nil, fmt.Sprintf("SES %s names no recipients (%s is empty)", n.Event.Type, from), nil
 	}
-	n.Recipients = make([]Recipient, len(recips))
-	for i, r := range recips {
-		rc := NewRecipient(r.address)
-		rc.Status, rc.Action, rc.DiagnosticCode = r.status, r.action, r.diagnosticCode
-		n.Recipients[i] = rc
+	n.Recipients = make([]Recipient, 0, len(recips)+len(addrs))
+	for _, r := range recips {
+		rc := NewRecipient(s(r.EmailAddress))
+		rc.Status, rc.Action, rc.DiagnosticCode = s(r.Status), s(r.Action), s(r.DiagnosticCode)
+		n.Recipients = append(n.Recipients, rc)
+	}
+	for _, a := range addrs {
+		n.Recipients = append(n.Recipients, NewRecipient(a))
 	}
 	return n, "", nil
 }
 
-// member reads the top-level SES field k.
-func (w *sesWire) member(l *lexer, k []byte) {
-	switch string(k) {
-	case "notificationType":
-		w.notificationType = l.str()
-	case "eventType":
-		w.eventType = l.str()
-	case "mail":
-		w.hasMail = !l.null() && l.object(func(k []byte) { w.mailMember(l, k) })
-	case "bounce":
-		w.hasBounce = !l.null() && l.object(func(k []byte) { w.bounceMember(l, k) })
-	case "complaint":
-		w.hasComplaint = !l.null() && l.object(func(k []byte) { w.complaintMember(l, k) })
-	case "delivery":
-		w.hasDelivery = !l.null() && l.object(func(k []byte) { w.deliveryMember(l, k) })
-	case "deliveryDelay":
-		w.hasDelay = !l.null() && l.object(func(k []byte) { w.delayMember(l, k) })
-	case "reject":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "reason":
-				w.reject.Reason = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "failure":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "errorMessage":
-				w.failure.ErrorMessage = l.str()
-			case "templateName":
-				w.failure.TemplateName = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "open":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "ipAddress":
-				w.open.IPAddress = l.str()
-			case "userAgent":
-				w.open.UserAgent = l.str()
-			case "timestamp":
-				w.open.Timestamp = l.str()
-			default:
-				l.skip()
-			}
-		})
-	case "click":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "ipAddress":
-				w.click.IPAddress = l.str()
-			case "userAgent":
-				w.click.UserAgent = l.str()
-			case "timestamp":
-				w.click.Timestamp = l.str()
-			case "link":
-				w.click.Link = l.str()
-			case "linkTags":
-				w.click.LinkTags = l.strMap()
-			default:
-				l.skip()
-			}
-		})
-	case "subscription":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "contactList":
-				w.subscription.ContactList = l.str()
-			case "timestamp":
-				w.subscription.Timestamp = l.str()
-			case "source":
-				w.subscription.Source = l.str()
-			case "newTopicPreferences":
-				l.object(func(k []byte) {
-					if string(k) == "unsubscribeAll" {
-						w.subscription.UnsubscribeAll = l.boolish()
-						return
-					}
-					l.skip()
-				})
-			default:
-				l.skip()
-			}
-		})
-	default:
-		l.skip()
+// model returns the Mail of the model, with the fields derived from the
+// ones read.
+func (w *mailWire) model(raw string) Mail {
+	s := func(t text) string { return t.in(raw) }
+	m := Mail{
+		Timestamp: s(w.Timestamp), MessageID: s(w.MessageID), Source: s(w.Source), SourceArn: s(w.SourceArn), SourceIP: s(w.SourceIP),
+		SendingAccountID: s(w.SendingAccountID), CallerIdentity: s(w.CallerIdentity), Destination: w.Destination.in(raw),
+		Tags: w.Tags.in(raw), HeadersTruncated: bool(w.HeadersTruncated), Subject: s(w.CommonHeaders.Subject),
 	}
-}
-
-func (w *sesWire) mailMember(l *lexer, k []byte) {
-	m := &w.mail
-	switch string(k) {
-	case "timestamp":
-		m.Timestamp = l.str()
-	case "messageId":
-		m.MessageID = l.str()
-	case "source":
-		m.Source = l.str()
-	case "sourceArn":
-		m.SourceArn = l.str()
-	case "sourceIp":
-		m.SourceIP = l.str()
-	case "sendingAccountId":
-		m.SendingAccountID = l.str()
-	case "callerIdentity":
-		m.CallerIdentity = l.str()
-	case "destination":
-		m.Destination = l.strs()
-	case "headersTruncated":
-		m.HeadersTruncated = l.boolish()
-	case "tags":
-		m.Tags = l.strMap()
-	case "headers":
-		l.array(func() {
-			var h header
-			l.object(func(k []byte) {
-				switch string(k) {
-				case "name":
-					h.name = l.str()
-				case "value":
-					h.value = l.str()
-				default:
-					l.skip()
-				}
-			})
-			w.headers = append(w.headers, h)
-		})
-	case "commonHeaders":
-		l.object(func(k []byte) {
-			switch string(k) {
-			case "from":
-				w.from = l.strs()
-			case "to":
-				w.to = l.strs()
-			case "cc":
-				w.cc = l.strs()
-			case "replyTo":
-				w.replyTo = l.strs()
-			case "subject":
-				w.subject = l.str()
-			default:
-				l.skip()
-			}
-		})
-	default:
-		l.skip()
-	}
-}
-
-// finishMail derives the mail fields that are not read as they are.
-func (w *sesWire) finishMail() {
-	m := &w.mail
 	if m.Destination == nil {
 		m.Destination = []string{}
 	}
@@ -292,131 +267,235 @@ func (w *sesWire) finishMail() {
 	if at := strings.LastIndexByte(m.SourceAddress, '@'); at >= 0 {
 		m.SourceDomain = strings.ToLower(m.SourceAddress[at+1:])
 	}
-	m.Subject = w.subject
-	m.From, m.To, m.Cc, m.ReplyTo = splitAddresses(w.from), splitAddresses(w.to), splitAddresses(w.cc), splitAddresses(w.replyTo)
-	if len(w.headers) > 0 {
-		m.Headers = make(map[string]string, len(w.headers))
-		for _, h := range w.headers {
-			if prev, ok := m.Headers[h.name]; ok {
-				m.Headers[h.name] = prev + ", " + h.value
+	h := &w.CommonHeaders
+	m.From, m.To = h.From.addresses(raw), h.To.addresses(raw)
+	m.Cc, m.ReplyTo = h.Cc.addresses(raw), h.ReplyTo.addresses(raw)
+	if len(w.Headers) > 0 {
+		m.Headers = make(map[string]string, len(w.Headers))
+		for _, h := range w.Headers {
+			name, value := s(h.Name), s(h.Value)
+			if prev, ok := m.Headers[name]; ok {
+				m.Headers[name] = prev + ", " + value
 			} else {
-				m.Headers[h.name] = h.value
+				m.Headers[name] = value
 			}
 		}
 		if m.Subject == "" {
 			m.Subject = m.Headers["Subject"]
 		}
 	}
-}
-
-func (l *lexer) recipients(dst *[]wireRecipient) {
-	l.array(func() {
-		var r wireRecipient
-		switch l.peek() {
-		case '"': // tolerate a bare address
-			r.address = l.str()
-		default:
-			l.object(func(k []byte) {
-				switch string(k) {
-				case "emailAddress":
-					r.address = l.str()
-				case "action":
-					r.action = l.str()
-				case "status":
-					r.status = l.str()
-				case "diagnosticCode":
-					r.diagnosticCode = l.str()
-				default:
-					l.skip()
-				}
-			})
-		}
-		*dst = append(*dst, r)
-	})
-}
-
-func (w *sesWire) bounceMember(l *lexer, k []byte) {
-	b := &w.bounce
-	switch string(k) {
-	case "bounceType":
-		b.Type = l.str()
-	case "bounceSubType":
-		b.SubType = l.str()
-	case "bouncedRecipients":
-		l.recipients(&w.bounced)
-	case "timestamp":
-		b.Timestamp = l.str()
-	case "feedbackId":
-		b.FeedbackID = l.str()
-	case "remoteMtaIp":
-		b.RemoteMtaIP = l.str()
-	case "reportingMTA":
-		b.ReportingMTA = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) complaintMember(l *lexer, k []byte) {
-	c := &w.complaint
-	switch string(k) {
-	case "complainedRecipients":
-		l.recipients(&w.complained)
-	case "timestamp":
-		c.Timestamp = l.str()
-	case "feedbackId":
-		c.FeedbackID = l.str()
-	case "complaintSubType":
-		c.SubType = l.str()
-	case "userAgent":
-		c.UserAgent = l.str()
-	case "complaintFeedbackType":
-		c.FeedbackType = l.str()
-	case "arrivalDate":
-		c.ArrivalDate = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) deliveryMember(l *lexer, k []byte) {
-	d := &w.delivery
-	switch string(k) {
-	case "timestamp":
-		d.Timestamp = l.str()
-	case "processingTimeMillis":
-		d.ProcessingTimeMillis = int(l.number())
-	case "recipients":
-		w.delivered = l.strs()
-	case "smtpResponse":
-		d.SMTPResponse = l.str()
-	case "reportingMTA":
-		d.ReportingMTA = l.str()
-	case "remoteMtaIp":
-		d.RemoteMtaIP = l.str()
-	default:
-		l.skip()
-	}
-}
-
-func (w *sesWire) delayMember(l *lexer, k []byte) {
-	d := &w.delay
-	switch string(k) {
-	case "timestamp":
-		d.Timestamp = l.str()
-	case "delayType":
-		d.Type = l.str()
-	case "expirationTime":
-		d.ExpirationTime = l.str()
-	case "delayedRecipients":
-		l.recipients(&w.delayed)
-	case "reportingMTA":
-		d.ReportingMTA = l.str()
-	default:
-		l.skip()
-	}
+	return m
 }
 
 func missing(obj string) error {
 	return errors.New("SES JSON has no " + obj + " object")
+}
+
+// text is a JSON string of the SES JSON, or null, as read: where it lies
+// in the JSON. Its string is a substring of the JSON when it holds no
+// escapes (in), so that a notification costs one copy of its JSON, not
+// one a field.
+type text struct {
+	start, end int // the quoted string, in the JSON; end is 0 for null
+	escaped    bool
+}
+
+// UnmarshalJSONFrom reads a string or null.
+func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		*t = text{}
+		_, err := dec.ReadToken()
+		return err
+	case '"':
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		end := int(dec.InputOffset())
+		*t = text{start: end - len(v), end: end, escaped: bytes.IndexByte(v, '\\') >= 0}
+		return nil
+	}
+	return wrongKind(dec, "", "a string")
+}
+
+// present reports whether the string was there, and not null.
+func (t text) present() bool {
+	return t.end != 0
+}
+
+// in returns the string, read from raw, the JSON it lies in.
+func (t text) in(raw string) string {
+	if t.end == 0 {
+		return ""
+	}
+	if !t.escaped {
+		return raw[t.start+1 : t.end-1]
+	}
+	b, _ := jsontext.AppendUnquote(nil, raw[t.start:t.end]) // valid: the decoder read it
+	return string(b)
+}
+
+// textList is a list of strings that SES may also write as a single
+// string (commonHeaders.to, a tag's value); null is an empty list and a
+// null in the list an empty string.
+type textList []text
+
+// UnmarshalJSONFrom reads an array of strings, a string, or null.
+func (l *textList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		*l = nil
+		_, err := dec.ReadToken()
+		return err
+	case '"':
+		*l = textList{{}}
+		return (*l)[0].UnmarshalJSONFrom(dec)
+	case '[':
+	default:
+		return wrongKind(dec, "", "an array")
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	out := textList{}
+	for dec.PeekKind() != ']' {
+		var t text
+		if err := t.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
+		out = append(out, t)
+	}
+	*l = out
+	_, err := dec.ReadToken()
+	return err
+}
+
+// in returns the strings, read from raw; nil for null.
+func (l textList) in(raw string) []string {
+	if l == nil {
+		return nil
+	}
+	out := make([]string, len(l))
+	for i, t := range l {
+		out[i] = t.in(raw)
+	}
+	return out
+}
+
+// addresses returns the header entries, read from raw, one entry per
+// address (appendAddresses).
+func (l textList) addresses(raw string) []string {
+	var out []string
+	for _, t := range l {
+		out = appendAddresses(out, t.in(raw))
+	}
+	return out
+}
+
+// textMap is an object of string lists (mail.tags, click.linkTags).
+type textMap map[string]textList
+
+// UnmarshalJSONFrom reads an object of string lists, or null.
+func (m *textMap) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		*m = nil
+		_, err := dec.ReadToken()
+		return err
+	}
+	out := textMap{}
+	err := members(dec, "", func(name []byte) error {
+		key := string(name) // before the value is read, which may move name
+		var l textList
+		err := l.UnmarshalJSONFrom(dec)
+		out[key] = l
+		return err
+	})
+	*m = out
+	return err
+}
+
+// in returns the lists, read from raw; nil for null.
+func (m textMap) in(raw string) map[string][]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, l := range m {
+		out[k] = l.in(raw)
+	}
+	return out
+}
+
+// boolish is a boolean that SES may also write as a string ("true",
+// "False", ...); null and "" are false.
+type boolish bool
+
+// UnmarshalJSONFrom reads true, false, "true", "false" (in lower,
+// title or upper case), "" or null.
+func (b *boolish) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case 't', 'f', 'n':
+		_, err := dec.ReadToken()
+		*b = k == 't'
+		return err
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		switch tok.String() {
+		case "true", "True", "TRUE":
+			*b = true
+			return nil
+		case "false", "False", "FALSE", "":
+			*b = false
+			return nil
+		}
+		return &kindError{got: '"', want: "a boolean"}
+	}
+	return wrongKind(dec, "", "a boolean")
+}
+
+// millis is a whole number of milliseconds that SES may also write as a
+// string; null and "" are 0. A fraction is cut off; a number too large
+// for an int is an error, never wrapped around.
+type millis int
+
+// UnmarshalJSONFrom reads a number, a string holding one, or null.
+func (n *millis) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	k := dec.PeekKind()
+	switch k {
+	case 'n':
+		*n = 0
+		_, err := dec.ReadToken()
+		return err
+	case '0', '"':
+	default:
+		return wrongKind(dec, "", "a number")
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	s := tok.String()
+	if s == "" {
+		*n = 0
+		return nil
+	}
+	if i, err := strconv.ParseInt(s, 10, 0); err == nil {
+		*n = millis(i)
+		return nil
+	} else if errors.Is(err, strconv.ErrRange) {
+		return &rangeError{value: s}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange), err == nil && (math.IsNaN(f) || f < math.MinInt || f >= -math.MinInt):
+		return &rangeError{value: s}
+	case err != nil:
+		return &kindError{got: k, want: "a number"}
+	}
+	*n = millis(f)
+	return nil
 }

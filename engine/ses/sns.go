@@ -1,10 +1,13 @@
 package ses
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SNS message types.
@@ -58,23 +61,24 @@ const (
 // could move text from one field into another and still verify.
 var snsFields = []struct {
 	key       string
+	top       topKey
 	bit       snsField
 	noControl bool
 }{
-	{"Type", snsType, true},
-	{"MessageId", snsMessageID, true},
-	{"TopicArn", snsTopicArn, true},
-	{"Timestamp", snsTimestamp, true},
-	{"Message", snsMessage, false},
-	{"Subject", snsSubject, false},
-	{"SignatureVersion", snsSignatureVersion, true},
-	{"Signature", snsSignature, true},
-	{"SigningCertURL", snsSigningCertURL, true},
-	{"SigningCertUrl", snsSigningCertURL, true},
-	{"SubscribeURL", snsSubscribeURL, true},
-	{"UnsubscribeURL", snsUnsubscribeURL, true},
-	{"UnsubscribeUrl", snsUnsubscribeURL, true},
-	{"Token", snsToken, true},
+	{"Type", keyType, snsType, true},
+	{"MessageId", keyMessageID, snsMessageID, true},
+	{"TopicArn", keyTopicArn, snsTopicArn, true},
+	{"Timestamp", keyTimestamp, snsTimestamp, true},
+	{"Message", keyMessage, snsMessage, false},
+	{"Subject", keySubject, snsSubject, false},
+	{"SignatureVersion", keySignatureVersion, snsSignatureVersion, true},
+	{"Signature", keySignature, snsSignature, true},
+	{"SigningCertURL", keySigningCertURL, snsSigningCertURL, true},
+	{"SigningCertUrl", keySigningCertURLLambda, snsSigningCertURL, true},
+	{"SubscribeURL", keySubscribeURL, snsSubscribeURL, true},
+	{"UnsubscribeURL", keyUnsubscribeURL, snsUnsubscribeURL, true},
+	{"UnsubscribeUrl", keyUnsubscribeURLLambda, snsUnsubscribeURL, true},
+	{"Token", keyToken, snsToken, true},
 }
 
 // Has reports whether the envelope had the field named as SNS writes it
@@ -123,80 +127,142 @@ func (m *SNSMessage) field(b snsField) *string {
 // Every other key (MessageAttributes, a field SNS adds later, or a key of
 // another envelope shape) is ignored: nothing but SNS's own fields is ever
 // read from it. A key given twice, in any letter case ("Message" and
-// "message"), a control character in a field that SNS signs as a single
-// line, and anything after the object are errors. Which fields must be
-// present is for the caller to say (Has).
+// "message"), or twice in any object inside it, a control character in a
+// field that SNS signs as a single line, invalid JSON or UTF-8, and
+// anything after the object are errors. Which fields must be present is
+// for the caller to say (Has). Its cost is linear in the size of b,
+// whatever b holds.
 func ParseSNS(b []byte) (*SNSMessage, error) {
-	m := new(SNSMessage)
-	var seen []string // keys so far, in lower case
-	var problem error
-	l := lexer{b: b}
-	if l.peek() != '{' {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, errors.New("an SNS message is a JSON object")
 	}
-	l.object(func(k []byte) {
-		key := string(k)
-		lower := strings.ToLower(key)
-		for _, s := range seen {
-			if s == lower && problem == nil {
-				problem = fmt.Errorf("key %q appears twice (keys are compared in any letter case)", key)
-			}
+	d := new(document)
+	if err := d.read(b); err != nil {
+		if dup, ok := errors.AsType[*dupError](err); ok && dup.in == "" {
+			dup.fold = true
 		}
-		seen = append(seen, lower)
-		for _, f := range snsFields {
-			if f.key != key {
-				continue
-			}
-			m.read(&l, f.bit, key)
-			if f.noControl && problem == nil {
-				if v := m.field(f.bit); v != nil && hasControl(*v) {
-					problem = fmt.Errorf("%s holds a control character", key)
-				}
-			}
-			return
-		}
-		l.skip()
-	})
-	l.end()
-	if l.err != nil {
-		return nil, l.err
+		return nil, err
 	}
-	if problem != nil {
-		return nil, problem
+	return d.sns()
+}
+
+// sns reads the SNS envelope an object document holds.
+func (d *document) sns() (*SNSMessage, error) {
+	if d.kind != '{' {
+		return nil, errors.New("an SNS message is a JSON object")
+	}
+	if name, ok := foldDup(d.doc, d.names, nil); ok {
+		return nil, &dupError{name: name, fold: true}
+	}
+	m := new(SNSMessage)
+	for _, f := range snsFields {
+		raw := d.value(f.top)
+		if raw == nil {
+			continue
+		}
+		s, err := unquote(raw, f.key)
+		if err != nil {
+			if f.bit == snsMessage {
+				err = fmt.Errorf("%w: SNS always sends the message as a string (was it decoded twice?)", err)
+			}
+			return nil, err
+		}
+		if raw[0] == 'n' {
+			continue
+		}
+		if f.noControl && hasControl(s) {
+			return nil, fmt.Errorf("%s holds a control character", f.key)
+		}
+		if f.bit == snsSubject {
+			subject := s
+			m.Subject = &subject
+		} else {
+			*m.field(f.bit) = s
+		}
+		m.present |= f.bit
 	}
 	return m, nil
 }
 
-// read reads the string value of the field with bit b (key as written),
-// or null.
-func (m *SNSMessage) read(l *lexer, b snsField, key string) {
-	switch c := l.peek(); {
-	case c == 'n':
-		l.literal("null")
-		return
-	case c != '"':
-		l.typeError("a string")
-		if b == snsMessage && l.err != nil {
-			l.err = fmt.Errorf("%w: SNS always sends the message as a string (was it decoded twice?)", l.err)
+// foldNames is how many names foldDup compares pair by pair; beyond it,
+// it looks each up in a map, so that its cost stays linear.
+const foldNames = 16
+
+// foldDup reports the first of names (quoted, in doc) that repeats an
+// earlier one in another letter case (names repeated exactly are refused
+// by the JSON reader). Names are compared as strings.ToLower makes them.
+// work, when not nil, counts the comparisons and lookups made, for tests.
+func foldDup(doc []byte, names []span, work *int) (string, bool) {
+	var seen map[string]struct{}
+	if len(names) > foldNames {
+		seen = make(map[string]struct{}, len(names))
+	}
+	var small [foldNames][]byte
+	for i, n := range names {
+		var buf []byte // a name with escapes is unescaped into a buffer of its own
+		key, err := unquoteName(doc[n.start:n.end], &buf)
+		if err != nil {
+			return "", false // the JSON reader has refused it already
 		}
-		return
+		if seen != nil {
+			if work != nil {
+				*work++
+			}
+			lower := strings.ToLower(string(key))
+			if _, ok := seen[lower]; ok {
+				return string(key), true
+			}
+			seen[lower] = struct{}{}
+			continue
+		}
+		for _, s := range small[:i] {
+			if work != nil {
+				*work++
+			}
+			if lowerEqual(s, key) {
+				return string(key), true
+			}
+		}
+		small[i] = key
 	}
-	s := l.str()
-	if l.err != nil {
-		return
+	return "", false
+}
+
+// lowerEqual reports whether strings.ToLower makes a and b the same,
+// without making them.
+func lowerEqual(a, b []byte) bool {
+	for len(a) > 0 && len(b) > 0 {
+		if ca, cb := a[0], b[0]; ca < utf8.RuneSelf && cb < utf8.RuneSelf {
+			if ca != cb && lowerASCII(ca) != lowerASCII(cb) {
+				return false
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
+		if ra != rb && unicode.ToLower(ra) != unicode.ToLower(rb) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
 	}
-	if b == snsSubject {
-		m.Subject = &s
-	} else {
-		*m.field(b) = s
+	return len(a) == len(b)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
 	}
-	m.present |= b
+	return c
 }
 
 // hasControl reports whether s holds a C0 or C1 control character or DEL.
 func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == 0x7f:
+			return true
+		case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] < 0xa0: // U+0080 to U+009F
 			return true
 		}
 	}

@@ -10,7 +10,6 @@
 package intaketest
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -19,7 +18,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"maps"
 	"math/big"
@@ -30,7 +28,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 )
 
@@ -197,27 +196,23 @@ func Body(m *ses.SNSMessage) []byte {
 
 // BodyWith is Body with the members of extra added after SNS's own, in the
 // order of their keys, whatever they are: keys SNS never sends, or SNS's
-// own keys again (in any letter case), as a forger would add them.
-func BodyWith(m *ses.SNSMessage, extra map[string]json.RawMessage) []byte {
-	var b bytes.Buffer
-	b.WriteString("{")
-	n := 0
+// own keys again (in any letter case), as a forger would add them. The
+// values are written as they are.
+func BodyWith(m *engine.SNSMessage, extra map[string]jsontext.Value) []byte {
+	b := []byte("{")
 	member := func(k string, v []byte) {
-		if n > 0 {
-			b.WriteString(",")
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		n++
-		kj, _ := json.Marshal(k)
-		b.Write(kj)
-		b.WriteString(":")
-		b.Write(v)
+		b = appendQuote(b, k)
+		b = append(b, ':')
+		b = append(b, v...)
 	}
 	add := func(k, v string, always bool) {
 		if v == "" && !always {
 			return
 		}
-		vj, _ := json.Marshal(v)
-		member(k, vj)
+		member(k, appendQuote(nil, v))
 	}
 	add("Type", m.Type, true)
 	add("MessageId", m.MessageID, true)
@@ -236,6 +231,12 @@ func BodyWith(m *ses.SNSMessage, extra map[string]json.RawMessage) []byte {
 	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		member(k, extra[k])
 	}
-	b.WriteString("}")
-	return b.Bytes()
+	return append(b, '}')
+}
+
+// appendQuote appends s as a JSON string, invalid UTF-8 replaced by
+// U+FFFD.
+func appendQuote(dst []byte, s string) []byte {
+	b, _ := jsontext.AppendQuote(dst, s)
+	return b
 }

@@ -3,14 +3,14 @@ package intaketest_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/sesrouter/sesrouter/engine"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -74,7 +74,7 @@ func TestBodyWith(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := intaketest.BodyWith(m, map[string]json.RawMessage{"Records": json.RawMessage(`[{"Sns":{}}]`), "detail": json.RawMessage(`{}`)})
+	body := intaketest.BodyWith(m, map[string]jsontext.Value{"Records": jsontext.Value(`[{"Sns":{}}]`), "detail": jsontext.Value(`{}`)})
 	if !bytes.HasSuffix(body, []byte(`,"Records":[{"Sns":{}}],"detail":{}}`)) {
 		t.Errorf("extra keys not added last, in order: %s", body)
 	}
@@ -85,7 +85,7 @@ func TestBodyWith(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("with extra keys read as\n%+v\nwant\n%+v", got, want)
 	}
-	if _, err := ses.ParseSNS(intaketest.BodyWith(m, map[string]json.RawMessage{"message": json.RawMessage(`"x"`)})); err == nil {
+	if _, err := engine.ParseSNS(intaketest.BodyWith(m, map[string]jsontext.Value{"message": jsontext.Value(`"x"`)})); err == nil {
 		t.Error("a body with message beside Message is read")
 	}
 }
