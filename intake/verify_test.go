@@ -834,7 +834,7 @@ func FuzzParseAndVerify(f *testing.F) {
 		panic("fetch during fuzzing")
 	})}})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := engine.ParseSNS(body)
+		m, err := ses.ParseSNS(body)
 		if err != nil {
 			return
 		}
@@ -854,7 +854,7 @@ func FuzzParseAndVerify(f *testing.F) {
 // from a body ParseSNS accepted exactly the values ParseSNS read for
 // SNS's keys as SNS spells them: the values the signature is checked over
 // and the router acts on.
-func checkOracle(t *testing.T, body []byte, m *engine.SNSMessage) {
+func checkOracle(t *testing.T, body []byte, m *ses.SNSMessage) {
 	t.Helper()
 	var o map[string]json.RawMessage
 	if err := json.Unmarshal(body, &o); err != nil {
@@ -906,7 +906,7 @@ func TestParseSNSOracle(t *testing.T) {
 		`{"type":"Notification","MESSAGE":"b"}`,
 		`{"Type":"Notification","Message":null,"Token":"t","MessageAttributes":{"Type":{"Type":"String","Value":"x"}}}`,
 	} {
-		m, err := engine.ParseSNS([]byte(body))
+		m, err := ses.ParseSNS([]byte(body))
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}

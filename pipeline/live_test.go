@@ -3,8 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"github.com/sesrouter/sesrouter/actions/slack"
-	"github.com/sesrouter/sesrouter/internal/pace"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,8 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/awstest"
+	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 

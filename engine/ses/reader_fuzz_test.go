@@ -164,4 +164,3 @@ func readFuzz(t *testing.T, rd *Reader, data []byte, check func(Item)) (items []
 	}
 	return items, docs
 }
-

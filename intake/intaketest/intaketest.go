@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 )
 
@@ -198,7 +198,7 @@ func Body(m *ses.SNSMessage) []byte {
 // order of their keys, whatever they are: keys SNS never sends, or SNS's
 // own keys again (in any letter case), as a forger would add them. The
 // values are written as they are.
-func BodyWith(m *engine.SNSMessage, extra map[string]jsontext.Value) []byte {
+func BodyWith(m *ses.SNSMessage, extra map[string]jsontext.Value) []byte {
 	b := []byte("{")
 	member := func(k string, v []byte) {
 		if len(b) > 1 {

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/sesrouter/sesrouter/engine"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/intake"
 	"github.com/sesrouter/sesrouter/intake/intaketest"
 )
@@ -85,7 +85,7 @@ func TestBodyWith(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("with extra keys read as\n%+v\nwant\n%+v", got, want)
 	}
-	if _, err := engine.ParseSNS(intaketest.BodyWith(m, map[string]jsontext.Value{"message": jsontext.Value(`"x"`)})); err == nil {
+	if _, err := ses.ParseSNS(intaketest.BodyWith(m, map[string]jsontext.Value{"message": jsontext.Value(`"x"`)})); err == nil {
 		t.Error("a body with message beside Message is read")
 	}
 }
