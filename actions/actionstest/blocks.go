@@ -1,9 +1,11 @@
 package actionstest
 
 import (
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Slack's Block Kit limits for messages, as [CheckBlocks] enforces them.
@@ -33,14 +35,14 @@ const (
 
 // blockFields is the part of a block CheckBlocks looks at.
 type blockFields struct {
-	Type      *string           `json:"type"`
-	BlockID   string            `json:"block_id"`
-	Text      json.RawMessage   `json:"text"`
-	Fields    []json.RawMessage `json:"fields"`
-	Elements  []json.RawMessage `json:"elements"`
-	ImageURL  string            `json:"image_url"`
-	SlackFile json.RawMessage   `json:"slack_file"`
-	AltText   *string           `json:"alt_text"`
+	Type      *string          `json:"type"`
+	BlockID   string           `json:"block_id"`
+	Text      jsontext.Value   `json:"text"`
+	Fields    []jsontext.Value `json:"fields"`
+	Elements  []jsontext.Value `json:"elements"`
+	ImageURL  string           `json:"image_url"`
+	SlackFile jsontext.Value   `json:"slack_file"`
+	AltText   *string          `json:"alt_text"`
 }
 
 // textObject is a Block Kit composition text object.
@@ -58,8 +60,8 @@ type textObject struct {
 // blocks. The fakes reject a message with problems as invalid_blocks.
 // Block types it does not know in detail (rich_text, input, video, …) are
 // accepted as long as they have a type.
-func CheckBlocks(blocks json.RawMessage) []string {
-	var list []json.RawMessage
+func CheckBlocks(blocks []byte) []string {
+	var list []jsontext.Value
 	if err := json.Unmarshal(blocks, &list); err != nil {
 		return []string{"must be an array of blocks [json-pointer:/blocks]"}
 	}
@@ -158,7 +160,7 @@ func (c *blockChecker) add(ptr, format string, args ...any) {
 }
 
 // text checks a text object at ptr: its type, and 1 to limit characters.
-func (c *blockChecker) text(ptr string, raw json.RawMessage, limit int, plainOnly bool) {
+func (c *blockChecker) text(ptr string, raw jsontext.Value, limit int, plainOnly bool) {
 	var t textObject
 	if err := json.Unmarshal(raw, &t); err != nil {
 		c.add(ptr, "must be a text object")

@@ -1,7 +1,6 @@
 package actionstest
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The SES operations the fake serves, as recorded in [Call].Op.
@@ -364,8 +366,8 @@ func (s *SES) serveOp(call *Call, body []byte) sesReply {
 
 // epochSeconds is t as a JSON number of seconds since the epoch, with
 // millisecond precision, the default timestamp format of REST JSON bodies.
-func epochSeconds(t time.Time) json.Number {
-	return json.Number(strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', -1, 64))
+func epochSeconds(t time.Time) jsontext.Value {
+	return jsontext.Value(strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', -1, 64))
 }
 
 // write sends rep as an SES REST JSON answer and counts it.
