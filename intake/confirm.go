@@ -14,7 +14,7 @@ import (
 
 // confirm confirms a verified subscription by a GET of its SubscribeURL.
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, m *ses.SNSMessage) {
-	if err := CheckSNSURL(m.SubscribeURL, m.TopicArn); err != nil {
+	if err := checkSNSURL(m.SubscribeURL, m.TopicArn); err != nil {
 		s.refuse(r, w, http.StatusForbidden, "SubscribeURL refused", err, msgAttrs(m)...)
 		return
 	}

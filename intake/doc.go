@@ -5,7 +5,7 @@
 // of an SNS message, and [ServerOptions.Handle] receives the verified
 // *engine.SNSMessage, never the request body. Intake owns the rest: the
 // fields SNS always sends ([CheckFields]), the string it signs
-// ([StringToSign]), the URL rules ([CheckCertURL], [CheckSNSURL]: https on
+// ([StringToSign]), the URL rules ([checkCertURL], [checkSNSURL]: https on
 // the SNS host of the topic's region, checked before any fetch), the
 // signing certificates ([Verifier]: fetched, chained to the roots, named
 // sns.amazonaws.com and cached, or read from an operator's folder), and

@@ -398,7 +398,7 @@ func TestVerifyFetchTimeouts(t *testing.T) {
 	// A certificate server that never answers: a caller's context ends
 	// its wait at its own deadline, the fetch ends at FetchTimeout, on
 	// the bubble's fake clock; the failure is then remembered for
-	// FailureMemory.
+	// failureMemory.
 	s := validSigner(t)
 	synctest.Test(t, func(t *testing.T) {
 		var hits atomic.Int32
@@ -432,12 +432,12 @@ func TestVerifyFetchTimeouts(t *testing.T) {
 		}
 		// Within the minute, the failure is remembered.
 		end := time.Now()
-		time.Sleep(FailureMemory - time.Nanosecond)
+		time.Sleep(failureMemory - time.Nanosecond)
 		err = v.Verify(context.Background(), m)
 		if err == nil || !strings.HasPrefix(err.Error(), want+" (not fetched again before ") || !errors.Is(err, ErrCertUnavailable) {
 			t.Fatalf("remembered: got %v\nwant %s (not fetched again before …)", err, want)
 		}
-		if time.Since(end) != FailureMemory-time.Nanosecond {
+		if time.Since(end) != failureMemory-time.Nanosecond {
 			t.Errorf("a remembered failure took time")
 		}
 		if n := hits.Load(); n != 1 {
@@ -446,10 +446,10 @@ func TestVerifyFetchTimeouts(t *testing.T) {
 		// After it, the certificate is fetched again.
 		time.Sleep(time.Nanosecond)
 		if err = v.Verify(context.Background(), m); err == nil || err.Error() != want {
-			t.Fatalf("after FailureMemory: got %v\nwant %s", err, want)
+			t.Fatalf("after failureMemory: got %v\nwant %s", err, want)
 		}
 		if n := hits.Load(); n != 2 {
-			t.Errorf("%d requests, want 2: fetched again after FailureMemory", n)
+			t.Errorf("%d requests, want 2: fetched again after failureMemory", n)
 		}
 	})
 }

@@ -19,17 +19,17 @@ const (
 	// processing slot, it bounds the memory that slow or hostile clients
 	// can hold.
 	DefaultMaxConnections = 1024
-	// IdleTimeout is how long a keep-alive connection may wait for its
+	// idleTimeout is how long a keep-alive connection may wait for its
 	// next request. It is short: an idle connection holds one of the
 	// DefaultMaxConnections for nothing, and reconnecting costs a client
 	// little.
-	IdleTimeout = 10 * time.Second
-	// ReadHeaderTimeout bounds the reading of a request's header.
-	ReadHeaderTimeout = 10 * time.Second
+	idleTimeout = 10 * time.Second
+	// readHeaderTimeout bounds the reading of a request's header.
+	readHeaderTimeout = 10 * time.Second
 )
 
 // HTTPServer returns the http.Server of an endpoint serving h: bounded
-// times to read a request's header and body, a short IdleTimeout, a
+// times to read a request's header and body, a short idleTimeout, a
 // bounded header size; writeTimeout must cover the longest handling of a
 // notification, its actions with their retries. Its ConnState hook tells
 // a [LimitListener] which connections are idle, so that it closes them
@@ -37,10 +37,10 @@ const (
 func HTTPServer(h http.Handler, logger *slog.Logger, writeTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      writeTimeout,
-		IdleTimeout:       IdleTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ConnState:         trackConnState,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

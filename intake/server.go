@@ -17,9 +17,9 @@ import (
 
 // Defaults of [ServerOptions].
 const (
-	// DefaultMaxBody is the largest body read: SNS messages are at most
+	// defaultMaxBody is the largest body read: SNS messages are at most
 	// 256 KB, and the HTTP envelope adds little.
-	DefaultMaxBody = 256 << 10
+	defaultMaxBody = 256 << 10
 	// DefaultMaxConcurrent bounds the requests parsed, verified and
 	// handled at once.
 	DefaultMaxConcurrent = 128
@@ -28,16 +28,16 @@ const (
 	DefaultQueueWait = 5 * time.Second
 	// DefaultConfirmTimeout bounds the GET of a SubscribeURL.
 	DefaultConfirmTimeout = 15 * time.Second
-	// DefaultBodyTimeout bounds the reading of a request's body, which
+	// defaultBodyTimeout bounds the reading of a request's body, which
 	// happens before the request takes a slot.
-	DefaultBodyTimeout = 5 * time.Second
-	// MaxClockSkew is how far in the future of the server's clock a
+	defaultBodyTimeout = 5 * time.Second
+	// maxClockSkew is how far in the future of the server's clock a
 	// Notification's Timestamp may be when MaxAge is set.
-	MaxClockSkew = 5 * time.Minute
+	maxClockSkew = 5 * time.Minute
 )
 
-// HealthPath is the path of the health check: GET answers 200 "ok".
-const HealthPath = "/healthz"
+// healthPath is the path of the health check: GET answers 200 "ok".
+const healthPath = "/healthz"
 
 // ErrUnprocessable marks an error of [ServerOptions.Handle] that a new
 // delivery of the same message cannot fix (its content is unreadable): the
@@ -77,11 +77,11 @@ type ServerOptions struct {
 	// Logger gets one line per refused request, confirmation and error;
 	// nil discards.
 	Logger *slog.Logger
-	// MaxBody is the largest body accepted (default DefaultMaxBody); a
+	// MaxBody is the largest body accepted (default defaultMaxBody); a
 	// larger one gets 413.
 	MaxBody int64
 	// BodyTimeout bounds the reading of a request's body (default
-	// DefaultBodyTimeout); a body not sent in time gets 408. It is read
+	// defaultBodyTimeout); a body not sent in time gets 408. It is read
 	// before the request takes a slot.
 	BodyTimeout time.Duration
 	// MaxConcurrent bounds the requests parsed, verified and handled at
@@ -91,7 +91,7 @@ type ServerOptions struct {
 	MaxConcurrent int
 	QueueWait     time.Duration
 	// MaxAge, when not 0, is the replay window: a Notification whose
-	// signed Timestamp is older than MaxAge, or more than MaxClockSkew
+	// signed Timestamp is older than MaxAge, or more than maxClockSkew
 	// ahead of Now, is refused. 0 sets no limit.
 	MaxAge time.Duration
 	// Now is the clock of MaxAge; nil is time.Now.
@@ -190,10 +190,10 @@ func NewServer(o ServerOptions) *Server {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxBody
+		s.maxBody = defaultMaxBody
 	}
 	if s.bodyTimeout <= 0 {
-		s.bodyTimeout = DefaultBodyTimeout
+		s.bodyTimeout = defaultBodyTimeout
 	}
 	if s.queueWait <= 0 {
 		s.queueWait = DefaultQueueWait
@@ -215,15 +215,15 @@ const (
 	// TopicHeader names the message's topic: it must be one of
 	// ServerOptions.Topics, and equal to the body's TopicArn.
 	TopicHeader = "x-amz-sns-topic-arn"
-	// TypeHeader names the message's Type; when present it must equal
+	// typeHeader names the message's Type; when present it must equal
 	// the body's.
-	TypeHeader = "x-amz-sns-message-type"
+	typeHeader = "x-amz-sns-message-type"
 )
 
 // ServeHTTP handles one request; see [Server].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.recoverRequest(w, r)
-	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if r.URL.Path == healthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 		return
@@ -253,8 +253,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusBadRequest, "not an SNS message", err, slog.String("topicArn", topic))
 		return
 	}
-	if h := r.Header.Get(TypeHeader); h != "" && h != m.Type {
-		s.refuse(r, w, http.StatusBadRequest, TypeHeader+" contradicts the body", nil,
+	if h := r.Header.Get(typeHeader); h != "" && h != m.Type {
+		s.refuse(r, w, http.StatusBadRequest, typeHeader+" contradicts the body", nil,
 			msgAttrs(m, slog.String("header", h))...)
 		return
 	}
@@ -326,10 +326,10 @@ func (s *Server) checkHeaders(w http.ResponseWriter, r *http.Request) (string, b
 		return refuse(http.StatusRequestEntityTooLarge, "body too large",
 			slog.Int64("contentLength", r.ContentLength), slog.Int64("maxBody", s.maxBody))
 	}
-	switch typ := r.Header.Get(TypeHeader); typ {
+	switch typ := r.Header.Get(typeHeader); typ {
 	case "", ses.SNSNotification, ses.SNSSubscriptionConfirmation, ses.SNSUnsubscribeConfirmation:
 	default:
-		return refuse(http.StatusBadRequest, "unknown "+TypeHeader, slog.String("header", typ))
+		return refuse(http.StatusBadRequest, "unknown "+typeHeader, slog.String("header", typ))
 	}
 	topics := r.Header.Values(TopicHeader)
 	switch {
@@ -385,8 +385,8 @@ func (s *Server) checkAge(m *ses.SNSMessage, sent time.Time) error {
 	switch age := now.Sub(sent); {
 	case age > s.maxAge:
 		return fmt.Errorf("timestamp %s is %s old, more than MaxAge %s", m.Timestamp, age.Round(time.Millisecond), s.maxAge)
-	case -age > MaxClockSkew:
-		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, (-age).Round(time.Millisecond), MaxClockSkew)
+	case -age > maxClockSkew:
+		return fmt.Errorf("timestamp %s is %s ahead of this clock, more than %s", m.Timestamp, (-age).Round(time.Millisecond), maxClockSkew)
 	}
 	return nil
 }

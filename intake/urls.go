@@ -71,7 +71,7 @@ func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// parseSNSURL applies the rules CheckCertURL and CheckSNSURL share: https,
+// parseSNSURL applies the rules checkCertURL and checkSNSURL share: https,
 // the SNS host of topicArn's region, no user info, no port, no fragment, no
 // backslash, space or control character.
 func parseSNSURL(what, raw, topicArn string) (*url.URL, error) {
@@ -109,14 +109,14 @@ func parseSNSURL(what, raw, topicArn string) (*url.URL, error) {
 	return u, nil
 }
 
-// CheckCertURL refuses a SigningCertURL of a message of topicArn that is
+// checkCertURL refuses a SigningCertURL of a message of topicArn that is
 // not https, on the SNS host of the topic's region (sns.REGION.amazonaws.com,
 // or sns.REGION.amazonaws.com.cn in China, compared case-insensitively),
 // with a path ending in .pem made only of letters, digits, '.', '_', '-'
 // and '/' (no percent-encoding, no "." or ".." segment), no user info, no
 // port, no query or fragment. A topicArn that is not an SNS topic ARN of a
 // region is refused. It never fetches.
-func CheckCertURL(raw, topicArn string) error {
+func checkCertURL(raw, topicArn string) error {
 	const what = "SigningCertURL"
 	u, err := parseSNSURL(what, raw, topicArn)
 	if err != nil {
@@ -144,12 +144,12 @@ func CheckCertURL(raw, topicArn string) error {
 	return nil
 }
 
-// CheckSNSURL refuses a SubscribeURL (or UnsubscribeURL) of a message of
+// checkSNSURL refuses a SubscribeURL (or UnsubscribeURL) of a message of
 // topicArn that is not https on the SNS host of the topic's region (the
-// host rule of CheckCertURL), or that has user info, a port, a fragment, a
+// host rule of checkCertURL), or that has user info, a port, a fragment, a
 // backslash, a space or a control character. Any path and a query are
 // allowed. It never fetches.
-func CheckSNSURL(raw, topicArn string) error {
+func checkSNSURL(raw, topicArn string) error {
 	_, err := parseSNSURL("SNS URL", raw, topicArn)
 	return err
 }

@@ -31,14 +31,14 @@ var ErrCertUnavailable = errors.New("signing certificate unavailable")
 // Defaults for VerifierOptions.
 const (
 	DefaultFetchTimeout = 5 * time.Second
-	DefaultMaxCertSize  = 64 << 10
+	defaultMaxCertSize  = 64 << 10
 	// certCacheSize bounds the number of fetched certificates kept.
 	certCacheSize = 64
-	// FailureMemory is how long a certificate URL whose fetch failed is
+	// failureMemory is how long a certificate URL whose fetch failed is
 	// not fetched again: Verify fails at once the same way meanwhile.
 	// Anyone can name a certificate URL that fails; each is fetched
 	// once a minute at most.
-	FailureMemory = time.Minute
+	failureMemory = time.Minute
 	// failedSize bounds the number of failed URLs remembered.
 	failedSize = 1024
 )
@@ -60,7 +60,7 @@ type VerifierOptions struct {
 	HTTPClient *http.Client
 	// FetchTimeout bounds one fetch; 0 means DefaultFetchTimeout.
 	FetchTimeout time.Duration
-	// MaxCertSize bounds a certificate file; 0 means DefaultMaxCertSize.
+	// MaxCertSize bounds a certificate file; 0 means defaultMaxCertSize.
 	MaxCertSize int64
 	// Roots are the roots a fetched certificate must chain to; nil means
 	// the system's.
@@ -85,7 +85,7 @@ type Verifier struct {
 	cache    map[string]*x509.Certificate // fetched, by URL
 	order    []string                     // cache keys, oldest first
 	inflight map[string]*fetchCall
-	failed   map[string]failedFetch // by URL, until FailureMemory has passed
+	failed   map[string]failedFetch // by URL, until failureMemory has passed
 }
 
 // failedFetch is a fetch that failed, remembered until a time.
@@ -123,7 +123,7 @@ func NewVerifier(o VerifierOptions) *Verifier {
 		v.timeout = DefaultFetchTimeout
 	}
 	if v.maxSize <= 0 {
-		v.maxSize = DefaultMaxCertSize
+		v.maxSize = defaultMaxCertSize
 	}
 	var c http.Client
 	if o.HTTPClient != nil {
@@ -138,13 +138,13 @@ func NewVerifier(o VerifierOptions) *Verifier {
 
 // Verify checks m's SignatureVersion ("1": SHA1withRSA, unless
 // MinSignatureVersion is 2; "2": SHA256withRSA), its SigningCertURL
-// (CheckCertURL against m's TopicArn, before any fetch), and the signature
+// (checkCertURL against m's TopicArn, before any fetch), and the signature
 // over StringToSign with the certificate's RSA key. Every certificate must name sns.amazonaws.com (in
 // its CN or a DNS SAN). One fetched over the network must also be valid
 // now and chain to Roots (with the intermediates of its file, else with
 // the issuer at its CA Issuers URL on amazontrust.com: SNS serves the leaf
 // alone); it is cached by URL (a bounded cache), and a URL whose fetch
-// failed is not fetched again for FailureMemory. A certificate from CertDir
+// failed is not fetched again for failureMemory. A certificate from CertDir
 // is the operator's: its chain and dates are not checked. The error says
 // why verification failed; it wraps ErrCertUnavailable when the
 // certificate could not be obtained for a possibly transient reason.
@@ -164,7 +164,7 @@ func (v *Verifier) Verify(ctx context.Context, m *ses.SNSMessage) error {
 	default:
 		return fmt.Errorf("sns signature: unsupported SignatureVersion %q", m.SignatureVersion)
 	}
-	if err := CheckCertURL(m.SigningCertURL, m.TopicArn); err != nil {
+	if err := checkCertURL(m.SigningCertURL, m.TopicArn); err != nil {
 		return fmt.Errorf("sns signature: %w", err)
 	}
 	s, err := StringToSign(m)
@@ -194,7 +194,7 @@ func (v *Verifier) Verify(ctx context.Context, m *ses.SNSMessage) error {
 	return nil
 }
 
-// certificate returns the certificate for a URL that passed CheckCertURL.
+// certificate returns the certificate for a URL that passed checkCertURL.
 func (v *Verifier) certificate(ctx context.Context, rawURL string) (*x509.Certificate, error) {
 	if v.certDir != "" {
 		return v.readLocal(rawURL)
@@ -257,7 +257,7 @@ func (v *Verifier) store(rawURL string, c *x509.Certificate) {
 	v.order = append(v.order, rawURL)
 }
 
-// remember records a failed fetch for FailureMemory, forgetting the
+// remember records a failed fetch for failureMemory, forgetting the
 // failures whose time is up, or else the one that ends first, when full.
 // The caller holds v.mu.
 func (v *Verifier) remember(rawURL string, err error) {
@@ -275,7 +275,7 @@ func (v *Verifier) remember(rawURL string, err error) {
 			delete(v.failed, first)
 		}
 	}
-	v.failed[rawURL] = failedFetch{err: err, until: now.Add(FailureMemory)}
+	v.failed[rawURL] = failedFetch{err: err, until: now.Add(failureMemory)}
 }
 
 // fetchRecovering is fetch, with a panic turned into an error that wraps

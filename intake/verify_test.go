@@ -499,7 +499,7 @@ func TestVerifyLocalCertExpiredAccepted(t *testing.T) {
 // sns.us-east-1.amazonaws.com.
 const testTopic = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
-// spoofedCertURLs are refused for testTopic by CheckCertURL and by Verify
+// spoofedCertURLs are refused for testTopic by checkCertURL and by Verify
 // without a fetch.
 func spoofedCertURLs() []string {
 	return []string{
@@ -580,13 +580,13 @@ func TestCheckCertURL(t *testing.T) {
 		{"https://SNS.US-EAST-1.AMAZONAWS.COM/x.pem", testTopic},
 		{"HTTPS://sns.us-east-1.amazonaws.com/x.pem", testTopic},
 	} {
-		if err := CheckCertURL(tc.raw, tc.topic); err != nil {
-			t.Errorf("CheckCertURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
+		if err := checkCertURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("checkCertURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
 	for _, raw := range spoofedCertURLs() {
-		if err := CheckCertURL(raw, testTopic); err == nil {
-			t.Errorf("CheckCertURL(%q) = nil, want an error", raw)
+		if err := checkCertURL(raw, testTopic); err == nil {
+			t.Errorf("checkCertURL(%q) = nil, want an error", raw)
 		}
 	}
 }
@@ -617,9 +617,9 @@ func TestCheckCertURLErrors(t *testing.T) {
 		{"https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:sns:us-east-1:t",
 			`SigningCertURL "https://sns.us-east-1.amazonaws.com/x.pem": TopicArn "arn:aws:sns:us-east-1:t" is not arn:PARTITION:sns:REGION:ACCOUNT:NAME`},
 	} {
-		err := CheckCertURL(tc.raw, tc.topic)
+		err := checkCertURL(tc.raw, tc.topic)
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("CheckCertURL(%q, %q)\n got %v\nwant %s", tc.raw, tc.topic, err, tc.want)
+			t.Errorf("checkCertURL(%q, %q)\n got %v\nwant %s", tc.raw, tc.topic, err, tc.want)
 		}
 	}
 }
@@ -680,8 +680,8 @@ func TestCheckSNSURL(t *testing.T) {
 		{"https://sns.cn-north-1.amazonaws.com.cn/", "arn:aws-cn:sns:cn-north-1:123456789012:t"},
 		{"https://sns.us-east-1.amazonaws.com", testTopic},
 	} {
-		if err := CheckSNSURL(tc.raw, tc.topic); err != nil {
-			t.Errorf("CheckSNSURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
+		if err := checkSNSURL(tc.raw, tc.topic); err != nil {
+			t.Errorf("checkSNSURL(%q, %q) = %v, want nil", tc.raw, tc.topic, err)
 		}
 	}
 	for _, raw := range []string{
@@ -699,8 +699,8 @@ func TestCheckSNSURL(t *testing.T) {
 		"https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
 		"https://sns.s3-accelerate.amazonaws.com/?Action=ConfirmSubscription",
 	} {
-		if err := CheckSNSURL(raw, testTopic); err == nil {
-			t.Errorf("CheckSNSURL(%q) = nil, want an error", raw)
+		if err := checkSNSURL(raw, testTopic); err == nil {
+			t.Errorf("checkSNSURL(%q) = nil, want an error", raw)
 		}
 	}
 }
@@ -843,9 +843,9 @@ func FuzzParseAndVerify(f *testing.F) {
 			return
 		}
 		StringToSign(m)
-		CheckSNSURL(m.SubscribeURL, m.TopicArn)
-		CheckSNSURL(m.UnsubscribeURL, m.TopicArn)
-		CheckCertURL(m.SigningCertURL, m.TopicArn)
+		checkSNSURL(m.SubscribeURL, m.TopicArn)
+		checkSNSURL(m.UnsubscribeURL, m.TopicArn)
+		checkCertURL(m.SigningCertURL, m.TopicArn)
 		v.Verify(context.Background(), m)
 	})
 }

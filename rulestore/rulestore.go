@@ -28,26 +28,26 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// Scheme starts the name of a rules file that is an S3 object.
-const Scheme = "s3://"
+// scheme starts the name of a rules file that is an S3 object.
+const scheme = "s3://"
 
 // Timeout bounds one read of the rules, retries included: a start or a
 // refresh never waits longer on S3.
 const Timeout = 30 * time.Second
 
-// MaxSize is the largest rules object read, in bytes: a rules file is
+// maxSize is the largest rules object read, in bytes: a rules file is
 // kilobytes; an object larger than this is no rules file.
-const MaxSize = 8 << 20
+const maxSize = 8 << 20
 
 // IsS3 reports whether name is an S3 object, s3://BUCKET/KEY.
-func IsS3(name string) bool { return strings.HasPrefix(name, Scheme) }
+func IsS3(name string) bool { return strings.HasPrefix(name, scheme) }
 
 // Location is an S3 object.
 type Location struct{ Bucket, Key string }
 
 // Parse reads s3://BUCKET/KEY.
 func Parse(uri string) (Location, error) {
-	rest, ok := strings.CutPrefix(uri, Scheme)
+	rest, ok := strings.CutPrefix(uri, scheme)
 	if !ok {
 		return Location{}, fmt.Errorf("%q is not an S3 object: want s3://BUCKET/KEY", uri)
 	}
@@ -62,7 +62,7 @@ func Parse(uri string) (Location, error) {
 }
 
 // String is the location as s3://BUCKET/KEY.
-func (l Location) String() string { return Scheme + l.Bucket + "/" + l.Key }
+func (l Location) String() string { return scheme + l.Bucket + "/" + l.Key }
 
 // API is the part of the S3 API rules need. *s3.Client satisfies it.
 type API interface {
@@ -117,11 +117,11 @@ type Store struct {
 // NewStore returns a Store whose S3 client is made from the AWS SDK's
 // default configuration (its environment variables, profiles, role),
 // read at the first S3 call.
-func NewStore() *Store { return &Store{NewClient: NewS3Client} }
+func NewStore() *Store { return &Store{NewClient: newS3Client} }
 
-// NewS3Client makes an S3 client from the AWS SDK's default
+// newS3Client makes an S3 client from the AWS SDK's default
 // configuration, checking that it names a region.
-func NewS3Client(ctx context.Context) (API, error) {
+func newS3Client(ctx context.Context) (API, error) {
 	const needed = "the rules are in S3, but "
 	cfg, err := config.LoadDefaultConfig(ctx)
 	switch {
@@ -193,12 +193,12 @@ func (s *Store) Get(ctx context.Context, loc Location, etag string) (*Object, er
 		return nil, s3Error("reading", loc, err)
 	}
 	defer out.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(out.Body, MaxSize+1))
+	body, err := io.ReadAll(io.LimitReader(out.Body, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", loc, err)
 	}
-	if len(body) > MaxSize {
-		return nil, fmt.Errorf("reading %s: larger than %d MiB: no rules file", loc, MaxSize>>20)
+	if len(body) > maxSize {
+		return nil, fmt.Errorf("reading %s: larger than %d MiB: no rules file", loc, maxSize>>20)
 	}
 	return &Object{Body: body, ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId)}, nil
 }

@@ -73,12 +73,12 @@ type Origin struct {
 // case too). Decode never panics on any input: what it cannot read is an
 // Item with Err.
 func Decode(input string, doc []byte) []Item {
-	return AppendDecode(nil, input, doc)
+	return appendDecode(nil, input, doc)
 }
 
-// AppendDecode is Decode appending to dst. doc is not kept: it may be
-// reused once AppendDecode returns.
-func AppendDecode(dst []Item, input string, doc []byte) []Item {
+// appendDecode is Decode appending to dst. doc is not kept: it may be
+// reused once appendDecode returns.
+func appendDecode(dst []Item, input string, doc []byte) []Item {
 	for it := range Items(input, doc) {
 		dst = append(dst, it)
 	}

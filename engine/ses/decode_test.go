@@ -825,20 +825,20 @@ func TestDecodeLongSkipPreview(t *testing.T) {
 	}
 }
 
-// TestAppendDecode checks that AppendDecode appends to dst, keeping what
-// is there, and that Decode is AppendDecode to nil.
+// TestAppendDecode checks that appendDecode appends to dst, keeping what
+// is there, and that Decode is appendDecode to nil.
 func TestAppendDecode(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join(eventsDir, "bounce-sns-lambda.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	prefix := []Item{{Input: "earlier", Skipped: "kept"}}
-	got := AppendDecode(prefix, "lambda", doc)
+	got := appendDecode(prefix, "lambda", doc)
 	if len(got) != 3 {
-		t.Fatalf("AppendDecode gave %d items, want 3", len(got))
+		t.Fatalf("appendDecode gave %d items, want 3", len(got))
 	}
 	if got[0].Input != "earlier" || got[0].Skipped != "kept" {
-		t.Errorf("AppendDecode changed dst[0]: %+v", got[0])
+		t.Errorf("appendDecode changed dst[0]: %+v", got[0])
 	}
 	if got[1].Input != "lambda#1" || got[2].Input != "lambda#2" {
 		t.Errorf("appended inputs = %q, %q; want lambda#1, lambda#2", got[1].Input, got[2].Input)
@@ -850,7 +850,7 @@ func TestAppendDecode(t *testing.T) {
 	for i := range plain {
 		if plain[i].Input != got[i+1].Input || plain[i].EnvelopeID != got[i+1].EnvelopeID ||
 			!reflect.DeepEqual(plain[i].Notification.Recipients, got[i+1].Notification.Recipients) {
-			t.Errorf("Decode item %d differs from AppendDecode's: %+v vs %+v", i, plain[i], got[i+1])
+			t.Errorf("Decode item %d differs from appendDecode's: %+v vs %+v", i, plain[i], got[i+1])
 		}
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxDocument is the largest JSON document a Reader accepts (Lambda's
+// maxDocument is the largest JSON document a Reader accepts (Lambda's
 // invocation payload limit is 6 MB); a larger one is one Item with Err.
-const MaxDocument = 8 << 20
+const maxDocument = 8 << 20
 
 // readSize is the size of a Reader's buffer until a document needs more,
 // and how much more than its limit the buffer may grow to.
@@ -27,23 +27,23 @@ const readSize = 64 << 10
 // concatenated, with or without white space between them ({…}{…}, as cat
 // makes of files that do not end with a newline); or any mix of these.
 // Blank lines are ignored, and so is a UTF-8 byte-order mark at the very
-// start of the input. Each document goes to AppendDecode: a top-level
+// start of the input. Each document goes to appendDecode: a top-level
 // array gives one Item per element, a Lambda event one per record. An
 // Item's Input is FILE:LINE, LINE being the line its document starts on
 // (lines end with LF or CRLF).
 //
 // The Reader holds one document at a time, so its memory does not grow
-// with the input. A document larger than MaxDocument (a top-level array
+// with the input. A document larger than maxDocument (a top-level array
 // counts as one document) is one Item with Err, at the line it starts on,
 // giving its size and the lines it spans; none of it is decoded: the
 // Reader reads it to its end token by token without keeping it, and
 // reading resumes right after it. Of such a document the Reader holds one
 // JSON value at a time: a single string or number longer than twice
-// MaxDocument (and one read) ends it as broken, as below.
+// maxDocument (and one read) ends it as broken, as below.
 //
 // Framing reads the JSON with jsontext, which validates it as it goes
 // (nesting deeper than 10,000 is an error); names given twice and invalid
-// UTF-8 are left to AppendDecode, which refuses them, so that such a
+// UTF-8 are left to appendDecode, which refuses them, so that such a
 // document is one Item with Err however it is laid out. At the first
 // syntax error the document ends as an Item with Err, saying what was
 // wrong at which line and column, and reading resumes:
@@ -54,7 +54,7 @@ const readSize = 64 << 10
 //     is an object or an array that itself begins a line (a line cut short
 //     where a value was wanted took the next line in as that value), at
 //     the start of that value instead, unless the broken document is
-//     already larger than MaxDocument;
+//     already larger than maxDocument;
 //   - else at the start of the next line. Lines that begin with '}', ']',
 //     ',' or ':' cannot begin a document: they are skipped with the
 //     broken one.
@@ -69,7 +69,7 @@ const readSize = 64 << 10
 // but the lines read again.
 type Reader struct {
 	name string
-	max  int // the largest document: MaxDocument, smaller in tests
+	max  int // the largest document: maxDocument, smaller in tests
 
 	in      input
 	dec     *jsontext.Decoder
@@ -82,7 +82,7 @@ type Reader struct {
 	pending []Item
 	err     error // returned once pending is empty: io.EOF or a read error
 
-	// The last document passed to AppendDecode, for tests: its input
+	// The last document passed to appendDecode, for tests: its input
 	// offset and bytes (valid until the next document is framed), and how
 	// many documents have been decoded.
 	lastOff int64
@@ -96,7 +96,7 @@ func NewReader(r io.Reader, name string) *Reader {
 	if name == "-" || name == "" {
 		name = "stdin"
 	}
-	return &Reader{name: name, max: MaxDocument, in: input{src: r, line: 1}}
+	return &Reader{name: name, max: maxDocument, in: input{src: r, line: 1}}
 }
 
 // Next returns the next item, or io.EOF after the last one. Any other
@@ -145,10 +145,10 @@ func (r *Reader) frame() {
 }
 
 // object reads a document that is an object: whole, in one pass that
-// frames it and reads its top level as AppendDecode does, names given
+// frames it and reads its top level as appendDecode does, names given
 // twice and invalid UTF-8 refused. One that this pass refuses is read
 // again token by token, as syntax only, so that it is framed as any other
-// (and AppendDecode says what is wrong with it).
+// (and appendDecode says what is wrong with it).
 func (r *Reader) object() {
 	start, _ := r.in.skipSpace(r.end)
 	d := &r.doc
@@ -181,7 +181,7 @@ func (r *Reader) start() {
 }
 
 // framing returns the options of the framing decoder: syntax only, the
-// checks of meaning being AppendDecode's.
+// checks of meaning being appendDecode's.
 func framing() []jsontext.Options {
 	return []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 }
@@ -286,7 +286,7 @@ func (r *Reader) document(start, end, line int64, d *document) {
 	r.lastOff, r.lastDoc = start, doc
 	r.docs++
 	if d == nil {
-		r.pending = AppendDecode(r.pending[:0], input, doc)
+		r.pending = appendDecode(r.pending[:0], input, doc)
 		return
 	}
 	d.doc = doc

@@ -64,7 +64,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(it Item) { checkExactlyOne(t, it) }
 		got, docs := readFuzz(t, NewReader(bytes.NewReader(data), "fuzz"), data, check)
-		if bytewise, _ := readFuzz(t, newReaderSize(iotest.OneByteReader(bytes.NewReader(data)), "fuzz", MaxDocument, 1), data, check); !slices.Equal(got, bytewise) {
+		if bytewise, _ := readFuzz(t, newReaderSize(iotest.OneByteReader(bytes.NewReader(data)), "fuzz", maxDocument, 1), data, check); !slices.Equal(got, bytewise) {
 			t.Fatalf("read whole:\n%s\nread a byte at a time:\n%s", strings.Join(got, "\n"), strings.Join(bytewise, "\n"))
 		}
 		const small = 64

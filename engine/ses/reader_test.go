@@ -190,7 +190,7 @@ const sendDoc = `{"eventType":"Send","mail":{"messageId":"m","destination":["a@b
 const prettySend = "{\n  \"eventType\": \"Send\",\n  \"mail\": {\n    \"messageId\": \"m\",\n    \"destination\": [\"a@b.example\"]\n  },\n  \"send\": {}\n}"
 
 // readerCase is a framing case: an input, the largest document (0 for
-// MaxDocument) and the items the Reader must give.
+// maxDocument) and the items the Reader must give.
 type readerCase struct {
 	name  string
 	input string
@@ -205,7 +205,7 @@ func runReaderCases(t *testing.T, cases []readerCase) {
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			max := cmp.Or(tt.max, MaxDocument)
+			max := cmp.Or(tt.max, maxDocument)
 			for _, rc := range []struct {
 				name string
 				rd   *Reader
@@ -510,27 +510,27 @@ func (r *partsReader) Read(p []byte) (int, error) {
 // the Reader's buffer never grows past the limit and one read.
 func TestReaderMaxDocument(t *testing.T) {
 	elem := sendDoc + ",\n"
-	elems := MaxDocument/len(elem) + 1
+	elems := maxDocument/len(elem) + 1
 	arraySize := 2 + elems*len(elem) + len(sendDoc) + 2
 	pad := `{"x":"` + strings.Repeat("y", 1000)
-	padN := (MaxDocument - len(`{"x":"`) - len(`"}`)) / 1000
-	exact := strings.Repeat("y", MaxDocument-len(`{"x":"`)-len(`"}`)-padN*1000)
+	padN := (maxDocument - len(`{"x":"`) - len(`"}`)) / 1000
+	exact := strings.Repeat("y", maxDocument-len(`{"x":"`)-len(`"}`)-padN*1000)
 	for _, tt := range []struct {
 		name  string
 		parts []part
 		want  []readerWant
 	}{
 		{"a line over the limit", []part{
-			{sendDoc + "\n", 1}, {`{"x":"`, 1}, {strings.Repeat("y", 1<<16), MaxDocument>>16 + 1}, {"\"}\n", 1}, {sendDoc + "\n", 1},
+			{sendDoc + "\n", 1}, {`{"x":"`, 1}, {strings.Repeat("y", 1<<16), maxDocument>>16 + 1}, {"\"}\n", 1}, {sendDoc + "\n", 1},
 		}, []readerWant{
 			{input: "big:1", typ: TypeSend},
-			{input: "big:2", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 2)", MaxDocument, MaxDocument+1<<16+8)},
+			{input: "big:2", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on line 2)", maxDocument, maxDocument+1<<16+8)},
 			{input: "big:3", typ: TypeSend},
 		}},
 		{"a pretty array of notifications over the limit", []part{
 			{"[\n", 1}, {elem, elems}, {sendDoc + "\n]\n", 1}, {sendDoc + "\n", 1},
 		}, []readerWant{
-			{input: "big:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to %d)", MaxDocument, arraySize, elems+3)},
+			{input: "big:1", err: fmt.Sprintf("document larger than %d bytes (%d bytes, on lines 1 to %d)", maxDocument, arraySize, elems+3)},
 			{input: "big:" + strconv.Itoa(elems+4), typ: TypeSend},
 		}},
 		{"a document exactly at the limit", []part{
@@ -543,7 +543,7 @@ func TestReaderMaxDocument(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rd := NewReader(&partsReader{parts: tt.parts}, "big")
 			checkReaderItems(t, drain(t, rd), tt.want)
-			if limit := 3*MaxDocument + 2*readSize; cap(rd.in.buf) > limit {
+			if limit := 3*maxDocument + 2*readSize; cap(rd.in.buf) > limit {
 				t.Errorf("the buffer grew to %d bytes, more than %d: a document and one value of twice its limit, and two reads", cap(rd.in.buf), limit)
 			}
 		})

@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// Noun is the form of a word that goes with a count of n: one when n is
+// noun is the form of a word that goes with a count of n: one when n is
 // 1, else many ("address", "addresses").
-func Noun(n int, one, many string) string {
+func noun(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
@@ -21,13 +21,13 @@ func Noun(n int, one, many string) string {
 // a line stays easy for a script to read (route's summary, check's
 // verdict): "1 rule", "2 rules", "1234 rules".
 func Plural(n int, one, many string) string {
-	return strconv.Itoa(n) + " " + Noun(n, one, many)
+	return strconv.Itoa(n) + " " + noun(n, one, many)
 }
 
 // Count says n with the word that goes with it, as a message for people
 // writes it (a Slack digest): "1 address", "1,234 addresses".
 func Count(n int, one, many string) string {
-	return Thousands(n) + " " + Noun(n, one, many)
+	return Thousands(n) + " " + noun(n, one, many)
 }
 
 // Thousands writes n with commas between groups of three digits: 1,234.

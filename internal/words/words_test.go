@@ -16,8 +16,8 @@ func TestPlural(t *testing.T) {
 			t.Errorf("Plural(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
-	if got := Noun(1, "address", "addresses") + " " + Noun(3, "address", "addresses"); got != "address addresses" {
-		t.Errorf("Noun = %q", got)
+	if got := noun(1, "address", "addresses") + " " + noun(3, "address", "addresses"); got != "address addresses" {
+		t.Errorf("noun = %q", got)
 	}
 	for n, want := range map[int]string{1: "1 address", 2: "2 addresses", 1234: "1,234 addresses"} {
 		if got := Count(n, "address", "addresses"); got != want {
