@@ -372,3 +372,45 @@ func anchors(src string) []string {
 	}
 	return out
 }
+
+// TestEnvironmentDocumented checks that the environment table of
+// commands.md names every variable the program reads by name (a
+// getenv("NAME") in a non-test file outside internal/), GOGC, Go's own,
+// aside.
+func TestEnvironmentDocumented(t *testing.T) {
+	const page = "commands.md"
+	text := read(t, page)
+	getenvRE := regexp.MustCompile(`[gG]etenv\("([A-Z0-9_]+)"\)`)
+	found := map[string]bool{}
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "internal" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range getenvRE.FindAllStringSubmatch(string(b), -1) {
+			found[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(found, "GOGC")
+	if !found["SESROUTER_SECRETS"] || !found["SLACK_BOT_TOKEN"] {
+		t.Fatalf("found %v: the search missed the variables the program reads", slices.Sorted(maps.Keys(found)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(found)) {
+		if !strings.Contains(text, "| `"+name+"`") && !strings.Contains(text, ", `"+name+"`") {
+			t.Errorf("%s's environment table does not name %s, which the program reads: add a row saying what it does", page, name)
+		}
+	}
+}

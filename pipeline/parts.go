@@ -129,9 +129,13 @@ func (l lazySES) ListSuppressedDestinations(ctx context.Context, in *sesv2.ListS
 
 // Handler builds the Handler of cfg: a notifier per destination and, when
 // a rule changes the suppression list, the SES client, checked (CheckSES)
-// but made at its first call. Every problem is returned, joined; none
+// but made at its first call. The secret of Slack's Vault, if any, is read
+// first, once for the process. Every problem is returned, joined; none
 // names a secret.
 func (p *Parts) Handler(ctx context.Context, cfg *Config) (*Handler, error) {
+	if err := p.Slack.Vault.Load(ctx); err != nil {
+		return nil, err
+	}
 	notifiers, err := slack.Notifiers(cfg.Destinations, cfg.Used, p.Slack)
 	errs := []error{err}
 	var ses actions.Suppressor

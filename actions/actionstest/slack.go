@@ -122,13 +122,17 @@ func (s *Slack) APIURL() string { return s.url + "/api/" }
 
 // Token is the only bot token the Web API accepts. It is random per fake,
 // so a test can search output for it to prove it never leaks.
-func (s *Slack) Token() string { return s.token }
+func (s *Slack) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
 
 // Setenv sets SLACK_BOT_TOKEN and SLACK_API_URL for the rest of the test,
 // as sesrouter reads them.
 func (s *Slack) Setenv(t testing.TB) {
 	t.Helper()
-	t.Setenv("SLACK_BOT_TOKEN", s.token)
+	t.Setenv("SLACK_BOT_TOKEN", s.Token())
 	t.Setenv("SLACK_API_URL", s.APIURL())
 }
 
@@ -176,6 +180,24 @@ func (s *Slack) WebhookURL(name string) string {
 	s.hooks[path] = name
 	s.mu.Unlock()
 	return s.url + path
+}
+
+// RemoveWebhook removes the incoming webhook at url, as a workspace admin
+// would: a later post to it is answered 404 no_service, as Slack does.
+func (s *Slack) RemoveWebhook(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.hooks, strings.TrimPrefix(url, s.url))
+}
+
+// RotateToken replaces the bot token with a new random one, which it
+// returns: the old one is answered invalid_auth from now on, as Slack
+// does after a reinstall.
+func (s *Slack) RotateToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = "xoxb-000-000-" + rand.Text()
+	return s.token
 }
 
 // Script queues faults for the next requests, Web API and webhook alike, in

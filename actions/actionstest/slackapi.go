@@ -122,7 +122,7 @@ func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f 
 	case token == "":
 		s.apiError(w, "not_authed")
 		return
-	case token != s.token || f.kind == faultAccessDenied:
+	case token != s.Token() || f.kind == faultAccessDenied:
 		s.apiError(w, "invalid_auth")
 		return
 	}

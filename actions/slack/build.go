@@ -20,6 +20,11 @@ type SlackConfig struct {
 	APIURL string
 	// Getenv reads the variable a webhook destination names.
 	Getenv func(string) string
+	// Vault holds the variables of the secret $SESROUTER_SECRETS names,
+	// under Token and Getenv: a variable they leave empty is taken from
+	// it, looked up at every post and read again when Slack refuses it.
+	// Load it before Notifiers. nil: none.
+	Vault *Vault
 	// HTTPClient is shared by every destination, so that connections are
 	// reused; nil is http.DefaultClient.
 	HTTPClient *http.Client
@@ -31,8 +36,9 @@ type SlackConfig struct {
 
 // Notifiers builds the notifier of each destination. A destination that
 // used says is used (nil: all are) must have its credential: the bot token for a
-// channel, an http(s) URL in its webhook variable; every one missing is
-// reported, joined, and no error names a secret.
+// channel, an http(s) URL in its webhook variable, from the environment or
+// else c.Vault; every one missing is reported, joined, and no error names
+// a secret.
 func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackConfig) (map[string]actions.Notifier, error) {
 	if c.Retry == (Retry{}) {
 		c.Retry = DefaultRetry()
@@ -52,26 +58,51 @@ func Notifiers(dests []*rules.Destination, used func(name string) bool, c SlackC
 			pacer = c.Pacers.For(d)
 		}
 		if d.Channel != "" {
-			if c.Token == "" && used(d.Name) {
-				errs = append(errs, fmt.Errorf("destination %q posts to channel %s with the bot token, but SLACK_BOT_TOKEN is not set", d.Name, d.Channel))
+			token := c.credential("SLACK_BOT_TOKEN", c.Token)
+			if token.get() == "" && used(d.Name) {
+				errs = append(errs, fmt.Errorf("destination %q posts to channel %s with the bot token, but SLACK_BOT_TOKEN is not set%s", d.Name, d.Channel, c.inVault()))
 			}
-			out[d.Name] = NewSlackBot(c.Token, c.APIURL, d.Channel, hc, c.Retry, pacer)
+			b := NewSlackBot("", c.APIURL, d.Channel, hc, c.Retry, pacer)
+			b.token = token
+			out[d.Name] = b
 			continue
 		}
-		raw := ""
+		env := ""
 		if c.Getenv != nil {
-			raw = c.Getenv(d.WebhookEnv)
+			env = c.Getenv(d.WebhookEnv)
 		}
+		hook := c.credential(d.WebhookEnv, Secret(env))
+		raw := hook.get().Reveal()
 		if used(d.Name) {
 			if raw == "" {
-				errs = append(errs, fmt.Errorf("destination %q posts to the incoming webhook in $%s, but %s is not set", d.Name, d.WebhookEnv, d.WebhookEnv))
+				errs = append(errs, fmt.Errorf("destination %q posts to the incoming webhook in $%s, but %s is not set%s", d.Name, d.WebhookEnv, d.WebhookEnv, c.inVault()))
 			} else if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				errs = append(errs, fmt.Errorf("destination %q: $%s does not hold an http(s) URL", d.Name, d.WebhookEnv))
 			}
 		}
-		out[d.Name] = NewSlackWebhook(Secret(raw), d.WebhookEnv, hc, c.Retry, pacer)
+		w := NewSlackWebhook("", d.WebhookEnv, hc, c.Retry, pacer)
+		w.url = hook
+		out[d.Name] = w
 	}
 	return out, errors.Join(errs...)
+}
+
+// credential is where the variable name comes from: env, the
+// environment's value, when set; else the vault, when there is one.
+func (c SlackConfig) credential(name string, env Secret) credential {
+	if env == "" && c.Vault != nil {
+		return credential{vault: c.Vault, name: name}
+	}
+	return credential{fixed: env}
+}
+
+// inVault is what a missing variable's error adds when there is a vault:
+// that the secret has none either.
+func (c SlackConfig) inVault() string {
+	if c.Vault == nil {
+		return ""
+	}
+	return " in the environment or in the secret " + c.Vault.ID() + " ($SESROUTER_SECRETS)"
 }
 
 // DryRunNotifiers builds, for a dry run, a notifier per destination that

@@ -90,3 +90,19 @@ func SlackHint(code, where string) string {
 	}
 	return ""
 }
+
+// credentialRefused reports whether err is Slack refusing the credential
+// itself as not valid: the codes whose hint says to replace the bot
+// token or the webhook. A credential from a vault is read again then.
+func credentialRefused(err error) bool {
+	var h *HintedError
+	if !errors.As(err, &h) {
+		return false
+	}
+	switch h.Code {
+	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
+		"no_service", "invalid_token", "no_team", "team_disabled", "404", "410":
+		return true
+	}
+	return false
+}

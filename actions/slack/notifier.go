@@ -33,7 +33,8 @@ func DefaultRetry() Retry {
 
 // SlackBot posts with chat.postMessage and a bot token.
 type SlackBot struct {
-	client  *slack.Client
+	token   credential
+	opts    []slack.Option
 	channel string
 	retry   Retry
 	pacer   *pace.Pacer
@@ -55,22 +56,36 @@ func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, 
 		}
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
-	return &SlackBot{client: slack.New(token.Reveal(), opts...), channel: channel, retry: retry, pacer: pacer}
+	return &SlackBot{token: credential{fixed: token}, opts: opts, channel: channel, retry: retry, pacer: pacer}
 }
 
-// Post implements Notifier.
+// Post implements Notifier. When Slack refuses a token from a Vault as
+// not valid, the vault is read again and the post tried once more with
+// the new token.
 func (b *SlackBot) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
-	err := withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
-		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
-		if err != nil {
-			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN", false)
-		}
-		return nil
-	})
+	token := b.token.get()
+	err := b.post(ctx, token, m)
+	if fresh, rerr := b.token.renewed(ctx, token, err); rerr == nil && fresh != "" {
+		err = b.post(ctx, fresh, m)
+	} else {
+		err = rerr
+	}
 	if err != nil {
 		return actions.OutcomeFailed, err
 	}
 	return actions.OutcomePosted, nil
+}
+
+// post posts m with token, retried as b.retry says.
+func (b *SlackBot) post(ctx context.Context, token Secret, m actions.Message) error {
+	client := slack.New(token.Reveal(), b.opts...)
+	return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
+		_, _, err := client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
+		if err != nil {
+			return hinted(redact(err, "Slack Web API", token), "SLACK_BOT_TOKEN", false)
+		}
+		return nil
+	})
 }
 
 // Payload implements Notifier.
@@ -78,7 +93,7 @@ func (b *SlackBot) Payload(m actions.Message) []byte { return actions.PostMessag
 
 // SlackWebhook posts to an incoming webhook.
 type SlackWebhook struct {
-	url     Secret
+	url     credential
 	envName string
 	http    *http.Client
 	retry   Retry
@@ -100,7 +115,7 @@ func NewSlackWebhook(url Secret, envName string, httpClient *http.Client, retry 
 		base = http.DefaultTransport
 	}
 	hc.Transport = reasonTransport{base}
-	return &SlackWebhook{url: url, envName: envName, http: &hc, retry: retry, pacer: pacer}
+	return &SlackWebhook{url: credential{fixed: url}, envName: envName, http: &hc, retry: retry, pacer: pacer}
 }
 
 // reasonTransport keeps the reason Slack gives when a webhook post fails.
@@ -139,19 +154,32 @@ func slackReasonRE(s string) bool {
 	return true
 }
 
-// Post implements Notifier.
+// Post implements Notifier. When Slack refuses a webhook URL from a
+// Vault as removed or disabled, the vault is read again and the post
+// tried once more at the new URL.
 func (w *SlackWebhook) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
-	err := withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
-		err := slack.PostWebhookCustomHTTPContext(ctx, w.url.Reveal(), w.http, actions.WebhookPayload(m))
-		if err != nil {
-			return hinted(redact(err, "webhook $"+w.envName, w.url), w.envName, true)
-		}
-		return nil
-	})
+	url := w.url.get()
+	err := w.post(ctx, url, m)
+	if fresh, rerr := w.url.renewed(ctx, url, err); rerr == nil && fresh != "" {
+		err = w.post(ctx, fresh, m)
+	} else {
+		err = rerr
+	}
 	if err != nil {
 		return actions.OutcomeFailed, err
 	}
 	return actions.OutcomePosted, nil
+}
+
+// post posts m to url, retried as w.retry says.
+func (w *SlackWebhook) post(ctx context.Context, url Secret, m actions.Message) error {
+	return withRetry(ctx, w.retry, w.pacer, func(ctx context.Context) error {
+		err := slack.PostWebhookCustomHTTPContext(ctx, url.Reveal(), w.http, actions.WebhookPayload(m))
+		if err != nil {
+			return hinted(redact(err, "webhook $"+w.envName, url), w.envName, true)
+		}
+		return nil
+	})
 }
 
 // Payload implements Notifier.
@@ -241,7 +269,7 @@ func (w *SlackWebhook) GoString() string { return w.String() }
 
 // String implements fmt.Stringer: a bot-token notifier prints as its
 // channel. Without it, fmt's verbs that do not suit a pointer (%s, %q)
-// would print the slack.Client, token and all.
+// would print its fields, the token's vault and all.
 func (b *SlackBot) String() string { return "Slack channel " + b.channel }
 
 // GoString implements fmt.GoStringer, for %#v, for the same reason.

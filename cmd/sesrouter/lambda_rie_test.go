@@ -460,6 +460,11 @@ func TestLambdaRIE(t *testing.T) {
 			t.Errorf("the proxy was asked %q, want one tunnel to sns.us-east-1.amazonaws.com:443", tunnels)
 		}
 	})
+
+	t.Run("webhook from the secret", func(t *testing.T) {
+		t.Parallel()
+		rieSecrets(t, rie, bootstrap, handler)
+	})
 }
 
 // rieBatchRules post recipients at revoked.example to a destination whose

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
@@ -64,7 +65,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	}
 	return &pipeline.Parts{
 		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
-			Getenv: e.getenv, HTTPClient: client, Pacers: pace.NewPacers(processes)},
+			Getenv: e.getenv, Vault: newVault(e), HTTPClient: client, Pacers: pace.NewPacers(processes)},
 		CheckSES: aws.Check,
 		NewSES: func(ctx context.Context) (pipeline.SESAPI, error) {
 			c, err := aws.NewSESClient(ctx)
@@ -75,6 +76,24 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 		},
 		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
 	}, nil
+}
+
+// newVault returns the vault of the secret $SESROUTER_SECRETS names, nil
+// when it is not set. Its Secrets Manager client is made, from the AWS
+// SDK's configuration, at its first read: when the handler is built, so
+// that a dry run never makes it.
+func newVault(e env) *slack.Vault {
+	id := e.getenv("SESROUTER_SECRETS")
+	if id == "" {
+		return nil
+	}
+	return slack.NewVault(id, func(ctx context.Context) (slack.SecretsAPI, error) {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the AWS configuration cannot be read: %w", err)
+		}
+		return secretsmanager.NewFromConfig(cfg), nil
+	})
 }
 
 // joinedLines prints a joined error one problem per line.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 func TestMain(m *testing.M) {
@@ -157,5 +158,19 @@ func TestNamedBucketAgain(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A secret made and given a new value reads back as the new value.
+func TestSecret(t *testing.T) {
+	srv := Moto(t)
+	id := srv.Secret(t, "one")
+	srv.PutSecret(t, id, "two")
+	out, err := srv.SecretsManager().GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(out.SecretString); got != "two" {
+		t.Errorf("SecretString %q, want two", got)
 	}
 }
