@@ -3,7 +3,6 @@ package actions_test
 import (
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,28 +22,6 @@ func mustParseDestinations(t *testing.T, src string) []*rules.Destination {
 		t.Fatalf("rules.Load: %v", err)
 	}
 	return rs.DestinationList()
-}
-
-// checkNotRepeated fails t when text holds value or any part of it that
-// would identify it: any run of 5 of its characters.
-func checkNotRepeated(t *testing.T, text, value string) {
-	t.Helper()
-	const window = 5
-	for i := 0; i+window <= len(value); i++ {
-		part := value[i : i+window]
-		if strings.Contains(text, part) {
-			t.Errorf("the error shows %q of %q:\n%s", part, value, text)
-			return
-		}
-	}
-}
-
-// slackDestination is a rules file with one destination, d, whose slack
-// mapping holds the lines given (each indented under slack:), and a rule
-// that posts to it. The first line is line 5 of the file.
-func slackDestination(lines ...string) string {
-	return "version: 1\ndestinations:\n  d:\n    slack:\n      " + strings.Join(lines, "\n      ") +
-		"\nrules:\n  - name: r\n    when: 'true'\n    actions: [{notify: d}]\n"
 }
 
 // testChannel is the channel the bot-token tests post to.

@@ -305,9 +305,3 @@ rules:
 		p.Steps()
 	})
 }
-
-// sendDoc is a Send event on one line: the smallest notification.
-const sendDoc = `{"eventType":"Send","mail":{"messageId":"m","destination":["a@b.example"]},"send":{}}`
-
-// prettySend is sendDoc over 8 lines, the last without its line end.
-const prettySend = "{\n  \"eventType\": \"Send\",\n  \"mail\": {\n    \"messageId\": \"m\",\n    \"destination\": [\"a@b.example\"]\n  },\n  \"send\": {}\n}"

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
@@ -137,21 +138,20 @@ func TestSlowVerdictWithoutClock(t *testing.T) {
 			t.Errorf("with the clock standing still:\n%s\nwant:\n%s", got, want)
 		}
 	})
-	stop := make(chan struct{})
+	var stop atomic.Bool
+	var sink atomic.Uint64
 	var wg sync.WaitGroup
 	for range 2 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+		wg.Go(func() { // a CPU burner: busy work until stopped
+			x := uint64(1)
+			for !stop.Load() {
+				x = x*6364136223846793005 + 1
 			}
+			sink.Add(x)
 		})
 	}
 	defer wg.Wait()
-	defer close(stop)
+	defer stop.Store(true)
 	for i := range 5 {
 		if got := verdict(); got != want {
 			t.Errorf("busy, run %d:\n%s\nwant:\n%s", i+1, got, want)
