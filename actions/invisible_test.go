@@ -143,7 +143,7 @@ func TestSlackPayloadsShowHiddenCharacters(t *testing.T) {
 			for i, m := range msgs {
 				name := fmt.Sprintf("message %d", i+1)
 				checkLimits(t, name, m)
-				for _, payload := range [][]byte{webhookPayload(m), PostMessagePayload("C0123456789", m)} {
+				for _, payload := range [][]byte{WebhookJSON(m), PostMessagePayload("C0123456789", m)} {
 					if found := invisibleIn(t, payload); len(found) > 0 {
 						t.Errorf("%s: invisible characters in the payload:\n%s", name, strings.Join(found, "\n"))
 					}
@@ -160,7 +160,7 @@ func TestSlackPayloadsShowHiddenCharacters(t *testing.T) {
 				}
 			}
 
-			body := string(webhookPayload(msgs[0]))
+			body := string(WebhookJSON(msgs[0]))
 			for _, h := range hidden {
 				mrkdwnForm := strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(h.shown)
 				if !strings.Contains(body, mrkdwnForm) {
@@ -183,7 +183,7 @@ func TestSlackPayloadsShowHiddenCharacters(t *testing.T) {
 func TestDigestShowsHiddenCharacters(t *testing.T) {
 	b := NewSweepBatch()
 	d := &rules.Destination{Name: "alerts", DigestAfter: 1, DigestWindow: time.Minute}
-	r := &recorder{name: "alerts"}
+	r := DryRun(nil)
 	for _, eventType := range []string{ses.TypeBounce, hide("Send")} {
 		notice := hiddenBounce(t, eventType)
 		b.admit(d, r, &notice)
@@ -194,7 +194,7 @@ func TestDigestShowsHiddenCharacters(t *testing.T) {
 	}
 	m := results[0].Message
 	checkLimits(t, "digest", m)
-	body := webhookPayload(m)
+	body := WebhookJSON(m)
 	if found := invisibleIn(t, body); len(found) > 0 {
 		t.Errorf("invisible characters in the digest:\n%s", strings.Join(found, "\n"))
 	}
@@ -223,7 +223,7 @@ func TestHeaderNeverEmpty(t *testing.T) {
 					checkLimits(t, fmt.Sprintf("message %d", i+1), m)
 					h, ok := m.Blocks[0].(*slack.HeaderBlock)
 					if !ok || h.Text == nil || strings.TrimSpace(h.Text.Text) == "" {
-						t.Fatalf("message %d: no header, or an empty one: %s", i+1, webhookPayload(m))
+						t.Fatalf("message %d: no header, or an empty one: %s", i+1, WebhookJSON(m))
 					}
 					if h.Text.Text != "SES notification" {
 						t.Errorf("header %q, want %q", h.Text.Text, "SES notification")
