@@ -56,4 +56,7 @@ type SESOutcome struct {
 type Message struct {
 	Text   string
 	Blocks []slack.Block
+	// ThreadTS, when set, is the ts of the root message in whose thread
+	// the message is posted (a storm's thread).
+	ThreadTS string
 }

@@ -58,19 +58,40 @@ func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, 
 	return &SlackBot{client: slack.New(token.Reveal(), opts...), channel: channel, retry: retry, pacer: pacer}
 }
 
+var _ actions.Threader = (*SlackBot)(nil)
+
 // Post implements Notifier.
 func (b *SlackBot) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
+	if _, err := b.PostTS(ctx, m); err != nil {
+		return actions.OutcomeFailed, err
+	}
+	return actions.OutcomePosted, nil
+}
+
+// PostTS implements actions.Threader.
+func (b *SlackBot) PostTS(ctx context.Context, m actions.Message) (string, error) {
+	var ts string
 	err := withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
-		_, _, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
+		_, t, err := b.client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
 		if err != nil {
+			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN", false)
+		}
+		ts = t
+		return nil
+	})
+	return ts, err
+}
+
+// Update implements actions.Threader: chat.update, paced and retried as
+// a post is.
+func (b *SlackBot) Update(ctx context.Context, ts string, m actions.Message) error {
+	return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
+		opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...)}
+		if _, _, _, err := b.client.UpdateMessageContext(ctx, b.channel, ts, opts...); err != nil {
 			return hinted(redact(err, "Slack Web API"), "SLACK_BOT_TOKEN", false)
 		}
 		return nil
 	})
-	if err != nil {
-		return actions.OutcomeFailed, err
-	}
-	return actions.OutcomePosted, nil
 }
 
 // Payload implements Notifier.
