@@ -99,7 +99,8 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 		r.Outcome, r.Err = OutcomeFailed, fmt.Errorf("destination %s is not set up", name)
 		return
 	}
-	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients))}
+	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients)),
+		Destination: dest.Name, Unsuppress: dest.HasButton(rules.ButtonUnsuppress)}
 	for i, dec := range r.Step.Recipients {
 		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: sesOut[dec.Recipient]}
 	}

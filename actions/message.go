@@ -135,8 +135,12 @@ func BuildMessages(n Notice) []Message {
 			blocks = append(blocks, section(lead+details))
 			lead = ""
 		}
-		for _, s := range sections[part[0]:part[1]] {
-			blocks = append(blocks, section(lead+s))
+		for i, s := range sections[part[0]:part[1]] {
+			sec := section(lead + s)
+			if n.Unsuppress {
+				sec.Accessory = unsuppressButton(nt, n.Destination, recipientAddress(&n.Recipients[part[0]+i]))
+			}
+			blocks = append(blocks, sec)
 			lead = ""
 		}
 		if lead != "" { // a mention, and nothing to put it before

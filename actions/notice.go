@@ -17,6 +17,12 @@ type Notice struct {
 	// mention a message can carry.
 	Mention    string
 	Recipients []NoticeRecipient
+	// Destination and Unsuppress: with Unsuppress, each recipient of a
+	// Bounce or Complaint gets a button that takes its address off the
+	// suppression list; its value names Destination, whose allow lists
+	// say who may press it.
+	Destination string
+	Unsuppress  bool
 	// Total, when more than len(Recipients), is how many recipients the
 	// notice has when Recipients are only its first (the others folded
 	// into a digest): the messages count them out of Total.
