@@ -33,12 +33,21 @@ const (
 // Storm is the storm state of every destination: when each had its
 // recent messages. It is safe for concurrent use.
 type Storm struct {
-	mu    sync.Mutex
-	posts map[string][]time.Time // by destination: the times of its last DigestAfter messages, oldest first
+	mu      sync.Mutex
+	posts   map[string][]time.Time // by destination: the times of its last DigestAfter messages, oldest first
+	threads map[string]*threadSlot // by destination: its open storm thread
+	roots   Roots
 }
 
-// NewStorm returns a Storm in which no destination has had any message.
-func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
+// NewStorm returns a Storm in which no destination has had any message,
+// whose storm threads' roots are kept in the process.
+func NewStorm() *Storm { return NewStormWithRoots(ProcessRoots()) }
+
+// NewStormWithRoots is NewStorm with the roots of storm threads kept in
+// roots: with fleet state, one root per storm for the whole fleet.
+func NewStormWithRoots(roots Roots) *Storm {
+	return &Storm{posts: map[string][]time.Time{}, threads: map[string]*threadSlot{}, roots: roots}
+}
 
 // admit says whether a notice to d at now is posted (true, and counted)
 // or folded (false): folded once d has had DigestAfter notices within
@@ -130,12 +139,33 @@ func newDigest(d *rules.Destination) *digest {
 	return &digest{dest: d, byType: map[string]int{}, byDomain: map[string]int{}, byRule: map[string]int{}}
 }
 
-// admit says whether the notice to d, which takes msgs messages, is
-// posted (true) or folded into the batch's digest for d (false).
-func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	if b.storm != nil && b.storm.admit(d, b.now()) {
-		return true
+// admit says whether the notice to d is posted (true) or folded into
+// the batch's digest for d (false), and, when d has an open storm thread
+// (the first fold starts one), its ts: the notice's messages go in it,
+// and its root counts the notice.
+func (b *Batch) admit(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, string) {
+	var thread *stormThread
+	if b.storm != nil {
+		now := b.now()
+		if b.storm.admit(d, now) {
+			thread = b.storm.threadFor(ctx, d, n, now, nil)
+			if thread != nil {
+				thread.count(notice, now)
+				return true, thread.ts
+			}
+			return true, ""
+		}
+		thread = b.storm.threadFor(ctx, d, n, now, notice)
 	}
+	b.fold(d, n, notice)
+	if thread != nil {
+		return false, thread.ts
+	}
+	return false, ""
+}
+
+// fold folds notice into the batch's digest for d.
+func (b *Batch) fold(d *rules.Destination, n Notifier, notice *Notice) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	g := b.dests[d.Name]
@@ -150,7 +180,6 @@ func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
 	}
 	g.add(notice, notice.Recipients)
-	return false
 }
 
 // foldRecipients is the messages of a notice to d whose recipients take
@@ -283,6 +312,7 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 	for _, g := range dests {
 		r := DigestResult{Destination: g.dest.Name, Message: g.message(), Notifications: g.notifications, Recipients: g.recipients,
 			Inputs: g.inputs, Keys: g.keys}
+		r.Message.ThreadTS = b.storm.threadTS(g.dest.Name)
 		r.Outcome, r.Err = g.notifier.Post(ctx, r.Message)
 		results = append(results, r)
 	}

@@ -99,21 +99,30 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 		r.Outcome, r.Err = OutcomeFailed, fmt.Errorf("destination %s is not set up", name)
 		return
 	}
-	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients))}
+	notice := Notice{Notification: n, Mention: dest.Mention, Recipients: make([]NoticeRecipient, len(r.Step.Recipients)),
+		Destination: dest.Name, Unsuppress: dest.HasButton(rules.ButtonUnsuppress)}
 	for i, dec := range r.Step.Recipients {
 		notice.Recipients[i] = NoticeRecipient{Recipient: dec.Recipient, Rule: DecidingRule(dec), SES: sesOut[dec.Recipient]}
 	}
 	// A notice counts once toward the storm limit, however many parts it
 	// takes; one folded into a digest is never rendered on its own.
-	if batch != nil && !batch.admit(dest, notifier, &notice) {
-		r.Outcome = OutcomeDigested // posted with the batch's digest
-		return
+	threadTS := ""
+	if batch != nil {
+		posted, ts := batch.admit(ctx, dest, notifier, &notice)
+		if !posted {
+			r.Outcome = OutcomeDigested // posted with the batch's digest
+			return
+		}
+		threadTS = ts
 	}
 	r.Messages = BuildMessages(notice)
 	if after, _ := dest.StormLimits(); len(r.Messages) > after {
 		// Its recipients fold as a storm's notices do: one notification
 		// takes at most digest_after messages of its own, then one digest.
 		r.Messages = foldRecipients(notice, dest, after)
+	}
+	for i := range r.Messages {
+		r.Messages[i].ThreadTS = threadTS // in the storm's thread, while it lasts
 	}
 	for i, m := range r.Messages {
 		outcome, err := notifier.Post(ctx, m)

@@ -324,3 +324,9 @@ func formatMillis(ms int) string {
 	}
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + " s"
 }
+
+// CodeText is s as the inside of a code span: escaped for mrkdwn, cut to
+// an address's length, with no backtick.
+func CodeText(s string) string {
+	return strings.Trim(codeSpan(s, capAddress), "`")
+}

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"context"
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/rules"
@@ -16,7 +17,8 @@ func (b *Batch) Now() time.Time { return b.now() }
 
 // Admit is b.admit.
 func (b *Batch) Admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	return b.admit(d, n, notice)
+	posted, _ := b.admit(context.Background(), d, n, notice)
+	return posted
 }
 
 // DigestMessage is the digest message b holds for the destination named.

@@ -186,7 +186,7 @@ func TestDigestShowsHiddenCharacters(t *testing.T) {
 	r := DryRun(webhookJSON{})
 	for _, eventType := range []string{ses.TypeBounce, hide("Send")} {
 		notice := hiddenBounce(t, eventType)
-		b.admit(d, r, &notice)
+		b.admit(t.Context(), d, r, &notice)
 	}
 	results := b.Flush(t.Context())
 	if len(results) != 1 {

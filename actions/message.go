@@ -88,11 +88,11 @@ func BuildMessages(n Notice) []Message {
 		nt = new(ses.Notification)
 	}
 	title := eventTitle(nt)
-	meta := metaElements(nt)
+	meta := append(metaElements(nt), originElements(nt)...)
 	details := eventDetails(nt)
 	sections := make([]string, len(n.Recipients))
 	for i := range n.Recipients {
-		sections[i] = recipientText(&n.Recipients[i])
+		sections[i] = recipientText(nt, &n.Recipients[i])
 	}
 
 	// What every message carries besides its recipients, in blocks and in
@@ -135,8 +135,12 @@ func BuildMessages(n Notice) []Message {
 			blocks = append(blocks, section(lead+details))
 			lead = ""
 		}
-		for _, s := range sections[part[0]:part[1]] {
-			blocks = append(blocks, section(lead+s))
+		for i, s := range sections[part[0]:part[1]] {
+			sec := section(lead + s)
+			if n.Unsuppress {
+				sec.Accessory = unsuppressButton(nt, n.Destination, recipientAddress(&n.Recipients[part[0]+i]))
+			}
+			blocks = append(blocks, sec)
 			lead = ""
 		}
 		if lead != "" { // a mention, and nothing to put it before
@@ -333,7 +337,10 @@ func eventDetails(n *ses.Notification) string {
 //	`a@example.com` · 5.1.1 failed · rule `hard-bounce`
 //	`smtp; 550 5.1.1 user unknown`
 //	→ removed from the suppression list (listed for BOUNCE since 2024-05-01 10:00 UTC)
-func recipientText(r *NoticeRecipient) string {
+//	<https://…/ses/home?region=…#/suppression-list/a%40example.com|suppression list entry in the SES console>
+//
+// The last line, for a Bounce or Complaint whose region is known.
+func recipientText(n *ses.Notification, r *NoticeRecipient) string {
 	var rc ses.Recipient
 	if r.Recipient != nil {
 		rc = *r.Recipient
@@ -364,6 +371,10 @@ func recipientText(r *NoticeRecipient) string {
 	for _, o := range r.SES {
 		b.WriteString("\n→ ")
 		b.WriteString(sesText(o))
+	}
+	if link := suppressionLink(n, rc.Address); link != "" {
+		b.WriteString("\n")
+		b.WriteString(link)
 	}
 	return b.String()
 }

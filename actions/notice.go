@@ -17,6 +17,12 @@ type Notice struct {
 	// mention a message can carry.
 	Mention    string
 	Recipients []NoticeRecipient
+	// Destination and Unsuppress: with Unsuppress, each recipient of a
+	// Bounce or Complaint gets a button that takes its address off the
+	// suppression list; its value names Destination, whose allow lists
+	// say who may press it.
+	Destination string
+	Unsuppress  bool
 	// Total, when more than len(Recipients), is how many recipients the
 	// notice has when Recipients are only its first (the others folded
 	// into a digest): the messages count them out of Total.
@@ -56,4 +62,7 @@ type SESOutcome struct {
 type Message struct {
 	Text   string
 	Blocks []slack.Block
+	// ThreadTS, when set, is the ts of the root message in whose thread
+	// the message is posted (a storm's thread).
+	ThreadTS string
 }

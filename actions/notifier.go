@@ -12,6 +12,19 @@ type Notifier interface {
 	Payload(m Message) []byte
 }
 
+// Threader is a Notifier that can post in a thread and edit what it
+// posted: a bot-token destination. A storm's root message is posted and
+// edited through it, and the storm's other messages go in the root's
+// thread (Message.ThreadTS).
+type Threader interface {
+	Notifier
+	// PostTS posts m as Post does and returns its ts, the message's id in
+	// the channel.
+	PostTS(ctx context.Context, m Message) (string, error)
+	// Update replaces the message ts with m (chat.update).
+	Update(ctx context.Context, ts string, m Message) error
+}
+
 // dryRun is a Notifier that posts nothing: it only renders.
 type dryRun struct{ Notifier }
 

@@ -22,6 +22,7 @@ func WebhookPayload(m Message) *slack.WebhookMessage {
 // postMessage is the JSON body of a chat.postMessage call.
 type postMessage struct {
 	Channel     string        `json:"channel"`
+	ThreadTS    string        `json:"thread_ts,omitempty"`
 	Text        string        `json:"text"`
 	Blocks      []slack.Block `json:"blocks"`
 	UnfurlLinks bool          `json:"unfurl_links"`
@@ -33,6 +34,7 @@ func (p postMessage) MarshalJSONTo(enc *jsontext.Encoder) error {
 	w := tokens{enc: enc}
 	w.tok(jsontext.BeginObject)
 	w.str("channel", p.Channel)
+	w.optStr("thread_ts", p.ThreadTS)
 	w.str("text", p.Text)
 	w.tok(jsontext.String("blocks"))
 	w.blocks(p.Blocks)
@@ -52,7 +54,7 @@ func PostMessagePayload(channel string, m Message) []byte {
 	if blocks == nil {
 		blocks = []slack.Block{}
 	}
-	return marshalPayload(postMessage{Channel: channel, Text: m.Text, Blocks: blocks})
+	return marshalPayload(postMessage{Channel: channel, ThreadTS: m.ThreadTS, Text: m.Text, Blocks: blocks})
 }
 
 // webhookBody is the body of an incoming-webhook post, as slack-go
@@ -317,12 +319,17 @@ func marshalPayload(v any) []byte {
 
 // MsgOptions returns the options that post m with slack-go's
 // Client.PostMessage: its text (already escaped, so not escaped again),
-// its blocks, and link and media unfurling off.
+// its blocks, link and media unfurling off, and its thread when it has
+// one.
 func (m Message) MsgOptions() []slack.MsgOption {
-	return []slack.MsgOption{
+	opts := []slack.MsgOption{
 		slack.MsgOptionText(m.Text, false),
 		slack.MsgOptionBlocks(m.Blocks...),
 		slack.MsgOptionDisableLinkUnfurl(),
 		slack.MsgOptionDisableMediaUnfurl(),
 	}
+	if m.ThreadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(m.ThreadTS))
+	}
+	return opts
 }

@@ -42,9 +42,31 @@ type Post struct {
 	Path string
 	// Time is when the fake received the message.
 	Time time.Time
+	// TS is the message's timestamp, its id in the channel, for KindAPI.
+	TS string
+	// ThreadTS is the ts of the root whose thread the message was posted
+	// in ("" for a top-level message), for KindAPI.
+	ThreadTS string
 }
 
-// Slack is a loopback fake of Slack's Web API (chat.postMessage, auth.test)
+// Update is one chat.update the fake accepted, or one message sent to a
+// response_url ([Slack.ResponseURL]).
+type Update struct {
+	// Channel and TS name the message edited (for a response_url, TS is
+	// what the URL was made for).
+	Channel, TS string
+	Text        string
+	Blocks      json.RawMessage
+	// ResponseURL is whether it came through a response_url, and
+	// ReplaceOriginal and ResponseType what it asked for.
+	ResponseURL     bool
+	ReplaceOriginal bool
+	ResponseType    string
+	Time            time.Time
+}
+
+// Slack is a loopback fake of Slack's Web API (chat.postMessage with
+// thread_ts, chat.update, usergroups.users.list, auth.test), response_urls
 // and incoming webhooks, for the real slack-go client. Create it with
 // [NewSlack]. The Web API answers HTTP 200 with {"ok":false,"error":…} for
 // API errors, as Slack does; webhooks answer plain-text codes ("ok",
@@ -59,6 +81,9 @@ type Slack struct {
 	nextID   int
 	hooks    map[string]string // webhook path -> name
 	posts    []Post
+	updates  []Update
+	groups   map[string][]string // user group ID -> its members
+	replies  map[string]string   // response_url path -> the ts it was made for
 	seq      int
 	// limit is LimitPerSecond's n (0: no limit); recent is the times of
 	// the messages let through in the last second, per channel or
@@ -269,6 +294,39 @@ func (s *Slack) overLimit(r *http.Request, body []byte, isAPI bool) bool {
 	return false
 }
 
+// Updates returns a copy of the edits accepted so far (chat.update and
+// response_url), in arrival order.
+func (s *Slack) Updates() []Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates)
+}
+
+// AddUserGroup makes the user group id exist with the members given, for
+// usergroups.users.list.
+func (s *Slack) AddUserGroup(id string, members ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups == nil {
+		s.groups = map[string][]string{}
+	}
+	s.groups[id] = slices.Clone(members)
+}
+
+// ResponseURL returns a new response_url for the message ts, as Slack
+// puts in an interaction payload: what is posted to it is recorded in
+// [Slack.Updates].
+func (s *Slack) ResponseURL(ts string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replies == nil {
+		s.replies = map[string]string{}
+	}
+	path := fmt.Sprintf("/actions/T000/%d/%s", len(s.replies)+1, rand.Text())
+	s.replies[path] = ts
+	return s.url + path
+}
+
 // Posts returns a copy of the messages accepted so far, in arrival order.
 func (s *Slack) Posts() []Post {
 	s.mu.Lock()
@@ -329,6 +387,8 @@ func (s *Slack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(w, r, body, f)
 	case strings.HasPrefix(r.URL.Path, "/services/"):
 		s.serveWebhook(w, r, body, f)
+	case strings.HasPrefix(r.URL.Path, "/actions/"):
+		s.serveResponseURL(w, r, body)
 	default:
 		s.answer(w, http.StatusNotFound, false, "text/plain", "not_found")
 	}

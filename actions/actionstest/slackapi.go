@@ -101,7 +101,9 @@ func emptyJSON(raw json.RawMessage) bool {
 // serveAPI serves /api/METHOD.
 func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f Fault) {
 	method := strings.TrimPrefix(r.URL.Path, "/api/")
-	if method != "chat.postMessage" && method != "auth.test" {
+	switch method {
+	case "chat.postMessage", "chat.update", "auth.test", "usergroups.users.list":
+	default:
 		s.apiError(w, "unknown_method")
 		return
 	}
@@ -124,6 +126,18 @@ func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f 
 		return
 	case token != s.Token() || f.kind == faultAccessDenied:
 		s.apiError(w, "invalid_auth")
+		return
+	}
+	switch method {
+	case "usergroups.users.list":
+		s.mu.Lock()
+		members, ok := s.groups[stringParam(params, "usergroup")]
+		s.mu.Unlock()
+		if !ok {
+			s.apiError(w, "no_such_subteam")
+			return
+		}
+		s.apiOK(w, true, map[string]any{"ok": true, "users": append([]string{}, members...)})
 		return
 	}
 	if method == "auth.test" {
@@ -160,17 +174,41 @@ func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f 
 	}
 	delete(params, "token")
 
+	if method == "chat.update" {
+		ts := stringParam(params, "ts")
+		s.mu.Lock()
+		found := false
+		for _, p := range s.posts {
+			if p.Kind == KindAPI && p.TS == ts && s.channels[p.Channel] == id {
+				found = true
+			}
+		}
+		if found {
+			s.updates = append(s.updates, Update{Channel: channel, TS: ts, Text: text, Blocks: blocks, Time: time.Now()})
+		}
+		s.mu.Unlock()
+		if !found {
+			s.apiError(w, "message_not_found")
+			return
+		}
+		s.apiOK(w, true, map[string]any{"ok": true, "channel": id, "ts": ts, "text": text})
+		return
+	}
+
+	threadTS := stringParam(params, "thread_ts")
 	s.mu.Lock()
 	ts := fmt.Sprintf("1700000000.%06d", 100+s.seq)
 	s.seq++
 	s.posts = append(s.posts, Post{
-		Kind:    KindAPI,
-		Channel: channel,
-		Text:    text,
-		Blocks:  blocks,
-		Body:    mustJSON(params),
-		Path:    r.URL.Path,
-		Time:    time.Now(),
+		Kind:     KindAPI,
+		Channel:  channel,
+		Text:     text,
+		Blocks:   blocks,
+		Body:     mustJSON(params),
+		Path:     r.URL.Path,
+		Time:     time.Now(),
+		TS:       ts,
+		ThreadTS: threadTS,
 	})
 	s.mu.Unlock()
 	s.apiOK(w, true, map[string]any{
@@ -234,4 +272,38 @@ func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte
 	})
 	s.mu.Unlock()
 	s.answer(w, http.StatusOK, true, text, "ok")
+}
+
+// serveResponseURL serves a response_url made by [Slack.ResponseURL]: a
+// JSON message that replaces the original or is sent as a new one.
+func (s *Slack) serveResponseURL(w http.ResponseWriter, r *http.Request, body []byte) {
+	s.mu.Lock()
+	ts, known := s.replies[r.URL.Path]
+	s.mu.Unlock()
+	if !known || r.Method != http.MethodPost {
+		s.answer(w, http.StatusNotFound, false, "text/plain", "no_service")
+		return
+	}
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(body, &msg); err != nil || msg == nil {
+		s.answer(w, http.StatusBadRequest, false, "text/plain", "invalid_payload")
+		return
+	}
+	var blocks json.RawMessage
+	if raw, ok := msg["blocks"]; ok && !emptyJSON(raw) {
+		if problems := CheckBlocks(raw); len(problems) > 0 {
+			s.answer(w, http.StatusBadRequest, false, "text/plain", "invalid_blocks")
+			return
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, raw)
+		blocks = buf.Bytes()
+	}
+	var replace bool
+	_ = json.Unmarshal(msg["replace_original"], &replace)
+	s.mu.Lock()
+	s.updates = append(s.updates, Update{TS: ts, Text: stringParam(msg, "text"), Blocks: blocks, ResponseURL: true,
+		ReplaceOriginal: replace, ResponseType: stringParam(msg, "response_type"), Time: time.Now()})
+	s.mu.Unlock()
+	s.answer(w, http.StatusOK, true, "application/json", `{"ok":true}`)
 }

@@ -59,33 +59,60 @@ func NewSlackBot(token Secret, apiURL, channel string, httpClient *http.Client, 
 	return &SlackBot{token: credential{fixed: token}, opts: opts, channel: channel, retry: retry, pacer: pacer}
 }
 
-// Post implements Notifier. When Slack refuses a token from a Vault as
-// not valid, the vault is read again and the post tried once more with
-// the new token.
+var _ actions.Threader = (*SlackBot)(nil)
+
+// Post implements Notifier.
 func (b *SlackBot) Post(ctx context.Context, m actions.Message) (actions.Outcome, error) {
-	token := b.token.get()
-	err := b.post(ctx, token, m)
-	if fresh, rerr := b.token.renewed(ctx, token, err); rerr == nil && fresh != "" {
-		err = b.post(ctx, fresh, m)
-	} else {
-		err = rerr
-	}
-	if err != nil {
+	if _, err := b.PostTS(ctx, m); err != nil {
 		return actions.OutcomeFailed, err
 	}
 	return actions.OutcomePosted, nil
 }
 
-// post posts m with token, retried as b.retry says.
-func (b *SlackBot) post(ctx context.Context, token Secret, m actions.Message) error {
-	client := slack.New(token.Reveal(), b.opts...)
-	return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
-		_, _, err := client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
-		if err != nil {
-			return hinted(redact(err, "Slack Web API", token), "SLACK_BOT_TOKEN", false)
-		}
-		return nil
+// PostTS implements actions.Threader: it posts m and returns its ts.
+// When Slack refuses a token from a Vault as not valid, the vault is read
+// again and the post tried once more with the new token.
+func (b *SlackBot) PostTS(ctx context.Context, m actions.Message) (string, error) {
+	var ts string
+	err := b.withToken(ctx, func(client *slack.Client) error {
+		_, t, err := client.PostMessageContext(ctx, b.channel, m.MsgOptions()...)
+		ts = t
+		return err
 	})
+	return ts, err
+}
+
+// Update implements actions.Threader: chat.update, paced and retried as
+// a post is.
+func (b *SlackBot) Update(ctx context.Context, ts string, m actions.Message) error {
+	return b.withToken(ctx, func(client *slack.Client) error {
+		opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...)}
+		_, _, _, err := client.UpdateMessageContext(ctx, b.channel, ts, opts...)
+		return err
+	})
+}
+
+// withToken runs call with a client of the current token, retried as
+// b.retry says; when Slack refuses a token from a Vault, once more with
+// the vault's new token.
+func (b *SlackBot) withToken(ctx context.Context, call func(*slack.Client) error) error {
+	try := func(token Secret) error {
+		client := slack.New(token.Reveal(), b.opts...)
+		return withRetry(ctx, b.retry, b.pacer, func(ctx context.Context) error {
+			if err := call(client); err != nil {
+				return hinted(redact(err, "Slack Web API", token), "SLACK_BOT_TOKEN", false)
+			}
+			return nil
+		})
+	}
+	token := b.token.get()
+	err := try(token)
+	if fresh, rerr := b.token.renewed(ctx, token, err); rerr == nil && fresh != "" {
+		err = try(fresh)
+	} else {
+		err = rerr
+	}
+	return err
 }
 
 // Payload implements Notifier.

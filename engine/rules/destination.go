@@ -23,6 +23,10 @@ import (
 //	      digest_window: 5m
 //	      pace: 1.1s
 //	      burst: 1
+//	      thread: storm
+//	      buttons: [unsuppress]
+//	      allow_users: [U0123ABCD]
+//	      allow_groups: [S0123ABCD]
 type Destination struct {
 	Name string
 	// Pos is where the destination is named in the file.
@@ -45,6 +49,55 @@ type Destination struct {
 	// no wait); Burst how many may go at once after a quiet spell.
 	Pace  time.Duration
 	Burst int
+	// Thread is ThreadStorm (a storm's messages go in the thread of one
+	// root message, edited in place with the running counts) or
+	// ThreadNone (flat messages). A channel's default is ThreadStorm; a
+	// webhook, which cannot thread or edit, is always ThreadNone.
+	Thread string
+	// Buttons are the buttons every message to the destination carries
+	// (ButtonUnsuppress), in the order of the file.
+	Buttons []string
+	// AllowUsers are the Slack user ids (U…, W…) allowed to press the
+	// buttons, and AllowGroups the user groups (S…) whose members are.
+	AllowUsers, AllowGroups []string
+	// ThreadPos, ButtonsPos, AllowUsersPos and AllowGroupsPos are where
+	// those keys' values are in the file (zero: not set).
+	ThreadPos, ButtonsPos, AllowUsersPos, AllowGroupsPos Pos
+}
+
+// Values of a destination's thread key, and its buttons.
+const (
+	ThreadStorm = "storm"
+	ThreadNone  = "none"
+
+	// ButtonUnsuppress takes a recipient of a Bounce or Complaint off the
+	// SES account suppression list.
+	ButtonUnsuppress = "unsuppress"
+)
+
+// Threads reports whether a storm of d's messages goes into a thread.
+func (d *Destination) Threads() bool { return d.Channel != "" && d.Thread != ThreadNone }
+
+// HasButton reports whether d's messages carry the button named b.
+func (d *Destination) HasButton(b string) bool {
+	for _, x := range d.Buttons {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Allows reports whether the Slack user id may press d's buttons by
+// being named in allow_users; membership of allow_groups is looked up
+// by the caller.
+func (d *Destination) Allows(user string) bool {
+	for _, u := range d.AllowUsers {
+		if u == user {
+			return true
+		}
+	}
+	return false
 }
 
 // Defaults of a destination's settings.
@@ -90,6 +143,8 @@ func (d *Destination) StormLimits() (int, time.Duration) {
 
 var (
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userIDRE  = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	groupIDRE = regexp.MustCompile(`^S[A-Z0-9]{2,}$`)
 	mentionRE = regexp.MustCompile(`^(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>)( +(<!here>|<!channel>|<!everyone>|<!subteam\^[A-Z0-9]+(\|[^<>]*)?>|<@[UW][A-Z0-9]+>))*$`)
 )
 
@@ -104,7 +159,7 @@ func isSecretKey(k string) bool {
 }
 
 // slackKeys are the keys of a destination's slack mapping.
-const slackKeys = "channel, webhook_env, mention, digest_after, digest_window, pace or burst"
+const slackKeys = "channel, webhook_env, mention, digest_after, digest_window, pace, burst, thread, buttons, allow_users or allow_groups"
 
 // parseDestination reads and checks one destination of the rules file,
 // the mapping v named name at pos; nil when it is not a mapping with
@@ -167,6 +222,22 @@ func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *D
 			d.DigestWindow = duration(y, v3, ctx, "digest_window", false)
 		case "pace":
 			d.Pace = duration(y, v3, ctx, "pace", true)
+		case "thread":
+			d.ThreadPos = nodePos(v3)
+			switch d.Thread = y.Str(v3, ctx, "thread"); d.Thread {
+			case ThreadStorm, ThreadNone, "":
+			default:
+				y.Problem(v3, ctx, "thread is storm (a storm's messages in one thread) or none (flat messages), not %q", d.Thread)
+			}
+		case "buttons":
+			d.ButtonsPos = nodePos(v3)
+			d.Buttons = idList(y, v3, ctx, "buttons", "unsuppress", func(s string) bool { return s == ButtonUnsuppress })
+		case "allow_users":
+			d.AllowUsersPos = nodePos(v3)
+			d.AllowUsers = idList(y, v3, ctx, "allow_users", "Slack user ids (U… or W…)", userIDRE.MatchString)
+		case "allow_groups":
+			d.AllowGroupsPos = nodePos(v3)
+			d.AllowGroups = idList(y, v3, ctx, "allow_groups", "Slack user group ids (S…)", groupIDRE.MatchString)
 		case "webhook_url", "url", "webhook", "token": // isSecretKey
 			secretKey = true
 			y.Problem(k, ctx, "%s is not allowed: secrets never go in the rules file; put the URL in an environment variable and name it with webhook_env", k.Value)
@@ -180,7 +251,46 @@ func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *D
 	case d.Channel == "" && d.WebhookEnv == "" && !secretKey: // a secret key has said enough
 		y.Problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
 	}
+	switch {
+	case d.WebhookEnv != "" && d.Thread == ThreadStorm:
+		y.ProblemAt(d.ThreadPos, ctx, "thread: storm needs a channel and the bot token: an incoming webhook cannot thread or edit its messages (leave thread out, or post to a channel)")
+	case d.Thread == "" && d.Channel != "":
+		d.Thread = ThreadStorm
+	case d.Thread == "":
+		d.Thread = ThreadNone
+	}
+	if len(d.Buttons) > 0 && len(d.AllowUsers) == 0 && len(d.AllowGroups) == 0 {
+		y.ProblemAt(d.ButtonsPos, ctx, "buttons need allow_users or allow_groups: nobody would be allowed to press them")
+	}
 	return d
+}
+
+// nodePos is where n is in the file.
+func nodePos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
+
+// idList reads a list of distinct strings, each of which must pass ok
+// (want says what they are).
+func idList(y *YAML, n *yaml.Node, ctx, key, want string, ok func(string) bool) []string {
+	if n.Kind != yaml.SequenceNode {
+		y.Problem(n, ctx, "%s is a list of %s, not %s", key, want, NodeText(n))
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range n.Content {
+		s := y.Str(it, ctx, key+" entry")
+		switch {
+		case s == "":
+		case !ok(s):
+			y.Problem(it, ctx, "%s is a list of %s, not %q", key, want, s)
+		case seen[s]:
+			y.Problem(it, ctx, "%s names %q twice", key, s)
+		default:
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // positive reads a positive whole number.

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +138,33 @@ rules: []
 		{
 			name: "unknown key",
 			src:  slackDestination("channel: C1", "chanel: C2"),
-			want: []string{`rules.yaml:6:7: destination "d": unknown key "chanel" (want channel, webhook_env, mention, digest_after, digest_window, pace or burst)`},
+			want: []string{`rules.yaml:6:7: destination "d": unknown key "chanel" (want channel, webhook_env, mention, digest_after, digest_window, pace, burst, thread, buttons, allow_users or allow_groups)`},
+		},
+		{
+			name: "thread on a webhook",
+			src:  slackDestination("webhook_env: SLACK_URL", "thread: storm"),
+			want: []string{`rules.yaml:6:15: destination "d": thread: storm needs a channel and the bot token: an incoming webhook cannot thread or edit its messages (leave thread out, or post to a channel)`},
+		},
+		{
+			name: "thread that is neither",
+			src:  slackDestination("channel: C1", "thread: always"),
+			want: []string{`rules.yaml:6:15: destination "d": thread is storm (a storm's messages in one thread) or none (flat messages), not "always"`},
+		},
+		{
+			name: "buttons nobody may press",
+			src:  slackDestination("channel: C1", "buttons: [unsuppress]"),
+			want: []string{`rules.yaml:6:16: destination "d": buttons need allow_users or allow_groups: nobody would be allowed to press them`},
+		},
+		{
+			name: "unknown button, bad ids, a repeat",
+			src:  slackDestination("channel: C1", "buttons: [delete]", "allow_users: [U1ABC, S1ABC, U1ABC]", "allow_groups: [U2ABC]", "thread: [storm]"),
+			want: []string{
+				`rules.yaml:6:17: destination "d": buttons is a list of unsuppress, not "delete"`,
+				`rules.yaml:7:28: destination "d": allow_users is a list of Slack user ids (U… or W…), not "S1ABC"`,
+				`rules.yaml:7:35: destination "d": allow_users names "U1ABC" twice`,
+				`rules.yaml:8:22: destination "d": allow_groups is a list of Slack user group ids (S…), not "U2ABC"`,
+				`rules.yaml:9:15: destination "d": thread must be a string, not a list`,
+			},
 		},
 		{
 			name: "every problem at once, in file order",
@@ -174,6 +201,27 @@ func TestParseDestinationsMentions(t *testing.T) {
 				t.Errorf("Mention = %q, want %q", got, m)
 			}
 		})
+	}
+}
+
+// TestParseDestinationsThreadsAndButtons reads thread, buttons and the
+// allow lists, and the default thread of each kind of destination.
+func TestParseDestinationsThreadsAndButtons(t *testing.T) {
+	d := mustParseDestinations(t, slackDestination("channel: C1", "buttons: [unsuppress]", "allow_users: [U0123ABCD, W0123]", "allow_groups: [S0123ABCD]"))[0]
+	if d.Thread != ThreadStorm || !d.Threads() {
+		t.Errorf("a channel's thread is %q, want storm", d.Thread)
+	}
+	if !d.HasButton(ButtonUnsuppress) || !d.Allows("W0123") || d.Allows("U9") || len(d.AllowGroups) != 1 || d.AllowGroups[0] != "S0123ABCD" {
+		t.Errorf("buttons %v, users %v, groups %v", d.Buttons, d.AllowUsers, d.AllowGroups)
+	}
+	if d.ButtonsPos != (Pos{Line: 6, Col: 16}) {
+		t.Errorf("ButtonsPos = %+v", d.ButtonsPos)
+	}
+	if d := mustParseDestinations(t, slackDestination("channel: C1", "thread: none"))[0]; d.Threads() {
+		t.Error("thread: none threads")
+	}
+	if d := mustParseDestinations(t, slackDestination("webhook_env: SLACK_URL"))[0]; d.Thread != ThreadNone || d.Threads() {
+		t.Errorf("a webhook's thread is %q, want none", d.Thread)
 	}
 }
 
@@ -218,9 +266,9 @@ rules: []
 `
 	dests := mustParseDestinations(t, src)
 	want := []Destination{
-		{Name: "plain", Index: 0, Channel: "C0123456789", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 1100 * time.Millisecond, Burst: 1},
-		{Name: "tuned", Index: 1, WebhookEnv: "SLACK_WEBHOOK_MARKETING", Mention: "<!here>", DigestAfter: 3, DigestWindow: 90 * time.Second, Pace: 250 * time.Millisecond, Burst: 4},
-		{Name: "eager", Index: 2, Channel: "C0000000002", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 0, Burst: 1},
+		{Name: "plain", Index: 0, Channel: "C0123456789", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 1100 * time.Millisecond, Burst: 1, Thread: ThreadStorm},
+		{Name: "tuned", Index: 1, WebhookEnv: "SLACK_WEBHOOK_MARKETING", Mention: "<!here>", DigestAfter: 3, DigestWindow: 90 * time.Second, Pace: 250 * time.Millisecond, Burst: 4, Thread: ThreadNone},
+		{Name: "eager", Index: 2, Channel: "C0000000002", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 0, Burst: 1, Thread: ThreadStorm},
 	}
 	if len(dests) != len(want) {
 		t.Fatalf("%d destinations, want %d", len(dests), len(want))
@@ -230,7 +278,7 @@ rules: []
 			t.Errorf("destination %d has no position", i)
 		}
 		dests[i].Pos = want[i].Pos
-		if *dests[i] != want[i] {
+		if !reflect.DeepEqual(*dests[i], want[i]) {
 			t.Errorf("destination %d = %+v\nwant %+v", i, *dests[i], want[i])
 		}
 	}
@@ -392,9 +440,9 @@ func TestCredentialsNeverRepeated(t *testing.T) {
 		{"token in mention", slackDestination(`mention: "xoxp-99-QWERTYUIOPZ"`), "xoxp-99-QWERTYUIOPZ",
 			`rules.yaml:5:16: destination "d": mention must not hold a credential; this value looks like a Slack token: credentials go in environment variables (SLACK_BOT_TOKEN, or the variable webhook_env names)`},
 		{"webhook as a key", slackDestination("channel: C1", "hooks.slack.com/"+path+": 1"), path,
-			`rules.yaml:6:7: destination "d": unknown key "<webhook URL>" (want channel, webhook_env, mention, digest_after, digest_window, pace or burst)`},
+			`rules.yaml:6:7: destination "d": unknown key "<webhook URL>" (want channel, webhook_env, mention, digest_after, digest_window, pace, burst, thread, buttons, allow_users or allow_groups)`},
 		{"token as a key", slackDestination("channel: C1", "xoxb-1234-QWERTYUIOPZ: 1"), "xoxb-1234-QWERTYUIOPZ",
-			`rules.yaml:6:7: destination "d": unknown key "<token>" (want channel, webhook_env, mention, digest_after, digest_window, pace or burst)`},
+			`rules.yaml:6:7: destination "d": unknown key "<token>" (want channel, webhook_env, mention, digest_after, digest_window, pace, burst, thread, buttons, allow_users or allow_groups)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
