@@ -86,12 +86,12 @@ func NewLive(ctx context.Context, parts *Parts, src Source, cfg *Config, obj *ru
 		return nil, err
 	}
 	l := &Live{parts: parts, src: src, metrics: metrics, etag: obj.ETag, looked: time.Now()}
-	l.cur.Store(&InForce{Config: cfg, Handler: h, Version: version(obj)})
+	l.cur.Store(&InForce{Config: cfg, Handler: h, Version: objectVersion(obj)})
 	return l, nil
 }
 
-// version is what the log says of obj's version: "" for a file.
-func version(obj *rulestore.Object) string {
+// objectVersion is what the log says of obj's version: "" for a file.
+func objectVersion(obj *rulestore.Object) string {
 	if obj.ETag == "" {
 		return ""
 	}
@@ -143,7 +143,7 @@ func (l *Live) reload(ctx context.Context, etag string) {
 	var h *Handler
 	if err == nil {
 		l.etag = obj.ETag
-		if v := version(obj); v != "" {
+		if v := objectVersion(obj); v != "" {
 			attrs = append(attrs, slog.String("version", v))
 		}
 		if cfg, err = LoadBytes(l.src.Name, obj.Body); err == nil {
@@ -163,7 +163,7 @@ func (l *Live) reload(ctx context.Context, etag string) {
 		}
 		return
 	}
-	l.cur.Store(&InForce{Config: cfg, Handler: h, Version: version(obj)})
+	l.cur.Store(&InForce{Config: cfg, Handler: h, Version: objectVersion(obj)})
 	log.LogAttrs(ctx, slog.LevelInfo, "rules reloaded", append(attrs, slog.Int("count", len(cfg.Rules.Rules)))...)
 }
 
