@@ -116,6 +116,7 @@ type digest struct {
 	byRule        map[string]int
 	addresses     []string // the first digestAddresses folded
 	inputs, keys  []string // when the batch keeps them
+	claims        [][]string
 	removed       int      // recipients taken off the suppression list
 	sweep         bool
 	// of, for the digest of one notification's recipients past its
@@ -147,7 +148,9 @@ func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 	g.notifier = n
 	if b.keep {
 		g.inputs = append(g.inputs, notice.Notification.Input)
-		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
+		keys := SeenKeys(notice.Notification)
+		g.keys = append(g.keys, keys...)
+		g.claims = append(g.claims, keys)
 	}
 	g.add(notice, notice.Recipients)
 	return false
@@ -256,6 +259,10 @@ type DigestResult struct {
 	// leaves them unseen, so they count as failed and their keys are to
 	// be forgotten.
 	Inputs, Keys []string
+	// Claims are the keys of each notification folded, one slice per
+	// notification, when the batch keeps them: the claims in the fleet
+	// state to release.
+	Claims [][]string
 }
 
 // String says what became of the digest, in a line:
@@ -282,7 +289,7 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 	var results []DigestResult
 	for _, g := range dests {
 		r := DigestResult{Destination: g.dest.Name, Message: g.message(), Notifications: g.notifications, Recipients: g.recipients,
-			Inputs: g.inputs, Keys: g.keys}
+			Inputs: g.inputs, Keys: g.keys, Claims: g.claims}
 		r.Outcome, r.Err = g.notifier.Post(ctx, r.Message)
 		results = append(results, r)
 	}

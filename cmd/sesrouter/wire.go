@@ -15,6 +15,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -62,6 +63,15 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.sesClient != nil {
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
+	var st state.Store
+	if name := e.getenv("SESROUTER_STATE_TABLE"); name != "" {
+		// The client is made only when there is a table.
+		cfg, err := config.LoadDefaultConfig(context.Background(), aws.Options...)
+		if err != nil {
+			return nil, fmt.Errorf("SESROUTER_STATE_TABLE is set, but the AWS configuration cannot be read: %w", err)
+		}
+		st = state.NewTable(cfg, name)
+	}
 	return &pipeline.Parts{
 		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
 			Getenv: e.getenv, HTTPClient: client, Pacers: pace.NewPacers(processes)},
@@ -73,7 +83,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			}
 			return c, nil
 		},
-		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
+		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), State: st, Logger: logger, Timeout: timeout,
 	}, nil
 }
 

@@ -66,7 +66,7 @@ func (m *Memory) Complete(_ context.Context, key, token string, keep time.Durati
 func (m *Memory) Release(_ context.Context, key, token string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c, ok := m.claims[key]; ok && c.token == token {
+	if c, ok := m.claims[key]; ok && (token == "" || c.token == token) {
 		delete(m.claims, key)
 	}
 	return nil

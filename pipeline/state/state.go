@@ -32,8 +32,8 @@ type Store interface {
 	// Complete makes the claim of key a completed record, kept for keep:
 	// a later claim of key within keep is not held.
 	Complete(ctx context.Context, key, token string, keep time.Duration) error
-	// Release deletes the claim of key when token still holds it, so that
-	// the next claim is held.
+	// Release deletes the claim of key when token still holds it (token
+	// "": whoever holds it), so that the next claim is held.
 	Release(ctx context.Context, key, token string) error
 	// Add adds one to the counter key, which lives until expires, and
 	// returns its count, this one included.

@@ -111,12 +111,13 @@ func (t *Table) Complete(ctx context.Context, k, token string, keep time.Duratio
 // Release implements Store: one DeleteItem, conditional on token, so that
 // a claim taken over after this one expired is left alone.
 func (t *Table) Release(ctx context.Context, k, token string) error {
-	_, err := t.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(t.Name), Key: key(claimPrefix+k, claimSK),
-		ConditionExpression:       aws.String("#token = :token"),
-		ExpressionAttributeNames:  map[string]string{"#token": "token"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":token": s(token)},
-	})
+	in := &dynamodb.DeleteItemInput{TableName: aws.String(t.Name), Key: key(claimPrefix+k, claimSK)}
+	if token != "" {
+		in.ConditionExpression = aws.String("#token = :token")
+		in.ExpressionAttributeNames = map[string]string{"#token": "token"}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":token": s(token)}
+	}
+	_, err := t.Client.DeleteItem(ctx, in)
 	var cf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &cf) {
 		return t.wrap("release", err)

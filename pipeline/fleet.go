@@ -1,0 +1,114 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/pipeline/state"
+)
+
+// Fleet state. With a state table (Handler.State), a notification is
+// claimed in it before anything is done, after the process's own Seen
+// has let it through: a claim that is not held (another process holds a
+// live claim, or acted on it) makes the job a duplicate; a claim whose
+// actions failed is released, so that the retry acts; one that
+// succeeded becomes a completed record, kept for DoneTTL. A table that
+// cannot be reached fails the job, so that it is tried again.
+const (
+	// DoneTTL is how long a completed notification is remembered across
+	// the fleet: longer than SNS and SQS take to deliver a copy again.
+	DoneTTL = 24 * time.Hour
+	// defaultClaimTTL is the claim's life when the handler has no
+	// Timeout.
+	defaultClaimTTL = 15 * time.Minute
+	// settleTimeout bounds the write that completes or releases a claim,
+	// after the actions' own time may have run out.
+	settleTimeout = 10 * time.Second
+)
+
+// fleetClaim is a job's claim in the state table.
+type fleetClaim struct {
+	key, token string
+}
+
+// claimTTL is how long a claim lives: the time the actions may take, so
+// that the claim of a process that died frees the notification once the
+// process would have timed out.
+func (h *Handler) claimTTL() time.Duration {
+	if h.Timeout > 0 {
+		return h.Timeout
+	}
+	return defaultClaimTTL
+}
+
+// claimFleet claims j's notification in the state table. held false: the
+// job is a duplicate. err: the table could not be reached, and the job
+// is to fail.
+func (h *Handler) claimFleet(ctx context.Context, j *Job) (held bool, err error) {
+	keys := actions.SeenKeys(j.Item.Notification)
+	if len(keys) == 0 {
+		return true, nil // never a duplicate, as in one process
+	}
+	key := state.ClaimKey(keys)
+	token, held, err := h.State.Claim(ctx, key, h.claimTTL())
+	if err != nil || !held {
+		return false, err
+	}
+	j.fleet = &fleetClaim{key: key, token: token}
+	return true, nil
+}
+
+// endFleet completes (ok) or releases j's claim in the state table. A
+// failure is logged: a claim not completed is free again once its TTL
+// passes; one not released, too.
+func (h *Handler) endFleet(ctx context.Context, j *Job, ok bool) {
+	c := j.fleet
+	if c == nil {
+		return
+	}
+	j.fleet = nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	var err error
+	if ok {
+		err = h.State.Complete(ctx, c.key, c.token, DoneTTL)
+	} else {
+		err = h.State.Release(ctx, c.key, c.token)
+	}
+	if err != nil && h.Logger != nil {
+		h.Logger.LogAttrs(ctx, slog.LevelError, "state table", slog.String("input", j.Item.Input), slog.String("error", err.Error()))
+	}
+}
+
+// releaseFleet releases the claims of notifications whose digest was not
+// posted (their keys, one slice per notification): they are acted on
+// again when delivered again.
+func (h *Handler) releaseFleet(ctx context.Context, claims [][]string) {
+	if h.State == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for _, keys := range claims {
+		if len(keys) == 0 {
+			continue
+		}
+		if err := h.State.Release(ctx, state.ClaimKey(keys), ""); err != nil && h.Logger != nil {
+			h.Logger.LogAttrs(ctx, slog.LevelError, "state table", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// failSteps are the results of a plan none of whose steps was tried, for
+// err.
+func failSteps(p *route.Plan, err error) []actions.Result {
+	steps := p.Steps()
+	rs := make([]actions.Result, len(steps))
+	for i, s := range steps {
+		rs[i] = actions.Result{Step: s, Outcome: actions.OutcomeFailed, Err: err}
+	}
+	return rs
+}
