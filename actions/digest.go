@@ -35,10 +35,53 @@ const (
 type Storm struct {
 	mu    sync.Mutex
 	posts map[string][]time.Time // by destination: the times of its last DigestAfter messages, oldest first
+
+	// shared, when set, counts the messages of every process instead of
+	// posts; foldUntil is then, by destination, the end of the window in
+	// which it was last found storming.
+	shared    StormCounter
+	foldUntil map[string]time.Time
+}
+
+// StormCounter counts a destination's messages across every process
+// that shares it (the fleet state), in fixed windows.
+type StormCounter interface {
+	// CountMessage adds one to the messages of the destination dest in
+	// the window of length window that holds now, and returns how many
+	// it has had in that window, this one included. An error leaves the
+	// notify undecided: it fails.
+	CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error)
 }
 
 // NewStorm returns a Storm in which no destination has had any message.
 func NewStorm() *Storm { return &Storm{posts: map[string][]time.Time{}} }
+
+// NewFleetStorm returns a Storm whose counts are shared: a destination
+// storms once c counts more than its digest_after messages within the
+// digest_window (a fixed window of that length) across every process
+// that shares c, however many there are.
+func NewFleetStorm(c StormCounter) *Storm {
+	return &Storm{posts: map[string][]time.Time{}, shared: c, foldUntil: map[string]time.Time{}}
+}
+
+// decide is admit, from the shared counts when s has them.
+func (s *Storm) decide(ctx context.Context, d *rules.Destination, now time.Time) (bool, error) {
+	if s.shared == nil {
+		return s.admit(d, now), nil
+	}
+	after, window := d.StormLimits()
+	c, err := s.shared.CountMessage(ctx, d.Name, window, now)
+	if err != nil {
+		return false, fmt.Errorf("storm count of %s: %w", d.Name, err)
+	}
+	if c <= int64(after) {
+		return true, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.foldUntil[d.Name] = now.Truncate(window).Add(window)
+	return false, nil
+}
 
 // admit says whether a notice to d at now is posted (true, and counted)
 // or folded (false): folded once d has had DigestAfter notices within
@@ -66,6 +109,9 @@ func (s *Storm) admit(d *rules.Destination, now time.Time) bool {
 func (s *Storm) Storming(d *rules.Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shared != nil {
+		return now.Before(s.foldUntil[d.Name])
+	}
 	after, window := d.StormLimits()
 	n := 0
 	for _, t := range s.posts[d.Name] {
@@ -134,8 +180,18 @@ func newDigest(d *rules.Destination) *digest {
 // admit says whether the notice to d, which takes msgs messages, is
 // posted (true) or folded into the batch's digest for d (false).
 func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	if b.storm != nil && b.storm.admit(d, b.now()) {
-		return true
+	ok, _ := b.admitContext(context.Background(), d, n, notice)
+	return ok
+}
+
+// admitContext is admit, with the storm's shared counts asked within
+// ctx: an error when they cannot be, and then nothing is folded.
+func (b *Batch) admitContext(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, error) {
+	if b.storm != nil {
+		ok, err := b.storm.decide(ctx, d, b.now())
+		if err != nil || ok {
+			return ok, err
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -153,7 +209,7 @@ func (b *Batch) admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 		g.claims = append(g.claims, keys)
 	}
 	g.add(notice, notice.Recipients)
-	return false
+	return false, nil
 }
 
 // foldRecipients is the messages of a notice to d whose recipients take

@@ -105,9 +105,16 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 	}
 	// A notice counts once toward the storm limit, however many parts it
 	// takes; one folded into a digest is never rendered on its own.
-	if batch != nil && !batch.admit(dest, notifier, &notice) {
-		r.Outcome = OutcomeDigested // posted with the batch's digest
-		return
+	if batch != nil {
+		posted, err := batch.admitContext(ctx, dest, notifier, &notice)
+		if err != nil {
+			r.Outcome, r.Err = OutcomeFailed, err
+			return
+		}
+		if !posted {
+			r.Outcome = OutcomeDigested // posted with the batch's digest
+			return
+		}
 	}
 	r.Messages = BuildMessages(notice)
 	if after, _ := dest.StormLimits(); len(r.Messages) > after {

@@ -112,3 +112,17 @@ func failSteps(p *route.Plan, err error) []actions.Result {
 	}
 	return rs
 }
+
+// FleetStorm returns the storm state of a fleet that shares st: a
+// destination's messages are counted in st, across every process.
+func FleetStorm(st state.Store) *actions.Storm { return actions.NewFleetStorm(StormCounter{st}) }
+
+// StormCounter counts a destination's messages in a state Store: one
+// atomic counter per destination and window.
+type StormCounter struct{ Store state.Store }
+
+// CountMessage implements actions.StormCounter.
+func (c StormCounter) CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error) {
+	k, expires := state.StormKey(dest, window, now)
+	return c.Store.Add(ctx, k, expires)
+}

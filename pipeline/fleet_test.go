@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/sesrouter/sesrouter/actions"
@@ -19,13 +20,26 @@ import (
 // and the fleet's state st.
 func (f *fakes) container(t *testing.T, src string, st state.Store) *Handler {
 	t.Helper()
-	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: actions.NewStorm(),
+	// The storm windows are fixed windows of the wall clock: the counts
+	// are taken at one instant, so that no window ends within the test.
+	at := time.Now()
+	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: actions.NewFleetStorm(fixedClock{StormCounter{st}, at}),
 		State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}
 	h, err := p.Handler(context.Background(), loadConfig(t, src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// fixedClock counts every message at one instant.
+type fixedClock struct {
+	c  StormCounter
+	at time.Time
+}
+
+func (f fixedClock) CountMessage(ctx context.Context, dest string, window time.Duration, _ time.Time) (int64, error) {
+	return f.c.CountMessage(ctx, dest, window, f.at)
 }
 
 // motoTable returns a Store over a new table on moto.
@@ -119,3 +133,27 @@ func TestFleetUnreachableTableFailsTheRecords(t *testing.T) {
 	}
 }
 
+
+func TestFleetStormFoldsAfterDigestAfterInAll(t *testing.T) {
+	f := newFakes(t)
+	st := motoTable(t)
+	hs := []*Handler{f.container(t, rulesHook, st), f.container(t, rulesHook, st)} // digest_after: 3
+	ctx := context.Background()
+	var outcomes []actions.Outcome
+	for i := range 6 {
+		id := string(rune('1' + i))
+		inv := hs[i%2].Invoke(ctx, sqsEvent(t, snsBody("s"+id, bounce(id, "r"+id+"@example.com"))), 1, 8)
+		if inv.Err != nil || len(inv.FailedIDs) > 0 {
+			t.Fatalf("invocation %d: %v %v", i+1, inv.Err, inv.FailedIDs)
+		}
+		if inv.Tally.Digested["hook"] == 1 {
+			outcomes = append(outcomes, actions.OutcomeDigested)
+		} else {
+			outcomes = append(outcomes, actions.OutcomePosted)
+		}
+	}
+	want := []actions.Outcome{"posted", "posted", "posted", "digested", "digested", "digested"}
+	if !slices.Equal(outcomes, want) {
+		t.Errorf("outcomes %v across two containers, want %v: the storm folds after 3 messages in all", outcomes, want)
+	}
+}

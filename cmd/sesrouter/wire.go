@@ -64,6 +64,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
 	var st state.Store
+	storm := actions.NewStorm()
 	if name := e.getenv("SESROUTER_STATE_TABLE"); name != "" {
 		// The client is made only when there is a table.
 		cfg, err := config.LoadDefaultConfig(context.Background(), aws.Options...)
@@ -71,6 +72,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			return nil, fmt.Errorf("SESROUTER_STATE_TABLE is set, but the AWS configuration cannot be read: %w", err)
 		}
 		st = state.NewTable(cfg, name)
+		storm = pipeline.FleetStorm(st)
 	}
 	return &pipeline.Parts{
 		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
@@ -83,7 +85,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			}
 			return c, nil
 		},
-		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), State: st, Logger: logger, Timeout: timeout,
+		Seen: actions.NewSeen(seenLimit), Storm: storm, State: st, Logger: logger, Timeout: timeout,
 	}, nil
 }
 
