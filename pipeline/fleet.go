@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sesrouter/sesrouter/actions"
@@ -125,4 +126,91 @@ type StormCounter struct{ Store state.Store }
 func (c StormCounter) CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error) {
 	k, expires := state.StormKey(dest, window, now)
 	return c.Store.Add(ctx, k, expires)
+}
+
+// historyKeep is how long past its window an event is kept, so that a
+// notification that arrives late still finds it.
+const historyKeep = 24 * time.Hour
+
+// usesHistory reports whether h's rules count history in its state.
+func (h *Handler) usesHistory() bool {
+	if h.State == nil {
+		return false
+	}
+	_, _, ok := h.Router.Rules().UsesHistory()
+	return ok
+}
+
+// routeHistory routes j again with the history of each recipient read
+// from the state table, then records j's notification for the kinds the
+// rules count (one Query per recipient and kind, one PutItem per
+// recipient and kind of the notification). An error leaves j's plan as
+// it was: the job is to fail.
+func (h *Handler) routeHistory(ctx context.Context, j *Job) error {
+	kinds, longest, ok := h.Router.Rules().UsesHistory()
+	if !ok || h.State == nil {
+		return nil
+	}
+	n := j.Item.Notification
+	at, err := time.Parse(time.RFC3339Nano, n.Event.Timestamp)
+	if err != nil {
+		at = time.Now()
+	}
+	id := n.Mail.MessageID
+	if keys := actions.SeenKeys(n); len(keys) > 0 {
+		id = state.ClaimKey(keys)
+	}
+	hist := &fleetHistory{at: at, id: id, events: map[string][]state.Event{}}
+	for _, rc := range n.Recipients {
+		for _, k := range kinds {
+			key := state.HistoryKey(rc.Address, k)
+			if _, done := hist.events[key]; done {
+				continue
+			}
+			evs, err := h.State.Events(ctx, key, at.Add(-longest), at)
+			if err != nil {
+				return err
+			}
+			hist.events[key] = evs
+		}
+	}
+	mine := []string{n.Event.Type}
+	if n.Event.Type == "Bounce" && n.Bounce.Type != "" {
+		mine = append(mine, "Bounce/"+n.Bounce.Type)
+	}
+	expires := at.Add(longest + historyKeep)
+	for _, rc := range n.Recipients {
+		for _, k := range mine {
+			if !slices.Contains(kinds, k) {
+				continue
+			}
+			if err := h.State.Record(ctx, state.HistoryKey(rc.Address, k), at, id, expires); err != nil {
+				return err
+			}
+		}
+	}
+	j.Plan = h.Router.RouteWith(n, hist)
+	if h.only != nil {
+		h.only(j.Plan)
+	}
+	return nil
+}
+
+// fleetHistory is the history of one notification, from the events read:
+// the notification itself (id) is never counted, nor anything after it.
+type fleetHistory struct {
+	at     time.Time
+	id     string
+	events map[string][]state.Event
+}
+
+// Count implements rules.History.
+func (f *fleetHistory) Count(address, kind string, window time.Duration) int {
+	n := 0
+	for _, e := range f.events[state.HistoryKey(address, kind)] {
+		if e.ID != f.id && !e.At.After(f.at) && !e.At.Before(f.at.Add(-window)) {
+			n++
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -155,5 +156,52 @@ func TestFleetStormFoldsAfterDigestAfterInAll(t *testing.T) {
 	want := []actions.Outcome{"posted", "posted", "posted", "digested", "digested", "digested"}
 	if !slices.Equal(outcomes, want) {
 		t.Errorf("outcomes %v across two containers, want %v: the storm folds after 3 messages in all", outcomes, want)
+	}
+}
+
+// rulesRepeat suppresses an address at its third Transient bounce within
+// seven days, and notifies every bounce.
+const rulesRepeat = `version: 1
+destinations:
+  hook:
+    slack: {webhook_env: HOOK, pace: 0s}
+rules:
+  - name: repeat-soft-bounce
+    when: bounce.type == "Transient" && history("Bounce/Transient", "7d") >= 2
+    actions: [suppress, {notify: hook}]
+  - name: bounces
+    when: event.type == "Bounce"
+    actions: [{notify: hook}]
+`
+
+// transient is a Transient bounce with id to addr, on day day.
+func transient(id, addr string, day int) string {
+	b := bounce(id, addr)
+	b = strings.Replace(b, `"bounceType":"Permanent"`, `"bounceType":"Transient"`, 1)
+	return strings.Replace(b, `"timestamp":"2024-05-01T10:00:02.000Z"`, fmt.Sprintf(`"timestamp":"2024-05-%02dT10:00:02.000Z"`, day), 1)
+}
+
+func TestFleetHistoryThirdTransientBounceSuppresses(t *testing.T) {
+	f := newFakes(t)
+	st := motoTable(t)
+	hs := []*Handler{f.container(t, rulesRepeat, st), f.container(t, rulesRepeat, st)}
+	ctx := context.Background()
+	for i := range 3 {
+		id := fmt.Sprint(i + 1)
+		inv := hs[i%2].Invoke(ctx, sqsEvent(t, snsBody("s"+id, transient(id, "soft@example.com", 1+i))), 1, 8)
+		if inv.Err != nil || len(inv.FailedIDs) > 0 {
+			t.Fatalf("bounce %d: %v %v", i+1, inv.Err, inv.FailedIDs)
+		}
+	}
+	// A copy of the third, delivered again elsewhere, changes nothing.
+	hs[1].Invoke(ctx, sqsEvent(t, snsBody("s3", transient("3", "soft@example.com", 3))), 1, 8)
+	suppressed := 0
+	for _, c := range f.ses.Calls() {
+		if c.Op == actionstest.OpPutSuppressedDestination {
+			suppressed++
+		}
+	}
+	if suppressed != 1 {
+		t.Errorf("%d suppress calls after three Transient bounces through two containers, want 1", suppressed)
 	}
 }

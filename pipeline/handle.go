@@ -166,7 +166,7 @@ func (h *Handler) Prepare(it ses.Item) (j *Job) {
 	if h.only != nil {
 		h.only(j.Plan)
 	}
-	if h.Seen != nil && len(j.Plan.Steps()) > 0 {
+	if h.Seen != nil && (len(j.Plan.Steps()) > 0 || h.usesHistory()) {
 		j.claim = h.Seen.Begin(it.Notification)
 		j.Duplicate = j.claim.Duplicate
 	}
@@ -213,6 +213,10 @@ func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 				// a later copy asks the table again.
 				j.Duplicate = true
 				j.Results = actions.Duplicates(j.Plan)
+				return
+			}
+			if err := h.routeHistory(ctx, j); err != nil {
+				j.Results = failSteps(j.Plan, err)
 				return
 			}
 		}
