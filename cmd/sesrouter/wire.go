@@ -108,6 +108,10 @@ func setupFrom(store *rulestore.Store, name, path string, e env, stderr io.Write
 	if !ok {
 		return nil, nil, nil, false
 	}
+	if err := cfg.NeedsState(e.getenv("SESROUTER_STATE_TABLE") != ""); err != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
+		return nil, nil, nil, false
+	}
 	logger, err := newLogger(stderr, e)
 	var parts *pipeline.Parts
 	if err == nil {
