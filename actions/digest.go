@@ -163,7 +163,7 @@ type digest struct {
 	addresses     []string // the first digestAddresses folded
 	inputs, keys  []string // when the batch keeps them
 	claims        [][]string
-	removed       int      // recipients taken off the suppression list
+	removed       int // recipients taken off the suppression list
 	sweep         bool
 	// of, for the digest of one notification's recipients past its
 	// destination's digest_after messages (foldRecipients), is how many

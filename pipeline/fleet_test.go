@@ -134,7 +134,6 @@ func TestFleetUnreachableTableFailsTheRecords(t *testing.T) {
 	}
 }
 
-
 func TestFleetStormFoldsAfterDigestAfterInAll(t *testing.T) {
 	f := newFakes(t)
 	st := motoTable(t)
