@@ -37,6 +37,22 @@ type Storm struct {
 	posts   map[string][]time.Time // by destination: the times of its last DigestAfter messages, oldest first
 	threads map[string]*threadSlot // by destination: its open storm thread
 	roots   Roots
+
+	// shared, when set, counts the messages of every process instead of
+	// posts; foldUntil is then, by destination, the end of the window in
+	// which it was last found storming.
+	shared    StormCounter
+	foldUntil map[string]time.Time
+}
+
+// StormCounter counts a destination's messages across every process
+// that shares it (the fleet state), in fixed windows.
+type StormCounter interface {
+	// CountMessage adds one to the messages of the destination dest in
+	// the window of length window that holds now, and returns how many
+	// it has had in that window, this one included. An error leaves the
+	// notify undecided: it fails.
+	CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error)
 }
 
 // NewStorm returns a Storm in which no destination has had any message,
@@ -47,6 +63,35 @@ func NewStorm() *Storm { return NewStormWithRoots(ProcessRoots()) }
 // roots: with fleet state, one root per storm for the whole fleet.
 func NewStormWithRoots(roots Roots) *Storm {
 	return &Storm{posts: map[string][]time.Time{}, threads: map[string]*threadSlot{}, roots: roots}
+}
+
+// NewFleetStorm returns a Storm whose counts are shared: a destination
+// storms once c counts more than its digest_after messages within the
+// digest_window (a fixed window of that length) across every process
+// that shares c, however many there are.
+func NewFleetStorm(c StormCounter) *Storm {
+	s := NewStorm()
+	s.shared, s.foldUntil = c, map[string]time.Time{}
+	return s
+}
+
+// decide is admit, from the shared counts when s has them.
+func (s *Storm) decide(ctx context.Context, d *rules.Destination, now time.Time) (bool, error) {
+	if s.shared == nil {
+		return s.admit(d, now), nil
+	}
+	after, window := d.StormLimits()
+	c, err := s.shared.CountMessage(ctx, d.Name, window, now)
+	if err != nil {
+		return false, fmt.Errorf("storm count of %s: %w", d.Name, err)
+	}
+	if c <= int64(after) {
+		return true, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.foldUntil[d.Name] = now.Truncate(window).Add(window)
+	return false, nil
 }
 
 // admit says whether a notice to d at now is posted (true, and counted)
@@ -75,6 +120,9 @@ func (s *Storm) admit(d *rules.Destination, now time.Time) bool {
 func (s *Storm) Storming(d *rules.Destination, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shared != nil {
+		return now.Before(s.foldUntil[d.Name])
+	}
 	after, window := d.StormLimits()
 	n := 0
 	for _, t := range s.posts[d.Name] {
@@ -125,7 +173,8 @@ type digest struct {
 	byRule        map[string]int
 	addresses     []string // the first digestAddresses folded
 	inputs, keys  []string // when the batch keeps them
-	removed       int      // recipients taken off the suppression list
+	claims        [][]string
+	removed       int // recipients taken off the suppression list
 	sweep         bool
 	// of, for the digest of one notification's recipients past its
 	// destination's digest_after messages (foldRecipients), is how many
@@ -142,26 +191,31 @@ func newDigest(d *rules.Destination) *digest {
 // admit says whether the notice to d is posted (true) or folded into
 // the batch's digest for d (false), and, when d has an open storm thread
 // (the first fold starts one), its ts: the notice's messages go in it,
-// and its root counts the notice.
-func (b *Batch) admit(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, string) {
+// and its root counts the notice. With shared counts (the fleet state),
+// an error when they cannot be read, and then nothing is folded.
+func (b *Batch) admit(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, string, error) {
 	var thread *stormThread
 	if b.storm != nil {
 		now := b.now()
-		if b.storm.admit(d, now) {
+		ok, err := b.storm.decide(ctx, d, now)
+		if err != nil {
+			return false, "", err
+		}
+		if ok {
 			thread = b.storm.threadFor(ctx, d, n, now, nil)
 			if thread != nil {
 				thread.count(notice, now)
-				return true, thread.ts
+				return true, thread.ts, nil
 			}
-			return true, ""
+			return true, "", nil
 		}
 		thread = b.storm.threadFor(ctx, d, n, now, notice)
 	}
 	b.fold(d, n, notice)
 	if thread != nil {
-		return false, thread.ts
+		return false, thread.ts, nil
 	}
-	return false, ""
+	return false, "", nil
 }
 
 // fold folds notice into the batch's digest for d.
@@ -177,7 +231,9 @@ func (b *Batch) fold(d *rules.Destination, n Notifier, notice *Notice) {
 	g.notifier = n
 	if b.keep {
 		g.inputs = append(g.inputs, notice.Notification.Input)
-		g.keys = append(g.keys, SeenKeys(notice.Notification)...)
+		keys := SeenKeys(notice.Notification)
+		g.keys = append(g.keys, keys...)
+		g.claims = append(g.claims, keys)
 	}
 	g.add(notice, notice.Recipients)
 }
@@ -285,6 +341,10 @@ type DigestResult struct {
 	// leaves them unseen, so they count as failed and their keys are to
 	// be forgotten.
 	Inputs, Keys []string
+	// Claims are the keys of each notification folded, one slice per
+	// notification, when the batch keeps them: the claims in the fleet
+	// state to release.
+	Claims [][]string
 }
 
 // String says what became of the digest, in a line:
@@ -311,7 +371,7 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 	var results []DigestResult
 	for _, g := range dests {
 		r := DigestResult{Destination: g.dest.Name, Message: g.message(), Notifications: g.notifications, Recipients: g.recipients,
-			Inputs: g.inputs, Keys: g.keys}
+			Inputs: g.inputs, Keys: g.keys, Claims: g.claims}
 		r.Message.ThreadTS = b.storm.threadTS(g.dest.Name)
 		r.Outcome, r.Err = g.notifier.Post(ctx, r.Message)
 		results = append(results, r)

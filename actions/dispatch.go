@@ -108,7 +108,11 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 	// takes; one folded into a digest is never rendered on its own.
 	threadTS := ""
 	if batch != nil {
-		posted, ts := batch.admit(ctx, dest, notifier, &notice)
+		posted, ts, err := batch.admit(ctx, dest, notifier, &notice)
+		if err != nil {
+			r.Outcome, r.Err = OutcomeFailed, err
+			return
+		}
 		if !posted {
 			r.Outcome = OutcomeDigested // posted with the batch's digest
 			return

@@ -17,7 +17,7 @@ func (b *Batch) Now() time.Time { return b.now() }
 
 // Admit is b.admit.
 func (b *Batch) Admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	posted, _ := b.admit(context.Background(), d, n, notice)
+	posted, _, _ := b.admit(context.Background(), d, n, notice)
 	return posted
 }
 

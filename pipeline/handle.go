@@ -12,6 +12,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/state"
 )
 
 // Handler handles items by one set of rules: route, claim, act, account,
@@ -36,6 +37,10 @@ type Handler struct {
 	// Gate decides which items of a Lambda invocation may be acted on
 	// (Invoke); nil acts on every item read.
 	Gate *Gate
+	// State is the fleet state shared by every process of a deployment
+	// (SESROUTER_STATE_TABLE): a notification Seen lets through is then
+	// claimed in it too. nil: state is per process.
+	State state.Store
 
 	// only, when set, leaves out of each plan what the run has nothing to
 	// do for (a sweep's suppress).
@@ -94,6 +99,7 @@ func (h *Handler) flush(ctx context.Context, batch *actions.Batch, t *Tally, sho
 		if h.Seen != nil {
 			h.Seen.Forget(r.Keys...)
 		}
+		h.releaseFleet(ctx, r.Claims)
 		if lost == nil {
 			lost = map[string]error{}
 		}
@@ -142,6 +148,8 @@ type Job struct {
 	// when its time ran out: it failed, and nothing was done.
 	claim     *actions.Claim
 	unsettled bool
+	// fleet is the job's claim in the state table, while held.
+	fleet *fleetClaim
 }
 
 // Prepare routes an item and claims its notification against duplicates.
@@ -158,7 +166,7 @@ func (h *Handler) Prepare(it ses.Item) (j *Job) {
 	if h.only != nil {
 		h.only(j.Plan)
 	}
-	if h.Seen != nil && len(j.Plan.Steps()) > 0 {
+	if h.Seen != nil && (len(j.Plan.Steps()) > 0 || h.usesHistory()) {
 		j.claim = h.Seen.Begin(it.Notification)
 		j.Duplicate = j.claim.Duplicate
 	}
@@ -191,8 +199,27 @@ func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 	}
 	if j.claim != nil {
 		ok := false
-		// Deferred, so that a panic releases the claim too.
-		defer func() { j.claim.End(ok) }()
+		// Deferred, so that a panic releases the claims too.
+		defer func() { h.endFleet(ctx, j, ok); j.claim.End(ok) }()
+		if h.State != nil {
+			held, err := h.claimFleet(ctx, j)
+			switch {
+			case err != nil:
+				j.Results = failSteps(j.Plan, err)
+				return
+			case !held:
+				// Another process holds it or acted on it: this copy
+				// does nothing. Seen forgets it (End(false)), so that
+				// a later copy asks the table again.
+				j.Duplicate = true
+				j.Results = actions.Duplicates(j.Plan)
+				return
+			}
+			if err := h.routeHistory(ctx, j); err != nil {
+				j.Results = failSteps(j.Plan, err)
+				return
+			}
+		}
 		j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
 		ok = !actions.Failed(j.Results)
 		return

@@ -121,3 +121,12 @@ func (c *Config) DryRun() *actions.Dispatcher {
 		Log:          actions.DryRunLogbook(),
 	}
 }
+
+// NeedsState says why c cannot run without a state table, when some rule
+// uses history and table is false; nil otherwise.
+func (c *Config) NeedsState(table bool) error {
+	if _, _, ok := c.Rules.UsesHistory(); ok && !table {
+		return fmt.Errorf("%s: a rule uses history, which needs the fleet state: set SESROUTER_STATE_TABLE to a DynamoDB table", c.Rules.File)
+	}
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
+	"github.com/sesrouter/sesrouter/pipeline/state"
 )
 
 // Parts are what carries out actions for real, built once per process:
@@ -31,6 +32,8 @@ type Parts struct {
 	NewSES func(context.Context) (SESAPI, error)
 	Seen   *actions.Seen
 	Storm  *actions.Storm
+	// State is the fleet state (SESROUTER_STATE_TABLE); nil: per process.
+	State  state.Store
 	Logger *slog.Logger
 	// Timeout bounds the actions of one item.
 	Timeout time.Duration
@@ -146,7 +149,7 @@ func (p *Parts) Handler(ctx context.Context, cfg *Config) (*Handler, error) {
 			ses = &suppression.SuppressionList{Client: c}
 		}
 	}
-	h := &Handler{Router: cfg.Router, Seen: p.Seen, Storm: p.Storm, Logger: p.Logger, Timeout: p.Timeout, Gate: p.Gate,
+	h := &Handler{Router: cfg.Router, Seen: p.Seen, Storm: p.Storm, State: p.State, Logger: p.Logger, Timeout: p.Timeout, Gate: p.Gate,
 		Dispatcher: &actions.Dispatcher{Destinations: slack.ByName(cfg.Destinations), Notifiers: notifiers,
 			SES: ses, Log: actions.SlogLogbook{Logger: p.Logger}}}
 	return h, errors.Join(errs...)

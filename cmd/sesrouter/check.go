@@ -27,6 +27,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer, e env) int {
 	if !ok {
 		return exitUsage
 	}
+	if err := cfg.NeedsState(e.getenv("SESROUTER_STATE_TABLE") != ""); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
 	lines, verdict, ok := cfg.Check(*strict)
 	for _, l := range lines {
 		fmt.Fprintln(stderr, l)

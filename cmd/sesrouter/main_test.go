@@ -118,7 +118,7 @@ rules:
     actions: [log]
 `
 
-const badRulesReport = `bad.yaml:10:37: rule "hard-bounce": unknown name recipent; did you mean recipient? (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)
+const badRulesReport = `bad.yaml:10:37: rule "hard-bounce": unknown name recipent; did you mean recipient? (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, history, glob, inDomain)
 bad.yaml:15:5: rule "soft-bounce": unknown key "priority" (want name, when, actions or continue)
 bad.yaml:20:24: rule "complaints": unknown destination "ses-alert" (defined: ses-alerts)
 bad.yaml:22:11: rule "hard-bounce": duplicate rule name (first used at line 9)

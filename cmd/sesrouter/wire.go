@@ -16,6 +16,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -63,6 +64,17 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.sesClient != nil {
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
+	var st state.Store
+	storm := actions.NewStorm()
+	if name := e.getenv("SESROUTER_STATE_TABLE"); name != "" {
+		// The client is made only when there is a table.
+		cfg, err := config.LoadDefaultConfig(context.Background(), aws.Options...)
+		if err != nil {
+			return nil, fmt.Errorf("SESROUTER_STATE_TABLE is set, but the AWS configuration cannot be read: %w", err)
+		}
+		st = state.NewTable(cfg, name)
+		storm = pipeline.FleetStorm(st)
+	}
 	return &pipeline.Parts{
 		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
 			Getenv: e.getenv, Vault: newVault(e), HTTPClient: client, Pacers: pace.NewPacers(processes)},
@@ -74,7 +86,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			}
 			return c, nil
 		},
-		Seen: actions.NewSeen(seenLimit), Storm: actions.NewStorm(), Logger: logger, Timeout: timeout,
+		Seen: actions.NewSeen(seenLimit), Storm: storm, State: st, Logger: logger, Timeout: timeout,
 	}, nil
 }
 
@@ -113,6 +125,10 @@ func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*p
 func setupFrom(store *rulestore.Store, name, path string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *rulestore.Object, *pipeline.Parts, bool) {
 	cfg, obj, ok := loadRules(store, path, stderr)
 	if !ok {
+		return nil, nil, nil, false
+	}
+	if err := cfg.NeedsState(e.getenv("SESROUTER_STATE_TABLE") != ""); err != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
 		return nil, nil, nil, false
 	}
 	logger, err := newLogger(stderr, e)

@@ -74,6 +74,6 @@ rules:
 `))
 	fmt.Println(err)
 	// Output:
-	// rules.yaml:4:41: rule "hard-bounce": unknown name recipent; did you mean recipient? (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)
+	// rules.yaml:4:41: rule "hard-bounce": unknown name recipent; did you mean recipient? (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, history, glob, inDomain)
 	// rules.yaml:5:34: rule "hard-bounce": unknown destination "ses-alerts" (no destinations are defined)
 }

@@ -58,6 +58,9 @@ type Decision struct {
 	Dropped bool
 	// Unmatched says that no rule matched: the recipient gets no action.
 	Unmatched bool
+	// History are the history(kind, window) counts the rules saw for
+	// the recipient, in the order asked.
+	History []rules.HistorySeen
 	// Err is set when a rule's expression failed at run time (an index
 	// out of range, expr's memory budget): the evaluation ended there,
 	// closed: no later rule was tried, and the recipient gets no action at
@@ -72,15 +75,27 @@ type Trial struct {
 	Err     error
 }
 
-// Route returns the plan for n. It performs nothing.
+// Route returns the plan for n. It performs nothing. Every
+// history(kind, window) is 0.
 func (r *Router) Route(n *ses.Notification) *Plan {
 	p := new(Plan)
 	r.RouteInto(p, n)
 	return p
 }
 
+// RouteWith returns the plan for n, with the history(kind, window)
+// counts of h (nil: every count 0). It performs nothing.
+func (r *Router) RouteWith(n *ses.Notification, h rules.History) *Plan {
+	p := new(Plan)
+	r.route(p, n, h)
+	return p
+}
+
 // RouteInto writes the plan for n into p, reusing p's storage.
-func (r *Router) RouteInto(p *Plan, n *ses.Notification) {
+func (r *Router) RouteInto(p *Plan, n *ses.Notification) { r.route(p, n, nil) }
+
+// route writes the plan for n into p, with the history counts of h.
+func (r *Router) route(p *Plan, n *ses.Notification, h rules.History) {
 	p.Notification = n
 	if cap(p.Recipients) < len(n.Recipients) {
 		p.Recipients = append(p.Recipients[:cap(p.Recipients)], make([]Decision, len(n.Recipients)-cap(p.Recipients))...)
@@ -92,10 +107,13 @@ func (r *Router) RouteInto(p *Plan, n *ses.Notification) {
 	ev := r.pool.Get().(*evaluator)
 	blank := ev.env.Notification
 	ev.env.Notification = n
+	ev.env.SetHistory(h)
 	for i := range n.Recipients {
 		ev.env.Recipient = n.Recipients[i]
 		r.decide(ev, &p.Recipients[i], &n.Recipients[i])
+		p.Recipients[i].History = ev.env.TakeSeen()
 	}
+	ev.env.SetHistory(nil)
 	ev.env.Notification, ev.env.Recipient = blank, ses.Recipient{}
 	r.pool.Put(ev)
 }

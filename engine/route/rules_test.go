@@ -19,7 +19,7 @@ import (
 // TestLoadErrors pins the full text of Load's errors: every problem, each
 // as FILE:LINE:COL: CONTEXT: message, in file order.
 func TestLoadErrors(t *testing.T) {
-	const names = " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)"
+	const names = " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, history, glob, inDomain)"
 	tests := []struct {
 		name string
 		src  string

@@ -45,7 +45,7 @@ rules:
 // and that a function is a name like the others ($env.glob is glob,
 // glob cannot be redeclared).
 func TestFunctionErrors(t *testing.T) {
-	const names = " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, glob, inDomain)"
+	const names = " (names: event, mail, bounce, complaint, delivery, delay, reject, failure, open, click, subscription, recipient, lists, history, glob, inDomain)"
 	tests := []struct{ when, want string }{
 		{`glob(1, recipient.address)`, `r.yaml:4:17: rule "a": cannot use int as argument (type string) to call glob `},
 		{`glob("a")`, `r.yaml:4:12: rule "a": not enough arguments to call glob`},

@@ -19,12 +19,19 @@ type Env struct {
 	*ses.Notification
 	Recipient ses.Recipient       `expr:"recipient" doc:"the recipient the rules are deciding for"`
 	Lists     map[string][]string `expr:"lists" doc:"the lists of the rules file, as lists.NAME"`
+	// History is history(kind, window), bound to the Env by NewEnv.
+	History func(kind, window string) int `expr:"history" doc:"history(kind, window): how many earlier notifications of kind (an event type, or Bounce/Permanent, Bounce/Transient, Bounce/Undetermined) this recipient's address had within window (\"36h\", \"7d\", at most \"90d\"), across every process that shares SESROUTER_STATE_TABLE; not this one"`
+
+	hist History
+	seen []HistorySeen
 }
 
 // NewEnv returns an Env with the lists set, for one goroutine to reuse
 // across evaluations.
 func NewEnv(lists map[string][]string) *Env {
-	return &Env{Notification: new(ses.Notification), Lists: lists}
+	e := &Env{Notification: new(ses.Notification), Lists: lists}
+	e.History = e.history
+	return e
 }
 
 // envFunction is a function rules may call.

@@ -19,6 +19,8 @@ import (
 type compiler struct {
 	lists map[string][]string
 	env   *Env
+	// history are the calls of history in the expression compiled last.
+	history []historyUse
 }
 
 func newCompiler(lists map[string][]string) *compiler {
@@ -36,6 +38,7 @@ type exprProblem struct {
 func (c *compiler) compile(src string) (*vm.Program, []exprProblem) {
 	lp := &listPatcher{lists: c.lists}
 	prog, err := expr.Compile(src, c.options(lp)...)
+	c.history = lp.history
 	var probs []exprProblem
 	for _, u := range lp.unknown {
 		msg := "unknown list " + quote(u.name)
@@ -123,10 +126,15 @@ type listPatcher struct {
 		name string
 		loc  file.Location
 	}
+	history []historyUse
 }
 
 // Visit implements ast.Visitor.
 func (p *listPatcher) Visit(node *ast.Node) {
+	if u, ok := historyCall(*node); ok {
+		p.history = append(p.history, u)
+		return
+	}
 	m, ok := (*node).(*ast.MemberNode)
 	if !ok {
 		return

@@ -25,12 +25,12 @@ func TestNamesDeclared(t *testing.T) {
 			t.Errorf("%s comes before its section %s", n.Path, sec)
 		}
 	}
-	for _, want := range []string{"event.type", "recipient.address", "recipient.raw", "mail.tags", "bounce.subType", "lists", "glob", "inDomain"} {
+	for _, want := range []string{"event.type", "recipient.address", "recipient.raw", "mail.tags", "bounce.subType", "lists", "history", "glob", "inDomain"} {
 		if !seen[want] {
 			t.Errorf("%s is not among the names", want)
 		}
 	}
-	if got := strings.Join(topNames(), ","); got != "event,mail,bounce,complaint,delivery,delay,reject,failure,open,click,subscription,recipient,lists,glob,inDomain" {
+	if got := strings.Join(topNames(), ","); got != "event,mail,bounce,complaint,delivery,delay,reject,failure,open,click,subscription,recipient,lists,history,glob,inDomain" {
 		t.Errorf("top names %s", got)
 	}
 }

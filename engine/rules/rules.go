@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
@@ -28,6 +30,10 @@ type Rules struct {
 	// valueWarnings are the comparisons with values SES never sends that
 	// are warnings, not errors (see strangeValues), found at load.
 	valueWarnings []*Problem
+	// historyKinds are the kinds history counts in some rule, and
+	// historyWindow the longest window asked.
+	historyKinds  []string
+	historyWindow time.Duration
 }
 
 // DestinationList returns the destinations in file order.
@@ -309,6 +315,17 @@ func (l *loader) loadRules(n *yaml.Node) {
 				l.Problems = append(l.Problems, &Problem{File: l.File, Pos: Pos{line, col}, Context: ctx, Message: p.msg})
 			}
 			r.Program = prog
+			for _, u := range c.history {
+				line, col := exprPos(whenNode, l.Src, u.loc.From)
+				if u.err != "" {
+					l.Problems = append(l.Problems, &Problem{File: l.File, Pos: Pos{line, col}, Context: ctx, Message: u.err})
+					continue
+				}
+				if u.kind != "" && !slices.Contains(l.rules.historyKinds, u.kind) {
+					l.rules.historyKinds = append(l.rules.historyKinds, u.kind)
+				}
+				l.rules.historyWindow = max(l.rules.historyWindow, u.window)
+			}
 			for _, sv := range strangeValues(r.When) {
 				line, col := exprPos(whenNode, l.Src, sv.offset)
 				var values []string

@@ -1,0 +1,216 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/pipeline/state"
+)
+
+// Fleet state. With a state table (Handler.State), a notification is
+// claimed in it before anything is done, after the process's own Seen
+// has let it through: a claim that is not held (another process holds a
+// live claim, or acted on it) makes the job a duplicate; a claim whose
+// actions failed is released, so that the retry acts; one that
+// succeeded becomes a completed record, kept for DoneTTL. A table that
+// cannot be reached fails the job, so that it is tried again.
+const (
+	// DoneTTL is how long a completed notification is remembered across
+	// the fleet: longer than SNS and SQS take to deliver a copy again.
+	DoneTTL = 24 * time.Hour
+	// defaultClaimTTL is the claim's life when the handler has no
+	// Timeout.
+	defaultClaimTTL = 15 * time.Minute
+	// settleTimeout bounds the write that completes or releases a claim,
+	// after the actions' own time may have run out.
+	settleTimeout = 10 * time.Second
+)
+
+// fleetClaim is a job's claim in the state table.
+type fleetClaim struct {
+	key, token string
+}
+
+// claimTTL is how long a claim lives: the time the actions may take, so
+// that the claim of a process that died frees the notification once the
+// process would have timed out.
+func (h *Handler) claimTTL() time.Duration {
+	if h.Timeout > 0 {
+		return h.Timeout
+	}
+	return defaultClaimTTL
+}
+
+// claimFleet claims j's notification in the state table. held false: the
+// job is a duplicate. err: the table could not be reached, and the job
+// is to fail.
+func (h *Handler) claimFleet(ctx context.Context, j *Job) (held bool, err error) {
+	keys := actions.SeenKeys(j.Item.Notification)
+	if len(keys) == 0 {
+		return true, nil // never a duplicate, as in one process
+	}
+	key := state.ClaimKey(keys)
+	token, held, err := h.State.Claim(ctx, key, h.claimTTL())
+	if err != nil || !held {
+		return false, err
+	}
+	j.fleet = &fleetClaim{key: key, token: token}
+	return true, nil
+}
+
+// endFleet completes (ok) or releases j's claim in the state table. A
+// failure is logged: a claim not completed is free again once its TTL
+// passes; one not released, too.
+func (h *Handler) endFleet(ctx context.Context, j *Job, ok bool) {
+	c := j.fleet
+	if c == nil {
+		return
+	}
+	j.fleet = nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	var err error
+	if ok {
+		err = h.State.Complete(ctx, c.key, c.token, DoneTTL)
+	} else {
+		err = h.State.Release(ctx, c.key, c.token)
+	}
+	if err != nil && h.Logger != nil {
+		h.Logger.LogAttrs(ctx, slog.LevelError, "state table", slog.String("input", j.Item.Input), slog.String("error", err.Error()))
+	}
+}
+
+// releaseFleet releases the claims of notifications whose digest was not
+// posted (their keys, one slice per notification): they are acted on
+// again when delivered again.
+func (h *Handler) releaseFleet(ctx context.Context, claims [][]string) {
+	if h.State == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for _, keys := range claims {
+		if len(keys) == 0 {
+			continue
+		}
+		if err := h.State.Release(ctx, state.ClaimKey(keys), ""); err != nil && h.Logger != nil {
+			h.Logger.LogAttrs(ctx, slog.LevelError, "state table", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// failSteps are the results of a plan none of whose steps was tried, for
+// err.
+func failSteps(p *route.Plan, err error) []actions.Result {
+	steps := p.Steps()
+	rs := make([]actions.Result, len(steps))
+	for i, s := range steps {
+		rs[i] = actions.Result{Step: s, Outcome: actions.OutcomeFailed, Err: err}
+	}
+	return rs
+}
+
+// FleetStorm returns the storm state of a fleet that shares st: a
+// destination's messages are counted in st, across every process.
+func FleetStorm(st state.Store) *actions.Storm { return actions.NewFleetStorm(StormCounter{st}) }
+
+// StormCounter counts a destination's messages in a state Store: one
+// atomic counter per destination and window.
+type StormCounter struct{ Store state.Store }
+
+// CountMessage implements actions.StormCounter.
+func (c StormCounter) CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error) {
+	k, expires := state.StormKey(dest, window, now)
+	return c.Store.Add(ctx, k, expires)
+}
+
+// historyKeep is how long past its window an event is kept, so that a
+// notification that arrives late still finds it.
+const historyKeep = 24 * time.Hour
+
+// usesHistory reports whether h's rules count history in its state.
+func (h *Handler) usesHistory() bool {
+	if h.State == nil {
+		return false
+	}
+	_, _, ok := h.Router.Rules().UsesHistory()
+	return ok
+}
+
+// routeHistory routes j again with the history of each recipient read
+// from the state table, then records j's notification for the kinds the
+// rules count (one Query per recipient and kind, one PutItem per
+// recipient and kind of the notification). An error leaves j's plan as
+// it was: the job is to fail.
+func (h *Handler) routeHistory(ctx context.Context, j *Job) error {
+	kinds, longest, ok := h.Router.Rules().UsesHistory()
+	if !ok || h.State == nil {
+		return nil
+	}
+	n := j.Item.Notification
+	at, err := time.Parse(time.RFC3339Nano, n.Event.Timestamp)
+	if err != nil {
+		at = time.Now()
+	}
+	id := n.Mail.MessageID
+	if keys := actions.SeenKeys(n); len(keys) > 0 {
+		id = state.ClaimKey(keys)
+	}
+	hist := &fleetHistory{at: at, id: id, events: map[string][]state.Event{}}
+	for _, rc := range n.Recipients {
+		for _, k := range kinds {
+			key := state.HistoryKey(rc.Address, k)
+			if _, done := hist.events[key]; done {
+				continue
+			}
+			evs, err := h.State.Events(ctx, key, at.Add(-longest), at)
+			if err != nil {
+				return err
+			}
+			hist.events[key] = evs
+		}
+	}
+	mine := []string{n.Event.Type}
+	if n.Event.Type == "Bounce" && n.Bounce.Type != "" {
+		mine = append(mine, "Bounce/"+n.Bounce.Type)
+	}
+	expires := at.Add(longest + historyKeep)
+	for _, rc := range n.Recipients {
+		for _, k := range mine {
+			if !slices.Contains(kinds, k) {
+				continue
+			}
+			if err := h.State.Record(ctx, state.HistoryKey(rc.Address, k), at, id, expires); err != nil {
+				return err
+			}
+		}
+	}
+	j.Plan = h.Router.RouteWith(n, hist)
+	if h.only != nil {
+		h.only(j.Plan)
+	}
+	return nil
+}
+
+// fleetHistory is the history of one notification, from the events read:
+// the notification itself (id) is never counted, nor anything after it.
+type fleetHistory struct {
+	at     time.Time
+	id     string
+	events map[string][]state.Event
+}
+
+// Count implements rules.History.
+func (f *fleetHistory) Count(address, kind string, window time.Duration) int {
+	n := 0
+	for _, e := range f.events[state.HistoryKey(address, kind)] {
+		if e.ID != f.id && !e.At.After(f.at) && !e.At.Before(f.at.Add(-window)) {
+			n++
+		}
+	}
+	return n
+}
