@@ -1230,7 +1230,7 @@ func (tpl *cfnTemplate) cfnEval(v any, vals map[string]string) (any, error) {
 	return v, nil
 }
 
-// cfnSpecParameters are the template's parameters as SPEC names them:
+// cfnSpecParameters are the template's parameters as the docs name them:
 // those kept, and the new ones with their type and default.
 var (
 	cfnKeptParameters = []string{
@@ -1249,7 +1249,7 @@ var (
 	}
 )
 
-// TestTemplateParameters checks the parameters against SPEC's names:
+// TestTemplateParameters checks the parameters against the documented names:
 // each kept one is there, each new one with its type and default (the
 // switches true or false), and no other; the patterns take what the
 // descriptions say and refuse the rest; the parameters that put a Slack
@@ -2063,7 +2063,7 @@ func TestTemplateLogging(t *testing.T) {
 }
 
 // TestTemplateStateAndInteractivity checks, in every combination of
-// parameters, StateTable (the fleet-state table as SPEC gives it, its
+// parameters, StateTable (the fleet-state table as documented, its
 // name in SESROUTER_STATE_TABLE and the StateTableName output) and
 // Interactivity (a function URL without IAM auth, that may invoke the
 // function only through the URL, in the InteractivityUrl output).

@@ -283,7 +283,7 @@ rules: []
 		}
 	}
 	if DefaultDigestAfter != 10 || DefaultDigestWindow != 5*time.Minute || DefaultPace != 1100*time.Millisecond || DefaultBurst != 1 {
-		t.Errorf("defaults %d %s %s %d, want 10 5m 1.1s 1 (SPEC's)", DefaultDigestAfter, DefaultDigestWindow, DefaultPace, DefaultBurst)
+		t.Errorf("defaults %d %s %s %d, want 10 5m 1.1s 1 (the documented defaults)", DefaultDigestAfter, DefaultDigestWindow, DefaultPace, DefaultBurst)
 	}
 	if got := dests[0].Describe() + "; " + dests[1].Describe(); got != "Slack channel C0123456789; Slack webhook $SLACK_WEBHOOK_MARKETING" {
 		t.Errorf("Describe: %s", got)
