@@ -16,6 +16,7 @@ const (
 	BlockContext BlockKind = "context" // a small grey line of elements
 	BlockSection BlockKind = "section" // the body text
 	BlockDivider BlockKind = "divider" // a rule
+	BlockButton  BlockKind = "button"  // a button: its label
 )
 
 // RenderedBlock is one block of a message as Slack lays it out.
@@ -23,7 +24,7 @@ type RenderedBlock struct {
 	Kind BlockKind
 	// Texts are a header's plain text, a context's text elements, or a
 	// section's text and then its fields, each as Slack's mrkdwn (entities
-	// escaped); none for a divider.
+	// escaped), or a button's label (plain text); none for a divider.
 	Texts []string
 }
 
@@ -58,6 +59,9 @@ func Render(m Message) []RenderedBlock {
 			if len(texts) > 0 {
 				out = append(out, RenderedBlock{Kind: BlockSection, Texts: texts})
 			}
+			if a := bl.Accessory; a != nil && a.ButtonElement != nil && a.ButtonElement.Text != nil {
+				out = append(out, RenderedBlock{Kind: BlockButton, Texts: []string{a.ButtonElement.Text.Text}})
+			}
 		case *slack.DividerBlock:
 			out = append(out, RenderedBlock{Kind: BlockDivider})
 		}
@@ -90,6 +94,8 @@ func Preview(m Message) string {
 			}
 		case BlockDivider:
 			b.WriteString("---\n")
+		case BlockButton:
+			b.WriteString("[" + bl.Texts[0] + "]\n")
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")

@@ -96,6 +96,11 @@ type ServerOptions struct {
 	MaxAge time.Duration
 	// Now is the clock of MaxAge; nil is time.Now.
 	Now func() time.Time
+	// Routes are handlers of other paths (such as Slack's interactivity
+	// endpoint), by path: a request for one goes to it before any SNS
+	// check, with its body limited to MaxBody and its panic recovered as
+	// an SNS request's is.
+	Routes map[string]http.Handler
 }
 
 // Server is the http.Handler of an SNS HTTP(S) subscription endpoint. A
@@ -159,6 +164,7 @@ type Server struct {
 	slots          chan struct{}
 	maxAge         time.Duration
 	now            func() time.Time
+	routes         map[string]http.Handler
 }
 
 // NewServer returns a Server with o's settings, defaults filled in. It
@@ -170,7 +176,7 @@ func NewServer(o ServerOptions) *Server {
 	s := &Server{
 		verifier: o.Verifier, topics: map[string]bool{}, handle: o.Handle, client: o.HTTPClient,
 		confirmTimeout: o.ConfirmTimeout, logger: o.Logger, maxBody: o.MaxBody, queueWait: o.QueueWait,
-		bodyTimeout: o.BodyTimeout, maxAge: o.MaxAge, now: o.Now,
+		bodyTimeout: o.BodyTimeout, maxAge: o.MaxAge, now: o.Now, routes: o.Routes,
 	}
 	for _, t := range o.Topics {
 		s.topics[t] = true
@@ -226,6 +232,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == healthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
+		return
+	}
+	if h, ok := s.routes[r.URL.Path]; ok {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		h.ServeHTTP(w, r)
 		return
 	}
 	topic, ok := s.checkHeaders(w, r)

@@ -3,6 +3,8 @@ package slack
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -48,11 +50,30 @@ type Interactions struct {
 	// Logger takes the audit line; Pressed counts a press acted on.
 	Logger  *slog.Logger
 	Pressed func()
+	// Once, when set, makes a press acted on once across the fleet: the
+	// button's value is claimed in it (pipeline/state's Store is one).
+	// nil: once per process.
+	Once Claimer
 
 	mu     sync.Mutex
 	done   map[string]string          // address+message id -> who took it off, and when
 	groups map[string]groupMembership // user group -> its members, briefly
 }
+
+// Claimer claims keys once across every process that shares it.
+type Claimer interface {
+	// Claim claims key until ttl passes; held reports whether the claim
+	// is this call's, with token to Complete or Release it.
+	Claim(ctx context.Context, key string, ttl time.Duration) (token string, held bool, err error)
+	// Complete keeps the claim of key, done, for keep.
+	Complete(ctx context.Context, key, token string, keep time.Duration) error
+	// Release gives the claim of key up, so that the next claim is held.
+	Release(ctx context.Context, key, token string) error
+}
+
+// pressKeep is how long a press done is remembered across the fleet: a
+// message in Slack stays, and its button with it.
+const pressKeep = 400 * 24 * time.Hour
 
 // PressTimeout bounds the handling of one press, within Slack's 3 s.
 const PressTimeout = 2500 * time.Millisecond
@@ -65,8 +86,8 @@ type groupMembership struct {
 	at      time.Time
 }
 
-// maxInteraction bounds the body of an interaction request.
-const maxInteraction = 64 << 10
+// MaxInteraction bounds the body of an interaction request.
+const MaxInteraction = 64 << 10
 
 // ServeHTTP implements http.Handler.
 func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -74,8 +95,8 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxInteraction+1))
-	if err != nil || len(body) > maxInteraction {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxInteraction+1))
+	if err != nil || len(body) > MaxInteraction {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
@@ -91,6 +112,10 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns the HTTP status and body to answer with: for serve's handler
 // and the Lambda function URL alike.
 func (h *Interactions) Handle(ctx context.Context, header http.Header, body []byte) (int, []byte) {
+	if h.Secret == "" {
+		// An empty key would let anyone sign.
+		return http.StatusUnauthorized, nil
+	}
 	sv, err := slack.NewSecretsVerifier(header, h.Secret.Reveal())
 	if err != nil {
 		return http.StatusUnauthorized, nil
@@ -141,29 +166,20 @@ func (h *Interactions) press(ctx context.Context, cb *slack.InteractionCallback,
 			slog.String("destination", value.Destination), slog.String("address", value.Address))
 		return ephemeral("You are not allowed to take addresses off the suppression list from here.")
 	}
-	key := value.Address + "\x00" + value.MessageID
 	now := time.Now().UTC()
-	h.mu.Lock()
-	if h.done == nil {
-		h.done = map[string]string{}
-	}
-	if by, ok := h.done[key]; ok {
-		h.mu.Unlock()
-		return ephemeral("Already done: " + by + ".")
-	}
 	by := "taken off the suppression list by <@" + user + "> at " + now.Format("2006-01-02 15:04:05 UTC")
-	h.done[key] = by
-	h.mu.Unlock()
-
+	done, undo, answer := h.claim(ctx, v, value, by)
+	if answer != nil {
+		return answer
+	}
 	o := h.SES.Unsuppress(ctx, &ses.Recipient{Address: value.Address})
 	if o.Outcome == actions.OutcomeFailed {
-		h.mu.Lock()
-		delete(h.done, key) // nothing changed: a later press may try again
-		h.mu.Unlock()
+		undo() // nothing changed: a later press may try again
 		h.Logger.LogAttrs(ctx, slog.LevelError, "button failed", slog.String("user", user),
 			slog.String("address", value.Address), slog.Any("error", o.Err))
 		return ephemeral("Taking the address off the suppression list failed; nothing changed.")
 	}
+	done()
 	h.Logger.LogAttrs(ctx, slog.LevelInfo, "button pressed", slog.String("action", "unsuppress"), slog.String("user", user),
 		slog.String("destination", dest.Name), slog.String("address", value.Address), slog.String("messageId", value.MessageID),
 		slog.String("outcome", string(o.Outcome)))
@@ -172,6 +188,57 @@ func (h *Interactions) press(ctx context.Context, cb *slack.InteractionCallback,
 	}
 	h.edit(ctx, cb, value.Address, by)
 	return nil
+}
+
+// claim claims the press of the button whose value is v: across the
+// fleet with Once, else in this process. It returns what to call once
+// the address is off the list, and once that failed; or, when the press
+// must change nothing, the answer to give.
+func (h *Interactions) claim(ctx context.Context, v string, value actions.ButtonValue, by string) (done, undo func(), answer []byte) {
+	if h.Once != nil {
+		key := pressKey(v)
+		token, held, err := h.Once.Claim(ctx, key, 2*PressTimeout)
+		switch {
+		case err != nil:
+			h.Logger.LogAttrs(ctx, slog.LevelError, "button: the fleet state cannot be read", slog.String("address", value.Address), slog.Any("error", err))
+			return nil, nil, ephemeral("The press could not be checked against the other presses; nothing changed. Try again.")
+		case !held:
+			return nil, nil, ephemeral("Already done.")
+		}
+		done = func() {
+			if err := h.Once.Complete(context.WithoutCancel(ctx), key, token, pressKeep); err != nil {
+				h.Logger.LogAttrs(ctx, slog.LevelWarn, "button: recording the press", slog.String("address", value.Address), slog.Any("error", err))
+			}
+		}
+		undo = func() { _ = h.Once.Release(context.WithoutCancel(ctx), key, token) }
+		return done, undo, nil
+	}
+	key := value.Address + "\x00" + value.MessageID
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done == nil {
+		h.done = map[string]string{}
+	}
+	if by, ok := h.done[key]; ok {
+		return nil, nil, ephemeral("Already done: " + by + ".")
+	}
+	h.done[key] = by
+	undo = func() {
+		h.mu.Lock()
+		delete(h.done, key)
+		h.mu.Unlock()
+	}
+	return func() {}, undo, nil
+}
+
+// pressKey is the fleet-wide claim key of a button's value v: v itself
+// when short, else its digest.
+func pressKey(v string) string {
+	if len(v) <= 512 {
+		return "button:" + v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "button:sha256:" + hex.EncodeToString(sum[:])
 }
 
 // edit replaces the pressed message, through its response_url, with the

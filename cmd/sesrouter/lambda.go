@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/pipeline"
 )
 
 const lambdaText = `Runs as an AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is
 set): SQS, SNS and EventBridge events, detected by content, and the
-scheduled sweep ({"sesrouter":"sweep"}). The rules are loaded, and the
+scheduled sweep ({"sesrouter":"sweep"}), and the presses of Slack buttons
+through the function URL, signed with $SLACK_SIGNING_SECRET. The rules are loaded, and the
 Slack and SES clients built and checked, once at init: a problem fails
 init with one clear line. SQS: batchItemFailures names exactly the records
 to deliver again (a failed action or digest, an unreadable body); SNS and
@@ -74,10 +80,17 @@ func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context
 	if gate.Verifier == nil {
 		parts.Logger.Warn("SESROUTER_VERIFY_SNS is off: SNS envelopes are acted on without their signature checked")
 	}
+	presses, ok := interactions("lambda", live, parts, e, stdout, stderr)
+	if !ok {
+		return nil, false
+	}
 	parts.Logger.Debug("init done", slog.Duration("init", time.Since(start)))
 	return func(ctx context.Context, payload jsontext.Value) (any, error) {
 		// The whole invocation is handled by the rules in force as it
 		// starts: new ones come into force between invocations.
+		if req, ok := functionURLRequest(payload); ok {
+			return pressAnswer(ctx, presses, req), nil
+		}
 		rules := live.Refresh(ctx)
 		h, cfg := rules.Handler, rules.Config
 		actx, cancel := pipeline.ActionContext(ctx, defaultTimeout)
@@ -102,4 +115,59 @@ func lambdaInit(rulesFlag string, stdout, stderr io.Writer, e env) (func(context
 		}
 		return nil, nil
 	}, true
+}
+
+// functionURLRequest reads payload as a request through the function's
+// URL (Slack's button presses), telling it by content as the other
+// events are: an object with rawPath and requestContext.http.
+func functionURLRequest(payload []byte) (*events.LambdaFunctionURLRequest, bool) {
+	if !bytes.Contains(payload, []byte(`"rawPath"`)) || !bytes.Contains(payload, []byte(`"requestContext"`)) {
+		return nil, false
+	}
+	var shape struct {
+		RawPath        *string `json:"rawPath"`
+		RequestContext *struct {
+			HTTP *struct {
+				Method string `json:"method"`
+			} `json:"http"`
+		} `json:"requestContext"`
+	}
+	if json.Unmarshal(payload, &shape) != nil || shape.RawPath == nil || shape.RequestContext == nil || shape.RequestContext.HTTP == nil {
+		return nil, false
+	}
+	var req events.LambdaFunctionURLRequest
+	if json.Unmarshal(payload, &req) != nil {
+		return nil, false
+	}
+	return &req, true
+}
+
+// pressAnswer answers a request through the function URL with presses.
+func pressAnswer(ctx context.Context, presses *slack.Interactions, req *events.LambdaFunctionURLRequest) events.LambdaFunctionURLResponse {
+	reply := func(status int, body []byte) events.LambdaFunctionURLResponse {
+		r := events.LambdaFunctionURLResponse{StatusCode: status, Headers: map[string]string{}, Body: string(body)}
+		if body != nil {
+			r.Headers["Content-Type"] = "application/json"
+		}
+		return r
+	}
+	if req.RequestContext.HTTP.Method != http.MethodPost {
+		return reply(http.StatusMethodNotAllowed, nil)
+	}
+	body := []byte(req.Body)
+	if req.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(req.Body)
+		if err != nil {
+			return reply(http.StatusBadRequest, nil)
+		}
+		body = b
+	}
+	if len(body) > slack.MaxInteraction {
+		return reply(http.StatusRequestEntityTooLarge, nil)
+	}
+	header := http.Header{}
+	for k, v := range req.Headers {
+		header.Set(k, v)
+	}
+	return reply(presses.Handle(ctx, header, body))
 }

@@ -25,7 +25,8 @@ which must cover the topic's delivery retries (SNS's default HTTP policy
 retries 3 times, 20 s apart; a custom one, up to an hour; 0: no limit).
 Only the verified Message is routed. A SubscriptionConfirmation of an
 allowed topic is confirmed.
-GET /healthz answers 200 "ok".
+GET /healthz answers 200 "ok". POST /slack/interactions takes the
+presses of Slack buttons, signed with $SLACK_SIGNING_SECRET.
 
 The answer is 200 once the actions are done, 500 when one failed (SNS
 delivers again), 4xx for what must not be retried. Notifications are
@@ -79,6 +80,10 @@ func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 	if !ok {
 		return exitUsage
 	}
+	presses, ok := interactions("serve", live, parts, e, stdout, stderr)
+	if !ok {
+		return exitUsage
+	}
 	svc := pipeline.NewService(live, serveWindow)
 	logger := parts.Logger
 	confirm := slack.NewHTTPClient(1)
@@ -91,6 +96,7 @@ func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 	handler := intake.NewServer(intake.ServerOptions{
 		Verifier: intake.NewVerifier(intake.VerifierOptions{CertDir: *certDir, MinSignatureVersion: *sigVersion, HTTPClient: certs}),
 		Topics:   topics, Handle: answer(svc), HTTPClient: confirm, Logger: logger, MaxAge: *maxAge,
+		Routes: map[string]http.Handler{interactionsPath: presses},
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -108,6 +114,26 @@ func cmdServe(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 		return exitFailed
 	}
 	return exitOK
+}
+
+// interactionsPath is where serve takes Slack's button presses.
+const interactionsPath = "/slack/interactions"
+
+// interactions builds the handler of Slack's button presses, with
+// SLACK_SIGNING_SECRET from the environment, else from the vault;
+// metrics gets ButtonsPressed. Rules with buttons and no signing secret
+// are a start-up error: it prints why, in one line, and reports false.
+func interactions(name string, live *pipeline.Live, parts *pipeline.Parts, e env, metrics, stderr io.Writer) (*slack.Interactions, bool) {
+	secret := slack.Secret(e.getenv(pipeline.SigningSecretName))
+	if secret == "" {
+		secret = parts.Slack.Vault.Value(pipeline.SigningSecretName)
+	}
+	h, err := live.Interactions(context.Background(), secret, metrics)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
+		return nil, false
+	}
+	return h, true
 }
 
 // answer is intake's callback for a verified notification: it handles

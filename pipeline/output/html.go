@@ -34,7 +34,10 @@ type pageRecipient struct {
 // pageMessage is one Slack message, its blocks rendered.
 type pageMessage struct {
 	Destination, Outcome string
-	Blocks               []pageBlock
+	// Thread says that the message goes in its destination's storm
+	// thread: it is shown indented, under the storm's root.
+	Thread bool
+	Blocks []pageBlock
 }
 
 type pageBlock struct {
@@ -114,11 +117,11 @@ func (p *htmlWriter) Close() error {
 // renderMessage renders m as Slack shows it (actions.Render), its
 // mrkdwn as HTML.
 func renderMessage(dest, outcome string, m actions.Message) pageMessage {
-	pm := pageMessage{Destination: dest, Outcome: outcome}
+	pm := pageMessage{Destination: dest, Outcome: outcome, Thread: m.ThreadTS != ""}
 	for _, b := range actions.Render(m) {
 		var h string
 		switch b.Kind {
-		case actions.BlockHeader:
+		case actions.BlockHeader, actions.BlockButton:
 			h = html.EscapeString(b.Texts[0])
 		case actions.BlockContext, actions.BlockSection:
 			sep := "<br>"
@@ -257,6 +260,8 @@ h1{font-size:18px;margin:0 0 16px}
 code{font-family:Monaco,Menlo,Consolas,monospace;font-size:12px;color:#e01e5a;background:#f7f7f9;border:1px solid #e8e8e8;border-radius:3px;padding:1px 3px}
 .mention{background:#e8f5fa;color:#1264a3;border-radius:3px;padding:0 2px}
 .sep{color:#aaa}
+.button{display:inline-block;font-size:13px;font-weight:700;border:1px solid #bbb;border-radius:4px;padding:3px 10px;margin:4px 0}
+.thread{margin-left:28px;border-left-color:#bbb}
 </style></head><body><main>
 <h1>What sesrouter would post, by the rules in {{.}}</h1>
 `))
@@ -265,7 +270,7 @@ code{font-family:Monaco,Menlo,Consolas,monospace;font-size:12px;color:#e01e5a;ba
 {{- if .Note}}<p>{{.Note}}</p>{{end}}
 {{- if .Recipients}}<ul>{{range .Recipients}}<li><code>{{.Address}}</code><br>{{.Rules}}: {{.Actions}}</li>{{end}}</ul>{{end}}
 </div>
-<div class="msgs">{{range .Messages}}<div class="msg"><div class="to">to {{.Destination}} · {{.Outcome}}</div>
+<div class="msgs">{{range .Messages}}<div class="msg{{if .Thread}} thread{{end}}"><div class="to">to {{.Destination}} · {{.Outcome}}{{if .Thread}} · in the storm's thread{{end}}</div>
 {{- range .Blocks}}<div class="{{.Kind}}">{{.HTML}}</div>{{end}}</div>
 {{else}}<p class="context">No message.</p>{{end}}</div>
 </section>

@@ -17,6 +17,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/slack-go/slack"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -160,7 +161,7 @@ func TestHTMLPage(t *testing.T) {
 	const rules = `version: 1
 destinations:
   alerts:
-    slack: {channel: C0123456789, mention: "<!subteam^S012|@oncall>", digest_after: 2}
+    slack: {channel: C0123456789, mention: "<!subteam^S012|@oncall>", digest_after: 2, buttons: [unsuppress], allow_users: [U0123ABCD]}
 rules:
   - name: bounces
     when: event.type == "Bounce"
@@ -288,5 +289,30 @@ func TestJSONLineEveryMember(t *testing.T) {
 		if got := appendLine(nil, &v); string(got) != want.String() {
 			t.Errorf("appendLine\n got %s\nwant %s", got, want.String())
 		}
+	}
+}
+
+// TestHTMLThread: a message in a storm's thread is indented under the
+// messages before it, and says so; one outside is not.
+func TestHTMLThread(t *testing.T) {
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	p := &htmlWriter{w: w, rules: "rules.yaml"}
+	msg := func(text, ts string) actions.Message {
+		return actions.Message{Text: text, ThreadTS: ts, Blocks: []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}}
+	}
+	if err := p.Digest(actions.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("root", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Digest(actions.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("in the thread", "1700000000.000100")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Count(out, `<div class="msg thread">`) != 1 || strings.Count(out, "in the storm's thread") != 1 ||
+		strings.Index(out, `<div class="msg thread">`) < strings.Index(out, ">root<") {
+		t.Errorf("thread layout:\n%s", out)
 	}
 }
