@@ -211,6 +211,11 @@ func (st *stormThread) count(notice *Notice, now time.Time) {
 		st.mu.Lock()
 		st.pending = nil
 		ended := st.ended
+		if !ended {
+			// The edit's time, taken now: a count that comes before the
+			// edit is made waits a whole RootEditEvery, not none.
+			st.lastEdit = time.Now()
+		}
 		st.mu.Unlock()
 		if !ended {
 			st.update(false)
