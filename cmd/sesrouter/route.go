@@ -61,13 +61,18 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 		// is garbage at once: collecting at 200% spends a fifth less time.
 		debug.SetGCPercent(200)
 	}
-	cfg, parts, ok := setup("route", *rulesFlag, e, stderr, pipeline.DefaultConcurrency)
+	cfg, parts, ok := setup("route", *rulesFlag, *dryRun, e, stderr, pipeline.DefaultConcurrency)
 	if !ok {
 		return exitUsage
 	}
 	// A dry run folds storms as a live run would, so that it shows what
 	// would happen: the digests too.
-	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm()}
+	// Its history(kind, window) reads the state table, when there is
+	// one, and never writes it; without one every count is 0.
+	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm(), ReadState: parts.State}
+	if _, _, uses := cfg.Rules.UsesHistory(); uses && *dryRun && parts.State == nil {
+		fmt.Fprintln(stderr, "sesrouter route: SESROUTER_STATE_TABLE is not set: every history(kind, window) counts 0 in this dry run")
+	}
 	var pacers *pace.Pacers
 	if !*dryRun {
 		var err error
