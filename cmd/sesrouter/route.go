@@ -20,8 +20,10 @@ Every FILE is opened and the rules loaded before anything is done.
 
 -dry-run calls nothing outside the process and needs no credentials: it
 prints what would be done (with the exact Slack payloads in -format json;
--format html renders every message as Slack shows it). -explain shows
-every rule tried for every recipient.
+-format html renders every message as Slack shows it). Its history(kind,
+window) reads $SESROUTER_STATE_TABLE when set, never writing it, and is 0
+without it. -explain shows every rule tried for every recipient, and the
+history counts each rule saw.
 
 SIGINT or SIGTERM stops reading, lets the notifications in flight finish
 (at most 10 s), posts the digests and exits 130 or 143; a second signal
