@@ -8,6 +8,8 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline/state"
 )
 
@@ -147,11 +149,68 @@ func (h *Handler) usesHistory() bool {
 // recipient and kind of the notification). An error leaves j's plan as
 // it was: the job is to fail.
 func (h *Handler) routeHistory(ctx context.Context, j *Job) error {
+	if h.State == nil {
+		return nil
+	}
+	return h.historyFrom(ctx, j, h.State, true)
+}
+
+// historyFrom routes j again with the history read from st, and records
+// j's notification in st when write is set. An error leaves j's plan as
+// it was.
+func (h *Handler) historyFrom(ctx context.Context, j *Job, st state.Store, write bool) error {
 	kinds, longest, ok := h.Router.Rules().UsesHistory()
-	if !ok || h.State == nil {
+	if !ok {
 		return nil
 	}
 	n := j.Item.Notification
+	hist, err := readHistory(ctx, st, n, kinds, longest)
+	if err != nil {
+		return err
+	}
+	if write {
+		mine := []string{n.Event.Type}
+		if n.Event.Type == "Bounce" && n.Bounce.Type != "" {
+			mine = append(mine, "Bounce/"+n.Bounce.Type)
+		}
+		expires := hist.at.Add(longest + historyKeep)
+		for _, rc := range n.Recipients {
+			for _, k := range mine {
+				if !slices.Contains(kinds, k) {
+					continue
+				}
+				if err := st.Record(ctx, state.HistoryKey(rc.Address, k), hist.at, hist.id, expires); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	j.Plan = h.Router.RouteWith(n, hist)
+	if h.only != nil {
+		h.only(j.Plan)
+	}
+	return nil
+}
+
+// ReadHistory returns the history of n in st for the history rules of
+// r: what the rules would count for n, read and never written (one Query
+// per recipient and kind the rules use). Rules that use no history read
+// nothing.
+func ReadHistory(ctx context.Context, st state.Store, r *route.Router, n *ses.Notification) (rules.History, error) {
+	kinds, longest, ok := r.Rules().UsesHistory()
+	if !ok {
+		return nil, nil
+	}
+	h, err := readHistory(ctx, st, n, kinds, longest)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readHistory reads the events of n's recipients of kinds within longest
+// before n.
+func readHistory(ctx context.Context, st state.Store, n *ses.Notification, kinds []string, longest time.Duration) (*fleetHistory, error) {
 	at, err := time.Parse(time.RFC3339Nano, n.Event.Timestamp)
 	if err != nil {
 		at = time.Now()
@@ -167,33 +226,14 @@ func (h *Handler) routeHistory(ctx context.Context, j *Job) error {
 			if _, done := hist.events[key]; done {
 				continue
 			}
-			evs, err := h.State.Events(ctx, key, at.Add(-longest), at)
+			evs, err := st.Events(ctx, key, at.Add(-longest), at)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			hist.events[key] = evs
 		}
 	}
-	mine := []string{n.Event.Type}
-	if n.Event.Type == "Bounce" && n.Bounce.Type != "" {
-		mine = append(mine, "Bounce/"+n.Bounce.Type)
-	}
-	expires := at.Add(longest + historyKeep)
-	for _, rc := range n.Recipients {
-		for _, k := range mine {
-			if !slices.Contains(kinds, k) {
-				continue
-			}
-			if err := h.State.Record(ctx, state.HistoryKey(rc.Address, k), at, id, expires); err != nil {
-				return err
-			}
-		}
-	}
-	j.Plan = h.Router.RouteWith(n, hist)
-	if h.only != nil {
-		h.only(j.Plan)
-	}
-	return nil
+	return hist, nil
 }
 
 // fleetHistory is the history of one notification, from the events read:

@@ -18,13 +18,17 @@ import (
 
 // container is one emulated Lambda container of a fleet: the parts of
 // f (the same Slack and SES fakes) with a Seen and a Storm of its own,
-// and the fleet's state st.
-func (f *fakes) container(t *testing.T, src string, st state.Store) *Handler {
+// and the fleet's state st (nil: none, a process on its own).
+func (f *fakes) container(t testing.TB, src string, st state.Store) *Handler {
 	t.Helper()
 	// The storm windows are fixed windows of the wall clock: the counts
 	// are taken at one instant, so that no window ends within the test.
 	at := time.Now()
-	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: actions.NewFleetStorm(fixedClock{StormCounter{st}, at}),
+	storm := actions.NewStorm()
+	if st != nil {
+		storm = actions.NewFleetStorm(fixedClock{StormCounter{st}, at})
+	}
+	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: storm,
 		State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}
 	h, err := p.Handler(context.Background(), loadConfig(t, src))
 	if err != nil {
@@ -44,7 +48,7 @@ func (f fixedClock) CountMessage(ctx context.Context, dest string, window time.D
 }
 
 // motoTable returns a Store over a new table on moto.
-func motoTable(t *testing.T) *state.Table {
+func motoTable(t testing.TB) *state.Table {
 	t.Helper()
 	srv := awstest.Moto(t)
 	return state.NewTable(srv.Config(), srv.StateTable(t))

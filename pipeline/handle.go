@@ -41,6 +41,10 @@ type Handler struct {
 	// (SESROUTER_STATE_TABLE): a notification Seen lets through is then
 	// claimed in it too. nil: state is per process.
 	State state.Store
+	// ReadState, for a handler without State (a dry run), is the fleet
+	// state history(kind, window) reads: read, never written. nil (and no
+	// State): every history count is 0.
+	ReadState state.Store
 
 	// only, when set, leaves out of each plan what the run has nothing to
 	// do for (a sweep's suppress).
@@ -223,6 +227,12 @@ func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
 		j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
 		ok = !actions.Failed(j.Results)
 		return
+	}
+	if h.State == nil && h.ReadState != nil {
+		if err := h.historyFrom(ctx, j, h.ReadState, false); err != nil {
+			j.Results = failSteps(j.Plan, err)
+			return
+		}
 	}
 	j.Results = h.Dispatcher.Dispatch(ctx, j.Plan, batch)
 }

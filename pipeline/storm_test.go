@@ -20,6 +20,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/pipeline/state"
 )
 
 // The storm simulation: the real Lambda handler run as
@@ -88,6 +89,10 @@ type simConfig struct {
 	// before storms were folded across invocations: digests per
 	// invocation only.
 	FreshStorm bool
+	// Fleet gives the containers one fleet state (state.Memory, as the
+	// state table would be): notifications claimed once across them,
+	// and digest_after counted across them.
+	Fleet bool
 	// Timeout is the function's.
 	Timeout time.Duration
 	// Pace and DigestWindow are the destination's (digest_after is 10).
@@ -198,6 +203,8 @@ type sim struct {
 	// which tells calls.
 	transport http.RoundTripper
 	ses       []string // the SES notification of each record
+	// fleet is the containers' shared state, with cfg.Fleet.
+	fleet *state.Memory
 
 	callsMu sync.Mutex
 	calls   []simCall
@@ -240,6 +247,9 @@ func runSim(tb testing.TB, cfg simConfig) *simResult {
 	fake.LimitPerSecond(1)
 	s := &sim{tb: tb, cfg: cfg, slack: fake, hook: fake.WebhookURL("hook"), transport: fake.HTTPClient().Transport,
 		rules: loadConfig(tb, simRules(cfg.Pace, cfg.DigestWindow)), done: make(chan simInvocation)}
+	if cfg.Fleet {
+		s.fleet = state.NewMemory()
+	}
 	total := cfg.Notifications + len(cfg.Lone)
 	s.ses = make([]string, total)
 	for i := range total {
@@ -304,6 +314,9 @@ func (s *sim) newContainer() (*container, error) {
 		}, HTTPClient: client, Retry: slack.DefaultRetry(), Pacers: pace.NewPacers(s.cfg.Concurrency)},
 		NewSES: func(context.Context) (SESAPI, error) { return nil, fmt.Errorf("no SES in the simulation") },
 		Seen:   actions.NewSeen(100_000), Storm: actions.NewStorm(), Timeout: 2 * time.Minute,
+	}
+	if s.fleet != nil {
+		parts.State, parts.Storm = s.fleet, FleetStorm(s.fleet)
 	}
 	h, err := parts.Handler(context.Background(), s.rules)
 	if err != nil {
@@ -786,6 +799,41 @@ func testStormSimulation(t *testing.T) {
 	if t.Failed() {
 		t.Logf("what happened:%s", r.trace())
 	}
+}
+
+// TestStormSimulationFleet shows, on a synctest bubble's fake clock, the
+// fold across the fleet: 2,000 bounces in a minute through the queue in
+// batches of 100, up to four containers at once. Each container on its
+// own folds after its own digest_after messages, so the storm names
+// digest_after recipients per container; with one fleet state shared by
+// the containers (state.Memory, as the state table), it names exactly
+// digest_after in all, and every other recipient is counted in a digest,
+// once.
+func TestStormSimulationFleet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := simConfig{Name: "queue, 4 containers", Notifications: 2000, Arrival: time.Minute,
+			BatchSize: 100, BatchingWindow: 10 * time.Second, Visibility: 730 * time.Second, MaxReceive: 5,
+			MaxConcurrency: 4, Concurrency: 4, Timeout: 120 * time.Second,
+			Pace: 1100 * time.Millisecond, DigestWindow: 5 * time.Minute, Horizon: time.Hour}
+		own := runSim(t, cfg)
+		fo := own.check(t)
+		cfg.Fleet, cfg.Name = true, cfg.Name+", one fleet state"
+		fleet := runSim(t, cfg)
+		ff := fleet.check(t)
+		t.Logf("\n%s\n%s\n%s", simHeader, fo.row("queue, 4 containers, state per process"), ff.row(cfg.Name))
+		if own.containers < 2 || fleet.containers < 2 {
+			t.Fatalf("%d and %d containers ran, want several: the model shows nothing", own.containers, fleet.containers)
+		}
+		if fo.Named <= simDigestAfter {
+			t.Errorf("state per process: %d recipients named in messages of their own, want more than digest_after (%d): each container folds on its own count", fo.Named, simDigestAfter)
+		}
+		if ff.Named != simDigestAfter {
+			t.Errorf("one fleet state: %d recipients named in messages of their own across %d containers, want digest_after (%d) in all", ff.Named, fleet.containers, simDigestAfter)
+		}
+		if t.Failed() {
+			t.Logf("what happened:%s", fleet.trace())
+		}
+	})
 }
 
 // BenchmarkStormSimulation prints the figures of the storm (10,000

@@ -61,6 +61,9 @@ type ViewRecipient struct {
 	Error string `json:"error,omitzero"`
 	// Tried are the rules tried, in order: with explain only.
 	Tried []ViewTrial `json:"tried,omitzero"`
+	// History are the history(kind, window) counts the rules saw, in
+	// the order asked: with explain only, and only when some rule asked.
+	History []ViewHistory `json:"history,omitzero"`
 
 	// Invalid says why the address is not a valid mailbox ("" when it
 	// is).
@@ -74,6 +77,14 @@ type ViewTrial struct {
 	// Decided says that this rule ended the evaluation.
 	Decided bool   `json:"decided,omitzero"`
 	Error   string `json:"error,omitzero"`
+}
+
+// ViewHistory is one history(kind, window) a rule asked for a
+// recipient, and the count it saw.
+type ViewHistory struct {
+	Kind   string `json:"kind"`
+	Window string `json:"window"`
+	Count  int    `json:"count"`
 }
 
 // ViewResult is what became of one step of the plan.
@@ -143,6 +154,9 @@ func (j *Job) View(explain bool) View {
 				if t.Err != nil {
 					r.Tried[k].Error = t.Err.Error()
 				}
+			}
+			for _, hs := range d.History {
+				r.History = append(r.History, ViewHistory{Kind: hs.Kind, Window: hs.Window, Count: hs.Count})
 			}
 		}
 		v.Recipients[i] = r

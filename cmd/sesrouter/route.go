@@ -20,8 +20,10 @@ Every FILE is opened and the rules loaded before anything is done.
 
 -dry-run calls nothing outside the process and needs no credentials: it
 prints what would be done (with the exact Slack payloads in -format json;
--format html renders every message as Slack shows it). -explain shows
-every rule tried for every recipient.
+-format html renders every message as Slack shows it). Its history(kind,
+window) reads $SESROUTER_STATE_TABLE when set, never writing it, and is 0
+without it. -explain shows every rule tried for every recipient, and the
+history counts each rule saw.
 
 SIGINT or SIGTERM stops reading, lets the notifications in flight finish
 (at most 10 s), posts the digests and exits 130 or 143; a second signal
@@ -61,13 +63,18 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 		// is garbage at once: collecting at 200% spends a fifth less time.
 		debug.SetGCPercent(200)
 	}
-	cfg, parts, ok := setup("route", *rulesFlag, e, stderr, pipeline.DefaultConcurrency)
+	cfg, parts, ok := setup("route", *rulesFlag, *dryRun, e, stderr, pipeline.DefaultConcurrency)
 	if !ok {
 		return exitUsage
 	}
 	// A dry run folds storms as a live run would, so that it shows what
 	// would happen: the digests too.
-	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm()}
+	// Its history(kind, window) reads the state table, when there is
+	// one, and never writes it; without one every count is 0.
+	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm(), ReadState: parts.State}
+	if _, _, uses := cfg.Rules.UsesHistory(); uses && *dryRun && parts.State == nil {
+		fmt.Fprintln(stderr, "sesrouter route: SESROUTER_STATE_TABLE is not set: every history(kind, window) counts 0 in this dry run")
+	}
 	var pacers *pace.Pacers
 	if !*dryRun {
 		var err error

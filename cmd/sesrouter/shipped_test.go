@@ -14,19 +14,35 @@ import (
 // edit of rules.yaml breaks this test alone, and is fixed by editing the
 // rule tests beside it, testdata/rules_test.yaml.
 
-// shippedRules are the shipped rules files and their rule tests.
-var shippedRules = []struct{ rules, tests string }{
-	{"../../rules.yaml", "../../testdata/rules_test.yaml"},
-	{"../../rules.example.yaml", "../../testdata/rules.example_test.yaml"},
+// shippedRules are the shipped rules files and their rule tests; table
+// says that the rules use history, which check refuses without
+// SESROUTER_STATE_TABLE (a name is enough: check reads no table).
+var shippedRules = []struct {
+	rules, tests string
+	table        bool
+}{
+	{"../../rules.yaml", "../../testdata/rules_test.yaml", false},
+	{"../../rules.example.yaml", "../../testdata/rules.example_test.yaml", false},
+	{"../../rules.history.example.yaml", "../../testdata/rules.history.example_test.yaml", true},
 }
 
 // TestShippedRules checks each shipped rules file as a user would before
-// deploying it: sesrouter check -strict passes without a warning, and
-// sesrouter test runs every one of its rule tests, which all pass.
+// deploying it: sesrouter check -strict passes without a warning (with
+// SESROUTER_STATE_TABLE set for rules that use history, and refuses them
+// without it), and sesrouter test runs every one of its rule tests, which
+// all pass without a table.
 func TestShippedRules(t *testing.T) {
 	for _, f := range shippedRules {
 		t.Run(strings.TrimPrefix(f.rules, "../../"), func(t *testing.T) {
-			r := runCLI(t, testEnv(nil), "", "check", "-strict", "-rules", f.rules)
+			var vars map[string]string
+			if f.table {
+				vars = map[string]string{"SESROUTER_STATE_TABLE": "sesrouter-state"}
+				r := runCLI(t, testEnv(nil), "", "check", "-strict", "-rules", f.rules)
+				if r.code != exitUsage || !strings.Contains(r.stderr, "a rule uses history, which needs the fleet state: set SESROUTER_STATE_TABLE") {
+					t.Errorf("check -strict without a table: exit status %d, want 2 and why\nstderr:\n%s", r.code, r.stderr)
+				}
+			}
+			r := runCLI(t, testEnv(vars), "", "check", "-strict", "-rules", f.rules)
 			if r.code != exitOK || r.stderr != "" {
 				t.Errorf("check -strict: exit status %d, want 0 and no warning\nstderr:\n%s", r.code, r.stderr)
 			}

@@ -37,7 +37,7 @@ func cmdSweep(sig *signals, args []string, _ io.Reader, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "sesrouter sweep: -format is text or json, not %q\n", *format)
 		return exitUsage
 	}
-	cfg, parts, ok := setup("sweep", *rulesFlag, e, stderr, 1)
+	cfg, parts, ok := setup("sweep", *rulesFlag, false, e, stderr, 1)
 	if !ok {
 		return exitUsage
 	}

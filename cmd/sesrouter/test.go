@@ -7,7 +7,9 @@ import (
 	"regexp"
 
 	"github.com/sesrouter/sesrouter/engine/route"
+	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ruletest"
+	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
@@ -40,6 +42,13 @@ func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 		fs.Usage()
 		return exitUsage
 	}
+	// A test that gives history: counts that; one that gives none reads
+	// the state table when there is one, and never writes it; else 0.
+	st, err := stateTable(e)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesrouter test: %v\n", err)
+		return exitUsage
+	}
 	store := rulestore.NewStore()
 	suite := ruletest.Suite{Rules: *rulesFlag, Default: pipeline.RulesPath("", e.getenv, e.executable),
 		Load: func(path string) (*route.Router, error) {
@@ -50,6 +59,11 @@ func cmdTest(args []string, stdout, stderr io.Writer, e env) int {
 			return cfg.Router, nil
 		},
 		Problem: func(path string, err error) { printProblems(stderr, path, err) }}
+	if st != nil {
+		suite.History = func(r *route.Router, n *ses.Notification) (rules.History, error) {
+			return pipeline.ReadHistory(context.Background(), st, r, n)
+		}
+	}
 	if *runFlag != "" {
 		var err error
 		if suite.Run, err = regexp.Compile(*runFlag); err != nil {

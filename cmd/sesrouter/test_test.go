@@ -119,7 +119,7 @@ tests:
 `)
 	r := runCLI(t, testEnv(nil), "", "test", bad)
 	want := strings.ReplaceAll(`F:3:5: test "unknown key": missing expect: for every recipient of the event, the actions in order ([] for none)
-F:5:5: test "unknown key": unknown key "expected" (want name, event, event_json or expect)
+F:5:5: test "unknown key": unknown key "expected" (want name, event, event_json, history or expect)
 F:7:12: test "missing file": event file D/events/missing.json does not exist (event files are relative to the test file)
 F:13:7: test "not a recipient": expect: z@x.com is not a recipient of the event (recipients: a@ignore.example)
 F:16:5: test "recipient without expectation": expect: no expectation for recipient b@x.com: list every recipient ([] for no action)

@@ -64,15 +64,12 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.sesClient != nil {
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
-	var st state.Store
 	storm := actions.NewStorm()
-	if name := e.getenv("SESROUTER_STATE_TABLE"); name != "" {
-		// The client is made only when there is a table.
-		cfg, err := config.LoadDefaultConfig(context.Background(), aws.Options...)
-		if err != nil {
-			return nil, fmt.Errorf("SESROUTER_STATE_TABLE is set, but the AWS configuration cannot be read: %w", err)
-		}
-		st = state.NewTable(cfg, name)
+	st, err := stateTable(e, aws.Options...)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
 		storm = pipeline.FleetStorm(st)
 	}
 	return &pipeline.Parts{
@@ -88,6 +85,20 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 		},
 		Seen: actions.NewSeen(seenLimit), Storm: storm, State: st, Logger: logger, Timeout: timeout,
 	}, nil
+}
+
+// stateTable returns the fleet state $SESROUTER_STATE_TABLE names, nil
+// when it is not set. The client is made only when there is a table.
+func stateTable(e env, opts ...func(*config.LoadOptions) error) (state.Store, error) {
+	name := e.getenv("SESROUTER_STATE_TABLE")
+	if name == "" {
+		return nil, nil
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("SESROUTER_STATE_TABLE is set, but the AWS configuration cannot be read: %w", err)
+	}
+	return state.NewTable(cfg, name), nil
 }
 
 // newVault returns the vault of the secret $SESROUTER_SECRETS names, nil
@@ -114,20 +125,21 @@ func joinedLines(err error) string {
 }
 
 // setup loads the rules and builds the logger and the parts that carry
-// out actions; it prints why not and reports false (exit status 2).
-func setup(name, rulesFlag string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *pipeline.Parts, bool) {
-	cfg, _, parts, ok := setupFrom(rulestore.NewStore(), name, pipeline.RulesPath(rulesFlag, e.getenv, e.executable), e, stderr, concurrency)
+// out actions; it prints why not and reports false (exit status 2). A
+// dry run may use history without a state table: it counts 0.
+func setup(name, rulesFlag string, dryRun bool, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *pipeline.Parts, bool) {
+	cfg, _, parts, ok := setupFrom(rulestore.NewStore(), name, pipeline.RulesPath(rulesFlag, e.getenv, e.executable), dryRun, e, stderr, concurrency)
 	return cfg, parts, ok
 }
 
 // setupFrom is setup of the rules file path, read through store; obj is
 // what was read.
-func setupFrom(store *rulestore.Store, name, path string, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *rulestore.Object, *pipeline.Parts, bool) {
+func setupFrom(store *rulestore.Store, name, path string, dryRun bool, e env, stderr io.Writer, concurrency int) (*pipeline.Config, *rulestore.Object, *pipeline.Parts, bool) {
 	cfg, obj, ok := loadRules(store, path, stderr)
 	if !ok {
 		return nil, nil, nil, false
 	}
-	if err := cfg.NeedsState(e.getenv("SESROUTER_STATE_TABLE") != ""); err != nil {
+	if err := cfg.NeedsState(dryRun || e.getenv("SESROUTER_STATE_TABLE") != ""); err != nil {
 		fmt.Fprintf(stderr, "sesrouter %s: %v\n", name, err)
 		return nil, nil, nil, false
 	}
@@ -155,7 +167,7 @@ func setupLive(name, rulesFlag string, e env, metrics, stderr io.Writer, concurr
 		return nil, nil, false
 	}
 	src := pipeline.Source{Name: pipeline.RulesPath(rulesFlag, e.getenv, e.executable), Store: rulestore.NewStore(), Refresh: refresh}
-	cfg, obj, parts, ok := setupFrom(src.Store, name, src.Name, e, stderr, concurrency)
+	cfg, obj, parts, ok := setupFrom(src.Store, name, src.Name, false, e, stderr, concurrency)
 	if !ok {
 		return nil, nil, false
 	}

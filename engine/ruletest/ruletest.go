@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
@@ -66,7 +68,18 @@ type Test struct {
 	Event *ses.Notification
 	// Expect holds one expectation per recipient of Event, in file order.
 	Expect []Expectation
+	// History, when the test gives history:, is what history(kind,
+	// window) counts for every recipient: the count of each kind named,
+	// whatever the window, and 0 for a kind not named. nil: the test
+	// gives none, and Run asks the Suite's History (0 without one).
+	History map[string]int
 }
+
+// fixedHistory is the history: of a test.
+type fixedHistory map[string]int
+
+// Count implements rules.History for a test that gives history:.
+func (h fixedHistory) Count(_, kind string, _ time.Duration) int { return h[kind] }
 
 // Expectation is the actions one recipient must get, written as the JSON
 // output writes them: drop, unsuppress, suppress, log, notify:DEST.
@@ -166,7 +179,7 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 		}
 	}
 	t := &Test{Pos: rules.Pos{Line: tn.Line, Col: tn.Column}}
-	var eventKey, eventNode, jsonKey, jsonNode, expectKey, expectNode *yaml.Node
+	var eventKey, eventNode, jsonKey, jsonNode, expectKey, expectNode, historyNode *yaml.Node
 	hasName := false
 	l.EachKey(tn, ctx, func(k, v *yaml.Node) {
 		switch k.Value {
@@ -184,8 +197,10 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 			jsonKey, jsonNode = k, v
 		case "expect":
 			expectKey, expectNode = k, v
+		case "history":
+			historyNode = v
 		default:
-			l.Problem(k, ctx, "unknown key %q (want name, event, event_json or expect)", k.Value)
+			l.Problem(k, ctx, "unknown key %q (want name, event, event_json, history or expect)", k.Value)
 		}
 	})
 	if !hasName {
@@ -216,6 +231,9 @@ func (l *loader) loadTest(tn *yaml.Node, i int, names map[string]*yaml.Node) *Te
 		}
 	default:
 		l.Problem(eventKey, ctx, "event must be a file name or a mapping (the compact form), not %s", rules.NodeText(eventNode))
+	}
+	if historyNode != nil {
+		t.History = l.loadHistory(historyNode, ctx)
 	}
 	if expectNode == nil {
 		l.Problem(tn, ctx, "missing expect: for every recipient of the event, the actions in order ([] for none)")
@@ -306,6 +324,34 @@ func (l *loader) loadExpect(n *yaml.Node, ctx string) []Expectation {
 	return out
 }
 
+// loadHistory reads a test's history: a mapping of kind (as history
+// counts it: Bounce, Bounce/Transient, …) to a count, a whole number of
+// 0 or more.
+func (l *loader) loadHistory(n *yaml.Node, ctx string) map[string]int {
+	if n.Kind != yaml.MappingNode {
+		l.Problem(n, ctx, "history must be a mapping of kind to count, like {\"Bounce/Transient\": 2}, not %s", rules.NodeText(n))
+		return nil
+	}
+	h := map[string]int{}
+	l.EachKey(n, ctx, func(k, v *yaml.Node) {
+		if !slices.Contains(rules.HistoryKinds(), k.Value) {
+			l.Problem(k, ctx, "history: history counts %s, not %q", strings.Join(rules.HistoryKinds(), ", "), k.Value)
+			return
+		}
+		if _, dup := h[k.Value]; dup {
+			l.Problem(k, ctx, "history: %s is given twice", k.Value)
+			return
+		}
+		c, err := strconv.Atoi(v.Value)
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || err != nil || c < 0 {
+			l.Problem(v, ctx, "history: %s: the count is a whole number, 0 or more, not %s", k.Value, rules.NodeText(v))
+			return
+		}
+		h[k.Value] = c
+	})
+	return h
+}
+
 // matchExpect reports expectations for addresses that are not recipients
 // of the event, and recipients without an expectation. Addresses are
 // compared as rules see them (recipient.address: the bare mailbox, its
@@ -364,8 +410,21 @@ type Failure struct {
 
 // Run routes the event of every test of f whose name run matches (every
 // test when run is nil) and compares, per recipient, the actions decided
-// with those expected. It performs nothing.
+// with those expected. It performs nothing. history(kind, window) counts
+// what a test's history: gives, else 0.
 func Run(router *route.Router, f *File, run *regexp.Regexp) []Result {
+	results, _ := RunWith(router, f, run, nil)
+	return results
+}
+
+// HistoryFunc gives the history of the event n of a test that gives no
+// history:, for the rules of router (the fleet state's, read and never
+// written); an error fails the run.
+type HistoryFunc func(router *route.Router, n *ses.Notification) (rules.History, error)
+
+// RunWith is Run, with the history of a test that gives no history:
+// from history (nil: every count 0). It stops at history's first error.
+func RunWith(router *route.Router, f *File, run *regexp.Regexp, history HistoryFunc) ([]Result, error) {
 	var results []Result
 	for _, t := range f.Tests {
 		if run != nil && !run.MatchString(t.Name) {
@@ -376,7 +435,17 @@ func Run(router *route.Router, f *File, run *regexp.Regexp) []Result {
 			want[ses.BareAddress(e.Address)] = e.Actions
 		}
 		res := Result{File: f, Test: t}
-		plan := router.Route(t.Event)
+		var h rules.History
+		switch {
+		case t.History != nil:
+			h = fixedHistory(t.History)
+		case history != nil:
+			var err error
+			if h, err = history(router, t.Event); err != nil {
+				return results, fmt.Errorf("%s:%d: %s: history: %w", f.Name, t.Pos.Line, t.Name, err)
+			}
+		}
+		plan := router.RouteWith(t.Event, h)
 		for i := range plan.Recipients {
 			d := &plan.Recipients[i]
 			got := make([]string, len(d.Actions))
@@ -398,5 +467,5 @@ func Run(router *route.Router, f *File, run *regexp.Regexp) []Result {
 		}
 		results = append(results, res)
 	}
-	return results
+	return results, nil
 }

@@ -311,7 +311,7 @@ DIR/t_test.yaml:18:17: test "no expectation": expect: unknown action "unsupress"
 DIR/t_test.yaml:18:28: test "no expectation": expect: write "notify:x", a string, as the JSON output does
 DIR/t_test.yaml:19:11: test "file": duplicate test name (first used at line 4)
 DIR/t_test.yaml:20:17: test "file": event_json cannot be read: SES Bounce notification has no mail object
-DIR/t_test.yaml:22:5: test "file": unknown key "extra" (want name, event, event_json or expect)
+DIR/t_test.yaml:22:5: test "file": unknown key "extra" (want name, event, event_json, history or expect)
 DIR/t_test.yaml:23:5: test #6: missing name
 DIR/t_test.yaml:23:5: test #6: missing expect: for every recipient of the event, the actions in order ([] for none)
 DIR/t_test.yaml:24:5: test #6: give event or event_json, not both`, "DIR", dir)

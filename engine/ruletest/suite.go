@@ -18,6 +18,10 @@ type Suite struct {
 	Rules, Default string
 	// Run, when set, runs only the tests whose name it matches.
 	Run *regexp.Regexp
+	// History, when set, gives the history of a test that gives no
+	// history: (sesrouter test reads the fleet state, when there is one,
+	// and never writes it); nil: every count of such a test is 0.
+	History HistoryFunc
 	// Load loads a rules file.
 	Load func(path string) (*route.Router, error)
 	// Problem is told why a test file or a rules file cannot be used:
@@ -86,7 +90,11 @@ func (s *Suite) RunFiles(paths []string) (*Report, bool) {
 			}
 			routers[path] = router
 		}
-		results := Run(router, f, s.Run)
+		results, err := RunWith(router, f, s.Run, s.History)
+		if err != nil {
+			s.Problem(f.Name, err)
+			return nil, false
+		}
 		for _, r := range results {
 			if r.Passed() {
 				rep.Passed++

@@ -132,6 +132,22 @@ func appendRecipient(b []byte, r *pipeline.ViewRecipient) []byte {
 		}
 		b = append(b, ']')
 	}
+	if r.History != nil {
+		b = append(b, `,"history":[`...)
+		for i, h := range r.History {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"kind":`...)
+			b = appendString(b, h.Kind)
+			b = append(b, `,"window":`...)
+			b = appendString(b, h.Window)
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(h.Count), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

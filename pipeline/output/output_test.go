@@ -270,7 +270,8 @@ func TestJSONLineEveryMember(t *testing.T) {
 	full := pipeline.View{Input: "in" + odd, Envelope: "sns", Type: "Bounce" + odd, MessageID: "m" + odd,
 		Recipients: []pipeline.ViewRecipient{
 			{Address: "a" + odd, Raw: "r" + odd, Rules: []string{"x" + odd, "y"}, Actions: []string{"notify:h"}, Unmatched: true,
-				Error: "e" + odd, Tried: []pipeline.ViewTrial{{Rule: "x", Matched: true, Decided: true, Error: "t" + odd}, {Rule: "y"}}},
+				Error: "e" + odd, Tried: []pipeline.ViewTrial{{Rule: "x", Matched: true, Decided: true, Error: "t" + odd}, {Rule: "y"}},
+				History: []pipeline.ViewHistory{{Kind: "k" + odd, Window: "7d", Count: 2}, {Kind: "Bounce", Window: "1h"}}},
 			{Address: "b", Rules: []string{}, Actions: []string{}, Tried: []pipeline.ViewTrial{}},
 		},
 		Results: []pipeline.ViewResult{

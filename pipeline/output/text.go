@@ -104,6 +104,9 @@ func (o *textWriter) item(v *pipeline.View) {
 			}
 			fmt.Fprintf(w, "  %-*s    %s %s%s\n", width, "", mark, t.Rule, ses.Safe(note))
 		}
+		for _, h := range r.History {
+			fmt.Fprintf(w, "  %-*s    history(%q, %q) = %d\n", width, "", h.Kind, h.Window, h.Count)
+		}
 	}
 	for i := range v.Results {
 		r := &v.Results[i]
