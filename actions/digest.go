@@ -385,7 +385,7 @@ func (b *Batch) Flush(ctx context.Context) []DigestResult {
 func (g *digest) message() Message {
 	header := "Digest · " + words.Count(g.notifications, "notification", "notifications") + " folded"
 	context := fmt.Sprintf("%s, after %s to this destination within %s",
-		words.Count(g.recipients, "recipient", "recipients"), words.Count(g.dest.DigestAfter, "message", "messages"), ShortDuration(g.dest.DigestWindow))
+		words.Count(g.recipients, "recipient", "recipients"), words.Count(g.dest.DigestAfter, "message", "messages"), shortDuration(g.dest.DigestWindow))
 	tally := words.Count(g.recipients, "recipient", "recipients")
 	switch {
 	case g.sweep:
@@ -450,9 +450,9 @@ func countsText(title string, counts map[string]int) string {
 	return b.String()
 }
 
-// ShortDuration writes d for people, without the zero units Go writes:
+// shortDuration writes d for people, without the zero units Go writes:
 // 5m, not 5m0s; 1h, not 1h0m0s.
-func ShortDuration(d time.Duration) string {
+func shortDuration(d time.Duration) string {
 	s := d.String()
 	if t, ok := strings.CutSuffix(s, "m0s"); ok {
 		s = t + "m"

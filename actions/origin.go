@@ -28,8 +28,8 @@ type Origin struct {
 	Partition, Region, Account string
 }
 
-// OriginOf reads n's Origin.
-func OriginOf(n *ses.Notification) Origin {
+// originOf reads n's Origin.
+func originOf(n *ses.Notification) Origin {
 	var o Origin
 	parts := strings.SplitN(n.Mail.SourceArn, ":", 6)
 	if len(parts) == 6 && parts[0] == "arn" && parts[2] == "ses" {
@@ -90,7 +90,7 @@ const (
 // each when n has it.
 func originElements(n *ses.Notification) []string {
 	var elems []string
-	o := OriginOf(n)
+	o := originOf(n)
 	var where []string
 	if o.Account != "" {
 		where = append(where, "*Account:* "+codeSpan(o.Account, capMessageID))
@@ -124,7 +124,7 @@ func suppressionLink(n *ses.Notification, address string) string {
 	if n.Event.Type != ses.TypeBounce && n.Event.Type != ses.TypeComplaint {
 		return ""
 	}
-	u := OriginOf(n).SuppressionEntryURL(address)
+	u := originOf(n).SuppressionEntryURL(address)
 	if u == "" {
 		return ""
 	}

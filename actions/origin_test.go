@@ -22,9 +22,9 @@ func TestOriginAndConsoleLink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		n := &ses.Notification{Mail: ses.Mail{SourceArn: tt.arn, SendingAccountID: tt.account}}
-		o := OriginOf(n)
+		o := originOf(n)
 		if o.Account != "123456789012" {
-			t.Errorf("OriginOf(%q).Account = %q", tt.arn, o.Account)
+			t.Errorf("originOf(%q).Account = %q", tt.arn, o.Account)
 		}
 		if got := o.SuppressionEntryURL("a+b@example.com"); got != tt.want {
 			t.Errorf("SuppressionEntryURL under %q = %q, want %q", tt.arn, got, tt.want)

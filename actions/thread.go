@@ -251,7 +251,7 @@ func (st *stormThread) rootMessage(final bool) Message {
 	after, window := st.dest.StormLimits()
 	header := "Storm · " + words.Count(g.notifications, "notification", "notifications") + " so far"
 	context := fmt.Sprintf("Started %s, after %s to this destination within %s; the digests and later messages are in this thread, and these counts are brought up to date at most every %s.",
-		st.start.UTC().Format(timestampLayout), words.Count(after, "message", "messages"), ShortDuration(window), ShortDuration(RootEditEvery))
+		st.start.UTC().Format(timestampLayout), words.Count(after, "message", "messages"), shortDuration(window), shortDuration(RootEditEvery))
 	if final {
 		header = "Storm over · " + words.Count(g.notifications, "notification", "notifications") + " in total"
 		context = fmt.Sprintf("From %s to %s: %s, %s.", st.start.UTC().Format(timestampLayout), st.end.UTC().Format(timestampLayout),

@@ -18,12 +18,12 @@ import (
 // has let it through: a claim that is not held (another process holds a
 // live claim, or acted on it) makes the job a duplicate; a claim whose
 // actions failed is released, so that the retry acts; one that
-// succeeded becomes a completed record, kept for DoneTTL. A table that
+// succeeded becomes a completed record, kept for doneTTL. A table that
 // cannot be reached fails the job, so that it is tried again.
 const (
-	// DoneTTL is how long a completed notification is remembered across
+	// doneTTL is how long a completed notification is remembered across
 	// the fleet: longer than SNS and SQS take to deliver a copy again.
-	DoneTTL = 24 * time.Hour
+	doneTTL = 24 * time.Hour
 	// defaultClaimTTL is the claim's life when the handler has no
 	// Timeout.
 	defaultClaimTTL = 15 * time.Minute
@@ -77,7 +77,7 @@ func (h *Handler) endFleet(ctx context.Context, j *Job, ok bool) {
 	defer cancel()
 	var err error
 	if ok {
-		err = h.State.Complete(ctx, c.key, c.token, DoneTTL)
+		err = h.State.Complete(ctx, c.key, c.token, doneTTL)
 	} else {
 		err = h.State.Release(ctx, c.key, c.token)
 	}

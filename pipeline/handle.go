@@ -299,16 +299,16 @@ const (
 	// FailUnreadable: the input could not be read. A new delivery of it
 	// will not read better.
 	FailUnreadable = "unreadable"
-	// FailRule: a rule failed at run time for some recipient, which then
+	// failRule: a rule failed at run time for some recipient, which then
 	// got no action. Deterministic: a retry would fail the same way.
-	FailRule = "rule"
+	failRule = "rule"
 	// FailAction: an action failed (Slack, SES, a digest); a retry may
 	// succeed.
 	FailAction = "action"
-	// FailUnverified: the input's signature could not be checked (its
+	// failUnverified: the input's signature could not be checked (its
 	// certificate could not be fetched), so nothing was done; a retry may
 	// succeed.
-	FailUnverified = "unverified"
+	failUnverified = "unverified"
 )
 
 // Failures says why the job counts as failed, one error per cause, each
@@ -320,7 +320,7 @@ func (j *Job) Failures() []Failure {
 		out = append(out, Failure{FailUnreadable, fmt.Errorf("unreadable: %w", j.Item.Err)})
 	}
 	if j.Unverified != nil {
-		out = append(out, Failure{FailUnverified, fmt.Errorf("not verified: %w", j.Unverified)})
+		out = append(out, Failure{failUnverified, fmt.Errorf("not verified: %w", j.Unverified)})
 	}
 	if j.Panic != "" {
 		out = append(out, Failure{FailAction, errors.New("panic: " + j.Panic)})
@@ -328,7 +328,7 @@ func (j *Job) Failures() []Failure {
 	if j.Plan != nil {
 		for i := range j.Plan.Recipients {
 			if err := j.Plan.Recipients[i].Err; err != nil {
-				out = append(out, Failure{FailRule, fmt.Errorf("recipient %s: %w", j.Plan.Recipients[i].Recipient.Address, err)})
+				out = append(out, Failure{failRule, fmt.Errorf("recipient %s: %w", j.Plan.Recipients[i].Recipient.Address, err)})
 			}
 		}
 	}
@@ -351,7 +351,7 @@ func (j *Job) Failures() []Failure {
 
 // Failure is one reason an item failed.
 type Failure struct {
-	// Kind is FailUnreadable, FailRule, FailAction or FailUnverified.
+	// Kind is FailUnreadable, failRule, FailAction or failUnverified.
 	Kind string
 	Err  error
 }

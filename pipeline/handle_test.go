@@ -201,7 +201,7 @@ func TestFailures(t *testing.T) {
 	for _, tt := range []struct {
 		j    *Job
 		want []string
-	}{{unreadable, []string{FailUnreadable}}, {rule, []string{FailRule}}, {ok, nil}} {
+	}{{unreadable, []string{FailUnreadable}}, {rule, []string{failRule}}, {ok, nil}} {
 		if got := kinds(tt.j); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: failures %v, want %v", tt.j.Item.Input, got, tt.want)
 		}

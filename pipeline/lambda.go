@@ -55,7 +55,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, concurrency, windo
 		inv.Tally.Add(j)
 		rec := record{input: j.Item.Input, envelope: j.Item.Envelope, id: j.Item.EnvelopeID}
 		for _, f := range j.Failures() {
-			if f.Kind != FailRule && rec.retry == nil {
+			if f.Kind != failRule && rec.retry == nil {
 				rec.retry = f.Err
 			}
 		}

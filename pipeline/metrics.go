@@ -13,8 +13,8 @@ import (
 	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
-// MetricsNamespace is the CloudWatch namespace of sesrouter's metrics.
-const MetricsNamespace = "sesrouter"
+// metricsNamespace is the CloudWatch namespace of sesrouter's metrics.
+const metricsNamespace = "sesrouter"
 
 // WriteMetrics writes t as CloudWatch Embedded Metric Format lines, one
 // per metric and dimension value: Notifications by Type, Recipients by
@@ -86,7 +86,7 @@ func (m Metric) write(w io.Writer, at time.Time) error {
 	}
 	doc := map[string]any{
 		"_aws": emfMetrics{Timestamp: at.UnixMilli(), CloudWatchMetrics: []emfDirective{{
-			Namespace: MetricsNamespace, Dimensions: [][]string{dims}, Metrics: []emfMetric{{Name: m.Name, Unit: "Count"}},
+			Namespace: metricsNamespace, Dimensions: [][]string{dims}, Metrics: []emfMetric{{Name: m.Name, Unit: "Count"}},
 		}}},
 		m.Name: m.Count,
 	}

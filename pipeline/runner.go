@@ -35,7 +35,7 @@ type Runner struct {
 // Defaults of a Runner.
 const (
 	DefaultConcurrency = 16
-	DefaultWindow      = 256
+	defaultWindow      = 256
 )
 
 // Run reads items with next until it reports false or ctx ends; actx is
@@ -50,7 +50,7 @@ const (
 func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 	window := r.Window
 	if window < 1 {
-		window = DefaultWindow
+		window = defaultWindow
 	}
 	conc := r.Concurrency
 	if conc < 1 {

@@ -46,9 +46,9 @@ type Sweep struct {
 // an occasional TooManyRequestsException beyond.
 const DefaultSweepRate = 1.0
 
-// SweepPageSize is how many entries one ListSuppressedDestinations call
+// sweepPageSize is how many entries one ListSuppressedDestinations call
 // asks for: SES's largest page.
-const SweepPageSize = 1000
+const sweepPageSize = 1000
 
 // CheckSweep checks a sweep's settings.
 func CheckSweep(s Sweep) error {
@@ -169,7 +169,7 @@ func (h *Handler) sweep(ctx, fctx context.Context, client SESAPI, dryRun bool, r
 	r.show = func(j *Job) bool { return j.Plan == nil || matched(j.Plan) }
 	r.flushCtx, r.flushWithin, r.flushMsg, r.flushKey = fctx, sweepFlushTime, "sweep summary", "summary"
 	l := &sweepList{ctx: ctx, ses: client, pacer: pacer,
-		in: &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(SweepPageSize)}}
+		in: &sesv2.ListSuppressedDestinationsInput{PageSize: aws.Int32(sweepPageSize)}}
 	if req.Reason != "" {
 		l.in.Reasons = []types.SuppressionListReason{types.SuppressionListReason(req.Reason)}
 	}

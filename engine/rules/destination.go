@@ -49,10 +49,10 @@ type Destination struct {
 	// no wait); Burst how many may go at once after a quiet spell.
 	Pace  time.Duration
 	Burst int
-	// Thread is ThreadStorm (a storm's messages go in the thread of one
+	// Thread is threadStorm (a storm's messages go in the thread of one
 	// root message, edited in place with the running counts) or
-	// ThreadNone (flat messages). A channel's default is ThreadStorm; a
-	// webhook, which cannot thread or edit, is always ThreadNone.
+	// threadNone (flat messages). A channel's default is threadStorm; a
+	// webhook, which cannot thread or edit, is always threadNone.
 	Thread string
 	// Buttons are the buttons every message to the destination carries
 	// (ButtonUnsuppress), in the order of the file.
@@ -67,8 +67,8 @@ type Destination struct {
 
 // Values of a destination's thread key, and its buttons.
 const (
-	ThreadStorm = "storm"
-	ThreadNone  = "none"
+	threadStorm = "storm"
+	threadNone  = "none"
 
 	// ButtonUnsuppress takes a recipient of a Bounce or Complaint off the
 	// SES account suppression list.
@@ -76,7 +76,7 @@ const (
 )
 
 // Threads reports whether a storm of d's messages goes into a thread.
-func (d *Destination) Threads() bool { return d.Channel != "" && d.Thread != ThreadNone }
+func (d *Destination) Threads() bool { return d.Channel != "" && d.Thread != threadNone }
 
 // HasButton reports whether d's messages carry the button named b.
 func (d *Destination) HasButton(b string) bool {
@@ -102,13 +102,13 @@ func (d *Destination) Allows(user string) bool {
 
 // Defaults of a destination's settings.
 const (
-	DefaultDigestAfter  = 10
-	DefaultDigestWindow = 5 * time.Minute
-	// DefaultPace keeps clear of Slack's limit of about one message per
+	defaultDigestAfter  = 10
+	defaultDigestWindow = 5 * time.Minute
+	// defaultPace keeps clear of Slack's limit of about one message per
 	// second per channel, even when the network delays one post and not
 	// the next.
-	DefaultPace  = 1100 * time.Millisecond
-	DefaultBurst = 1
+	defaultPace  = 1100 * time.Millisecond
+	defaultBurst = 1
 )
 
 // Describe says where the destination posts, without any secret.
@@ -133,10 +133,10 @@ func (d *Destination) Target() string {
 func (d *Destination) StormLimits() (int, time.Duration) {
 	after, window := d.DigestAfter, d.DigestWindow
 	if after < 1 {
-		after = DefaultDigestAfter
+		after = defaultDigestAfter
 	}
 	if window <= 0 {
-		window = DefaultDigestWindow
+		window = defaultDigestWindow
 	}
 	return after, window
 }
@@ -188,8 +188,8 @@ func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *D
 		y.Problem(slackNode, ctx, "slack must be a mapping with channel or webhook_env")
 		return nil
 	}
-	d := &Destination{Name: name, Pos: pos, Index: index, DigestAfter: DefaultDigestAfter, DigestWindow: DefaultDigestWindow,
-		Pace: DefaultPace, Burst: DefaultBurst}
+	d := &Destination{Name: name, Pos: pos, Index: index, DigestAfter: defaultDigestAfter, DigestWindow: defaultDigestWindow,
+		Pace: defaultPace, Burst: defaultBurst}
 	secretKey := false
 	y.EachKey(slackNode, ctx, func(k, v3 *yaml.Node) {
 		if what := looksLikeCredential(v3.Value); what != "" && v3.Kind == yaml.ScalarNode && !isSecretKey(k.Value) {
@@ -225,7 +225,7 @@ func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *D
 		case "thread":
 			d.ThreadPos = nodePos(v3)
 			switch d.Thread = y.Str(v3, ctx, "thread"); d.Thread {
-			case ThreadStorm, ThreadNone, "":
+			case threadStorm, threadNone, "":
 			default:
 				y.Problem(v3, ctx, "thread is storm (a storm's messages in one thread) or none (flat messages), not %q", d.Thread)
 			}
@@ -252,12 +252,12 @@ func parseDestination(y *YAML, name string, pos Pos, v *yaml.Node, index int) *D
 		y.Problem(slackNode, ctx, "missing channel (bot token) or webhook_env (incoming webhook)")
 	}
 	switch {
-	case d.WebhookEnv != "" && d.Thread == ThreadStorm:
+	case d.WebhookEnv != "" && d.Thread == threadStorm:
 		y.ProblemAt(d.ThreadPos, ctx, "thread: storm needs a channel and the bot token: an incoming webhook cannot thread or edit its messages (leave thread out, or post to a channel)")
 	case d.Thread == "" && d.Channel != "":
-		d.Thread = ThreadStorm
+		d.Thread = threadStorm
 	case d.Thread == "":
-		d.Thread = ThreadNone
+		d.Thread = threadNone
 	}
 	if len(d.Buttons) > 0 && len(d.AllowUsers) == 0 && len(d.AllowGroups) == 0 {
 		y.ProblemAt(d.ButtonsPos, ctx, "buttons need allow_users or allow_groups: nobody would be allowed to press them")

@@ -208,7 +208,7 @@ func TestParseDestinationsMentions(t *testing.T) {
 // allow lists, and the default thread of each kind of destination.
 func TestParseDestinationsThreadsAndButtons(t *testing.T) {
 	d := mustParseDestinations(t, slackDestination("channel: C1", "buttons: [unsuppress]", "allow_users: [U0123ABCD, W0123]", "allow_groups: [S0123ABCD]"))[0]
-	if d.Thread != ThreadStorm || !d.Threads() {
+	if d.Thread != threadStorm || !d.Threads() {
 		t.Errorf("a channel's thread is %q, want storm", d.Thread)
 	}
 	if !d.HasButton(ButtonUnsuppress) || !d.Allows("W0123") || d.Allows("U9") || len(d.AllowGroups) != 1 || d.AllowGroups[0] != "S0123ABCD" {
@@ -220,7 +220,7 @@ func TestParseDestinationsThreadsAndButtons(t *testing.T) {
 	if d := mustParseDestinations(t, slackDestination("channel: C1", "thread: none"))[0]; d.Threads() {
 		t.Error("thread: none threads")
 	}
-	if d := mustParseDestinations(t, slackDestination("webhook_env: SLACK_URL"))[0]; d.Thread != ThreadNone || d.Threads() {
+	if d := mustParseDestinations(t, slackDestination("webhook_env: SLACK_URL"))[0]; d.Thread != threadNone || d.Threads() {
 		t.Errorf("a webhook's thread is %q, want none", d.Thread)
 	}
 }
@@ -266,9 +266,9 @@ rules: []
 `
 	dests := mustParseDestinations(t, src)
 	want := []Destination{
-		{Name: "plain", Index: 0, Channel: "C0123456789", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 1100 * time.Millisecond, Burst: 1, Thread: ThreadStorm},
-		{Name: "tuned", Index: 1, WebhookEnv: "SLACK_WEBHOOK_MARKETING", Mention: "<!here>", DigestAfter: 3, DigestWindow: 90 * time.Second, Pace: 250 * time.Millisecond, Burst: 4, Thread: ThreadNone},
-		{Name: "eager", Index: 2, Channel: "C0000000002", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 0, Burst: 1, Thread: ThreadStorm},
+		{Name: "plain", Index: 0, Channel: "C0123456789", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 1100 * time.Millisecond, Burst: 1, Thread: threadStorm},
+		{Name: "tuned", Index: 1, WebhookEnv: "SLACK_WEBHOOK_MARKETING", Mention: "<!here>", DigestAfter: 3, DigestWindow: 90 * time.Second, Pace: 250 * time.Millisecond, Burst: 4, Thread: threadNone},
+		{Name: "eager", Index: 2, Channel: "C0000000002", DigestAfter: 10, DigestWindow: 5 * time.Minute, Pace: 0, Burst: 1, Thread: threadStorm},
 	}
 	if len(dests) != len(want) {
 		t.Fatalf("%d destinations, want %d", len(dests), len(want))
@@ -282,8 +282,8 @@ rules: []
 			t.Errorf("destination %d = %+v\nwant %+v", i, *dests[i], want[i])
 		}
 	}
-	if DefaultDigestAfter != 10 || DefaultDigestWindow != 5*time.Minute || DefaultPace != 1100*time.Millisecond || DefaultBurst != 1 {
-		t.Errorf("defaults %d %s %s %d, want 10 5m 1.1s 1 (the documented defaults)", DefaultDigestAfter, DefaultDigestWindow, DefaultPace, DefaultBurst)
+	if defaultDigestAfter != 10 || defaultDigestWindow != 5*time.Minute || defaultPace != 1100*time.Millisecond || defaultBurst != 1 {
+		t.Errorf("defaults %d %s %s %d, want 10 5m 1.1s 1 (the documented defaults)", defaultDigestAfter, defaultDigestWindow, defaultPace, defaultBurst)
 	}
 	if got := dests[0].Describe() + "; " + dests[1].Describe(); got != "Slack channel C0123456789; Slack webhook $SLACK_WEBHOOK_MARKETING" {
 		t.Errorf("Describe: %s", got)

@@ -11,9 +11,9 @@ import (
 	"github.com/expr-lang/expr/file"
 )
 
-// MaxHistoryWindow is the longest window history(kind, window) may ask
+// maxHistoryWindow is the longest window history(kind, window) may ask
 // for.
-const MaxHistoryWindow = 90 * 24 * time.Hour
+const maxHistoryWindow = 90 * 24 * time.Hour
 
 // History answers history(kind, window) for one notification: how many
 // earlier notifications of kind the address had within window before it.
@@ -37,9 +37,9 @@ func HistoryKinds() []string {
 		"Reject", "Open", "Click", "RenderingFailure", "DeliveryDelay", "Subscription"}
 }
 
-// ParseWindow reads a history window: a number of days ("7d") or a Go
-// duration ("36h", "90m"), positive and at most MaxHistoryWindow.
-func ParseWindow(s string) (time.Duration, error) {
+// parseWindow reads a history window: a number of days ("7d") or a Go
+// duration ("36h", "90m"), positive and at most maxHistoryWindow.
+func parseWindow(s string) (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
@@ -56,7 +56,7 @@ func ParseWindow(s string) (time.Duration, error) {
 	switch {
 	case d <= 0:
 		return 0, fmt.Errorf("window %q is not positive", s)
-	case d > MaxHistoryWindow:
+	case d > maxHistoryWindow:
 		return 0, fmt.Errorf("window %q is longer than 90 days, the most history keeps", s)
 	}
 	return d, nil
@@ -68,7 +68,7 @@ func ParseWindow(s string) (time.Duration, error) {
 func (e *Env) history(kind, window string) int {
 	n := 0
 	if e.hist != nil {
-		if d, err := ParseWindow(window); err == nil {
+		if d, err := parseWindow(window); err == nil {
 			n = e.hist.Count(e.Recipient.Address, kind, d)
 		}
 	}
@@ -98,7 +98,7 @@ type historyUse struct {
 
 // historyUses finds the calls of history in node: each must give its
 // kind and window as literal strings, a kind history counts and a window
-// within MaxHistoryWindow.
+// within maxHistoryWindow.
 func historyCall(node ast.Node) (historyUse, bool) {
 	call, ok := node.(*ast.CallNode)
 	if !ok {
@@ -123,7 +123,7 @@ func historyCall(node ast.Node) (historyUse, bool) {
 		u.err = fmt.Sprintf("history counts %s, not %q", strings.Join(HistoryKinds(), ", "), kind.Value)
 		return u, true
 	}
-	d, err := ParseWindow(window.Value)
+	d, err := parseWindow(window.Value)
 	if err != nil {
 		u.err = err.Error()
 	}

@@ -138,18 +138,18 @@ func (p *Problem) Error() string {
 // On failure the error joins one *Problem per problem found, in file
 // order, each saying FILE:LINE:COL: rule "NAME": message.
 func Load(name string, src []byte) (*Rules, error) {
-	rules, problems := Parse(name, src)
+	rules, problems := parse(name, src)
 	if err := JoinProblems(problems); err != nil {
 		return nil, err
 	}
 	return rules, nil
 }
 
-// Parse is Load for a caller that goes on checking what the rules file
+// parse is Load for a caller that goes on checking what the rules file
 // holds (the destinations' settings, which the actions package reads): it
 // returns the rules as far as they could be read, with every problem
 // found. The rules are fit to route by only when there is no problem.
-func Parse(name string, src []byte) (*Rules, []*Problem) {
+func parse(name string, src []byte) (*Rules, []*Problem) {
 	l := &loader{YAML: &YAML{File: name, Src: src}, rules: &Rules{
 		File:         name,
 		Destinations: map[string]*Destination{},
