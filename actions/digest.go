@@ -68,9 +68,14 @@ func NewStormWithRoots(roots Roots) *Storm {
 // NewFleetStorm returns a Storm whose counts are shared: a destination
 // storms once c counts more than its digest_after messages within the
 // digest_window (a fixed window of that length) across every process
-// that shares c, however many there are.
-func NewFleetStorm(c StormCounter) *Storm {
-	s := NewStorm()
+// that shares c, however many there are. Its storm threads last to the
+// end of that window, and their roots are kept in roots (nil: in the
+// process), which, shared too, gives the fleet one root per storm.
+func NewFleetStorm(c StormCounter, roots Roots) *Storm {
+	if roots == nil {
+		roots = ProcessRoots()
+	}
+	s := NewStormWithRoots(roots)
 	s.shared, s.foldUntil = c, map[string]time.Time{}
 	return s
 }

@@ -23,8 +23,8 @@ const RootEditEvery = 10 * time.Second
 
 // Roots is where the root of each destination's storm thread is kept.
 // NewStorm keeps them in the process (ProcessRoots); with fleet state,
-// one shared by every process of the fleet gives the fleet one root per
-// storm.
+// one shared by every process of the fleet (pipeline.StormRoots) gives
+// the fleet one root per storm.
 type Roots interface {
 	// Claim returns the ts of dest's root for the storm window that ends
 	// at end, calling post to post one when there is none yet; posted
@@ -136,7 +136,13 @@ func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier,
 	s.threads[d.Name] = t
 	s.mu.Unlock()
 
-	st := &stormThread{dest: d, notifier: th, start: now, end: now.Add(window), ctx: context.WithoutCancel(ctx), counts: newDigest(d)}
+	end := now.Add(window)
+	if s.shared != nil {
+		// The fleet's fixed window, the same in every process: the
+		// window of the shared counts, and the one the roots are keyed by.
+		end = now.Truncate(window).Add(window)
+	}
+	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: newDigest(d)}
 	st.counts.add(first, first.Recipients)
 	ts, owner, err := s.roots.Claim(ctx, d.Name, st.end, func(ctx context.Context) (string, error) {
 		return th.PostTS(ctx, st.rootMessage(false))
@@ -151,7 +157,7 @@ func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier,
 	st.ts, st.owner, st.lastEdit = ts, owner, now
 	t.ts, t.thread = ts, st
 	close(t.posted)
-	time.AfterFunc(window, func() { s.endThread(d.Name, st) })
+	time.AfterFunc(end.Sub(now), func() { s.endThread(d.Name, st) })
 	return st
 }
 

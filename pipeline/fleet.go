@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -117,8 +119,86 @@ func failSteps(p *route.Plan, err error) []actions.Result {
 }
 
 // FleetStorm returns the storm state of a fleet that shares st: a
-// destination's messages are counted in st, across every process.
-func FleetStorm(st state.Store) *actions.Storm { return actions.NewFleetStorm(StormCounter{st}) }
+// destination's messages are counted in st, across every process, and
+// each storm's root is posted once for the whole fleet (StormRoots).
+func FleetStorm(st state.Store) *actions.Storm {
+	return actions.NewFleetStorm(StormCounter{st}, StormRoots{st})
+}
+
+const (
+	// rootWait bounds how long a process waits for the process that
+	// claimed a storm's root to note its ts; past it, the process's
+	// messages of that storm are posted flat.
+	rootWait = 5 * time.Second
+	// rootPoll is how often a waiting process reads the root's ts.
+	rootPoll = 100 * time.Millisecond
+)
+
+// StormRoots keeps the roots of storm threads in a state Store, one per
+// destination and fleet storm window: the first process whose storm
+// starts claims the root's key (state.RootKey) until the window ends,
+// posts the root and notes its ts on the claim; the others read the ts,
+// waiting up to rootWait for it, and post in its thread. Only the
+// process that posted the root edits it.
+type StormRoots struct{ Store state.Store }
+
+var _ actions.Roots = StormRoots{}
+
+// Claim implements actions.Roots. A root whose post failed is released,
+// so that the next claim, in this process or another, posts it.
+func (r StormRoots) Claim(ctx context.Context, dest string, end time.Time, post func(context.Context) (string, error)) (string, bool, error) {
+	key := state.RootKey(dest, end)
+	deadline := time.Now().Add(rootWait)
+	for {
+		token, held, err := r.Store.Claim(ctx, key, max(time.Until(end), rootPoll))
+		if err != nil {
+			return "", false, fmt.Errorf("storm root of %s: %w", dest, err)
+		}
+		if held {
+			return r.post(ctx, dest, key, token, post)
+		}
+		ts, err := r.Store.Note(ctx, key)
+		if err != nil {
+			return "", false, fmt.Errorf("storm root of %s: %w", dest, err)
+		}
+		if ts != "" {
+			return ts, false, nil
+		}
+		if !time.Now().Before(deadline) {
+			return "", false, fmt.Errorf("storm root of %s: its ts not noted within %s", dest, rootWait)
+		}
+		t := time.NewTimer(rootPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return "", false, context.Cause(ctx)
+		}
+	}
+}
+
+// post posts the root whose key this process holds with token, and
+// notes its ts for the other processes.
+func (r StormRoots) post(ctx context.Context, dest, key, token string, post func(context.Context) (string, error)) (string, bool, error) {
+	ts, err := post(ctx)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		defer cancel()
+		if rerr := r.Store.Release(rctx, key, token); rerr != nil {
+			return "", false, errors.Join(err, fmt.Errorf("storm root of %s: %w", dest, rerr))
+		}
+		return "", false, err
+	}
+	// A note that cannot be written leaves the root posted: this process
+	// threads in it and edits it; the others, not finding its ts, post
+	// flat.
+	_ = r.Store.SetNote(ctx, key, token, ts)
+	return ts, true, nil
+}
+
+// Release implements actions.Roots: nothing to do, the root's claim
+// expires with its window.
+func (StormRoots) Release(string, string) {}
 
 // StormCounter counts a destination's messages in a state Store: one
 // atomic counter per destination and window.

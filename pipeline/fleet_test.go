@@ -26,7 +26,7 @@ func (f *fakes) container(t testing.TB, src string, st state.Store) *Handler {
 	at := time.Now()
 	storm := actions.NewStorm()
 	if st != nil {
-		storm = actions.NewFleetStorm(fixedClock{StormCounter{st}, at})
+		storm = actions.NewFleetStorm(fixedClock{StormCounter{st}, at}, nil)
 	}
 	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: storm,
 		State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}

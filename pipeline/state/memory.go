@@ -23,6 +23,7 @@ type Memory struct {
 
 type memClaim struct {
 	token   string
+	note    string
 	done    bool
 	expires time.Time
 }
@@ -70,6 +71,27 @@ func (m *Memory) Release(_ context.Context, key, token string) error {
 		delete(m.claims, key)
 	}
 	return nil
+}
+
+// SetNote implements Store.
+func (m *Memory) SetNote(_ context.Context, key, token, note string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.claims[key]; ok && c.token == token {
+		c.note = note
+		m.claims[key] = c
+	}
+	return nil
+}
+
+// Note implements Store.
+func (m *Memory) Note(_ context.Context, key string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.claims[key]; ok && !c.expires.Before(m.now()) {
+		return c.note, nil
+	}
+	return "", nil
 }
 
 // Add implements Store.

@@ -2,7 +2,8 @@
 // (SESROUTER_STATE_TABLE; string keys pk and sk, TTL on the number
 // attribute expires) shared by every process, so that they act as one.
 // It holds three kinds of item: claims (a notification is acted on once
-// across the fleet), counters (a destination's messages in a storm
+// across the fleet; a storm's root message is posted once, its ts noted
+// on the claim), counters (a destination's messages in a storm
 // window, counted across the fleet) and events (the notifications of a
 // kind per address, which history rules count).
 //
@@ -35,6 +36,12 @@ type Store interface {
 	// Release deletes the claim of key when token still holds it (token
 	// "": whoever holds it), so that the next claim is held.
 	Release(ctx context.Context, key, token string) error
+	// SetNote writes note on the claim of key when token still holds it
+	// (a storm's root claims its key, then notes the root's ts there).
+	SetNote(ctx context.Context, key, token, note string) error
+	// Note returns the note on the live claim of key: "" when there is
+	// no such claim or its holder has not noted anything yet.
+	Note(ctx context.Context, key string) (string, error)
 	// Add adds one to the counter key, which lives until expires, and
 	// returns its count, this one included.
 	Add(ctx context.Context, key string, expires time.Time) (int64, error)
@@ -80,6 +87,12 @@ func ClaimKey(keys []string) string {
 func StormKey(dest string, window time.Duration, now time.Time) (key string, expires time.Time) {
 	start := now.Truncate(window)
 	return dest + "#" + start.UTC().Format(time.RFC3339Nano), start.Add(2 * window)
+}
+
+// RootKey is the key of the claim of the root of destination dest's
+// storm thread whose window ends at end.
+func RootKey(dest string, end time.Time) string {
+	return "root#" + dest + "#" + end.UTC().Format(time.RFC3339Nano)
 }
 
 // HistoryKey is the key of the events of kind for address.

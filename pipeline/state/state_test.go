@@ -97,3 +97,37 @@ func TestAddAndEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestNote(t *testing.T) {
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Now()
+			st := mk(func() time.Time { return now })
+			key := state.RootKey("ops", now.Add(time.Minute))
+			if note, err := st.Note(ctx, key); err != nil || note != "" {
+				t.Fatalf("note before any claim: %q, %v", note, err)
+			}
+			tok, held, err := st.Claim(ctx, key, time.Minute)
+			if err != nil || !held {
+				t.Fatalf("claim: held %v, %v", held, err)
+			}
+			if note, err := st.Note(ctx, key); err != nil || note != "" {
+				t.Fatalf("note before it is set: %q, %v", note, err)
+			}
+			if err := st.SetNote(ctx, key, "not-the-token", "9.9"); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SetNote(ctx, key, tok, "1.5"); err != nil {
+				t.Fatal(err)
+			}
+			if note, err := st.Note(ctx, key); err != nil || note != "1.5" {
+				t.Fatalf("note: %q, %v; want 1.5", note, err)
+			}
+			now = now.Add(2 * time.Minute)
+			if note, err := st.Note(ctx, key); err != nil || note != "" {
+				t.Fatalf("note of an expired claim: %q, %v", note, err)
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 type API interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
@@ -123,6 +124,44 @@ func (t *Table) Release(ctx context.Context, k, token string) error {
 		return t.wrap("release", err)
 	}
 	return nil
+}
+
+// SetNote implements Store: one UpdateItem, conditional on token; a
+// claim no longer token's is left alone.
+func (t *Table) SetNote(ctx context.Context, k, token, note string) error {
+	_, err := t.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(t.Name), Key: key(claimPrefix+k, claimSK),
+		UpdateExpression:          aws.String("SET note = :note"),
+		ConditionExpression:       aws.String("#token = :token"),
+		ExpressionAttributeNames:  map[string]string{"#token": "token"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":note": s(note), ":token": s(token)},
+	})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return t.wrap("note", err)
+	}
+	return nil
+}
+
+// Note implements Store: one strongly consistent GetItem.
+func (t *Table) Note(ctx context.Context, k string) (string, error) {
+	out, err := t.Client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(t.Name), Key: key(claimPrefix+k, claimSK),
+		ProjectionExpression: aws.String("note, expires"),
+		ConsistentRead:       aws.Bool(true),
+	})
+	if err != nil {
+		return "", t.wrap("read note", err)
+	}
+	note, _ := out.Item["note"].(*types.AttributeValueMemberS)
+	exp, _ := out.Item["expires"].(*types.AttributeValueMemberN)
+	if note == nil || exp == nil {
+		return "", nil
+	}
+	if e, err := strconv.ParseInt(exp.Value, 10, 64); err != nil || e < t.now().Unix() {
+		return "", nil
+	}
+	return note.Value, nil
 }
 
 // Add implements Store: one UpdateItem ADD, atomic across the fleet.
