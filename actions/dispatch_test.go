@@ -243,7 +243,7 @@ func sections(t *testing.T, blocks json.RawMessage) []string {
 }
 
 // sectionOf returns the section of posted blocks that names address.
-func sectionOf(t *testing.T, blocks json.RawMessage, address string) string {
+func sectionOf(t *testing.T, blocks []byte, address string) string {
 	t.Helper()
 	for _, s := range sections(t, blocks) {
 		if strings.Contains(s, "`"+address+"`") {

@@ -2,7 +2,6 @@ package actionstest
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Kinds of [Post].
@@ -31,12 +33,12 @@ type Post struct {
 	// Text is the message's top-level (fallback) text.
 	Text string
 	// Blocks is the blocks array exactly as sent (compacted), or nil.
-	Blocks json.RawMessage
+	Blocks jsontext.Value
 	// Body is the whole message as JSON: the webhook body as sent
 	// (compacted), or the chat.postMessage parameters as one JSON object with
 	// keys sorted, blocks, attachments and metadata parsed, and the token
 	// left out.
-	Body json.RawMessage
+	Body jsontext.Value
 	// Path is the request path: "/api/chat.postMessage" or the webhook's
 	// path, secret included.
 	Path string
@@ -56,7 +58,7 @@ type Update struct {
 	// what the URL was made for).
 	Channel, TS string
 	Text        string
-	Blocks      json.RawMessage
+	Blocks      jsontext.Value
 	// ResponseURL is whether it came through a response_url, and
 	// ReplaceOriginal and ResponseType what it asked for.
 	ResponseURL     bool

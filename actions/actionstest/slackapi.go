@@ -2,13 +2,15 @@ package actionstest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The Slack fake's two wire protocols: the Web API's chat.postMessage
@@ -27,19 +29,18 @@ func isJSONParam(key string) bool {
 // apiParams decodes a Web API request's parameters: the query, plus a form
 // or JSON body. Each value is JSON: strings quoted, blocks and the like as
 // sent.
-func apiParams(r *http.Request, body []byte) (map[string]json.RawMessage, error) {
-	params := map[string]json.RawMessage{}
+func apiParams(r *http.Request, body []byte) (map[string]jsontext.Value, error) {
+	params := map[string]jsontext.Value{}
 	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ctype == "application/json" {
 		if err := json.Unmarshal(body, &params); err != nil {
 			return nil, err
 		}
 		for k, v := range params {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, v); err != nil {
+			if err := v.Compact(); err != nil {
 				return nil, err
 			}
-			params[k] = buf.Bytes()
+			params[k] = v
 		}
 	}
 	values := r.URL.Query()
@@ -57,11 +58,11 @@ func apiParams(r *http.Request, body []byte) (map[string]json.RawMessage, error)
 			continue
 		}
 		if isJSONParam(k) {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, []byte(v[0])); err != nil {
+			raw := jsontext.Value(v[0])
+			if err := raw.Compact(); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
-			params[k] = buf.Bytes()
+			params[k] = raw
 			continue
 		}
 		params[k] = mustJSON(v[0])
@@ -70,18 +71,26 @@ func apiParams(r *http.Request, body []byte) (map[string]json.RawMessage, error)
 }
 
 // mustJSON encodes v without HTML escaping.
-func mustJSON(v any) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+func mustJSON(v any) jsontext.Value {
+	b, err := json.Marshal(v, json.Deterministic(true), jsontext.PreserveRawStrings(true))
+	if err != nil {
 		panic(err) // strings and maps of raw JSON only
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return b
+}
+
+// compact is raw without its whitespace, in a copy; raw as it is when it
+// is not JSON.
+func compact(raw []byte) jsontext.Value {
+	v := jsontext.Value(bytes.Clone(raw))
+	if v.Compact() != nil {
+		return jsontext.Value(raw)
+	}
+	return v
 }
 
 // stringParam is params[key] when it is a JSON string.
-func stringParam(params map[string]json.RawMessage, key string) string {
+func stringParam(params map[string]jsontext.Value, key string) string {
 	var s string
 	if raw, ok := params[key]; ok {
 		_ = json.Unmarshal(raw, &s)
@@ -90,7 +99,7 @@ func stringParam(params map[string]json.RawMessage, key string) string {
 }
 
 // emptyJSON reports whether raw is absent, null, "" or [].
-func emptyJSON(raw json.RawMessage) bool {
+func emptyJSON(raw jsontext.Value) bool {
 	switch string(raw) {
 	case "", "null", `""`, "[]":
 		return true
@@ -161,7 +170,7 @@ func (s *Slack) serveAPI(w http.ResponseWriter, r *http.Request, body []byte, f 
 		s.apiError(w, "no_text")
 		return
 	}
-	var blocks json.RawMessage
+	var blocks jsontext.Value
 	if raw, ok := params["blocks"]; ok && !emptyJSON(raw) {
 		blocks = raw
 		if problems := CheckBlocks(raw); len(problems) > 0 {
@@ -237,7 +246,7 @@ func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte
 		s.answer(w, http.StatusNotFound, false, text, "channel_not_found")
 		return
 	}
-	var msg map[string]json.RawMessage
+	var msg map[string]jsontext.Value
 	if err := json.Unmarshal(body, &msg); err != nil || msg == nil {
 		s.answer(w, http.StatusBadRequest, false, text, "invalid_payload")
 		return
@@ -247,18 +256,15 @@ func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte
 		s.answer(w, http.StatusBadRequest, false, text, "no_text")
 		return
 	}
-	var blocks json.RawMessage
+	var blocks jsontext.Value
 	if raw, ok := msg["blocks"]; ok && !emptyJSON(raw) {
 		if problems := CheckBlocks(raw); len(problems) > 0 {
 			s.answer(w, http.StatusBadRequest, false, text, "invalid_blocks")
 			return
 		}
-		var buf bytes.Buffer
-		_ = json.Compact(&buf, raw)
-		blocks = buf.Bytes()
+		blocks = compact(raw)
 	}
-	var compact bytes.Buffer
-	_ = json.Compact(&compact, body)
+	compactBody := compact(body)
 
 	s.mu.Lock()
 	s.posts = append(s.posts, Post{
@@ -266,7 +272,7 @@ func (s *Slack) serveWebhook(w http.ResponseWriter, r *http.Request, body []byte
 		Channel: name,
 		Text:    msgText,
 		Blocks:  blocks,
-		Body:    compact.Bytes(),
+		Body:    compactBody,
 		Path:    r.URL.Path,
 		Time:    time.Now(),
 	})
@@ -284,20 +290,18 @@ func (s *Slack) serveResponseURL(w http.ResponseWriter, r *http.Request, body []
 		s.answer(w, http.StatusNotFound, false, "text/plain", "no_service")
 		return
 	}
-	var msg map[string]json.RawMessage
+	var msg map[string]jsontext.Value
 	if err := json.Unmarshal(body, &msg); err != nil || msg == nil {
 		s.answer(w, http.StatusBadRequest, false, "text/plain", "invalid_payload")
 		return
 	}
-	var blocks json.RawMessage
+	var blocks jsontext.Value
 	if raw, ok := msg["blocks"]; ok && !emptyJSON(raw) {
 		if problems := CheckBlocks(raw); len(problems) > 0 {
 			s.answer(w, http.StatusBadRequest, false, "text/plain", "invalid_blocks")
 			return
 		}
-		var buf bytes.Buffer
-		_ = json.Compact(&buf, raw)
-		blocks = buf.Bytes()
+		blocks = compact(raw)
 	}
 	var replace bool
 	_ = json.Unmarshal(msg["replace_original"], &replace)

@@ -253,7 +253,7 @@ func liveBounceWith(t testing.TB, id string, diag func(addr string) string, addr
 
 // blockTexts returns the text of every text object in a blocks array:
 // section and header texts, section fields and context elements, in order.
-func blockTexts(t *testing.T, blocks json.RawMessage) []string {
+func blockTexts(t *testing.T, blocks []byte) []string {
 	t.Helper()
 	type text struct {
 		Text string `json:"text"`
