@@ -66,8 +66,19 @@ func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 			<-slots
 		}
 	})
-	sem := make(chan struct{}, conc)
+	// conc goroutines that live as long as Run, each taking the next
+	// item to act on, rather than one started per item: a goroutine per
+	// item grew its stack again for every item, two thirds of the CPU
+	// time of a dry run's actions.
+	work := make(chan runJob)
 	var acting sync.WaitGroup
+	for range conc {
+		acting.Go(func() {
+			for j := range work {
+				r.act(actx, j)
+			}
+		})
+	}
 loop:
 	for {
 		select {
@@ -88,20 +99,22 @@ loop:
 		if j.Plan == nil || j.Panic != "" {
 			close(j.done)
 		} else {
-			sem <- struct{}{}
-			acting.Add(1)
-			go func() {
-				defer func() { <-sem; close(j.done); acting.Done() }()
-				r.Handler.Act(actx, j.Job, r.Batch)
-			}()
+			work <- j // waits while conc items are being acted on
 		}
 		if !more {
 			break
 		}
 	}
 	close(queue)
+	close(work)
 	acting.Wait()
 	writer.Wait()
+}
+
+// act carries out j's actions, then marks it done.
+func (r *Runner) act(actx context.Context, j runJob) {
+	defer close(j.done)
+	r.Handler.Act(actx, j.Job, r.Batch)
 }
 
 // runJob is a job in a Runner's queue; done is closed once its actions

@@ -317,6 +317,10 @@ type document struct {
 	records []span           // the elements of Records, when an array
 	buf     [16]span         // names' first storage
 	foundTo [4]shape         // found's
+	// unescaped is where strings with escapes are unescaped before they
+	// are copied, kept from one document to the next: an SNS Message is
+	// tens of KB.
+	unescaped []byte
 }
 
 // read reads doc, which d keeps.
@@ -329,7 +333,7 @@ func (d *document) read(doc []byte) error {
 // reset makes d ready to read a document at offset base of its decoder's
 // input.
 func (d *document) reset(base int64) {
-	*d = document{base: base}
+	*d = document{base: base, unescaped: d.unescaped}
 	d.names, d.found = d.buf[:0], d.foundTo[:0]
 }
 
@@ -399,7 +403,7 @@ func (d *document) str(k topKey, name string) (string, error) {
 	if v == nil {
 		return "", nil
 	}
-	return unquote(v, name)
+	return unquote(v, name, &d.unescaped)
 }
 
 // lambdaRecords returns where the records of a Lambda event lie.

@@ -252,8 +252,9 @@ func valueSpan(dec *jsontext.Decoder, base int64) (span, error) {
 }
 
 // unquote returns the string a JSON string holds, or "" for null; any
-// other value is an error naming name.
-func unquote(raw []byte, name string) (string, error) {
+// other value is an error naming name. A string with escapes is
+// unescaped into *buf, which is kept for the next call, then copied.
+func unquote(raw []byte, name string, buf *[]byte) (string, error) {
 	switch jsontext.Value(raw).Kind() {
 	case 'n':
 		return "", nil
@@ -264,8 +265,9 @@ func unquote(raw []byte, name string) (string, error) {
 	s := raw[1 : len(raw)-1]
 	for _, c := range s {
 		if c == '\\' {
-			b, err := jsontext.AppendUnquote(nil, raw)
-			return string(b), err
+			var err error
+			*buf, err = jsontext.AppendUnquote((*buf)[:0], raw)
+			return string(*buf), err
 		}
 	}
 	return string(s), nil

@@ -160,7 +160,7 @@ func (d *document) sns() (*SNSMessage, error) {
 		if raw == nil {
 			continue
 		}
-		s, err := unquote(raw, f.key)
+		s, err := unquote(raw, f.key, &d.unescaped)
 		if err != nil {
 			if f.bit == snsMessage {
 				err = fmt.Errorf("%w: SNS always sends the message as a string (was it decoded twice?)", err)
