@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -461,6 +462,47 @@ func TestLambdaRIE(t *testing.T) {
 		}
 	})
 
+	// A Slack button press, as the function URL hands it on (a
+	// LambdaFunctionURLRequest, headers in lower case, the form body in
+	// base64), signed by the test with SLACK_SIGNING_SECRET: checkPresses
+	// sends a forged press (401), one of a user not allowed (refused), the
+	// allowed press (200, the address taken off the SES fake's list, the
+	// message edited through response_url on the Slack fake) and the same
+	// press again (nothing more). The function's answers are function-URL
+	// responses; one DeleteSuppressedDestination in all, one audit line,
+	// one ButtonsPressed metric, and the bot token is never printed.
+	t.Run("button press through the function URL", func(t *testing.T) {
+		t.Parallel()
+		f := newLambdaFakes(t)
+		f.slack.AddChannel(liveChannel)
+		vars := f.vars("ses-alerts")
+		vars["SLACK_SIGNING_SECRET"] = buttonSecret
+		vars["SLACK_BOT_TOKEN"] = f.slack.Token()
+		vars["SLACK_API_URL"] = f.slack.APIURL()
+		fn := startLambda(t, rie, bootstrap, f, lambdaSetup{rules: buttonRules, vars: vars})
+
+		checkPresses(t, &liveFakes{slack: f.slack, ses: f.ses}, func(headers map[string]string, body string) (int, string) {
+			return fn.invokeURL(t, headers, body)
+		})
+		var deletes []string
+		for _, c := range f.ses.Calls() {
+			if c.Op == actionstest.OpDeleteSuppressedDestination {
+				deletes = append(deletes, c.Address)
+			}
+		}
+		if !slices.Equal(deletes, []string{"kept@example.com"}) {
+			t.Errorf("SES deletes %q, want one, of kept@example.com", deletes)
+		}
+		out := fn.output(t)
+		if n := strings.Count(out, `"ButtonsPressed":1`); n != 1 {
+			t.Errorf("%d ButtonsPressed metrics, want 1:\n%s", n, out)
+		}
+		if line := fn.logLine(t, "msg", "button pressed"); line["user"] != "U0ALLOWED" || line["action"] != "unsuppress" {
+			t.Errorf("audit line %v, want unsuppress by U0ALLOWED", line)
+		}
+		fn.checkNoSecrets(t, f.slack.Token(), buttonSecret)
+	})
+
 	t.Run("webhook from the secret", func(t *testing.T) {
 		t.Parallel()
 		rieSecrets(t, rie, bootstrap, handler)
@@ -791,6 +833,39 @@ func (fn *lambdaFunc) invoke(tb testing.TB, payload []byte) (int, []byte) {
 		tb.Fatalf("invoke: reading the response: %v", err)
 	}
 	return resp.StatusCode, body
+}
+
+// invokeURL invokes the function with a function-URL event of a POST to
+// / with headers (in lower case, as the function URL gives them) and body
+// (in base64), and returns the status and body of the function-URL
+// response the function answers, failing tb on anything else.
+func (fn *lambdaFunc) invokeURL(tb testing.TB, headers map[string]string, body string) (int, string) {
+	tb.Helper()
+	lower := map[string]string{}
+	for k, v := range headers {
+		lower[strings.ToLower(k)] = v
+	}
+	event := events.LambdaFunctionURLRequest{
+		Version: "2.0", RawPath: "/", Headers: lower, IsBase64Encoded: true,
+		Body: base64.StdEncoding.EncodeToString([]byte(body)),
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			AccountID: rieAccount, RequestID: "url-req", DomainName: "abc.lambda-url.us-east-1.on.aws",
+			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: http.MethodPost, Path: "/", Protocol: "HTTP/1.1", SourceIP: "192.0.2.1"},
+		},
+	}
+	status, out := fn.invoke(tb, mustJSON(tb, event))
+	var resp events.LambdaFunctionURLResponse
+	if err := json.Unmarshal(out, &resp); status != http.StatusOK || err != nil || resp.StatusCode == 0 {
+		tb.Fatalf("function URL invocation: %d %s, want 200 with a function-URL response", status, out)
+	}
+	if resp.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(resp.Body)
+		if err != nil {
+			tb.Fatalf("function-URL response body: %v", err)
+		}
+		resp.Body = string(b)
+	}
+	return resp.StatusCode, resp.Body
 }
 
 // output returns what the emulator printed on its standard output so far.
