@@ -4,28 +4,24 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/sesrouter/sesrouter/pipeline"
 )
 
 // stoppable returns f (standard input) as a file whose Close stops a read
 // in progress, so that route stops reading at a signal even from a pipe
-// or a terminal that sends nothing more. Such a file is read through the
-// runtime's poller: a duplicate of f's descriptor in non-blocking mode.
-// The mode belongs to the open file, which a shell may share, so restore
-// puts it back. A regular file, /dev/null or the like is f as is: reading
-// it never waits, and Close of a blocking descriptor would not stop a
-// read.
+// that sends nothing more. Such a file is read through the runtime's
+// poller: a duplicate of f's descriptor in non-blocking mode. The mode
+// belongs to the open file, so restore puts it back. A terminal is left
+// as it is: its open file is the shell's too, and a process ended before
+// restore (a third signal) would leave the shell's terminal non-blocking;
+// a read from a terminal ends at the next line or end of input. A regular
+// file, /dev/null or the like is f as is: reading it never waits.
 func stoppable(f *os.File) (stdin *os.File, restore func()) {
 	keep := func() {}
 	fi, err := f.Stat()
 	if err != nil {
 		return f, keep
 	}
-	switch m := fi.Mode(); {
-	case m&(os.ModeNamedPipe|os.ModeSocket) != 0: // a pipe is a named pipe to Stat
-	case pipeline.IsTerminal(f):
-	default:
+	if fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) == 0 { // a pipe is a named pipe to Stat
 		return f, keep
 	}
 	if f.SetReadDeadline(time.Time{}) == nil {
