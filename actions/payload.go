@@ -201,9 +201,7 @@ func (w *tokens) block(b slack.Block) {
 			w.tok(jsontext.String("text"))
 			w.text(b.Text)
 		}
-		if b.BlockID != "" {
-			w.str("block_id", b.BlockID)
-		}
+		w.optStr("block_id", b.BlockID)
 		if b.Level != 0 {
 			w.tok(jsontext.String("level"))
 			w.tok(jsontext.Int(int64(b.Level)))
@@ -216,9 +214,7 @@ func (w *tokens) block(b slack.Block) {
 		}
 		w.tok(jsontext.BeginObject)
 		w.str("type", string(b.Type))
-		if b.BlockID != "" {
-			w.str("block_id", b.BlockID)
-		}
+		w.optStr("block_id", b.BlockID)
 		w.tok(jsontext.String("elements"))
 		w.elements(b.ContextElements.Elements)
 		w.tok(jsontext.EndObject)
@@ -233,9 +229,7 @@ func (w *tokens) block(b slack.Block) {
 			w.tok(jsontext.String("text"))
 			w.text(b.Text)
 		}
-		if b.BlockID != "" {
-			w.str("block_id", b.BlockID)
-		}
+		w.optStr("block_id", b.BlockID)
 		if len(b.Fields) > 0 {
 			w.tok(jsontext.String("fields"))
 			w.tok(jsontext.BeginArray)
@@ -260,9 +254,7 @@ func (w *tokens) block(b slack.Block) {
 		}
 		w.tok(jsontext.BeginObject)
 		w.str("type", string(b.Type))
-		if b.BlockID != "" {
-			w.str("block_id", b.BlockID)
-		}
+		w.optStr("block_id", b.BlockID)
 		w.tok(jsontext.EndObject)
 		return
 	}
