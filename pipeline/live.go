@@ -14,7 +14,7 @@ import (
 )
 
 // LoadFrom reads the rules file name through store (a file, or an S3
-// object) and loads it as Load does; obj is what was read, with the S3
+// object) and loads it as LoadBytes does; obj is what was read, with the S3
 // object's ETag. The read is bounded by rulestore.Timeout.
 func LoadFrom(ctx context.Context, store *rulestore.Store, name string) (cfg *Config, obj *rulestore.Object, err error) {
 	ctx, cancel := context.WithTimeout(ctx, rulestore.Timeout)

@@ -21,17 +21,10 @@ type Config struct {
 	Destinations []*rules.Destination
 }
 
-// Load reads a rules file and checks all of it (rules.Load): every
-// problem is reported, joined in file order, each a *rules.Problem.
-func Load(path string) (*Config, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	return LoadBytes(path, src)
-}
-
-// LoadBytes is Load of src, named name in problems.
+// LoadBytes loads the rules file src, named name in problems, and checks
+// all of it (rules.Load): every problem is reported, joined in file
+// order, each a *rules.Problem. LoadFrom reads a file or an S3 object and
+// loads it so.
 func LoadBytes(name string, src []byte) (*Config, error) {
 	rs, err := rules.Load(name, src)
 	if err != nil {
