@@ -318,9 +318,12 @@ type document struct {
 	buf     [16]span         // names' first storage
 	foundTo [4]shape         // found's
 	// unescaped is where strings with escapes are unescaped before they
-	// are copied, kept from one document to the next: an SNS Message is
-	// tens of KB.
-	unescaped []byte
+	// are copied, and message where an SNS Message is, both kept from one
+	// document to the next: a Message is tens of KB.
+	unescaped, message []byte
+	// msg is the SNS Message as bytes, once sns has read it: the SES JSON
+	// is decoded from them, without a copy of its own.
+	msg []byte
 }
 
 // read reads doc, which d keeps.
@@ -333,7 +336,7 @@ func (d *document) read(doc []byte) error {
 // reset makes d ready to read a document at offset base of its decoder's
 // input.
 func (d *document) reset(base int64) {
-	*d = document{base: base, unescaped: d.unescaped}
+	*d = document{base: base, unescaped: d.unescaped, message: d.message}
 	d.names, d.found = d.buf[:0], d.foundTo[:0]
 }
 
@@ -447,7 +450,7 @@ func decodeShape(input, envelope, envelopeID string, d *document, sh shape) Item
 		if err != nil {
 			return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: fmt.Errorf("SNS message: %w", err)}
 		}
-		return DecodeSNS(input, envelope, envelopeID, m)
+		return decodeSNS(input, envelope, envelopeID, m, d.msg)
 	case shapeEventBridge:
 		if envelope == EnvelopeFile {
 			envelope = EnvelopeEventBridge
@@ -455,7 +458,7 @@ func decodeShape(input, envelope, envelopeID string, d *document, sh shape) Item
 		return decodeEventBridge(Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}, d)
 	case shapeSES:
 		it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID}
-		decodeSESInto(&it, string(d.doc))
+		decodeSESInto(&it, string(d.doc), d.doc)
 		return it
 	case shapeLambda:
 		return Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, Err: errors.New("a Lambda event (Records) inside a message")}
@@ -519,11 +522,11 @@ func decodeRecord(input string, raw []byte) Item {
 	case r.hasSNS && r.hasBody:
 		return Item{Input: input, Envelope: EnvelopeFile, Err: errors.New("record: ambiguous: it has both Sns and body")}
 	case r.hasSNS:
-		m, err := ParseSNS(raw[r.sns.start:r.sns.end])
+		d, m, err := parseSNS(raw[r.sns.start:r.sns.end])
 		if err != nil {
 			return Item{Input: input, Envelope: EnvelopeSNS, Err: fmt.Errorf("SNS record: %w", err)}
 		}
-		return DecodeSNS(input, EnvelopeSNS, "", m)
+		return decodeSNS(input, EnvelopeSNS, "", m, d.msg)
 	case r.hasBody:
 		it := decodeSQSBody(input, r.messageID, []byte(r.body))
 		it.Origin.Queue = r.queue
@@ -601,14 +604,15 @@ func decodeEventBridge(it Item, d *document) Item {
 		it.Skipped = "EventBridge " + strconv.Quote(detailType) + " is not an SES mail event"
 		return it
 	}
-	decodeSESInto(&it, string(detail))
+	decodeSESInto(&it, string(detail), detail)
 	return it
 }
 
 // decodeSESInto decodes the SES JSON itself (raw, which the Notification
-// keeps) and fills it.Notification, or it.Skipped / it.Err.
-func decodeSESInto(it *Item, raw string) {
-	n, skipped, err := decodeSES(raw)
+// keeps, and b, the same bytes: nil makes a copy of raw) and fills
+// it.Notification, or it.Skipped / it.Err.
+func decodeSESInto(it *Item, raw string, b []byte) {
+	n, skipped, err := decodeSES(raw, b)
 	switch {
 	case err != nil:
 		it.Err = err

@@ -1,6 +1,7 @@
 package ses
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -226,12 +227,10 @@ func members(dec *jsontext.Decoder, name string, member func(name []byte) error)
 // when it has no escapes, else unescaped into *buf.
 func unquoteName(quoted []byte, buf *[]byte) ([]byte, error) {
 	name := quoted[1 : len(quoted)-1]
-	for _, c := range name {
-		if c == '\\' {
-			var err error
-			*buf, err = jsontext.AppendUnquote((*buf)[:0], quoted)
-			return *buf, err
-		}
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var err error
+		*buf, err = jsontext.AppendUnquote((*buf)[:0], quoted)
+		return *buf, err
 	}
 	return name, nil
 }
@@ -255,20 +254,25 @@ func valueSpan(dec *jsontext.Decoder, base int64) (span, error) {
 // other value is an error naming name. A string with escapes is
 // unescaped into *buf, which is kept for the next call, then copied.
 func unquote(raw []byte, name string, buf *[]byte) (string, error) {
+	b, err := unquoteBytes(raw, name, buf)
+	return string(b), err
+}
+
+// unquoteBytes is unquote without the copy: the bytes of the string, a
+// slice of raw when it holds no escapes, else *buf; nil for null.
+func unquoteBytes(raw []byte, name string, buf *[]byte) ([]byte, error) {
 	switch jsontext.Value(raw).Kind() {
 	case 'n':
-		return "", nil
+		return nil, nil
 	case '"':
 	default:
-		return "", &kindError{name: name, got: jsontext.Value(raw).Kind(), want: "a string"}
+		return nil, &kindError{name: name, got: jsontext.Value(raw).Kind(), want: "a string"}
 	}
 	s := raw[1 : len(raw)-1]
-	for _, c := range s {
-		if c == '\\' {
-			var err error
-			*buf, err = jsontext.AppendUnquote((*buf)[:0], raw)
-			return string(*buf), err
-		}
+	if bytes.IndexByte(s, '\\') >= 0 {
+		var err error
+		*buf, err = jsontext.AppendUnquote((*buf)[:0], raw)
+		return *buf, err
 	}
-	return string(s), nil
+	return s, nil
 }

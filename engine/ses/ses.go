@@ -17,142 +17,404 @@ import (
 // share it; fields absent in one format simply stay empty. Unknown fields
 // are skipped here and kept in Notification.Raw. An object that is null
 // reads as absent. Strings are read as text: where they lie in the JSON.
+// Each wire type reads itself from the decoder (read), member by member,
+// names matched exactly; each error names the member it is about.
 type sesWire struct {
-	NotificationType text           `json:"notificationType"`
-	EventType        text           `json:"eventType"`
-	Mail             *mailWire      `json:"mail"`
-	Bounce           *bounceWire    `json:"bounce"`
-	Complaint        *complaintWire `json:"complaint"`
-	Delivery         *deliveryWire  `json:"delivery"`
-	DeliveryDelay    *delayWire     `json:"deliveryDelay"`
-	Reject           struct {
-		Reason text `json:"reason"`
-	} `json:"reject"`
-	Failure struct {
-		ErrorMessage text `json:"errorMessage"`
-		TemplateName text `json:"templateName"`
-	} `json:"failure"`
-	Open struct {
-		IPAddress text `json:"ipAddress"`
-		UserAgent text `json:"userAgent"`
-		Timestamp text `json:"timestamp"`
-	} `json:"open"`
-	Click struct {
-		IPAddress text    `json:"ipAddress"`
-		UserAgent text    `json:"userAgent"`
-		Timestamp text    `json:"timestamp"`
-		Link      text    `json:"link"`
-		LinkTags  textMap `json:"linkTags"`
-	} `json:"click"`
+	NotificationType, EventType text
+	Mail                        *mailWire
+	Bounce                      *bounceWire
+	Complaint                   *complaintWire
+	Delivery                    *deliveryWire
+	DeliveryDelay               *delayWire
+	Reject                      struct{ Reason text }
+	Failure                     struct{ ErrorMessage, TemplateName text }
+	Open                        struct{ IPAddress, UserAgent, Timestamp text }
+	Click                       struct {
+		IPAddress, UserAgent, Timestamp, Link text
+		LinkTags                              textMap
+	}
 	Subscription struct {
-		ContactList         text `json:"contactList"`
-		Timestamp           text `json:"timestamp"`
-		Source              text `json:"source"`
-		NewTopicPreferences struct {
-			UnsubscribeAll boolish `json:"unsubscribeAll"`
-		} `json:"newTopicPreferences"`
-	} `json:"subscription"`
+		ContactList, Timestamp, Source text
+		UnsubscribeAll                 boolish // newTopicPreferences.unsubscribeAll
+	}
+}
+
+// UnmarshalJSONFrom reads the SES JSON.
+func (w *sesWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, "", func(name []byte) error {
+		switch string(name) {
+		case "notificationType":
+			return w.NotificationType.read(dec, "notificationType")
+		case "eventType":
+			return w.EventType.read(dec, "eventType")
+		case "mail":
+			return readObject(dec, &w.Mail, "mail")
+		case "bounce":
+			return readObject(dec, &w.Bounce, "bounce")
+		case "complaint":
+			return readObject(dec, &w.Complaint, "complaint")
+		case "delivery":
+			return readObject(dec, &w.Delivery, "delivery")
+		case "deliveryDelay":
+			return readObject(dec, &w.DeliveryDelay, "deliveryDelay")
+		case "reject":
+			return members(dec, "reject", func(name []byte) error {
+				switch string(name) {
+				case "reason":
+					return w.Reject.Reason.read(dec, "reason")
+				}
+				return skip(dec)
+			})
+		case "failure":
+			f := &w.Failure
+			return members(dec, "failure", func(name []byte) error {
+				switch string(name) {
+				case "errorMessage":
+					return f.ErrorMessage.read(dec, "errorMessage")
+				case "templateName":
+					return f.TemplateName.read(dec, "templateName")
+				}
+				return skip(dec)
+			})
+		case "open":
+			o := &w.Open
+			return members(dec, "open", func(name []byte) error {
+				switch string(name) {
+				case "ipAddress":
+					return o.IPAddress.read(dec, "ipAddress")
+				case "userAgent":
+					return o.UserAgent.read(dec, "userAgent")
+				case "timestamp":
+					return o.Timestamp.read(dec, "timestamp")
+				}
+				return skip(dec)
+			})
+		case "click":
+			c := &w.Click
+			return members(dec, "click", func(name []byte) error {
+				switch string(name) {
+				case "linkTags":
+					return c.LinkTags.read(dec, "linkTags")
+				case "ipAddress":
+					return c.IPAddress.read(dec, "ipAddress")
+				case "userAgent":
+					return c.UserAgent.read(dec, "userAgent")
+				case "timestamp":
+					return c.Timestamp.read(dec, "timestamp")
+				case "link":
+					return c.Link.read(dec, "link")
+				}
+				return skip(dec)
+			})
+		case "subscription":
+			sub := &w.Subscription
+			return members(dec, "subscription", func(name []byte) error {
+				switch string(name) {
+				case "newTopicPreferences":
+					return members(dec, "newTopicPreferences", func(name []byte) error {
+						if string(name) == "unsubscribeAll" {
+							return sub.UnsubscribeAll.read(dec, "unsubscribeAll")
+						}
+						return skip(dec)
+					})
+				case "contactList":
+					return sub.ContactList.read(dec, "contactList")
+				case "timestamp":
+					return sub.Timestamp.read(dec, "timestamp")
+				case "source":
+					return sub.Source.read(dec, "source")
+				}
+				return skip(dec)
+			})
+		}
+		return skip(dec)
+	})
+}
+
+// wireObject is a wire type that reads an object, named name.
+type wireObject[T any] interface {
+	*T
+	read(dec *jsontext.Decoder, name string) error
+}
+
+// readObject reads the object named name into a new *p; null leaves *p
+// nil (absent).
+func readObject[T any, P wireObject[T]](dec *jsontext.Decoder, p **T, name string) error {
+	if dec.PeekKind() == 'n' {
+		*p = nil
+		_, err := dec.ReadToken()
+		return err
+	}
+	v := new(T)
+	*p = v
+	return P(v).read(dec, name)
+}
+
+// skip reads a value that is not read.
+func skip(dec *jsontext.Decoder) error {
+	_, err := dec.ReadValue()
+	return err
+}
+
+// readArray reads an array named name, calling elem for each element,
+// which must read it; null is an empty array.
+func readArray(dec *jsontext.Decoder, name string, elem func() error) error {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '[':
+	default:
+		return wrongKind(dec, name, "an array")
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != ']' {
+		if err := elem(); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
 }
 
 type mailWire struct {
-	Timestamp        text     `json:"timestamp"`
-	MessageID        text     `json:"messageId"`
-	Source           text     `json:"source"`
-	SourceArn        text     `json:"sourceArn"`
-	SourceIP         text     `json:"sourceIp"`
-	SendingAccountID text     `json:"sendingAccountId"`
-	CallerIdentity   text     `json:"callerIdentity"`
-	Destination      textList `json:"destination"`
-	HeadersTruncated boolish  `json:"headersTruncated"`
-	Tags             textMap  `json:"tags"`
-	Headers          []struct {
-		Name  text `json:"name"`
-		Value text `json:"value"`
-	} `json:"headers"`
-	CommonHeaders struct {
-		From    textList `json:"from"`
-		To      textList `json:"to"`
-		Cc      textList `json:"cc"`
-		ReplyTo textList `json:"replyTo"`
-		Subject text     `json:"subject"`
-	} `json:"commonHeaders"`
+	Timestamp, MessageID, Source, SourceArn, SourceIP, SendingAccountID, CallerIdentity text
+	Destination                                                                         textList
+	HeadersTruncated                                                                    boolish
+	Tags                                                                                textMap
+	Headers                                                                             []headerWire
+	CommonHeaders                                                                       struct {
+		From, To, Cc, ReplyTo textList
+		Subject               text
+	}
+}
+
+// headerWire is one of mail.headers.
+type headerWire struct{ Name, Value text }
+
+// read reads mail.
+func (m *mailWire) read(dec *jsontext.Decoder, name string) error {
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "destination":
+			return m.Destination.read(dec, "destination")
+		case "headersTruncated":
+			return m.HeadersTruncated.read(dec, "headersTruncated")
+		case "tags":
+			return m.Tags.read(dec, "tags")
+		case "headers":
+			m.Headers = make([]headerWire, 0, 8)
+			return readArray(dec, "headers", func() error {
+				var h headerWire
+				err := members(dec, "headers", func(name []byte) error {
+					switch string(name) {
+					case "name":
+						return h.Name.read(dec, "name")
+					case "value":
+						return h.Value.read(dec, "value")
+					}
+					return skip(dec)
+				})
+				m.Headers = append(m.Headers, h)
+				return err
+			})
+		case "commonHeaders":
+			h := &m.CommonHeaders
+			return members(dec, "commonHeaders", func(name []byte) error {
+				switch string(name) {
+				case "from":
+					return h.From.read(dec, "from")
+				case "to":
+					return h.To.read(dec, "to")
+				case "cc":
+					return h.Cc.read(dec, "cc")
+				case "replyTo":
+					return h.ReplyTo.read(dec, "replyTo")
+				case "subject":
+					return h.Subject.read(dec, "subject")
+				}
+				return skip(dec)
+			})
+		case "timestamp":
+			return m.Timestamp.read(dec, "timestamp")
+		case "messageId":
+			return m.MessageID.read(dec, "messageId")
+		case "source":
+			return m.Source.read(dec, "source")
+		case "sourceArn":
+			return m.SourceArn.read(dec, "sourceArn")
+		case "sourceIp":
+			return m.SourceIP.read(dec, "sourceIp")
+		case "sendingAccountId":
+			return m.SendingAccountID.read(dec, "sendingAccountId")
+		case "callerIdentity":
+			return m.CallerIdentity.read(dec, "callerIdentity")
+		}
+		return skip(dec)
+	})
 }
 
 type bounceWire struct {
-	BounceType        text            `json:"bounceType"`
-	BounceSubType     text            `json:"bounceSubType"`
-	BouncedRecipients []recipientWire `json:"bouncedRecipients"`
-	Timestamp         text            `json:"timestamp"`
-	FeedbackID        text            `json:"feedbackId"`
-	RemoteMtaIP       text            `json:"remoteMtaIp"`
-	ReportingMTA      text            `json:"reportingMTA"`
+	BounceType, BounceSubType                        text
+	BouncedRecipients                                []recipientWire
+	Timestamp, FeedbackID, RemoteMtaIP, ReportingMTA text
+}
+
+// read reads bounce.
+func (b *bounceWire) read(dec *jsontext.Decoder, name string) error {
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "bouncedRecipients":
+			return readRecipients(dec, &b.BouncedRecipients, "bouncedRecipients")
+		case "bounceType":
+			return b.BounceType.read(dec, "bounceType")
+		case "bounceSubType":
+			return b.BounceSubType.read(dec, "bounceSubType")
+		case "timestamp":
+			return b.Timestamp.read(dec, "timestamp")
+		case "feedbackId":
+			return b.FeedbackID.read(dec, "feedbackId")
+		case "remoteMtaIp":
+			return b.RemoteMtaIP.read(dec, "remoteMtaIp")
+		case "reportingMTA":
+			return b.ReportingMTA.read(dec, "reportingMTA")
+		}
+		return skip(dec)
+	})
 }
 
 type complaintWire struct {
-	ComplainedRecipients  []recipientWire `json:"complainedRecipients"`
-	Timestamp             text            `json:"timestamp"`
-	FeedbackID            text            `json:"feedbackId"`
-	ComplaintSubType      text            `json:"complaintSubType"`
-	UserAgent             text            `json:"userAgent"`
-	ComplaintFeedbackType text            `json:"complaintFeedbackType"`
-	ArrivalDate           text            `json:"arrivalDate"`
+	ComplainedRecipients                                                                   []recipientWire
+	Timestamp, FeedbackID, ComplaintSubType, UserAgent, ComplaintFeedbackType, ArrivalDate text
+}
+
+// read reads complaint.
+func (c *complaintWire) read(dec *jsontext.Decoder, name string) error {
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "complainedRecipients":
+			return readRecipients(dec, &c.ComplainedRecipients, "complainedRecipients")
+		case "timestamp":
+			return c.Timestamp.read(dec, "timestamp")
+		case "feedbackId":
+			return c.FeedbackID.read(dec, "feedbackId")
+		case "complaintSubType":
+			return c.ComplaintSubType.read(dec, "complaintSubType")
+		case "userAgent":
+			return c.UserAgent.read(dec, "userAgent")
+		case "complaintFeedbackType":
+			return c.ComplaintFeedbackType.read(dec, "complaintFeedbackType")
+		case "arrivalDate":
+			return c.ArrivalDate.read(dec, "arrivalDate")
+		}
+		return skip(dec)
+	})
 }
 
 type deliveryWire struct {
-	Timestamp            text     `json:"timestamp"`
-	ProcessingTimeMillis millis   `json:"processingTimeMillis"`
-	Recipients           textList `json:"recipients"`
-	SMTPResponse         text     `json:"smtpResponse"`
-	ReportingMTA         text     `json:"reportingMTA"`
-	RemoteMtaIP          text     `json:"remoteMtaIp"`
+	Timestamp                               text
+	ProcessingTimeMillis                    millis
+	Recipients                              textList
+	SMTPResponse, ReportingMTA, RemoteMtaIP text
+}
+
+// read reads delivery.
+func (d *deliveryWire) read(dec *jsontext.Decoder, name string) error {
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "processingTimeMillis":
+			return d.ProcessingTimeMillis.read(dec, "processingTimeMillis")
+		case "recipients":
+			return d.Recipients.read(dec, "recipients")
+		case "timestamp":
+			return d.Timestamp.read(dec, "timestamp")
+		case "smtpResponse":
+			return d.SMTPResponse.read(dec, "smtpResponse")
+		case "reportingMTA":
+			return d.ReportingMTA.read(dec, "reportingMTA")
+		case "remoteMtaIp":
+			return d.RemoteMtaIP.read(dec, "remoteMtaIp")
+		}
+		return skip(dec)
+	})
 }
 
 type delayWire struct {
-	Timestamp         text            `json:"timestamp"`
-	DelayType         text            `json:"delayType"`
-	ExpirationTime    text            `json:"expirationTime"`
-	DelayedRecipients []recipientWire `json:"delayedRecipients"`
-	ReportingMTA      text            `json:"reportingMTA"`
+	Timestamp, DelayType, ExpirationTime text
+	DelayedRecipients                    []recipientWire
+	ReportingMTA                         text
+}
+
+// read reads deliveryDelay.
+func (d *delayWire) read(dec *jsontext.Decoder, name string) error {
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "delayedRecipients":
+			return readRecipients(dec, &d.DelayedRecipients, "delayedRecipients")
+		case "timestamp":
+			return d.Timestamp.read(dec, "timestamp")
+		case "delayType":
+			return d.DelayType.read(dec, "delayType")
+		case "expirationTime":
+			return d.ExpirationTime.read(dec, "expirationTime")
+		case "reportingMTA":
+			return d.ReportingMTA.read(dec, "reportingMTA")
+		}
+		return skip(dec)
+	})
 }
 
 // recipientWire is a recipient of a bounce, complaint or delay: an
 // object, or a bare address, which is tolerated.
 type recipientWire struct {
-	EmailAddress   text `json:"emailAddress"`
-	Action         text `json:"action"`
-	Status         text `json:"status"`
-	DiagnosticCode text `json:"diagnosticCode"`
+	EmailAddress, Action, Status, DiagnosticCode text
 }
 
-// UnmarshalJSONFrom reads a recipient object, or a bare address; null
-// is an empty recipient.
-func (r *recipientWire) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	if dec.PeekKind() == '"' {
-		return r.EmailAddress.UnmarshalJSONFrom(dec)
-	}
-	return members(dec, "", func(name []byte) error {
-		switch string(name) {
-		case "emailAddress":
-			return r.EmailAddress.UnmarshalJSONFrom(dec)
-		case "action":
-			return r.Action.UnmarshalJSONFrom(dec)
-		case "status":
-			return r.Status.UnmarshalJSONFrom(dec)
-		case "diagnosticCode":
-			return r.DiagnosticCode.UnmarshalJSONFrom(dec)
-		}
-		_, err := dec.ReadValue()
+// readRecipients reads an array of recipients named name into *rs.
+func readRecipients(dec *jsontext.Decoder, rs *[]recipientWire, name string) error {
+	*rs = make([]recipientWire, 0, 4)
+	return readArray(dec, name, func() error {
+		var r recipientWire
+		err := r.read(dec, name)
+		*rs = append(*rs, r)
 		return err
 	})
 }
 
+// read reads a recipient object of the array named name, or a bare
+// address; null is an empty recipient.
+func (r *recipientWire) read(dec *jsontext.Decoder, name string) error {
+	if dec.PeekKind() == '"' {
+		return r.EmailAddress.read(dec, name)
+	}
+	return members(dec, name, func(name []byte) error {
+		switch string(name) {
+		case "emailAddress":
+			return r.EmailAddress.read(dec, "emailAddress")
+		case "action":
+			return r.Action.read(dec, "action")
+		case "status":
+			return r.Status.read(dec, "status")
+		case "diagnosticCode":
+			return r.DiagnosticCode.read(dec, "diagnosticCode")
+		}
+		return skip(dec)
+	})
+}
+
 // decodeSES decodes the SES JSON (raw, which the Notification keeps, and
-// whose substrings its strings are) into a Notification. A set-up
-// message, an inbound-mail notification or JSON that is not SES's gives a
-// skip reason instead.
-func decodeSES(raw string) (*Notification, string, error) {
+// whose substrings its strings are) into a Notification, reading it from
+// b, which holds the same bytes (nil: a copy of raw). A set-up message,
+// an inbound-mail notification or JSON that is not SES's gives a skip
+// reason instead.
+func decodeSES(raw string, b []byte) (*Notification, string, error) {
+	if b == nil {
+		b = []byte(raw)
+	}
 	var w sesWire
-	if err := json.UnmarshalRead(strings.NewReader(raw), &w); err != nil {
+	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
 	s := func(t text) string { return t.in(raw) }
@@ -232,7 +494,7 @@ func decodeSES(raw string) (*Notification, string, error) {
 		n.Click = Click{IPAddress: s(c.IPAddress), UserAgent: s(c.UserAgent), Timestamp: s(c.Timestamp), Link: s(c.Link),
 			LinkTags: c.LinkTags.in(raw)}
 		n.Subscription = Subscription{ContactList: s(sub.ContactList), Source: s(sub.Source), Timestamp: s(sub.Timestamp),
-			UnsubscribeAll: bool(sub.NewTopicPreferences.UnsubscribeAll)}
+			UnsubscribeAll: bool(sub.UnsubscribeAll)}
 		n.Event.Timestamp = cmp.Or(n.Open.Timestamp, n.Click.Timestamp, n.Subscription.Timestamp, n.Event.Timestamp)
 		addrs = n.Mail.Destination
 	}
@@ -300,8 +562,8 @@ type text struct {
 	escaped    bool
 }
 
-// UnmarshalJSONFrom reads a string or null.
-func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// read reads a string or null, the value of the member name.
+func (t *text) read(dec *jsontext.Decoder, name string) error {
 	switch dec.PeekKind() {
 	case 'n':
 		*t = text{}
@@ -316,7 +578,7 @@ func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*t = text{start: end - len(v), end: end, escaped: bytes.IndexByte(v, '\\') >= 0}
 		return nil
 	}
-	return wrongKind(dec, "", "a string")
+	return wrongKind(dec, name, "a string")
 }
 
 // present reports whether the string was there, and not null.
@@ -341,8 +603,9 @@ func (t text) in(raw string) string {
 // null in the list an empty string.
 type textList []text
 
-// UnmarshalJSONFrom reads an array of strings, a string, or null.
-func (l *textList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// read reads an array of strings, a string, or null, the value of the
+// member name.
+func (l *textList) read(dec *jsontext.Decoder, name string) error {
 	switch dec.PeekKind() {
 	case 'n':
 		*l = nil
@@ -350,24 +613,16 @@ func (l *textList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return err
 	case '"':
 		*l = textList{{}}
-		return (*l)[0].UnmarshalJSONFrom(dec)
-	case '[':
-	default:
-		return wrongKind(dec, "", "an array")
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return err
+		return (*l)[0].read(dec, name)
 	}
 	out := textList{}
-	for dec.PeekKind() != ']' {
+	err := readArray(dec, name, func() error {
 		var t text
-		if err := t.UnmarshalJSONFrom(dec); err != nil {
-			return err
-		}
+		err := t.read(dec, name)
 		out = append(out, t)
-	}
+		return err
+	})
 	*l = out
-	_, err := dec.ReadToken()
 	return err
 }
 
@@ -396,18 +651,19 @@ func (l textList) addresses(raw string) []string {
 // textMap is an object of string lists (mail.tags, click.linkTags).
 type textMap map[string]textList
 
-// UnmarshalJSONFrom reads an object of string lists, or null.
-func (m *textMap) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// read reads an object of string lists, or null, the value of the
+// member name.
+func (m *textMap) read(dec *jsontext.Decoder, name string) error {
 	if dec.PeekKind() == 'n' {
 		*m = nil
 		_, err := dec.ReadToken()
 		return err
 	}
 	out := textMap{}
-	err := members(dec, "", func(name []byte) error {
+	err := members(dec, name, func(name []byte) error {
 		key := string(name) // before the value is read, which may move name
 		var l textList
-		err := l.UnmarshalJSONFrom(dec)
+		err := l.read(dec, key)
 		out[key] = l
 		return err
 	})
@@ -431,9 +687,9 @@ func (m textMap) in(raw string) map[string][]string {
 // "False", ...); null and "" are false.
 type boolish bool
 
-// UnmarshalJSONFrom reads true, false, "true", "false" (in lower,
-// title or upper case), "" or null.
-func (b *boolish) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// read reads true, false, "true", "false" (in lower, title or upper
+// case), "" or null, the value of the member name.
+func (b *boolish) read(dec *jsontext.Decoder, name string) error {
 	switch k := dec.PeekKind(); k {
 	case 't', 'f', 'n':
 		_, err := dec.ReadToken()
@@ -452,9 +708,9 @@ func (b *boolish) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			*b = false
 			return nil
 		}
-		return &kindError{got: '"', want: "a boolean"}
+		return &kindError{name: name, got: '"', want: "a boolean"}
 	}
-	return wrongKind(dec, "", "a boolean")
+	return wrongKind(dec, name, "a boolean")
 }
 
 // millis is a whole number of milliseconds that SES may also write as a
@@ -462,8 +718,9 @@ func (b *boolish) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // for an int is an error, never wrapped around.
 type millis int
 
-// UnmarshalJSONFrom reads a number, a string holding one, or null.
-func (n *millis) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// read reads a number, a string holding one, or null, the value of the
+// member name.
+func (n *millis) read(dec *jsontext.Decoder, name string) error {
 	k := dec.PeekKind()
 	switch k {
 	case 'n':
@@ -472,7 +729,7 @@ func (n *millis) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return err
 	case '0', '"':
 	default:
-		return wrongKind(dec, "", "a number")
+		return wrongKind(dec, name, "a number")
 	}
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -487,14 +744,14 @@ func (n *millis) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*n = millis(i)
 		return nil
 	} else if errors.Is(err, strconv.ErrRange) {
-		return &rangeError{value: s}
+		return &rangeError{name: name, value: s}
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	switch {
 	case errors.Is(err, strconv.ErrRange), err == nil && (math.IsNaN(f) || f < math.MinInt || f >= -math.MinInt):
-		return &rangeError{value: s}
+		return &rangeError{name: name, value: s}
 	case err != nil:
-		return &kindError{got: k, want: "a number"}
+		return &kindError{name: name, got: k, want: "a number"}
 	}
 	*n = millis(f)
 	return nil

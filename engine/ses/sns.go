@@ -133,17 +133,24 @@ func (m *SNSMessage) field(b snsField) *string {
 // for the caller to say (Has). Its cost is linear in the size of b,
 // whatever b holds.
 func ParseSNS(b []byte) (*SNSMessage, error) {
+	_, m, err := parseSNS(b)
+	return m, err
+}
+
+// parseSNS is ParseSNS, also returning the document it read.
+func parseSNS(b []byte) (*document, *SNSMessage, error) {
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return nil, errors.New("an SNS message is a JSON object")
+		return nil, nil, errors.New("an SNS message is a JSON object")
 	}
 	d := new(document)
 	if err := d.read(b); err != nil {
 		if dup, ok := errors.AsType[*dupError](err); ok && dup.in == "" {
 			dup.fold = true
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return d.sns()
+	m, err := d.sns()
+	return d, m, err
 }
 
 // sns reads the SNS envelope an object document holds.
@@ -160,7 +167,11 @@ func (d *document) sns() (*SNSMessage, error) {
 		if raw == nil {
 			continue
 		}
-		s, err := unquote(raw, f.key, &d.unescaped)
+		buf := &d.unescaped
+		if f.bit == snsMessage {
+			buf = &d.message
+		}
+		b, err := unquoteBytes(raw, f.key, buf)
 		if err != nil {
 			if f.bit == snsMessage {
 				err = fmt.Errorf("%w: SNS always sends the message as a string (was it decoded twice?)", err)
@@ -169,6 +180,10 @@ func (d *document) sns() (*SNSMessage, error) {
 		}
 		if raw[0] == 'n' {
 			continue
+		}
+		s := string(b)
+		if f.bit == snsMessage {
+			d.msg = b
 		}
 		if f.noControl && hasControl(s) {
 			return nil, fmt.Errorf("%s holds a control character", f.key)
@@ -257,8 +272,23 @@ func lowerASCII(c byte) byte {
 }
 
 // hasControl reports whether s holds a C0 or C1 control character or DEL.
+// It looks at eight bytes at a time while they are all printable ASCII,
+// which the fields SNS signs are (a Signature is 344 bytes of base64),
+// and at each byte from the first word that is not.
 func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A byte below 0x20 (it borrows), or above 0x7e (adding 1 sets
+		// its high bit, or it had it): look byte by byte from here.
+		if ((x-0x20*ones)&^x|(x+ones)|x)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c == 0x7f:
 			return true
@@ -278,6 +308,11 @@ func hasControl(s string) bool {
 // the message came in: the SQS messageId inside SQS, else m's MessageId.
 // The item's Origin.SNS is m itself.
 func DecodeSNS(input, envelope, envelopeID string, m *SNSMessage) Item {
+	return decodeSNS(input, envelope, envelopeID, m, nil)
+}
+
+// decodeSNS is DecodeSNS; msg, when not nil, is m.Message as bytes.
+func decodeSNS(input, envelope, envelopeID string, m *SNSMessage, msg []byte) Item {
 	it := Item{Input: input, Envelope: envelope, EnvelopeID: envelopeID, SNSMessageID: m.MessageID, TopicArn: m.TopicArn,
 		Origin: Origin{SNS: m}}
 	if it.EnvelopeID == "" {
@@ -304,6 +339,10 @@ func DecodeSNS(input, envelope, envelopeID string, m *SNSMessage) Item {
 		it.Skipped = "SNS message is not JSON: " + preview([]byte(t))
 		return it
 	}
-	decodeSESInto(&it, t)
+	var b []byte
+	if msg != nil {
+		b = bytes.TrimSpace(msg)
+	}
+	decodeSESInto(&it, t, b)
 	return it
 }

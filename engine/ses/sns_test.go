@@ -121,9 +121,27 @@ func TestHasControl(t *testing.T) {
 		return false
 	}
 	for _, s := range []string{"", "plain", "tab\there", "\x00", "\x7f", "\u0080", "\u0085", "\u009f", "\u00a0", "é", "\xc2", "x\xc2",
-		"\xc2\x85", "\xc3\x85", "\xc2\xa0", "\xff\x85", "日本", "a\u2028b", "\x1f"} {
-		if got, want := hasControl(s), byRune(s); got != want {
-			t.Errorf("hasControl(%q) = %v, want %v", s, got, want)
+		"\xc2\x85", "\xc3\x85", "\xc2\xa0", "\xff\x85", "日本", "a\u2028b", "\x1f", " ", "~", "\x20\x7e"} {
+		// At every offset in printable ASCII, before and after: hasControl
+		// reads eight bytes at a time, and a character may straddle two.
+		for before := range 17 {
+			for _, after := range []int{0, 1, 7, 8, 9} {
+				p := strings.Repeat("a~ Z", 5)
+				padded := p[:before] + s + p[:after]
+				if got, want := hasControl(padded), byRune(padded); got != want {
+					t.Errorf("hasControl(%q) = %v, want %v", padded, got, want)
+				}
+			}
+		}
+	}
+	// Every byte, at every position of a word.
+	for c := range 256 {
+		for at := range 16 {
+			b := []byte(strings.Repeat("0", 16))
+			b[at] = byte(c)
+			if got, want := hasControl(string(b)), byRune(string(b)); got != want {
+				t.Errorf("hasControl(%q) = %v, want %v", b, got, want)
+			}
 		}
 	}
 }
