@@ -10,7 +10,8 @@ import (
 
 // Runner handles a stream of items. Items are read, routed and claimed in
 // input order on the goroutine that calls Run, their actions run on up to
-// Concurrency goroutines, and each handled item is given to Emit in input
+// Concurrency goroutines (with a Concurrency of 1, on the one that reads,
+// each item's before the next is read), and each handled item is given to Emit in input
 // order. At most Window items are in flight (read and not yet emitted):
 // reading waits while the window is full, so memory stays flat whatever
 // the input's size and the actions' pace. A Window of 1 reads an item
@@ -69,10 +70,16 @@ func (r *Runner) Run(ctx, actx context.Context, next func() (ses.Item, bool)) {
 	// conc goroutines that live as long as Run, each taking the next
 	// item to act on, rather than one started per item: a goroutine per
 	// item grew its stack again for every item, two thirds of the CPU
-	// time of a dry run's actions.
+	// time of a dry run's actions. With a Concurrency of 1, the items
+	// are acted on one at a time in input order whichever goroutine
+	// acts: the reading one does, and hands no item over.
+	actors := conc
+	if conc == 1 {
+		actors = 0
+	}
 	work := make(chan runJob)
 	var acting sync.WaitGroup
-	for range conc {
+	for range actors {
 		acting.Go(func() {
 			for j := range work {
 				r.act(actx, j)
@@ -96,9 +103,12 @@ loop:
 			break
 		}
 		queue <- j
-		if j.Plan == nil || j.Panic != "" {
+		switch {
+		case j.Plan == nil || j.Panic != "":
 			close(j.done)
-		} else {
+		case conc == 1:
+			r.act(actx, j)
+		default:
 			work <- j // waits while conc items are being acted on
 		}
 		if !more {
