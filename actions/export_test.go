@@ -22,7 +22,7 @@ func (b *Batch) Admit(d *rules.Destination, n Notifier, notice *Notice) bool {
 }
 
 // DigestMessage is the digest message b holds for the destination named.
-func (b *Batch) DigestMessage(name string) Message { return b.dests[name].message() }
+func (b *Batch) DigestMessage(name string) Message { return b.dests[name].digest.Message() }
 
 // UnescapeHTML is unescapeHTML, for the payload tests.
 var UnescapeHTML = unescapeHTML

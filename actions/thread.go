@@ -2,13 +2,10 @@ package actions
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/rules"
-	"github.com/sesrouter/sesrouter/internal/words"
-	"github.com/slack-go/slack"
 )
 
 // Storm threads. When a destination that threads (rules.Destination.Threads,
@@ -99,7 +96,7 @@ type stormThread struct {
 	ctx      context.Context // for the edits: the context that started the storm, without its cancellation
 
 	mu       sync.Mutex // guards the counts and the edit state
-	counts   *digest
+	counts   *Digest
 	lastEdit time.Time
 	pending  *time.Timer // the next edit, when one is due
 	ended    bool
@@ -142,8 +139,8 @@ func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier,
 		// window of the shared counts, and the one the roots are keyed by.
 		end = now.Truncate(window).Add(window)
 	}
-	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: newDigest(d)}
-	st.counts.add(first, first.Recipients)
+	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: NewDigest(d)}
+	st.counts.Add(first)
 	ts, owner, err := s.roots.Claim(ctx, d.Name, st.end, func(ctx context.Context) (string, error) {
 		return th.PostTS(ctx, st.rootMessage(false))
 	})
@@ -208,7 +205,7 @@ func (s *Storm) endThread(name string, st *stormThread) {
 func (st *stormThread) count(notice *Notice, now time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.counts.add(notice, notice.Recipients)
+	st.counts.Add(notice)
 	if st.ended || st.pending != nil || !st.owner {
 		return
 	}
@@ -253,23 +250,5 @@ func (st *stormThread) update(final bool) {
 // counts so far, or with final the totals of the window. Called with
 // st.mu held, or before the thread is shared.
 func (st *stormThread) rootMessage(final bool) Message {
-	g := st.counts
-	after, window := st.dest.StormLimits()
-	header := "Storm · " + words.Count(g.notifications, "notification", "notifications") + " so far"
-	context := fmt.Sprintf("Started %s, after %s to this destination within %s; the digests and later messages are in this thread, and these counts are brought up to date at most every %s.",
-		st.start.UTC().Format(timestampLayout), words.Count(after, "message", "messages"), shortDuration(window), shortDuration(RootEditEvery))
-	if final {
-		header = "Storm over · " + words.Count(g.notifications, "notification", "notifications") + " in total"
-		context = fmt.Sprintf("From %s to %s: %s, %s.", st.start.UTC().Format(timestampLayout), st.end.UTC().Format(timestampLayout),
-			words.Count(g.notifications, "notification", "notifications"), words.Count(g.recipients, "recipient", "recipients"))
-	}
-	blocks := []slack.Block{
-		headerBlock(header),
-		slack.NewContextBlock("", mrkdwn(context)),
-		section(countsText("By type", g.byType)),
-		section(countsText("By recipient domain", g.byDomain)),
-		section(countsText("By rule", g.byRule)),
-	}
-	text := fmt.Sprintf("%s (%s)", header, words.Count(g.recipients, "recipient", "recipients"))
-	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
+	return st.counts.RootMessage(st.start, st.end, RootEditEvery, final)
 }
