@@ -150,8 +150,8 @@ func TestDigestManyAddresses(t *testing.T) {
 		rc := ses.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
 		notice := actions.Notice{Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}},
 			Recipients: []actions.NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
-		if b.Admit(dest, n, &notice) {
-			t.Fatalf("notice %d was let through in a storm", i)
+		if posted, _, err := b.Admit(context.Background(), dest, n, &notice); posted || err != nil {
+			t.Fatalf("notice %d was let through in a storm (error %v)", i, err)
 		}
 	}
 	m := b.DigestMessage("x")

@@ -1,7 +1,6 @@
 package actions
 
 import (
-	"context"
 	"time"
 
 	"github.com/sesrouter/sesrouter/engine/rules"
@@ -14,12 +13,6 @@ func (s *Storm) AdmitAt(d *rules.Destination, now time.Time) bool { return s.adm
 
 // Now is the batch's clock.
 func (b *Batch) Now() time.Time { return b.now() }
-
-// Admit is b.admit.
-func (b *Batch) Admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	posted, _, _ := b.admit(context.Background(), d, n, notice)
-	return posted
-}
 
 // DigestMessage is the digest message b holds for the destination named.
 func (b *Batch) DigestMessage(name string) Message { return b.dests[name].digest.Message() }

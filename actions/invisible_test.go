@@ -186,7 +186,9 @@ func TestDigestShowsHiddenCharacters(t *testing.T) {
 	r := DryRun(webhookJSON{})
 	for _, eventType := range []string{ses.TypeBounce, hide("Send")} {
 		notice := hiddenBounce(t, eventType)
-		b.admit(t.Context(), d, r, &notice)
+		if _, _, err := b.Admit(t.Context(), d, r, &notice); err != nil {
+			t.Fatal(err)
+		}
 	}
 	results := b.Flush(t.Context())
 	if len(results) != 1 {

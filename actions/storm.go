@@ -129,7 +129,7 @@ func (s *Storm) Storming(d *rules.Destination, now time.Time) bool {
 }
 
 // Batch gathers the digests of one batch: what its notifications folded,
-// per destination. Dispatch folds into it; Flush posts the digests once
+// per destination. Dispatch folds into it (Admit); Flush posts the digests once
 // every Dispatch of the batch has returned. It is safe for concurrent use.
 type Batch struct {
 	storm *Storm // nil: every notify folds (a sweep)
@@ -169,12 +169,19 @@ type folded struct {
 	claims       [][]string
 }
 
-// admit says whether the notice to d is posted (true) or folded into
-// the batch's digest for d (false), and, when d has an open storm thread
-// (the first fold starts one), its ts: the notice's messages go in it,
-// and its root counts the notice. With shared counts (the fleet state),
-// an error when they cannot be read, and then nothing is folded.
-func (b *Batch) admit(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, string, error) {
+var _ Folder = (*Batch)(nil)
+
+// Admit implements Folder: it says whether the notice to d is posted
+// (true) or folded into the batch's digest for d (false), and, when d
+// has an open storm thread (the first fold starts one), its ts: the
+// notice's messages go in it, and its root counts the notice. With
+// shared counts (the fleet state), an error when they cannot be read,
+// and then nothing is folded. A nil Batch folds nothing: every notice is
+// posted.
+func (b *Batch) Admit(ctx context.Context, d *rules.Destination, n Notifier, notice *Notice) (bool, string, error) {
+	if b == nil {
+		return true, "", nil
+	}
 	var thread *stormThread
 	if b.storm != nil {
 		now := b.now()
