@@ -15,6 +15,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Two copies of one notification handled at once in one process (SNS and
@@ -253,7 +254,7 @@ func TestInvokeSQSCopyOfAFailedRecord(t *testing.T) {
 func testService(h *Handler) *Service {
 	live := &Live{parts: &Parts{}}
 	live.cur.Store(&InForce{Handler: h})
-	return &Service{live: live, windows: &Windows{Length: time.Second, NewBatch: func() *actions.Batch { return nil }, Flush: func(*actions.Batch) {}}}
+	return &Service{live: live, windows: &Windows{Length: time.Second, NewBatch: func() *storm.Batch { return nil }, Flush: func(*storm.Batch) {}}}
 }
 
 // TestServiceCopyWaitsForTheFirst hands serve's Service two copies of

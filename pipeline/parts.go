@@ -13,6 +13,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Parts are what carries out actions for real, built once per process:
@@ -31,7 +32,7 @@ type Parts struct {
 	// never call SES never makes it.
 	NewSES func(context.Context) (SESAPI, error)
 	Seen   *actions.Seen
-	Storm  *actions.Storm
+	Storm  *storm.Storm
 	// State is the fleet state (SESROUTER_STATE_TABLE); nil: per process.
 	State  state.Store
 	Logger *slog.Logger

@@ -1,10 +1,11 @@
-package actions
+package storm
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
 )
 
@@ -19,7 +20,7 @@ import (
 const RootEditEvery = 10 * time.Second
 
 // Roots is where the root of each destination's storm thread is kept.
-// NewStorm keeps them in the process (ProcessRoots); with fleet state,
+// New keeps them in the process (ProcessRoots); with fleet state,
 // one shared by every process of the fleet (pipeline.StormRoots) gives
 // the fleet one root per storm.
 type Roots interface {
@@ -88,7 +89,7 @@ func (p *processRoots) Release(dest, ts string) {
 // stormThread is one destination's storm thread, in this process.
 type stormThread struct {
 	dest     *rules.Destination
-	notifier Threader
+	notifier actions.Threader
 	ts       string
 	owner    bool // this process posted the root, and edits it
 	start    time.Time
@@ -96,7 +97,7 @@ type stormThread struct {
 	ctx      context.Context // for the edits: the context that started the storm, without its cancellation
 
 	mu       sync.Mutex // guards the counts and the edit state
-	counts   *Digest
+	counts   *actions.Digest
 	lastEdit time.Time
 	pending  *time.Timer // the next edit, when one is due
 	ended    bool
@@ -106,9 +107,9 @@ type stormThread struct {
 // threadFor returns d's open storm thread, starting one (posting its
 // root, which counts first) when first is not nil and there is none; nil when d does not thread
 // or its root could not be posted (the messages then stay flat).
-func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier, now time.Time, first *Notice) *stormThread {
+func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n actions.Notifier, now time.Time, first *actions.Notice) *stormThread {
 	start := first != nil
-	th, ok := n.(Threader)
+	th, ok := n.(actions.Threader)
 	if s == nil || !ok || !d.Threads() {
 		return nil
 	}
@@ -139,7 +140,7 @@ func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier,
 		// window of the shared counts, and the one the roots are keyed by.
 		end = now.Truncate(window).Add(window)
 	}
-	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: NewDigest(d)}
+	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: actions.NewDigest(d)}
 	st.counts.Add(first)
 	ts, owner, err := s.roots.Claim(ctx, d.Name, st.end, func(ctx context.Context) (string, error) {
 		return th.PostTS(ctx, st.rootMessage(false))
@@ -202,7 +203,7 @@ func (s *Storm) endThread(name string, st *stormThread) {
 // count adds notice to the thread's counts and edits the root when
 // RootEditEvery has passed since its last edit, or arranges the edit for
 // when it has.
-func (st *stormThread) count(notice *Notice, now time.Time) {
+func (st *stormThread) count(notice *actions.Notice, now time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.counts.Add(notice)
@@ -249,6 +250,6 @@ func (st *stormThread) update(final bool) {
 // rootMessage is the root of the storm: what it is, since when, and the
 // counts so far, or with final the totals of the window. Called with
 // st.mu held, or before the thread is shared.
-func (st *stormThread) rootMessage(final bool) Message {
+func (st *stormThread) rootMessage(final bool) actions.Message {
 	return st.counts.RootMessage(st.start, st.end, RootEditEvery, final)
 }
