@@ -15,6 +15,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
@@ -93,7 +94,7 @@ var errSlack = errors.New("slack: 500")
 // posted) whose notifier is a, with timeout for the actions.
 func answeredHandler(t *testing.T, a *answered, timeout time.Duration) *Handler {
 	cfg := loadConfig(t, rulesHook)
-	return &Handler{Router: cfg.Router, Seen: actions.NewSeen(100), Timeout: timeout, Dispatcher: &actions.Dispatcher{
+	return &Handler{Router: cfg.Router, Seen: dedup.NewSeen(100), Timeout: timeout, Dispatcher: &actions.Dispatcher{
 		Destinations: slack.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": a},
 		SES: suppression.DryRun(), Log: actions.DryRunLogbook()}}
 }

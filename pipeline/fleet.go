@@ -12,6 +12,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
@@ -54,7 +55,7 @@ func (h *Handler) claimTTL() time.Duration {
 // job is a duplicate. err: the table could not be reached, and the job
 // is to fail.
 func (h *Handler) claimFleet(ctx context.Context, j *Job) (held bool, err error) {
-	keys := actions.SeenKeys(j.Item.Notification)
+	keys := dedup.Keys(j.Item.Notification)
 	if len(keys) == 0 {
 		return true, nil // never a duplicate, as in one process
 	}
@@ -297,7 +298,7 @@ func readHistory(ctx context.Context, st state.Store, n *ses.Notification, kinds
 		at = time.Now()
 	}
 	id := n.Mail.MessageID
-	if keys := actions.SeenKeys(n); len(keys) > 0 {
+	if keys := dedup.Keys(n); len(keys) > 0 {
 		id = state.ClaimKey(keys)
 	}
 	hist := &fleetHistory{at: at, id: id, events: map[string][]state.Event{}}

@@ -13,6 +13,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/internal/awstest"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
@@ -29,7 +30,7 @@ func (f *fakes) container(t testing.TB, src string, st state.Store) *Handler {
 	if st != nil {
 		storms = storm.NewFleet(fixedClock{StormCounter{st}, at}, nil)
 	}
-	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: storms,
+	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: dedup.NewSeen(1000), Storm: storms,
 		State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}
 	h, err := p.Handler(context.Background(), loadConfig(t, src))
 	if err != nil {

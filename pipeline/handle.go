@@ -12,6 +12,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
@@ -25,7 +26,7 @@ type Handler struct {
 	// Seen makes a notification handled before in this process a
 	// duplicate: nothing is done again. nil (a dry run) acts on every
 	// copy.
-	Seen *actions.Seen
+	Seen *dedup.Seen
 	// Logger gets one line per item handled (Lambda, serve); nil writes
 	// none.
 	Logger *slog.Logger
@@ -151,7 +152,7 @@ type Job struct {
 	// claim is the item's claim against duplicates (nil: not claimed);
 	// unsettled says that it was still waiting for another copy's outcome
 	// when its time ran out: it failed, and nothing was done.
-	claim     *actions.Claim
+	claim     *dedup.Claim
 	unsettled bool
 	// fleet is the job's claim in the state table, while held.
 	fleet *fleetClaim

@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
 	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
@@ -84,7 +84,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			}
 			return c, nil
 		},
-		Seen: actions.NewSeen(seenLimit), Storm: storms, State: st, Logger: logger, Timeout: timeout,
+		Seen: dedup.NewSeen(seenLimit), Storm: storms, State: st, Logger: logger, Timeout: timeout,
 	}, nil
 }
 

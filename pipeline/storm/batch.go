@@ -10,6 +10,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 )
 
 // Batch gathers the digests of one batch: what its notifications folded,
@@ -106,7 +107,7 @@ func (b *Batch) fold(d *rules.Destination, n actions.Notifier, notice *actions.N
 	g.notifier = n
 	if b.keep {
 		g.inputs = append(g.inputs, notice.Notification.Input)
-		keys := actions.SeenKeys(notice.Notification)
+		keys := dedup.Keys(notice.Notification)
 		g.keys = append(g.keys, keys...)
 		g.claims = append(g.claims, keys)
 	}
