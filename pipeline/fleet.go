@@ -206,6 +206,8 @@ func (StormRoots) Release(string, string) {}
 // atomic counter per destination and window.
 type StormCounter struct{ Store state.Store }
 
+var _ storm.Counter = StormCounter{}
+
 // CountMessage implements storm.Counter.
 func (c StormCounter) CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error) {
 	k, expires := state.StormKey(dest, window, now)
