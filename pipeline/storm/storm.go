@@ -44,7 +44,7 @@ type Counter interface {
 
 // New returns a Storm in which no destination has had any message,
 // whose storm threads' roots are kept in the process.
-func New() *Storm { return newWithRoots(ProcessRoots()) }
+func New() *Storm { return newWithRoots(newProcessRoots()) }
 
 // newWithRoots is New with the roots of storm threads kept in roots:
 // with fleet state, one root per storm for the whole fleet.
@@ -60,7 +60,7 @@ func newWithRoots(roots Roots) *Storm {
 // process), which, shared too, gives the fleet one root per storm.
 func NewFleet(c Counter, roots Roots) *Storm {
 	if roots == nil {
-		roots = ProcessRoots()
+		roots = newProcessRoots()
 	}
 	s := newWithRoots(roots)
 	s.shared, s.foldUntil = c, map[string]time.Time{}

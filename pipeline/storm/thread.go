@@ -20,9 +20,9 @@ import (
 const RootEditEvery = 10 * time.Second
 
 // Roots is where the root of each destination's storm thread is kept.
-// New keeps them in the process (ProcessRoots); with fleet state,
-// one shared by every process of the fleet (pipeline.StormRoots) gives
-// the fleet one root per storm.
+// New keeps them in the process; with fleet state, Roots shared by every
+// process of the fleet (NewFleet, with pipeline.StormRoots) give the
+// fleet one root per storm.
 type Roots interface {
 	// Claim returns the ts of dest's root for the storm window that ends
 	// at end, calling post to post one when there is none yet; posted
@@ -44,9 +44,9 @@ type processRoot struct {
 	err   error
 }
 
-// ProcessRoots returns Roots kept in this process: one root per
+// newProcessRoots returns Roots kept in this process: one root per
 // destination's storm, per process.
-func ProcessRoots() Roots { return &processRoots{roots: map[string]*processRoot{}} }
+func newProcessRoots() Roots { return &processRoots{roots: map[string]*processRoot{}} }
 
 // Claim implements Roots. Concurrent claims for one destination wait for
 // the first to post; a failed post is forgotten, so the next claim tries
