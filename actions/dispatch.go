@@ -31,10 +31,21 @@ type Dispatcher struct {
 	Log Logbook
 }
 
+// Folder decides, for each notice Dispatch is to post, whether it is
+// posted or folded into a digest (a storm's, a sweep's summary), and in
+// which thread it is posted.
+type Folder interface {
+	// Admit says whether the notice to dest, which n posts, is posted
+	// (true) or folded (false, and then nothing of it is rendered), and
+	// the ts of the thread its messages go in ("" for none). An error
+	// fails the notify, and nothing is folded.
+	Admit(ctx context.Context, dest *rules.Destination, n Notifier, notice *Notice) (posted bool, threadTS string, err error)
+}
+
 // Dispatch carries out plan and returns one result per step, in the order
-// of plan.Steps. Notifies past a destination's storm limit are folded
-// into batch's digests; a nil batch posts every notify.
-func (d *Dispatcher) Dispatch(ctx context.Context, plan *route.Plan, batch *Batch) []Result {
+// of plan.Steps. folder decides which notifies are folded into digests;
+// a nil folder posts every notify.
+func (d *Dispatcher) Dispatch(ctx context.Context, plan *route.Plan, folder Folder) []Result {
 	steps := plan.Steps()
 	results := make([]Result, 0, len(steps))
 	var sesOut map[*ses.Recipient][]SESOutcome // made at the first SES action
@@ -58,7 +69,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, plan *route.Plan, batch *Batc
 			sesOut[s.Recipient] = append(sesOut[s.Recipient], o)
 			r.Outcome, r.Err = o.Outcome, o.Err
 		case rules.ActionNotify:
-			d.notify(ctx, &r, n, sesOut, batch)
+			d.notify(ctx, &r, n, sesOut, folder)
 		}
 		results = append(results, r)
 	}
@@ -89,10 +100,10 @@ func (d *Dispatcher) sesAction(ctx context.Context, s route.Step, n *ses.Notific
 
 // notify posts (or renders) the messages of one notify step into r:
 // posted when every part was posted, failed with the first error,
-// digested when batch folds it. A notice whose recipients would take
+// digested when folder folds it. A notice whose recipients would take
 // more than the destination's digest_after messages takes digest_after
 // messages and one digest of the recipients left (foldRecipients).
-func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification, sesOut map[*ses.Recipient][]SESOutcome, batch *Batch) {
+func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification, sesOut map[*ses.Recipient][]SESOutcome, folder Folder) {
 	name := r.Step.Action.Destination
 	notifier, dest := d.Notifiers[name], d.Destinations[name]
 	if notifier == nil || dest == nil {
@@ -107,14 +118,14 @@ func (d *Dispatcher) notify(ctx context.Context, r *Result, n *ses.Notification,
 	// A notice counts once toward the storm limit, however many parts it
 	// takes; one folded into a digest is never rendered on its own.
 	threadTS := ""
-	if batch != nil {
-		posted, ts, err := batch.admit(ctx, dest, notifier, &notice)
+	if folder != nil {
+		posted, ts, err := folder.Admit(ctx, dest, notifier, &notice)
 		if err != nil {
 			r.Outcome, r.Err = OutcomeFailed, err
 			return
 		}
 		if !posted {
-			r.Outcome = OutcomeDigested // posted with the batch's digest
+			r.Outcome = OutcomeDigested // posted with the folder's digest
 			return
 		}
 		threadTS = ts

@@ -862,29 +862,6 @@ func TestDispatchDryRunSaysWhatWouldFail(t *testing.T) {
 	}
 }
 
-// TestDryRunDigest: in a dry run, a storm's digest is rendered, not
-// posted, by the notifier the notices were folded with.
-func TestDryRunDigest(t *testing.T) {
-	d, slackFake, _ := newTestDispatcher(t, dispatcherOpts{dryRun: true})
-	ses := d.Destinations["ses-alerts"]
-	ses.DigestAfter = 1
-	b := actions.NewBatch(actions.NewStorm(), false)
-	var got []string
-	for i := range 3 {
-		got = append(got, outcomesOf(d.Dispatch(context.Background(), planFor(t, bounce(t, fmt.Sprintf("u%d@example.com", i))), b)))
-	}
-	if want := "dry-run digested digested"; strings.Join(got, " ") != want {
-		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
-	}
-	results := b.Flush(context.Background())
-	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != actions.OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
-		t.Errorf("flush %+v, want the dry run of one digest of 2", results)
-	}
-	if c := slackFake.Counts(); c.Requests != 0 {
-		t.Errorf("the Slack fake saw %d requests in a dry run", c.Requests)
-	}
-}
-
 // TestDryRunNotifiers: the notifiers of a dry run need no credential,
 // render what the real ones would send and post nothing.
 func TestDryRunNotifiers(t *testing.T) {

@@ -1,31 +1,6 @@
 package actions
 
-import (
-	"context"
-	"time"
-
-	"github.com/sesrouter/sesrouter/engine/rules"
-)
-
 // What the external tests of this package reach inside for.
-
-// AdmitAt is s.admit: whether a message to d at now is let through.
-func (s *Storm) AdmitAt(d *rules.Destination, now time.Time) bool { return s.admit(d, now) }
-
-// Now is the batch's clock.
-func (b *Batch) Now() time.Time { return b.now() }
-
-// Admit is b.admit.
-func (b *Batch) Admit(d *rules.Destination, n Notifier, notice *Notice) bool {
-	posted, _, _ := b.admit(context.Background(), d, n, notice)
-	return posted
-}
-
-// DigestMessage is the digest message b holds for the destination named.
-func (b *Batch) DigestMessage(name string) Message { return b.dests[name].message() }
 
 // UnescapeHTML is unescapeHTML, for the payload tests.
 var UnescapeHTML = unescapeHTML
-
-// HeaderText is headerText, for the digest tests.
-var HeaderText = headerText

@@ -122,6 +122,15 @@ func sum(counts map[string]int) int {
 	return n
 }
 
+// admitCounter is a Folder that posts every notice, and counts how many
+// it was asked about.
+type admitCounter struct{ notices int }
+
+func (a *admitCounter) Admit(context.Context, *rules.Destination, actions.Notifier, *actions.Notice) (bool, string, error) {
+	a.notices++
+	return true, "", nil
+}
+
 // TestDispatchFoldsRecipientsPastDigestAfter posts one bounce to 4,000
 // recipients through the real webhook client to the Slack fake, to a
 // destination with digest_after 10: it takes 11 messages, 10 naming its
@@ -134,10 +143,14 @@ func TestDispatchFoldsRecipientsPastDigestAfter(t *testing.T) {
 	d := &actions.Dispatcher{Destinations: slack.ByName([]*rules.Destination{dest}), Notifiers: map[string]actions.Notifier{
 		"hook": slack.NewSlackWebhook(slack.Secret(sl.WebhookURL("hook")), "HOOK", newHTTPClient(t), fastRetry, nil),
 	}}
-	results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), actions.NewBatch(actions.NewStorm(), false))
+	folder := &admitCounter{}
+	results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), folder)
 
 	if len(results) != 1 || results[0].Outcome != actions.OutcomePosted {
 		t.Fatalf("results %+v, want one notify posted", briefs(results))
+	}
+	if folder.notices != 1 {
+		t.Errorf("the folder was asked about %d notices, want 1: the notification counts once toward digest_after", folder.notices)
 	}
 	posts := sl.Posts()
 	if len(posts) != after+1 || len(results[0].Messages) != after+1 {
@@ -226,8 +239,10 @@ func TestDispatchFewRecipientsUnchanged(t *testing.T) {
 	}
 	for _, n := range []int{1, 60, most, most + 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			rec := &recorder{name: "hook"}
-			d := &actions.Dispatcher{Destinations: slack.ByName([]*rules.Destination{dest}), Notifiers: map[string]actions.Notifier{"hook": rec}}
+			sl := actionstest.NewSlack(t)
+			d := &actions.Dispatcher{Destinations: slack.ByName([]*rules.Destination{dest}), Notifiers: map[string]actions.Notifier{
+				"hook": slack.NewSlackWebhook(slack.Secret(sl.WebhookURL("hook")), "HOOK", newHTTPClient(t), fastRetry, nil),
+			}}
 			results := d.Dispatch(context.Background(), router.Route(foldBounce(n)), nil)
 			if len(results) != 1 || results[0].Outcome != actions.OutcomePosted {
 				t.Fatalf("results %+v, want one notify posted", briefs(results))
@@ -248,8 +263,8 @@ func TestDispatchFewRecipientsUnchanged(t *testing.T) {
 			if !bytes.Equal(jsonOf(t, got), jsonOf(t, want)) {
 				t.Errorf("%d recipients: messages differ from BuildMessages'", n)
 			}
-			if rec.count() != len(want) {
-				t.Errorf("%d posts, want %d", rec.count(), len(want))
+			if posts := sl.Posts(); len(posts) != len(want) {
+				t.Errorf("%d posts, want %d", len(posts), len(want))
 			}
 		})
 	}

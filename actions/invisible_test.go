@@ -181,18 +181,15 @@ func TestSlackPayloadsShowHiddenCharacters(t *testing.T) {
 // TestDigestShowsHiddenCharacters: a digest folds addresses, types and
 // rules taken from the event; they are shown as BuildMessages shows them.
 func TestDigestShowsHiddenCharacters(t *testing.T) {
-	b := NewSweepBatch()
-	d := &rules.Destination{Name: "alerts", DigestAfter: 1, DigestWindow: time.Minute}
-	r := DryRun(webhookJSON{})
+	g := NewSweepDigest(&rules.Destination{Name: "alerts", DigestAfter: 1, DigestWindow: time.Minute})
 	for _, eventType := range []string{ses.TypeBounce, hide("Send")} {
 		notice := hiddenBounce(t, eventType)
-		b.admit(t.Context(), d, r, &notice)
+		g.Add(&notice)
 	}
-	results := b.Flush(t.Context())
-	if len(results) != 1 {
-		t.Fatalf("%d digests, want 1", len(results))
+	if n := g.Notifications(); n != 2 {
+		t.Fatalf("the digest counts %d notifications, want 2", n)
 	}
-	m := results[0].Message
+	m := g.Message()
 	checkLimits(t, "digest", m)
 	body := WebhookJSON(m)
 	if found := invisibleIn(t, body); len(found) > 0 {

@@ -49,10 +49,10 @@ func payloadMessages(t testing.TB) []Message {
 	} else {
 		msgs = append(msgs, parts...)
 	}
-	d := &digest{dest: &rules.Destination{Name: "d", DigestAfter: 10, DigestWindow: time.Minute}, notifications: 1234, recipients: 2345,
+	d := &Digest{dest: &rules.Destination{Name: "d", DigestAfter: 10, DigestWindow: time.Minute}, notifications: 1234, recipients: 2345,
 		byType: map[string]int{"Bounce · <x>": 3}, byDomain: map[string]int{"example.com": 2}, byRule: map[string]int{"r&r": 1},
 		addresses: []string{"a@example.com", "<b>@example.com"}}
-	msgs = append(msgs, d.message(), Message{Text: "t"}, Message{})
+	msgs = append(msgs, d.Message(), Message{Text: "t"}, Message{})
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"a", " ", "<", ">", "&", `"`, `\`, "/", "\n", "\t", "\x00", "\x1f", "\x7f", "\b", "\f", "\r",

@@ -18,10 +18,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -141,7 +141,7 @@ func TestMetricsDocumented(t *testing.T) {
 	tally.Types["Bounce"], tally.Rules["r"], tally.Actions[[2]string{"notify", "posted"}] = 1, 1, 1
 	tally.RuleErrors, tally.Digested["d"], tally.Digests, tally.DigestsFailed = 1, 1, 1, 1
 	dest := []*rules.Destination{{Name: "d"}}
-	extra := append(pipeline.StormMetrics(actions.NewStorm(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Result: pipeline.Result{Tally: pipeline.NewTally()}})...)
+	extra := append(pipeline.StormMetrics(storm.New(), dest, time.Now()), pipeline.SweepMetrics(pipeline.SweepResult{Result: pipeline.Result{Tally: pipeline.NewTally()}})...)
 	extra = append(extra, pipeline.RulesRefusedMetric())
 	var buf bytes.Buffer
 	if err := pipeline.WriteMetrics(&buf, time.Now(), tally, extra...); err != nil {

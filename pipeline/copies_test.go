@@ -15,6 +15,8 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Two copies of one notification handled at once in one process (SNS and
@@ -92,7 +94,7 @@ var errSlack = errors.New("slack: 500")
 // posted) whose notifier is a, with timeout for the actions.
 func answeredHandler(t *testing.T, a *answered, timeout time.Duration) *Handler {
 	cfg := loadConfig(t, rulesHook)
-	return &Handler{Router: cfg.Router, Seen: actions.NewSeen(100), Timeout: timeout, Dispatcher: &actions.Dispatcher{
+	return &Handler{Router: cfg.Router, Seen: dedup.NewSeen(100), Timeout: timeout, Dispatcher: &actions.Dispatcher{
 		Destinations: slack.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": a},
 		SES: suppression.DryRun(), Log: actions.DryRunLogbook()}}
 }
@@ -253,7 +255,7 @@ func TestInvokeSQSCopyOfAFailedRecord(t *testing.T) {
 func testService(h *Handler) *Service {
 	live := &Live{parts: &Parts{}}
 	live.cur.Store(&InForce{Handler: h})
-	return &Service{live: live, windows: &Windows{Length: time.Second, NewBatch: func() *actions.Batch { return nil }, Flush: func(*actions.Batch) {}}}
+	return &Service{live: live, windows: &Windows{Length: time.Second, NewBatch: func() *storm.Batch { return nil }, Flush: func(*storm.Batch) {}}}
 }
 
 // TestServiceCopyWaitsForTheFirst hands serve's Service two copies of

@@ -12,7 +12,9 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Fleet state. With a state table (Handler.State), a notification is
@@ -53,7 +55,7 @@ func (h *Handler) claimTTL() time.Duration {
 // job is a duplicate. err: the table could not be reached, and the job
 // is to fail.
 func (h *Handler) claimFleet(ctx context.Context, j *Job) (held bool, err error) {
-	keys := actions.SeenKeys(j.Item.Notification)
+	keys := dedup.Keys(j.Item.Notification)
 	if len(keys) == 0 {
 		return true, nil // never a duplicate, as in one process
 	}
@@ -121,8 +123,8 @@ func failSteps(p *route.Plan, err error) []actions.Result {
 // FleetStorm returns the storm state of a fleet that shares st: a
 // destination's messages are counted in st, across every process, and
 // each storm's root is posted once for the whole fleet (StormRoots).
-func FleetStorm(st state.Store) *actions.Storm {
-	return actions.NewFleetStorm(StormCounter{st}, StormRoots{st})
+func FleetStorm(st state.Store) *storm.Storm {
+	return storm.NewFleet(StormCounter{st}, StormRoots{st})
 }
 
 const (
@@ -142,9 +144,9 @@ const (
 // process that posted the root edits it.
 type StormRoots struct{ Store state.Store }
 
-var _ actions.Roots = StormRoots{}
+var _ storm.Roots = StormRoots{}
 
-// Claim implements actions.Roots. A root whose post failed is released,
+// Claim implements storm.Roots. A root whose post failed is released,
 // so that the next claim, in this process or another, posts it.
 func (r StormRoots) Claim(ctx context.Context, dest string, end time.Time, post func(context.Context) (string, error)) (string, bool, error) {
 	key := state.RootKey(dest, end)
@@ -196,7 +198,7 @@ func (r StormRoots) post(ctx context.Context, dest, key, token string, post func
 	return ts, true, nil
 }
 
-// Release implements actions.Roots: nothing to do, the root's claim
+// Release implements storm.Roots: nothing to do, the root's claim
 // expires with its window.
 func (StormRoots) Release(string, string) {}
 
@@ -204,7 +206,9 @@ func (StormRoots) Release(string, string) {}
 // atomic counter per destination and window.
 type StormCounter struct{ Store state.Store }
 
-// CountMessage implements actions.StormCounter.
+var _ storm.Counter = StormCounter{}
+
+// CountMessage implements storm.Counter.
 func (c StormCounter) CountMessage(ctx context.Context, dest string, window time.Duration, now time.Time) (int64, error) {
 	k, expires := state.StormKey(dest, window, now)
 	return c.Store.Add(ctx, k, expires)
@@ -296,7 +300,7 @@ func readHistory(ctx context.Context, st state.Store, n *ses.Notification, kinds
 		at = time.Now()
 	}
 	id := n.Mail.MessageID
-	if keys := actions.SeenKeys(n); len(keys) > 0 {
+	if keys := dedup.Keys(n); len(keys) > 0 {
 		id = state.ClaimKey(keys)
 	}
 	hist := &fleetHistory{at: at, id: id, events: map[string][]state.Event{}}

@@ -13,7 +13,9 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/internal/awstest"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // container is one emulated Lambda container of a fleet: the parts of
@@ -24,11 +26,11 @@ func (f *fakes) container(t testing.TB, src string, st state.Store) *Handler {
 	// The storm windows are fixed windows of the wall clock: the counts
 	// are taken at one instant, so that no window ends within the test.
 	at := time.Now()
-	storm := actions.NewStorm()
+	storms := storm.New()
 	if st != nil {
-		storm = actions.NewFleetStorm(fixedClock{StormCounter{st}, at}, nil)
+		storms = storm.NewFleet(fixedClock{StormCounter{st}, at}, nil)
 	}
-	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(1000), Storm: storm,
+	p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: dedup.NewSeen(1000), Storm: storms,
 		State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}
 	h, err := p.Handler(context.Background(), loadConfig(t, src))
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Handler handles items by one set of rules: route, claim, act, account,
@@ -24,7 +26,7 @@ type Handler struct {
 	// Seen makes a notification handled before in this process a
 	// duplicate: nothing is done again. nil (a dry run) acts on every
 	// copy.
-	Seen *actions.Seen
+	Seen *dedup.Seen
 	// Logger gets one line per item handled (Lambda, serve); nil writes
 	// none.
 	Logger *slog.Logger
@@ -33,7 +35,7 @@ type Handler struct {
 	Timeout time.Duration
 	// Storm is the destinations' storm state, which outlives batches and
 	// reloads; nil folds nothing.
-	Storm *actions.Storm
+	Storm *storm.Storm
 	// Gate decides which items of a Lambda invocation may be acted on
 	// (Invoke); nil acts on every item read.
 	Gate *Gate
@@ -51,13 +53,13 @@ type Handler struct {
 	only func(*route.Plan)
 }
 
-// NewBatch returns a batch of h's storm; keep as for actions.NewBatch.
+// NewBatch returns a batch of h's storm; keep as for storm.NewBatch.
 // Without a storm there is none: nothing is folded.
-func (h *Handler) NewBatch(keep bool) *actions.Batch {
+func (h *Handler) NewBatch(keep bool) *storm.Batch {
 	if h.Storm == nil {
 		return nil
 	}
-	return actions.NewBatch(h.Storm, keep)
+	return storm.NewBatch(h.Storm, keep)
 }
 
 // FlushDigests posts the digests of batch (nil: none), logs one line for
@@ -67,13 +69,13 @@ func (h *Handler) NewBatch(keep bool) *actions.Batch {
 // acted on. A panic while making or posting the digests is recovered: it
 // is a failed digest of its own, and err, since which inputs were folded
 // into what is then unknown.
-func (h *Handler) FlushDigests(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult)) (lost map[string]error, err error) {
+func (h *Handler) FlushDigests(ctx context.Context, batch *storm.Batch, t *Tally, show func(storm.DigestResult)) (lost map[string]error, err error) {
 	return h.flush(ctx, batch, t, show, "digest", "digest")
 }
 
 // flush is FlushDigests, logging each digest as msg, with its text as
 // textKey.
-func (h *Handler) flush(ctx context.Context, batch *actions.Batch, t *Tally, show func(actions.DigestResult), msg, textKey string) (lost map[string]error, err error) {
+func (h *Handler) flush(ctx context.Context, batch *storm.Batch, t *Tally, show func(storm.DigestResult), msg, textKey string) (lost map[string]error, err error) {
 	if batch == nil {
 		return nil, nil
 	}
@@ -82,7 +84,7 @@ func (h *Handler) flush(ctx context.Context, batch *actions.Batch, t *Tally, sho
 		if h.Logger != nil {
 			h.Logger.Error("panic while posting the digests", slog.String("panic", err.Error()))
 		}
-		results = append(results, actions.DigestResult{Destination: "(unknown)", Outcome: actions.OutcomeFailed, Err: err})
+		results = append(results, storm.DigestResult{Destination: "(unknown)", Outcome: actions.OutcomeFailed, Err: err})
 	}
 	for _, r := range results {
 		t.AddDigest(r)
@@ -115,7 +117,7 @@ func (h *Handler) flush(ctx context.Context, batch *actions.Batch, t *Tally, sho
 }
 
 // flushBatch posts batch's digests, turning a panic into err.
-func flushBatch(ctx context.Context, batch *actions.Batch) (results []actions.DigestResult, err error) {
+func flushBatch(ctx context.Context, batch *storm.Batch) (results []storm.DigestResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
@@ -150,7 +152,7 @@ type Job struct {
 	// claim is the item's claim against duplicates (nil: not claimed);
 	// unsettled says that it was still waiting for another copy's outcome
 	// when its time ran out: it failed, and nothing was done.
-	claim     *actions.Claim
+	claim     *dedup.Claim
 	unsettled bool
 	// fleet is the job's claim in the state table, while held.
 	fleet *fleetClaim
@@ -187,7 +189,7 @@ func (h *Handler) Prepare(it ses.Item) (j *Job) {
 // delivered again: a copy is never acknowledged before the first copy's
 // outcome is known. A job whose actions fail releases its claim, so that
 // the next copy acts.
-func (h *Handler) Act(ctx context.Context, j *Job, batch *actions.Batch) {
+func (h *Handler) Act(ctx context.Context, j *Job, batch *storm.Batch) {
 	defer h.recover(j)
 	if j.Plan == nil || j.Panic != "" || !h.settle(ctx, j) {
 		return

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // rulesHook is a rules file with one webhook destination, paced at once,
@@ -71,7 +72,7 @@ func newFakes(t testing.TB) *fakes {
 		Slack: slack.SlackConfig{Getenv: func(k string) string { return env[k] }, HTTPClient: &http.Client{},
 			Pacers: pace.NewPacers(1), Retry: slack.Retry{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}},
 		NewSES: func(context.Context) (SESAPI, error) { return client, nil },
-		Seen:   actions.NewSeen(1000), Storm: actions.NewStorm(), Logger: logger, Timeout: 10 * time.Second,
+		Seen:   dedup.NewSeen(1000), Storm: storm.New(), Logger: logger, Timeout: 10 * time.Second,
 	}
 	return f
 }

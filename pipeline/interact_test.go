@@ -16,7 +16,9 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -31,7 +33,7 @@ func TestButtonOnceAcrossTheFleet(t *testing.T) {
 	f.parts.Slack.APIURL = f.slack.APIURL()
 	st := state.NewMemory()
 	container := func() (*slack.Interactions, *strings.Builder) {
-		p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: actions.NewSeen(10), Storm: actions.NewStorm(),
+		p := &Parts{Slack: f.parts.Slack, NewSES: f.parts.NewSES, Seen: dedup.NewSeen(10), Storm: storm.New(),
 			State: st, Logger: f.parts.Logger, Timeout: f.parts.Timeout}
 		live, err := NewLive(context.Background(), p, Source{Name: "rules.yaml", Store: rulestore.NewStore()}, loadConfig(t, src), &rulestore.Object{}, nil)
 		if err != nil {

@@ -14,11 +14,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/awstest"
 	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -87,7 +88,7 @@ func ruleOf(t *testing.T, r *InForce) string {
 
 // liveParts are parts that need no client, logging to log.
 func liveParts(log *syncWriter) *Parts {
-	return &Parts{Logger: slog.New(slog.NewJSONHandler(log, nil)), Seen: actions.NewSeen(100), Storm: actions.NewStorm(), Timeout: time.Minute}
+	return &Parts{Logger: slog.New(slog.NewJSONHandler(log, nil)), Seen: dedup.NewSeen(100), Storm: storm.New(), Timeout: time.Minute}
 }
 
 // errorLines are the ERROR lines of log.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // metricsNamespace is the CloudWatch namespace of sesrouter's metrics.
@@ -105,11 +105,11 @@ func (m Metric) write(w io.Writer, at time.Time) error {
 
 // StormMetrics are a Storming metric per destination: 1 while its
 // notifies are being folded into digests, else 0.
-func StormMetrics(storm *actions.Storm, dests []*rules.Destination, now time.Time) []Metric {
+func StormMetrics(s *storm.Storm, dests []*rules.Destination, now time.Time) []Metric {
 	var ms []Metric
 	for _, d := range dests {
 		v := 0
-		if storm.Storming(d, now) {
+		if s.Storming(d, now) {
 			v = 1
 		}
 		ms = append(ms, Metric{Name: "Storming", Dims: map[string]string{"Destination": d.Name}, Count: v})

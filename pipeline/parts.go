@@ -12,7 +12,9 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Parts are what carries out actions for real, built once per process:
@@ -30,8 +32,8 @@ type Parts struct {
 	// a suppress, a sweep's read of the list), once: a run whose rules
 	// never call SES never makes it.
 	NewSES func(context.Context) (SESAPI, error)
-	Seen   *actions.Seen
-	Storm  *actions.Storm
+	Seen   *dedup.Seen
+	Storm  *storm.Storm
 	// State is the fleet state (SESROUTER_STATE_TABLE); nil: per process.
 	State  state.Store
 	Logger *slog.Logger

@@ -16,6 +16,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // TestFleetStormOneRoot: two containers share one state (state.Memory)
@@ -38,14 +39,14 @@ func TestFleetStormOneRoot(t *testing.T) {
 		st := state.NewMemory()
 		type container struct {
 			d     *actions.Dispatcher
-			batch *actions.Batch
+			batch *storm.Batch
 		}
 		var cs [2]container
 		for i := range cs {
 			n := slack.NewSlackBot(slack.Secret(sl.Token()), sl.APIURL(), channel, sl.HTTPClient(), slack.Retry{Attempts: 4, Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}, nil)
 			cs[i] = container{
 				d:     &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{"d": n}},
-				batch: actions.NewBatch(FleetStorm(st), true),
+				batch: storm.NewBatch(FleetStorm(st), true),
 			}
 		}
 		for step := range 150 {
@@ -111,7 +112,7 @@ func TestFleetStormOneRoot(t *testing.T) {
 			if u.TS != root.TS {
 				t.Errorf("edit %d is of %q, not the root %q", i, u.TS, root.TS)
 			}
-			if i > 0 && i < len(updates)-1 && u.Time.Sub(updates[i-1].Time) < actions.RootEditEvery {
+			if i > 0 && i < len(updates)-1 && u.Time.Sub(updates[i-1].Time) < storm.RootEditEvery {
 				t.Errorf("edits %d and %d %s apart: two containers edit the root", i-1, i, u.Time.Sub(updates[i-1].Time))
 			}
 		}

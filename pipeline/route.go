@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Result is what a run of route or sweep came to.
@@ -36,7 +36,7 @@ type run struct {
 	show  func(*Job) bool
 	write func(*Job) error
 	// digest writes a digest; nil: none.
-	digest func(actions.DigestResult) error
+	digest func(storm.DigestResult) error
 	// close ends the output; nil: nothing to end.
 	close func() error
 	// progress is told of each item read and handled; nil: none.
@@ -97,7 +97,7 @@ func (r *run) do(ctx context.Context, next func() (ses.Item, bool), stop func())
 	defer cancel()
 	// A panic while posting is a failed digest of its own, shown and
 	// counted: nothing more to do with it here.
-	_, _ = runner.Handler.flush(fctx, runner.Batch, res.Tally, func(d actions.DigestResult) {
+	_, _ = runner.Handler.flush(fctx, runner.Batch, res.Tally, func(d storm.DigestResult) {
 		if r.digest == nil {
 			return
 		}
@@ -120,7 +120,7 @@ type Output interface {
 	// Job shows one handled item.
 	Job(*Job) error
 	// Digest shows a digest posted (or rendered) at the end of the run.
-	Digest(actions.DigestResult) error
+	Digest(storm.DigestResult) error
 	// Close ends the output and writes what is buffered.
 	Close() error
 }
@@ -136,7 +136,7 @@ type Output interface {
 // drain to finish before they are cancelled; when now ends, they are
 // cancelled at once. The digests get drain too, within now.
 func Route(ctx, now context.Context, h *Handler, out Output, dryRun bool, progress *Progress, next func() (ses.Item, bool), stop func(),
-	drain time.Duration, digest func(actions.DigestResult)) Result {
+	drain time.Duration, digest func(storm.DigestResult)) Result {
 	actx, cancel := drainContext(ctx, now, drain)
 	defer cancel()
 	// A dry run acts on one item at a time: it calls nothing outside the
@@ -149,7 +149,7 @@ func Route(ctx, now context.Context, h *Handler, out Output, dryRun bool, progre
 	r := &run{
 		runner: Runner{Handler: h, Batch: h.NewBatch(false), Concurrency: conc},
 		actx:   actx, write: out.Job, close: out.Close, progress: progress,
-		digest: func(d actions.DigestResult) error {
+		digest: func(d storm.DigestResult) error {
 			err := out.Digest(d)
 			if digest != nil {
 				digest(d)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"sync"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Runner handles a stream of items. Items are read, routed and claimed in
@@ -19,7 +19,7 @@ import (
 type Runner struct {
 	Handler *Handler
 	// Batch is what notifies fold into; nil folds nothing.
-	Batch       *actions.Batch
+	Batch       *storm.Batch
 	Concurrency int
 	Window      int
 	// Emit is called with each item once handled, in input order, on one

@@ -11,6 +11,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 )
 
 // gate is a Notifier whose posts wait until the test opens it, so that a
@@ -42,7 +43,7 @@ func (g *gate) Payload(actions.Message) []byte { return []byte("{}") }
 // gated is a Handler for rulesHook whose notifier is g.
 func gated(t *testing.T, g *gate) *Handler {
 	cfg := loadConfig(t, rulesHook)
-	return &Handler{Router: cfg.Router, Seen: actions.NewSeen(100), Dispatcher: &actions.Dispatcher{
+	return &Handler{Router: cfg.Router, Seen: dedup.NewSeen(100), Dispatcher: &actions.Dispatcher{
 		Destinations: slack.ByName(cfg.Destinations), Notifiers: map[string]actions.Notifier{"hook": g},
 		SES: suppression.DryRun(), Log: actions.DryRunLogbook()}}
 }

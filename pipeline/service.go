@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Service is serve's application: the rules in force, which Reload and
@@ -20,8 +20,8 @@ type Service struct {
 func NewService(live *Live, window time.Duration) *Service {
 	s := &Service{live: live}
 	s.windows = &Windows{Length: window,
-		NewBatch: func() *actions.Batch { return s.live.Current().Handler.NewBatch(true) },
-		Flush: func(b *actions.Batch) {
+		NewBatch: func() *storm.Batch { return s.live.Current().Handler.NewBatch(true) },
+		Flush: func(b *storm.Batch) {
 			ctx, cancel := context.WithTimeout(context.Background(), live.parts.Timeout)
 			defer cancel()
 			// On the window's timer: a panic is recovered and logged there.

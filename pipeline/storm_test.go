@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/actionstest"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // The storm simulation: the real Lambda handler run as
@@ -313,7 +314,7 @@ func (s *sim) newContainer() (*container, error) {
 			return ""
 		}, HTTPClient: client, Retry: slack.DefaultRetry(), Pacers: pace.NewPacers(s.cfg.Concurrency)},
 		NewSES: func(context.Context) (SESAPI, error) { return nil, fmt.Errorf("no SES in the simulation") },
-		Seen:   actions.NewSeen(100_000), Storm: actions.NewStorm(), Timeout: 2 * time.Minute,
+		Seen:   dedup.NewSeen(100_000), Storm: storm.New(), Timeout: 2 * time.Minute,
 	}
 	if s.fleet != nil {
 		parts.State, parts.Storm = s.fleet, FleetStorm(s.fleet)
@@ -486,7 +487,7 @@ func (s *sim) start(ctx context.Context, batch []*simRecord, now time.Time) {
 func (s *sim) invoke(ctx context.Context, c *container, batch []*simRecord) simInvocation {
 	payload := s.payload(batch)
 	if s.cfg.FreshStorm {
-		c.h.Storm = actions.NewStorm()
+		c.h.Storm = storm.New()
 	}
 	inv := simInvocation{container: c.id, start: time.Now(), c: c, batch: batch}
 	timeout := s.cfg.Timeout

@@ -21,6 +21,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/internal/pace"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Sweep is a request to reconcile the SES account suppression list with
@@ -141,10 +142,10 @@ func (h *Handler) Sweep(ctx context.Context, client SESAPI, dryRun bool, req Swe
 // error stops the sweep, and summary (when not nil) is told of each
 // summary posted. The summaries are posted even once ctx has ended,
 // until now ends.
-func (h *Handler) SweepTo(ctx, now context.Context, client SESAPI, dryRun bool, req Sweep, out Output, summary func(actions.DigestResult)) SweepResult {
+func (h *Handler) SweepTo(ctx, now context.Context, client SESAPI, dryRun bool, req Sweep, out Output, summary func(storm.DigestResult)) SweepResult {
 	r := &run{write: out.Job, close: out.Close}
 	if summary != nil {
-		r.digest = func(d actions.DigestResult) error { summary(d); return nil }
+		r.digest = func(d storm.DigestResult) error { summary(d); return nil }
 	}
 	return h.sweep(ctx, now, client, dryRun, req, r)
 }
@@ -164,7 +165,7 @@ func (h *Handler) sweep(ctx, fctx context.Context, client SESAPI, dryRun bool, r
 	// between two entries.
 	sh := *h
 	sh.Dispatcher, sh.Seen, sh.Storm, sh.Timeout, sh.only = &d, nil, nil, 0, sweepOnly
-	r.runner = Runner{Handler: &sh, Batch: actions.NewSweepBatch(), Concurrency: 1, Window: 1}
+	r.runner = Runner{Handler: &sh, Batch: storm.NewSweepBatch(), Concurrency: 1, Window: 1}
 	r.actx = ctx
 	r.show = func(j *Job) bool { return j.Plan == nil || matched(j.Plan) }
 	r.flushCtx, r.flushWithin, r.flushMsg, r.flushKey = fctx, sweepFlushTime, "sweep summary", "summary"

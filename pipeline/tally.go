@@ -9,6 +9,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/internal/words"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Tally counts what a run, an invocation or a window did: it is where
@@ -91,7 +92,7 @@ func (t *Tally) Add(j *Job) {
 }
 
 // AddDigest counts one digest.
-func (t *Tally) AddDigest(r actions.DigestResult) {
+func (t *Tally) AddDigest(r storm.DigestResult) {
 	if r.Outcome == actions.OutcomeFailed {
 		t.DigestsFailed++
 		return

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // Windows cuts a stream of requests (serve's) into batches: a window opens
@@ -17,9 +17,9 @@ type Windows struct {
 	// Length is how long a window lasts.
 	Length time.Duration
 	// NewBatch makes the batch of a new window.
-	NewBatch func() *actions.Batch
+	NewBatch func() *storm.Batch
 	// Flush posts a window's digests.
-	Flush func(*actions.Batch)
+	Flush func(*storm.Batch)
 
 	mu      sync.Mutex
 	cur     *window
@@ -28,7 +28,7 @@ type Windows struct {
 
 // window is one batch of Windows.
 type window struct {
-	batch *actions.Batch
+	batch *storm.Batch
 	busy  sync.WaitGroup // its notifications in flight
 	timer *time.Timer
 }
@@ -36,7 +36,7 @@ type window struct {
 // Join returns the batch of the current window, opening one when there is
 // none, and counts the caller in it: done must be called once the
 // caller's actions are done.
-func (ws *Windows) Join() (batch *actions.Batch, done func()) {
+func (ws *Windows) Join() (batch *storm.Batch, done func()) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.cur == nil {

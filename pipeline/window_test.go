@@ -10,6 +10,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -21,8 +22,8 @@ func TestWindowsCloseWaitsForAFiredWindow(t *testing.T) {
 		release := make(chan struct{})
 		flushed := 0
 		ws := &Windows{Length: 10 * time.Second,
-			NewBatch: func() *actions.Batch { return actions.NewBatch(actions.NewStorm(), true) },
-			Flush: func(*actions.Batch) {
+			NewBatch: func() *storm.Batch { return storm.NewBatch(storm.New(), true) },
+			Flush: func(*storm.Batch) {
 				<-release
 				flushed++
 			}}
@@ -53,8 +54,8 @@ func TestWindowsCloseEndsTheCurrentWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		flushed := 0
 		ws := &Windows{Length: time.Hour,
-			NewBatch: func() *actions.Batch { return actions.NewBatch(actions.NewStorm(), true) },
-			Flush:    func(*actions.Batch) { flushed++ }}
+			NewBatch: func() *storm.Batch { return storm.NewBatch(storm.New(), true) },
+			Flush:    func(*storm.Batch) { flushed++ }}
 		_, done := ws.Join()
 		closed := make(chan struct{})
 		go func() { ws.Close(); close(closed) }()

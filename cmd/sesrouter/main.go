@@ -20,9 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/internal/words"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -163,8 +163,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, e env) int {
 
 // digestLine writes a line on stderr for each digest of a run of route
 // or sweep (a sweep's summaries are its digests).
-func digestLine(name string, stderr io.Writer) func(actions.DigestResult) {
-	return func(r actions.DigestResult) { fmt.Fprintf(stderr, "sesrouter %s: %s\n", name, r) }
+func digestLine(name string, stderr io.Writer) func(storm.DigestResult) {
+	return func(r storm.DigestResult) { fmt.Fprintf(stderr, "sesrouter %s: %s\n", name, r) }
 }
 
 // finish reports how a run of route or sweep ended, on stderr, and

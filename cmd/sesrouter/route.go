@@ -6,10 +6,10 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"github.com/sesrouter/sesrouter/pipeline/output"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 const routeText = `Reads SES notifications from each FILE (- or none: standard input), in any
@@ -73,7 +73,7 @@ func cmdRoute(sig *signals, args []string, stdin io.Reader, stdout, stderr io.Wr
 	// would happen: the digests too.
 	// Its history(kind, window) reads the state table, when there is
 	// one, and never writes it; without one every count is 0.
-	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm(), ReadState: parts.State}
+	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: storm.New(), ReadState: parts.State}
 	if _, _, uses := cfg.Rules.UsesHistory(); uses && *dryRun && parts.State == nil {
 		fmt.Fprintln(stderr, "sesrouter route: SESROUTER_STATE_TABLE is not set: every history(kind, window) counts 0 in this dry run")
 	}

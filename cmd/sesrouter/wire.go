@@ -11,12 +11,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/actions/suppression"
 	"github.com/sesrouter/sesrouter/internal/pace"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/sesrouter/sesrouter/rulestore"
 )
 
@@ -64,13 +65,13 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 	if e.sesClient != nil {
 		aws.Options = append(aws.Options, config.WithHTTPClient(e.sesClient))
 	}
-	storm := actions.NewStorm()
+	storms := storm.New()
 	st, err := stateTable(e, aws.Options...)
 	if err != nil {
 		return nil, err
 	}
 	if st != nil {
-		storm = pipeline.FleetStorm(st)
+		storms = pipeline.FleetStorm(st)
 	}
 	return &pipeline.Parts{
 		Slack: slack.SlackConfig{Token: slack.Secret(e.getenv("SLACK_BOT_TOKEN")), APIURL: e.getenv("SLACK_API_URL"),
@@ -83,7 +84,7 @@ func newParts(e env, logger *slog.Logger, concurrency int) (*pipeline.Parts, err
 			}
 			return c, nil
 		},
-		Seen: actions.NewSeen(seenLimit), Storm: storm, State: st, Logger: logger, Timeout: timeout,
+		Seen: dedup.NewSeen(seenLimit), Storm: storms, State: st, Logger: logger, Timeout: timeout,
 	}, nil
 }
 

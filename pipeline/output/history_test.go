@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
 	"github.com/sesrouter/sesrouter/pipeline/state"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // rulesHistory suppresses an address at its third Transient bounce within
@@ -63,7 +63,7 @@ func explainHistory(t *testing.T, st state.Store, format string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm(), ReadState: st}
+	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: storm.New(), ReadState: st}
 	var out bytes.Buffer
 	o, err := New(&out, format, true, true, cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // htmlWriter is route's HTML output: one self-contained page (no script, no
@@ -86,7 +87,7 @@ func (p *htmlWriter) Job(j *pipeline.Job) error {
 }
 
 // Digest shows a digest message at the end of the page.
-func (p *htmlWriter) Digest(r actions.DigestResult) error {
+func (p *htmlWriter) Digest(r storm.DigestResult) error {
 	return p.write(pageCard{Input: "end of the run", Title: "Digest for " + r.Destination,
 		Messages: []pageMessage{renderMessage(r.Destination, string(r.Outcome), r.Message)}})
 }

@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // New returns the writer of format to w: "json", "text" or "html". explain
@@ -61,7 +61,7 @@ func (o *jsonWriter) Job(j *pipeline.Job) error {
 
 // Digest writes nothing: JSON output has one line per input, and leaves
 // digests to the summary on standard error.
-func (o *jsonWriter) Digest(actions.DigestResult) error { return nil }
+func (o *jsonWriter) Digest(storm.DigestResult) error { return nil }
 
 // Close writes what is buffered.
 func (o *jsonWriter) Close() error { return o.w.Flush() }

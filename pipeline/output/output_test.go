@@ -17,6 +17,7 @@ import (
 	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 	"github.com/slack-go/slack"
 )
 
@@ -78,7 +79,7 @@ func dryRun(t *testing.T, rules, format string, explain bool, lines ...string) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: actions.NewStorm()}
+	h := &pipeline.Handler{Router: cfg.Router, Dispatcher: cfg.DryRun(), Storm: storm.New()}
 	var out bytes.Buffer
 	o, err := New(&out, format, explain, true, cfg)
 	if err != nil {
@@ -302,10 +303,10 @@ func TestHTMLThread(t *testing.T) {
 	msg := func(text, ts string) actions.Message {
 		return actions.Message{Text: text, ThreadTS: ts, Blocks: []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}}
 	}
-	if err := p.Digest(actions.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("root", "")}); err != nil {
+	if err := p.Digest(storm.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("root", "")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Digest(actions.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("in the thread", "1700000000.000100")}); err != nil {
+	if err := p.Digest(storm.DigestResult{Destination: "alerts", Outcome: actions.OutcomePosted, Message: msg("in the thread", "1700000000.000100")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Close(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
 	"github.com/sesrouter/sesrouter/pipeline"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
 
 // textWriter writes a few lines for people per input: what it is, what the
@@ -32,7 +33,7 @@ func (o *textWriter) Job(j *pipeline.Job) error {
 }
 
 // Digest writes a digest posted (or rendered) at the end of the run.
-func (o *textWriter) Digest(r actions.DigestResult) error {
+func (o *textWriter) Digest(r storm.DigestResult) error {
 	fmt.Fprintf(o.w, "digest to %s: %s\n", r.Destination, r.Outcome)
 	if r.Err != nil {
 		fmt.Fprintf(o.w, "  error: %s\n", ses.Safe(r.Err.Error()))

@@ -70,7 +70,7 @@ const (
 )
 
 // ClaimKey is the key of the claim of a notification whose
-// de-duplication keys (actions.SeenKeys) are keys: the key itself when
+// de-duplication keys (dedup.Keys) are keys: the key itself when
 // there is one, else a digest of them all (a notification without an SNS
 // message id has one key per recipient, and every copy has the same).
 func ClaimKey(keys []string) string {

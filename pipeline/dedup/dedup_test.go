@@ -1,4 +1,4 @@
-package actions_test
+package dedup_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/dedup"
 )
 
 const dedupRules = `version: 1
@@ -53,7 +54,7 @@ func dedupBounce(t *testing.T, snsID, feedbackID string, addrs ...string) *ses.N
 // and SQS may), and again when its actions failed.
 type deduper struct {
 	d      *actions.Dispatcher
-	seen   *actions.Seen
+	seen   *dedup.Seen
 	router *route.Router
 }
 
@@ -83,7 +84,7 @@ func newDeduper(t *testing.T) (*deduper, *actionstest.Slack) {
 	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{
 		"hook": slack.NewSlackWebhook(slack.Secret(fake.WebhookURL("hook")), "HOOK", nil, slack.Retry{Attempts: 1}, nil),
 	}}
-	return &deduper{d: d, seen: actions.NewSeen(100), router: route.NewRouter(rules)}, fake
+	return &deduper{d: d, seen: dedup.NewSeen(100), router: route.NewRouter(rules)}, fake
 }
 
 func outcomes(rs []actions.Result) string {
@@ -181,7 +182,7 @@ func snsNotification(id string) *ses.Notification {
 
 // handled claims n and, when it holds it, ends the claim as done; it
 // reports whether n was a duplicate.
-func handled(t *testing.T, s *actions.Seen, n *ses.Notification) (duplicate bool) {
+func handled(t *testing.T, s *dedup.Seen, n *ses.Notification) (duplicate bool) {
 	t.Helper()
 	c := s.Begin(n)
 	if c.Wait != nil {
@@ -192,7 +193,7 @@ func handled(t *testing.T, s *actions.Seen, n *ses.Notification) (duplicate bool
 }
 
 func TestSeenForgetsTheOldest(t *testing.T) {
-	s := actions.NewSeen(3)
+	s := dedup.NewSeen(3)
 	for _, k := range []string{"a", "b", "c", "d"} {
 		if handled(t, s, snsNotification(k)) {
 			t.Fatalf("%s seen before it was added", k)
@@ -216,7 +217,7 @@ func TestSeenForgetsTheOldest(t *testing.T) {
 func TestSeenForgetFreesTheSlot(t *testing.T) {
 	for _, limit := range []int{1, 2, 3, 5, 8} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			s := actions.NewSeen(limit)
+			s := dedup.NewSeen(limit)
 			// Fill some of the ring first, so that the slot freed is not
 			// the next one either.
 			for i := range limit / 2 {
@@ -226,7 +227,7 @@ func TestSeenForgetFreesTheSlot(t *testing.T) {
 			if handled(t, s, k) {
 				t.Fatal("k seen before it was added")
 			}
-			s.Forget(actions.SeenKeys(k)...)
+			s.Forget(dedup.Keys(k)...)
 			if handled(t, s, k) {
 				t.Fatal("k is still known after Forget")
 			}
@@ -260,7 +261,7 @@ func TestSeenCopyInFlightWaits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := actions.NewSeen(10)
+			s := dedup.NewSeen(10)
 			first := s.Begin(tt.n())
 			if !first.Held() {
 				t.Fatalf("first copy: %+v, want held", first)
@@ -299,7 +300,7 @@ func TestSeenCopyInFlightWaits(t *testing.T) {
 // only its new keys; when it fails, the keys of the one handled before
 // stay.
 func TestSeenReleasesOnlyItsOwnKeys(t *testing.T) {
-	s := actions.NewSeen(10)
+	s := dedup.NewSeen(10)
 	if handled(t, s, dedupBounce(t, "", "fb-9", "a@x.com", "z@x.com")) {
 		t.Fatal("first notification is a duplicate")
 	}
@@ -313,8 +314,8 @@ func TestSeenReleasesOnlyItsOwnKeys(t *testing.T) {
 	}
 }
 
-// TestSeenKeys: what makes two notifications the same.
-func TestSeenKeys(t *testing.T) {
+// TestKeys: what makes two notifications the same.
+func TestKeys(t *testing.T) {
 	tests := []struct {
 		name string
 		n    *ses.Notification
@@ -326,12 +327,12 @@ func TestSeenKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := actions.SeenKeys(tt.n); !slices.Equal(got, tt.want) {
-				t.Errorf("SeenKeys = %q, want %q", got, tt.want)
+			if got := dedup.Keys(tt.n); !slices.Equal(got, tt.want) {
+				t.Errorf("Keys = %q, want %q", got, tt.want)
 			}
 		})
 	}
-	s := actions.NewSeen(10)
+	s := dedup.NewSeen(10)
 	for range 2 {
 		if c := s.Begin(dedupBounce(t, "", "", "a@x.com")); !c.Held() {
 			t.Errorf("a notification without keys: %+v, want held", c)

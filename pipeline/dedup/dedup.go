@@ -1,4 +1,10 @@
-package actions
+// Package dedup makes a notification delivered more than once (SNS and
+// SQS deliver at least once) be acted on once in a process: what makes
+// two notifications the same (Keys), and the notifications handled and
+// being handled (Seen), whose claims make a copy that comes meanwhile
+// wait for the first copy's outcome (Claim). Across the fleet, the
+// pipeline claims the same keys in the state table.
+package dedup
 
 import (
 	"sync"
@@ -88,12 +94,12 @@ func (c *Claim) End(ok bool) {
 	close(c.done)
 }
 
-// Begin claims n: it is held when some of its keys (SeenKeys) are new,
+// Begin claims n: it is held when some of its keys (Keys) are new,
 // which it then holds until End; a duplicate when all of them have been
 // handled; and to wait for when all are known and some are being handled
 // by another claim. A notification without keys is always held.
 func (s *Seen) Begin(n *ses.Notification) *Claim {
-	keys := SeenKeys(n)
+	keys := Keys(n)
 	if len(keys) == 0 {
 		return &Claim{}
 	}
@@ -157,11 +163,11 @@ func (s *Seen) Len() int {
 	return len(s.keys)
 }
 
-// SeenKeys are what makes a notification the same as another: its SNS
+// Keys are what makes a notification the same as another: its SNS
 // MessageId (SNS keeps it when it delivers again, also through SQS), or,
 // without one, its SES feedback id with each recipient. A notification
 // with neither is never a duplicate.
-func SeenKeys(n *ses.Notification) []string {
+func Keys(n *ses.Notification) []string {
 	if n.SNSMessageID != "" {
 		return []string{"sns:" + n.SNSMessageID}
 	}

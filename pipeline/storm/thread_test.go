@@ -1,4 +1,4 @@
-package actions_test
+package storm_test
 
 import (
 	"context"
@@ -13,7 +13,15 @@ import (
 	"github.com/sesrouter/sesrouter/actions/slack"
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
 )
+
+// testChannel is the channel the bot-token tests post to.
+const testChannel = "C0123456789"
+
+// fastRetry keeps the tests that post to the Slack fake fast: 4
+// attempts, 5 ms of backoff doubling up to 20 ms.
+var fastRetry = slack.Retry{Attempts: 4, Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}
 
 // threadStorm sends 300 bounces, one every half second, to the one
 // destination d of the rules given (digest_after 10, digest_window 5m),
@@ -29,8 +37,7 @@ func threadStorm(t *testing.T, sl *actionstest.Slack, slackLines string, notifie
 	dests := rs.DestinationList()
 	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{"d": notifier(dests[0])}}
 	router := route.NewRouter(rs)
-	storm := actions.NewStorm()
-	batch := actions.NewBatch(storm, true)
+	batch := storm.NewBatch(storm.New(), true)
 	for i := range 300 {
 		domain := []string{"example.com", "example.net", "example.org"}[i%3]
 		res := d.Dispatch(context.Background(), router.Route(stormBounce(i, fmt.Sprintf("user%d@%s", i, domain))), batch)
@@ -92,8 +99,8 @@ func TestStormThread(t *testing.T) {
 			if u.TS != root.TS {
 				t.Errorf("edit %d is of %q, not the root %q", i, u.TS, root.TS)
 			}
-			if i > 0 && i < len(updates)-1 && u.Time.Sub(updates[i-1].Time) < actions.RootEditEvery {
-				t.Errorf("edits %d and %d %s apart, want at least %s", i-1, i, u.Time.Sub(updates[i-1].Time), actions.RootEditEvery)
+			if i > 0 && i < len(updates)-1 && u.Time.Sub(updates[i-1].Time) < storm.RootEditEvery {
+				t.Errorf("edits %d and %d %s apart, want at least %s", i-1, i, u.Time.Sub(updates[i-1].Time), storm.RootEditEvery)
 			}
 		}
 		last := updates[len(updates)-1]

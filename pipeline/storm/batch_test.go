@@ -1,4 +1,4 @@
-package actions_test
+package storm_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/sesrouter/sesrouter/engine/route"
 	"github.com/sesrouter/sesrouter/engine/rules"
 	"github.com/sesrouter/sesrouter/engine/ses"
+	"github.com/sesrouter/sesrouter/pipeline/storm"
+	slackapi "github.com/slack-go/slack"
 )
 
 // recorder is a Notifier that posts nothing and records every message it
@@ -76,6 +78,14 @@ func stormBounce(i int, address string) *ses.Notification {
 	}
 }
 
+// headerText is the text of m's header block, "" when it has none.
+func headerText(m actions.Message) string {
+	if h, ok := m.Blocks[0].(*slackapi.HeaderBlock); ok && h.Text != nil {
+		return h.Text.Text
+	}
+	return ""
+}
+
 // outcomesOf is the outcome of every result, space-separated.
 func outcomesOf(rs []actions.Result) string {
 	var out []string
@@ -102,7 +112,7 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 		"hook": slack.NewSlackWebhook(slack.Secret(sl.WebhookURL("hook")), "HOOK", nil, slack.DefaultRetry(), nil),
 	}}
 	router := route.NewRouter(rules)
-	b := actions.NewBatch(actions.NewStorm(), false)
+	b := storm.NewBatch(storm.New(), false)
 	var outcomes []string
 	for i := range 5 {
 		n := stormBounce(i, "user"+string(rune('a'+i))+"@example.com")
@@ -140,9 +150,9 @@ func TestBatchFoldsPastDigestAfter(t *testing.T) {
 
 func TestDigestManyAddresses(t *testing.T) {
 	dest := &rules.Destination{Name: "x", DigestAfter: 1, DigestWindow: time.Hour}
-	storm := actions.NewStorm()
-	b := actions.NewBatch(storm, false)
-	if !storm.AdmitAt(dest, b.Now()) {
+	st := storm.New()
+	b := storm.NewBatch(st, false)
+	if !st.AdmitAt(dest, b.Now()) {
 		t.Fatal("the first message was not let through")
 	}
 	n := &recorder{name: "x"}
@@ -150,8 +160,8 @@ func TestDigestManyAddresses(t *testing.T) {
 		rc := ses.NewRecipient(strings.Repeat("x", i%300) + "@d" + string(rune('a'+i%26)) + ".example")
 		notice := actions.Notice{Notification: &ses.Notification{Event: ses.Event{Type: ses.TypeBounce}},
 			Recipients: []actions.NoticeRecipient{{Recipient: &rc, Rule: "rule-" + string(rune('a'+i%20))}}}
-		if b.Admit(dest, n, &notice) {
-			t.Fatalf("notice %d was let through in a storm", i)
+		if posted, _, err := b.Admit(context.Background(), dest, n, &notice); posted || err != nil {
+			t.Fatalf("notice %d was let through in a storm (error %v)", i, err)
 		}
 	}
 	m := b.DigestMessage("x")
@@ -216,10 +226,10 @@ func TestStormOutlivesBatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, router, recs := stormDispatcher(t)
 		alerts := d.Destinations["alerts"]
-		storm := actions.NewStorm()
+		st := storm.New()
 		start := time.Now()
 		at := func(offset time.Duration) { time.Sleep(time.Until(start.Add(offset))) }
-		notify := func(b *actions.Batch, i int) actions.Outcome {
+		notify := func(b *storm.Batch, i int) actions.Outcome {
 			t.Helper()
 			rs := d.Dispatch(context.Background(), router.Route(stormBounce(i, fmt.Sprintf("user%d@example.com", i))), b)
 			if len(rs) != 1 || rs[0].Action() != "notify:alerts" || rs[0].Err != nil {
@@ -227,7 +237,7 @@ func TestStormOutlivesBatches(t *testing.T) {
 			}
 			return rs[0].Outcome
 		}
-		steps := func(b *actions.Batch, first int, steps ...stormStep) {
+		steps := func(b *storm.Batch, first int, steps ...stormStep) {
 			t.Helper()
 			for i, s := range steps {
 				at(s.at)
@@ -238,9 +248,9 @@ func TestStormOutlivesBatches(t *testing.T) {
 		}
 
 		// The first invocation: two notices posted, the third folded.
-		b1 := actions.NewBatch(storm, true)
+		b1 := storm.NewBatch(st, true)
 		steps(b1, 0, stormStep{0, actions.OutcomePosted}, stormStep{time.Minute, actions.OutcomePosted}, stormStep{2 * time.Minute, actions.OutcomeDigested})
-		if !storm.Storming(alerts, time.Now()) {
+		if !st.Storming(alerts, time.Now()) {
 			t.Error("not storming after two messages within the window")
 		}
 		if n := recs["alerts"].count(); n != 2 {
@@ -251,14 +261,14 @@ func TestStormOutlivesBatches(t *testing.T) {
 			!slices.Equal(r1[0].Inputs, []string{"storm.ndjson:2"}) || !slices.Equal(r1[0].Keys, []string{"sns:sns-2"}) {
 			t.Errorf("first flush %+v: want one digest of alerts, of notification 2", r1)
 		}
-		if h := actions.HeaderText(recs["alerts"].last(t)); h != "Digest · 1 notification folded" {
+		if h := headerText(recs["alerts"].last(t)); h != "Digest · 1 notification folded" {
 			t.Errorf("the third message is %q, want the digest", h)
 		}
 
 		// The next invocation: a new batch, the same storm. Within the
 		// window, it still folds; as the first messages leave the
 		// window, a notice posts again, one at a time.
-		b2 := actions.NewBatch(storm, true)
+		b2 := storm.NewBatch(st, true)
 		steps(b2, 3,
 			stormStep{3 * time.Minute, actions.OutcomeDigested},
 			stormStep{5*time.Minute - time.Nanosecond, actions.OutcomeDigested}, // the message at 0 is still within 5m
@@ -277,10 +287,10 @@ func TestStormOutlivesBatches(t *testing.T) {
 
 		// After a quiet window, the storm is over.
 		at(11*time.Minute + time.Second)
-		if storm.Storming(alerts, time.Now()) {
+		if st.Storming(alerts, time.Now()) {
 			t.Error("still storming after a quiet window")
 		}
-		if got := notify(actions.NewBatch(storm, false), 8); got != actions.OutcomePosted {
+		if got := notify(storm.NewBatch(st, false), 8); got != actions.OutcomePosted {
 			t.Errorf("after a quiet window: %s, want posted", got)
 		}
 	})
@@ -293,7 +303,7 @@ func TestStormOutlivesBatches(t *testing.T) {
 func TestBatchFlush(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, router, recs := stormDispatcher(t)
-		b := actions.NewBatch(actions.NewStorm(), false)
+		b := storm.NewBatch(storm.New(), false)
 		// other (the second destination) takes one message, alerts two;
 		// every later notice folds.
 		addrs := []string{"a@other.example", "b@other.example", "c@other.example",
@@ -324,7 +334,7 @@ func TestBatchFlush(t *testing.T) {
 			if n := recs[name].count(); n != want {
 				t.Errorf("%s's notifier got %d messages, want %d, its digest included", name, n, want)
 			}
-			if h := actions.HeaderText(recs[name].last(t)); h != "Digest · 2 notifications folded" {
+			if h := headerText(recs[name].last(t)); h != "Digest · 2 notifications folded" {
 				t.Errorf("%s's last message is %q, want its digest", name, h)
 			}
 			if n := reloaded[name].count(); n != 0 {
@@ -332,4 +342,35 @@ func TestBatchFlush(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDryRunDigest: in a dry run, a storm's digest is rendered, not
+// posted, by the notifier the notices were folded with.
+func TestDryRunDigest(t *testing.T) {
+	sl := actionstest.NewSlack(t, testChannel)
+	rs, err := rules.Load("rules.yaml", []byte("version: 1\ndestinations:\n  ses-alerts:\n    slack: {channel: "+testChannel+", digest_after: 1}\n"+
+		"rules:\n  - name: all\n    when: 'true'\n    actions: [{notify: ses-alerts}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dests := rs.DestinationList()
+	d := &actions.Dispatcher{Destinations: slack.ByName(dests), Notifiers: map[string]actions.Notifier{
+		"ses-alerts": actions.DryRun(slack.NewSlackBot(slack.Secret(sl.Token()), sl.APIURL(), testChannel, nil, fastRetry, nil)),
+	}}
+	router := route.NewRouter(rs)
+	b := storm.NewBatch(storm.New(), false)
+	var got []string
+	for i := range 3 {
+		got = append(got, outcomesOf(d.Dispatch(context.Background(), router.Route(stormBounce(i, fmt.Sprintf("u%d@example.com", i))), b)))
+	}
+	if want := "dry-run digested digested"; strings.Join(got, " ") != want {
+		t.Errorf("outcomes %s, want %s", strings.Join(got, " "), want)
+	}
+	results := b.Flush(context.Background())
+	if len(results) != 1 || results[0].Destination != "ses-alerts" || results[0].Outcome != actions.OutcomeDryRun || results[0].Err != nil || results[0].Notifications != 2 {
+		t.Errorf("flush %+v, want the dry run of one digest of 2", results)
+	}
+	if c := sl.Counts(); c.Requests != 0 {
+		t.Errorf("the Slack fake saw %d requests in a dry run", c.Requests)
+	}
 }

@@ -1,14 +1,12 @@
-package actions
+package storm
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
+	"github.com/sesrouter/sesrouter/actions"
 	"github.com/sesrouter/sesrouter/engine/rules"
-	"github.com/sesrouter/sesrouter/internal/words"
-	"github.com/slack-go/slack"
 )
 
 // Storm threads. When a destination that threads (rules.Destination.Threads,
@@ -22,9 +20,9 @@ import (
 const RootEditEvery = 10 * time.Second
 
 // Roots is where the root of each destination's storm thread is kept.
-// NewStorm keeps them in the process (ProcessRoots); with fleet state,
-// one shared by every process of the fleet (pipeline.StormRoots) gives
-// the fleet one root per storm.
+// New keeps them in the process; with fleet state, Roots shared by every
+// process of the fleet (NewFleet, with pipeline.StormRoots) give the
+// fleet one root per storm.
 type Roots interface {
 	// Claim returns the ts of dest's root for the storm window that ends
 	// at end, calling post to post one when there is none yet; posted
@@ -46,9 +44,9 @@ type processRoot struct {
 	err   error
 }
 
-// ProcessRoots returns Roots kept in this process: one root per
+// newProcessRoots returns Roots kept in this process: one root per
 // destination's storm, per process.
-func ProcessRoots() Roots { return &processRoots{roots: map[string]*processRoot{}} }
+func newProcessRoots() Roots { return &processRoots{roots: map[string]*processRoot{}} }
 
 // Claim implements Roots. Concurrent claims for one destination wait for
 // the first to post; a failed post is forgotten, so the next claim tries
@@ -91,7 +89,7 @@ func (p *processRoots) Release(dest, ts string) {
 // stormThread is one destination's storm thread, in this process.
 type stormThread struct {
 	dest     *rules.Destination
-	notifier Threader
+	notifier actions.Threader
 	ts       string
 	owner    bool // this process posted the root, and edits it
 	start    time.Time
@@ -99,7 +97,7 @@ type stormThread struct {
 	ctx      context.Context // for the edits: the context that started the storm, without its cancellation
 
 	mu       sync.Mutex // guards the counts and the edit state
-	counts   *digest
+	counts   *actions.Digest
 	lastEdit time.Time
 	pending  *time.Timer // the next edit, when one is due
 	ended    bool
@@ -109,9 +107,9 @@ type stormThread struct {
 // threadFor returns d's open storm thread, starting one (posting its
 // root, which counts first) when first is not nil and there is none; nil when d does not thread
 // or its root could not be posted (the messages then stay flat).
-func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier, now time.Time, first *Notice) *stormThread {
+func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n actions.Notifier, now time.Time, first *actions.Notice) *stormThread {
 	start := first != nil
-	th, ok := n.(Threader)
+	th, ok := n.(actions.Threader)
 	if s == nil || !ok || !d.Threads() {
 		return nil
 	}
@@ -142,8 +140,8 @@ func (s *Storm) threadFor(ctx context.Context, d *rules.Destination, n Notifier,
 		// window of the shared counts, and the one the roots are keyed by.
 		end = now.Truncate(window).Add(window)
 	}
-	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: newDigest(d)}
-	st.counts.add(first, first.Recipients)
+	st := &stormThread{dest: d, notifier: th, start: now, end: end, ctx: context.WithoutCancel(ctx), counts: actions.NewDigest(d)}
+	st.counts.Add(first)
 	ts, owner, err := s.roots.Claim(ctx, d.Name, st.end, func(ctx context.Context) (string, error) {
 		return th.PostTS(ctx, st.rootMessage(false))
 	})
@@ -205,10 +203,10 @@ func (s *Storm) endThread(name string, st *stormThread) {
 // count adds notice to the thread's counts and edits the root when
 // RootEditEvery has passed since its last edit, or arranges the edit for
 // when it has.
-func (st *stormThread) count(notice *Notice, now time.Time) {
+func (st *stormThread) count(notice *actions.Notice, now time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.counts.add(notice, notice.Recipients)
+	st.counts.Add(notice)
 	if st.ended || st.pending != nil || !st.owner {
 		return
 	}
@@ -252,24 +250,6 @@ func (st *stormThread) update(final bool) {
 // rootMessage is the root of the storm: what it is, since when, and the
 // counts so far, or with final the totals of the window. Called with
 // st.mu held, or before the thread is shared.
-func (st *stormThread) rootMessage(final bool) Message {
-	g := st.counts
-	after, window := st.dest.StormLimits()
-	header := "Storm · " + words.Count(g.notifications, "notification", "notifications") + " so far"
-	context := fmt.Sprintf("Started %s, after %s to this destination within %s; the digests and later messages are in this thread, and these counts are brought up to date at most every %s.",
-		st.start.UTC().Format(timestampLayout), words.Count(after, "message", "messages"), shortDuration(window), shortDuration(RootEditEvery))
-	if final {
-		header = "Storm over · " + words.Count(g.notifications, "notification", "notifications") + " in total"
-		context = fmt.Sprintf("From %s to %s: %s, %s.", st.start.UTC().Format(timestampLayout), st.end.UTC().Format(timestampLayout),
-			words.Count(g.notifications, "notification", "notifications"), words.Count(g.recipients, "recipient", "recipients"))
-	}
-	blocks := []slack.Block{
-		headerBlock(header),
-		slack.NewContextBlock("", mrkdwn(context)),
-		section(countsText("By type", g.byType)),
-		section(countsText("By recipient domain", g.byDomain)),
-		section(countsText("By rule", g.byRule)),
-	}
-	text := fmt.Sprintf("%s (%s)", header, words.Count(g.recipients, "recipient", "recipients"))
-	return Message{Text: escapeText(text, maxFallbackText), Blocks: blocks}
+func (st *stormThread) rootMessage(final bool) actions.Message {
+	return st.counts.RootMessage(st.start, st.end, RootEditEvery, final)
 }
