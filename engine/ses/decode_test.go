@@ -917,7 +917,7 @@ func TestDecodeRepeatedMember(t *testing.T) {
 		return `"bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"` + addr + `"}]}`
 	}
 	twoBounces := `{"notificationType":"Bounce",` + mail + "," + bounce("a@example.com") + "," + bounce("b@example.com") + "}"
-	for _, tt := range []struct{ name, doc, err string }{
+	cases := []struct{ name, doc, err string }{
 		{"bounce twice", twoBounces, `key "bounce" appears twice`},
 		{"bounce twice in an SNS message", snsBody(t, twoBounces), `SES JSON: key "bounce" appears twice`},
 		{"bounce twice in an SQS body", `{"Records":[{"eventSource":"aws:sqs","messageId":"q1","body":` + quoteJSON(t, twoBounces) + `}]}`,
@@ -942,7 +942,36 @@ func TestDecodeRepeatedMember(t *testing.T) {
 		{"eventType twice in an EventBridge detail", `{"source":"aws.ses","detail-type":"Email Sent","detail":{"eventType":"Send","eventType":"Bounce",` + mail + `}}`,
 			`key "eventType" appears twice in "/detail"`},
 		{"an element of a top-level array", `[{"eventType":"Send",` + mail + `,"eventType":"Open"}]`, `key "eventType" appears twice`},
+	}
+	// The SES JSON of an SNS Message is read by the SES decoder alone,
+	// which checks names itself: each of these, in a Message.
+	var manyTags, longNames strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&manyTags, `"tag-%d":["v"],`, i)
+		fmt.Fprintf(&longNames, `"%s-%d":["v"],`, strings.Repeat("n", 30), i)
+	}
+	for _, tt := range []struct{ name, ses, err string }{
+		{"emailAddress twice", `{"notificationType":"Bounce",` + mail + `,"bounce":{"bouncedRecipients":[{"emailAddress":"a@example.com","emailAddress":"b@example.com"}]}}`,
+			`key "emailAddress" appears twice in "/bounce/bouncedRecipients/0"`},
+		{"messageId twice", `{"eventType":"Send","mail":{"messageId":"m-1","messageId":"m-2","destination":["x@y.example"]}}`,
+			`key "messageId" appears twice in "/mail"`},
+		{"messageId twice, once escaped", `{"eventType":"Send","mail":{"messageId":"m-1","mess\u0061geId":"m-2","destination":["x@y.example"]}}`,
+			`key "messageId" appears twice in "/mail"`},
+		{"an unread member twice", `{"eventType":"Send","mail":{"destination":["x@y.example"],"commonHeaders":{"date":"a","date":"b"}}}`,
+			`key "date" appears twice in "/mail/commonHeaders"`},
+		{"a tag twice", `{"eventType":"Send","mail":{"destination":["x@y.example"],"tags":{"k":["a"],"k":["b"]}}}`,
+			`key "k" appears twice in "/mail/tags"`},
+		{"a tag twice among many", `{"eventType":"Send","mail":{"destination":["x@y.example"],"tags":{` + manyTags.String() + `"tag-7":["b"]}}}`,
+			`key "tag-7" appears twice in "/mail/tags"`},
+		{"a long tag twice among many", `{"eventType":"Send","mail":{"destination":["x@y.example"],"tags":{` + longNames.String() + `"` + strings.Repeat("n", 30) + `-3":["b"]}}}`,
+			`key "` + strings.Repeat("n", 30) + `-3" appears twice in "/mail/tags"`},
+		{"a member of an unknown object twice", `{"eventType":"Send",` + mail + `,"future":{"x":[{"a":1,"a":2}]}}`,
+			`key "a" appears twice in "/future/x/0"`},
+		{"eventType twice", `{"eventType":"Send","eventType":"Bounce",` + mail + `}`, `key "eventType" appears twice`},
 	} {
+		cases = append(cases, struct{ name, doc, err string }{tt.name + " in an SNS message", snsBody(t, tt.ses), "SES JSON: " + tt.err})
+	}
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			items := Decode("in", []byte(tt.doc))
 			if len(items) != 1 || items[0].Err == nil || !strings.Contains(items[0].Err.Error(), tt.err) {

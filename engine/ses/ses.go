@@ -150,12 +150,6 @@ func readObject[T any, P wireObject[T]](dec *jsontext.Decoder, p **T, name strin
 	return P(v).read(dec, name)
 }
 
-// skip reads a value that is not read.
-func skip(dec *jsontext.Decoder) error {
-	_, err := dec.ReadValue()
-	return err
-}
-
 // readArray reads an array named name, calling elem for each element,
 // which must read it; null is an empty array.
 func readArray(dec *jsontext.Decoder, name string, elem func() error) error {
@@ -413,8 +407,10 @@ func decodeSES(raw string, b []byte) (*Notification, string, error) {
 	if b == nil {
 		b = []byte(raw)
 	}
+	// Names given twice are refused by the readers (members, skip),
+	// which know the names they read already.
 	var w sesWire
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := json.Unmarshal(b, &w, jsontext.AllowDuplicateNames(true)); err != nil {
 		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
 	s := func(t text) string { return t.in(raw) }
@@ -564,21 +560,21 @@ type text struct {
 
 // read reads a string or null, the value of the member name.
 func (t *text) read(dec *jsontext.Decoder, name string) error {
-	switch dec.PeekKind() {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch k := v.Kind(); k {
 	case 'n':
 		*t = text{}
-		_, err := dec.ReadToken()
-		return err
+		return nil
 	case '"':
-		v, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
 		end := int(dec.InputOffset())
 		*t = text{start: end - len(v), end: end, escaped: bytes.IndexByte(v, '\\') >= 0}
 		return nil
+	default:
+		return &kindError{name: name, got: k, want: "a string"}
 	}
-	return wrongKind(dec, name, "a string")
 }
 
 // present reports whether the string was there, and not null.
@@ -615,7 +611,7 @@ func (l *textList) read(dec *jsontext.Decoder, name string) error {
 		*l = textList{{}}
 		return (*l)[0].read(dec, name)
 	}
-	out := textList{}
+	out := make(textList, 0, 4)
 	err := readArray(dec, name, func() error {
 		var t text
 		err := t.read(dec, name)
