@@ -212,7 +212,10 @@ func foldDup(doc []byte, names []span, work *int) (string, bool) {
 	if len(names) > foldNames {
 		seen = make(map[string]struct{}, len(names))
 	}
-	var small [foldNames][]byte
+	var small [foldNames]struct {
+		name  []byte
+		ascii bool
+	}
 	for i, n := range names {
 		var buf []byte // a name with escapes is unescaped into a buffer of its own
 		key, err := unquoteName(doc[n.start:n.end], &buf)
@@ -230,15 +233,17 @@ func foldDup(doc []byte, names []span, work *int) (string, bool) {
 			seen[lower] = struct{}{}
 			continue
 		}
+		ascii := isASCII(key)
 		for _, s := range small[:i] {
 			if work != nil {
 				*work++
 			}
-			if lowerEqual(s, key) {
+			// ASCII names of different lengths differ in any case.
+			if (!ascii || !s.ascii || len(s.name) == len(key)) && lowerEqual(s.name, key) {
 				return string(key), true
 			}
 		}
-		small[i] = key
+		small[i].name, small[i].ascii = key, ascii
 	}
 	return "", false
 }
@@ -262,6 +267,16 @@ func lowerEqual(a, b []byte) bool {
 		a, b = a[na:], b[nb:]
 	}
 	return len(a) == len(b)
+}
+
+// isASCII reports whether b is all ASCII.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func lowerASCII(c byte) byte {
