@@ -104,6 +104,7 @@ func (r *Router) route(p *Plan, n *ses.Notification, h rules.History) {
 	if len(n.Recipients) == 0 {
 		return
 	}
+	r.room(p.Recipients)
 	ev := r.pool.Get().(*evaluator)
 	blank := ev.env.Notification
 	ev.env.Notification = n
@@ -116,6 +117,37 @@ func (r *Router) route(p *Plan, n *ses.Notification, h rules.History) {
 	ev.env.SetHistory(nil)
 	ev.env.Notification, ev.env.Recipient = blank, ses.Recipient{}
 	r.pool.Put(ev)
+}
+
+// room gives each decision of ds that has none the room its trials,
+// matches and actions can take (one of each per rule), all cut from one
+// array of each, so that deciding allocates nothing more: three
+// allocations a plan rather than several a recipient.
+func (r *Router) room(ds []Decision) {
+	rs := r.rules.Rules
+	acts := 0
+	for _, rule := range rs {
+		acts += len(rule.Actions)
+	}
+	need := 0
+	for i := range ds {
+		if cap(ds[i].Trials) < len(rs) {
+			need++
+		}
+	}
+	if need == 0 || len(rs) == 0 {
+		return
+	}
+	trials, matched, actions := make([]Trial, need*len(rs)), make([]*rules.Rule, need*len(rs)), make([]rules.Action, need*acts)
+	for i := range ds {
+		d := &ds[i]
+		if cap(d.Trials) >= len(rs) {
+			continue
+		}
+		d.Trials, trials = trials[:0:len(rs)], trials[len(rs):]
+		d.Matched, matched = matched[:0:len(rs)], matched[len(rs):]
+		d.Actions, actions = actions[:0:acts], actions[acts:]
+	}
 }
 
 // decide tries the rules for one recipient, top to bottom.
