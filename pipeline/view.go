@@ -38,14 +38,17 @@ type View struct {
 // ViewEvent is what the text output and the HTML page say of a
 // notification besides its type and message id.
 type ViewEvent struct {
-	// Title names the event type and subtype (actions.EventTitle).
-	Title []string
+	notification *ses.Notification
 	// Sweep says that the notification is an entry of the suppression
 	// list, read by a sweep, rather than an event SES sent.
 	Sweep bool
 	// Timestamp is the event's; Source and Subject the mail's.
 	Timestamp, Source, Subject string
 }
+
+// Title names the event type and subtype (actions.EventTitle), made when
+// asked for: the JSON output does not show it.
+func (e *ViewEvent) Title() []string { return actions.EventTitle(e.notification) }
 
 // ViewRecipient is one recipient of a View and what the rules decided
 // for it.
@@ -128,7 +131,7 @@ func (j *Job) View(explain bool) View {
 	}
 	n := j.Plan.Notification
 	v.Type, v.MessageID = n.Event.Type, n.Mail.MessageID
-	v.Event = &ViewEvent{Title: actions.EventTitle(n), Sweep: n.Event.Envelope == ses.EnvelopeSweep,
+	v.Event = &ViewEvent{notification: n, Sweep: n.Event.Envelope == ses.EnvelopeSweep,
 		Timestamp: n.Event.Timestamp, Source: n.Mail.Source, Subject: n.Mail.Subject}
 	v.Recipients = make([]ViewRecipient, len(j.Plan.Recipients))
 	for i := range j.Plan.Recipients {

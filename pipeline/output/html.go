@@ -57,7 +57,7 @@ func (p *htmlWriter) Job(j *pipeline.Job) error {
 	case v.Event == nil:
 		c.Title, c.Note = "Skipped", v.Skipped
 	default:
-		c.Title = strings.Join(v.Event.Title, " ")
+		c.Title = strings.Join(v.Event.Title(), " ")
 		for i := range v.Recipients {
 			r := &v.Recipients[i]
 			pr := pageRecipient{Address: r.Address, Rules: "no rule matched", Actions: "no action"}

@@ -60,7 +60,7 @@ func (o *textWriter) item(v *pipeline.View) {
 		return
 	}
 	e := v.Event
-	fmt.Fprintf(w, "%s (%s): %s\n", ses.Safe(v.Input), v.Envelope, ses.Safe(strings.Join(e.Title, " ")))
+	fmt.Fprintf(w, "%s (%s): %s\n", ses.Safe(v.Input), v.Envelope, ses.Safe(strings.Join(e.Title(), " ")))
 	if e.Sweep {
 		fmt.Fprintf(w, "  on the suppression list since %s\n", ses.Safe(orDash(e.Timestamp)))
 	} else {
