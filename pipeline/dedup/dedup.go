@@ -37,7 +37,7 @@ type seenKey struct {
 // NewSeen returns a Seen that remembers at most limit keys.
 func NewSeen(limit int) *Seen {
 	limit = max(limit, 1)
-	return &Seen{keys: make(map[string]seenKey, limit), ring: make([]string, limit), limit: limit}
+	return &Seen{keys: map[string]seenKey{}, limit: limit}
 }
 
 // Claim is what Begin says of one copy of a notification: it is to be
@@ -125,6 +125,9 @@ func (s *Seen) Begin(n *ses.Notification) *Claim {
 	for _, k := range keys {
 		if _, ok := s.keys[k]; ok {
 			continue
+		}
+		if s.next == len(s.ring) {
+			s.ring = append(s.ring, "") // the ring grows to its limit as keys come
 		}
 		if old := s.ring[s.next]; old != "" {
 			delete(s.keys, old)
