@@ -192,9 +192,7 @@ func readString(dec *jsontext.Decoder, name string) (string, error) {
 // members reads an object, calling member with each name, which must
 // read the value. The name is valid until the value is read: the decoder
 // may then move its buffer. A null reads as an empty object; any other
-// value is an error naming name. A name given twice is an error, also
-// when the decoder allows it (as the SES decoder's does, which checks
-// names here, where it costs less than in the decoder).
+// value is an error naming name.
 func members(dec *jsontext.Decoder, name string, member func(name []byte) error) error {
 	switch dec.PeekKind() {
 	case 'n':
@@ -208,7 +206,6 @@ func members(dec *jsontext.Decoder, name string, member func(name []byte) error)
 		return err
 	}
 	var buf []byte
-	var names nameSet
 	for dec.PeekKind() != '}' {
 		quoted, err := dec.ReadValue()
 		if err != nil {
@@ -217,9 +214,6 @@ func members(dec *jsontext.Decoder, name string, member func(name []byte) error)
 		key, err := unquoteName(quoted, &buf)
 		if err != nil {
 			return err
-		}
-		if !names.add(key) {
-			return &dupError{name: string(key), in: dec.StackPointer().Parent()}
 		}
 		if err := member(key); err != nil {
 			return err
@@ -283,64 +277,8 @@ func unquoteBytes(raw []byte, name string, buf *[]byte) ([]byte, error) {
 	return s, nil
 }
 
-// nameSet is the names of one object, to find one given twice: in a
-// buffer on the stack for the few names an object of SES has, looked
-// through one by one, and in a map beyond.
-type nameSet struct {
-	buf  [384]byte
-	ends [24]uint16 // where each name ends in buf
-	n    int
-	more map[string]struct{}
-}
-
-// add adds name, and reports false when it is there already.
-func (s *nameSet) add(name []byte) bool {
-	if s.more != nil {
-		if _, ok := s.more[string(name)]; ok {
-			return false
-		}
-		s.more[string(name)] = struct{}{}
-		return true
-	}
-	start := 0
-	for _, end := range s.ends[:s.n] {
-		if int(end)-start == len(name) && string(s.buf[start:end]) == string(name) {
-			return false
-		}
-		start = int(end)
-	}
-	if s.n == len(s.ends) || start+len(name) > len(s.buf) {
-		s.more = make(map[string]struct{}, 2*len(s.ends))
-		start = 0
-		for _, end := range s.ends[:s.n] {
-			s.more[string(s.buf[start:end])] = struct{}{}
-			start = int(end)
-		}
-		s.more[string(name)] = struct{}{}
-		return true
-	}
-	copy(s.buf[start:], name)
-	s.ends[s.n] = uint16(start + len(name))
-	s.n++
-	return true
-}
-
-// skip reads a value that is not read otherwise, refusing a name given
-// twice in any object inside it, which a decoder that allows duplicate
-// names has not checked.
+// skip reads a value that is not read.
 func skip(dec *jsontext.Decoder) error {
-	v, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	if k := v.Kind(); (k == '{' || k == '[') && !v.IsValid() {
-		// Syntax and UTF-8 are checked already: a name is given twice.
-		_, err := jsontext.NewDecoder(bytes.NewReader(v)).ReadValue()
-		if serr, ok := errors.AsType[*jsontext.SyntacticError](err); ok && errors.Is(serr.Err, jsontext.ErrDuplicateName) {
-			at := dec.StackPointer() + serr.JSONPointer
-			return &dupError{name: at.LastToken(), in: at.Parent()}
-		}
-		return fmt.Errorf("invalid JSON in %q: %w", string(dec.StackPointer()), err)
-	}
-	return nil
+	_, err := dec.ReadValue()
+	return err
 }

@@ -407,10 +407,8 @@ func decodeSES(raw string, b []byte) (*Notification, string, error) {
 	if b == nil {
 		b = []byte(raw)
 	}
-	// Names given twice are refused by the readers (members, skip),
-	// which know the names they read already.
 	var w sesWire
-	if err := json.Unmarshal(b, &w, jsontext.AllowDuplicateNames(true)); err != nil {
+	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, "", fmt.Errorf("SES JSON: %w", jsonError(err))
 	}
 	s := func(t text) string { return t.in(raw) }
