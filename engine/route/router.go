@@ -14,6 +14,9 @@ import (
 type Router struct {
 	rules *rules.Rules
 	pool  sync.Pool // of *evaluator
+	// actions is how many actions the rules name in all: the most one
+	// recipient's decision can take (room).
+	actions int
 }
 
 // evaluator is one goroutine's VM and environment, reused.
@@ -25,6 +28,9 @@ type evaluator struct {
 // NewRouter returns a Router for rules, which must come from Load.
 func NewRouter(rs *rules.Rules) *Router {
 	r := &Router{rules: rs}
+	for _, rule := range rs.Rules {
+		r.actions += len(rule.Actions)
+	}
 	r.pool.New = func() any { return &evaluator{env: rules.NewEnv(rs.Lists)} }
 	return r
 }
@@ -124,11 +130,7 @@ func (r *Router) route(p *Plan, n *ses.Notification, h rules.History) {
 // array of each, so that deciding allocates nothing more: three
 // allocations a plan rather than several a recipient.
 func (r *Router) room(ds []Decision) {
-	rs := r.rules.Rules
-	acts := 0
-	for _, rule := range rs {
-		acts += len(rule.Actions)
-	}
+	rs, acts := r.rules.Rules, r.actions
 	need := 0
 	for i := range ds {
 		if cap(ds[i].Trials) < len(rs) {
