@@ -235,9 +235,7 @@ func Mailbox(raw string) (string, error) {
 		return "", fmt.Errorf("not a mailbox: longer than %d bytes", maxAddress)
 	}
 	s := strings.TrimSpace(raw)
-	if a, ok := angleAddress(s); ok {
-		s = a
-	} else if strings.ContainsAny(s, "<>\"() \t,;:[]") {
+	if strings.ContainsAny(s, "<>\"() \t,;:[]") {
 		a, err := mail.ParseAddress(s)
 		if err != nil {
 			return "", fmt.Errorf("not a mailbox: %w", err)
@@ -257,49 +255,6 @@ func Mailbox(raw string) (string, error) {
 		return s[:at] + "@" + domain, nil
 	}
 	return s, nil
-}
-
-// angleAddress returns the addr-spec of s when s is "Name <local@domain>"
-// in its plainest form, which net/mail reads as local@domain without
-// the work of a parser: a display name of ASCII letters, digits and
-// spaces (or none), then local@domain in angle brackets, each part a
-// dot-atom of ASCII atext, and nothing after. Anything else is false,
-// and left to net/mail.
-func angleAddress(s string) (string, bool) {
-	lt := strings.IndexByte(s, '<')
-	if lt < 0 || !strings.HasSuffix(s, ">") {
-		return "", false
-	}
-	for i := range lt {
-		if c := s[i]; c != ' ' && !isAlnum(c) {
-			return "", false
-		}
-	}
-	addr := s[lt+1 : len(s)-1]
-	at := strings.IndexByte(addr, '@')
-	if at < 0 || !dotAtom(addr[:at]) || !dotAtom(addr[at+1:]) {
-		return "", false
-	}
-	return addr, true
-}
-
-// dotAtom reports whether s is a dot-atom of ASCII atext (RFC 5322
-// 3.2.3): atoms joined by single dots.
-func dotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; c != '.' && !isAlnum(c) && !strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// isAlnum reports whether c is an ASCII letter or digit.
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // BareAddress returns the bare mailbox of an address that may carry a
