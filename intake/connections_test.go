@@ -41,6 +41,10 @@ func TestServerIdleConnectionsMakeRoom(t *testing.T) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
+			// The server marks the connection idle after it has written the
+			// response: wait for it, so that the connections go idle in the
+			// order they were opened, whatever the scheduler does.
+			synctest.Wait()
 		}
 		var closed sync.Map // of the idle connections the server closed
 		for i, c := range idle {
